@@ -1,0 +1,56 @@
+"""The archive repository interface shared by `fs` and `s3` (STYLE habit 7).
+
+Keys are POSIX relative paths (`schemas.layout.package_key(...)/<path in package>`). A repository
+never overwrites: writing a key that exists with the same SHA-256 is a no-op (which is what makes a
+re-run after a crash idempotent), with different bytes it raises `RepositoryConflict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from schemas.findings import GuidangError
+
+
+class RepositoryError(GuidangError):
+    """The repository cannot be written or read (permissions, missing bucket, network): the run fails."""
+
+
+class RepositoryConflict(RepositoryError):
+    """A key already holds different bytes: the archive is never overwritten."""
+
+
+class VerificationFailed(RepositoryError):
+    """What was read back differs from what was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    size: int
+    sha256: str | None  # as the store reports it (fs: computed; s3: the stored checksum), if known
+
+
+class Repository(Protocol):
+    def put_file(self, key: str, local_path: Path, sha256: str, *, retain_until: object | None = None,
+                 legal_hold: bool = False) -> StoredObject:
+        """Store a local file under `key`, verify it, and return what is stored."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes, *, retain_until: object | None = None,
+                  legal_hold: bool = False) -> StoredObject: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def head(self, key: str) -> StoredObject | None: ...
+
+    def open(self, key: str) -> Iterator[bytes]:
+        """The object's bytes in chunks (never the whole object in memory)."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object under `prefix`, sorted by key."""
+        ...

@@ -1,0 +1,69 @@
+"""One streaming pass that feeds SM3 and SHA-256 together (STYLE habit 6).
+
+Every file guidang writes or verifies goes through here: the packager, both repositories and the
+fixity audit. SM3 comes from hashlib's OpenSSL binding; there is deliberately no pure-Python
+fallback (too slow for archive volumes, and a second implementation to trust).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+BLOCK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Digests:
+    sm3: str
+    sha256: str
+    size: int
+
+
+class MultiHasher:
+    """Accumulates SM3, SHA-256 and the byte count over chunks as they stream past."""
+
+    def __init__(self) -> None:
+        try:
+            self._sm3 = hashlib.new("sm3")
+        except ValueError as exc:  # OpenSSL built without SM3
+            raise RuntimeError("this Python's OpenSSL has no SM3; guidang needs OpenSSL >= 1.1.1 with SM3") from exc
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self._sm3.update(chunk)
+        self._sha256.update(chunk)
+        self.size += len(chunk)
+
+    def digests(self) -> Digests:
+        return Digests(self._sm3.hexdigest(), self._sha256.hexdigest(), self.size)
+
+
+def iter_file(fh: BinaryIO, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
+    while chunk := fh.read(block_size):
+        yield chunk
+
+
+def digest_chunks(chunks: Iterable[bytes]) -> Digests:
+    h = MultiHasher()
+    for c in chunks:
+        h.update(c)
+    return h.digests()
+
+
+def digest_file(path: Path) -> Digests:
+    with path.open("rb") as fh:
+        return digest_chunks(iter_file(fh))
+
+
+def copy_and_digest(chunks: Iterable[bytes], dest: BinaryIO) -> Digests:
+    """Write a stream to `dest` and hash it in the same pass, so the bytes are read exactly once."""
+    h = MultiHasher()
+    for c in chunks:
+        dest.write(c)
+        h.update(c)
+    return h.digests()

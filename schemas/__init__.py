@@ -1,0 +1,1 @@
+"""Shapes of data: the canonical model, configuration, package layout, coded findings, XSDs."""
