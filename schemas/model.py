@@ -212,3 +212,35 @@ def mask_id(card_number: str | None) -> str | None:
 def mask_text(text: str) -> str:
     """Mask every 18-character resident identity number inside free text (log lines, error details)."""
     return _ID_RE.sub(lambda m: m.group(1) + "********" + m.group(3)[-4:], text)
+
+
+class RetentionPeriod(StrEnum):
+    """保管期限 as 档号 writes it: 永久 = Y, 30年 = D30, 10年 = D10."""
+
+    PERMANENT = "Y"
+    D30 = "D30"
+    D10 = "D10"
+
+    @property
+    def years(self) -> int | None:
+        return None if self is RetentionPeriod.PERMANENT else int(self.value[1:])
+
+    @property
+    def label(self) -> str:
+        return "永久" if self is RetentionPeriod.PERMANENT else f"{self.years}年"
+
+
+class Appraisal(StrictModel):
+    """What the retention table decided for one matter (鉴定): whether it is kept, how long, under
+    which 档号 parts, and which table version and row decided it (recorded in the package)."""
+
+    in_scope: bool  # 归档范围: 归档 (True) / 不归档 (False)
+    retention_period: RetentionPeriod | None = None  # 保管期限; None when not in scope
+    category_code: str = "WS"  # 门类代码
+    org_code: str = ""  # 机构问题代码
+    year: int  # 年度: the year of completion
+    disposition_date: str | None = None  # 到期鉴定 date (ISO), None for 永久 or not in scope
+    excluded_groups: list[DocumentGroup] = Field(default_factory=list)  # 材料类别 rows saying 不归档
+    table_version: str  # the retention-table version (content hash or ledger version id)
+    rule_row: int  # the row of that table that decided (1-based, as the archivist sees it)
+    rule_basis: str | None = None  # 依据
