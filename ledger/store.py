@@ -1,0 +1,373 @@
+"""Ledger access: the engine, write transactions, and the operations the pipeline and the audit use.
+
+Functions take a Session and leave the transaction to the caller (SQLAlchemy 2.0 habit), so that
+"allocate a 件号 and record it" or "mark verified and log the event" are one commit each. Event rows
+are chained through `event_chain_head`, locked FOR UPDATE by every writer: on PostgreSQL that
+serialises writers across hosts; on SQLite (one writer at a time anyway) an in-process lock keeps
+threads from tripping over SQLITE_BUSY.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.models import (
+    ArchiveSequence,
+    ChainHead,
+    Event,
+    MatterRecord,
+    MatterState,
+    QuarantineEntry,
+    Run,
+    RunStatus,
+    Watermark,
+)
+from schemas.findings import Finding, GuidangError
+
+GENESIS_HASH = "0" * 64
+
+
+class LedgerError(GuidangError):
+    """The ledger cannot be opened or written: the run fails (quarantine would hide the cause)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _safe_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+class Ledger:
+    """An open ledger database. One per process; sessions are per thread (STYLE habit 8)."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self._write_lock = threading.RLock()
+        kwargs: dict[str, Any] = {"future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(url, **kwargs)
+            if url.startswith("sqlite"):
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            if migrate:
+                upgrade(self.engine)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"ledger {_safe_url(url)} cannot be opened: {exc.__class__.__name__}: {exc}") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One write transaction: committed when the block ends, rolled back on any exception."""
+        with self._write_lock:
+            try:
+                with self._sessions.begin() as session:
+                    yield session
+            except SQLAlchemyError as exc:
+                raise LedgerError(f"ledger write failed: {exc.__class__.__name__}: {exc}") from exc
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("ledger") / "migrations"))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+
+
+# ---------------------------------------------------------------- events (hash chain)
+
+
+def _event_digest(prev_hash: str, row: dict[str, Any]) -> str:
+    blob = json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256((prev_hash + blob).encode("utf-8")).hexdigest()
+
+
+def _event_body(ev: Event) -> dict[str, Any]:
+    return {
+        "seq": ev.seq,
+        "at": ev.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "kind": ev.kind,
+        "run_id": ev.run_id,
+        "source": ev.source,
+        "project_id": ev.project_id,
+        "archival_code": ev.archival_code,
+        "payload": ev.payload,
+    }
+
+
+def append_event(
+    session: Session,
+    kind: str,
+    *,
+    run_id: str | None = None,
+    source: str | None = None,
+    project_id: str | None = None,
+    archival_code: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> Event:
+    head = session.get(ChainHead, 1, with_for_update=True)
+    if head is None:
+        head = ChainHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+        session.flush()
+    ev = Event(
+        seq=head.seq + 1,
+        at=utcnow(),
+        kind=kind,
+        run_id=run_id,
+        source=source,
+        project_id=project_id,
+        archival_code=archival_code,
+        payload=json.loads(json.dumps(payload or {}, ensure_ascii=False, default=str)),
+        prev_hash=head.hash,
+        hash="",
+    )
+    ev.hash = _event_digest(ev.prev_hash, _event_body(ev))
+    session.add(ev)
+    head.seq, head.hash = ev.seq, ev.hash
+    return ev
+
+
+def verify_chain(session: Session, *, batch: int = 5000) -> tuple[int, list[Finding]]:
+    """Recompute every event hash in order; a changed, inserted or deleted row breaks the chain.
+
+    Returns (events checked, findings). Streams in batches so millions of events fit in memory.
+    """
+    findings: list[Finding] = []
+    prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
+    last_seq = 0
+    while True:
+        rows = session.scalars(select(Event).where(Event.seq > last_seq).order_by(Event.seq).limit(batch)).all()
+        if not rows:
+            break
+        for ev in rows:
+            count += 1
+            where = f"event {ev.seq}"
+            if ev.seq != expected_seq:
+                findings.append(Finding("A-EVENT-GAP", where, f"expected event {expected_seq}, found {ev.seq}: "
+                                        f"{ev.seq - expected_seq} event(s) missing"))
+            if ev.prev_hash != prev_hash:
+                findings.append(Finding("A-EVENT-LINK", where, "prev_hash does not match the previous event's hash"))
+            recomputed = _event_digest(ev.prev_hash, _event_body(ev))
+            if recomputed != ev.hash:
+                findings.append(Finding("A-EVENT-ALTERED", where,
+                                        f"content changed after it was written ({ev.kind}, {ev.archival_code or ''})"))
+            prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
+        session.expunge_all()
+    head = session.get(ChainHead, 1)
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    if head_seq != last_seq or head_hash != prev_hash:
+        findings.append(Finding("A-EVENT-TRUNCATED", "event chain head",
+                                f"the chain head says event {head_seq} ({head_hash[:12]}…) but the log ends at "
+                                f"event {last_seq} ({prev_hash[:12]}…): events were removed or the head altered"))
+    return count, findings
+
+
+def chain_head(session: Session) -> tuple[int, str]:
+    head = session.get(ChainHead, 1)
+    return (head.seq, head.hash) if head else (0, GENESIS_HASH)
+
+
+# ---------------------------------------------------------------- runs and watermarks
+
+
+def start_run(session: Session, parameters: dict[str, Any]) -> Run:
+    run = Run(id=uuid.uuid4().hex[:16], started_at=utcnow(), status=RunStatus.RUNNING, parameters=parameters,
+              summary=None, finished_at=None, error=None)
+    session.add(run)
+    append_event(session, "run-started", run_id=run.id, payload=parameters)
+    return run
+
+
+def finish_run(session: Session, run_id: str, *, status: RunStatus, summary: dict[str, Any],
+               error: str | None = None) -> None:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise LedgerError(f"run {run_id} is not in the ledger")
+    run.status, run.summary, run.error, run.finished_at = status, summary, error, utcnow()
+    append_event(session, f"run-{status}", run_id=run_id, payload={"totals": summary.get("totals"), "error": error})
+
+
+def get_watermark(session: Session, source: str) -> datetime | None:
+    wm = session.get(Watermark, source)
+    return wm.value if wm else None
+
+
+def set_watermark(session: Session, source: str, value: datetime, run_id: str | None) -> None:
+    wm = session.get(Watermark, source)
+    if wm is None:
+        session.add(Watermark(source=source, value=value, run_id=run_id, updated_at=utcnow()))
+    elif value > wm.value:
+        wm.value, wm.run_id, wm.updated_at = value, run_id, utcnow()
+    else:
+        return
+    append_event(session, "watermark-advanced", run_id=run_id, source=source, payload={"value": value.isoformat()})
+
+
+# ---------------------------------------------------------------- matters
+
+
+def latest_version(session: Session, source: str, project_id: str) -> MatterRecord | None:
+    return session.scalars(
+        select(MatterRecord)
+        .where(MatterRecord.source == source, MatterRecord.project_id == project_id)
+        .order_by(MatterRecord.version.desc())
+        .limit(1)
+    ).first()
+
+
+def unfinished(session: Session, source: str | None = None) -> Sequence[MatterRecord]:
+    """Matters numbered or transferred but not verified: a crash left them; the next run finishes them."""
+    q = select(MatterRecord).where(MatterRecord.state.in_([MatterState.NUMBERED, MatterState.TRANSFERRED]))
+    if source:
+        q = q.where(MatterRecord.source == source)
+    return session.scalars(q.order_by(MatterRecord.id)).all()
+
+
+def allocate_item_number(session: Session, *, fonds: str, category_code: str, year: int, retention_period: str,
+                         org_code: str) -> int:
+    """Next 件号 of the sequence, under a row lock: gap-free as long as the caller's transaction commits
+    the matter row that uses it (a rollback returns the number with it)."""
+    key = {"fonds": fonds, "category_code": category_code, "year": year, "retention_period": retention_period,
+           "org_code": org_code}
+    seq = session.get(ArchiveSequence, key, with_for_update=True)
+    if seq is None:
+        seq = ArchiveSequence(**key, last_item=0)
+        session.add(seq)
+    seq.last_item += 1
+    session.flush()
+    return seq.last_item
+
+
+def record_numbered(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
+    session.add(record)
+    session.flush()
+    append_event(session, "numbered", run_id=run_id, source=record.source, project_id=record.project_id,
+                 archival_code=record.archival_code,
+                 payload={"version": record.version, "content_hash": record.content_hash,
+                          "retention_period": record.retention_period, "retention_version": record.retention_version,
+                          "retention_row": record.retention_row, "item_number": record.item_number})
+    return record
+
+
+def record_not_in_scope(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
+    record.state = MatterState.NOT_IN_SCOPE
+    session.add(record)
+    session.flush()
+    append_event(session, "not-in-scope", run_id=run_id, source=record.source, project_id=record.project_id,
+                 payload={"version": record.version, "retention_version": record.retention_version,
+                          "retention_row": record.retention_row})
+    return record
+
+
+def mark_state(session: Session, matter_id: int, state: MatterState, *, run_id: str | None,
+               payload: dict[str, Any] | None = None, **fields: Any) -> MatterRecord:
+    rec = session.get(MatterRecord, matter_id, with_for_update=True)
+    if rec is None:
+        raise LedgerError(f"matter row {matter_id} is not in the ledger")
+    rec.state = state
+    rec.run_id = run_id
+    for name, value in fields.items():
+        setattr(rec, name, value)
+    append_event(session, str(state), run_id=run_id, source=rec.source, project_id=rec.project_id,
+                 archival_code=rec.archival_code, payload=payload or {})
+    return rec
+
+
+# ---------------------------------------------------------------- quarantine
+
+
+def open_quarantine(session: Session, source: str, project_id: str) -> QuarantineEntry | None:
+    return session.scalars(
+        select(QuarantineEntry)
+        .where(QuarantineEntry.source == source, QuarantineEntry.project_id == project_id,
+               QuarantineEntry.resolved_at.is_(None))
+        .order_by(QuarantineEntry.id.desc())
+        .limit(1)
+    ).first()
+
+
+def quarantine(session: Session, *, source: str, project_id: str, content_hash: str | None,
+               source_updated_at: datetime | None, findings: list[Finding], record: dict[str, Any],
+               run_id: str | None) -> QuarantineEntry:
+    """Quarantine a matter, or count another attempt on its open entry (never two open entries)."""
+    codes = sorted({f.code for f in findings})
+    dicts = [f.to_dict() for f in findings]
+    entry = open_quarantine(session, source, project_id)
+    if entry is not None:
+        entry.attempts += 1
+        entry.codes, entry.findings, entry.record = codes, dicts, record
+        entry.content_hash, entry.source_updated_at, entry.run_id = content_hash, source_updated_at, run_id
+    else:
+        entry = QuarantineEntry(source=source, project_id=project_id, content_hash=content_hash,
+                                source_updated_at=source_updated_at, codes=codes, findings=dicts, record=record,
+                                run_id=run_id, created_at=utcnow(), attempts=1, resolved_at=None, resolution=None)
+        session.add(entry)
+    session.flush()
+    append_event(session, "quarantined", run_id=run_id, source=source, project_id=project_id,
+                 payload={"codes": codes, "attempt": entry.attempts, "content_hash": content_hash})
+    return entry
+
+
+def resolve_quarantine(session: Session, entry_id: int, resolution: str, *, run_id: str | None) -> None:
+    entry = session.get(QuarantineEntry, entry_id, with_for_update=True)
+    if entry is None or entry.resolved_at is not None:
+        return
+    entry.resolved_at, entry.resolution = utcnow(), resolution
+    append_event(session, "quarantine-resolved", run_id=run_id, source=entry.source, project_id=entry.project_id,
+                 payload={"entry": entry_id, "resolution": resolution})
+
+
+def count_by(session: Session, column: Any, *where: Any) -> dict[str, int]:
+    rows = session.execute(select(column, func.count()).where(*where).group_by(column)).all()
+    return {str(k): int(v) for k, v in rows}
+
+
+Compose = Callable[[int], str]
