@@ -154,6 +154,7 @@ class MatterRecord(Base):
     batch_id: Mapped[str64 | None]
     run_id: Mapped[str64 | None]
     record: Mapped[dict[str, Any]]  # the canonical Matter as collected, for re-packaging after a crash
+    appraisal: Mapped[dict[str, Any]]  # the Appraisal that decided it, for the same reason
 
 
 class QuarantineEntry(Base):

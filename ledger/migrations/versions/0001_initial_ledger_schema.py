@@ -1,13 +1,13 @@
 """initial ledger schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-26
 """
-import sqlalchemy as sa
 from alembic import op
-
+import sqlalchemy as sa
 import ledger.models
+
 
 revision = '0001'
 down_revision = None
@@ -85,6 +85,7 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.String(length=64), nullable=True),
     sa.Column('run_id', sa.String(length=64), nullable=True),
     sa.Column('record', sa.JSON(), nullable=False),
+    sa.Column('appraisal', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_matters')),
     sa.UniqueConstraint('archival_code', name=op.f('uq_matters_archival_code')),
     sa.UniqueConstraint('source', 'project_id', 'version', name=op.f('uq_matters_source_project_id_version'))
