@@ -20,8 +20,12 @@ import typer
 from schemas.config import Settings, load_settings
 from schemas.findings import GuidangError, code_text
 
-app = typer.Typer(help="guidang 归档: nightly electronic archiving of completed government-service matters.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="guidang 归档: nightly electronic archiving of completed government-service matters.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="guidang.yaml", envvar="GUIDANG_CONFIG")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -33,8 +37,11 @@ class Orchestrator(StrEnum):
 
 
 def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -53,8 +60,11 @@ def _parse_dt(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        dt = datetime.fromisoformat(value) if "T" in value or " " in value else datetime.combine(
-            date.fromisoformat(value), datetime.min.time())
+        dt = (
+            datetime.fromisoformat(value)
+            if "T" in value or " " in value
+            else datetime.combine(date.fromisoformat(value), datetime.min.time())
+        )
     except ValueError as exc:
         raise _fail(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO datetime") from exc
     if dt.tzinfo is None:
@@ -64,8 +74,15 @@ def _parse_dt(value: str | None, name: str) -> datetime | None:
     return dt
 
 
-def execute_night(config_path: Path, *, sources: list[str] | None, since: datetime | None, until: datetime | None,
-                  dry_run: bool, orchestrator: Orchestrator) -> dict[str, Any]:
+def execute_night(
+    config_path: Path,
+    *,
+    sources: list[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    dry_run: bool,
+    orchestrator: Orchestrator,
+) -> dict[str, Any]:
     """Run one night with Prefect (the deployment's code path) or with plain threads."""
     if orchestrator is Orchestrator.local:
         from flows.pipeline import run_nightly
@@ -75,8 +92,9 @@ def execute_night(config_path: Path, *, sources: list[str] | None, since: dateti
     from flows.nightly import RunFailed, nightly_transfer
 
     _settings(config_path)  # report configuration errors before Prefect starts
-    state = nightly_transfer(config=str(config_path), sources=sources, since=since, until=until, dry_run=dry_run,
-                             return_state=True)
+    state = nightly_transfer(
+        config=str(config_path), sources=sources, since=since, until=until, dry_run=dry_run, return_state=True
+    )
     result = state.result(raise_on_failure=False)
     if isinstance(result, RunFailed):
         return result.summary
@@ -96,15 +114,19 @@ def _report(summary: dict[str, Any], as_json: bool, strict: bool) -> None:
 
 
 @app.command()
-def run(config: ConfigOpt = Path("guidang.yaml"),
-        source: Annotated[list[str] | None, typer.Option("--source", "-s", help="only this source (repeatable)")] = None,
-        from_: Annotated[str | None, typer.Option("--from", help="backfill from this date/time")] = None,
-        to: Annotated[str | None, typer.Option("--to", help="backfill up to this date/time")] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="collect, appraise and check; write nothing")] = False,
-        strict: Annotated[bool, typer.Option("--strict", help="exit 1 if any matter was quarantined")] = False,
-        orchestrator: Annotated[Orchestrator, typer.Option(help="prefect (default) or local threads")] =
-        Orchestrator.prefect,
-        as_json: JsonOpt = False, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def run(
+    config: ConfigOpt = Path("guidang.yaml"),
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="only this source (repeatable)")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="backfill from this date/time")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="backfill up to this date/time")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="collect, appraise and check; write nothing")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 if any matter was quarantined")] = False,
+    orchestrator: Annotated[
+        Orchestrator, typer.Option(help="prefect (default) or local threads")
+    ] = Orchestrator.prefect,
+    as_json: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
     """Run the nightly transfer once now (or backfill --from/--to without moving the watermark)."""
     _setup_logging(verbose)
     if to and not from_:
@@ -113,33 +135,40 @@ def run(config: ConfigOpt = Path("guidang.yaml"),
     if since and until and until <= since:
         raise _fail("--to must be after --from")
     try:
-        summary = execute_night(config, sources=source, since=since, until=until, dry_run=dry_run,
-                                orchestrator=orchestrator)
+        summary = execute_night(
+            config, sources=source, since=since, until=until, dry_run=dry_run, orchestrator=orchestrator
+        )
     except GuidangError as exc:
         raise _fail(str(exc), 1) from exc
     _report(summary, as_json, strict)
 
 
 @app.command()
-def serve(config: ConfigOpt = Path("guidang.yaml"),
-          cron: Annotated[str, typer.Option(help="schedule")] = "0 2 * * *",
-          timezone: Annotated[str, typer.Option(help="schedule's time zone")] = "Asia/Shanghai") -> None:
+def serve(
+    config: ConfigOpt = Path("guidang.yaml"),
+    cron: Annotated[str, typer.Option(help="schedule")] = "0 2 * * *",
+    timezone: Annotated[str, typer.Option(help="schedule's time zone")] = "Asia/Shanghai",
+) -> None:
     """Serve the nightly schedule from this machine (needs a Prefect server: set PREFECT_API_URL)."""
     _settings(config)
     from prefect.schedules import Cron
 
     from flows.nightly import nightly_transfer
 
-    nightly_transfer.serve(name="nightly", schedules=[Cron(cron, timezone=timezone)],
-                           parameters={"config": str(config.resolve())})
+    nightly_transfer.serve(
+        name="nightly", schedules=[Cron(cron, timezone=timezone)], parameters={"config": str(config.resolve())}
+    )
 
 
 @app.command()
-def demo(directory: Annotated[Path, typer.Argument(help="the demo world's folder (built when absent)")],
-         no_run: Annotated[bool, typer.Option("--no-run", help="only build the world")] = False,
-         strict: Annotated[bool, typer.Option("--strict")] = False,
-         orchestrator: Annotated[Orchestrator, typer.Option()] = Orchestrator.prefect,
-         as_json: JsonOpt = False, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def demo(
+    directory: Annotated[Path, typer.Argument(help="the demo world's folder (built when absent)")],
+    no_run: Annotated[bool, typer.Option("--no-run", help="only build the world")] = False,
+    strict: Annotated[bool, typer.Option("--strict")] = False,
+    orchestrator: Annotated[Orchestrator, typer.Option()] = Orchestrator.prefect,
+    as_json: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
     """Build a demo world (simulated unified system, two self-built systems, a retention workbook) and run
     one night over it. Run it again over the same folder for the next night: nothing is archived twice."""
     _setup_logging(verbose)
@@ -149,8 +178,10 @@ def demo(directory: Annotated[Path, typer.Argument(help="the demo world's folder
 
     world = build_world(directory)
     if not as_json:
-        typer.echo(f"demo world in {directory}: {world.get('matters', '?')} matters "
-                   f"({'reused' if world.get('reused') else 'built'})")
+        typer.echo(
+            f"demo world in {directory}: {world.get('matters', '?')} matters "
+            f"({'reused' if world.get('reused') else 'built'})"
+        )
     if no_run:
         if as_json:
             typer.echo(json.dumps(world, ensure_ascii=False, indent=2, default=str))
@@ -158,8 +189,14 @@ def demo(directory: Annotated[Path, typer.Argument(help="the demo world's folder
     with UnifiedSimulator(directory / "sources" / "unified") as sim:
         os.environ["GUIDANG_UNIFIED_URL"] = sim.base_url
         try:
-            summary = execute_night(directory / "guidang.yaml", sources=None, since=None, until=None, dry_run=False,
-                                    orchestrator=orchestrator)
+            summary = execute_night(
+                directory / "guidang.yaml",
+                sources=None,
+                since=None,
+                until=None,
+                dry_run=False,
+                orchestrator=orchestrator,
+            )
         except GuidangError as exc:
             raise _fail(str(exc), 1) from exc
     _report(summary, as_json, strict)
@@ -179,8 +216,18 @@ def audit_verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = Fa
         count, findings = store.verify_chain(s)
         head = store.chain_head(s)
     if as_json:
-        typer.echo(json.dumps({"events": count, "chain_head": head[1], "ok": not findings,
-                               "findings": [f.to_dict() for f in findings]}, ensure_ascii=False, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "events": count,
+                    "chain_head": head[1],
+                    "ok": not findings,
+                    "findings": [f.to_dict() for f in findings],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     else:
         typer.echo(f"{count} events checked; chain head {head[1]}")
         for f in findings:
@@ -196,4 +243,3 @@ def main() -> None:  # pragma: no cover - console entry
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

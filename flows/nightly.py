@@ -39,8 +39,10 @@ class RunFailed(Exception):
     """Raised at the end of a failed night so that Prefect marks the run failed; carries the summary."""
 
     def __init__(self, summary: dict[str, Any]) -> None:
-        super().__init__(f"nightly transfer failed: {summary.get('status')}: "
-                         + "; ".join(s.get("error", "") for s in summary["sources"].values() if s.get("error")))
+        super().__init__(
+            f"nightly transfer failed: {summary.get('status')}: "
+            + "; ".join(s.get("error", "") for s in summary["sources"].values() if s.get("error"))
+        )
         self.summary = summary
 
 
@@ -78,23 +80,34 @@ def source_flow(ctx: RunContext, source_name: str, since: datetime | None, until
     return process_source(ctx, source, since=since, until=until, fanout=PrefectFanout())
 
 
-def _run_source_subflow(ctx: RunContext, source: SourceConfig, since: datetime | None,
-                        until: datetime | None) -> SourceSummary:
+def _run_source_subflow(
+    ctx: RunContext, source: SourceConfig, since: datetime | None, until: datetime | None
+) -> SourceSummary:
     runner = ThreadPoolTaskRunner(max_workers=source.max_concurrency)
     return source_flow.with_options(task_runner=runner)(ctx, source.name, since, until)
 
 
 @flow(name="nightly_transfer", flow_run_name="nightly-{config}")
-def nightly_transfer(config: str = "guidang.yaml", sources: list[str] | None = None, since: datetime | None = None,
-                     until: datetime | None = None, dry_run: bool = False) -> dict[str, Any]:
+def nightly_transfer(
+    config: str = "guidang.yaml",
+    sources: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Archive every matter completed since each source's watermark (or in [since, until] as a backfill)."""
     settings = load_settings(config)
-    summary = run_nightly(settings, sources=sources, since=since, until=until, dry_run=dry_run,
-                          run_source=_run_source_subflow)
-    create_table_artifact(key="transfer-summary", table=summary_rows(summary),
-                          description="Matters per source: collected, archived, quarantined, not in scope")
-    create_markdown_artifact(key="transfer-report", markdown=summary_markdown(summary),
-                             description="Nightly transfer report")
+    summary = run_nightly(
+        settings, sources=sources, since=since, until=until, dry_run=dry_run, run_source=_run_source_subflow
+    )
+    create_table_artifact(
+        key="transfer-summary",
+        table=summary_rows(summary),
+        description="Matters per source: collected, archived, quarantined, not in scope",
+    )
+    create_markdown_artifact(
+        key="transfer-report", markdown=summary_markdown(summary), description="Nightly transfer report"
+    )
     if summary["status"] != "completed":
         raise RunFailed(summary)
     return summary

@@ -143,7 +143,8 @@ def build_summary(run_id: str, summaries: dict[str, SourceSummary], *, dry_run: 
         "dry_run": dry_run,
         "totals": totals.counts() | {"bytes": totals.bytes},
         "sources": {
-            name: s.counts() | {"bytes": s.bytes, "quarantine_reasons": dict(sorted(s.reasons.items()))}
+            name: s.counts()
+            | {"bytes": s.bytes, "quarantine_reasons": dict(sorted(s.reasons.items()))}
             | ({"error": s.error} if s.error else {})
             for name, s in summaries.items()
         },
@@ -154,8 +155,9 @@ def build_summary(run_id: str, summaries: dict[str, SourceSummary], *, dry_run: 
 # ---------------------------------------------------------------- one source
 
 
-def source_window(ctx: RunContext, source: SourceConfig, *, since: datetime | None, until: datetime | None,
-                  now: datetime) -> tuple[datetime, datetime, bool]:
+def source_window(
+    ctx: RunContext, source: SourceConfig, *, since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime, bool]:
     """(since, until, is_backfill). A backfill window never moves the watermark."""
     if since is not None:
         return since, until or now, True
@@ -168,20 +170,21 @@ def source_window(ctx: RunContext, source: SourceConfig, *, since: datetime | No
 class Fanout(Protocol):
     """How the chunks of one source are run: threads here, Prefect tasks in flows/nightly.py."""
 
-    def collect(self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-                ) -> list[Matter | InvalidMatter]: ...
+    def collect(
+        self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
+    ) -> list[Matter | InvalidMatter]: ...
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]: ...
 
-    def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
-        ...
+    def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]: ...
 
 
 class ThreadFanout:
     """Plain fan-out over a bounded thread pool (the source's max_concurrency)."""
 
-    def collect(self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-                ) -> list[Matter | InvalidMatter]:
+    def collect(
+        self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
+    ) -> list[Matter | InvalidMatter]:
         return collect_matters(ctx, source, since, until)
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
@@ -198,9 +201,15 @@ class ThreadFanout:
             return list(pool.map(fn, chunks))
 
 
-def process_source(ctx: RunContext, source: SourceConfig, *, since: datetime | None = None,
-                   until: datetime | None = None, fanout: Fanout | None = None,
-                   now: datetime | None = None) -> SourceSummary:
+def process_source(
+    ctx: RunContext,
+    source: SourceConfig,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fanout: Fanout | None = None,
+    now: datetime | None = None,
+) -> SourceSummary:
     """Collect, appraise, stage, number, transfer and verify every matter of one source's window."""
     fanout = fanout or ThreadFanout()
     now = now or datetime.now(UTC)
@@ -246,17 +255,27 @@ def process_source(ctx: RunContext, source: SourceConfig, *, since: datetime | N
 RunSource = Callable[[RunContext, SourceConfig, datetime | None, datetime | None], SourceSummary]
 
 
-def run_nightly(settings: Settings, *, sources: Sequence[str] | None = None, since: datetime | None = None,
-                until: datetime | None = None, dry_run: bool = False, run_source: RunSource | None = None
-                ) -> dict[str, Any]:
+def run_nightly(
+    settings: Settings,
+    *,
+    sources: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    run_source: RunSource | None = None,
+) -> dict[str, Any]:
     """One night over the selected sources (all by default); returns the run summary.
 
     A source that fails (unreachable after retries, repository or ledger unwritable) is reported in
     the summary with its error and marks the run failed; the other sources still run.
     """
     selected = [settings.source(n) for n in sources] if sources else list(settings.sources)
-    parameters = {"sources": [s.name for s in selected], "since": since.isoformat() if since else None,
-                  "until": until.isoformat() if until else None, "dry_run": dry_run}
+    parameters = {
+        "sources": [s.name for s in selected],
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "dry_run": dry_run,
+    }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run)
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b))
     summaries: dict[str, SourceSummary] = {}
@@ -273,11 +292,12 @@ def run_nightly(settings: Settings, *, sources: Sequence[str] | None = None, sin
 
 
 def chunk(items: Sequence[Any], size: int) -> list[list[Any]]:
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def collect_matters(ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-                    ) -> list[Matter | InvalidMatter]:
+def collect_matters(
+    ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
+) -> list[Matter | InvalidMatter]:
     """The whole window, as the source gives it. A source that stays unreachable raises SourceUnavailable."""
     return list(ctx.connector(source).completed_between(since, until))
 
@@ -292,8 +312,9 @@ class Work:
     reopened_quarantine: int | None = None
 
 
-def triage(ctx: RunContext, source: SourceConfig, items: Iterable[Matter | InvalidMatter],
-           summary: SourceSummary) -> list[Work]:
+def triage(
+    ctx: RunContext, source: SourceConfig, items: Iterable[Matter | InvalidMatter], summary: SourceSummary
+) -> list[Work]:
     """Decide, per collected record, whether it is new, a new version (补充材料), unchanged, or invalid."""
     work: list[Work] = []
     seen: set[str] = set()
@@ -335,9 +356,16 @@ def _quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSum
     if ctx.dry_run:
         return
     with ctx.ledger.transaction() as s:
-        store.quarantine(s, source=item.source, project_id=item.project_id, content_hash=raw_hash,
-                         source_updated_at=item.updated_at, findings=findings,
-                         record={"invalid": item.model_dump(mode="json")}, run_id=ctx.run_id)
+        store.quarantine(
+            s,
+            source=item.source,
+            project_id=item.project_id,
+            content_hash=raw_hash,
+            source_updated_at=item.updated_at,
+            findings=findings,
+            record={"invalid": item.model_dump(mode="json")},
+            run_id=ctx.run_id,
+        )
     log.warning("quarantined %s: %s", item.key, "; ".join(mask_text(p) for p in item.problems))
 
 
@@ -401,29 +429,51 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
     return out
 
 
-def _quarantine_matter(ctx: RunContext, m: Matter, findings: list[Finding], summary: SourceSummary,
-                       _reopened: int | None) -> None:
+def _quarantine_matter(
+    ctx: RunContext, m: Matter, findings: list[Finding], summary: SourceSummary, _reopened: int | None
+) -> None:
     summary.quarantined += 1
     summary.reasons.update({f.code for f in findings})
     log.warning("quarantined %s: %s", m.key, mask_text("; ".join(str(f) for f in findings)))
     if ctx.dry_run:
         return
     with ctx.ledger.transaction() as s:
-        store.quarantine(s, source=m.source, project_id=m.project_id, content_hash=m.content_hash(),
-                         source_updated_at=m.updated_at, findings=findings,
-                         record={"matter": m.model_dump(mode="json")}, run_id=ctx.run_id)
+        store.quarantine(
+            s,
+            source=m.source,
+            project_id=m.project_id,
+            content_hash=m.content_hash(),
+            source_updated_at=m.updated_at,
+            findings=findings,
+            record={"matter": m.model_dump(mode="json")},
+            run_id=ctx.run_id,
+        )
 
 
 def _record(m: Matter, a: Appraisal, version: int, run_id: str) -> MatterRecord:
     return MatterRecord(
-        source=m.source, project_id=m.project_id, version=version, content_hash=m.content_hash(),
-        state=MatterState.NUMBERED, service_code=m.service_code, service_name=m.service_name[:255],
-        matter_type=m.matter_type, agency=m.agency[:255], title=package_title(m)[:255],
-        completed_at=m.completed_at, source_updated_at=m.updated_at, year=a.year,
+        source=m.source,
+        project_id=m.project_id,
+        version=version,
+        content_hash=m.content_hash(),
+        state=MatterState.NUMBERED,
+        service_code=m.service_code,
+        service_name=m.service_name[:255],
+        matter_type=m.matter_type,
+        agency=m.agency[:255],
+        title=package_title(m)[:255],
+        completed_at=m.completed_at,
+        source_updated_at=m.updated_at,
+        year=a.year,
         retention_period=str(a.retention_period) if a.retention_period else None,
-        category_code=a.category_code, org_code=a.org_code, retention_version=a.table_version,
-        retention_row=a.rule_row, disposition_date=a.disposition_date, run_id=run_id,
-        record=m.model_dump(mode="json"), appraisal=a.model_dump(mode="json"),
+        category_code=a.category_code,
+        org_code=a.org_code,
+        retention_version=a.table_version,
+        retention_row=a.rule_row,
+        disposition_date=a.disposition_date,
+        run_id=run_id,
+        record=m.model_dump(mode="json"),
+        appraisal=a.model_dump(mode="json"),
     )
 
 
@@ -446,10 +496,23 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
         a = st.appraisal
         assert a.retention_period is not None
         with ctx.ledger.transaction() as s:
-            item = store.allocate_item_number(s, fonds=fonds.code, category_code=a.category_code, year=a.year,
-                                              retention_period=str(a.retention_period), org_code=a.org_code)
-            code = compose_archival_code(fonds.archival_code_template, fonds=fonds.code, category=a.category_code,
-                                         year=a.year, period=str(a.retention_period), org=a.org_code, item=item)
+            item = store.allocate_item_number(
+                s,
+                fonds=fonds.code,
+                category_code=a.category_code,
+                year=a.year,
+                retention_period=str(a.retention_period),
+                org_code=a.org_code,
+            )
+            code = compose_archival_code(
+                fonds.archival_code_template,
+                fonds=fonds.code,
+                category=a.category_code,
+                year=a.year,
+                period=str(a.retention_period),
+                org=a.org_code,
+                item=item,
+            )
             rec = _record(st.matter, a, st.version, ctx.run_id)
             rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
             rec.package_key = package_key(fonds.code, a.year, str(a.retention_period), code)
@@ -518,29 +581,55 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
     if rec.state == MatterState.VERIFIED:  # a retried chunk: this one already made it
         return 0
     fonds = ctx.settings.fonds_for(source)
-    result = finalize_package(st.staged, fonds=fonds, archival_code=rec.archival_code, item_number=rec.item_number,
-                              archived_at=rec.numbered_at, check_warnings=ctx.settings.check_warnings)
+    result = finalize_package(
+        st.staged,
+        fonds=fonds,
+        archival_code=rec.archival_code,
+        item_number=rec.item_number,
+        archived_at=rec.numbered_at,
+        check_warnings=ctx.settings.check_warnings,
+    )
     retain_until = date.fromisoformat(rec.disposition_date) if rec.disposition_date else None
     permanent = rec.retention_period == "Y"
     total = 0
     listing = []
     for f in result.files:
-        ctx.repository.put_file(f"{rec.package_key}/{f.path}", result.folder / f.path, f.sha256,
-                                retain_until=retain_until, legal_hold=permanent)
+        ctx.repository.put_file(
+            f"{rec.package_key}/{f.path}",
+            result.folder / f.path,
+            f.sha256,
+            retain_until=retain_until,
+            legal_hold=permanent,
+        )
         total += f.size
         listing.append({"path": f.path, "size": f.size, "sha256": f.sha256, "sm3": f.sm3})
-    marker = json.dumps({"archival_code": rec.archival_code, "files": listing}, ensure_ascii=False,
-                        sort_keys=True, indent=1).encode("utf-8")
-    ctx.repository.put_bytes(f"{rec.package_key}/{COMPLETION_MARKER}", marker, retain_until=retain_until,
-                             legal_hold=permanent)
+    marker = json.dumps(
+        {"archival_code": rec.archival_code, "files": listing}, ensure_ascii=False, sort_keys=True, indent=1
+    ).encode("utf-8")
+    ctx.repository.put_bytes(
+        f"{rec.package_key}/{COMPLETION_MARKER}", marker, retain_until=retain_until, legal_hold=permanent
+    )
     now = datetime.now(UTC)
     with ctx.ledger.transaction() as s:
-        store.mark_state(s, rec.id, MatterState.TRANSFERRED, run_id=ctx.run_id,
-                         payload={"files": len(listing), "bytes": total, "package_key": rec.package_key},
-                         transferred_at=now, file_count=len(listing), total_bytes=total,
-                         page_count=getattr(result, "page_count", None))
-        store.mark_state(s, rec.id, MatterState.VERIFIED, run_id=ctx.run_id,
-                         payload={"marker_sha256": _sha256(marker), "files": listing}, verified_at=now)
+        store.mark_state(
+            s,
+            rec.id,
+            MatterState.TRANSFERRED,
+            run_id=ctx.run_id,
+            payload={"files": len(listing), "bytes": total, "package_key": rec.package_key},
+            transferred_at=now,
+            file_count=len(listing),
+            total_bytes=total,
+            page_count=getattr(result, "page_count", None),
+        )
+        store.mark_state(
+            s,
+            rec.id,
+            MatterState.VERIFIED,
+            run_id=ctx.run_id,
+            payload={"marker_sha256": _sha256(marker), "files": listing},
+            verified_at=now,
+        )
     shutil.rmtree(result.folder, ignore_errors=True)
     _acknowledge(ctx, source, rec)
     return total

@@ -7,13 +7,21 @@ from typing import Any
 from schemas.findings import code_text
 
 COLUMNS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "pending")
-HEADERS = {"collected": "collected 收集", "archived": "archived 归档", "quarantined": "quarantined 隔离",
-           "not_in_scope": "not in scope 不归档", "unchanged": "unchanged 未变", "pending": "pending 待续"}
+HEADERS = {
+    "collected": "collected 收集",
+    "archived": "archived 归档",
+    "quarantined": "quarantined 隔离",
+    "not_in_scope": "not in scope 不归档",
+    "unchanged": "unchanged 未变",
+    "pending": "pending 待续",
+}
 
 
 def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = [{"source": name, **{c: s.get(c, 0) for c in COLUMNS}, "error": s.get("error", "")}
-            for name, s in summary["sources"].items()]
+    rows = [
+        {"source": name, **{c: s.get(c, 0) for c in COLUMNS}, "error": s.get("error", "")}
+        for name, s in summary["sources"].items()
+    ]
     rows.append({"source": "TOTAL", **{c: summary["totals"].get(c, 0) for c in COLUMNS}, "error": ""})
     return rows
 
@@ -22,7 +30,9 @@ def summary_text(summary: dict[str, Any]) -> str:
     """The plain-text report printed by `guidang run` and `guidang demo`."""
     lines = []
     status = summary.get("status", "?")
-    lines.append(f"guidang nightly transfer {summary['run_id']}: {status}" + (" (dry run)" if summary["dry_run"] else ""))
+    lines.append(
+        f"guidang nightly transfer {summary['run_id']}: {status}" + (" (dry run)" if summary["dry_run"] else "")
+    )
     width = max([len("source")] + [len(n) for n in summary["sources"]] + [5])
     lines.append("  ".join(["source".ljust(width)] + [HEADERS[c].rjust(len(HEADERS[c])) for c in COLUMNS]))
     for row in summary_rows(summary):

@@ -38,33 +38,51 @@ class RetentionBook:
     def table_for(self, on: date) -> RetentionTable:
         i = bisect.bisect_right(self.effective, on) - 1
         if i < 0:
-            raise GuidangError(f"no retention-table version is in force on {on} "
-                               f"(the earliest is effective from {self.effective[0]})")
+            raise GuidangError(
+                f"no retention-table version is in force on {on} (the earliest is effective from {self.effective[0]})"
+            )
         return self.tables[i]
 
 
-def import_table(ledger: store.Ledger, path: Path, *, effective: date | None = None,
-                 imported_by: str | None = None) -> tuple[RetentionVersion, list[Finding], bool]:
+def import_table(
+    ledger: store.Ledger, path: Path, *, effective: date | None = None, imported_by: str | None = None
+) -> tuple[RetentionVersion, list[Finding], bool]:
     """Validate and store a version. Returns (version, warnings, created); the same content twice is
     one version (created=False). Raises RetentionTableInvalid with every error when the table has any."""
     table, findings = load_table(path)
     if errors(findings):
         raise RetentionTableInvalid(f"{path}: {len(errors(findings))} error(s); nothing imported", findings)
     with ledger.transaction() as s:
-        existing = s.scalars(select(RetentionVersion).where(RetentionVersion.content_hash == table.content_hash)).first()
+        existing = s.scalars(
+            select(RetentionVersion).where(RetentionVersion.content_hash == table.content_hash)
+        ).first()
         if existing is not None:
             return existing, findings, False
         n = len(s.scalars(select(RetentionVersion.id)).all())
         version = RetentionVersion(
-            label=f"v{n + 1}", content_hash=table.content_hash, file_name=path.name,
-            imported_by=imported_by or _who(), imported_at=datetime.now(UTC),
-            effective_date=(effective or date.today()).isoformat(), rule_count=len(table.rules),
-            records=table.to_records())
+            label=f"v{n + 1}",
+            content_hash=table.content_hash,
+            file_name=path.name,
+            imported_by=imported_by or _who(),
+            imported_at=datetime.now(UTC),
+            effective_date=(effective or date.today()).isoformat(),
+            rule_count=len(table.rules),
+            records=table.to_records(),
+        )
         s.add(version)
         s.flush()
-        store.append_event(s, "retention-imported", payload={
-            "label": version.label, "content_hash": version.content_hash, "file_name": version.file_name,
-            "effective_date": version.effective_date, "rules": version.rule_count, "imported_by": version.imported_by})
+        store.append_event(
+            s,
+            "retention-imported",
+            payload={
+                "label": version.label,
+                "content_hash": version.content_hash,
+                "file_name": version.file_name,
+                "effective_date": version.effective_date,
+                "rules": version.rule_count,
+                "imported_by": version.imported_by,
+            },
+        )
         return version, findings, True
 
 
@@ -79,8 +97,9 @@ def table_of(version: RetentionVersion) -> RetentionTable:
 
 def find_version(ledger: store.Ledger, label_or_hash: str) -> RetentionVersion:
     for v in versions(ledger):
-        if label_or_hash in (v.label, v.content_hash) or (len(label_or_hash) >= 8 and
-                                                         v.content_hash.startswith(label_or_hash)):
+        if label_or_hash in (v.label, v.content_hash) or (
+            len(label_or_hash) >= 8 and v.content_hash.startswith(label_or_hash)
+        ):
             return v
     raise GuidangError(f"no retention-table version {label_or_hash!r} in the ledger")
 
@@ -89,12 +108,18 @@ def load_book(ledger: store.Ledger, settings: Settings) -> RetentionBook:
     """The versions in the ledger; on first use, the table named in guidang.yaml is imported."""
     vs = versions(ledger)
     if not vs and settings.retention.table:
-        import_table(ledger, settings.resolve(settings.retention.table), effective=CONFIG_EFFECTIVE,
-                     imported_by="guidang.yaml (first run)")
+        import_table(
+            ledger,
+            settings.resolve(settings.retention.table),
+            effective=CONFIG_EFFECTIVE,
+            imported_by="guidang.yaml (first run)",
+        )
         vs = versions(ledger)
     if not vs:
-        raise GuidangError("no retention table: import one with `guidang retention import FILE` "
-                           "or name it under retention.table in guidang.yaml")
+        raise GuidangError(
+            "no retention table: import one with `guidang retention import FILE` "
+            "or name it under retention.table in guidang.yaml"
+        )
     ordered = sorted(vs, key=lambda v: (v.effective_date, v.id))
     return RetentionBook([date.fromisoformat(v.effective_date) for v in ordered], [table_of(v) for v in ordered])
 

@@ -191,22 +191,37 @@ def verify_chain(session: Session, *, batch: int = 5000) -> tuple[int, list[Find
             count += 1
             where = f"event {ev.seq}"
             if ev.seq != expected_seq:
-                findings.append(Finding("A-EVENT-GAP", where, f"expected event {expected_seq}, found {ev.seq}: "
-                                        f"{ev.seq - expected_seq} event(s) missing"))
+                findings.append(
+                    Finding(
+                        "A-EVENT-GAP",
+                        where,
+                        f"expected event {expected_seq}, found {ev.seq}: {ev.seq - expected_seq} event(s) missing",
+                    )
+                )
             if ev.prev_hash != prev_hash:
                 findings.append(Finding("A-EVENT-LINK", where, "prev_hash does not match the previous event's hash"))
             recomputed = _event_digest(ev.prev_hash, _event_body(ev))
             if recomputed != ev.hash:
-                findings.append(Finding("A-EVENT-ALTERED", where,
-                                        f"content changed after it was written ({ev.kind}, {ev.archival_code or ''})"))
+                findings.append(
+                    Finding(
+                        "A-EVENT-ALTERED",
+                        where,
+                        f"content changed after it was written ({ev.kind}, {ev.archival_code or ''})",
+                    )
+                )
             prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
         session.expunge_all()
     head = session.get(ChainHead, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     if head_seq != last_seq or head_hash != prev_hash:
-        findings.append(Finding("A-EVENT-TRUNCATED", "event chain head",
-                                f"the chain head says event {head_seq} ({head_hash[:12]}…) but the log ends at "
-                                f"event {last_seq} ({prev_hash[:12]}…): events were removed or the head altered"))
+        findings.append(
+            Finding(
+                "A-EVENT-TRUNCATED",
+                "event chain head",
+                f"the chain head says event {head_seq} ({head_hash[:12]}…) but the log ends at "
+                f"event {last_seq} ({prev_hash[:12]}…): events were removed or the head altered",
+            )
+        )
     return count, findings
 
 
@@ -219,15 +234,23 @@ def chain_head(session: Session) -> tuple[int, str]:
 
 
 def start_run(session: Session, parameters: dict[str, Any]) -> Run:
-    run = Run(id=uuid.uuid4().hex[:16], started_at=utcnow(), status=RunStatus.RUNNING, parameters=parameters,
-              summary=None, finished_at=None, error=None)
+    run = Run(
+        id=uuid.uuid4().hex[:16],
+        started_at=utcnow(),
+        status=RunStatus.RUNNING,
+        parameters=parameters,
+        summary=None,
+        finished_at=None,
+        error=None,
+    )
     session.add(run)
     append_event(session, "run-started", run_id=run.id, payload=parameters)
     return run
 
 
-def finish_run(session: Session, run_id: str, *, status: RunStatus, summary: dict[str, Any],
-               error: str | None = None) -> None:
+def finish_run(
+    session: Session, run_id: str, *, status: RunStatus, summary: dict[str, Any], error: str | None = None
+) -> None:
     run = session.get(Run, run_id)
     if run is None:
         raise LedgerError(f"run {run_id} is not in the ledger")
@@ -271,12 +294,18 @@ def unfinished(session: Session, source: str | None = None) -> Sequence[MatterRe
     return session.scalars(q.order_by(MatterRecord.id)).all()
 
 
-def allocate_item_number(session: Session, *, fonds: str, category_code: str, year: int, retention_period: str,
-                         org_code: str) -> int:
+def allocate_item_number(
+    session: Session, *, fonds: str, category_code: str, year: int, retention_period: str, org_code: str
+) -> int:
     """Next 件号 of the sequence, under a row lock: gap-free as long as the caller's transaction commits
     the matter row that uses it (a rollback returns the number with it)."""
-    key = {"fonds": fonds, "category_code": category_code, "year": year, "retention_period": retention_period,
-           "org_code": org_code}
+    key = {
+        "fonds": fonds,
+        "category_code": category_code,
+        "year": year,
+        "retention_period": retention_period,
+        "org_code": org_code,
+    }
     seq = session.get(ArchiveSequence, key, with_for_update=True)
     if seq is None:
         seq = ArchiveSequence(**key, last_item=0)
@@ -289,11 +318,22 @@ def allocate_item_number(session: Session, *, fonds: str, category_code: str, ye
 def record_numbered(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
     session.add(record)
     session.flush()
-    append_event(session, "numbered", run_id=run_id, source=record.source, project_id=record.project_id,
-                 archival_code=record.archival_code,
-                 payload={"version": record.version, "content_hash": record.content_hash,
-                          "retention_period": record.retention_period, "retention_version": record.retention_version,
-                          "retention_row": record.retention_row, "item_number": record.item_number})
+    append_event(
+        session,
+        "numbered",
+        run_id=run_id,
+        source=record.source,
+        project_id=record.project_id,
+        archival_code=record.archival_code,
+        payload={
+            "version": record.version,
+            "content_hash": record.content_hash,
+            "retention_period": record.retention_period,
+            "retention_version": record.retention_version,
+            "retention_row": record.retention_row,
+            "item_number": record.item_number,
+        },
+    )
     return record
 
 
@@ -301,14 +341,30 @@ def record_not_in_scope(session: Session, record: MatterRecord, *, run_id: str |
     record.state = MatterState.NOT_IN_SCOPE
     session.add(record)
     session.flush()
-    append_event(session, "not-in-scope", run_id=run_id, source=record.source, project_id=record.project_id,
-                 payload={"version": record.version, "retention_version": record.retention_version,
-                          "retention_row": record.retention_row})
+    append_event(
+        session,
+        "not-in-scope",
+        run_id=run_id,
+        source=record.source,
+        project_id=record.project_id,
+        payload={
+            "version": record.version,
+            "retention_version": record.retention_version,
+            "retention_row": record.retention_row,
+        },
+    )
     return record
 
 
-def mark_state(session: Session, matter_id: int, state: MatterState, *, run_id: str | None,
-               payload: dict[str, Any] | None = None, **fields: Any) -> MatterRecord:
+def mark_state(
+    session: Session,
+    matter_id: int,
+    state: MatterState,
+    *,
+    run_id: str | None,
+    payload: dict[str, Any] | None = None,
+    **fields: Any,
+) -> MatterRecord:
     rec = session.get(MatterRecord, matter_id, with_for_update=True)
     if rec is None:
         raise LedgerError(f"matter row {matter_id} is not in the ledger")
@@ -316,8 +372,15 @@ def mark_state(session: Session, matter_id: int, state: MatterState, *, run_id: 
     rec.run_id = run_id
     for name, value in fields.items():
         setattr(rec, name, value)
-    append_event(session, str(state), run_id=run_id, source=rec.source, project_id=rec.project_id,
-                 archival_code=rec.archival_code, payload=payload or {})
+    append_event(
+        session,
+        str(state),
+        run_id=run_id,
+        source=rec.source,
+        project_id=rec.project_id,
+        archival_code=rec.archival_code,
+        payload=payload or {},
+    )
     return rec
 
 
@@ -327,16 +390,27 @@ def mark_state(session: Session, matter_id: int, state: MatterState, *, run_id: 
 def open_quarantine(session: Session, source: str, project_id: str) -> QuarantineEntry | None:
     return session.scalars(
         select(QuarantineEntry)
-        .where(QuarantineEntry.source == source, QuarantineEntry.project_id == project_id,
-               QuarantineEntry.resolved_at.is_(None))
+        .where(
+            QuarantineEntry.source == source,
+            QuarantineEntry.project_id == project_id,
+            QuarantineEntry.resolved_at.is_(None),
+        )
         .order_by(QuarantineEntry.id.desc())
         .limit(1)
     ).first()
 
 
-def quarantine(session: Session, *, source: str, project_id: str, content_hash: str | None,
-               source_updated_at: datetime | None, findings: list[Finding], record: dict[str, Any],
-               run_id: str | None) -> QuarantineEntry:
+def quarantine(
+    session: Session,
+    *,
+    source: str,
+    project_id: str,
+    content_hash: str | None,
+    source_updated_at: datetime | None,
+    findings: list[Finding],
+    record: dict[str, Any],
+    run_id: str | None,
+) -> QuarantineEntry:
     """Quarantine a matter, or count another attempt on its open entry (never two open entries)."""
     codes = sorted({f.code for f in findings})
     dicts = [f.to_dict() for f in findings]
@@ -346,13 +420,30 @@ def quarantine(session: Session, *, source: str, project_id: str, content_hash: 
         entry.codes, entry.findings, entry.record = codes, dicts, record
         entry.content_hash, entry.source_updated_at, entry.run_id = content_hash, source_updated_at, run_id
     else:
-        entry = QuarantineEntry(source=source, project_id=project_id, content_hash=content_hash,
-                                source_updated_at=source_updated_at, codes=codes, findings=dicts, record=record,
-                                run_id=run_id, created_at=utcnow(), attempts=1, resolved_at=None, resolution=None)
+        entry = QuarantineEntry(
+            source=source,
+            project_id=project_id,
+            content_hash=content_hash,
+            source_updated_at=source_updated_at,
+            codes=codes,
+            findings=dicts,
+            record=record,
+            run_id=run_id,
+            created_at=utcnow(),
+            attempts=1,
+            resolved_at=None,
+            resolution=None,
+        )
         session.add(entry)
     session.flush()
-    append_event(session, "quarantined", run_id=run_id, source=source, project_id=project_id,
-                 payload={"codes": codes, "attempt": entry.attempts, "content_hash": content_hash})
+    append_event(
+        session,
+        "quarantined",
+        run_id=run_id,
+        source=source,
+        project_id=project_id,
+        payload={"codes": codes, "attempt": entry.attempts, "content_hash": content_hash},
+    )
     return entry
 
 
@@ -361,8 +452,14 @@ def resolve_quarantine(session: Session, entry_id: int, resolution: str, *, run_
     if entry is None or entry.resolved_at is not None:
         return
     entry.resolved_at, entry.resolution = utcnow(), resolution
-    append_event(session, "quarantine-resolved", run_id=run_id, source=entry.source, project_id=entry.project_id,
-                 payload={"entry": entry_id, "resolution": resolution})
+    append_event(
+        session,
+        "quarantine-resolved",
+        run_id=run_id,
+        source=entry.source,
+        project_id=entry.project_id,
+        payload={"entry": entry_id, "resolution": resolution},
+    )
 
 
 def count_by(session: Session, column: Any, *where: Any) -> dict[str, int]:

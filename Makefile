@@ -1,0 +1,31 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo-world
+
+.PHONY: demo test lint venv clean-demo
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "guidang needs Python >= 3.11 (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+## Build the demo world (when absent) and run one nightly transfer over it.
+demo: venv
+	$(BIN)/guidang demo $(DEMO_DIR)
+
+## The whole test suite, then the linter.
+test: venv
+	$(BIN)/python -m pytest -q
+	$(BIN)/ruff check .
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean-demo:
+	rm -rf $(DEMO_DIR)
