@@ -48,8 +48,8 @@ def test_altered_event_is_detected(ledger: store.Ledger) -> None:
     _write_events(ledger, 10)
     with ledger.transaction() as s:
         s.execute(update(Event).where(Event.seq == 5).values(project_id="P-forged"))
-    count, codes = _verify(ledger)
-    assert "A-EVENT-ALTERED" in codes
+    _, codes = _verify(ledger)
+    assert codes == {"A-EVENT-ALTERED"}
 
 
 def test_deleted_event_in_the_middle_is_detected(ledger: store.Ledger) -> None:
