@@ -6,8 +6,6 @@ name of the package on its own.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from schemas.model import DocumentGroup
 
 METADATA_FILE = "元数据.xml"
@@ -49,5 +47,6 @@ def is_dangerous_path(rel: str) -> bool:
         return True
     if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         return True
-    parts = PurePosixPath(rel).parts
+    # Split by hand: PurePosixPath would normalise "a//b" and "a/./b" away before we could see them.
+    parts = rel.split("/")
     return any(p in ("..", ".", "") for p in parts) or rel.endswith("/")
