@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
-from schemas.findings import GuidangError
+from schemas.findings import Finding, GuidangError
+from schemas.layout import is_dangerous_path
 
 
 class RepositoryError(GuidangError):
@@ -25,6 +26,29 @@ class RepositoryConflict(RepositoryError):
 
 class VerificationFailed(RepositoryError):
     """What was read back differs from what was written."""
+
+
+class ObjectNotFound(RepositoryError):
+    """`open` (or `verify`) was asked for a key the repository does not hold."""
+
+
+_E = TypeVar("_E", bound=RepositoryError)
+
+
+def repository_error(cls: type[_E], code: str, where: str, message: str, **details: Any) -> _E:
+    """Build a repository error that carries its coded finding (codes in schemas/codes/repository.yaml).
+
+    `where` names the key, file or bucket; callers never put secrets or unmasked personal data in it.
+    """
+    finding = Finding(code, where, message, details=details)
+    return cls(str(finding), [finding])
+
+
+def check_key(key: str) -> None:
+    """The one gate every repository key passes: nothing may escape the repository root or prefix."""
+    if is_dangerous_path(key):
+        raise repository_error(RepositoryError, "REPO-UNSAFE-KEY", repr(key),
+                               "refused: empty, absolute, '.'/'..' segment, backslash or control character")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,4 +77,8 @@ class Repository(Protocol):
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         """Every object under `prefix`, sorted by key."""
+        ...
+
+    def verify(self, key: str, sha256: str) -> StoredObject:
+        """Re-read the stored object in full and compare its SHA-256 (the fixity audit's entry point)."""
         ...

@@ -1,0 +1,282 @@
+"""The filesystem archive repository on real files: never overwrite, read-only, verified, crash-safe."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from connectors.repositories import open_repository
+from connectors.repositories.base import (
+    ObjectNotFound,
+    RepositoryConflict,
+    RepositoryError,
+    VerificationFailed,
+)
+from connectors.repositories.fs import TEMP_PREFIX, FilesystemRepository
+from packager.fixity import BLOCK_SIZE
+from schemas.config import FsRepository
+
+PKG = "Z109/2026/D30/Z109-WS·2026·D30·XK-0001"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def codes(exc: BaseException) -> list[str]:
+    return [f.code for f in getattr(exc, "findings", [])]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> FilesystemRepository:
+    root = tmp_path / "archive"
+    root.mkdir()
+    return FilesystemRepository(root)
+
+
+def test_put_open_list_head(repo: FilesystemRepository, tmp_path: Path) -> None:
+    doc = tmp_path / "申请书.pdf"
+    doc.write_bytes(b"%PDF-1.7 application" * 1000)
+    stored = repo.put_file(f"{PKG}/申报材料/申请书.pdf", doc, sha(doc.read_bytes()))
+    assert (stored.size, stored.sha256) == (doc.stat().st_size, sha(doc.read_bytes()))
+    repo.put_bytes(f"{PKG}/元数据.xml", b"<metadata/>")
+    repo.put_bytes("Z109/2026/D10/Z109-WS·2026·D10·XK-0002/_COMPLETE", b"")
+    repo.put_bytes(f"{PKG}/_COMPLETE", b"done")
+
+    on_disk = repo.root / PKG / "申报材料" / "申请书.pdf"
+    assert on_disk.read_bytes() == doc.read_bytes()
+    assert b"".join(repo.open(f"{PKG}/元数据.xml")) == b"<metadata/>"
+    assert repo.exists(f"{PKG}/_COMPLETE") and not repo.exists(f"{PKG}/missing.pdf")
+
+    keys = [o.key for o in repo.list("")]
+    assert keys == sorted(keys) and len(keys) == 4
+    assert [o.key for o in repo.list(f"{PKG}/")] == [
+        f"{PKG}/_COMPLETE", f"{PKG}/元数据.xml", f"{PKG}/申报材料/申请书.pdf"]
+    assert [o.key for o in repo.list("Z109/2026/D1")] == ["Z109/2026/D10/Z109-WS·2026·D10·XK-0002/_COMPLETE"]
+    assert {o.key: o.size for o in repo.list(f"{PKG}/_")} == {f"{PKG}/_COMPLETE": 4}
+
+    head = repo.head(f"{PKG}/元数据.xml")
+    assert head is not None and head.sha256 == sha(b"<metadata/>") and head.size == 11
+    assert repo.head(f"{PKG}/nothing") is None
+    assert repo.verify(f"{PKG}/元数据.xml", sha(b"<metadata/>")).size == 11
+
+
+def test_open_streams_in_blocks(repo: FilesystemRepository) -> None:
+    data = os.urandom(BLOCK_SIZE * 2 + 123)
+    repo.put_bytes("big.bin", data)
+    chunks = list(repo.open("big.bin"))
+    assert len(chunks) == 3 and all(len(c) <= BLOCK_SIZE for c in chunks)
+    assert b"".join(chunks) == data
+    with pytest.raises(ObjectNotFound) as exc:
+        repo.open("no/such/key")
+    assert codes(exc.value) == ["REPO-NO-SUCH-KEY"]
+
+
+def test_reput_same_bytes_is_a_no_op(repo: FilesystemRepository, tmp_path: Path) -> None:
+    doc = tmp_path / "a.pdf"
+    doc.write_bytes(b"same bytes")
+    first = repo.put_file(f"{PKG}/a.pdf", doc, sha(b"same bytes"))
+    before = (repo.root / PKG / "a.pdf").stat()
+    again = repo.put_file(f"{PKG}/a.pdf", doc, sha(b"same bytes"))
+    again_bytes = repo.put_bytes(f"{PKG}/a.pdf", b"same bytes")
+    after = (repo.root / PKG / "a.pdf").stat()
+    assert first == again == again_bytes
+    assert (before.st_ino, before.st_mtime_ns) == (after.st_ino, after.st_mtime_ns)
+    assert [o.key for o in repo.list("")] == [f"{PKG}/a.pdf"]
+
+
+def test_different_bytes_conflict_and_original_survives(repo: FilesystemRepository, tmp_path: Path) -> None:
+    repo.put_bytes(f"{PKG}/a.pdf", b"original")
+    other = tmp_path / "other.pdf"
+    other.write_bytes(b"tampered")
+    with pytest.raises(RepositoryConflict) as exc:
+        repo.put_file(f"{PKG}/a.pdf", other, sha(b"tampered"))
+    message = str(exc.value)
+    assert f"{PKG}/a.pdf" in message and sha(b"original") in message and sha(b"tampered") in message
+    assert codes(exc.value) == ["REPO-CONFLICT"]
+    assert exc.value.findings[0].details == {"stored_sha256": sha(b"original"), "new_sha256": sha(b"tampered")}
+    with pytest.raises(RepositoryConflict):
+        repo.put_bytes(f"{PKG}/a.pdf", b"tampered")
+    assert (repo.root / PKG / "a.pdf").read_bytes() == b"original"
+
+
+def test_stored_files_are_read_only(repo: FilesystemRepository) -> None:
+    repo.put_bytes(f"{PKG}/a.pdf", b"x")
+    path = repo.root / PKG / "a.pdf"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    if os.geteuid() != 0:  # root ignores permission bits; the mode is what we can check there
+        with pytest.raises(PermissionError):
+            path.open("r+b")
+
+
+def test_wrong_claimed_digest_stores_nothing(repo: FilesystemRepository, tmp_path: Path) -> None:
+    doc = tmp_path / "a.pdf"
+    doc.write_bytes(b"what the packager saw, then changed")
+    with pytest.raises(VerificationFailed) as exc:
+        repo.put_file(f"{PKG}/a.pdf", doc, sha(b"what the packager saw"))
+    assert codes(exc.value) == ["REPO-SOURCE-CHANGED"]
+    assert not repo.exists(f"{PKG}/a.pdf")
+    assert not any((repo.root / PKG).iterdir())  # no temporary left behind either
+
+
+@pytest.mark.parametrize("key", [
+    "../escape.pdf", "/etc/passwd", f"{PKG}/../../../x", f"{PKG}/申报材料/..", "a\\b.pdf", "", "a//b",
+    "a/./b", "dir/", "C:/x", " lead", "a/b\nc", f"{PKG}/{TEMP_PREFIX}abc",
+])
+def test_dangerous_keys_are_refused(repo: FilesystemRepository, key: str, tmp_path: Path) -> None:
+    for call in (lambda: repo.put_bytes(key, b"x"), lambda: repo.exists(key), lambda: repo.open(key)):
+        with pytest.raises(RepositoryError) as exc:
+            call()
+        assert codes(exc.value) == ["REPO-UNSAFE-KEY"]
+    outside = sorted(p.name for p in tmp_path.iterdir())
+    assert outside == ["archive"] and not any(repo.root.iterdir())
+
+
+def test_crash_leftovers_are_ignored_and_swept(repo: FilesystemRepository) -> None:
+    """A process killed after writing the temporary file and before linking it leaves a leftover."""
+    child = textwrap.dedent(f"""
+        import os, sys
+        from pathlib import Path
+        from connectors.repositories.fs import FilesystemRepository
+
+        class DiesBeforeLink(FilesystemRepository):
+            def _publish(self, tmp, path, key):
+                os._exit(9)  # like kill -9: no finally blocks, no cleanup
+
+        DiesBeforeLink(Path(sys.argv[1])).put_bytes({PKG + "/a.pdf"!r}, b"half way")
+    """)
+    done = subprocess.run([sys.executable, "-c", child, str(repo.root)], cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 9
+    leftovers = [p for p in (repo.root / PKG).iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert len(leftovers) == 1 and leftovers[0].read_bytes() == b"half way"
+
+    assert list(repo.list("")) == [] and not repo.exists(f"{PKG}/a.pdf")
+    assert repo.sweep_temporary() == []  # too young: could be a write in progress elsewhere
+    assert repo.sweep_temporary(older_than_seconds=0) == [f"{PKG}/{leftovers[0].name}"]
+    assert not leftovers[0].exists()
+    repo.put_bytes(f"{PKG}/a.pdf", b"the real thing")  # a re-run completes the write
+    assert [o.key for o in repo.list("")] == [f"{PKG}/a.pdf"]
+
+
+class CorruptsBeforeVerify(FilesystemRepository):
+    """A disk that damages the file between our write and our read-back (one flipped bit)."""
+
+    def _read_back(self, path: Path):  # type: ignore[no-untyped-def]
+        path.chmod(0o644)
+        with path.open("r+b") as fh:
+            first = fh.read(1)
+            fh.seek(0)
+            fh.write(bytes([first[0] ^ 0x01]))
+        path.chmod(0o444)
+        return super()._read_back(path)
+
+
+def test_verification_catches_corruption_after_write(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    root.mkdir()
+    bad = CorruptsBeforeVerify(root)
+    with pytest.raises(VerificationFailed) as exc:
+        bad.put_bytes(f"{PKG}/a.pdf", b"%PDF precious")
+    assert codes(exc.value) == ["REPO-VERIFY-FAILED"]
+    details = exc.value.findings[0].details
+    assert details["expected"] == sha(b"%PDF precious") and details["found"] != details["expected"]
+    # The damaged file is not silently accepted by a re-run either.
+    with pytest.raises(RepositoryConflict):
+        FilesystemRepository(root).put_bytes(f"{PKG}/a.pdf", b"%PDF precious")
+    with pytest.raises(VerificationFailed):
+        FilesystemRepository(root).verify(f"{PKG}/a.pdf", sha(b"%PDF precious"))
+
+
+def test_concurrent_writers_never_overwrite(repo: FilesystemRepository) -> None:
+    for round_no in range(20):
+        key = f"{PKG}/race-{round_no}.pdf"
+        barrier = threading.Barrier(4)
+        outcomes: dict[int, str] = {}
+
+        def write(i: int, key: str = key, barrier: threading.Barrier = barrier,
+                  outcomes: dict[int, str] = outcomes) -> None:
+            barrier.wait()
+            try:
+                repo.put_bytes(key, f"writer {i % 2}".encode())  # two pairs of identical writers
+                outcomes[i] = "stored"
+            except RepositoryConflict:
+                outcomes[i] = "conflict"
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winner = (repo.root / key).read_bytes()
+        for i, outcome in outcomes.items():
+            assert outcome == ("stored" if f"writer {i % 2}".encode() == winner else "conflict"), (round_no, i)
+    assert not [p for p in (repo.root / PKG).iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_missing_root_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RepositoryError) as exc:
+        FilesystemRepository(tmp_path / "not-mounted")
+    assert codes(exc.value) == ["REPO-ROOT-MISSING"] and "not-mounted" in str(exc.value)
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(RepositoryError):
+        FilesystemRepository(tmp_path / "a-file")
+    made = FilesystemRepository(tmp_path / "new" / "archive", create=True)
+    assert made.root.is_dir()
+
+
+def test_read_only_root_is_a_clear_error() -> None:
+    """A writer without write permission on the root: a forked child that drops to `nobody` when the
+    tests run as root (root ignores permission bits), else this user on a 0o555 folder."""
+    base = Path(tempfile.mkdtemp(prefix="guidang-ro-"))
+    try:
+        base.chmod(0o755)
+        root = base / "archive"
+        root.mkdir()
+        root.chmod(0o555)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report through the pipe, never return into pytest
+            os.close(read_end)
+            try:
+                if os.geteuid() == 0:
+                    os.setgroups([])
+                    os.setgid(65534)
+                    os.setuid(65534)
+                FilesystemRepository(root).put_bytes("Z109/2026/D30/x/a.pdf", b"x")
+                outcome = "stored"
+            except RepositoryError as exc:
+                outcome = f"{exc.findings[0].code} {exc}"
+            except BaseException as exc:
+                outcome = f"unexpected {exc!r}"
+            os.write(write_end, outcome.encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            outcome = pipe.read().decode()
+        os.waitpid(pid, 0)
+        assert outcome.startswith("REPO-NOT-WRITABLE"), outcome
+        assert str(root) in outcome and "read-only" in outcome
+        assert list(root.iterdir()) == []
+    finally:
+        (base / "archive").chmod(0o755)
+        shutil.rmtree(base)
+
+
+def test_open_repository_resolves_relative_fs_path(tmp_path: Path) -> None:
+    (tmp_path / "archive").mkdir()
+    repo = open_repository(FsRepository(path="archive"), base_dir=tmp_path)
+    assert isinstance(repo, FilesystemRepository) and repo.root == tmp_path / "archive"
+    with pytest.raises(RepositoryError):
+        open_repository(FsRepository(path="elsewhere"), base_dir=tmp_path)
+    assert open_repository(FsRepository(path="elsewhere"), base_dir=tmp_path, create=True).root.is_dir()
