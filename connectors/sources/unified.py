@@ -1,0 +1,420 @@
+"""Connector for the unified government-service system's online-archiving interface (HTTP JSON).
+
+It turns the platform's 办件 exchange records (PROJID, SERVICECODE, PROCESS, MATERIALS …) into
+`schemas.model.Matter`, and every record that cannot become one into an `InvalidMatter` whose
+problems name the PROJID and the platform's own field name, because that is the name the people
+who must fix the record at the source know.
+
+Transient trouble (connection errors, timeouts, 5xx, bodies cut short of their Content-Length) is
+retried with exponential backoff; when the retries are spent the connector raises
+`SourceUnavailable` naming the URL (the bearer token travels in a header and is never named).
+Digests are *not* checked here: the packager compares the bytes it receives with
+`Document.source_sha256`, so that one place decides about fixity and quarantines mismatches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from connectors.sources.base import DocumentUnavailable, SourceUnavailable
+from schemas.config import UnifiedSource
+from schemas.findings import GuidangError
+from schemas.model import Document, InvalidMatter, Matter, mask_text
+
+log = logging.getLogger(__name__)
+
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991: a fixed offset is exact
+API = "/api/v1"
+CHUNK_SIZE = 64 * 1024
+MAX_BACKOFF_SECONDS = 30.0
+MAX_WINDOW_RESTARTS = 5
+_T = TypeVar("_T")
+
+# Canonical field -> the platform's field. Used both to read records and to translate validation
+# errors back into names the source's people know.
+MATTER_FIELDS: dict[str, str] = {
+    "project_id": "PROJID",
+    "service_code": "SERVICECODE",
+    "service_version": "SERVICEVERSION",
+    "service_name": "SERVICENAME",
+    "matter_type": "SERVICETYPE",
+    "handling_type": "PROJECTTYPE",
+    "agency": "DEPTNAME",
+    "agency_code": "DEPTCODE",
+    "region_code": "AREACODE",
+    "result": "RESULT",
+    "decided_at": "TRANSACTTIME",
+    "result_document_number": "RESULTCODE",
+    "license_name": "CERTNAME",
+    "license_number": "CERTCODE",
+    "received_at": "RECEIVETIME",
+    "completed_at": "FINISHTIME",
+    "updated_at": "UPDATETIME",
+}
+APPLICANT_FIELDS = {"name": "APPLYERNAME", "card_type": "APPLYERPAGETYPE", "card_number": "APPLYERPAGECODE"}
+STEP_FIELDS = {
+    "name": "NODENAME",
+    "actor": "HANDLER",
+    "department": "DEPTNAME",
+    "opinion": "OPINION",
+    "started_at": "STARTTIME",
+    "ended_at": "ENDTIME",
+}
+DOCUMENT_FIELDS = {
+    "group": "GROUP",
+    "title": "MATERIALNAME",
+    "file_name": "FILENAME",
+    "media_type": "FILETYPE",
+    "size": "FILESIZE",
+    "source_sha256": "SHA256",
+    "locator": "FILEID",
+}
+_TIME_FIELDS = {"decided_at", "received_at", "completed_at", "updated_at", "started_at", "ended_at"}
+# The model's own cross-field checks name canonical time fields; problems speak the platform's names.
+_TIME_NAMES = {c: n for c, n in {**MATTER_FIELDS, **STEP_FIELDS}.items() if c in _TIME_FIELDS}
+
+
+class _Retryable(Exception):
+    """A transient failure of one attempt; `reason` says what happened, for the final error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnifiedConnector:
+    """`SourceConnector` for the unified system. Pass `client` to share a pool (it is then not
+    closed by `close()`); otherwise the connector owns one with the configured timeout."""
+
+    def __init__(self, config: UnifiedSource, *, client: httpx.Client | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self._base = config.base_url.rstrip("/")
+        self._headers: dict[str, str] = {"Accept": "application/json"}
+        if config.token_env:
+            token = os.environ.get(config.token_env)
+            if not token:
+                raise GuidangError(
+                    f"source {config.name}: environment variable {config.token_env} (bearer token) is not set"
+                )
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._timeout = httpx.Timeout(config.timeout_seconds)
+        self._owns_client = client is None
+        self._client = client or httpx.Client(timeout=self._timeout)
+
+    # -- the SourceConnector protocol -----------------------------------------------------------
+
+    def completed_between(self, since: datetime, until: datetime) -> Iterator[Matter | InvalidMatter]:
+        """Matters with UPDATETIME in (since, until], oldest first, page by page.
+
+        Offset paging skips a record when the window's contents change between two pages (a
+        matter updated again leaves the window and every later one moves up a place). Each page
+        reports the window's total; when it differs from the first page's, paging starts again
+        from page 1 and records already yielded (same PROJID and UPDATETIME) are skipped.
+        """
+        params_base = {"since": _iso(since), "until": _iso(until), "size": self.config.page_size}
+        seen: set[tuple[str, str]] = set()
+        for _restart in range(MAX_WINDOW_RESTARTS + 1):
+            page, expected_total, changed = 1, None, False
+            while True:
+                url = f"{self._base}{API}/matters"
+                body = self._get_json(url, {**params_base, "page": page})
+                items, total = _page_items(body, url)
+                if expected_total is None:
+                    expected_total = total
+                elif total != expected_total:
+                    log.info("source %s: window changed while paging (%s -> %s records); restarting",
+                             self.name, expected_total, total)
+                    changed = True
+                    break
+                for raw in items:
+                    ident = (str(raw.get("PROJID")), str(raw.get("UPDATETIME")))
+                    if ident in seen:
+                        continue
+                    seen.add(ident)
+                    yield self._to_matter(raw)
+                if not items or page * self.config.page_size >= total:
+                    break
+                page += 1
+            if not changed:
+                return
+        raise SourceUnavailable(
+            f"source {self.name}: the window ({params_base['since']}, {params_base['until']}] kept changing "
+            f"while paging ({MAX_WINDOW_RESTARTS} restarts); try again later"
+        )
+
+    def fetch_matter(self, project_id: str) -> Matter | InvalidMatter | None:
+        url = f"{self._base}{API}/matters/{quote(project_id, safe='')}"
+        body = self._get_json(url, None, missing_ok=True)
+        if body is None:
+            return None
+        if not isinstance(body, dict):
+            raise SourceUnavailable(f"source {self.name}: GET {url}: expected a JSON object")
+        return self._to_matter(body)
+
+    def open_document(self, document: Document) -> Iterator[bytes]:
+        """The document's bytes in chunks, streamed.
+
+        A transfer cut short is resumed after a backoff with `Range: bytes=N-` (or, when the
+        server ignores Range, by re-reading and skipping the N bytes already yielded), so the
+        consumer sees each byte exactly once. 404/410 raise DocumentUnavailable at once.
+        """
+        url = f"{self._base}{API}/files/{quote(document.locator, safe='')}"
+        delivered = 0
+        last = ""
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                self._sleep(attempt)
+            headers = dict(self._headers)
+            if delivered:
+                headers["Range"] = f"bytes={delivered}-"
+            try:
+                with self._client.stream("GET", url, headers=headers, timeout=self._timeout) as resp:
+                    if resp.status_code in (404, 410):
+                        raise DocumentUnavailable(
+                            f"source {self.name}: document {document.locator} ({document.file_name}): "
+                            f"GET {url} answered {resp.status_code}"
+                        )
+                    self._raise_for_status(resp, url)
+                    skip = delivered if resp.status_code == 200 else 0
+                    declared = resp.headers.get("Content-Length")
+                    received = 0
+                    # Chunks as they arrive (at most the transport's read size): a re-chunking
+                    # buffer would lose what it holds when the body is cut short.
+                    for chunk in resp.iter_bytes():
+                        received += len(chunk)
+                        if skip:
+                            cut = min(skip, len(chunk))
+                            chunk, skip = chunk[cut:], skip - cut
+                        if chunk:
+                            delivered += len(chunk)
+                            yield chunk
+                    if declared is not None and received < int(declared):
+                        raise _Retryable(f"body ended after {received} of {declared} bytes")
+                    return
+            except _Retryable as exc:
+                last = exc.reason
+            except httpx.TransportError as exc:
+                last = _describe(exc)
+            log.warning("source %s: GET %s failed (%s), attempt %d of %d",
+                        self.name, url, last, attempt + 1, self.config.retries + 1)
+        raise SourceUnavailable(
+            f"source {self.name}: GET {url} failed after {self.config.retries + 1} attempts: {last}"
+        )
+
+    def acknowledge(self, project_id: str, archival_code: str) -> None:
+        """归档回传. A retried acknowledgement may reach the source twice; the platform treats
+        archive-ack as idempotent per (PROJID, archival_code)."""
+        url = f"{self._base}{API}/matters/{quote(project_id, safe='')}/archive-ack"
+
+        def attempt() -> None:
+            resp = self._client.post(url, json={"archival_code": archival_code}, headers=self._headers,
+                                     timeout=self._timeout)
+            self._raise_for_status(resp, url)
+
+        self._with_retries("POST", url, attempt)
+
+    def fetch_catalogue(self) -> list[dict[str, Any]]:
+        """The platform's matter catalogue as its raw rows (SERVICECODE, SERVICENAME, …)."""
+        url = f"{self._base}{API}/catalogue"
+        body = self._get_json(url, None)
+        items = body.get("items") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise SourceUnavailable(f"source {self.name}: GET {url}: expected a list of catalogue rows")
+        return items
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> UnifiedConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- HTTP with retries ------------------------------------------------------------------------
+
+    def _sleep(self, attempt: int) -> None:
+        time.sleep(min(MAX_BACKOFF_SECONDS, self.config.backoff_seconds * 2 ** (attempt - 1)))
+
+    def _with_retries(self, method: str, url: str, fn: Callable[[], _T]) -> _T:
+        last = ""
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                self._sleep(attempt)
+            try:
+                return fn()
+            except _Retryable as exc:
+                last = exc.reason
+            except httpx.TransportError as exc:
+                last = _describe(exc)
+            log.warning("source %s: %s %s failed (%s), attempt %d of %d",
+                        self.name, method, url, last, attempt + 1, self.config.retries + 1)
+        raise SourceUnavailable(
+            f"source {self.name}: {method} {url} failed after {self.config.retries + 1} attempts: {last}"
+        )
+
+    def _raise_for_status(self, resp: httpx.Response, url: str) -> None:
+        code = resp.status_code
+        if code < 400:
+            return
+        if code >= 500 or code == 429:
+            raise _Retryable(f"HTTP {code}")
+        if code in (401, 403):
+            hint = f" (check the token in ${self.config.token_env})" if self.config.token_env else ""
+            raise SourceUnavailable(f"source {self.name}: {resp.request.method} {url}: HTTP {code}{hint}")
+        raise SourceUnavailable(f"source {self.name}: {resp.request.method} {url}: HTTP {code}: "
+                                f"{mask_text(resp.text[:200])}")
+
+    def _get_json(self, url: str, params: dict[str, Any] | None, *, missing_ok: bool = False) -> Any:
+        def attempt() -> Any:
+            resp = self._client.get(url, params=params, headers=self._headers, timeout=self._timeout)
+            if missing_ok and resp.status_code in (404, 410):
+                return None
+            self._raise_for_status(resp, url)
+            try:
+                return json.loads(resp.content)
+            except ValueError as exc:  # a body cut short without a Content-Length to tell
+                raise _Retryable(f"answer is not valid JSON: {exc}") from exc
+
+        return self._with_retries("GET", url, attempt)
+
+    # -- mapping ----------------------------------------------------------------------------------
+
+    def _to_matter(self, raw: dict[str, Any]) -> Matter | InvalidMatter:
+        projid = raw.get("PROJID")
+        label = projid if isinstance(projid, str) and projid.strip() else None
+        problems: list[str] = []
+        try:
+            data = _canonical(raw, self.name)
+            return Matter.model_validate(data)
+        except ValidationError as exc:
+            problems = [_problem(label, e) for e in exc.errors()]
+        except (TypeError, AttributeError) as exc:  # a list where an object belongs, and the like
+            problems = [f"PROJID {label}: record has the wrong shape: {exc}"]
+        if label is None:
+            blob = json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8")
+            label = "NOPROJID-" + hashlib.sha256(blob).hexdigest()[:12]
+        return InvalidMatter(
+            source=self.name,
+            project_id=label,
+            updated_at=_parse_time(raw.get("UPDATETIME")) if isinstance(raw.get("UPDATETIME"), str) else None,
+            raw=raw,
+            problems=[mask_text(p) for p in problems],
+        )
+
+
+def fetch_catalogue(config: UnifiedSource) -> list[dict[str, str]]:
+    """The unified system's 事项目录 as rows keyed 事项编码, 事项名称, 事项类型, 实施机构 (the
+    retention table's own column names), for `guidang retention coverage --from-source`."""
+    with UnifiedConnector(config) as conn:
+        rows = conn.fetch_catalogue()
+    out = []
+    for row in rows:
+        out.append({
+            "事项编码": str(row.get("SERVICECODE") or ""),
+            "事项名称": str(row.get("SERVICENAME") or ""),
+            "事项类型": str(row.get("SERVICETYPE") or ""),
+            "实施机构": str(row.get("DEPTNAME") or ""),
+        })
+    return out
+
+
+def _iso(dt: datetime) -> str:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=SHANGHAI)
+    return dt.isoformat()
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
+
+
+def _page_items(body: Any, url: str) -> tuple[list[dict[str, Any]], int]:
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list) or not isinstance(body.get("total"), int):
+        raise SourceUnavailable(f"GET {url}: expected a JSON object with 'total' and 'items'")
+    items = body["items"]
+    if not all(isinstance(i, dict) for i in items):
+        raise SourceUnavailable(f"GET {url}: every item must be a JSON object")
+    return items, body["total"]
+
+
+def _parse_time(value: Any) -> Any:
+    """ISO text -> aware datetime (naive text is Asia/Shanghai); anything else is left for the model
+    to reject with the field's name."""
+    if not isinstance(value, str):
+        return value
+    try:
+        dt = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return value
+    return dt if dt.tzinfo else dt.replace(tzinfo=SHANGHAI)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _pick(raw: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """Copy the fields the record has; an absent or blank field is left out so that the model
+    reports a mandatory one as "field required" rather than as a wrong type."""
+    out: dict[str, Any] = {}
+    for canon, name in mapping.items():
+        v = raw.get(name)
+        if not _present(v):
+            continue
+        if canon in _TIME_FIELDS:
+            v = _parse_time(v)
+        elif canon in ("service_version", "matter_type", "region_code") and isinstance(v, int):
+            v = str(v)
+        out[canon] = v
+    return out
+
+
+def _canonical(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    data = _pick(raw, MATTER_FIELDS)
+    data["source"] = source
+    data["applicant"] = _pick(raw, APPLICANT_FIELDS)
+    data["steps"] = [_pick(s, STEP_FIELDS) for s in raw.get("PROCESS") or []]
+    data["documents"] = [_pick(d, DOCUMENT_FIELDS) for d in raw.get("MATERIALS") or []]
+    return data
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    """('applicant', 'name') -> APPLYERNAME; ('documents', 2, 'file_name') -> MATERIALS[2].FILENAME."""
+    if not loc:
+        return "record"
+    head = loc[0]
+    if head == "applicant" and len(loc) > 1:
+        return APPLICANT_FIELDS.get(str(loc[1]), str(loc[1]))
+    if head in ("steps", "documents"):
+        table, mapping = ("PROCESS", STEP_FIELDS) if head == "steps" else ("MATERIALS", DOCUMENT_FIELDS)
+        if len(loc) == 1:
+            return table
+        name = f"{table}[{loc[1]}]"
+        return f"{name}.{mapping.get(str(loc[2]), str(loc[2]))}" if len(loc) > 2 else name
+    return MATTER_FIELDS.get(str(head), ".".join(map(str, loc)))
+
+
+def _problem(label: str | None, error: Any) -> str:
+    field = _field_name(tuple(error.get("loc") or ()))
+    if error.get("type") == "missing":
+        msg = "field required"
+    else:
+        msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        for canon, name in _TIME_NAMES.items():
+            msg = msg.replace(canon, name)
+    return f"PROJID {label or '(missing)'}: {field}: {msg}"
