@@ -295,7 +295,7 @@ class UnifiedConnector:
 
     def _to_matter(self, raw: dict[str, Any]) -> Matter | InvalidMatter:
         projid = raw.get("PROJID")
-        label = projid if isinstance(projid, str) and projid.strip() else None
+        label = str(projid).strip() if isinstance(projid, str | int) and str(projid).strip() else None
         problems: list[str] = []
         try:
             data = _canonical(raw, self.name)
@@ -378,7 +378,7 @@ def _pick(raw: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
             continue
         if canon in _TIME_FIELDS:
             v = _parse_time(v)
-        elif canon in ("service_version", "matter_type", "region_code") and isinstance(v, int):
+        elif canon in ("project_id", "service_version", "matter_type", "region_code") and isinstance(v, int):
             v = str(v)
         out[canon] = v
     return out
