@@ -1,1 +1,48 @@
-"""retention"""
+"""归档范围和保管期限表: load (XLSX/CSV/YAML), validate, match a Matter to a rule, 档号, disposition dates.
+
+Plain library; the `guidang retention ...` commands and the ledger's table versions are wired on
+top of these functions elsewhere.
+"""
+
+from retention.archival_code import (
+    DEFAULT_TEMPLATE,
+    ArchivalCodeError,
+    ArchivalCodeParts,
+    compose_archival_code,
+    parse_archival_code,
+)
+from retention.coverage import CatalogueItem, CoverageReport, coverage, is_covered, load_catalogue
+from retention.diff import diff_tables
+from retention.load import LoadResult, ValidationReport, load_records, load_table, validate_table
+from retention.match import AppraisalError, appraise, disposition_date, explain
+from retention.table import COLUMNS, RetentionTable, RetentionTableError, Rule
+from retention.template import write_table_xlsx, write_template
+
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_TEMPLATE",
+    "AppraisalError",
+    "ArchivalCodeError",
+    "ArchivalCodeParts",
+    "CatalogueItem",
+    "CoverageReport",
+    "LoadResult",
+    "RetentionTable",
+    "RetentionTableError",
+    "Rule",
+    "ValidationReport",
+    "appraise",
+    "compose_archival_code",
+    "coverage",
+    "diff_tables",
+    "disposition_date",
+    "explain",
+    "is_covered",
+    "load_catalogue",
+    "load_records",
+    "load_table",
+    "parse_archival_code",
+    "validate_table",
+    "write_table_xlsx",
+    "write_template",
+]
