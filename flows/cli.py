@@ -186,8 +186,8 @@ def demo(
         if as_json:
             typer.echo(json.dumps(world, ensure_ascii=False, indent=2, default=str))
         return
-    with UnifiedSimulator(directory / "sources" / "unified") as sim:
-        os.environ["GUIDANG_UNIFIED_URL"] = sim.base_url
+    with UnifiedSimulator(directory / "sources" / "unified") as base_url:
+        os.environ["GUIDANG_UNIFIED_URL"] = base_url
         try:
             summary = execute_night(
                 directory / "guidang.yaml",
@@ -235,6 +235,101 @@ def audit_verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = Fa
         typer.echo("OK: the event chain is intact" if not findings else f"FAILED: {len(findings)} problem(s)")
     if findings:
         raise typer.Exit(1)
+
+
+quarantine_app = typer.Typer(help="Matters held back with a reason (隔离区): look, and retry.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+def _entry_dict(e: Any, *, full: bool = False) -> dict[str, Any]:
+    from schemas.model import mask_text
+
+    d = {
+        "id": e.id,
+        "source": e.source,
+        "project_id": e.project_id,
+        "codes": e.codes,
+        "attempts": e.attempts,
+        "created_at": e.created_at.isoformat(),
+        "resolved_at": e.resolved_at.isoformat() if e.resolved_at else None,
+        "resolution": e.resolution,
+        "findings": [{**f, "message": mask_text(f["message"])} for f in e.findings],
+    }
+    if full:
+        d["record"] = e.record  # the operator asked for this one entry: the full record, card number included
+    return d
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    config: ConfigOpt = Path("guidang.yaml"),
+    all_: Annotated[bool, typer.Option("--all", help="resolved entries too")] = False,
+    source: Annotated[str | None, typer.Option("--source", "-s")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open quarantine entries, newest last, with their reason codes."""
+    from sqlalchemy import select
+
+    from ledger import store
+    from ledger.models import QuarantineEntry
+
+    settings = _settings(config)
+    with store.Ledger(settings.resolve_url(settings.ledger_url)) as ledger, ledger.read() as s:
+        q = select(QuarantineEntry).order_by(QuarantineEntry.id)
+        if not all_:
+            q = q.where(QuarantineEntry.resolved_at.is_(None))
+        if source:
+            q = q.where(QuarantineEntry.source == source)
+        entries = [_entry_dict(e) for e in s.scalars(q).all()]
+    if as_json:
+        typer.echo(json.dumps(entries, ensure_ascii=False, indent=2))
+        return
+    for e in entries:
+        state = f"resolved: {e['resolution']}" if e["resolved_at"] else f"attempts {e['attempts']}"
+        typer.echo(f"#{e['id']}  {e['source']}/{e['project_id']}  {','.join(e['codes'])}  ({state})")
+        for f in e["findings"]:
+            typer.echo(f"      {f['code']} {code_text(f['code'])}: {f['message']}")
+    typer.echo(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    entry: Annotated[int, typer.Argument(help="entry id (from `quarantine list`)")],
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """One entry in full, with the record needed to retry it."""
+    from ledger import store
+    from ledger.models import QuarantineEntry
+
+    settings = _settings(config)
+    with store.Ledger(settings.resolve_url(settings.ledger_url)) as ledger, ledger.read() as s:
+        e = s.get(QuarantineEntry, entry)
+        if e is None:
+            raise _fail(f"no quarantine entry {entry}", 1)
+        d = _entry_dict(e, full=True)
+    typer.echo(
+        json.dumps(d, ensure_ascii=False, indent=2, default=str)
+        if as_json
+        else "\n".join(f"{k}: {json.dumps(v, ensure_ascii=False, default=str)}" for k, v in d.items())
+    )
+
+
+@quarantine_app.command("retry")
+def quarantine_retry(
+    entries: Annotated[list[int] | None, typer.Argument(help="entry ids; all open ones if none")] = None,
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch each matter afresh and put it through the stages again; fixed ones are archived."""
+    from flows.pipeline import retry_quarantined
+
+    settings = _settings(config)
+    try:
+        summary = retry_quarantined(settings, entries or None)
+    except GuidangError as exc:
+        raise _fail(str(exc), 1) from exc
+    _report(summary, as_json, strict=False)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -27,6 +27,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import select
+
 from connectors.repositories import open_repository
 from connectors.repositories.base import Repository
 from connectors.sources import open_source
@@ -223,26 +225,11 @@ def process_source(
     items = fanout.collect(ctx, source, start, end)
     summary.collected = len(items)
 
-    # 3. decide per matter: skip, quarantine, or work on it
+    # 3. decide per matter: skip, quarantine, or work on it; 4.–6. the stages
     work = triage(ctx, source, items, summary)
-
-    # 4. appraise + stage, chunked and fanned out
-    staged: list[Staged] = []
-    pending_times: list[datetime] = []
-    for out in fanout.stage(ctx, source, chunk(work, source.chunk_size)):
-        summary.add(out.summary)
-        staged.extend(out.staged)
-        pending_times.extend(out.pending_updated_at)
-
+    pending_times = work_through(ctx, source, work, summary, fanout, resumed=resumed)
     if ctx.dry_run:
-        summary.archived = len(staged)
         return summary
-
-    # 5. number in one deterministic order, then 6. finalize + transfer + verify, fanned out again
-    numbered = resumed + number_staged(ctx, source, staged)
-    for res in fanout.transfer(ctx, source, chunk(numbered, source.chunk_size)):
-        summary.add(res.summary)
-        pending_times.extend(res.pending_updated_at)
 
     # 7. the watermark: never ahead of a matter that is not in an end state
     if not backfill:
@@ -250,6 +237,75 @@ def process_source(
         with ctx.ledger.transaction() as s:
             store.set_watermark(s, source.name, max(new_mark, start), ctx.run_id)
     return summary
+
+
+def work_through(ctx: RunContext, source: SourceConfig, work: list[Work], summary: SourceSummary, fanout: Fanout,
+                 *, resumed: Sequence[Staged] = ()) -> list[datetime]:
+    """Appraise + stage (fanned out), number (in order), finalize + transfer + verify (fanned out).
+
+    Returns the updated_at of matters left pending by transient faults, which hold the watermark back.
+    """
+    staged: list[Staged] = []
+    pending_times: list[datetime] = []
+    for out in fanout.stage(ctx, source, chunk(work, source.chunk_size)):
+        summary.add(out.summary)
+        staged.extend(out.staged)
+        pending_times.extend(out.pending_updated_at)
+    if ctx.dry_run:
+        summary.archived += len(staged)
+        return pending_times
+    numbered = list(resumed) + number_staged(ctx, source, staged)
+    for res in fanout.transfer(ctx, source, chunk(numbered, source.chunk_size)):
+        summary.add(res.summary)
+        pending_times.extend(res.pending_updated_at)
+    return pending_times
+
+
+def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """`guidang quarantine retry`: fetch each open entry's matter afresh from its source (the stored
+    record when the source no longer has it) and put it through the stages again."""
+    from ledger.models import QuarantineEntry
+
+    ctx = open_run(settings, parameters={"retry": list(entry_ids) if entry_ids else "all-open"})
+    summaries: dict[str, SourceSummary] = {}
+    failed: list[str] = []
+    try:
+        with ctx.ledger.read() as s:
+            q = select(QuarantineEntry).where(QuarantineEntry.resolved_at.is_(None))
+            if entry_ids:
+                q = q.where(QuarantineEntry.id.in_(list(entry_ids)))
+            entries = list(s.scalars(q.order_by(QuarantineEntry.id)).all())
+        by_source: dict[str, list[QuarantineEntry]] = {}
+        for e in entries:
+            by_source.setdefault(e.source, []).append(e)
+        for name, group in by_source.items():
+            summary = summaries.setdefault(name, SourceSummary())
+            try:
+                source = settings.source(name)
+                work: list[Work] = []
+                for e in group:
+                    item = ctx.connector(source).fetch_matter(e.project_id)
+                    if item is None and "matter" in e.record:
+                        item = Matter.model_validate(e.record["matter"])
+                    summary.collected += 1
+                    if item is None:
+                        summary.unchanged += 1
+                        continue
+                    if isinstance(item, InvalidMatter):
+                        _quarantine_invalid(ctx, item, summary, force=True)
+                        continue
+                    with ctx.ledger.read() as s:
+                        latest = store.latest_version(s, item.source, item.project_id)
+                    version = 1 if latest is None else latest.version + 1
+                    work.append(Work(item, version, e.id))
+                work_through(ctx, source, work, summary, ThreadFanout())
+            except GuidangError as exc:
+                message = mask_text(f"{name}: {exc.__class__.__name__}: {exc}")
+                summary.error = message
+                failed.append(message)
+    finally:
+        result = close_run(ctx, summaries, failed=failed)
+    return result
 
 
 RunSource = Callable[[RunContext, SourceConfig, datetime | None, datetime | None], SourceSummary]
@@ -343,12 +399,12 @@ def triage(
     return work
 
 
-def _quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSummary) -> None:
+def _quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSummary, *, force: bool = False) -> None:
     findings = [Finding(_invalid_code(p), item.key, mask_text(p)) for p in item.problems]
     raw_hash = _json_hash(item.raw)
     with ctx.ledger.read() as s:
         open_q = store.open_quarantine(s, item.source, item.project_id)
-    if open_q is not None and open_q.content_hash == raw_hash:
+    if not force and open_q is not None and open_q.content_hash == raw_hash:
         summary.unchanged += 1
         return
     summary.quarantined += 1
