@@ -1,0 +1,141 @@
+"""File-format identification for the package: what a document really is, and whether an archive
+can keep it.
+
+The format recorded in 元数据.xml comes from the file's own first bytes, not from the name or the
+media type a source declared, because a source's declaration is exactly what an authenticity check
+must not take on trust. The declared media type and the extension only break ties (an OFD is a ZIP
+container; plain text has no signature) and name formats we do not recognise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+# DA/T 47 / GB/T 18894 general-purpose (通用) formats for long-term keeping.
+GENERAL_FORMATS: frozenset[str] = frozenset(
+    {"PDF", "OFD", "XML", "TXT", "JPEG", "TIFF", "PNG", "JP2", "WAV", "MP3", "MP4"}
+)
+
+_MEDIA_TYPES: dict[str, str] = {
+    "PDF": "application/pdf",
+    "OFD": "application/ofd",
+    "XML": "application/xml",
+    "TXT": "text/plain",
+    "JPEG": "image/jpeg",
+    "TIFF": "image/tiff",
+    "PNG": "image/png",
+    "JP2": "image/jp2",
+    "WAV": "audio/wav",
+    "MP3": "audio/mpeg",
+    "MP4": "video/mp4",
+    "ZIP": "application/zip",
+    "EXE": "application/x-msdownload",
+    "DOC": "application/msword",
+    "DOCX": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "GIF": "image/gif",
+}
+
+_BY_MEDIA_TYPE: dict[str, str] = {v: k for k, v in _MEDIA_TYPES.items()} | {
+    "text/xml": "XML",
+    "application/x-dosexec": "EXE",
+    "application/x-msdos-program": "EXE",
+    "application/vnd.microsoft.portable-executable": "EXE",
+    "image/jpg": "JPEG",
+    "audio/x-wav": "WAV",
+}
+
+_BY_EXTENSION: dict[str, str] = {
+    "pdf": "PDF", "ofd": "OFD", "xml": "XML", "txt": "TXT", "jpg": "JPEG", "jpeg": "JPEG",
+    "tif": "TIFF", "tiff": "TIFF", "png": "PNG", "jp2": "JP2", "wav": "WAV", "mp3": "MP3",
+    "mp4": "MP4", "zip": "ZIP", "exe": "EXE", "dll": "EXE", "doc": "DOC", "docx": "DOCX", "gif": "GIF",
+}
+
+HEAD_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class FormatInfo:
+    name: str  # e.g. "PDF"; the extension upper-cased (or "UNKNOWN") when not recognised
+    media_type: str
+    general: bool  # a general-purpose archival format (通用格式)
+
+
+def _sniff(head: bytes) -> str | None:
+    if head.startswith(b"%PDF-"):
+        return "PDF"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n"):
+        return "JP2"
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "WAV"
+    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "MP3"
+    if head[4:8] == b"ftyp":
+        return "MP4"
+    if head.startswith(b"MZ"):
+        return "EXE"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "DOC"
+    if head.startswith(b"PK\x03\x04"):
+        return "ZIP"
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"<?xml"):
+        return "XML"
+    return None
+
+
+def identify(head: bytes, file_name: str, declared_media_type: str | None = None) -> FormatInfo:
+    """The format of a file whose first bytes are `head` (at least HEAD_SIZE of them, if it has
+    that many). ZIP containers named .ofd/.docx and signature-less text named .txt are resolved by
+    the name. A file without a known signature is never given a general-purpose format it claims
+    but does not carry (a ".pdf" that is not a PDF is UNKNOWN); plain text, which has no signature,
+    is TXT when it is named so and looks like text."""
+    ext = PurePosixPath(file_name).suffix.lower().lstrip(".")
+    by_ext = _BY_EXTENSION.get(ext)
+    by_type = _BY_MEDIA_TYPE.get((declared_media_type or "").split(";")[0].strip().lower())
+    name = _sniff(head)
+    if name == "ZIP" and (by_ext in ("OFD", "DOCX") or by_type in ("OFD", "DOCX")):
+        name = by_ext if by_ext in ("OFD", "DOCX") else by_type
+    if name is None:
+        claimed = by_ext or by_type
+        if claimed == "TXT":
+            name = "TXT" if _looks_like_text(head) else "UNKNOWN"
+        elif claimed is not None and claimed not in GENERAL_FORMATS:
+            name = claimed
+        elif claimed is None and ext.isascii() and ext.isalnum():
+            name = ext.upper()
+        else:  # claims a format whose signature it does not carry
+            name = "UNKNOWN"
+    media_type = _MEDIA_TYPES.get(name, declared_media_type or "application/octet-stream")
+    return FormatInfo(name=name, media_type=media_type, general=name in GENERAL_FORMATS)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end of the sample is fine
+        if exc.start < len(head) - 3:
+            return False
+    return not any(b < 9 or 13 < b < 32 for b in head)
+
+
+def identify_file(path: Path, declared_media_type: str | None = None) -> FormatInfo:
+    with path.open("rb") as fh:
+        head = fh.read(HEAD_SIZE)
+    return identify(head, path.name, declared_media_type)
+
+
+def is_pdf_claimed(file_name: str, declared_media_type: str | None) -> bool:
+    """Whether the source says this is a PDF: such a file must open as one, whatever its bytes."""
+    return (
+        PurePosixPath(file_name).suffix.lower() == ".pdf"
+        or (declared_media_type or "").split(";")[0].strip().lower() == "application/pdf"
+    )

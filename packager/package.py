@@ -1,0 +1,148 @@
+"""Stage B of packaging: turn a staged matter into the 归档信息包 and check it (四性检测).
+
+Runs after the ledger has allocated the 件号, so everything that could fail for reasons of the
+matter itself was already found by staging; what can still fail here is the metadata (XSD) and
+the checks. The package is a pure function of its inputs: `archived_at` comes from the caller and
+no clock, path or environment value is written, so finalizing the same staged matter twice gives
+byte-identical files (a retried transfer re-uploads exactly what the ledger already describes).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple
+
+from packager.checks import CheckReport, check_package, validate_check_report
+from packager.errors import QuarantineError
+from packager.fixity import digest_chunks, digest_file
+from packager.stage import StagedMatter
+from schemas.config import Fonds
+from schemas.findings import Finding, GuidangError
+from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE, is_dangerous_path
+from schemas.metadata import build_metadata, validate_metadata
+
+
+class PackageFile(NamedTuple):
+    path: str  # relative to the package folder, POSIX separators
+    size: int
+    sha256: str
+    sm3: str
+
+
+@dataclass(frozen=True, slots=True)
+class PackageResult:
+    """The finished package: `files` lists every file (documents, 元数据.xml, both manifests and
+    检测报告.xml) sorted by path, which is what a repository uploads and verifies."""
+
+    folder: Path
+    files: list[PackageFile]
+    report: CheckReport
+    findings: list[Finding] = field(default_factory=list)  # of failed items, downgraded ones included
+    passed: bool = True
+    page_count: int = 0  # 页数: pages of all documents (those with pages)
+
+
+def manifest_text(entries: Iterable[tuple[str, str]]) -> str:
+    """bagit-style "<digest>  <relative path>" lines, sorted by path, LF-terminated."""
+    lines = []
+    for rel, digest in sorted(entries):
+        if is_dangerous_path(rel):
+            raise GuidangError(f"refusing to list dangerous path {rel!r} in a manifest")
+        lines.append(f"{digest}  {rel}\n")
+    return "".join(lines)
+
+
+def write_manifests(folder: Path, files: Iterable[PackageFile]) -> list[PackageFile]:
+    """Write manifest-sm3.txt and manifest-sha256.txt for `files`; returns the two manifests' own rows."""
+    files = list(files)
+    rows = []
+    for name, attr in ((MANIFEST_SM3, "sm3"), (MANIFEST_SHA256, "sha256")):
+        data = manifest_text((f.path, getattr(f, attr)) for f in files).encode("utf-8")
+        (folder / name).write_bytes(data)
+        d = digest_chunks([data])
+        rows.append(PackageFile(name, d.size, d.sha256, d.sm3))
+    return rows
+
+
+def finalize_package(
+    staged: StagedMatter,
+    *,
+    fonds: Fonds,
+    archival_code: str,
+    item_number: int,
+    archived_at: datetime,
+    check_warnings: Collection[str] = (),
+) -> PackageResult:
+    """Write 元数据.xml, the manifests and 检测报告.xml into the staged folder, checking the package.
+
+    Raises QuarantineError with Q-METADATA-INVALID (nothing written) when the metadata does not
+    validate, or with Q-CHECK-FAILED plus the failed items' findings when an item not listed in
+    `check_warnings` fails (the folder, report included, is left for inspection; `discard` it).
+    """
+    matter = staged.matter
+    if item_number < 1:
+        raise GuidangError(f"matter {matter.key}: 件号 must be >= 1, got {item_number}")
+    folder = staged.folder
+    for name in (CHECK_REPORT_FILE, MANIFEST_SM3, MANIFEST_SHA256, METADATA_FILE):
+        (folder / name).unlink(missing_ok=True)
+
+    metadata = build_metadata(
+        matter, staged.appraisal, [d.entry() for d in staged.documents],
+        fonds=fonds, archival_code=archival_code, item_number=item_number, archived_at=archived_at,
+    )
+    invalid = validate_metadata(metadata)
+    if invalid:
+        raise QuarantineError(matter.key, [
+            Finding("Q-METADATA-INVALID", f"{matter.key} {f.where}", f.message, details=f.details) for f in invalid
+        ])
+    (folder / METADATA_FILE).write_bytes(metadata)
+    md = digest_chunks([metadata])
+
+    listed = [PackageFile(d.path, d.size, d.sha256, d.sm3) for d in staged.documents]
+    listed.append(PackageFile(METADATA_FILE, md.size, md.sha256, md.sm3))
+    manifests = write_manifests(folder, listed)
+
+    report = check_package(
+        folder,
+        level="full",
+        source_digests={d.path: d.source_digest() for d in staged.documents},
+        archival_code_template=fonds.archival_code_template,
+        warnings=check_warnings,
+        checked_at=archived_at,
+    )
+    report_xml = report.to_xml()
+    problems = validate_check_report(report_xml)
+    if problems:  # our own output: a bug, not the matter's fault
+        raise GuidangError(f"matter {matter.key}: 检测报告.xml does not validate: {problems}")
+    (folder / CHECK_REPORT_FILE).write_bytes(report_xml)
+    rd = digest_chunks([report_xml])
+
+    if not report.passed:
+        failed = ", ".join(i.code for i in report.failed_items)
+        raise QuarantineError(matter.key, [
+            Finding("Q-CHECK-FAILED", matter.key, f"四性检测 failed: {failed}",
+                    details={"items": [i.code for i in report.failed_items]}),
+            *[f for i in report.failed_items for f in i.findings],
+        ])
+    files = sorted([*listed, *manifests, PackageFile(CHECK_REPORT_FILE, rd.size, rd.sha256, rd.sm3)])
+    return PackageResult(folder=folder, files=files, report=report, findings=report.findings, passed=True,
+                         page_count=sum(d.pages or 0 for d in staged.documents))
+
+
+def package_files(folder: Path) -> list[PackageFile]:
+    """Every regular file of a package folder with its digests (one read each), sorted by path;
+    for re-verifying a package that is no longer held as a PackageResult."""
+    out = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+        d = digest_file(path)
+        out.append(PackageFile(path.relative_to(folder).as_posix(), d.size, d.sha256, d.sm3))
+    return sorted(out)
+
+
+def discard(staged: StagedMatter) -> None:
+    """Remove a staged matter's folder (after transfer, or after it was quarantined)."""
+    shutil.rmtree(staged.folder, ignore_errors=True)

@@ -1,0 +1,220 @@
+"""Stage A of packaging: bring one matter's documents into a fresh staging folder and prove them.
+
+Staging happens before the ledger allocates a 件号, so anything that would make the package
+unacceptable (an unsafe or duplicated name, a document the source cannot deliver, a digest or size
+that differs from what the source declared, a PDF that is broken, encrypted or empty) is found here
+and the matter is quarantined without consuming a number; 件号 stays gap-free. Every document is
+streamed exactly once: the copy, SM3, SHA-256 and byte count come out of the same pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.sources.base import DocumentUnavailable
+from packager.errors import QuarantineError
+from packager.fixity import copy_and_digest
+from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
+from packager.pdf import inspect_pdf
+from schemas.findings import Finding, GuidangError, Severity
+from schemas.layout import document_path, is_dangerous_path
+from schemas.metadata import DocumentEntry
+from schemas.model import Appraisal, Document, Matter, mask_text
+
+Opener = Callable[[Document], Iterator[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedDocument:
+    """A document as it lies in the staging folder, with what staging learned about it."""
+
+    document: Document
+    path: str  # relative to the package folder: 材料类别/文件名
+    size: int
+    sha256: str
+    sm3: str
+    format: FormatInfo
+    pages: int | None = None
+    active_content: tuple[str, ...] = ()
+
+    def entry(self) -> DocumentEntry:
+        return DocumentEntry(
+            group=self.document.group,
+            title=self.document.title,
+            file_name=self.document.file_name,
+            path=self.path,
+            format=self.format.name,
+            media_type=self.format.media_type,
+            size=self.size,
+            sm3=self.sm3,
+            sha256=self.sha256,
+            pages=self.pages,
+        )
+
+    def source_digest(self) -> str:
+        """What the source vouched for ("sha256:…"/"sm3:…"), else what was computed on arrival."""
+        if self.document.source_sha256:
+            return f"sha256:{self.document.source_sha256}"
+        if self.document.source_sm3:
+            return f"sm3:{self.document.source_sm3}"
+        return f"sha256:{self.sha256}"
+
+
+@dataclass(frozen=True, slots=True)
+class StagedMatter:
+    """A matter whose documents passed staging; `finalize_package` turns it into the package.
+
+    `findings` are non-fatal observations for the checks (active content in a PDF, GD-4-3)."""
+
+    matter: Matter
+    appraisal: Appraisal
+    folder: Path
+    documents: tuple[StagedDocument, ...]
+    findings: tuple[Finding, ...] = ()
+
+
+def staging_folder(staging_root: Path, matter: Matter) -> Path:
+    """One folder per matter version: the same matter re-collected unchanged maps to the same
+    folder (which a re-run clears first), a changed one (补充材料) to a new folder."""
+    digest = hashlib.sha256(f"{matter.key}\n{matter.content_hash()}".encode()).hexdigest()
+    return staging_root / f"m-{digest[:32]}"
+
+
+def _name_key(name: str) -> str:
+    """Names that collide on a case-insensitive or normalising filesystem count as duplicates."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def stage_matter(matter: Matter, appraisal: Appraisal, open_document: Opener, staging_root: Path) -> StagedMatter:
+    """Stream the matter's documents (minus appraisal.excluded_groups) into a fresh staging folder.
+
+    Raises QuarantineError carrying every finding when anything is wrong with the matter;
+    SourceUnavailable from the opener propagates untouched (transient: retry the matter later).
+    The staging folder is removed whenever no StagedMatter is returned.
+    """
+    if not appraisal.in_scope:
+        raise GuidangError(f"matter {matter.key}: appraisal says 不归档; it must not be packaged")
+    folder = staging_folder(staging_root, matter)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    try:
+        staged, findings = _stage_documents(matter, appraisal, open_document, folder)
+        errors = [f for f in findings if f.severity == Severity.ERROR]
+        if errors:
+            raise QuarantineError(matter.key, errors)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    notes = tuple(f for f in findings if f.severity != Severity.ERROR)
+    return StagedMatter(matter=matter, appraisal=appraisal, folder=folder, documents=tuple(staged), findings=notes)
+
+
+def _stage_documents(
+    matter: Matter, appraisal: Appraisal, open_document: Opener, folder: Path
+) -> tuple[list[StagedDocument], list[Finding]]:
+    findings: list[Finding] = []
+    excluded = set(appraisal.excluded_groups)
+    documents = [d for d in matter.documents if d.group not in excluded]
+    if not documents:
+        findings.append(Finding(
+            "Q-NO-DOCUMENTS", matter.key,
+            f"no documents to archive ({len(matter.documents)} in the matter, "
+            f"groups excluded by the retention rule: {', '.join(g.value for g in excluded) or 'none'})",
+        ))
+
+    seen: dict[tuple[str, str], Document] = {}
+    fetchable: list[Document] = []
+    for doc in documents:
+        where = f"{matter.key} {doc.group.value}/{doc.file_name!r}"
+        if is_dangerous_path(doc.file_name) or "/" in doc.file_name:
+            findings.append(Finding(
+                "Q-DOC-UNSAFE-NAME", where,
+                "file name is not a single safe path segment (empty, absolute, '..', '.', '/', '\\' "
+                "or control characters)",
+                details={"group": doc.group.value, "file_name": doc.file_name},
+            ))
+            continue
+        key = (doc.group.value, _name_key(doc.file_name))
+        if key in seen:
+            findings.append(Finding(
+                "Q-DOC-DUPLICATE-NAME", where,
+                f"file name collides with {seen[key].file_name!r} (title {seen[key].title!r}) in the same group",
+                details={"group": doc.group.value, "file_name": doc.file_name, "other": seen[key].file_name},
+            ))
+            continue
+        seen[key] = doc
+        fetchable.append(doc)
+
+    staged: list[StagedDocument] = []
+    for doc in fetchable:
+        result = _stage_one(matter, doc, open_document, folder, findings)
+        if result is not None:
+            staged.append(result)
+    return staged, findings
+
+
+def _stage_one(
+    matter: Matter, doc: Document, open_document: Opener, folder: Path, findings: list[Finding]
+) -> StagedDocument | None:
+    rel = document_path(doc.group, doc.file_name)
+    where = f"{matter.key} {rel}"
+    dest = folder / rel
+    dest.parent.mkdir(exist_ok=True)
+    try:
+        with dest.open("xb") as fh:
+            digests = copy_and_digest(open_document(doc), fh)
+    except DocumentUnavailable as exc:
+        dest.unlink(missing_ok=True)
+        findings.append(Finding("Q-DOC-FETCH-FAILED", where, mask_text(str(exc)), details={"path": rel}))
+        return None
+
+    problem = False
+    if doc.size is not None and doc.size != digests.size:
+        problem = True
+        findings.append(Finding(
+            "Q-DOC-SIZE-MISMATCH", where, f"source declared {doc.size} bytes, received {digests.size}",
+            details={"path": rel, "expected": doc.size, "found": digests.size},
+        ))
+    for algorithm, expected, found in (
+        ("SHA-256", doc.source_sha256, digests.sha256),
+        ("SM3", doc.source_sm3, digests.sm3),
+    ):
+        if expected is not None and expected != found:
+            problem = True
+            findings.append(Finding(
+                "Q-DOC-DIGEST-MISMATCH", where, f"{algorithm} expected {expected}, found {found}",
+                details={"path": rel, "algorithm": algorithm, "expected": expected, "found": found},
+            ))
+
+    with dest.open("rb") as fh:
+        fmt = identify(fh.read(HEAD_SIZE), doc.file_name, doc.media_type)
+    pages: int | None = None
+    active: tuple[str, ...] = ()
+    if fmt.name == "PDF" or is_pdf_claimed(doc.file_name, doc.media_type):
+        info = inspect_pdf(dest)
+        if info.encrypted:
+            findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
+        elif info.error is not None:
+            findings.append(Finding("Q-PDF-BROKEN", where, info.error, details={"path": rel}))
+        elif not info.pages:
+            findings.append(Finding("Q-PDF-NO-PAGES", where, "PDF page tree holds no page", details={"path": rel}))
+        pages = info.pages
+        active = info.active_content
+        if active:
+            findings.append(Finding(
+                "GD-4-3", where, "active content: " + "; ".join(active),
+                severity=Severity.WARNING, details={"path": rel, "active_content": list(active)},
+            ))
+        problem = problem or not info.readable
+    if problem:
+        return None
+    return StagedDocument(
+        document=doc, path=rel, size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
+        format=fmt, pages=pages, active_content=active,
+    )

@@ -1,0 +1,382 @@
+"""元数据.xml of a package: build it with lxml, validate it against schemas/metadata.xsd, read it back.
+
+Building and reading live side by side so that the element names are spelled in one module (and
+the XSD); the packager writes with `build_metadata`, the 四性检测 reads with `read_metadata`, and
+neither knows an XPath. The metadata is a pure function of its inputs (no clock, no environment),
+which is what makes a rebuilt package byte-identical.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from lxml import etree
+
+from schemas.config import Fonds
+from schemas.findings import Finding
+from schemas.model import Appraisal, DocumentGroup, Matter, mask_text
+
+METADATA_XSD = "metadata.xsd"
+METADATA_VERSION = "1.0"
+DEFAULT_SECURITY_CLASS = "公开"  # 密级
+# China has one time zone and no DST: a completion date is the Beijing-time calendar date.
+BEIJING = timezone(timedelta(hours=8))
+
+# Paths (below the root 元数据) of every element the XSD makes mandatory: the 元数据项完整性 check
+# (GD-2-3) walks this list, and a test checks it against the XSD so the two cannot drift apart.
+MANDATORY_ELEMENTS: tuple[str, ...] = (
+    "档号",
+    "档号/全宗号",
+    "档号/门类代码",
+    "档号/年度",
+    "档号/保管期限",
+    "档号/件号",
+    "档号/完整档号",
+    "内容描述",
+    "内容描述/题名",
+    "内容描述/责任者",
+    "内容描述/日期",
+    "内容描述/密级",
+    "形式特征",
+    "形式特征/文件组合类型",
+    "形式特征/件数",
+    "形式特征/页数",
+    "形式特征/总字节数",
+    "业务信息",
+    "业务信息/来源系统",
+    "业务信息/办件编号",
+    "业务信息/事项编码",
+    "业务信息/事项名称",
+    "业务信息/事项类型",
+    "业务信息/实施机构",
+    "业务信息/申请人",
+    "业务信息/申请人/申请人名称",
+    "业务信息/办结时间",
+    "业务信息/办理过程",
+    "业务信息/办理过程/办理环节/环节名称",
+    "业务信息/证照/证照名称",
+    "文件信息",
+    "文件信息/文件",
+    "文件信息/文件/材料类别",
+    "文件信息/文件/题名",
+    "文件信息/文件/文件名",
+    "文件信息/文件/相对路径",
+    "文件信息/文件/格式",
+    "文件信息/文件/媒体类型",
+    "文件信息/文件/大小",
+    "文件信息/文件/SM3",
+    "文件信息/文件/SHA-256",
+    "保管信息",
+    "保管信息/归档范围",
+    "保管信息/保管期限",
+    "保管信息/保管期限表版本",
+    "保管信息/规则行号",
+    "保管信息/归档时间",
+)
+
+_CONTAINERS = frozenset(
+    {"档号", "内容描述", "形式特征", "业务信息", "业务信息/申请人", "业务信息/办理过程", "文件信息",
+     "文件信息/文件", "保管信息"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentEntry:
+    """What 元数据.xml records about one document of the package (the packager fills it)."""
+
+    group: DocumentGroup
+    title: str
+    file_name: str
+    path: str  # relative path in the package, schemas.layout.document_path(group, file_name)
+    format: str  # e.g. "PDF", from the file's own bytes
+    media_type: str
+    size: int
+    sm3: str
+    sha256: str
+    pages: int | None = None
+
+
+def matter_title(matter: Matter) -> str:
+    """题名: the matter's name with the applicant's name (the project id when there is no name),
+    which is how an archivist tells two 食品经营许可 files apart in a catalogue."""
+    who = matter.applicant.name.strip() if matter.applicant.name else ""
+    return f"{matter.service_name}（{who}）" if who else f"{matter.service_name}（办件编号 {matter.project_id}）"
+
+
+def beijing_date(moment: datetime) -> str:
+    """YYYYMMDD; aware times are converted to Beijing time, naive ones are taken as already local."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(BEIJING)
+    return moment.strftime("%Y%m%d")
+
+
+def _text(parent: etree._Element, name: str, value: object | None) -> etree._Element | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    el = etree.SubElement(parent, name)
+    el.text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return el
+
+
+def build_metadata(
+    matter: Matter,
+    appraisal: Appraisal,
+    documents: Sequence[DocumentEntry],
+    *,
+    fonds: Fonds,
+    archival_code: str,
+    item_number: int,
+    archived_at: datetime,
+    security_class: str = DEFAULT_SECURITY_CLASS,
+) -> bytes:
+    """The 元数据.xml bytes (UTF-8, declaration, indented). Optional values that are absent are
+    left out rather than written empty, so "not given" and "given as empty" cannot be confused."""
+    root = etree.Element("元数据", {"版本": METADATA_VERSION})
+
+    code = etree.SubElement(root, "档号")
+    _text(code, "全宗号", fonds.code)
+    _text(code, "门类代码", appraisal.category_code)
+    _text(code, "年度", f"{appraisal.year:04d}")
+    _text(code, "保管期限", appraisal.retention_period.value if appraisal.retention_period else None)
+    _text(code, "机构问题代码", appraisal.org_code)
+    _text(code, "件号", item_number)
+    _text(code, "完整档号", archival_code)
+
+    desc = etree.SubElement(root, "内容描述")
+    _text(desc, "题名", matter_title(matter))
+    _text(desc, "责任者", matter.agency)
+    _text(desc, "日期", beijing_date(matter.completed_at))
+    _text(desc, "文号", matter.result_document_number)
+    _text(desc, "密级", security_class)
+
+    form = etree.SubElement(root, "形式特征")
+    _text(form, "文件组合类型", "单件" if len(documents) == 1 else "组合文件")
+    _text(form, "件数", len(documents))
+    _text(form, "页数", sum(d.pages or 0 for d in documents))
+    _text(form, "总字节数", sum(d.size for d in documents))
+
+    biz = etree.SubElement(root, "业务信息")
+    _text(biz, "来源系统", matter.source)
+    _text(biz, "办件编号", matter.project_id)
+    _text(biz, "事项编码", matter.service_code)
+    _text(biz, "事项名称", matter.service_name)
+    _text(biz, "事项版本", matter.service_version)
+    kind = _text(biz, "事项类型", matter.matter_type_name)
+    if kind is not None:
+        kind.set("代码", matter.matter_type)
+    _text(biz, "办件类型", matter.handling_type)
+    _text(biz, "实施机构", matter.agency)
+    _text(biz, "实施机构代码", matter.agency_code)
+    _text(biz, "区划代码", matter.region_code)
+    app = etree.SubElement(biz, "申请人")
+    _text(app, "申请人名称", matter.applicant.name)
+    _text(app, "证件类型", matter.applicant.card_type)
+    _text(app, "证件号码", matter.applicant.card_number)
+    _text(biz, "受理时间", matter.received_at)
+    _text(biz, "办结时间", matter.completed_at)
+    process = etree.SubElement(biz, "办理过程")
+    for i, step in enumerate(matter.steps, start=1):
+        s = etree.SubElement(process, "办理环节", {"序号": str(i)})
+        _text(s, "环节名称", step.name)
+        _text(s, "办理人", step.actor)
+        _text(s, "办理部门", step.department)
+        _text(s, "办理意见", step.opinion)
+        _text(s, "开始时间", step.started_at)
+        _text(s, "结束时间", step.ended_at)
+    _text(biz, "办理结果", matter.result)
+    _text(biz, "决定时间", matter.decided_at)
+    if matter.license_name:
+        lic = etree.SubElement(biz, "证照")
+        _text(lic, "证照名称", matter.license_name)
+        _text(lic, "证照编号", matter.license_number)
+
+    files = etree.SubElement(root, "文件信息")
+    for i, d in enumerate(documents, start=1):
+        f = etree.SubElement(files, "文件", {"序号": str(i)})
+        _text(f, "材料类别", d.group.value)
+        _text(f, "题名", d.title)
+        _text(f, "文件名", d.file_name)
+        _text(f, "相对路径", d.path)
+        _text(f, "格式", d.format)
+        _text(f, "媒体类型", d.media_type)
+        _text(f, "大小", d.size)
+        _text(f, "页数", d.pages)
+        _text(f, "SM3", d.sm3)
+        _text(f, "SHA-256", d.sha256)
+
+    keep = etree.SubElement(root, "保管信息")
+    _text(keep, "归档范围", "归档" if appraisal.in_scope else "不归档")
+    _text(keep, "保管期限", appraisal.retention_period.value if appraisal.retention_period else None)
+    _text(keep, "保管期限表版本", appraisal.table_version)
+    _text(keep, "规则行号", appraisal.rule_row)
+    _text(keep, "依据", appraisal.rule_basis)
+    for g in appraisal.excluded_groups:
+        _text(keep, "不归档材料类别", g.value)
+    _text(keep, "到期鉴定日期", appraisal.disposition_date)
+    _text(keep, "归档时间", archived_at)
+
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+@cache
+def _schema_for_thread(name: str, thread_id: int) -> etree.XMLSchema:
+    """lxml validators keep their error log on the instance, so each thread gets its own."""
+    with resources.as_file(resources.files("schemas") / name) as path:
+        return etree.XMLSchema(etree.parse(str(path)))
+
+
+def load_xsd(name: str) -> etree.XMLSchema:
+    """A schema under schemas/ by file name (e.g. "metadata.xsd"), parsed once per thread."""
+    return _schema_for_thread(name, threading.get_ident())
+
+
+def parse_xml(source: bytes | Path) -> etree._ElementTree:
+    """Parse without network access or entity expansion: package files are untrusted input."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    if isinstance(source, Path):
+        return etree.parse(str(source), parser)
+    return etree.ElementTree(etree.fromstring(source, parser))
+
+
+def validate_xml(
+    source: bytes | Path | etree._ElementTree, xsd_name: str, *, code: str, where: str
+) -> list[Finding]:
+    """Every XSD (or well-formedness) error as a finding `code` at `where`:line. Messages pass
+    through mask_text because lxml quotes offending values, which may be identity numbers."""
+    try:
+        tree = source if isinstance(source, etree._ElementTree) else parse_xml(source)
+    except (etree.XMLSyntaxError, OSError) as exc:
+        return [Finding(code, where, mask_text(f"not well-formed XML: {exc}"))]
+    schema = load_xsd(xsd_name)
+    if schema.validate(tree):
+        return []
+    return [
+        Finding(code, f"{where}:{e.line}", mask_text(e.message), details={"path": e.path})
+        for e in schema.error_log
+    ]
+
+
+def validate_metadata(
+    source: bytes | Path | etree._ElementTree, *, code: str = "Q-METADATA-INVALID", where: str = "元数据.xml"
+) -> list[Finding]:
+    return validate_xml(source, METADATA_XSD, code=code, where=where)
+
+
+# -- reading back --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MetadataDocument:
+    """One 文件 entry as read back; every field may be missing in a damaged package."""
+
+    index: int
+    group: str | None
+    title: str | None
+    file_name: str | None
+    path: str | None
+    format: str | None
+    media_type: str | None
+    size: int | None
+    pages: int | None
+    sm3: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataView:
+    """The parts of 元数据.xml the checks need, read tolerantly (None where absent or not a number)."""
+
+    tree: etree._ElementTree
+    archival_code: str | None
+    fonds: str | None
+    category: str | None
+    year: str | None
+    period: str | None
+    org: str | None
+    item_number: int | None
+    title: str | None
+    document_count: int | None
+    pages_total: int | None
+    bytes_total: int | None
+    step_names: list[str] = field(default_factory=list)
+    scope: str | None = None
+    keep_period: str | None = None
+    documents: list[MetadataDocument] = field(default_factory=list)
+
+    def missing_mandatory(self) -> list[str]:
+        """Mandatory element paths that are absent or empty (per repeated parent, e.g. each 文件).
+
+        A container with no children (an empty 办理过程) is present as far as this goes; what it
+        should hold is judged by the item that cares (GD-2-4 for the steps)."""
+        root = self.tree.getroot()
+        missing = []
+        for path in MANDATORY_ELEMENTS:
+            parent_path, _, leaf = path.rpartition("/")
+            parents = root.findall(parent_path) if parent_path else [root]
+            for i, parent in enumerate(parents, start=1):
+                el = parent.find(leaf)
+                if el is None or (path not in _CONTAINERS and not (el.text or "").strip()):
+                    label = path if len(parents) == 1 else f"{parent_path}[{i}]/{leaf}"
+                    missing.append(label)
+        return missing
+
+
+def _get(el: etree._Element | None, path: str) -> str | None:
+    if el is None:
+        return None
+    found = el.find(path)
+    if found is None or found.text is None:
+        return None
+    return found.text.strip() or None
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def read_metadata(tree: etree._ElementTree) -> MetadataView:
+    root = tree.getroot()
+    docs = [
+        MetadataDocument(
+            index=i,
+            group=_get(f, "材料类别"),
+            title=_get(f, "题名"),
+            file_name=_get(f, "文件名"),
+            path=_get(f, "相对路径"),
+            format=_get(f, "格式"),
+            media_type=_get(f, "媒体类型"),
+            size=_int(_get(f, "大小")),
+            pages=_int(_get(f, "页数")),
+            sm3=_get(f, "SM3"),
+            sha256=_get(f, "SHA-256"),
+        )
+        for i, f in enumerate(root.findall("文件信息/文件"), start=1)
+    ]
+    return MetadataView(
+        tree=tree,
+        archival_code=_get(root, "档号/完整档号"),
+        fonds=_get(root, "档号/全宗号"),
+        category=_get(root, "档号/门类代码"),
+        year=_get(root, "档号/年度"),
+        period=_get(root, "档号/保管期限"),
+        org=_get(root, "档号/机构问题代码"),
+        item_number=_int(_get(root, "档号/件号")),
+        title=_get(root, "内容描述/题名"),
+        document_count=_int(_get(root, "形式特征/件数")),
+        pages_total=_int(_get(root, "形式特征/页数")),
+        bytes_total=_int(_get(root, "形式特征/总字节数")),
+        step_names=[(s.text or "").strip() for s in root.findall("业务信息/办理过程/办理环节/环节名称")],
+        scope=_get(root, "保管信息/归档范围"),
+        keep_period=_get(root, "保管信息/保管期限"),
+        documents=docs,
+    )
