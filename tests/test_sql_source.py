@@ -322,6 +322,10 @@ def test_configuration_mistakes_are_refused_with_the_field_named(world: dict[str
     with pytest.raises(GuidangError) as info:
         connector(world["base"], bad)
     assert "columns.applicant_nmae" in str(info.value) and "columns.service_name" in str(info.value)
+    no_until = tzxm_source()
+    no_until["matters_query"] = no_until["matters_query"].replace("<= :until", "<= CURRENT_TIMESTAMP")
+    with pytest.raises(GuidangError, match=":until"):
+        connector(world["base"], no_until)
     wrong = tzxm_source()
     wrong["columns"] = {**wrong["columns"], "license_number": "ZZBH"}
     with connector(world["base"], wrong) as conn, pytest.raises(GuidangError, match="ZZBH") as info:
