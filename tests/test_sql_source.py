@@ -204,6 +204,7 @@ def test_sjjc_every_matter_arrives_and_files_stream(world: dict[str, Any]) -> No
             by_group = sorted(atts, key=lambda a: list(SJJC_GROUPS).index(a["kind"]))
             assert [(d.group, d.file_name, d.size) for d in m.documents] == [
                 (SJJC_GROUPS[a["kind"]], a["original_name"], a["byte_size"]) for a in by_group]
+            assert 2 <= len(m.documents) <= 6 and m.documents[-1].group is DocumentGroup.RESULT
             for doc, att in zip(m.documents, by_group, strict=True):
                 if att["att_id"] == missing.get("document"):
                     with pytest.raises(DocumentUnavailable) as info:

@@ -374,7 +374,12 @@ class SqlConnector:
         steps: tuple[Sequence[str], list[dict[str, Any]]] | None,
     ) -> Matter | InvalidMatter:
         problems: list[str] = []
-        values: dict[str, Any] = dict(self.config.constants)
+        values: dict[str, Any] = {}
+        for field, constant in self.config.constants.items():
+            try:
+                values[field] = self._datetime(constant) if field in MATTER_DATETIMES else constant
+            except ValueError as exc:
+                problems.append(f"field {field} (constant {constant!r}): {exc}")
         for field, key in cols.items():
             raw = row[key]
             column = self.config.columns[field]
