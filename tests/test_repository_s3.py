@@ -152,6 +152,19 @@ def test_conditional_put_refuses_a_concurrent_writer(moto_endpoint: str, s3_admi
     assert s3_admin.get_object(Bucket=s3_bucket, Key="race.pdf")["Body"].read() == b"the other writer"
 
 
+def test_store_without_conditional_writes_falls_back_to_head_before_put(
+        moto_endpoint: str, s3_admin: Any, s3_bucket: str, s3_fault_proxy: FaultProxy) -> None:
+    repo = make_repo(s3_fault_proxy.url, s3_bucket)
+    s3_fault_proxy.plan("PUT", ["501:NotImplemented"])  # what a store answers to If-None-Match it lacks
+    repo.put_bytes("a.pdf", b"first")
+    repo.put_bytes("b.pdf", b"second")
+    assert s3_fault_proxy.actions("PUT") == ["501:NotImplemented", "ok", "ok"]
+    assert repo._conditional_writes is False
+    assert s3_admin.get_object(Bucket=s3_bucket, Key="a.pdf")["Body"].read() == b"first"
+    with pytest.raises(RepositoryConflict):  # the HEAD still guards the archive
+        repo.put_bytes("a.pdf", b"other")
+
+
 def test_object_lock_retention_and_legal_hold(moto_endpoint: str, s3_admin: Any, s3_lock_bucket: str,
                                               tmp_path: Path) -> None:
     repo = make_repo(moto_endpoint, s3_lock_bucket, object_lock_mode="COMPLIANCE", multipart_threshold_mb=5)
