@@ -82,3 +82,7 @@ class Repository(Protocol):
     def verify(self, key: str, sha256: str) -> StoredObject:
         """Re-read the stored object in full and compare its SHA-256 (the fixity audit's entry point)."""
         ...
+
+    def sweep_temporary(self, older_than_seconds: float = ...) -> list[str]:  # type: ignore[assignment]
+        """Remove what crashed writes left behind (fs: temporary files; s3: incomplete multipart uploads)."""
+        ...
