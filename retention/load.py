@@ -59,7 +59,7 @@ class HeaderSpec:
         return {_header_key(a): f for f, names in self.aliases.items() for a in names}
 
 
-TABLE_SPEC = HeaderSpec(TABLE_ALIASES, required=("scope", "period"), one_of=(("service_code", "matter_type"),))
+TABLE_SPEC = HeaderSpec(TABLE_ALIASES, required=("scope", "period"))
 
 
 def _header_key(text: str) -> str:

@@ -6,8 +6,9 @@ of the handful of rules under that key by the completion date; there is no scan 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 
 from retention.table import (
@@ -45,6 +46,10 @@ class AppraisalError(GuidangError):
     @property
     def code(self) -> str:
         return self.finding.code
+
+
+_GROUP_ORDER: tuple[DocumentGroup, ...] = tuple(DocumentGroup)
+_SHORT: Mapping[DocumentGroup, str] = MappingProxyType({g: g.short for g in DocumentGroup})
 
 
 class _Ambiguous(Exception):
@@ -126,10 +131,10 @@ def appraise(table: RetentionTable, matter: Matter) -> Appraisal:
     base_done = False
     decided: list[tuple[DocumentGroup | None, Rule, int]] = []
     try:
-        groups: list[DocumentGroup | None] = [g for g in DocumentGroup if g in present] if present else [None]
+        groups: list[DocumentGroup | None] = [g for g in _GROUP_ORDER if g in present] if present else [None]
         for group in groups:
             if group is not None:
-                candidates = _in_force(idx.by_code_group.get((code, group.short)), on)
+                candidates = _in_force(idx.by_code_group.get((code, _SHORT[group])), on)
                 if candidates:
                     decided.append((group, _one(candidates, LEVEL_CODE_GROUP), LEVEL_CODE_GROUP))
                     continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -69,9 +70,15 @@ PERIOD_RANK: Mapping[RetentionPeriod, int] = MappingProxyType(
 _FULLWIDTH = MappingProxyType({**{cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}, 0x3000: 0x20})
 
 
+_NEEDS_FOLD = re.compile("[\uff01-\uff5e\u3000]")
+
+
 def fold_width(text: str) -> str:
-    """Full-width letters/digits/space to ASCII, then strip: the spelling rules and matters compare in."""
-    return text.translate(_FULLWIDTH).strip()
+    """Full-width letters/digits/space to ASCII, then strip: the spelling rules and matters compare in.
+    (The search first: most text has nothing to fold, and appraisal calls this per matter.)"""
+    if _NEEDS_FOLD.search(text):
+        text = text.translate(_FULLWIDTH)
+    return text.strip()
 
 
 def as_date(value: date | datetime | str) -> date:

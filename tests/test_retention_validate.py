@@ -151,8 +151,11 @@ def test_header_findings(tmp_path: Path) -> None:
         ("R-COLUMN-UNKNOWN", 1, "备注"),
         ("R-COLUMN-DUPLICATE", 1, "scope"),
     }
-    none = load_table(write_xlsx(tmp_path / "n.xlsx", [], ["事项名称", "归档范围", "保管期限"]))
-    assert triples(none.errors) == {("R-COLUMN-MISSING", 1, "事项编码/事项类型")}
+    # a table of default rules only needs no 事项编码/事项类型 column
+    only_default = load_table(
+        write_xlsx(tmp_path / "n.xlsx", [{"归档范围": "归档", "保管期限": "10年"}], ["归档范围", "保管期限"])
+    )
+    assert only_default.findings == [] and only_default.table.rules[0].level == 0
 
 
 def test_every_defect_in_one_workbook(tmp_path: Path) -> None:
