@@ -47,6 +47,10 @@ _DATE_RES = (
 # Columns whose values are codes or choices: full-width forms are folded to ASCII there. Free text
 # (事项名称, 依据) keeps its characters and only loses leading/trailing spaces.
 _FREE_TEXT = frozenset({"service_name", "basis"})
+# Choices and dates: a space inside ("30 年", "不 归档") is as stray as one around them. Codes keep
+# inner spaces so that they are reported as malformed: a code is not guessed at.
+_SPACELESS = frozenset({"group", "scope", "period", "effective_date", "expiry_date"})
+_SPACE_RE = re.compile(r"\s+")
 _OUTCOME_COLUMNS = ("scope", "period", "category_code", "org_code")
 
 
@@ -181,6 +185,8 @@ def _normalise(field: str, cell: Cell, place: Place, row: int, findings: list[Fi
         return cell_text(cell.value)
     raw = cell_text(cell.value)
     clean = raw.strip() if field in _FREE_TEXT else fold_width(raw)
+    if field in _SPACELESS:
+        clean = _SPACE_RE.sub("", clean)
     if clean != raw and raw.strip():
         findings.append(
             place.finding(
