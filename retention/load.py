@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from retention.table import COLUMNS, RetentionTable, Rule
+from retention.table import COLUMNS, RetentionTable, Rule, fold_width
 from retention.validate import Cell, Place, cell_text, check_conflicts, rule_from_row
 from schemas.findings import Finding, Severity
 
@@ -63,8 +63,6 @@ TABLE_SPEC = HeaderSpec(TABLE_ALIASES, required=("scope", "period"))
 
 
 def _header_key(text: str) -> str:
-    from retention.table import fold_width
-
     return "".join(ch for ch in fold_width(text).lower() if ch not in " _-\t")
 
 
