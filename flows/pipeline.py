@@ -36,7 +36,7 @@ from connectors.sources.base import SourceConnector, SourceUnavailable
 from flows.retention_book import RetentionBook, load_book
 from ledger import store
 from ledger.models import MatterRecord, MatterState, RunStatus
-from packager import QuarantineError, finalize_package, stage_matter
+from packager import QuarantineError, discard, finalize_package, stage_matter
 from retention import AppraisalError, appraise, compose_archival_code
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.findings import Finding, GuidangError
@@ -478,11 +478,28 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
             out.pending_updated_at.append(m.updated_at)
             log.warning("pending %s: source unavailable: %s", m.key, exc)
             continue
+        try:  # the 四性检测 before a 件号 is given, with a provisional 档号, so that 件号 stay gap-free
+            precheck(ctx, source, staged, appraisal)
+        except QuarantineError as exc:
+            discard(staged)
+            _quarantine_matter(ctx, m, exc.findings, out.summary, w.reopened_quarantine)
+            continue
         out.staged.append(Staged(m, appraisal, w.version, staged, None))
         if w.reopened_quarantine and not ctx.dry_run:
             with ctx.ledger.transaction() as s:
                 store.resolve_quarantine(s, w.reopened_quarantine, "passed on re-collection", run_id=ctx.run_id)
     return out
+
+
+def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appraisal) -> None:
+    """Build the package once with 件号 1 of its sequence and run every check on it; the real build
+    after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files)."""
+    fonds = ctx.settings.fonds_for(source)
+    provisional = compose_archival_code(
+        fonds.archival_code_template, fonds=fonds.code, category=appraisal.category_code, year=appraisal.year,
+        period=str(appraisal.retention_period), org=appraisal.org_code, item=1)
+    finalize_package(staged, fonds=fonds, archival_code=provisional, item_number=1,
+                     archived_at=datetime.now(UTC).replace(microsecond=0), check_warnings=ctx.settings.check_warnings)
 
 
 def _quarantine_matter(
@@ -620,6 +637,15 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
     for st in numbered:
         try:
             stored_bytes = transfer_one(ctx, source, st)
+        except QuarantineError as exc:
+            # Only a defect the precheck could not see lands here; the 件号 stays with this row
+            # (state quarantined), so the sequence has no gap and the auditor sees why.
+            discard(st.staged)
+            _quarantine_matter(ctx, st.matter, exc.findings, out.summary, None)
+            with ctx.ledger.transaction() as s:
+                store.mark_state(s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id,
+                                 payload={"codes": sorted(exc.codes)})
+            continue
         except SourceUnavailable as exc:
             out.summary.pending += 1
             out.pending_updated_at.append(st.matter.updated_at)
@@ -645,8 +671,11 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
         archived_at=rec.numbered_at,
         check_warnings=ctx.settings.check_warnings,
     )
-    retain_until = date.fromisoformat(rec.disposition_date) if rec.disposition_date else None
-    permanent = rec.retention_period == "Y"
+    # Object Lock only when the configuration asks for it (a bucket without it is then a clear error):
+    # retain until the disposition date; 永久 is a legal hold, which has no end date.
+    locking = getattr(ctx.settings.repository, "object_lock_mode", None) is not None
+    retain_until = date.fromisoformat(rec.disposition_date) if (locking and rec.disposition_date) else None
+    permanent = locking and rec.retention_period == "Y"
     total = 0
     listing = []
     for f in result.files:

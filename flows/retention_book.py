@@ -49,9 +49,12 @@ def import_table(
 ) -> tuple[RetentionVersion, list[Finding], bool]:
     """Validate and store a version. Returns (version, warnings, created); the same content twice is
     one version (created=False). Raises RetentionTableInvalid with every error when the table has any."""
-    table, findings = load_table(path)
+    loaded = load_table(path)
+    table, findings = loaded.table, loaded.findings
     if errors(findings):
-        raise RetentionTableInvalid(f"{path}: {len(errors(findings))} error(s); nothing imported", findings)
+        raise RetentionTableInvalid(
+            f"{path}: {len(errors(findings))} error(s); nothing imported\n" + "\n".join(map(str, errors(findings))),
+            findings)
     with ledger.transaction() as s:
         existing = s.scalars(
             select(RetentionVersion).where(RetentionVersion.content_hash == table.content_hash)

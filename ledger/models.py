@@ -78,7 +78,7 @@ class MatterState(StrEnum):
     TRANSFERRED = "transferred"  # every file written to the repository
     VERIFIED = "verified"  # every file read back and verified; completion marker written
     NOT_IN_SCOPE = "not_in_scope"  # 不归档 by the retention table
-    SUPERSEDED = "superseded"  # a numbered version abandoned before storage (source changed it)
+    QUARANTINED = "quarantined"  # numbered, then failed a check: keeps its 件号, nothing stored
 
 
 class RunStatus(StrEnum):

@@ -1,1 +1,1 @@
-"""Simulators of source systems (the unified system over HTTP, self-built systems as databases) for the demo world and the tests."""
+"""Simulators of source systems for the demo world and the tests (unified over HTTP, self-built as databases)."""

@@ -569,13 +569,13 @@ def write_sjjc(
             "inspectors": inspectors, "accepted_at": accepted, "inspected_at": inspected, "completed_at": completed,
             "conclusion": conclusion, "status": "closed", "modified_at": modified,
         })
-        plan = [("任务认领", accepted, accepted), ("现场检查", inspected, inspected + timedelta(hours=2)),
-                ("结果录入", completed - timedelta(hours=1), completed), ("结果公示", completed, completed)]
+        plan = [("任务受理", accepted, accepted), ("现场检查", inspected, inspected + timedelta(hours=2)),
+                ("检查处理决定", completed - timedelta(hours=1), completed), ("结果公示", completed, completed)]
         for seq, (step, start, end) in enumerate(plan, 1):
             log_id += 1
             logs.append({
                 "id": log_id, "record_no": record_no, "seq": seq, "step": step, "operator": inspectors.split("、")[0],
-                "dept": entry.agency, "note": conclusion if step == "结果录入" else None,
+                "dept": entry.agency, "note": conclusion if step == "检查处理决定" else None,
                 "begin_time": start, "end_time": end,
             })
         picked = _pick_documents(rng, _SJJC_DOCS, "result")

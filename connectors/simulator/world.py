@@ -70,6 +70,7 @@ def build_world(world_dir: Path, *, seed: int = 2026) -> dict[str, Any]:
     tzxm = write_tzxm(sources / "tzxm.sqlite", seed=seed)
     sjjc = write_sjjc(sources / "sjjc.sqlite", sources / "sjjc_files", seed=seed)
     rows = write_retention_workbook(world_dir / RETENTION_FILE)
+    (world_dir / "archive").mkdir(exist_ok=True)  # the fs repository refuses a missing root (unmounted volume)
 
     unified_codes: dict[str, int] = dict(unified["by_service"])
     service_codes = {**unified_codes, **tzxm["service_codes"], **sjjc["service_codes"]}
