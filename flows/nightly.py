@@ -15,7 +15,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import unmapped
+from prefect.utilities.annotations import quote, unmapped
 
 from flows.pipeline import (
     ChunkOutcome,
@@ -65,26 +65,34 @@ class PrefectFanout:
     """Runs each stage's chunks as Prefect task runs (mapped), waiting for all before going on."""
 
     def collect(self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime) -> list[Any]:
-        return collect_task(ctx, source, since, until)
+        return collect_task(quote(ctx), source, since, until)
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
-        return [f.result() for f in stage_task.map(unmapped(ctx), unmapped(source), chunks)] if chunks else []
+        return [f.result() for f in stage_task.map(unmapped(quote(ctx)), unmapped(source), chunks)] if chunks else []
 
     def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
-        return [f.result() for f in transfer_task.map(unmapped(ctx), unmapped(source), chunks)] if chunks else []
-
-
-@flow(name="transfer-source", flow_run_name="source-{source_name}")
-def source_flow(ctx: RunContext, source_name: str, since: datetime | None, until: datetime | None) -> SourceSummary:
-    source = ctx.settings.source(source_name)
-    return process_source(ctx, source, since=since, until=until, fanout=PrefectFanout())
+        return [f.result() for f in transfer_task.map(unmapped(quote(ctx)), unmapped(source), chunks)] if chunks else []
 
 
 def _run_source_subflow(
     ctx: RunContext, source: SourceConfig, since: datetime | None, until: datetime | None
 ) -> SourceSummary:
-    runner = ThreadPoolTaskRunner(max_workers=source.max_concurrency)
-    return source_flow.with_options(task_runner=runner)(ctx, source.name, since, until)
+    """One subflow run per source. The open run context (ledger, repository, connectors) is live state,
+    not a parameter, so the subflow closes over it and its recorded parameters stay plain values."""
+
+    @flow(
+        name="transfer-source",
+        flow_run_name=f"source-{source.name}",
+        task_runner=ThreadPoolTaskRunner(max_workers=source.max_concurrency),
+    )
+    def transfer_source(source_name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+        summary = process_source(ctx, source, since=since, until=until, fanout=PrefectFanout())
+        return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
+
+    out = transfer_source(source.name, since, until)
+    summary = SourceSummary(**out["counts"], bytes=out["bytes"])
+    summary.reasons.update(out["reasons"])
+    return summary
 
 
 @flow(name="nightly_transfer", flow_run_name="nightly-{config}")

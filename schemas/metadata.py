@@ -227,15 +227,30 @@ def build_metadata(
 # -- validation ----------------------------------------------------------------------------------
 
 @cache
-def _schema_for_thread(name: str, thread_id: int) -> etree.XMLSchema:
-    """lxml validators keep their error log on the instance, so each thread gets its own."""
-    with resources.as_file(resources.files("schemas") / name) as path:
-        return etree.XMLSchema(etree.parse(str(path)))
+def _xsd_bytes(name: str) -> bytes:
+    return (resources.files("schemas") / name).read_bytes()
+
+
+class _ThreadSchemas(threading.local):
+    """Per-thread validators. lxml objects must not cross threads (they share the creating thread's
+    dictionary, and a validator keeps its error log on the instance); a cache keyed by thread id would
+    hand a dead thread's schema to a new thread that reuses its id, which can crash the interpreter."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, etree.XMLSchema] = {}
+
+
+_THREAD_SCHEMAS = _ThreadSchemas()
 
 
 def load_xsd(name: str) -> etree.XMLSchema:
     """A schema under schemas/ by file name (e.g. "metadata.xsd"), parsed once per thread."""
-    return _schema_for_thread(name, threading.get_ident())
+    schema = _THREAD_SCHEMAS.schemas.get(name)
+    if schema is None:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        schema = etree.XMLSchema(etree.fromstring(_xsd_bytes(name), parser))
+        _THREAD_SCHEMAS.schemas[name] = schema
+    return schema
 
 
 def parse_xml(source: bytes | Path) -> etree._ElementTree:
