@@ -19,15 +19,16 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
 
 from packager.fixity import iter_file
 from schemas.findings import Finding, GuidangError
 from schemas.layout import MANIFEST_SHA256, METADATA_FILE, is_dangerous_path
-from schemas.metadata import MetadataDocument, MetadataView, load_xsd, parse_xml, read_metadata
+from schemas.metadata import MetadataDocument, MetadataView, parse_xml, read_metadata
 from schemas.model import mask_text
 
 EEP_XSD = "eep.xsd"
@@ -52,6 +53,13 @@ VALIDATE_LIMIT_BYTES = 100 * 1024 * 1024
 _MANIFEST_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
 
 Reader = Callable[[str], Iterable[bytes]]
+
+
+class ObjectSource(Protocol):
+    """What the EEP writer needs of an archive repository (connectors.repositories.Repository has it;
+    packager/ does not import connectors/)."""
+
+    def open(self, key: str) -> Iterable[bytes]: ...
 
 
 class EepError(GuidangError):
@@ -85,7 +93,7 @@ def folder_reader(folder: Path) -> Reader:
     return read
 
 
-def repository_reader(repository: Repository, package_key: str) -> Reader:
+def repository_reader(repository: ObjectSource, package_key: str) -> Reader:
     """Read package files from the archive repository (`Repository.open`) under `package_key`."""
 
     def read(rel: str) -> Iterable[bytes]:
@@ -231,7 +239,7 @@ def _document(xf: Any, read: Reader, d: MetadataDocument, archival_code: str, ma
                     return _encode(xf, rel, read(rel), manifest[rel])
 
 
-def export_eep_from_repository(repository: Repository, package_key: str, out: Path, *, creator: str,
+def export_eep_from_repository(repository: ObjectSource, package_key: str, out: Path, *, creator: str,
                                created_at: datetime) -> EepResult:
     """The EEP of the package stored under `package_key` (fs or s3 repository)."""
     return write_eep(repository_reader(repository, package_key), out, creator=creator, created_at=created_at)
@@ -242,23 +250,33 @@ def export_eep_from_folder(folder: Path, out: Path, *, creator: str, created_at:
     return write_eep(folder_reader(folder), out, creator=creator, created_at=created_at)
 
 
-def validate_eep(path: Path) -> list[Finding]:
-    """Validate an EEP against schemas/eep.xsd (which includes metadata.xsd for the embedded 元数据).
+def eep_schema() -> etree.XMLSchema:
+    """schemas/eep.xsd, parsed from its file so that its xs:include of metadata.xsd resolves.
 
-    Parses the whole file (huge text nodes allowed: it is our own output, Base64 only), so callers
-    keep this for files under VALIDATE_LIMIT_BYTES.
+    Built per call (a few milliseconds): validation is rare (the CLI, tests), and a fresh validator
+    is never shared between threads."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    with resources.as_file(resources.files("schemas") / EEP_XSD) as path:
+        return etree.XMLSchema(etree.parse(str(path), parser))
+
+
+def validate_eep(path: Path) -> list[Finding]:
+    """Validate an EEP file against schemas/eep.xsd (which includes metadata.xsd for the embedded 元数据).
+
+    Parses the whole file (huge text nodes allowed: it is our own output, the big nodes are Base64),
+    so callers keep this for files under VALIDATE_LIMIT_BYTES.
     """
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     try:
         tree = etree.parse(str(path), parser)
     except (etree.XMLSyntaxError, OSError) as exc:
-        return [Finding("EEP-INVALID", str(path.name), f"not well-formed XML: {exc}")]
-    return validate_eep_tree(tree, where=path.name, schema=load_xsd(EEP_XSD))
+        return [Finding("EEP-INVALID", path.name, f"not well-formed XML: {exc}")]
+    return validate_eep_tree(tree, where=path.name)
 
 
-def validate_eep_tree(tree: etree._ElementTree, *, where: str = "EEP",
-                      schema: etree.XMLSchema | None = None) -> list[Finding]:
-    schema = schema or load_xsd(EEP_XSD)
+def validate_eep_tree(tree: etree._ElementTree, *, where: str = "EEP") -> list[Finding]:
+    """Every XSD error as an EEP-INVALID finding at `where`:line (messages masked: lxml quotes values)."""
+    schema = eep_schema()
     if schema.validate(tree):
         return []
     return [Finding("EEP-INVALID", f"{where}:{e.line}", mask_text(e.message), details={"path": e.path})
