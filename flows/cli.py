@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from flows.check_cli import check_command, export_app
 from schemas.config import Settings, load_settings
 from schemas.findings import GuidangError, code_text
 
@@ -329,6 +330,10 @@ def quarantine_retry(
     except GuidangError as exc:
         raise _fail(str(exc), 1) from exc
     _report(summary, as_json, strict=False)
+
+
+app.command("check")(check_command)
+app.add_typer(export_app, name="export")
 
 
 def main() -> None:  # pragma: no cover - console entry
