@@ -239,6 +239,8 @@ def audit_verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = Fa
 
 quarantine_app = typer.Typer(help="Matters held back with a reason (隔离区): look, and retry.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
+from flows.retention_cli import retention_app  # noqa: E402, I001 - mounted with the others; lazy inside
+app.add_typer(retention_app, name="retention")
 
 
 def _entry_dict(e: Any, *, full: bool = False) -> dict[str, Any]:
