@@ -142,6 +142,7 @@ def _encode(xf: Any, rel: str, chunks: Iterable[bytes], expected: str) -> int:
         if len(buf) >= ENCODE_PIECE:
             n = len(buf) - len(buf) % ENCODE_PIECE
             xf.write(base64.encodebytes(bytes(buf[:n])).decode("ascii"))
+            xf.flush()  # a buffered xmlfile otherwise keeps everything until the end (measured)
             del buf[:n]
     if buf:
         xf.write(base64.encodebytes(bytes(buf)).decode("ascii"))
