@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -40,10 +41,11 @@ from packager import QuarantineError, discard, finalize_package, stage_matter
 from retention import AppraisalError, appraise, compose_archival_code
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.findings import Finding, GuidangError
-from schemas.layout import COMPLETION_MARKER, package_key
+from schemas.layout import COMPLETION_MARKER, package_key, transfer_key
 from schemas.model import Appraisal, InvalidMatter, Matter, mask_text
 
 log = logging.getLogger("guidang")
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 SourceConfig = UnifiedSource | SqlSource
 
@@ -239,8 +241,15 @@ def process_source(
     return summary
 
 
-def work_through(ctx: RunContext, source: SourceConfig, work: list[Work], summary: SourceSummary, fanout: Fanout,
-                 *, resumed: Sequence[Staged] = ()) -> list[datetime]:
+def work_through(
+    ctx: RunContext,
+    source: SourceConfig,
+    work: list[Work],
+    summary: SourceSummary,
+    fanout: Fanout,
+    *,
+    resumed: Sequence[Staged] = (),
+) -> list[datetime]:
     """Appraise + stage (fanned out), number (in order), finalize + transfer + verify (fanned out).
 
     Returns the updated_at of matters left pending by transient faults, which hold the watermark back.
@@ -308,6 +317,70 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
     return result
 
 
+def write_transfer_batches(ctx: RunContext) -> list[str]:
+    """One DA/T 93 transfer per fonds for the matters this run verified: 说明文件, 目录文件, 登记表,
+    stored under transfers/<batch id>/ beside the packages and recorded on each matter row."""
+    from packager.transfer import TransferRow, write_transfer_batch
+
+    with ctx.ledger.read() as s:
+        rows = list(
+            s.scalars(
+                select(MatterRecord).where(
+                    MatterRecord.run_id == ctx.run_id, MatterRecord.state == MatterState.VERIFIED
+                )
+            ).all()
+        )
+    by_fonds: dict[str, list[MatterRecord]] = {}
+    for r in rows:
+        by_fonds.setdefault(r.fonds or "", []).append(r)
+    written: list[str] = []
+    created_at = datetime.now(UTC).replace(microsecond=0)
+    for fonds_code, records in sorted(by_fonds.items()):
+        fonds = next(f for f in ctx.settings.fonds if f.code == fonds_code)
+        batch_id = f"{fonds_code}-{created_at.astimezone(BEIJING):%Y%m%d}-{ctx.run_id[:8]}"
+        packages = [
+            TransferRow(
+                archival_code=r.archival_code or "",
+                responsible=r.agency,
+                title=r.title or "",
+                date=f"{r.completed_at.astimezone(BEIJING):%Y%m%d}",
+                period=r.retention_period or "",
+                pages=r.page_count or 0,
+                bytes=r.total_bytes or 0,
+                file_count=r.file_count or 0,
+            )
+            for r in records
+        ]
+        files = write_transfer_batch(
+            ctx.staging_root / "transfers" / batch_id,
+            batch_id=batch_id,
+            fonds=fonds,
+            packages=packages,
+            created_at=created_at,
+        )
+        for path in files:
+            ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, _sha256(path.read_bytes()))
+        with ctx.ledger.transaction() as s:
+            for r in records:
+                row = s.get(MatterRecord, r.id)
+                if row is not None:
+                    row.batch_id = batch_id
+            store.append_event(
+                s,
+                "transfer-batch",
+                run_id=ctx.run_id,
+                payload={
+                    "batch_id": batch_id,
+                    "fonds": fonds_code,
+                    "matters": len(records),
+                    "bytes": sum(p.bytes for p in packages),
+                    "files": [p.name for p in files],
+                },
+            )
+        written.append(batch_id)
+    return written
+
+
 RunSource = Callable[[RunContext, SourceConfig, datetime | None, datetime | None], SourceSummary]
 
 
@@ -344,7 +417,15 @@ def run_nightly(
             log.error("source failed: %s", message)
             summaries[src.name] = SourceSummary(error=message)
             failed.append(message)
-    return close_run(ctx, summaries, failed=failed)
+    batches: list[str] = []
+    if not dry_run:
+        try:
+            batches = write_transfer_batches(ctx)
+        except GuidangError as exc:
+            failed.append(mask_text(f"transfer batch: {exc}"))
+    result = close_run(ctx, summaries, failed=failed)
+    result["transfer_batches"] = batches
+    return result
 
 
 def chunk(items: Sequence[Any], size: int) -> list[list[Any]]:
@@ -496,10 +577,22 @@ def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appr
     after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files)."""
     fonds = ctx.settings.fonds_for(source)
     provisional = compose_archival_code(
-        fonds.archival_code_template, fonds=fonds.code, category=appraisal.category_code, year=appraisal.year,
-        period=str(appraisal.retention_period), org=appraisal.org_code, item=1)
-    finalize_package(staged, fonds=fonds, archival_code=provisional, item_number=1,
-                     archived_at=datetime.now(UTC).replace(microsecond=0), check_warnings=ctx.settings.check_warnings)
+        fonds.archival_code_template,
+        fonds=fonds.code,
+        category=appraisal.category_code,
+        year=appraisal.year,
+        period=str(appraisal.retention_period),
+        org=appraisal.org_code,
+        item=1,
+    )
+    finalize_package(
+        staged,
+        fonds=fonds,
+        archival_code=provisional,
+        item_number=1,
+        archived_at=datetime.now(UTC).replace(microsecond=0),
+        check_warnings=ctx.settings.check_warnings,
+    )
 
 
 def _quarantine_matter(
@@ -643,8 +736,9 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
             discard(st.staged)
             _quarantine_matter(ctx, st.matter, exc.findings, out.summary, None)
             with ctx.ledger.transaction() as s:
-                store.mark_state(s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id,
-                                 payload={"codes": sorted(exc.codes)})
+                store.mark_state(
+                    s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id, payload={"codes": sorted(exc.codes)}
+                )
             continue
         except SourceUnavailable as exc:
             out.summary.pending += 1
@@ -694,6 +788,7 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
     ctx.repository.put_bytes(
         f"{rec.package_key}/{COMPLETION_MARKER}", marker, retain_until=retain_until, legal_hold=permanent
     )
+    total += len(marker)  # the register's byte totals are what the repository holds, marker included
     now = datetime.now(UTC)
     with ctx.ledger.transaction() as s:
         store.mark_state(

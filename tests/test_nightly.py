@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +18,11 @@ import yaml
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from connectors.simulator.unified import UnifiedSimulator
-from connectors.simulator.world import build_world
 from flows.pipeline import run_nightly
 from ledger.models import MatterRecord, MatterState, QuarantineEntry
 from schemas.config import load_settings
 from schemas.layout import COMPLETION_MARKER, MANIFEST_SHA256, MANIFEST_SM3
+from tests.world_support import unified_running
 
 # Every kind of bad input the demo world carries, by the reason it must be quarantined for.
 EXPECTED_REASONS = {
@@ -40,34 +35,6 @@ EXPECTED_REASONS = {
     "Q-DATES-OUT-OF-ORDER",  # completed before it was accepted
     "Q-RETENTION-NO-RULE",  # 职业技能等级认定 has no rule in the demo workbook
 }
-
-
-@pytest.fixture(scope="session")
-def pristine_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    world = tmp_path_factory.mktemp("pristine") / "world"
-    build_world(world)
-    return world
-
-
-@pytest.fixture
-def world(pristine_world: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "world"
-    shutil.copytree(pristine_world, copy)
-    return copy
-
-
-@contextmanager
-def unified_running(world: Path) -> Iterator[str]:
-    with UnifiedSimulator(world / "sources" / "unified") as base_url:
-        old = os.environ.get("GUIDANG_UNIFIED_URL")
-        os.environ["GUIDANG_UNIFIED_URL"] = base_url
-        try:
-            yield base_url
-        finally:
-            if old is None:
-                os.environ.pop("GUIDANG_UNIFIED_URL", None)
-            else:
-                os.environ["GUIDANG_UNIFIED_URL"] = old
 
 
 def night(world: Path, config: str = "guidang.yaml") -> dict[str, Any]:
@@ -194,3 +161,29 @@ def test_night_into_s3_stores_every_package_verifiably(s3_world: tuple[Path, str
             checked += 1
     assert checked >= 2 * len(verified)
     assert not (world / "archive").exists() or not any((world / "archive").rglob("*.pdf"))
+
+
+def test_each_fonds_gets_one_dat93_batch_listing_exactly_the_archived_matters(world: Path) -> None:
+    from lxml import etree
+
+    from packager.transfer import CATALOGUE_FILE, README_FILE, REGISTER_HTML_FILE, REGISTER_XML_FILE
+
+    summary = night(world)
+    archive = world / "archive"
+    batches = sorted(p for p in (archive / "transfers").iterdir())
+    assert [b.name for b in batches] == summary["transfer_batches"] and len(batches) == 1  # the demo has one fonds
+    batch = batches[0]
+    assert {p.name for p in batch.iterdir()} == {CATALOGUE_FILE, README_FILE, REGISTER_XML_FILE, REGISTER_HTML_FILE}
+
+    with ledger_session(world) as s:
+        verified = s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED)).all()
+    catalogue = etree.parse(str(batch / CATALOGUE_FILE)).getroot()
+    listed = [e.findtext("档号") for e in catalogue.findall("条目")]
+    assert sorted(listed) == sorted(r.archival_code for r in verified)
+    assert [int(e.findtext("顺序号")) for e in catalogue.findall("条目")] == list(range(1, len(listed) + 1))
+
+    register = etree.parse(str(batch / REGISTER_XML_FILE)).getroot()
+    stored = sum(p.stat().st_size for r in verified for p in (archive / r.package_key).rglob("*") if p.is_file())
+    assert int(register.findtext("字节数")) == stored
+    assert register.findtext("移交数据量") == f"{stored / 1e9:.3f}"
+    assert int(register.findtext("移交电子档案数量")) == len(verified)

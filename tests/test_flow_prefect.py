@@ -1,0 +1,53 @@
+"""The Prefect flow itself (the deployment's code path): one night under a shared test harness.
+
+Only this module starts Prefect; every other test calls the stages directly (DESIGN.md: the harness
+costs ~10 s, so it is shared and used once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.world_support import unified_running
+
+
+@pytest.fixture(scope="module")
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_nightly_flow_runs_a_subflow_per_source_and_publishes_its_summary(
+    prefect_harness: None, world: Path
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId
+
+    from flows.nightly import nightly_transfer
+
+    with unified_running(world):
+        state = nightly_transfer(config=str(world / "guidang.yaml"), return_state=True)
+    assert state.is_completed(), state
+    summary = state.result()
+    assert summary["status"] == "completed"
+    assert set(summary["sources"]) == {"unified", "tzxm", "sjjc"}
+    assert summary["totals"]["archived"] > 250 and summary["totals"]["quarantined"] > 0
+
+    async def flow_runs_and_artifacts() -> tuple[list[str], list[str]]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=False))
+            )
+            artifacts = await client.read_artifacts()
+        return sorted(r.name for r in runs), sorted(a.key for a in artifacts if a.key)
+
+    import asyncio
+
+    subflows, artifact_keys = asyncio.run(flow_runs_and_artifacts())
+    assert subflows == ["source-sjjc", "source-tzxm", "source-unified"]
+    assert {"transfer-summary", "transfer-report"} <= set(artifact_keys)
