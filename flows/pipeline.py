@@ -222,6 +222,8 @@ def process_source(
 
     # 1. finish what a crashed run left numbered but not verified (before anything new is numbered)
     resumed = [] if ctx.dry_run else resume_unfinished(ctx, source, summary)
+    if not ctx.dry_run:
+        acknowledge_pending(ctx, source)
 
     # 2. collect the window
     items = fanout.collect(ctx, source, start, end)
@@ -826,6 +828,22 @@ def _acknowledge(ctx: RunContext, source: SourceConfig, rec: MatterRecord) -> No
         row = s.get(MatterRecord, rec.id)
         if row is not None:
             row.acknowledged_at = datetime.now(UTC)
+
+
+def acknowledge_pending(ctx: RunContext, source: SourceConfig) -> None:
+    """Retry 归档回传 for matters verified earlier whose acknowledgement did not reach the source."""
+    with ctx.ledger.read() as s:
+        rows = list(
+            s.scalars(
+                select(MatterRecord).where(
+                    MatterRecord.source == source.name,
+                    MatterRecord.state == MatterState.VERIFIED,
+                    MatterRecord.acknowledged_at.is_(None),
+                )
+            ).all()
+        )
+    for rec in rows:
+        _acknowledge(ctx, source, rec)
 
 
 def _sha256(data: bytes) -> str:

@@ -88,6 +88,7 @@ def test_first_night_archives_good_matters_and_quarantines_each_defect(world: Pa
         quarantined = s.scalars(select(QuarantineEntry)).all()
     assert len(verified) == totals["archived"]
     assert len(quarantined) == totals["quarantined"]
+    assert all(r.acknowledged_at is not None for r in verified)  # 归档回传 after verification
     for q in quarantined:  # every reason names the matter and what is wrong
         assert q.findings and all(f["where"] and f["message"] for f in q.findings)
         assert q.project_id in json.dumps(q.findings, ensure_ascii=False)
@@ -187,3 +188,22 @@ def test_each_fonds_gets_one_dat93_batch_listing_exactly_the_archived_matters(wo
     assert int(register.findtext("字节数")) == stored
     assert register.findtext("移交数据量") == f"{stored / 1e9:.3f}"
     assert int(register.findtext("移交电子档案数量")) == len(verified)
+
+
+def test_backfill_window_archives_without_moving_the_watermark(world: Path) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Asia/Shanghai")
+    with unified_running(world):
+        summary = run_nightly(
+            load_settings(world / "guidang.yaml"),
+            since=datetime(2026, 11, 21, tzinfo=tz),
+            until=datetime(2026, 11, 22, tzinfo=tz),
+        )
+    assert summary["status"] == "completed"
+    assert 0 < summary["totals"]["collected"] < 300  # one day of six
+    with ledger_session(world) as s:
+        assert s.execute(text("SELECT count(*) FROM watermarks")).scalar() == 0
+        completed = [r.completed_at.astimezone(tz).date() for r in s.scalars(select(MatterRecord)).all()]
+    assert completed and all(d.isoformat() <= "2026-11-22" for d in completed)
