@@ -490,22 +490,17 @@ def _quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSum
     if not force and open_q is not None and open_q.content_hash == raw_hash:
         summary.unchanged += 1
         return
-    summary.quarantined += 1
-    summary.reasons.update({f.code for f in findings})
-    if ctx.dry_run:
-        return
-    with ctx.ledger.transaction() as s:
-        store.quarantine(
-            s,
-            source=item.source,
-            project_id=item.project_id,
-            content_hash=raw_hash,
-            source_updated_at=item.updated_at,
-            findings=findings,
-            record={"invalid": item.model_dump(mode="json")},
-            run_id=ctx.run_id,
-        )
-    log.warning("quarantined %s: %s", item.key, "; ".join(mask_text(p) for p in item.problems))
+    _put_in_quarantine(
+        ctx,
+        summary,
+        key=item.key,
+        source=item.source,
+        project_id=item.project_id,
+        content_hash=raw_hash,
+        updated_at=item.updated_at,
+        findings=findings,
+        record={"invalid": item.model_dump(mode="json")},
+    )
 
 
 def _invalid_code(problem: str) -> str:
@@ -600,20 +595,46 @@ def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appr
 def _quarantine_matter(
     ctx: RunContext, m: Matter, findings: list[Finding], summary: SourceSummary, _reopened: int | None
 ) -> None:
+    _put_in_quarantine(
+        ctx,
+        summary,
+        key=m.key,
+        source=m.source,
+        project_id=m.project_id,
+        content_hash=m.content_hash(),
+        updated_at=m.updated_at,
+        findings=findings,
+        record={"matter": m.model_dump(mode="json")},
+    )
+
+
+def _put_in_quarantine(
+    ctx: RunContext,
+    summary: SourceSummary,
+    *,
+    key: str,
+    source: str,
+    project_id: str,
+    content_hash: str,
+    updated_at: datetime | None,
+    findings: list[Finding],
+    record: dict[str, Any],
+) -> None:
+    """Count, log (masked) and record one quarantined matter with everything needed to retry it."""
     summary.quarantined += 1
     summary.reasons.update({f.code for f in findings})
-    log.warning("quarantined %s: %s", m.key, mask_text("; ".join(str(f) for f in findings)))
+    log.warning("quarantined %s: %s", key, mask_text("; ".join(str(f) for f in findings)))
     if ctx.dry_run:
         return
     with ctx.ledger.transaction() as s:
         store.quarantine(
             s,
-            source=m.source,
-            project_id=m.project_id,
-            content_hash=m.content_hash(),
-            source_updated_at=m.updated_at,
+            source=source,
+            project_id=project_id,
+            content_hash=content_hash,
+            source_updated_at=updated_at,
             findings=findings,
-            record={"matter": m.model_dump(mode="json")},
+            record=record,
             run_id=ctx.run_id,
         )
 
