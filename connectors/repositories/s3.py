@@ -452,27 +452,36 @@ class S3ObjectRepository:
             "ChecksumAlgorithm": "SHA256", "ChecksumSHA256": _hex_to_b64(sha256),
             "Metadata": {META_SHA256: sha256}, **lock,
         }
+        rewind = None if isinstance(body, bytes) else (lambda: body.seek(0))
+        return self._conditional_write("PutObject", self._client.put_object, params, full, rewind=rewind)
+
+    def _conditional_write(self, operation: str, call: Any, params: dict[str, Any], full: str, *,
+                           rewind: Any = None, answered_earlier: str | None = None) -> bool:
+        """Run a write with `If-None-Match: *` where the store supports it: True when written, False
+        when the key was already taken. `answered_earlier` names an error code meaning an earlier
+        attempt succeeded and only its answer was lost (verification then checks the object)."""
         while True:
             if self._conditional_writes:
                 params["IfNoneMatch"] = "*"
             else:
                 params.pop("IfNoneMatch", None)
             try:
-                self._client.put_object(**params)
+                call(**params)
                 return True
             except ClientError as exc:
-                if _status(exc) == 412 or _error_code(exc) == "PreconditionFailed":
+                code = _error_code(exc)
+                if _status(exc) == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict"):
                     return False
-                if _status(exc) == 409 and _error_code(exc) == "ConditionalRequestConflict":
-                    return False
+                if answered_earlier is not None and code == answered_earlier:
+                    return True
                 if self._conditional_writes and self._conditional_unsupported(exc):
                     self._no_conditional(exc)
-                    if not isinstance(body, bytes):
-                        body.seek(0)
+                    if rewind is not None:
+                        rewind()
                     continue
-                raise self._error(exc, self._where(full), "PutObject") from exc
+                raise self._error(exc, self._where(full), operation) from exc
             except BotoCoreError as exc:
-                raise self._error(exc, self._where(full), "PutObject") from exc
+                raise self._error(exc, self._where(full), operation) from exc
 
     def _multipart(self, key: str, full: str, local_path: Path, sha256: str, size: int,
                    lock: dict[str, Any]) -> list[bytes] | None:
@@ -523,27 +532,9 @@ class S3ObjectRepository:
     def _complete(self, full: str, upload_id: str, parts: list[dict[str, Any]]) -> bool:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "UploadId": upload_id,
                                   "MultipartUpload": {"Parts": parts}}
-        while True:
-            if self._conditional_writes:
-                params["IfNoneMatch"] = "*"
-            else:
-                params.pop("IfNoneMatch", None)
-            try:
-                self._client.complete_multipart_upload(**params)
-                return True
-            except ClientError as exc:
-                code = _error_code(exc)
-                if _status(exc) == 412 or code == "PreconditionFailed" or code == "ConditionalRequestConflict":
-                    return False
-                if code == "NoSuchUpload":
-                    # An earlier attempt completed it and its answer was lost; verification checks it.
-                    return True
-                if self._conditional_writes and self._conditional_unsupported(exc):
-                    self._no_conditional(exc)
-                    continue
-                raise self._error(exc, self._where(full), "CompleteMultipartUpload") from exc
-            except BotoCoreError as exc:
-                raise self._error(exc, self._where(full), "CompleteMultipartUpload") from exc
+        # NoSuchUpload: an earlier attempt completed it and its answer was lost.
+        return self._conditional_write("CompleteMultipartUpload", self._client.complete_multipart_upload, params,
+                                       full, answered_earlier="NoSuchUpload")
 
     def _abort(self, full: str, upload_id: str) -> None:
         try:
