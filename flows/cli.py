@@ -83,18 +83,27 @@ def execute_night(
     until: datetime | None,
     dry_run: bool,
     orchestrator: Orchestrator,
+    as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Run one night with Prefect (the deployment's code path) or with plain threads."""
     if orchestrator is Orchestrator.local:
         from flows.pipeline import run_nightly
 
-        return run_nightly(_settings(config_path), sources=sources, since=since, until=until, dry_run=dry_run)
+        return run_nightly(
+            _settings(config_path), sources=sources, since=since, until=until, dry_run=dry_run, now=as_of
+        )
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
     from flows.nightly import RunFailed, nightly_transfer
 
     _settings(config_path)  # report configuration errors before Prefect starts
     state = nightly_transfer(
-        config=str(config_path), sources=sources, since=since, until=until, dry_run=dry_run, return_state=True
+        config=str(config_path),
+        sources=sources,
+        since=since,
+        until=until,
+        dry_run=dry_run,
+        as_of=as_of,
+        return_state=True,
     )
     result = state.result(raise_on_failure=False)
     if isinstance(result, RunFailed):
@@ -125,6 +134,9 @@ def run(
     orchestrator: Annotated[
         Orchestrator, typer.Option(help="prefect (default) or local threads")
     ] = Orchestrator.prefect,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="run as if it were this time (reproducible re-runs)")
+    ] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -137,7 +149,13 @@ def run(
         raise _fail("--to must be after --from")
     try:
         summary = execute_night(
-            config, sources=source, since=since, until=until, dry_run=dry_run, orchestrator=orchestrator
+            config,
+            sources=source,
+            since=since,
+            until=until,
+            dry_run=dry_run,
+            orchestrator=orchestrator,
+            as_of=_parse_dt(as_of, "--as-of"),
         )
     except GuidangError as exc:
         raise _fail(str(exc), 1) from exc
@@ -167,6 +185,9 @@ def demo(
     no_run: Annotated[bool, typer.Option("--no-run", help="only build the world")] = False,
     strict: Annotated[bool, typer.Option("--strict")] = False,
     orchestrator: Annotated[Orchestrator, typer.Option()] = Orchestrator.prefect,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="run as if it were this time (reproducible re-runs)")
+    ] = None,
     as_json: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -196,6 +217,7 @@ def demo(
                 until=None,
                 dry_run=False,
                 orchestrator=orchestrator,
+                as_of=_parse_dt(as_of, "--as-of"),
             )
         except GuidangError as exc:
             raise _fail(str(exc), 1) from exc
@@ -239,7 +261,8 @@ def audit_verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = Fa
 
 quarantine_app = typer.Typer(help="Matters held back with a reason (隔离区): look, and retry.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
-from flows.retention_cli import retention_app  # noqa: E402, I001 - mounted with the others; lazy inside
+from flows.retention_cli import retention_app  # noqa: E402 - mounted with the others; lazy inside
+
 app.add_typer(retention_app, name="retention")
 
 

@@ -102,11 +102,12 @@ def nightly_transfer(
     since: datetime | None = None,
     until: datetime | None = None,
     dry_run: bool = False,
+    as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Archive every matter completed since each source's watermark (or in [since, until] as a backfill)."""
     settings = load_settings(config)
     summary = run_nightly(
-        settings, sources=sources, since=since, until=until, dry_run=dry_run, run_source=_run_source_subflow
+        settings, sources=sources, since=since, until=until, dry_run=dry_run, run_source=_run_source_subflow, now=as_of
     )
     create_table_artifact(
         key="transfer-summary",

@@ -97,6 +97,7 @@ class RunContext:
     book: RetentionBook
     run_id: str
     staging_root: Path
+    now: datetime  # the run's nominal time: the window's end and the packages' 归档时间
     dry_run: bool = False
     connectors: dict[str, SourceConnector] = field(default_factory=dict)
 
@@ -114,15 +115,22 @@ class RunContext:
 # ---------------------------------------------------------------- opening and closing a run
 
 
-def open_run(settings: Settings, *, parameters: dict[str, Any], dry_run: bool = False) -> RunContext:
+def open_run(
+    settings: Settings, *, parameters: dict[str, Any], dry_run: bool = False, now: datetime | None = None
+) -> RunContext:
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     ledger = store.Ledger(settings.resolve_url(settings.ledger_url))
     book = load_book(ledger, settings)
     repository = open_repository(settings.repository, base_dir=settings.base_dir)
     with ledger.transaction() as s:
-        run = store.start_run(s, parameters)
-    staging_root = settings.resolve(settings.staging) / run.id
+        run = store.start_run(s, {**parameters, "as_of": now.isoformat()})
+    staging = settings.resolve(settings.staging)
+    if staging.is_dir():  # scratch folders of runs that were killed: nothing in them is durable
+        for stale in staging.iterdir():
+            shutil.rmtree(stale, ignore_errors=True)
+    staging_root = staging / run.id
     staging_root.mkdir(parents=True, exist_ok=True)
-    return RunContext(settings, ledger, repository, book, run.id, staging_root, dry_run)
+    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run)
 
 
 def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: list[str]) -> dict[str, Any]:
@@ -216,7 +224,7 @@ def process_source(
 ) -> SourceSummary:
     """Collect, appraise, stage, number, transfer and verify every matter of one source's window."""
     fanout = fanout or ThreadFanout()
-    now = now or datetime.now(UTC)
+    now = now or ctx.now
     summary = SourceSummary()
     start, end, backfill = source_window(ctx, source, since=since, until=until, now=now)
 
@@ -320,15 +328,20 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
 
 
 def write_transfer_batches(ctx: RunContext) -> list[str]:
-    """One DA/T 93 transfer per fonds for the matters this run verified: 说明文件, 目录文件, 登记表,
-    stored under transfers/<batch id>/ beside the packages and recorded on each matter row."""
+    """One DA/T 93 transfer per fonds for every verified matter not yet in a batch: 说明文件, 目录文件,
+    登记表, stored under transfers/<batch id>/ beside the packages and recorded on each matter row.
+
+    "Not yet in a batch" rather than "verified by this run", so that matters verified by a run that
+    was killed before its batch was written join the next batch instead of none. The batch id is
+    derived from its content, so a re-run after a kill between storing and recording it rewrites the
+    same objects (a no-op) instead of making a second batch."""
     from packager.transfer import TransferRow, write_transfer_batch
 
     with ctx.ledger.read() as s:
         rows = list(
             s.scalars(
                 select(MatterRecord).where(
-                    MatterRecord.run_id == ctx.run_id, MatterRecord.state == MatterState.VERIFIED
+                    MatterRecord.batch_id.is_(None), MatterRecord.state == MatterState.VERIFIED
                 )
             ).all()
         )
@@ -336,10 +349,11 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
     for r in rows:
         by_fonds.setdefault(r.fonds or "", []).append(r)
     written: list[str] = []
-    created_at = datetime.now(UTC).replace(microsecond=0)
+    created_at = ctx.now
     for fonds_code, records in sorted(by_fonds.items()):
         fonds = next(f for f in ctx.settings.fonds if f.code == fonds_code)
-        batch_id = f"{fonds_code}-{created_at.astimezone(BEIJING):%Y%m%d}-{ctx.run_id[:8]}"
+        members = _sha256("\n".join(sorted(r.archival_code or "" for r in records)).encode("utf-8"))
+        batch_id = f"{fonds_code}-{created_at.astimezone(BEIJING):%Y%m%d}-{members[:8]}"
         packages = [
             TransferRow(
                 archival_code=r.archival_code or "",
@@ -394,6 +408,7 @@ def run_nightly(
     until: datetime | None = None,
     dry_run: bool = False,
     run_source: RunSource | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """One night over the selected sources (all by default); returns the run summary.
 
@@ -407,7 +422,7 @@ def run_nightly(
         "until": until.isoformat() if until else None,
         "dry_run": dry_run,
     }
-    ctx = open_run(settings, parameters=parameters, dry_run=dry_run)
+    ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now)
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b))
     summaries: dict[str, SourceSummary] = {}
     failed: list[str] = []
@@ -587,7 +602,7 @@ def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appr
         fonds=fonds,
         archival_code=provisional,
         item_number=1,
-        archived_at=datetime.now(UTC).replace(microsecond=0),
+        archived_at=ctx.now,
         check_warnings=ctx.settings.check_warnings,
     )
 
@@ -705,7 +720,7 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
             rec = _record(st.matter, a, st.version, ctx.run_id)
             rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
             rec.package_key = package_key(fonds.code, a.year, str(a.retention_period), code)
-            rec.numbered_at = datetime.now(UTC).replace(microsecond=0)
+            rec.numbered_at = ctx.now
             store.record_numbered(s, rec, run_id=ctx.run_id)
             st.record_id = rec.id
     return sorted(staged, key=lambda x: (x.matter.completed_at, x.matter.project_id))

@@ -63,13 +63,16 @@ class Ledger:
         self._write_lock = threading.RLock()
         kwargs: dict[str, Any] = {"future": True}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False}
+            # The driver's own transaction handling does not cover DDL; hand it to SQLAlchemy (BEGIN
+            # below) so that a migration killed half-way rolls back instead of leaving half a schema.
+            kwargs["connect_args"] = {"timeout": 60, "check_same_thread": False, "isolation_level": None}
         else:
             kwargs["pool_pre_ping"] = True
         try:
             self.engine: Engine = create_engine(url, **kwargs)
             if url.startswith("sqlite"):
                 event.listen(self.engine, "connect", _sqlite_pragmas)
+                event.listen(self.engine, "begin", _sqlite_begin)
             if migrate:
                 upgrade(self.engine)
         except SQLAlchemyError as exc:
@@ -107,6 +110,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def upgrade(engine: Engine) -> None:

@@ -170,9 +170,19 @@ def test_an_existing_world_is_reused_untouched(worlds: Worlds) -> None:
     assert {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in a.rglob("*") if p.is_file()} == before
 
 
-def test_a_half_built_world_is_refused(tmp_path: Path) -> None:
+def test_a_folder_that_is_not_a_world_is_refused(tmp_path: Path) -> None:
     (tmp_path / "sources").mkdir()
     (tmp_path / "sources" / "tzxm.sqlite").write_bytes(b"")
-    with pytest.raises(GuidangError, match="half-way"):
+    with pytest.raises(GuidangError, match="not empty"):
         build_world(tmp_path)
     assert not (tmp_path / "guidang.yaml").exists()
+
+
+def test_a_killed_build_leaves_nothing_the_next_build_trips_over(tmp_path: Path) -> None:
+    scratch = tmp_path / ".world.building"  # what a build killed half-way leaves
+    (scratch / "sources").mkdir(parents=True)
+    (scratch / "sources" / "tzxm.sqlite").write_bytes(b"half")
+    summary = build_world(tmp_path / "world", counts={"unified": 12, "tzxm": 4, "sjjc": 4})
+    assert not summary["reused"] and not scratch.exists()
+    assert (tmp_path / "world" / "guidang.yaml").is_file()
+    assert str(scratch) not in (tmp_path / "world" / "world.json").read_text(encoding="utf-8")

@@ -15,6 +15,9 @@ why that file is written last.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -32,15 +35,29 @@ RETENTION_FILE = "retention.xlsx"
 SOURCES_DIR = "sources"
 FONDS_NAME = "杭州市西湖区数据资源管理局"
 RETENTION_HEADERS: tuple[str, ...] = (
-    "事项编码", "事项名称", "事项类型", "实施机构", "材料类别", "归档范围", "保管期限",
-    "门类代码", "机构问题代码", "生效日期", "失效日期", "依据",
+    "事项编码",
+    "事项名称",
+    "事项类型",
+    "实施机构",
+    "材料类别",
+    "归档范围",
+    "保管期限",
+    "门类代码",
+    "机构问题代码",
+    "生效日期",
+    "失效日期",
+    "依据",
 )
 _PERIOD_LABELS = {"Y": "永久", "D30": "30年", "D10": "10年"}
 _BASIS = "《政务服务事项电子文件归档规范》"
 
 
-def build_world(world_dir: Path, *, seed: int = 2026) -> dict[str, Any]:
+def build_world(world_dir: Path, *, seed: int = 2026, counts: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Create the demo world in `world_dir` unless one is there; return its summary.
+
+    The world is built in a sibling folder and renamed into place, so a build that is killed half-way
+    leaves nothing behind that the next `guidang demo` would trip over. `counts` shrinks the sources
+    (e.g. {"unified": 24, "tzxm": 8, "sjjc": 10}) for tests that run many nights.
 
     The summary has `matters` (total), `by_source`, `documents`, `matter_types`, `agencies`,
     `service_codes`, `defects` per source, the per-source summaries under `sources`, `config`
@@ -50,25 +67,24 @@ def build_world(world_dir: Path, *, seed: int = 2026) -> dict[str, Any]:
     config = world_dir / CONFIG_FILE
     if config.exists():
         summary_path = world_dir / SUMMARY_FILE
-        summary: dict[str, Any] = (
-            json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
-        )
+        summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
         summary.update({"world_dir": str(world_dir), "config": str(config), "reused": True})
         return summary
-    leftovers = [n for n in (SOURCES_DIR, RETENTION_FILE, SUMMARY_FILE) if (world_dir / n).exists()]
-    if leftovers:
+    if world_dir.exists() and any(world_dir.iterdir()):
         raise GuidangError(
-            f"{world_dir} holds part of a demo world ({', '.join(leftovers)}) but no {CONFIG_FILE}: "
-            "an earlier build stopped half-way; remove the folder or choose another one"
+            f"{world_dir} is not empty and holds no {CONFIG_FILE}: not a demo world; choose an empty or new folder"
         )
 
     from connectors.simulator.unified import write_unified_dataset
 
+    final_dir, world_dir = world_dir, world_dir.parent / f".{world_dir.name}.building"
+    shutil.rmtree(world_dir, ignore_errors=True)  # what a killed build left
+    n = {"unified": 180, "tzxm": 60, "sjjc": 80, **(counts or {})}
     sources = world_dir / SOURCES_DIR
     sources.mkdir(parents=True, exist_ok=True)
-    unified = write_unified_dataset(sources / "unified", seed=seed)
-    tzxm = write_tzxm(sources / "tzxm.sqlite", seed=seed)
-    sjjc = write_sjjc(sources / "sjjc.sqlite", sources / "sjjc_files", seed=seed)
+    unified = write_unified_dataset(sources / "unified", seed=seed, count=n["unified"])
+    tzxm = write_tzxm(sources / "tzxm.sqlite", seed=seed, count=n["tzxm"])
+    sjjc = write_sjjc(sources / "sjjc.sqlite", sources / "sjjc_files", seed=seed, count=n["sjjc"])
     rows = write_retention_workbook(world_dir / RETENTION_FILE)
     (world_dir / "archive").mkdir(exist_ok=True)  # the fs repository refuses a missing root (unmounted volume)
 
@@ -76,7 +92,7 @@ def build_world(world_dir: Path, *, seed: int = 2026) -> dict[str, Any]:
     service_codes = {**unified_codes, **tzxm["service_codes"], **sjjc["service_codes"]}
     catalogue = {e.service_code: e for e in DEMO_CATALOGUE}
     summary = {
-        "world_dir": str(world_dir),
+        "world_dir": str(final_dir),
         "config": str(config),
         "seed": seed,
         "matters": unified["completed"] + tzxm["matters"] + sjjc["matters"],
@@ -89,10 +105,15 @@ def build_world(world_dir: Path, *, seed: int = 2026) -> dict[str, Any]:
         "defects": {"unified": unified["defects"], "tzxm": tzxm["defects"], "sjjc": sjjc["defects"]},
         "sources": {"unified": unified, "tzxm": tzxm, "sjjc": sjjc},
     }
+    # the summary names where things will be, not the scratch folder they were built in
+    summary = json.loads(json.dumps(summary, ensure_ascii=False, default=str).replace(str(world_dir), str(final_dir)))
     (world_dir / SUMMARY_FILE).write_text(
         json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8"
     )
-    config.write_text(render_config(), encoding="utf-8")
+    (world_dir / CONFIG_FILE).write_text(render_config(), encoding="utf-8")
+    if final_dir.exists():
+        final_dir.rmdir()  # only an empty folder gets here (leftovers were refused above)
+    os.replace(world_dir, final_dir)
     return {**summary, "reused": False}
 
 
