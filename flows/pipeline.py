@@ -40,6 +40,7 @@ from ledger.models import MatterRecord, MatterState, RunStatus
 from packager import QuarantineError, discard, finalize_package, stage_matter
 from retention import AppraisalError, appraise, compose_archival_code
 from schemas.config import Settings, SqlSource, UnifiedSource
+from schemas.crashpoints import crashpoint
 from schemas.findings import Finding, GuidangError
 from schemas.layout import COMPLETION_MARKER, package_key, transfer_key
 from schemas.model import Appraisal, InvalidMatter, Matter, mask_text
@@ -124,6 +125,7 @@ def open_run(
     repository = open_repository(settings.repository, base_dir=settings.base_dir)
     with ledger.transaction() as s:
         run = store.start_run(s, {**parameters, "as_of": now.isoformat()})
+    crashpoint("run-opened")
     staging = settings.resolve(settings.staging)
     if staging.is_dir():  # scratch folders of runs that were killed: nothing in them is durable
         for stale in staging.iterdir():
@@ -236,6 +238,7 @@ def process_source(
     # 2. collect the window
     items = fanout.collect(ctx, source, start, end)
     summary.collected = len(items)
+    crashpoint("collected")
 
     # 3. decide per matter: skip, quarantine, or work on it; 4.–6. the stages
     work = triage(ctx, source, items, summary)
@@ -245,9 +248,11 @@ def process_source(
 
     # 7. the watermark: never ahead of a matter that is not in an end state
     if not backfill:
+        crashpoint("before-watermark")
         new_mark = (min(pending_times) - timedelta(microseconds=1)) if pending_times else end
         with ctx.ledger.transaction() as s:
             store.set_watermark(s, source.name, max(new_mark, start), ctx.run_id)
+        crashpoint("watermark")
     return summary
 
 
@@ -376,6 +381,7 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
         )
         for path in files:
             ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, _sha256(path.read_bytes()))
+        crashpoint("batch-stored")
         with ctx.ledger.transaction() as s:
             for r in records:
                 row = s.get(MatterRecord, r.id)
@@ -393,6 +399,7 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
                     "files": [p.name for p in files],
                 },
             )
+        crashpoint("batch-recorded")
         written.append(batch_id)
     return written
 
@@ -440,6 +447,7 @@ def run_nightly(
             batches = write_transfer_batches(ctx)
         except GuidangError as exc:
             failed.append(mask_text(f"transfer batch: {exc}"))
+    crashpoint("before-run-closed")
     result = close_run(ctx, summaries, failed=failed)
     result["transfer_batches"] = batches
     return result
@@ -560,6 +568,7 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
                     store.record_not_in_scope(s, _record(m, appraisal, w.version, ctx.run_id), run_id=ctx.run_id)
                     if w.reopened_quarantine:
                         store.resolve_quarantine(s, w.reopened_quarantine, "not in scope", run_id=ctx.run_id)
+                crashpoint("not-in-scope")
             continue
         try:
             staged = stage_matter(m, appraisal, connector.open_document, ctx.staging_root)
@@ -571,12 +580,14 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
             out.pending_updated_at.append(m.updated_at)
             log.warning("pending %s: source unavailable: %s", m.key, exc)
             continue
+        crashpoint("staged")
         try:  # the 四性检测 before a 件号 is given, with a provisional 档号, so that 件号 stay gap-free
             precheck(ctx, source, staged, appraisal)
         except QuarantineError as exc:
             discard(staged)
             _quarantine_matter(ctx, m, exc.findings, out.summary, w.reopened_quarantine)
             continue
+        crashpoint("prechecked")
         out.staged.append(Staged(m, appraisal, w.version, staged, None))
         if w.reopened_quarantine and not ctx.dry_run:
             with ctx.ledger.transaction() as s:
@@ -652,6 +663,7 @@ def _put_in_quarantine(
             record=record,
             run_id=ctx.run_id,
         )
+    crashpoint("quarantined")
 
 
 def _record(m: Matter, a: Appraisal, version: int, run_id: str) -> MatterRecord:
@@ -723,6 +735,7 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
             rec.numbered_at = ctx.now
             store.record_numbered(s, rec, run_id=ctx.run_id)
             st.record_id = rec.id
+        crashpoint("numbered")
     return sorted(staged, key=lambda x: (x.matter.completed_at, x.matter.project_id))
 
 
@@ -803,6 +816,7 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
         archived_at=rec.numbered_at,
         check_warnings=ctx.settings.check_warnings,
     )
+    crashpoint("finalized")
     # Object Lock only when the configuration asks for it (a bucket without it is then a clear error):
     # retain until the disposition date; 永久 is a legal hold, which has no end date.
     locking = getattr(ctx.settings.repository, "object_lock_mode", None) is not None
@@ -820,13 +834,16 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
         )
         total += f.size
         listing.append({"path": f.path, "size": f.size, "sha256": f.sha256, "sm3": f.sm3})
+        crashpoint("stored-file")
     marker = json.dumps(
         {"archival_code": rec.archival_code, "files": listing}, ensure_ascii=False, sort_keys=True, indent=1
     ).encode("utf-8")
+    crashpoint("before-marker")
     ctx.repository.put_bytes(
         f"{rec.package_key}/{COMPLETION_MARKER}", marker, retain_until=retain_until, legal_hold=permanent
     )
     total += len(marker)  # the register's byte totals are what the repository holds, marker included
+    crashpoint("after-marker")
     now = datetime.now(UTC)
     with ctx.ledger.transaction() as s:
         store.mark_state(
@@ -848,6 +865,7 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
             payload={"marker_sha256": _sha256(marker), "files": listing},
             verified_at=now,
         )
+    crashpoint("verified")
     shutil.rmtree(result.folder, ignore_errors=True)
     _acknowledge(ctx, source, rec)
     return total
@@ -864,6 +882,7 @@ def _acknowledge(ctx: RunContext, source: SourceConfig, rec: MatterRecord) -> No
         row = s.get(MatterRecord, rec.id)
         if row is not None:
             row.acknowledged_at = datetime.now(UTC)
+    crashpoint("acknowledged")
 
 
 def acknowledge_pending(ctx: RunContext, source: SourceConfig) -> None:

@@ -19,6 +19,7 @@ from ledger import store
 from ledger.models import RetentionVersion
 from retention import RetentionTable, load_table
 from schemas.config import Settings
+from schemas.crashpoints import crashpoint
 from schemas.findings import Finding, GuidangError, errors
 
 CONFIG_EFFECTIVE = date(1900, 1, 1)  # a table taken from guidang.yaml is in force for every matter
@@ -117,6 +118,7 @@ def load_book(ledger: store.Ledger, settings: Settings) -> RetentionBook:
             effective=CONFIG_EFFECTIVE,
             imported_by="guidang.yaml (first run)",
         )
+        crashpoint("retention-imported")
         vs = versions(ledger)
     if not vs:
         raise GuidangError(

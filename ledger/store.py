@@ -35,6 +35,7 @@ from ledger.models import (
     RunStatus,
     Watermark,
 )
+from schemas.crashpoints import crashpoint
 from schemas.findings import Finding, GuidangError
 
 GENESIS_HASH = "0" * 64
@@ -100,6 +101,7 @@ class Ledger:
             try:
                 with self._sessions.begin() as session:
                     yield session
+                    crashpoint("ledger-before-commit")
             except SQLAlchemyError as exc:
                 raise LedgerError(f"ledger write failed: {exc.__class__.__name__}: {exc}") from exc
 

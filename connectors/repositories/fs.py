@@ -31,6 +31,7 @@ from connectors.repositories.base import (
     repository_error,
 )
 from packager.fixity import Digests, MultiHasher, copy_and_digest, digest_file, iter_file
+from schemas.crashpoints import crashpoint
 from schemas.layout import is_dangerous_path
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,7 @@ class FilesystemRepository:
                 raise repository_error(VerificationFailed, "REPO-SOURCE-CHANGED", key,
                                        f"{source} hashes to {written.sha256}, the packager recorded {sha256}",
                                        expected=sha256, found=written.sha256, source=source)
+            crashpoint("fs-temp-written")
             if not self._publish(tmp, path, key):
                 # Someone else created the key between our check and our link.
                 already = self._existing(key, path, sha256)
@@ -224,6 +226,7 @@ class FilesystemRepository:
                     return already
                 raise repository_error(RepositoryError, "REPO-IO", key,
                                        "the key appeared and vanished again while we were writing it")
+            crashpoint("fs-linked")
         finally:
             try:
                 tmp.unlink()
