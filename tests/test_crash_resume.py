@@ -223,3 +223,53 @@ def test_a_night_killed_at_a_crash_point_resumes_to_the_same_end(
     archive, ledger = uninterrupted
     assert archive_state(world / "archive") == archive
     assert ledger_state(world) == ledger
+
+
+def demo_command(world: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "demo",
+        str(world),
+        "--orchestrator",
+        "local",
+        "--as-of",
+        AS_OF,
+        "--json",
+    ]
+
+
+def test_guidang_demo_killed_at_a_random_moment_and_run_again_ends_as_one_uninterrupted_run(tmp_path: Path) -> None:
+    import random
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k not in (ENV, "GUIDANG_UNIFIED_URL")}
+    started = time.monotonic()
+    baseline = subprocess.run(
+        demo_command(tmp_path / "baseline"), env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
+    )
+    duration = time.monotonic() - started
+    assert baseline.returncode == 0, baseline.stderr[-3000:]
+
+    seed = int(os.environ.get("GUIDANG_KILL_SEED", time.time_ns()))
+    delay = random.Random(seed).uniform(0.5, duration * 0.9)
+    world = tmp_path / "world"
+    proc = subprocess.Popen(
+        demo_command(world),
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(delay)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the demo and its simulator threads
+    proc.wait(timeout=60)
+    where = f"(killed after {delay:.1f} s of ~{duration:.1f} s; GUIDANG_KILL_SEED={seed} repeats it)"
+
+    again = subprocess.run(demo_command(world), env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, where + "\n" + again.stderr[-3000:]
+    assert archive_state(world / "archive") == archive_state(tmp_path / "baseline" / "archive"), where
+    assert ledger_state(world) == ledger_state(tmp_path / "baseline"), where
