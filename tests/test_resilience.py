@@ -1,0 +1,226 @@
+"""Transient faults are not bad input; the archive keeps what it holds.
+
+- A night through a flaky unified system (5xx, timeouts, truncated bodies) and a flaky S3 store
+  (PUTs failing part of the time) ends with every good matter archived, exactly as a night without
+  faults; only the matter whose source digest is wrong is quarantined for it.
+- Object Lock: every object of every package carries retention until the disposition date, and
+  永久 packages a legal hold.
+- 补充材料: a matter changed at its source after it was archived is archived again as version 2,
+  beside version 1, which stays byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from connectors.simulator.pdfs import make_pdf
+from connectors.simulator.unified import FaultPlan, UnifiedSimulator
+from connectors.simulator.world import build_world
+from flows.pipeline import run_nightly
+from ledger.models import MatterRecord, MatterState, QuarantineEntry
+from schemas.config import load_settings
+
+SMALL = {"unified": 24, "tzxm": 8, "sjjc": 10}
+
+
+@pytest.fixture(scope="module")
+def small_pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    world = tmp_path_factory.mktemp("resilience") / "world"
+    build_world(world, counts=SMALL)
+    return world
+
+
+@pytest.fixture
+def small_world(small_pristine: Path, tmp_path: Path) -> Path:
+    world = tmp_path / "world"
+    shutil.copytree(small_pristine, world)
+    return world
+
+
+@contextmanager
+def simulator(world: Path, faults: FaultPlan | None = None) -> Iterator[UnifiedSimulator]:
+    sim = UnifiedSimulator(world / "sources" / "unified", faults=faults)
+    url = sim.start()
+    old = os.environ.get("GUIDANG_UNIFIED_URL")
+    os.environ["GUIDANG_UNIFIED_URL"] = url
+    try:
+        yield sim
+    finally:
+        sim.stop()
+        if old is None:
+            os.environ.pop("GUIDANG_UNIFIED_URL", None)
+        else:
+            os.environ["GUIDANG_UNIFIED_URL"] = old
+
+
+def rewrite_config(world: Path, **changes: Any) -> Path:
+    config = yaml.safe_load((world / "guidang.yaml").read_text(encoding="utf-8"))
+    for dotted, value in changes.items():
+        if dotted == "unified":
+            next(s for s in config["sources"] if s["name"] == "unified").update(value)
+        else:
+            config[dotted] = value
+    path = world / "guidang-test.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def outcome(world: Path) -> tuple[set[tuple[str, str]], dict[tuple[str, str], list[str]]]:
+    """(verified matters, open quarantine entries with their codes), by (source, project id)."""
+    with Session(create_engine(f"sqlite:///{world / 'ledger.sqlite'}")) as s:
+        verified = {
+            (r.source, r.project_id)
+            for r in s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED))
+        }
+        quarantined = {
+            (q.source, q.project_id): q.codes
+            for q in s.scalars(select(QuarantineEntry).where(QuarantineEntry.resolved_at.is_(None)))
+        }
+    return verified, quarantined
+
+
+@pytest.fixture(scope="module")
+def clean_outcome(
+    small_pristine: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[set[tuple[str, str]], dict[tuple[str, str], list[str]]]:
+    world = tmp_path_factory.mktemp("clean") / "world"
+    shutil.copytree(small_pristine, world)
+    with simulator(world):
+        assert run_nightly(load_settings(world / "guidang.yaml"))["status"] == "completed"
+    return outcome(world)
+
+
+def test_flaky_source_and_flaky_store_still_archive_every_good_matter(
+    small_world: Path, clean_outcome: Any, moto_endpoint: str, s3_bucket: str, s3_fault_proxy: Any
+) -> None:
+    good, defects = clean_outcome
+    victim = sorted(pid for src, pid in good if src == "unified")[0]  # its digest will be served wrong
+    config = rewrite_config(
+        small_world,
+        unified={"timeout_seconds": 0.5, "retries": 6, "backoff_seconds": 0.02},
+        repository={"kind": "s3", "bucket": s3_bucket, "endpoint_url": s3_fault_proxy.url, "region": "us-east-1"},
+    )
+    # every fifth PUT fails, in every way a store or a network can fail it
+    s3_fault_proxy.plan(
+        "PUT",
+        [
+            "ok",
+            "ok",
+            "503:SlowDown",
+            "ok",
+            "ok",
+            "500",
+            "ok",
+            "ok",
+            "reset",
+            "ok",
+            "ok",
+            "drop-after",
+            "ok",
+            "ok",
+            "drop",
+        ]
+        * 60,
+    )
+    faults = FaultPlan.flaky(share=0.12, delay_seconds=1.0, seed=11)
+    faults = FaultPlan(faults=faults.faults, wrong_digest=frozenset({victim}), seed=faults.seed)
+
+    with simulator(small_world, faults) as sim:
+        for _night in range(3):  # what a night leaves pending, the next one takes
+            summary = run_nightly(load_settings(config))
+            if summary["status"] == "completed" and summary["totals"]["pending"] == 0:
+                break
+    assert sum(sim.faults_served.values()) >= 5, sim.faults_served  # the source really misbehaved
+    assert {"503:SlowDown", "500", "reset", "drop-after", "drop"} <= set(s3_fault_proxy.actions("PUT"))
+
+    verified, quarantined = outcome(small_world)
+    assert verified == good - {("unified", victim)}  # every good matter, and nothing else
+    assert quarantined.keys() == defects.keys() | {("unified", victim)}  # no good matter quarantined
+    assert quarantined[("unified", victim)] == ["Q-DOC-DIGEST-MISMATCH"]
+    for key, codes in defects.items():
+        assert quarantined[key] == codes  # a hiccup never changed why a bad matter is held
+
+
+def test_object_lock_retention_and_legal_hold_on_every_object(
+    small_world: Path, moto_endpoint: str, s3_lock_bucket: str, s3_admin: Any
+) -> None:
+    config = rewrite_config(
+        small_world,
+        repository={
+            "kind": "s3",
+            "bucket": s3_lock_bucket,
+            "prefix": "zwfw",
+            "endpoint_url": moto_endpoint,
+            "region": "us-east-1",
+            "object_lock_mode": "GOVERNANCE",
+        },
+    )
+    with simulator(small_world):
+        assert run_nightly(load_settings(config))["status"] == "completed"
+
+    with Session(create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")) as s:
+        verified = list(s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED)))
+    periods = {r.retention_period for r in verified}
+    assert {"Y", "D10", "D30"} <= periods
+    checked = 0
+    for rec in verified:
+        listing = s3_admin.list_objects_v2(Bucket=s3_lock_bucket, Prefix=f"zwfw/{rec.package_key}/")
+        keys = [o["Key"] for o in listing.get("Contents", [])]
+        assert len(keys) == rec.file_count + 1  # every file and the completion marker
+        for key in keys:
+            head = s3_admin.head_object(Bucket=s3_lock_bucket, Key=key)
+            if rec.retention_period == "Y":
+                assert head.get("ObjectLockLegalHoldStatus") == "ON", key
+            else:
+                due = date.fromisoformat(rec.disposition_date) + timedelta(days=1)
+                assert head["ObjectLockMode"] == "GOVERNANCE", key
+                assert head["ObjectLockRetainUntilDate"].astimezone(UTC) == datetime(
+                    due.year, due.month, due.day, tzinfo=UTC
+                ), key
+            checked += 1
+    assert checked > 50
+
+
+def test_a_matter_changed_after_archiving_is_archived_again_beside_the_first(small_world: Path) -> None:
+    with simulator(small_world) as sim:
+        run_nightly(load_settings(small_world / "guidang.yaml"))
+        with Session(create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")) as s:
+            first = s.scalars(
+                select(MatterRecord)
+                .where(MatterRecord.source == "unified", MatterRecord.state == MatterState.VERIFIED)
+                .order_by(MatterRecord.project_id)
+            ).first()
+        assert first is not None
+        v1_dir = small_world / "archive" / first.package_key
+        v1_files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in v1_dir.rglob("*") if p.is_file()}
+
+        supplement = make_pdf(["supplementary material", first.project_id])
+        sim.add_document(first.project_id, "结果", "补正材料.pdf", supplement, title="补正材料")
+        second = run_nightly(load_settings(small_world / "guidang.yaml"))
+    assert second["totals"]["archived"] == 1
+
+    with Session(create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")) as s:
+        versions = list(
+            s.scalars(
+                select(MatterRecord)
+                .where(MatterRecord.source == "unified", MatterRecord.project_id == first.project_id)
+                .order_by(MatterRecord.version)
+            )
+        )
+    assert [(v.version, v.state) for v in versions] == [(1, "verified"), (2, "verified")]
+    assert versions[0].archival_code == first.archival_code != versions[1].archival_code
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in v1_dir.rglob("*") if p.is_file()} == v1_files
+    v2_doc = small_world / "archive" / versions[1].package_key / "结果材料" / "补正材料.pdf"
+    assert v2_doc.read_bytes() == supplement
