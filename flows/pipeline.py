@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from connectors.repositories import open_repository
-from connectors.repositories.base import Repository
+from connectors.repositories.base import Repository, RepositoryError
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector, SourceUnavailable
 from flows.retention_book import RetentionBook, load_book
@@ -791,7 +791,10 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
                     s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id, payload={"codes": sorted(exc.codes)}
                 )
             continue
-        except SourceUnavailable as exc:
+        except (SourceUnavailable, RepositoryError) as exc:
+            if isinstance(exc, RepositoryError) and not _transient(exc):
+                raise  # no bucket, no permission, a conflict, corrupt read-back: the run must fail loudly
+            # a hiccup after the store's own retries: the row stays numbered and the next run finishes it
             out.summary.pending += 1
             out.pending_updated_at.append(st.matter.updated_at)
             log.warning("pending %s: %s", st.matter.key, exc)
@@ -799,6 +802,13 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
         out.summary.archived += 1
         out.summary.bytes += stored_bytes
     return out
+
+
+TRANSIENT_REPOSITORY_CODES = frozenset({"REPO-TRANSIENT", "REPO-UNREACHABLE"})
+
+
+def _transient(exc: RepositoryError) -> bool:
+    return any(f.code in TRANSIENT_REPOSITORY_CODES for f in exc.findings)
 
 
 def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:

@@ -29,7 +29,7 @@ from connectors.simulator.pdfs import make_pdf
 from connectors.simulator.unified import FaultPlan, UnifiedSimulator
 from connectors.simulator.world import build_world
 from flows.pipeline import run_nightly
-from ledger.models import MatterRecord, MatterState, QuarantineEntry
+from ledger.models import MatterRecord, MatterState, QuarantineEntry, Watermark
 from schemas.config import load_settings
 
 SMALL = {"unified": 24, "tzxm": 8, "sjjc": 10}
@@ -224,3 +224,109 @@ def test_a_matter_changed_after_archiving_is_archived_again_beside_the_first(sma
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in v1_dir.rglob("*") if p.is_file()} == v1_files
     v2_doc = small_world / "archive" / versions[1].package_key / "结果材料" / "补正材料.pdf"
     assert v2_doc.read_bytes() == supplement
+
+
+def test_a_store_that_keeps_failing_leaves_matters_pending_for_the_next_night(
+    small_world: Path, clean_outcome: Any, s3_bucket: str, s3_fault_proxy: Any
+) -> None:
+    good, _defects = clean_outcome
+    config = rewrite_config(
+        small_world,
+        repository={"kind": "s3", "bucket": s3_bucket, "endpoint_url": s3_fault_proxy.url, "region": "us-east-1"},
+    )
+    s3_fault_proxy.plan("PUT", ["503"] * 10)  # the first matter's PUT fails through all of the store's retries
+    with simulator(small_world):
+        first = run_nightly(load_settings(config), now=datetime(2026, 11, 26, 2, tzinfo=UTC))
+        assert first["status"] == "completed"  # a hiccup is not a failed run, and not bad input
+        assert first["totals"]["pending"] >= 1 and first["totals"]["quarantined"] == len(_defects)
+        with Session(create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")) as s:
+            numbered = list(s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.NUMBERED)))
+            marks = {w.source: w.value for w in s.scalars(select(Watermark))}
+        assert len(numbered) == first["totals"]["pending"]  # they keep their 件号: the sequence stays gap-free
+        held = {r.source for r in numbered}
+        for source in held:  # the watermark is not moved past a matter that is not done
+            assert marks[source] < min(r.source_updated_at for r in numbered if r.source == source)
+
+        second = run_nightly(load_settings(config), now=datetime(2026, 11, 27, 2, tzinfo=UTC))
+    assert second["status"] == "completed" and second["totals"]["pending"] == 0
+    verified, _ = outcome(small_world)
+    assert verified == good
+
+
+def test_quarantine_retry_archives_what_an_archivist_fixed(small_world: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    config = str(small_world / "guidang.yaml")
+    with simulator(small_world) as sim:
+        run_nightly(load_settings(config))
+        listed = json.loads(runner.invoke(app, ["quarantine", "list", "-c", config, "--json"]).stdout)
+        no_rule = [e for e in listed if e["codes"] == ["Q-RETENTION-NO-RULE"]]
+        assert no_rule and all("330106-QT-0001" in f["message"] for e in no_rule for f in e["findings"])
+
+        # the archivist adds the missing rule as a new table version, then retries
+        from openpyxl import load_workbook
+
+        wb = load_workbook(small_world / "retention.xlsx")
+        ws = wb.active
+        ws.append(
+            [
+                "330106-QT-0001",
+                "职业技能等级认定",
+                "10 其他行政权力",
+                "西湖区人力资源和社会保障局",
+                "全部",
+                "归档",
+                "10年",
+                "WS",
+                "RS",
+                "2020-01-01",
+                None,
+                "补充规则",
+            ]
+        )
+        wb.save(small_world / "retention-v2.xlsx")
+        imported = runner.invoke(
+            app,
+            ["retention", "import", str(small_world / "retention-v2.xlsx"), "-c", config, "--effective", "2000-01-01"],
+        )
+        assert imported.exit_code == 0, imported.stdout
+
+        ids = [str(e["id"]) for e in no_rule]
+        retried = runner.invoke(app, ["quarantine", "retry", *ids, "-c", config, "--json"])
+        assert retried.exit_code == 0, retried.stdout
+        totals = json.loads(retried.stdout)["totals"]
+        # the rule was the only fault of some; others now show their next fault (a missing or wrong file)
+        assert totals["archived"] >= 1 and totals["archived"] + totals["quarantined"] == len(ids), retried.stdout
+
+        after = {
+            e["project_id"]: e
+            for e in json.loads(runner.invoke(app, ["quarantine", "list", "-c", config, "--json"]).stdout)
+        }
+        verified, _ = outcome(small_world)
+        for e in no_rule:
+            if ("unified", e["project_id"]) in verified:
+                assert e["project_id"] not in after  # resolved
+            else:
+                assert "Q-RETENTION-NO-RULE" not in after[e["project_id"]]["codes"]
+                assert after[e["project_id"]]["attempts"] == 2
+        # 归档回传 reached the unified system for every archived unified matter
+        acked = {a["PROJID"] for a in sim.acks}
+        assert {pid for src, pid in verified if src == "unified"} <= acked
+
+
+def test_archived_matters_are_acknowledged_back_to_a_sql_source(small_world: Path) -> None:
+    with simulator(small_world):
+        run_nightly(load_settings(small_world / "guidang.yaml"))
+    verified, _ = outcome(small_world)
+    engine = create_engine(f"sqlite:///{small_world / 'sources' / 'tzxm.sqlite'}")
+    with engine.connect() as c:
+        from sqlalchemy import text
+
+        acked = {r[0] for r in c.execute(text("SELECT SPBH FROM XM_APPROVAL WHERE GDZT = '1' AND GDDH IS NOT NULL"))}
+    engine.dispose()
+    assert acked == {pid for src, pid in verified if src == "tzxm"} and acked
