@@ -25,11 +25,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from connectors.simulator.unified import UnifiedSimulator
-from connectors.simulator.world import build_world
 from schemas.crashpoints import CRASH_POINTS, ENV
 from schemas.layout import COMPLETION_MARKER
 
-SMALL = {"unified": 24, "tzxm": 8, "sjjc": 10}
 AS_OF = "2026-11-26T02:00:00+08:00"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMP_PREFIX = ".guidang-tmp-"
@@ -70,15 +68,8 @@ def test_the_suite_covers_every_crash_point() -> None:
 
 
 @pytest.fixture(scope="module")
-def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    world = tmp_path_factory.mktemp("crash") / "world"
-    build_world(world, counts=SMALL)
-    return world
-
-
-@pytest.fixture(scope="module")
-def unified_url(small_world: Path) -> Iterator[str]:
-    with UnifiedSimulator(small_world / "sources" / "unified") as url:
+def unified_url(small_pristine: Path) -> Iterator[str]:
+    with UnifiedSimulator(small_pristine / "sources" / "unified") as url:
         yield url
 
 
@@ -185,10 +176,10 @@ def assert_consistent_after_kill(world: Path) -> None:
 
 @pytest.fixture(scope="module")
 def uninterrupted(
-    small_world: Path, unified_url: str, tmp_path_factory: pytest.TempPathFactory
+    small_pristine: Path, unified_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, str], dict[str, Any]]:
     world = tmp_path_factory.mktemp("baseline") / "world"
-    shutil.copytree(small_world, world)
+    shutil.copytree(small_pristine, world)
     done = run_night(world, unified_url)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
@@ -201,13 +192,13 @@ def uninterrupted(
 def test_a_night_killed_at_a_crash_point_resumes_to_the_same_end(
     point: str,
     nth: int,
-    small_world: Path,
+    small_pristine: Path,
     unified_url: str,
     tmp_path: Path,
     uninterrupted: tuple[dict[str, str], dict[str, Any]],
 ) -> None:
     world = tmp_path / "world"
-    shutil.copytree(small_world, world)
+    shutil.copytree(small_pristine, world)
 
     killed = run_night(world, unified_url, crash=f"{point}:{nth}")
     assert killed.returncode == -signal.SIGKILL, (

@@ -12,10 +12,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,43 +23,11 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from connectors.simulator.pdfs import make_pdf
-from connectors.simulator.unified import FaultPlan, UnifiedSimulator
-from connectors.simulator.world import build_world
+from connectors.simulator.unified import FaultPlan
 from flows.pipeline import run_nightly
 from ledger.models import MatterRecord, MatterState, QuarantineEntry, Watermark
 from schemas.config import load_settings
-
-SMALL = {"unified": 24, "tzxm": 8, "sjjc": 10}
-
-
-@pytest.fixture(scope="module")
-def small_pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    world = tmp_path_factory.mktemp("resilience") / "world"
-    build_world(world, counts=SMALL)
-    return world
-
-
-@pytest.fixture
-def small_world(small_pristine: Path, tmp_path: Path) -> Path:
-    world = tmp_path / "world"
-    shutil.copytree(small_pristine, world)
-    return world
-
-
-@contextmanager
-def simulator(world: Path, faults: FaultPlan | None = None) -> Iterator[UnifiedSimulator]:
-    sim = UnifiedSimulator(world / "sources" / "unified", faults=faults)
-    url = sim.start()
-    old = os.environ.get("GUIDANG_UNIFIED_URL")
-    os.environ["GUIDANG_UNIFIED_URL"] = url
-    try:
-        yield sim
-    finally:
-        sim.stop()
-        if old is None:
-            os.environ.pop("GUIDANG_UNIFIED_URL", None)
-        else:
-            os.environ["GUIDANG_UNIFIED_URL"] = old
+from tests.world_support import simulator
 
 
 def rewrite_config(world: Path, **changes: Any) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator.unified import UnifiedSimulator
+from connectors.simulator.unified import FaultPlan, UnifiedSimulator
 from connectors.simulator.world import build_world
 
 
@@ -28,17 +28,43 @@ def world(pristine_world: Path, tmp_path: Path) -> Path:
     return copy
 
 
+# A small world for tests that run many nights (the crash suite, the fault tests); it still carries
+# one matter of every defect kind and a 不归档 matter type.
+SMALL = {"unified": 24, "tzxm": 8, "sjjc": 10}
+
+
+@pytest.fixture(scope="session")
+def small_pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    world = tmp_path_factory.mktemp("small") / "world"
+    build_world(world, counts=SMALL)
+    return world
+
+
+@pytest.fixture
+def small_world(small_pristine: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "world"
+    shutil.copytree(small_pristine, copy)
+    return copy
+
+
+@contextmanager
+def simulator(world: Path, faults: FaultPlan | None = None) -> Iterator[UnifiedSimulator]:
+    """The world's unified system served over HTTP for the block, its URL in GUIDANG_UNIFIED_URL."""
+    sim = UnifiedSimulator(world / "sources" / "unified", faults=faults)
+    url = sim.start()
+    old = os.environ.get("GUIDANG_UNIFIED_URL")
+    os.environ["GUIDANG_UNIFIED_URL"] = url
+    try:
+        yield sim
+    finally:
+        sim.stop()
+        if old is None:
+            os.environ.pop("GUIDANG_UNIFIED_URL", None)
+        else:
+            os.environ["GUIDANG_UNIFIED_URL"] = old
+
+
 @contextmanager
 def unified_running(world: Path) -> Iterator[str]:
-    with UnifiedSimulator(world / "sources" / "unified") as base_url:
-        old = os.environ.get("GUIDANG_UNIFIED_URL")
-        os.environ["GUIDANG_UNIFIED_URL"] = base_url
-        try:
-            yield base_url
-        finally:
-            if old is None:
-                os.environ.pop("GUIDANG_UNIFIED_URL", None)
-            else:
-                os.environ["GUIDANG_UNIFIED_URL"] = old
-
-
+    with simulator(world) as sim:
+        yield sim.base_url
