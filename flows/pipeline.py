@@ -33,7 +33,7 @@ from sqlalchemy import select
 from connectors.repositories import open_repository
 from connectors.repositories.base import Repository, RepositoryError
 from connectors.sources import open_source
-from connectors.sources.base import SourceConnector, SourceUnavailable
+from connectors.sources.base import SourceConnector
 from flows.retention_book import RetentionBook, load_book
 from ledger import store
 from ledger.models import MatterRecord, MatterState, RunStatus
@@ -41,6 +41,8 @@ from packager import QuarantineError, discard, finalize_package, stage_matter
 from retention import AppraisalError, appraise, compose_archival_code
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.crashpoints import crashpoint
+from schemas.digest import digest_file, json_digest, sha256_bytes
+from schemas.errors import SourceUnavailable
 from schemas.findings import Finding, GuidangError
 from schemas.layout import COMPLETION_MARKER, package_key, transfer_key
 from schemas.model import Appraisal, InvalidMatter, Matter, mask_text
@@ -357,7 +359,7 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
     created_at = ctx.now
     for fonds_code, records in sorted(by_fonds.items()):
         fonds = next(f for f in ctx.settings.fonds if f.code == fonds_code)
-        members = _sha256("\n".join(sorted(r.archival_code or "" for r in records)).encode("utf-8"))
+        members = sha256_bytes("\n".join(sorted(r.archival_code or "" for r in records)).encode("utf-8"))
         batch_id = f"{fonds_code}-{created_at.astimezone(BEIJING):%Y%m%d}-{members[:8]}"
         packages = [
             TransferRow(
@@ -380,7 +382,7 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
             created_at=created_at,
         )
         for path in files:
-            ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, _sha256(path.read_bytes()))
+            ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, digest_file(path).sha256)
         crashpoint("batch-stored")
         with ctx.ledger.transaction() as s:
             for r in records:
@@ -506,8 +508,8 @@ def triage(
 
 
 def _quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSummary, *, force: bool = False) -> None:
-    findings = [Finding(_invalid_code(p), item.key, mask_text(p)) for p in item.problems]
-    raw_hash = _json_hash(item.raw)
+    findings = [Finding(p.code, item.key, mask_text(p.message)) for p in item.findings]
+    raw_hash = json_digest(item.raw)
     with ctx.ledger.read() as s:
         open_q = store.open_quarantine(s, item.source, item.project_id)
     if not force and open_q is not None and open_q.content_hash == raw_hash:
@@ -524,21 +526,6 @@ def _quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSum
         findings=findings,
         record={"invalid": item.model_dump(mode="json")},
     )
-
-
-def _invalid_code(problem: str) -> str:
-    if "事项类型" in problem or "matter_type" in problem:
-        return "Q-UNKNOWN-MATTER-TYPE"
-    if " before " in problem:
-        return "Q-DATES-OUT-OF-ORDER"
-    return "Q-SOURCE-INVALID"
-
-
-def _json_hash(obj: Any) -> str:
-    import hashlib
-
-    blob = json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # ---------------------------------------------------------------- appraise + stage
@@ -872,7 +859,7 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
             rec.id,
             MatterState.VERIFIED,
             run_id=ctx.run_id,
-            payload={"marker_sha256": _sha256(marker), "files": listing},
+            payload={"marker_sha256": sha256_bytes(marker), "files": listing},
             verified_at=now,
         )
     crashpoint("verified")
@@ -909,9 +896,3 @@ def acknowledge_pending(ctx: RunContext, source: SourceConfig) -> None:
         )
     for rec in rows:
         _acknowledge(ctx, source, rec)
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()

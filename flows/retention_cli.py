@@ -530,8 +530,8 @@ def _matter_from_source_or_ledger(settings: Settings, source: str, project_id: s
     from sqlalchemy import select
 
     from connectors.sources import open_source
-    from connectors.sources.base import SourceUnavailable
     from ledger.models import MatterRecord
+    from schemas.errors import SourceUnavailable
     from schemas.findings import GuidangError
     from schemas.model import Matter, mask_text
 

@@ -9,7 +9,6 @@ threads from tripping over SQLITE_BUSY.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import uuid
@@ -36,6 +35,7 @@ from ledger.models import (
     Watermark,
 )
 from schemas.crashpoints import crashpoint
+from schemas.digest import json_digest
 from schemas.findings import Finding, GuidangError
 
 GENESIS_HASH = "0" * 64
@@ -134,8 +134,7 @@ def upgrade(engine: Engine) -> None:
 
 
 def _event_digest(prev_hash: str, row: dict[str, Any]) -> str:
-    blob = json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256((prev_hash + blob).encode("utf-8")).hexdigest()
+    return json_digest(row, prefix=prev_hash)
 
 
 def _event_body(ev: Event) -> dict[str, Any]:

@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 from lxml import etree
 
-from packager.fixity import Digests, digest_file
 from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
 from packager.pdf import PdfInspection, inspect_pdf
 from retention.archival_code import DEFAULT_TEMPLATE, ArchivalCodeError, parse_archival_code
+from schemas.digest import Digests, digest_file
 from schemas.findings import Finding, GuidangError, code_text
 from schemas.layout import (
     CHECK_REPORT_FILE,

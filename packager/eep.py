@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from lxml import etree
 
-from packager.fixity import iter_file
+from schemas.digest import iter_file
 from schemas.findings import Finding, GuidangError
 from schemas.layout import MANIFEST_SHA256, METADATA_FILE, is_dangerous_path
 from schemas.metadata import MetadataDocument, MetadataView, parse_xml, read_metadata

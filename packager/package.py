@@ -18,9 +18,9 @@ from typing import NamedTuple
 
 from packager.checks import CheckReport, check_package, validate_check_report
 from packager.errors import QuarantineError
-from packager.fixity import digest_chunks, digest_file
 from packager.stage import StagedMatter
 from schemas.config import Fonds
+from schemas.digest import digest_chunks, digest_file
 from schemas.findings import Finding, GuidangError
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE, is_dangerous_path
 from schemas.metadata import build_metadata, validate_metadata

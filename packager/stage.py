@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from connectors.sources.base import DocumentUnavailable
 from packager.errors import QuarantineError
-from packager.fixity import copy_and_digest
 from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
 from packager.pdf import inspect_pdf
+from schemas.digest import copy_and_digest
+from schemas.errors import DocumentUnavailable
 from schemas.findings import Finding, GuidangError, Severity
 from schemas.layout import document_path, is_dangerous_path
 from schemas.metadata import DocumentEntry

@@ -8,13 +8,16 @@ it, which is what lets a document's bytes stay at the source until the packager 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from schemas.digest import json_digest
 
 
 class DocumentGroup(StrEnum):
@@ -57,6 +60,11 @@ MATTER_TYPES: dict[str, str] = {
 }
 
 
+def _error(kind: str, message: str) -> PydanticCustomError:
+    """A validation error whose type names the fault, so connectors code it without reading the text."""
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=True)
 
@@ -86,7 +94,9 @@ class ProcessStep(StrictModel):
     @model_validator(mode="after")
     def _ordered(self) -> ProcessStep:
         if self.started_at and self.ended_at and self.ended_at < self.started_at:
-            raise ValueError(f"step {self.name}: ended_at {self.ended_at} is before started_at {self.started_at}")
+            raise _error(
+                DATES_OUT_OF_ORDER, f"step {self.name}: ended_at {self.ended_at} is before started_at {self.started_at}"
+            )
         return self
 
 
@@ -153,15 +163,19 @@ class Matter(StrictModel):
     def _known_type(cls, v: str) -> str:
         v = v.strip().zfill(2) if v.strip().isdigit() else v.strip()
         if v not in MATTER_TYPES:
-            raise ValueError(f"unknown 事项类型 {v!r} (known: {', '.join(sorted(MATTER_TYPES))})")
+            raise _error(UNKNOWN_MATTER_TYPE, f"unknown 事项类型 {v!r} (known: {', '.join(sorted(MATTER_TYPES))})")
         return v
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> Matter:
         if self.received_at and self.completed_at < self.received_at:
-            raise ValueError(f"completed_at {self.completed_at} is before received_at {self.received_at}")
+            raise _error(
+                DATES_OUT_OF_ORDER, f"completed_at {self.completed_at} is before received_at {self.received_at}"
+            )
         if self.decided_at and self.received_at and self.decided_at < self.received_at:
-            raise ValueError(f"decided_at {self.decided_at} is before received_at {self.received_at}")
+            raise _error(
+                DATES_OUT_OF_ORDER, f"decided_at {self.decided_at} is before received_at {self.received_at}"
+            )
         return self
 
     @property
@@ -176,9 +190,33 @@ class Matter(StrictModel):
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON: equal for the same matter re-collected, different once
         the source changed it (补充材料), which is what decides "already archived" vs "new version"."""
-        payload = self.model_dump(mode="json", exclude={"updated_at"})
-        blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        return json_digest(self.model_dump(mode="json", exclude={"updated_at"}))
+
+
+# Pydantic error types raised by this model's own checks -> the quarantine code they mean
+# (schemas/codes/quarantine.yaml). Everything else wrong with a record is Q-SOURCE-INVALID.
+UNKNOWN_MATTER_TYPE = "unknown_matter_type"
+DATES_OUT_OF_ORDER = "dates_out_of_order"
+PROBLEM_CODES: dict[str, str] = {
+    UNKNOWN_MATTER_TYPE: "Q-UNKNOWN-MATTER-TYPE",
+    DATES_OUT_OF_ORDER: "Q-DATES-OUT-OF-ORDER",
+}
+
+
+class Problem(StrictModel):
+    """One coded reason why a source record is not a Matter: the connector says what and where
+    (in the source's own field names), the code says which kind of fault it is."""
+
+    code: str = "Q-SOURCE-INVALID"
+    message: str
+
+    @classmethod
+    def from_error(cls, error: Mapping[str, Any], message: str) -> Problem:
+        """A pydantic error of this model, coded by its type (never by its wording)."""
+        return cls(code=PROBLEM_CODES.get(str(error.get("type")), "Q-SOURCE-INVALID"), message=message)
+
+    def within(self, prefix: str) -> Problem:
+        return Problem(code=self.code, message=f"{prefix}: {self.message}")
 
 
 class InvalidMatter(StrictModel):
@@ -188,11 +226,16 @@ class InvalidMatter(StrictModel):
     project_id: str
     updated_at: datetime | None = None
     raw: dict
-    problems: list[str]
+    findings: list[Problem]
 
     @property
     def key(self) -> str:
         return f"{self.source}/{self.project_id}"
+
+    @property
+    def problems(self) -> list[str]:
+        """The messages alone, for people."""
+        return [p.message for p in self.findings]
 
 
 _ID_RE = re.compile(r"\b(\d{6})(\d{8})(\d{3}[\dXx])\b")

@@ -12,10 +12,10 @@ from lxml import etree
 from pypdf import PdfWriter
 
 from connectors.simulator.pdfs import make_broken_pdf, make_encrypted_pdf, make_javascript_pdf, make_pdf
-from connectors.sources.base import SourceUnavailable
 from packager.checks import Status, validate_check_report
 from packager.errors import QuarantineError
 from packager.stage import stage_matter, staging_folder
+from schemas.errors import SourceUnavailable
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE
 from schemas.metadata import validate_metadata
 from schemas.model import Document, DocumentGroup
@@ -237,7 +237,7 @@ def test_source_unavailable_propagates_untouched(tmp_path: Path) -> None:
 
 
 def test_fetch_failure_mid_stream_is_the_matters_fault(tmp_path: Path) -> None:
-    from connectors.sources.base import DocumentUnavailable
+    from schemas.errors import DocumentUnavailable
 
     matter, _ = make_matter()
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from lxml import etree
 
 from connectors.simulator.pdfs import make_pdf
-from connectors.sources.base import DocumentUnavailable
 from packager.package import PackageFile, PackageResult, finalize_package, write_manifests
 from packager.stage import StagedMatter, stage_matter
 from retention.archival_code import compose_archival_code
 from schemas.config import Fonds
+from schemas.errors import DocumentUnavailable
 from schemas.layout import GROUP_FOLDERS, METADATA_FILE
 from schemas.model import Applicant, Appraisal, Document, Matter, ProcessStep, RetentionPeriod
 

@@ -23,8 +23,8 @@ from connectors.repositories.base import (
     VerificationFailed,
 )
 from connectors.repositories.fs import TEMP_PREFIX, FilesystemRepository
-from packager.fixity import BLOCK_SIZE
 from schemas.config import FsRepository
+from schemas.digest import BLOCK_SIZE
 
 PKG = "Z109/2026/D30/Z109-WS·2026·D30·XK-0001"
 REPO_ROOT = Path(__file__).resolve().parents[1]

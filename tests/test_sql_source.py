@@ -25,9 +25,9 @@ import pypdf
 import pytest
 
 from connectors.simulator.selfbuilt import copy_system, sjjc_source, tzxm_source, write_sjjc, write_tzxm
-from connectors.sources.base import DocumentUnavailable, SourceUnavailable
 from connectors.sources.sql import SqlConnector
 from schemas.config import SqlSource
+from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import GuidangError
 from schemas.model import DocumentGroup, InvalidMatter, Matter
 from tests.dbservers import fresh_database

@@ -14,9 +14,9 @@ import pytest
 
 from connectors.simulator.catalogue import DEMO_CATALOGUE
 from connectors.simulator.unified import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
-from connectors.sources.base import DocumentUnavailable, SourceUnavailable
 from connectors.sources.unified import UnifiedConnector, fetch_catalogue
 from schemas.config import UnifiedSource
+from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import GuidangError
 from schemas.layout import is_dangerous_path
 from schemas.model import DocumentGroup, InvalidMatter, Matter, mask_id

@@ -30,8 +30,8 @@ from connectors.repositories.base import (
     check_key,
     repository_error,
 )
-from packager.fixity import Digests, MultiHasher, copy_and_digest, digest_file, iter_file
 from schemas.crashpoints import crashpoint
+from schemas.digest import Digests, MultiHasher, copy_and_digest, digest_file, iter_file
 from schemas.layout import is_dangerous_path
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The S3 archive repository: any S3-compatible store through boto3 (AWS, MinIO, Ceph RGW, OSS, moto).
 
 What makes a stored object trustworthy here, in order:
-1. the local file is hashed (packager.fixity, one streaming pass) and must match the digest the
+1. the local file is hashed (schemas.digest, one streaming pass) and must match the digest the
    packager recorded, before anything is sent;
 2. every PUT carries `x-amz-checksum-sha256` (per part for multipart uploads), so a store that
    checks checksums refuses damaged uploads, and our SHA-256 goes along as `x-amz-meta-sha256`
@@ -51,8 +51,8 @@ from connectors.repositories.base import (
     check_key,
     repository_error,
 )
-from packager.fixity import BLOCK_SIZE, Digests, MultiHasher, digest_file
 from schemas.config import S3Repository
+from schemas.digest import BLOCK_SIZE, Digests, MultiHasher, digest_file
 from schemas.layout import is_dangerous_path
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,8 @@
 A connector yields matters completed in a window and streams a document's bytes on request; it
 never writes anything. Transient faults (network, 5xx, timeouts) raise `SourceUnavailable` after
 the connector's own retries, so the flow leaves those matters pending instead of quarantining them;
-a record that is wrong in itself is yielded as an `InvalidMatter` and goes to quarantine.
+a record that is wrong in itself is yielded as an `InvalidMatter` and goes to quarantine. Both
+error types live in `schemas.errors`, so the packager can catch them without importing connectors.
 """
 
 from __future__ import annotations
@@ -12,17 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Protocol
 
-from schemas.findings import GuidangError
 from schemas.model import Document, InvalidMatter, Matter
-
-
-class SourceUnavailable(GuidangError):
-    """The source could not be reached or answered wrongly after retries: transient, retry later."""
-
-
-class DocumentUnavailable(GuidangError):
-    """One document cannot be had from the source (404, missing file, empty BLOB): a fault of the
-    matter, so it is quarantined (`Q-DOC-FETCH-FAILED`) with this message as the detail."""
 
 
 class SourceConnector(Protocol):

@@ -39,11 +39,21 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.sql.elements import TextClause
 
-from connectors.sources.base import DocumentUnavailable, SourceUnavailable
 from schemas.config import SqlSource
+from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import Finding, GuidangError
 from schemas.layout import is_dangerous_path
-from schemas.model import Applicant, Document, DocumentGroup, InvalidMatter, Matter, ProcessStep, mask_id, mask_text
+from schemas.model import (
+    Applicant,
+    Document,
+    DocumentGroup,
+    InvalidMatter,
+    Matter,
+    Problem,
+    ProcessStep,
+    mask_id,
+    mask_text,
+)
 
 T = TypeVar("T")
 
@@ -373,25 +383,25 @@ class SqlConnector:
         docs: tuple[Sequence[str], list[dict[str, Any]]],
         steps: tuple[Sequence[str], list[dict[str, Any]]] | None,
     ) -> Matter | InvalidMatter:
-        problems: list[str] = []
+        problems: list[Problem] = []
         values: dict[str, Any] = {}
         for field, constant in self.config.constants.items():
             try:
                 values[field] = self._datetime(constant) if field in MATTER_DATETIMES else constant
             except ValueError as exc:
-                problems.append(f"field {field} (constant {constant!r}): {exc}")
+                problems.append(Problem(message=f"field {field} (constant {constant!r}): {exc}"))
         for field, key in cols.items():
             raw = row[key]
             column = self.config.columns[field]
             try:
                 values[field] = self._datetime(raw) if field in MATTER_DATETIMES else _text_value(raw)
             except ValueError as exc:
-                problems.append(f"field {field} (column {column}): {exc}")
-        unparsed = {p.split(" ", 2)[1] for p in problems}
+                problems.append(Problem(message=f"field {field} (column {column}): {exc}"))
+        unparsed = {p.message.split(" ", 2)[1] for p in problems}
         for field in REQUIRED_MATTER_FIELDS:
             if field not in unparsed and values.get(field) in (None, ""):
                 origin = f"column {self.config.columns[field]}" if field in cols else "constant"
-                problems.append(f"field {field} ({origin}): missing")
+                problems.append(Problem(message=f"field {field} ({origin}): missing"))
 
         documents = self._documents(pid, docs, problems)
         process = self._steps(steps, problems) if steps is not None else []
@@ -411,7 +421,7 @@ class SqlConnector:
         return self._invalid(pid, updated, row, cols, problems)
 
     def _documents(
-        self, pid: str, docs: tuple[Sequence[str], list[dict[str, Any]]], problems: list[str]
+        self, pid: str, docs: tuple[Sequence[str], list[dict[str, Any]]], problems: list[Problem]
     ) -> list[Document]:
         keys, rows = docs
         mapping = dict(self.config.document_columns)
@@ -427,10 +437,10 @@ class SqlConnector:
             try:
                 group = DocumentGroup.parse(self.config.group_values.get(group_raw, group_raw))
             except ValueError:
-                problems.append(
-                    f"{label}: field group (column {mapping['group']}): unknown value {group_raw!r}; "
+                problems.append(Problem(
+                    message=f"{label}: field group (column {mapping['group']}): unknown value {group_raw!r}; "
                     f"map it under group_values (申报/过程/结果)"
-                )
+                ))
                 continue
             key = values.get("key", values.get("file_name"))
             if isinstance(key, Decimal):
@@ -442,7 +452,8 @@ class SqlConnector:
             else:
                 content = _text_value(values.get("_content"))
                 if not content:
-                    problems.append(f"{label}: field content (column {self.config.content.column}): missing")
+                    column = self.config.content.column
+                    problems.append(Problem(message=f"{label}: field content (column {column}): missing"))
                     continue
                 locator = json.dumps({"project_id": pid, self.config.content.kind: content}, ensure_ascii=False)
             media_type = _text_value(values.get("media_type")) or mimetypes.guess_type(file_name)[0]
@@ -460,13 +471,13 @@ class SqlConnector:
                 }))
             except (ValidationError, ValueError, TypeError) as exc:
                 if isinstance(exc, ValidationError):
-                    problems.extend(f"{label}: {p}" for p in self._validation_problems(exc, mapping))
+                    problems.extend(p.within(label) for p in self._validation_problems(exc, mapping))
                 else:
-                    problems.append(f"{label}: field size (column {mapping.get('size')}): {exc}")
+                    problems.append(Problem(message=f"{label}: field size (column {mapping.get('size')}): {exc}"))
         order = list(DocumentGroup)
         return sorted(out, key=lambda d: order.index(d.group))
 
-    def _steps(self, steps: tuple[Sequence[str], list[dict[str, Any]]], problems: list[str]) -> list[ProcessStep]:
+    def _steps(self, steps: tuple[Sequence[str], list[dict[str, Any]]], problems: list[Problem]) -> list[ProcessStep]:
         keys, rows = steps
         cols = self._resolve_columns(keys, self.config.step_columns, "steps_query")
         out: list[ProcessStep] = []
@@ -477,18 +488,20 @@ class SqlConnector:
                 try:
                     values[field] = self._datetime(row[key]) if field in STEP_DATETIMES else _text_value(row[key])
                 except ValueError as exc:
-                    problems.append(f"step {n}: field {field} (column {self.config.step_columns[field]}): {exc}")
+                    problems.append(
+                        Problem(message=f"step {n}: field {field} (column {self.config.step_columns[field]}): {exc}")
+                    )
                     bad = True
             if bad:
                 continue
             try:
                 out.append(ProcessStep.model_validate(values))
             except ValidationError as exc:
-                problems.extend(f"step {n}: {p}" for p in self._validation_problems(exc, self.config.step_columns))
+                problems.extend(p.within(f"step {n}") for p in self._validation_problems(exc, self.config.step_columns))
         return out
 
-    def _validation_problems(self, exc: ValidationError, mapping: Mapping[str, str]) -> list[str]:
-        out = []
+    def _validation_problems(self, exc: ValidationError, mapping: Mapping[str, str]) -> list[Problem]:
+        out: list[Problem] = []
         for err in exc.errors():
             loc = [str(p) for p in err["loc"]]
             msg = err["msg"].removeprefix("Value error, ")
@@ -498,17 +511,18 @@ class SqlConnector:
             if not field:
                 # A check across fields (dates out of order): name the columns behind the fields.
                 named = [f"{f}={c}" for f, c in mapping.items() if re.search(rf"\b{f}\b", msg)]
-                out.append(msg + (f" (columns: {', '.join(named)})" if named else ""))
+                text = msg + (f" (columns: {', '.join(named)})" if named else "")
             elif field in mapping:
-                out.append(f"field {field} (column {mapping[field]}): {msg}")
+                text = f"field {field} (column {mapping[field]}): {msg}"
             elif field in self.config.constants:
-                out.append(f"field {field} (constant {self.config.constants[field]!r}): {msg}")
+                text = f"field {field} (constant {self.config.constants[field]!r}): {msg}"
             else:
-                out.append(f"field {'.'.join(loc)}: {msg}")
+                text = f"field {'.'.join(loc)}: {msg}"
+            out.append(Problem.from_error(err, text))
         return out
 
     def _invalid(
-        self, pid: str, updated: datetime | None, row: dict[str, Any], cols: dict[str, str], problems: list[str]
+        self, pid: str, updated: datetime | None, row: dict[str, Any], cols: dict[str, str], problems: list[Problem]
     ) -> InvalidMatter:
         card_key = cols.get("applicant_card_number")
         card = _text_value(row.get(card_key)) if card_key else None
@@ -522,7 +536,9 @@ class SqlConnector:
 
         return InvalidMatter(
             source=self.name, project_id=pid, updated_at=updated, raw=raw,
-            problems=[clean(f"source {self.name}, project {pid}: {p}") for p in problems],
+            findings=[
+                Problem(code=p.code, message=clean(f"source {self.name}, project {pid}: {p.message}")) for p in problems
+            ],
         )
 
     def _datetime(self, value: object) -> datetime | None:

@@ -14,7 +14,6 @@ Digests are *not* checked here: the packager compares the bytes it receives with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,10 +26,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from connectors.sources.base import DocumentUnavailable, SourceUnavailable
 from schemas.config import UnifiedSource
+from schemas.digest import json_digest
+from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import GuidangError
-from schemas.model import Document, InvalidMatter, Matter, mask_text
+from schemas.model import Document, InvalidMatter, Matter, Problem, mask_text
 
 log = logging.getLogger(__name__)
 
@@ -296,23 +296,22 @@ class UnifiedConnector:
     def _to_matter(self, raw: dict[str, Any]) -> Matter | InvalidMatter:
         projid = raw.get("PROJID")
         label = str(projid).strip() if isinstance(projid, str | int) and str(projid).strip() else None
-        problems: list[str] = []
+        problems: list[Problem] = []
         try:
             data = _canonical(raw, self.name)
             return Matter.model_validate(data)
         except ValidationError as exc:
             problems = [_problem(label, e) for e in exc.errors()]
         except (TypeError, AttributeError) as exc:  # a list where an object belongs, and the like
-            problems = [f"PROJID {label}: record has the wrong shape: {exc}"]
+            problems = [Problem(message=f"PROJID {label}: record has the wrong shape: {exc}")]
         if label is None:
-            blob = json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8")
-            label = "NOPROJID-" + hashlib.sha256(blob).hexdigest()[:12]
+            label = "NOPROJID-" + json_digest(raw)[:12]
         return InvalidMatter(
             source=self.name,
             project_id=label,
             updated_at=_parse_time(raw.get("UPDATETIME")) if isinstance(raw.get("UPDATETIME"), str) else None,
             raw=raw,
-            problems=[mask_text(p) for p in problems],
+            findings=[Problem(code=p.code, message=mask_text(p.message)) for p in problems],
         )
 
 
@@ -409,7 +408,7 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return MATTER_FIELDS.get(str(head), ".".join(map(str, loc)))
 
 
-def _problem(label: str | None, error: Any) -> str:
+def _problem(label: str | None, error: Any) -> Problem:
     field = _field_name(tuple(error.get("loc") or ()))
     if error.get("type") == "missing":
         msg = "field required"
@@ -417,4 +416,4 @@ def _problem(label: str | None, error: Any) -> str:
         msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         for canon, name in _TIME_NAMES.items():
             msg = msg.replace(canon, name)
-    return f"PROJID {label or '(missing)'}: {field}: {msg}"
+    return Problem.from_error(error, f"PROJID {label or '(missing)'}: {field}: {msg}")

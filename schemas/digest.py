@@ -1,17 +1,23 @@
-"""One streaming pass that feeds SM3 and SHA-256 together (STYLE habit 6).
+"""The digests guidang computes, each recipe once (STYLE habit 6).
 
-Every file guidang writes or verifies goes through here: the packager, both repositories and the
-fixity audit. SM3 comes from hashlib's OpenSSL binding; there is deliberately no pure-Python
-fallback (too slow for archive volumes, and a second implementation to trust).
+One streaming pass feeds SM3 and SHA-256 together: every file guidang writes or verifies goes
+through here (the packager, both repositories, the fixity audit), which is why it sits in
+`schemas/`, below all of them. SM3 comes from hashlib's OpenSSL binding; there is deliberately no
+pure-Python fallback (too slow for archive volumes, and a second implementation to trust).
+
+`json_digest` is the one canonical-JSON SHA-256: a matter's content hash, an invalid record's hash,
+the ledger's event chain and a record without 办件编号 are all named by it, so two places can never
+disagree about what "the same record" means.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 BLOCK_SIZE = 1024 * 1024
 
@@ -67,3 +73,18 @@ def copy_and_digest(chunks: Iterable[bytes], dest: BinaryIO) -> Digests:
         dest.write(c)
         h.update(c)
     return h.digests()
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 text kept as is; values JSON cannot hold become their str()."""
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def json_digest(obj: Any, *, prefix: str = "") -> str:
+    """SHA-256 (hex) of `prefix` + the canonical JSON of `obj`; the prefix chains ledger events."""
+    return hashlib.sha256((prefix + canonical_json(obj)).encode("utf-8")).hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """SHA-256 (hex) of a small in-memory blob: a completion marker, a batch's member list."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,22 @@
+"""The error types more than one layer raises or catches, kept below all of them.
+
+A connector raises `SourceUnavailable` or `DocumentUnavailable`; the packager (which streams the
+bytes) and the flows (which decide between "pending" and "quarantined") catch them. Defining them
+here, beside `GuidangError`, is what lets `packager/` and `connectors/` never import each other.
+"""
+
+from __future__ import annotations
+
+from schemas.findings import GuidangError
+
+
+class SourceUnavailable(GuidangError):
+    """The source could not be reached or answered wrongly after retries: transient, retry later."""
+
+
+class DocumentUnavailable(GuidangError):
+    """One document cannot be had from the source (404, missing file, empty BLOB): a fault of the
+    matter, so it is quarantined (`Q-DOC-FETCH-FAILED`) with this message as the detail."""
+
+
+__all__ = ["DocumentUnavailable", "GuidangError", "SourceUnavailable"]
