@@ -13,6 +13,7 @@ from retention.archival_code import (
 )
 from retention.coverage import CatalogueItem, CoverageReport, coverage, is_covered, load_catalogue
 from retention.diff import diff_tables
+from retention.explain import explain_matter
 from retention.load import LoadResult, ValidationReport, load_records, load_table, validate_table
 from retention.match import AppraisalError, appraise, disposition_date, explain
 from retention.table import COLUMNS, RetentionTable, RetentionTableError, Rule
@@ -37,6 +38,7 @@ __all__ = [
     "diff_tables",
     "disposition_date",
     "explain",
+    "explain_matter",
     "is_covered",
     "load_catalogue",
     "load_records",

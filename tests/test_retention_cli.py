@@ -23,10 +23,9 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from flows.retention_book import load_book
-from flows.retention_cli import explain_matter
 from ledger.models import MatterRecord, MatterState, QuarantineEntry, RetentionVersion
 from ledger.store import Ledger
-from retention import write_table_xlsx
+from retention import explain_matter, write_table_xlsx
 from schemas.config import load_settings
 from schemas.metadata import parse_xml, read_metadata
 from schemas.model import Matter
