@@ -1,33 +1,26 @@
-"""packager: one matter's 归档信息包 — stage (A), finalize (B), check (C) — plus fixity helpers.
+"""packager: one matter's 归档信息包 — stage (A), finalize (B), check (C) — and the DA/T 93 batch.
 
-The public names are loaded on first use (PEP 562), so that `import packager.fixity`, which the
-repositories need, does not pull in pypdf and lxml.
+Plain imports: the hashing helper the repositories need lives in `schemas.digest`, so importing
+the packager is only ever done by code that packages (and may pay for pypdf and lxml).
 """
 
-from __future__ import annotations
+from packager.check_report import CheckItem, CheckReport, Status
+from packager.checks import check_package
+from packager.errors import QuarantineError
+from packager.package import PackageFile, PackageResult, discard, finalize_package
+from packager.stage import StagedDocument, StagedMatter, stage_matter
 
-from importlib import import_module
-from typing import Any
-
-_EXPORTS = {
-    "QuarantineError": "packager.errors",
-    "StagedMatter": "packager.stage",
-    "StagedDocument": "packager.stage",
-    "stage_matter": "packager.stage",
-    "PackageResult": "packager.package",
-    "PackageFile": "packager.package",
-    "finalize_package": "packager.package",
-    "discard": "packager.package",
-    "CheckReport": "packager.checks",
-    "CheckItem": "packager.checks",
-    "Status": "packager.checks",
-    "check_package": "packager.checks",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'packager' has no attribute {name!r}")
+__all__ = [
+    "CheckItem",
+    "CheckReport",
+    "PackageFile",
+    "PackageResult",
+    "QuarantineError",
+    "StagedDocument",
+    "StagedMatter",
+    "Status",
+    "check_package",
+    "discard",
+    "finalize_package",
+    "stage_matter",
+]

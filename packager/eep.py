@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +26,8 @@ from lxml import etree
 
 from schemas.digest import iter_file
 from schemas.findings import Finding, GuidangError
-from schemas.layout import MANIFEST_SHA256, METADATA_FILE, is_dangerous_path
+from schemas.layout import MANIFEST_SHA256, METADATA_FILE
+from schemas.manifest import read_manifest
 from schemas.metadata import MetadataDocument, MetadataView, parse_xml, read_metadata
 from schemas.model import mask_text
 
@@ -50,7 +50,6 @@ ENCODE_PIECE = 57 * 16384
 # validates exports below this size and says so above it.
 VALIDATE_LIMIT_BYTES = 100 * 1024 * 1024
 
-_MANIFEST_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
 
 Reader = Callable[[str], Iterable[bytes]]
 
@@ -104,15 +103,13 @@ def repository_reader(repository: ObjectSource, package_key: str) -> Reader:
 
 def parse_manifest(text: str, where: str = MANIFEST_SHA256) -> dict[str, str]:
     """`{relative path: sha256}` from manifest-sha256.txt; any malformed or dangerous line is an error."""
-    out: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        m = _MANIFEST_LINE.fullmatch(line)
-        if m is None or is_dangerous_path(m.group(2)) or m.group(2) in out:
-            raise _error("EEP-MANIFEST-INVALID", f"{where}:{n}", f"not a valid manifest line: {line[:120]!r}")
-        out[m.group(2)] = m.group(1)
-    if not out:
+    manifest = read_manifest(text.split("\n"))
+    if manifest.problems:
+        p = manifest.problems[0]
+        raise _error("EEP-MANIFEST-INVALID", f"{where}:{p.line}", f"not a valid manifest line: {p.text!r}")
+    if not manifest.entries:
         raise _error("EEP-MANIFEST-INVALID", where, "empty manifest")
-    return out
+    return manifest.entries
 
 
 def _read_small(read: Reader, rel: str) -> bytes:

@@ -16,13 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from packager.checks import CheckReport, check_package, validate_check_report
+from packager.check_report import CheckReport, validate_check_report
+from packager.checks import check_package
 from packager.errors import QuarantineError
 from packager.stage import StagedMatter
 from schemas.config import Fonds
 from schemas.digest import digest_chunks, digest_file
 from schemas.findings import Finding, GuidangError
-from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE, is_dangerous_path
+from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE
+from schemas.manifest import manifest_text
 from schemas.metadata import build_metadata, validate_metadata
 
 
@@ -44,16 +46,6 @@ class PackageResult:
     findings: list[Finding] = field(default_factory=list)  # of failed items, downgraded ones included
     passed: bool = True
     page_count: int = 0  # 页数: pages of all documents (those with pages)
-
-
-def manifest_text(entries: Iterable[tuple[str, str]]) -> str:
-    """bagit-style "<digest>  <relative path>" lines, sorted by path, LF-terminated."""
-    lines = []
-    for rel, digest in sorted(entries):
-        if is_dangerous_path(rel):
-            raise GuidangError(f"refusing to list dangerous path {rel!r} in a manifest")
-        lines.append(f"{digest}  {rel}\n")
-    return "".join(lines)
 
 
 def write_manifests(folder: Path, files: Iterable[PackageFile]) -> list[PackageFile]:

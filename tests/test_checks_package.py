@@ -14,7 +14,8 @@ import pytest
 from lxml import etree
 
 from connectors.simulator.pdfs import make_encrypted_pdf, make_javascript_pdf, make_pdf
-from packager.checks import Status, check_package, validate_check_report
+from packager.check_report import Status, validate_check_report
+from packager.checks import check_package
 from packager.errors import QuarantineError
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, METADATA_FILE
 from schemas.model import ProcessStep

@@ -1,0 +1,124 @@
+"""What the 四性检测 items of one package share: the folder's inventory, its manifests, its
+metadata, and the digests, formats and PDF inspections, each measured at most once per check.
+
+The items live in two modules (packager/checks.py: structure and metadata; packager/
+content_checks.py: fixity, formats, PDFs, viruses) and both read this one context, which is
+why it is a module of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packager.check_report import CheckItem, Level, Status
+from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
+from packager.pdf import PdfInspection, inspect_pdf
+from schemas.digest import Digests, digest_file
+from schemas.findings import Finding
+from schemas.layout import (
+    GROUP_FOLDERS,
+    METADATA_FILE,
+)
+from schemas.manifest import read_manifest
+from schemas.metadata import MetadataView
+
+# -- the context shared by the items ---------------------------------------------------------------
+
+@dataclass
+class PackageUnderCheck:
+    folder: Path
+    level: Level
+    files: dict[str, int] = field(default_factory=dict)  # relative path -> size, regular files only
+    links: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    metadata: MetadataView | None = None
+    metadata_error: str | None = None
+    manifests: dict[str, dict[str, str]] = field(default_factory=dict)  # file -> {path: digest}
+    manifest_findings: list[Finding] = field(default_factory=list)
+    _digests: dict[str, Digests] = field(default_factory=dict)
+    _formats: dict[str, FormatInfo] = field(default_factory=dict)
+    _pdfs: dict[str, PdfInspection] = field(default_factory=dict)
+
+    def digests(self, rel: str) -> Digests:
+        if rel not in self._digests:
+            self._digests[rel] = digest_file(self.folder / rel)
+        return self._digests[rel]
+
+    def format(self, rel: str, declared: str | None) -> FormatInfo:
+        if rel not in self._formats:
+            with (self.folder / rel).open("rb") as fh:
+                self._formats[rel] = identify(fh.read(HEAD_SIZE), rel, declared)
+        return self._formats[rel]
+
+    def pdf(self, rel: str) -> PdfInspection:
+        if rel not in self._pdfs:
+            self._pdfs[rel] = inspect_pdf(self.folder / rel)
+        return self._pdfs[rel]
+
+    def content_files(self) -> dict[str, int]:
+        return {p: s for p, s in self.files.items() if p.split("/", 1)[0] in GROUP_FOLDERS and "/" in p}
+
+    def expected_paths(self) -> set[str] | None:
+        """What the manifests must list: every document of the metadata and 元数据.xml."""
+        if self.metadata is None:
+            return None
+        return {d.path for d in self.metadata.documents if d.path} | {METADATA_FILE}
+
+    def is_pdf(self, rel: str, declared_format: str | None, media_type: str | None) -> bool:
+        return (
+            declared_format == "PDF"
+            or is_pdf_claimed(rel, media_type)
+            or self.format(rel, media_type).name == "PDF"
+        )
+
+
+def take_inventory(pkg: PackageUnderCheck) -> None:
+    for dirpath, dirnames, filenames in os.walk(pkg.folder, followlinks=False):
+        base = Path(dirpath)
+        for name in sorted(dirnames):
+            rel = (base / name).relative_to(pkg.folder).as_posix()
+            if (base / name).is_symlink():
+                pkg.links.append(rel)
+            else:
+                pkg.folders.append(rel)
+        for name in filenames:
+            p = base / name
+            rel = p.relative_to(pkg.folder).as_posix()
+            if p.is_symlink():
+                pkg.links.append(rel)
+            elif p.is_file():
+                pkg.files[rel] = p.stat().st_size
+            else:
+                pkg.links.append(rel)  # sockets, fifos: not something a package may hold
+
+
+def read_package_manifest(pkg: PackageUnderCheck, name: str) -> None:
+    path = pkg.folder / name
+    if not path.is_file():
+        pkg.manifest_findings.append(Finding("GD-1-2", name, "manifest is missing"))
+        return
+    with path.open("r", encoding="utf-8", errors="replace", newline="\n") as fh:
+        manifest = read_manifest(fh)
+    for p in manifest.problems:
+        pkg.manifest_findings.append(Finding("GD-1-2", f"{name}:{p.line}", p.describe()))
+    pkg.manifests[name] = manifest.entries
+
+
+def item_result(code: str, findings: list[Finding], ok: str, *, applicable: bool = True) -> CheckItem:
+    if not applicable:
+        return CheckItem(code, Status.NOT_APPLICABLE, ok)
+    if findings:
+        return CheckItem(code, Status.FAIL, f"{len(findings)} problem(s)", findings)
+    return CheckItem(code, Status.PASS, ok)
+
+
+def no_metadata(code: str) -> CheckItem:
+    return CheckItem(code, Status.NOT_PERFORMED, "元数据.xml is missing or unreadable (see GD-3-1)")
+
+
+def skipped_at_quick(code: str, what: str) -> CheckItem:
+    return CheckItem(code, Status.NOT_PERFORMED, f"quick level: {what} not performed")
+
+

@@ -1,0 +1,167 @@
+"""The 四性检测 items that read whole files: fixity against the manifests and the source
+(GD-1-1, GD-1-2), format and PDF structure (GD-3-2, GD-3-3), active content (GD-4-3) and the
+virus scan (GD-4-1). They run last, after the cheap structural items of packager/checks.py, and
+`level="quick"` skips them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+
+from packager.check_context import PackageUnderCheck, item_result, no_metadata, skipped_at_quick
+from packager.check_report import CheckItem, Status
+from schemas.findings import Finding
+from schemas.layout import (
+    MANIFEST_SHA256,
+    MANIFEST_SM3,
+)
+
+CLAMAV_TIMEOUT_SECONDS = 1800
+
+
+def gd_3_2(pkg: PackageUnderCheck) -> CheckItem:
+    if pkg.metadata is None:
+        return no_metadata("GD-3-2")
+    findings = []
+    for d in pkg.metadata.documents:
+        if d.path and d.path in pkg.files:
+            fmt = pkg.format(d.path, d.media_type)
+            if not fmt.general:
+                findings.append(Finding("GD-3-2", d.path, f"format {fmt.name} ({fmt.media_type}) is not a "
+                                        "general-purpose archival format"))
+    return item_result("GD-3-2", findings, "all documents in general-purpose formats")
+
+
+def gd_1_2(pkg: PackageUnderCheck) -> CheckItem:
+    findings = list(pkg.manifest_findings)
+    expected = pkg.expected_paths()
+    for name, entries in sorted(pkg.manifests.items()):
+        if expected is not None:
+            findings += [Finding("GD-1-2", f"{name}", f"{p} is not listed") for p in sorted(expected - set(entries))]
+            findings += [Finding("GD-1-2", f"{name}", f"{p} is listed but is not a document of the package")
+                         for p in sorted(set(entries) - expected)]
+        for rel in sorted(entries):
+            if rel not in pkg.files:
+                findings.append(Finding("GD-1-2", name, f"{rel} is listed but missing"))
+    if pkg.level == "quick":
+        if findings:
+            return CheckItem("GD-1-2", Status.FAIL, "manifest listing wrong (digests not verified at quick level)",
+                             findings)
+        return skipped_at_quick("GD-1-2", "digest verification (the listing is complete)")
+    for name, attr in ((MANIFEST_SM3, "sm3"), (MANIFEST_SHA256, "sha256")):
+        for rel, digest in sorted(pkg.manifests.get(name, {}).items()):
+            if rel in pkg.files:
+                found = getattr(pkg.digests(rel), attr)
+                if found != digest:
+                    findings.append(Finding("GD-1-2", rel, f"{name}: expected {digest}, found {found}",
+                                            details={"algorithm": attr, "expected": digest, "found": found}))
+    listed = len(pkg.manifests.get(MANIFEST_SHA256, {}))
+    return item_result("GD-1-2", findings, f"{listed} file(s) match both manifests")
+
+
+def gd_1_1(pkg: PackageUnderCheck, source_digests: Mapping[str, str] | None) -> CheckItem:
+    if pkg.level == "quick":
+        return skipped_at_quick("GD-1-1", "digest verification")
+    md = pkg.metadata
+    if md is None:
+        return no_metadata("GD-1-1")
+    findings = []
+    recorded = {d.path: d for d in md.documents if d.path}
+    for rel in sorted(set(source_digests or ()) - set(recorded)):
+        findings.append(Finding("GD-1-1", rel, "the source has this document; the package does not record it"))
+    for rel, d in sorted(recorded.items()):
+        if rel not in pkg.files:
+            continue  # GD-2-5 reports it
+        got = pkg.digests(rel)
+        if source_digests is not None and rel in source_digests:
+            algorithm, _, expected = source_digests[rel].rpartition(":")
+            algorithm = (algorithm or "sha256").lower().replace("-", "")
+            checks = [("sm3" if algorithm == "sm3" else "sha256", expected.lower())]
+        else:
+            checks = [("sm3", d.sm3 or ""), ("sha256", d.sha256 or "")]
+        for attr, expected in checks:
+            found = getattr(got, attr)
+            if found != expected:
+                findings.append(Finding("GD-1-1", rel, f"{attr.upper()} expected {expected}, found {found}",
+                                        details={"algorithm": attr, "expected": expected, "found": found}))
+    against = "the source digests" if source_digests is not None else "the digests recorded in 元数据.xml"
+    return item_result("GD-1-1", findings, f"{len(recorded)} document(s) match {against}")
+
+
+def _pdf_paths(pkg: PackageUnderCheck) -> list[str]:
+    if pkg.metadata is None:
+        return []
+    return [d.path for d in pkg.metadata.documents
+            if d.path and d.path in pkg.files and pkg.is_pdf(d.path, d.format, d.media_type)]
+
+
+def gd_3_3(pkg: PackageUnderCheck) -> CheckItem:
+    if pkg.level == "quick":
+        return skipped_at_quick("GD-3-3", "PDF parsing")
+    if pkg.metadata is None:
+        return no_metadata("GD-3-3")
+    pdfs = _pdf_paths(pkg)
+    findings = []
+    for rel in pdfs:
+        info = pkg.pdf(rel)
+        if info.encrypted:
+            findings.append(Finding("GD-3-3", rel, "PDF is encrypted"))
+        elif info.error:
+            findings.append(Finding("GD-3-3", rel, info.error))
+        elif not info.pages:
+            findings.append(Finding("GD-3-3", rel, "PDF has no pages"))
+    others = len(pkg.metadata.documents) - len(pdfs)
+    note = f"{len(pdfs)} PDF(s) open with their page trees"
+    if others:
+        note += f"; {others} other document(s) not parsed"
+    return item_result("GD-3-3", findings, note, applicable=bool(pdfs))
+
+
+def gd_4_3(pkg: PackageUnderCheck) -> CheckItem:
+    if pkg.level == "quick":
+        return skipped_at_quick("GD-4-3", "PDF active-content scan")
+    if pkg.metadata is None:
+        return no_metadata("GD-4-3")
+    pdfs = _pdf_paths(pkg)
+    findings = [
+        Finding("GD-4-3", rel, "active content: " + "; ".join(pkg.pdf(rel).active_content))
+        for rel in pdfs
+        if pkg.pdf(rel).active_content
+    ]
+    return item_result("GD-4-3", findings, f"no active content in {len(pdfs)} PDF(s)", applicable=bool(pdfs))
+
+
+def gd_4_1(pkg: PackageUnderCheck) -> CheckItem:
+    if pkg.level == "quick":
+        return skipped_at_quick("GD-4-1", "virus scan")
+    scanners = [s for s in ("clamdscan", "clamscan") if shutil.which(s)]
+    if not scanners:
+        return CheckItem("GD-4-1", Status.NOT_PERFORMED,
+                         "ClamAV is not installed (neither clamdscan nor clamscan on PATH)")
+    paths = [str(pkg.folder / rel) for rel in sorted(pkg.files)]
+    errors = []
+    for scanner in scanners:
+        args = [scanner, "--no-summary"] + (["--fdpass"] if scanner == "clamdscan" else []) + ["--", *paths]
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=CLAMAV_TIMEOUT_SECONDS, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            errors.append(f"{scanner}: {exc}")
+            continue
+        if proc.returncode == 0:
+            return CheckItem("GD-4-1", Status.PASS, f"{scanner}: {len(paths)} file(s) clean")
+        if proc.returncode == 1:
+            findings = []
+            prefix = str(pkg.folder) + os.sep
+            for line in proc.stdout.splitlines():
+                if line.endswith(" FOUND"):
+                    path, _, signature = line.rpartition(": ")
+                    findings.append(Finding("GD-4-1", path.removeprefix(prefix), signature.removesuffix(" FOUND")))
+            return CheckItem("GD-4-1", Status.FAIL, f"{scanner} found malware", findings
+                             or [Finding("GD-4-1", "package", proc.stdout.strip()[:500])])
+        errors.append(f"{scanner} exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:300]}")
+    return CheckItem("GD-4-1", Status.NOT_PERFORMED, "scanner error: " + " | ".join(errors))
+
+
