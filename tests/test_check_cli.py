@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.repositories import FilesystemRepository
-from connectors.simulator.pdfs import make_encrypted_pdf
 from flows.cli import app
+from guidang_demo.pdfs import make_encrypted_pdf
 from schemas.findings import code_text
 from schemas.layout import COMPLETION_MARKER
 from tests.test_eep import archive, tamper

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 from pypdf import PdfWriter
 
-from connectors.simulator.pdfs import make_broken_pdf, make_encrypted_pdf, make_javascript_pdf, make_pdf
+from guidang_demo.pdfs import make_broken_pdf, make_encrypted_pdf, make_javascript_pdf, make_pdf
 from packager.checks import Status, validate_check_report
 from packager.errors import QuarantineError
 from packager.stage import stage_matter, staging_folder

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 import pypdf
 import pytest
 
-from connectors.simulator.selfbuilt import copy_system, sjjc_source, tzxm_source, write_sjjc, write_tzxm
 from connectors.sources.sql import SqlConnector
+from guidang_demo.selfbuilt import copy_system, sjjc_source, tzxm_source, write_sjjc, write_tzxm
 from schemas.config import SqlSource
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import GuidangError

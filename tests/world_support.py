@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator.unified import FaultPlan, UnifiedSimulator
-from connectors.simulator.world import build_world
+from guidang_demo.unified import FaultPlan, UnifiedSimulator
+from guidang_demo.world import build_world
 
 
 @pytest.fixture(scope="session")

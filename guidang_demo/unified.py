@@ -15,7 +15,7 @@ Endpoints (JSON, UTF-8; optional `Authorization: Bearer <token>`):
     POST /api/v1/matters/{PROJID}/archive-ack                {"archival_code": "..."} (归档回传)
     GET  /api/v1/acks
 
-Run `python -m connectors.simulator.unified DATA_DIR [--port N]` to look at a dataset by hand
+Run `python -m guidang_demo.unified DATA_DIR [--port N]` to look at a dataset by hand
 (a dataset is written first when DATA_DIR holds none).
 """
 
@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE
-from connectors.simulator.unified_data import (
+from guidang_demo.catalogue import DEMO_CATALOGUE
+from guidang_demo.unified_data import (
     CATALOGUE_FILE,
     FILES_DIR,
     MATTERS_FILE,
@@ -508,7 +508,7 @@ def _parse_time(q: dict[str, list[str]], name: str) -> datetime | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m connectors.simulator.unified",
+        prog="python -m guidang_demo.unified",
         description="Serve a unified-system dataset over HTTP (written first if DATA_DIR has none).",
     )
     parser.add_argument("data_dir", type=Path)

@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE, DEMO_FONDS
-from connectors.simulator.selfbuilt import SJJC_NAME, TZXM_NAME, sjjc_source, tzxm_source, write_sjjc, write_tzxm
+from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_FONDS
+from guidang_demo.selfbuilt import SJJC_NAME, TZXM_NAME, sjjc_source, tzxm_source, write_sjjc, write_tzxm
 from schemas.findings import GuidangError
 from schemas.model import MATTER_TYPES
 
@@ -75,7 +75,7 @@ def build_world(world_dir: Path, *, seed: int = 2026, counts: Mapping[str, int] 
             f"{world_dir} is not empty and holds no {CONFIG_FILE}: not a demo world; choose an empty or new folder"
         )
 
-    from connectors.simulator.unified import write_unified_dataset
+    from guidang_demo.unified import write_unified_dataset
 
     final_dir, world_dir = world_dir, world_dir.parent / f".{world_dir.name}.building"
     shutil.rmtree(world_dir, ignore_errors=True)  # what a killed build left
@@ -227,7 +227,7 @@ timezone: Asia/Shanghai
 sources:
   # 政务服务网统建系统, online-archiving interface (HTTP JSON). `guidang demo` starts the simulator
   # on a free port and sets GUIDANG_UNIFIED_URL; the default is for running it by hand:
-  #   python -m connectors.simulator.unified {SOURCES_DIR}/unified --port 8765
+  #   python -m guidang_demo.unified {SOURCES_DIR}/unified --port 8765
   - name: unified
     kind: unified
     base_url: ${{GUIDANG_UNIFIED_URL:-http://127.0.0.1:8765}}

@@ -35,8 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.mysql import LONGBLOB
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE, CatalogueEntry
-from connectors.simulator.pdfs import make_broken_pdf, make_pdf
+from guidang_demo.catalogue import DEMO_CATALOGUE, CatalogueEntry
+from guidang_demo.pdfs import make_broken_pdf, make_pdf
 from schemas.findings import GuidangError
 
 System = Literal["tzxm", "sjjc"]

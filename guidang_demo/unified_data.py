@@ -19,8 +19,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE, CatalogueEntry
-from connectors.simulator.pdfs import make_broken_pdf, make_pdf
+from guidang_demo.catalogue import DEMO_CATALOGUE, CatalogueEntry
+from guidang_demo.pdfs import make_broken_pdf, make_pdf
 
 # Asia/Shanghai has had no daylight saving since 1991; a fixed offset keeps the writer free of tzdata.
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
