@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from guidang_demo.catalogue import DEMO_CATALOGUE
+from guidang_demo.identities import id_check_digit, uscc_check_char
 from guidang_demo.unified import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
-from guidang_demo.unified_data import DEFECT_KINDS, id_check_digit, uscc_check_char
+from guidang_demo.unified_data import DEFECT_KINDS
 
 FIRST_DAY = date(2026, 11, 20)
 

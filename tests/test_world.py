@@ -20,7 +20,8 @@ from openpyxl import load_workbook
 
 from connectors.sources.sql import SqlConnector
 from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_FONDS
-from guidang_demo.selfbuilt import sjjc_source, tzxm_source, write_tzxm
+from guidang_demo.selfbuilt import sjjc_source, tzxm_source
+from guidang_demo.selfbuilt_data import write_tzxm
 from guidang_demo.world import RETENTION_HEADERS, build_world
 from schemas.config import FsRepository, SqlSource, UnifiedSource, load_settings
 from schemas.findings import GuidangError
