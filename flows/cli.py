@@ -194,8 +194,8 @@ def demo(
     """Build a demo world (simulated unified system, two self-built systems, a retention workbook) and run
     one night over it. Run it again over the same folder for the next night: nothing is archived twice."""
     _setup_logging(verbose)
-    from connectors.simulator.unified import UnifiedSimulator
-    from connectors.simulator.world import build_world
+    from guidang_demo.unified import UnifiedSimulator
+    from guidang_demo.world import build_world
 
     world = build_world(directory)
     if not as_json:

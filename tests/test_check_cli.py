@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.repositories import FilesystemRepository
-from connectors.simulator.pdfs import make_encrypted_pdf
 from flows.cli import app
 from schemas.findings import code_text
 from schemas.layout import COMPLETION_MARKER
+from tests.pdf_support import make_encrypted_pdf
 from tests.test_eep import archive, tamper
 from tests.test_packager_support import build, replace_document
 

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 from pypdf import PdfWriter
 
-from connectors.simulator.pdfs import make_broken_pdf, make_encrypted_pdf, make_javascript_pdf, make_pdf
+from guidang_demo.pdfs import make_broken_pdf, make_pdf
 from packager.check_report import Status, validate_check_report
 from packager.errors import QuarantineError
 from packager.stage import stage_matter, staging_folder
@@ -19,6 +19,7 @@ from schemas.errors import SourceUnavailable
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE
 from schemas.metadata import validate_metadata
 from schemas.model import Document, DocumentGroup
+from tests.pdf_support import make_encrypted_pdf, make_javascript_pdf
 from tests.test_packager_support import (
     CARD,
     appraisal,

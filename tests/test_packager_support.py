@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from connectors.simulator.pdfs import make_pdf
+from guidang_demo.pdfs import make_pdf
 from packager.package import PackageFile, PackageResult, finalize_package, write_manifests
 from packager.stage import StagedMatter, stage_matter
 from retention.archival_code import compose_archival_code

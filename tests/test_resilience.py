@@ -22,9 +22,9 @@ import yaml
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from connectors.simulator.pdfs import make_pdf
-from connectors.simulator.unified import FaultPlan
 from flows.pipeline import run_nightly
+from guidang_demo.pdfs import make_pdf
+from guidang_demo.unified import FaultPlan
 from ledger.models import MatterRecord, MatterState, QuarantineEntry, Watermark
 from schemas.config import load_settings
 from tests.world_support import simulator

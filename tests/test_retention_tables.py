@@ -9,7 +9,7 @@ from pathlib import Path
 
 import openpyxl
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE
+from guidang_demo.catalogue import DEMO_CATALOGUE
 from retention import (
     COLUMNS,
     coverage,

@@ -24,13 +24,15 @@ from zoneinfo import ZoneInfo
 import pypdf
 import pytest
 
-from connectors.simulator.selfbuilt import copy_system, sjjc_source, tzxm_source, write_sjjc, write_tzxm
 from connectors.sources.sql import SqlConnector
+from guidang_demo.selfbuilt import sjjc_source, tzxm_source
+from guidang_demo.selfbuilt_data import write_sjjc, write_tzxm
 from schemas.config import SqlSource
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import GuidangError
 from schemas.model import DocumentGroup, InvalidMatter, Matter
 from tests.dbservers import fresh_database
+from tests.selfbuilt_support import copy_system
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ALL_SINCE = datetime(2020, 1, 1, tzinfo=SHANGHAI)

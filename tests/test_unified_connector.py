@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE
-from connectors.simulator.unified import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
 from connectors.sources.unified import UnifiedConnector, fetch_catalogue
+from guidang_demo.catalogue import DEMO_CATALOGUE
+from guidang_demo.unified import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
 from schemas.config import UnifiedSource
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import GuidangError

@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE
-from connectors.simulator.unified import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
-from connectors.simulator.unified_data import DEFECT_KINDS, id_check_digit, uscc_check_char
+from guidang_demo.catalogue import DEMO_CATALOGUE
+from guidang_demo.identities import id_check_digit, uscc_check_char
+from guidang_demo.unified import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
+from guidang_demo.unified_data import DEFECT_KINDS
 
 FIRST_DAY = date(2026, 11, 20)
 

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE, DEMO_FONDS
-from connectors.simulator.selfbuilt import sjjc_source, tzxm_source, write_tzxm
-from connectors.simulator.world import RETENTION_HEADERS, build_world
 from connectors.sources.sql import SqlConnector
+from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_FONDS
+from guidang_demo.selfbuilt import sjjc_source, tzxm_source
+from guidang_demo.selfbuilt_data import write_tzxm
+from guidang_demo.world import RETENTION_HEADERS, build_world
 from schemas.config import FsRepository, SqlSource, UnifiedSource, load_settings
 from schemas.findings import GuidangError
 from schemas.model import InvalidMatter, Matter

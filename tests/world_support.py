@@ -10,22 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator.unified import FaultPlan, UnifiedSimulator
-from connectors.simulator.world import build_world
+from guidang_demo.unified import FaultPlan, UnifiedSimulator
+from guidang_demo.world import build_world
+
+
+def _built(factory: pytest.TempPathFactory, name: str, counts: dict[str, int] | None = None) -> Path:
+    world = factory.mktemp(name) / "world"
+    build_world(world, counts=counts)
+    return world
+
+
+def _copied(pristine: Path, tmp_path: Path) -> Path:
+    """A test's own copy: the nights it runs must not leak into the next test's world."""
+    copy = tmp_path / "world"
+    shutil.copytree(pristine, copy)
+    return copy
 
 
 @pytest.fixture(scope="session")
 def pristine_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    world = tmp_path_factory.mktemp("pristine") / "world"
-    build_world(world)
-    return world
+    return _built(tmp_path_factory, "pristine")
 
 
 @pytest.fixture
 def world(pristine_world: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "world"
-    shutil.copytree(pristine_world, copy)
-    return copy
+    return _copied(pristine_world, tmp_path)
 
 
 # A small world for tests that run many nights (the crash suite, the fault tests); it still carries
@@ -35,16 +44,12 @@ SMALL = {"unified": 24, "tzxm": 8, "sjjc": 10}
 
 @pytest.fixture(scope="session")
 def small_pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    world = tmp_path_factory.mktemp("small") / "world"
-    build_world(world, counts=SMALL)
-    return world
+    return _built(tmp_path_factory, "small", SMALL)
 
 
 @pytest.fixture
 def small_world(small_pristine: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "world"
-    shutil.copytree(small_pristine, copy)
-    return copy
+    return _copied(small_pristine, tmp_path)
 
 
 @contextmanager

@@ -24,8 +24,11 @@ from typing import Any
 
 import yaml
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE, DEMO_FONDS
-from connectors.simulator.selfbuilt import SJJC_NAME, TZXM_NAME, sjjc_source, tzxm_source, write_sjjc, write_tzxm
+from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_FONDS
+from guidang_demo.selfbuilt import SJJC_NAME, TZXM_NAME, sjjc_source, tzxm_source
+from guidang_demo.selfbuilt_data import write_sjjc, write_tzxm
+from guidang_demo.unified_data import write_unified_dataset
+from retention import COLUMNS
 from schemas.findings import GuidangError
 from schemas.model import MATTER_TYPES
 
@@ -34,20 +37,7 @@ SUMMARY_FILE = "world.json"
 RETENTION_FILE = "retention.xlsx"
 SOURCES_DIR = "sources"
 FONDS_NAME = "杭州市西湖区数据资源管理局"
-RETENTION_HEADERS: tuple[str, ...] = (
-    "事项编码",
-    "事项名称",
-    "事项类型",
-    "实施机构",
-    "材料类别",
-    "归档范围",
-    "保管期限",
-    "门类代码",
-    "机构问题代码",
-    "生效日期",
-    "失效日期",
-    "依据",
-)
+RETENTION_HEADERS: tuple[str, ...] = tuple(COLUMNS.values())  # the standard headers, in their order
 _PERIOD_LABELS = {"Y": "永久", "D30": "30年", "D10": "10年"}
 _BASIS = "《政务服务事项电子文件归档规范》"
 
@@ -74,8 +64,6 @@ def build_world(world_dir: Path, *, seed: int = 2026, counts: Mapping[str, int] 
         raise GuidangError(
             f"{world_dir} is not empty and holds no {CONFIG_FILE}: not a demo world; choose an empty or new folder"
         )
-
-    from connectors.simulator.unified import write_unified_dataset
 
     final_dir, world_dir = world_dir, world_dir.parent / f".{world_dir.name}.building"
     shutil.rmtree(world_dir, ignore_errors=True)  # what a killed build left
@@ -227,7 +215,7 @@ timezone: Asia/Shanghai
 sources:
   # 政务服务网统建系统, online-archiving interface (HTTP JSON). `guidang demo` starts the simulator
   # on a free port and sets GUIDANG_UNIFIED_URL; the default is for running it by hand:
-  #   python -m connectors.simulator.unified {SOURCES_DIR}/unified --port 8765
+  #   python -m guidang_demo {SOURCES_DIR}/unified --port 8765
   - name: unified
     kind: unified
     base_url: ${{GUIDANG_UNIFIED_URL:-http://127.0.0.1:8765}}

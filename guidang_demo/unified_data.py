@@ -19,8 +19,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE, CatalogueEntry
-from connectors.simulator.pdfs import make_broken_pdf, make_pdf
+from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_DAYS, DEMO_FIRST_DAY, CatalogueEntry, entries_of
+from guidang_demo.identities import person_name, resident_id, uscc
+from guidang_demo.pdfs import make_broken_pdf, make_pdf
 
 # Asia/Shanghai has had no daylight saving since 1991; a fixed offset keeps the writer free of tzdata.
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -51,7 +52,6 @@ _FIRM_TRADES = {
     "330106-XK-0003": ["建设集团", "建筑工程", "置业"],
     "330106-CF-0001": ["餐饮", "食品商行", "小吃"],
 }
-_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 # Per service: who applies (person / firm / either), 办件类型, the results it can end in, the
 # certificate it issues (if any), the 文号 prefix and the documents each group draws from.
@@ -121,8 +121,8 @@ def write_unified_dataset(
     *,
     seed: int = 2026,
     count: int = 180,
-    first_day: date = date(2026, 11, 20),
-    days: int = 6,
+    first_day: date = DEMO_FIRST_DAY,
+    days: int = DEMO_DAYS,
 ) -> dict[str, Any]:
     """Write `count` completed matters (plus a few still in progress, which the list endpoint must
     not serve) and their PDFs under `data_dir`; return the summary (also written as summary.json).
@@ -139,7 +139,7 @@ def write_unified_dataset(
     files_dir = data_dir / FILES_DIR
     files_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    services = [e for e in DEMO_CATALOGUE if e.source == "unified"]
+    services = entries_of("unified")
     in_progress = max(1, count // 30)
 
     matters: list[dict[str, Any]] = []
@@ -162,7 +162,7 @@ def write_unified_dataset(
             if fid in payloads:
                 (files_dir / f"{fid}.pdf").write_bytes(payloads[fid])
     _write_json(data_dir / MATTERS_FILE, matters)
-    _write_json(data_dir / CATALOGUE_FILE, [_catalogue_row(e) for e in DEMO_CATALOGUE])
+    _write_json(data_dir / CATALOGUE_FILE, catalogue_rows())
 
     done = [m for m in matters if m.get("FINISHTIME")]
     by_service: dict[str, int] = {}
@@ -183,14 +183,18 @@ def write_unified_dataset(
     return summary
 
 
-def _catalogue_row(e: CatalogueEntry) -> dict[str, str]:
-    return {
-        "SERVICECODE": e.service_code,
-        "SERVICENAME": e.service_name,
-        "SERVICETYPE": e.matter_type,
-        "DEPTNAME": e.agency,
-        "DEPTCODE": e.agency_code,
-    }
+def catalogue_rows() -> list[dict[str, str]]:
+    """The catalogue endpoint's rows: `DEMO_CATALOGUE` under the interface's field names."""
+    return [
+        {
+            "SERVICECODE": e.service_code,
+            "SERVICENAME": e.service_name,
+            "SERVICETYPE": e.matter_type,
+            "DEPTNAME": e.agency,
+            "DEPTCODE": e.agency_code,
+        }
+        for e in DEMO_CATALOGUE
+    ]
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -203,36 +207,11 @@ def _iso(dt: datetime) -> str:
 
 
 def _person_name(rng: random.Random) -> str:
-    return rng.choice(_SURNAMES) + rng.choice(_GIVEN)
-
-
-def id_check_digit(first17: str) -> str:
-    """GB 11643 check character (ISO 7064 MOD 11-2) of a resident identity number."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return "10X98765432"[sum(int(c) * w for c, w in zip(first17, weights, strict=True)) % 11]
+    return person_name(rng, _SURNAMES, _GIVEN)
 
 
 def _id_number(rng: random.Random) -> str:
-    birth = date(1950, 1, 1) + timedelta(days=rng.randrange(0, 365 * 55))
-    first17 = rng.choice(_ID_AREAS) + birth.strftime("%Y%m%d") + f"{rng.randrange(0, 1000):03d}"
-    return first17 + id_check_digit(first17)
-
-
-def uscc_check_char(first17: str) -> str:
-    """GB 32100 check character of a 统一社会信用代码."""
-    weights = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
-    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(first17, weights, strict=True))
-    return _USCC_CHARS[(31 - total % 31) % 31]
-
-
-def _uscc(rng: random.Random) -> str:
-    # 主体标识码: an 8-character organisation code plus its GB 11714 check character.
-    body = "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(8))
-    values = [int(c) if c.isdigit() else ord(c) - 55 for c in body]
-    c9 = 11 - sum(v * w for v, w in zip(values, (3, 7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
-    org = body + ("X" if c9 == 10 else "0" if c9 == 11 else str(c9))
-    first17 = "91" + AREA_CODE + org
-    return first17 + uscc_check_char(first17)
+    return resident_id(rng, born_from=date(1950, 1, 1), span_days=365 * 55, areas=_ID_AREAS)
 
 
 def _applicant(rng: random.Random, entry: CatalogueEntry, kind: str) -> tuple[str, str, str]:
@@ -240,7 +219,7 @@ def _applicant(rng: random.Random, entry: CatalogueEntry, kind: str) -> tuple[st
         kind = rng.choice(["person", "firm"])
     if kind == "firm":
         trade = rng.choice(_FIRM_TRADES.get(entry.service_code, ["商贸"]))
-        return f"杭州{rng.choice(_FIRM_WORDS)}{trade}有限公司", "统一社会信用代码", _uscc(rng)
+        return f"杭州{rng.choice(_FIRM_WORDS)}{trade}有限公司", "统一社会信用代码", uscc(rng, AREA_CODE)
     return _person_name(rng), "身份证", _id_number(rng)
 
 

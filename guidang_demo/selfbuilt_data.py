@@ -1,15 +1,10 @@
-"""Two simulated self-built systems (自建系统) with table layouts of their own, and their guidang.yaml entries.
-
-The point of the pair is that they differ in everything a configuration has to absorb: one is an
-older platform with upper-case pinyin names, status codes and the files in a BLOB column
-(投资项目在线审批监管平台, `tzxm`); the other a newer system with snake_case English names and the
-files on disk under a folder (双随机一公开 inspection system, `sjjc`). `tzxm_source` / `sjjc_source`
-are the only description guidang gets of either: `SqlConnector` reads both with no code of their own.
+"""The rows of the two simulated self-built systems (自建系统), written as SQLite databases.
 
 Data are deterministic for a seed (a `random.Random` seeded with a string is stable across runs and
 platforms, and the PDFs come from `pdfs.make_pdf`), so two worlds from one seed hold the same rows
 and the same bytes. Each system carries its documented defects, listed in the summary the writer
-returns, so tests and the demo can show each one ending where it should.
+returns, so tests and the demo can show each one ending where it should. The tables themselves and
+what guidang is told about them are in `selfbuilt`.
 """
 
 from __future__ import annotations
@@ -19,296 +14,15 @@ import random
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    create_engine,
-    insert,
-    select,
-)
-from sqlalchemy.dialects.mysql import LONGBLOB
+from sqlalchemy import MetaData, create_engine, insert
 
-from connectors.simulator.catalogue import DEMO_CATALOGUE, CatalogueEntry
-from connectors.simulator.pdfs import make_broken_pdf, make_pdf
+from guidang_demo.catalogue import DEMO_DAYS, DEMO_FIRST_DAY, entries_of
+from guidang_demo.identities import CODE_CHARS, person_name, resident_id
+from guidang_demo.pdfs import make_broken_pdf, make_pdf
+from guidang_demo.selfbuilt import SJJC_NAME, TZXM_NAME, sjjc_metadata, tzxm_metadata
 from schemas.findings import GuidangError
-
-System = Literal["tzxm", "sjjc"]
-
-TZXM_NAME = "投资项目在线审批监管平台"
-SJJC_NAME = "双随机一公开监管平台"
-
-# -------------------------------------------------------------------------- table layouts
-
-
-def _blob() -> LargeBinary:
-    # MariaDB's plain BLOB stops at 64 KiB; a scanned approval runs to megabytes.
-    return LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb")
-
-
-def tzxm_metadata(*, fold_case: bool = False) -> MetaData:
-    """The tzxm tables. `fold_case` writes the names in lower case, which is what the platform's
-    upper-case DDL becomes on PostgreSQL (unquoted names fold), so the same SQL runs there."""
-    n = str.lower if fold_case else str
-    md = MetaData()
-    Table(
-        n("XM_PROJECT"), md,
-        Column(n("XMDM"), String(32), primary_key=True),  # 项目代码
-        Column(n("XMMC"), String(200), nullable=False),  # 项目名称
-        Column(n("JSDW"), String(200), nullable=False),  # 建设单位
-        Column(n("TYSHXYDM"), String(18), nullable=False),  # 统一社会信用代码
-        Column(n("FDDBR"), String(50)),  # 法定代表人
-        Column(n("JSDD"), String(200)),  # 建设地点
-        Column(n("ZTZ"), Integer),  # 总投资（万元）
-        Column(n("CJSJ"), DateTime, nullable=False),  # 创建时间
-    )
-    Table(
-        n("XM_APPROVAL"), md,
-        Column(n("SPBH"), String(32), primary_key=True),  # 审批编号 = 办件编号
-        Column(n("XMDM"), String(32), nullable=False),
-        Column(n("SXBM"), String(32), nullable=False),  # 事项编码
-        Column(n("SXBB"), String(8)),  # 事项版本
-        Column(n("SXMC"), String(100), nullable=False),  # 事项名称
-        Column(n("SXLX"), String(2), nullable=False),  # 事项类型
-        Column(n("SPBM"), String(100), nullable=False),  # 审批部门
-        Column(n("SPBMDM"), String(32)),
-        Column(n("XZQHDM"), String(12)),  # 行政区划代码
-        Column(n("BJLX"), String(10)),  # 办件类型
-        Column(n("BLZT"), String(2), nullable=False),  # 办理状态: SL 受理中, BJ 办结
-        Column(n("SBSJ"), DateTime),  # 申报时间
-        Column(n("SLSJ"), DateTime),  # 受理时间
-        Column(n("SPSJ"), DateTime),  # 审批决定时间
-        Column(n("BJSJ"), DateTime),  # 办结时间
-        Column(n("SPJG"), String(50)),  # 审批结果
-        Column(n("PFWH"), String(64)),  # 批复文号
-        Column(n("GXSJ"), DateTime, nullable=False),  # 更新时间
-        Column(n("GDZT"), String(1), nullable=False, default="0"),  # 归档状态
-        Column(n("GDDH"), String(64)),  # 档号（归档回传）
-        Column(n("GDSJ"), DateTime),  # 归档时间
-    )
-    Table(
-        n("XM_SPLC"), md,  # 审批流程
-        Column(n("LCID"), Integer, primary_key=True, autoincrement=False),
-        Column(n("SPBH"), String(32), nullable=False),
-        Column(n("SXH"), Integer, nullable=False),  # 顺序号
-        Column(n("HJMC"), String(20), nullable=False),  # 环节名称
-        Column(n("BLR"), String(50)),
-        Column(n("BLBM"), String(100)),
-        Column(n("BLYJ"), String(500)),
-        Column(n("KSSJ"), DateTime),
-        Column(n("JSSJ"), DateTime),
-    )
-    Table(
-        n("XM_ATTACHMENT"), md,
-        Column(n("FJID"), Integer, primary_key=True, autoincrement=False),
-        Column(n("SPBH"), String(32), nullable=False),
-        Column(n("FJLB"), String(2), nullable=False),  # 附件类别: 01 申报, 02 过程, 03 结果
-        Column(n("FJMC"), String(200), nullable=False),  # 附件名称
-        Column(n("WJM"), String(200), nullable=False),  # 文件名
-        Column(n("WJLX"), String(100)),  # 文件类型
-        Column(n("WJDX"), Integer),  # 文件大小（字节）
-        Column(n("WJHXZ"), String(64)),  # 文件哈希值 (SHA-256)
-        Column(n("FJNR"), _blob()),  # 附件内容
-        Column(n("SCSJ"), DateTime),  # 上传时间
-    )
-    return md
-
-
-def sjjc_metadata(*, fold_case: bool = False) -> MetaData:
-    """The sjjc tables (already lower case; `fold_case` is accepted for symmetry)."""
-    md = MetaData()
-    Table(
-        "inspection_task", md,
-        Column("task_no", String(32), primary_key=True),
-        Column("task_name", String(200), nullable=False),
-        Column("item_code", String(32), nullable=False),
-        Column("item_name", String(100), nullable=False),
-        Column("dept_name", String(100), nullable=False),
-        Column("dept_code", String(32)),
-        Column("region_code", String(12)),
-        Column("created_at", DateTime, nullable=False),
-    )
-    Table(
-        "inspection_record", md,
-        Column("record_no", String(32), primary_key=True),
-        Column("task_no", String(32), nullable=False),
-        Column("target_name", String(200), nullable=False),
-        Column("target_kind", String(20)),  # 企业 / 个体工商户
-        Column("target_id_type", String(20)),
-        Column("target_id_no", String(32)),
-        Column("inspectors", String(100)),
-        Column("accepted_at", DateTime),  # 任务认领
-        Column("inspected_at", DateTime),  # 现场检查
-        Column("completed_at", DateTime),  # 办结
-        Column("conclusion", String(200)),
-        Column("status", String(10), nullable=False),  # open / closed
-        Column("modified_at", DateTime, nullable=False),
-    )
-    Table(
-        "inspection_log", md,
-        Column("id", Integer, primary_key=True, autoincrement=False),
-        Column("record_no", String(32), nullable=False),
-        Column("seq", Integer, nullable=False),
-        Column("step", String(20), nullable=False),
-        Column("operator", String(50)),
-        Column("dept", String(100)),
-        Column("note", String(500)),
-        Column("begin_time", DateTime),
-        Column("end_time", DateTime),
-    )
-    Table(
-        "attachment", md,
-        Column("att_id", String(40), primary_key=True),
-        Column("record_no", String(32), nullable=False),
-        Column("kind", String(10), nullable=False),  # notice / onsite / result
-        Column("title", String(200), nullable=False),
-        Column("original_name", String(200), nullable=False),
-        Column("rel_path", String(300), nullable=False),  # under the files folder
-        Column("byte_size", Integer),
-        Column("content_type", String(100)),
-        Column("uploaded_at", DateTime),
-    )
-    return md
-
-
-def system_metadata(system: System, *, fold_case: bool = False) -> MetaData:
-    return tzxm_metadata(fold_case=fold_case) if system == "tzxm" else sjjc_metadata(fold_case=fold_case)
-
-
-# -------------------------------------------------------------------------- guidang.yaml entries
-
-
-def tzxm_source(url: str = "sqlite:///sources/tzxm.sqlite", *, name: str = "tzxm") -> dict[str, Any]:
-    """The guidang.yaml entry for tzxm: the files are a BLOB column, keyed by FJID."""
-    return {
-        "name": name,
-        "kind": "sql",
-        "url": url,
-        "matters_query": (
-            "-- 已办结的审批办件；GXSJ 是平台的更新时间，驱动水位线\n"
-            "SELECT a.SPBH, a.SXBM, a.SXBB, a.SXMC, a.SXLX, a.SPBM, a.SPBMDM, a.XZQHDM, a.BJLX,\n"
-            "       p.JSDW, p.TYSHXYDM, a.SPJG, a.SPSJ, a.PFWH, a.SLSJ, a.BJSJ, a.GXSJ\n"
-            "  FROM XM_APPROVAL a JOIN XM_PROJECT p ON p.XMDM = a.XMDM\n"
-            " WHERE a.BLZT = 'BJ' AND a.GXSJ > :since AND a.GXSJ <= :until\n"
-            " ORDER BY a.GXSJ, a.SPBH\n"
-        ),
-        "columns": {
-            "project_id": "SPBH",
-            "service_code": "SXBM",
-            "service_version": "SXBB",
-            "service_name": "SXMC",
-            "matter_type": "SXLX",
-            "handling_type": "BJLX",
-            "agency": "SPBM",
-            "agency_code": "SPBMDM",
-            "region_code": "XZQHDM",
-            "applicant_name": "JSDW",
-            "applicant_card_number": "TYSHXYDM",
-            "result": "SPJG",
-            "decided_at": "SPSJ",
-            "result_document_number": "PFWH",
-            "received_at": "SLSJ",
-            "completed_at": "BJSJ",
-            "updated_at": "GXSJ",
-        },
-        "constants": {"applicant_card_type": "统一社会信用代码"},
-        "documents_query": (
-            "SELECT FJID, FJLB, FJMC, WJM, WJLX, WJDX, WJHXZ, FJNR\n"
-            "  FROM XM_ATTACHMENT WHERE SPBH = :project_id\n"
-        ),
-        "document_columns": {
-            "key": "FJID",
-            "group": "FJLB",
-            "title": "FJMC",
-            "file_name": "WJM",
-            "media_type": "WJLX",
-            "size": "WJDX",
-            "source_sha256": "WJHXZ",
-        },
-        "content": {"kind": "blob", "column": "FJNR"},
-        "group_values": {"01": "申报", "02": "过程", "03": "结果"},
-        "steps_query": (
-            "SELECT HJMC, BLR, BLBM, BLYJ, KSSJ, JSSJ FROM XM_SPLC\n"
-            " WHERE SPBH = :project_id ORDER BY SXH\n"
-        ),
-        "step_columns": {
-            "name": "HJMC", "actor": "BLR", "department": "BLBM", "opinion": "BLYJ",
-            "started_at": "KSSJ", "ended_at": "JSSJ",
-        },
-        "timezone": "Asia/Shanghai",
-        "ack_statement": (
-            "UPDATE XM_APPROVAL SET GDZT = '1', GDDH = :archival_code, GDSJ = CURRENT_TIMESTAMP\n"
-            " WHERE SPBH = :project_id\n"
-        ),
-    }
-
-
-def sjjc_source(
-    url: str = "sqlite:///sources/sjjc.sqlite", files_root: str = "sources/sjjc_files", *, name: str = "sjjc"
-) -> dict[str, Any]:
-    """The guidang.yaml entry for sjjc: files are relative paths under `files_root`; every record is
-    a 行政检查 (06), which the system does not store, so it is a constant."""
-    return {
-        "name": name,
-        "kind": "sql",
-        "url": url,
-        "matters_query": (
-            "-- 已办结的检查记录；modified_at 驱动水位线\n"
-            "SELECT r.record_no, t.item_code, t.item_name, t.dept_name, t.dept_code, t.region_code,\n"
-            "       r.target_name, r.target_id_type, r.target_id_no, r.conclusion,\n"
-            "       r.accepted_at, r.inspected_at, r.completed_at, r.modified_at\n"
-            "  FROM inspection_record r JOIN inspection_task t ON t.task_no = r.task_no\n"
-            " WHERE r.status = 'closed' AND r.modified_at > :since AND r.modified_at <= :until\n"
-            " ORDER BY r.modified_at, r.record_no\n"
-        ),
-        "columns": {
-            "project_id": "record_no",
-            "service_code": "item_code",
-            "service_name": "item_name",
-            "agency": "dept_name",
-            "agency_code": "dept_code",
-            "region_code": "region_code",
-            "applicant_name": "target_name",
-            "applicant_card_type": "target_id_type",
-            "applicant_card_number": "target_id_no",
-            "result": "conclusion",
-            "decided_at": "inspected_at",
-            "received_at": "accepted_at",
-            "completed_at": "completed_at",
-            "updated_at": "modified_at",
-        },
-        "constants": {"matter_type": "06", "handling_type": "承诺件"},
-        "documents_query": (
-            "SELECT att_id, kind, title, original_name, rel_path, byte_size, content_type\n"
-            "  FROM attachment WHERE record_no = :project_id\n"
-        ),
-        "document_columns": {
-            "key": "att_id",
-            "group": "kind",
-            "title": "title",
-            "file_name": "original_name",
-            "media_type": "content_type",
-            "size": "byte_size",
-        },
-        "content": {"kind": "path", "column": "rel_path", "root": files_root},
-        "group_values": {"notice": "申报", "onsite": "过程", "result": "结果"},
-        "steps_query": (
-            "SELECT step, operator, dept, note, begin_time, end_time FROM inspection_log\n"
-            " WHERE record_no = :project_id ORDER BY seq\n"
-        ),
-        "step_columns": {
-            "name": "step", "actor": "operator", "department": "dept", "opinion": "note",
-            "started_at": "begin_time", "ended_at": "end_time",
-        },
-        "timezone": "Asia/Shanghai",
-    }
-
 
 # -------------------------------------------------------------------------- data pools
 
@@ -336,7 +50,6 @@ _STREETS = (
     "文一西路", "天目山路", "紫金港路", "五常大道", "留和路", "西溪路", "古墩路",
     "余杭塘路",
 )
-_CREDIT_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 _TZXM_DOCS = {
     "01": ("项目申请报告", "项目核准申请表", "营业执照副本", "用地预审意见", "环境影响评价批复", "节能审查意见"),
@@ -351,20 +64,15 @@ _SJJC_DOCS = {
 
 
 def _credit_code(rng: random.Random) -> str:
-    return "91330106" + "".join(rng.choice(_CREDIT_CHARS) for _ in range(10))
+    return "91330106" + "".join(rng.choice(CODE_CHARS) for _ in range(10))
 
 
 def _resident_id(rng: random.Random) -> str:
-    """A well-formed (check digit right) but invented resident identity number."""
-    born = date(1960, 1, 1) + timedelta(days=rng.randrange(365 * 40))
-    body = f"330106{born:%Y%m%d}{rng.randrange(1000):03d}"
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    check = "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
-    return body + check
+    return resident_id(rng, born_from=date(1960, 1, 1), span_days=365 * 40, areas=("330106",))
 
 
 def _person(rng: random.Random) -> str:
-    return rng.choice(_SURNAMES) + rng.choice(_GIVEN)
+    return person_name(rng, _SURNAMES, _GIVEN)
 
 
 def _moment(rng: random.Random, first_day: date, days: int) -> datetime:
@@ -382,10 +90,6 @@ def _pick_documents(rng: random.Random, pools: dict[str, tuple[str, ...]], resul
     return sorted(chosen, key=lambda gt: (order.index(gt[0]), pools[gt[0]].index(gt[1])))
 
 
-def _entries(source: str) -> list[CatalogueEntry]:
-    return [e for e in DEMO_CATALOGUE if e.source == source]
-
-
 def _refuse_existing(path: Path) -> None:
     if path.exists():
         raise GuidangError(f"{path} already exists; the demo writers only create databases anew")
@@ -400,8 +104,8 @@ def write_tzxm(
     *,
     seed: int = 2026,
     count: int = 60,
-    first_day: date = date(2026, 11, 20),
-    days: int = 6,
+    first_day: date = DEMO_FIRST_DAY,
+    days: int = DEMO_DAYS,
 ) -> dict[str, Any]:
     """Write the tzxm SQLite database with `count` completed approvals (plus a few still in progress
     that the configured query must leave out). `files_root` is unused: tzxm keeps files in a BLOB.
@@ -414,7 +118,7 @@ def write_tzxm(
     _refuse_existing(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     rng = random.Random(f"guidang-tzxm:{seed}")
-    entries = _entries("tzxm")
+    entries = entries_of("tzxm")
     in_progress = max(1, count // 10)
     completions = sorted(_moment(rng, first_day, days) for _ in range(count))
     null_blob_matter, broken_matter = rng.sample(range(count), 2)
@@ -516,8 +220,8 @@ def write_sjjc(
     *,
     seed: int = 2026,
     count: int = 80,
-    first_day: date = date(2026, 11, 20),
-    days: int = 6,
+    first_day: date = DEMO_FIRST_DAY,
+    days: int = DEMO_DAYS,
 ) -> dict[str, Any]:
     """Write the sjjc SQLite database and its files under `files_root` (paths in the table are
     relative to it). Defects: one attachment row whose file was never written (→ DocumentUnavailable)
@@ -529,7 +233,7 @@ def write_sjjc(
     db_path.parent.mkdir(parents=True, exist_ok=True)
     files_root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(f"guidang-sjjc:{seed}")
-    entries = _entries("sjjc")
+    entries = entries_of("sjjc")
     completions = sorted(_moment(rng, first_day, days) for _ in range(count))
     missing_matter, disordered_matter = rng.sample(range(count), 2)
 
@@ -640,32 +344,3 @@ def _write_rows(db_path: Path, metadata: MetaData, rows: dict[str, list[dict[str
                     conn.execute(insert(metadata.tables[name]), table_rows)
     finally:
         engine.dispose()
-
-
-def copy_system(system: System, sqlite_path: Path, target_url: str, *, batch: int = 50) -> dict[str, int]:
-    """Load a demo system written by `write_tzxm` / `write_sjjc` into another database (PostgreSQL,
-    MariaDB) with the same DDL, as that database would have it; returns rows copied per table.
-
-    The target database must exist and hold none of the tables. Used by the server tests and for
-    trying guidang against a real department-style server.
-    """
-    source = create_engine(f"sqlite:///{sqlite_path}")
-    target = create_engine(target_url)
-    try:
-        fold = target.dialect.name == "postgresql"
-        src_md, dst_md = system_metadata(system), system_metadata(system, fold_case=fold)
-        dst_md.create_all(target)
-        copied: dict[str, int] = {}
-        with source.connect() as src, target.begin() as dst:
-            for src_table in src_md.sorted_tables:
-                dst_table = dst_md.tables[src_table.name.lower() if fold else src_table.name]
-                names = [(c.name, c.name.lower() if fold else c.name) for c in src_table.columns]
-                result = src.execute(select(src_table)).mappings()
-                copied[src_table.name] = 0
-                while chunk := result.fetchmany(batch):
-                    dst.execute(insert(dst_table), [{d: row[s] for s, d in names} for row in chunk])
-                    copied[src_table.name] += len(chunk)
-        return copied
-    finally:
-        source.dispose()
-        target.dispose()

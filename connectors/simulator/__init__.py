@@ -1,1 +1,0 @@
-"""Simulators of source systems for the demo world and the tests (unified over HTTP, self-built as databases)."""
