@@ -13,9 +13,9 @@ from retention.archival_code import (
 )
 from retention.coverage import CatalogueItem, CoverageReport, coverage, is_covered, load_catalogue
 from retention.diff import diff_tables
-from retention.explain import explain_matter
+from retention.explain import explain, explain_matter
 from retention.load import LoadResult, ValidationReport, load_records, load_table, validate_table
-from retention.match import AppraisalError, appraise, disposition_date, explain
+from retention.match import AppraisalError, appraise, disposition_date
 from retention.table import COLUMNS, RetentionTable, RetentionTableError, Rule
 from retention.template import write_table_xlsx, write_template
 
