@@ -14,9 +14,9 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from retention.load import HeaderSpec, iter_cells, map_headers, open_tabular
 from retention.table import RetentionTable, as_date, fold_width, type_codes
-from retention.validate import SERVICE_CODE_RE, cell_text, parse_matter_type
+from retention.tabular import HeaderSpec, cell_text, iter_cells, map_headers, open_tabular
+from retention.validate import SERVICE_CODE_RE, parse_matter_type
 from schemas.findings import Finding, Severity
 
 CATALOGUE_SPEC = HeaderSpec(
