@@ -71,6 +71,14 @@ class Place:
         details.update(extra)
         return Finding(code, self.where(row, column, letter), message, severity, details)
 
+    def cell_finding(
+        self, code: str, message: str, *, row: int, cell: Cell, severity: Severity = Severity.ERROR
+    ) -> Finding:
+        """A finding about one cell as read: its header as the file spells it, its value, its letter."""
+        return self.finding(
+            code, message, row=row, column=cell.column, value=cell.value, letter=cell.letter, severity=severity
+        )
+
 
 def jsonable(value: Any) -> Any:
     """Cell values as JSON can carry them: dates as ISO text, anything odd as its text."""

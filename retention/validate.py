@@ -146,18 +146,8 @@ def rule_from_row(cells: Mapping[str, Cell], *, row: int, place: Place) -> tuple
         text[field] = _normalise(field, cell, place, row, findings)
 
     def err(field: str, code: str, message: str, severity: Severity = Severity.ERROR) -> None:
-        cell = cells.get(field)
-        findings.append(
-            place.finding(
-                code,
-                message,
-                row=row,
-                column=cell.column if cell else COLUMNS[field],
-                value=cell.value if cell else None,
-                letter=cell.letter if cell else None,
-                severity=severity,
-            )
-        )
+        cell = cells.get(field) or Cell(COLUMNS[field], None)
+        findings.append(place.cell_finding(code, message, row=row, cell=cell, severity=severity))
 
     service_code = text.get("service_code") or None
     if service_code is not None and not SERVICE_CODE_RE.fullmatch(service_code):
