@@ -1,4 +1,6 @@
-"""归档范围和保管期限表: load (XLSX/CSV/YAML), validate, match a Matter to a rule, 档号, disposition dates.
+"""归档范围和保管期限表: load (XLSX/CSV/YAML), validate, the one decision (which rule decides a matter,
+with its trace: `retention.decision`, under `appraise`, `explain` and `explain_matter`), 档号,
+disposition dates.
 
 Plain library; the `guidang retention ...` commands and the ledger's table versions are wired on
 top of these functions elsewhere.
