@@ -1,4 +1,6 @@
-"""归档范围和保管期限表: load (XLSX/CSV/YAML), validate, match a Matter to a rule, 档号, disposition dates.
+"""归档范围和保管期限表: load (XLSX/CSV/YAML), validate, the one decision (which rule decides a matter,
+with its trace: `retention.decision`, under `appraise`, `explain` and `explain_matter`), 档号,
+disposition dates.
 
 Plain library; the `guidang retention ...` commands and the ledger's table versions are wired on
 top of these functions elsewhere.
@@ -13,9 +15,9 @@ from retention.archival_code import (
 )
 from retention.coverage import CatalogueItem, CoverageReport, coverage, is_covered, load_catalogue
 from retention.diff import diff_tables
-from retention.explain import explain_matter
+from retention.explain import explain, explain_matter
 from retention.load import LoadResult, ValidationReport, load_records, load_table, validate_table
-from retention.match import AppraisalError, appraise, disposition_date, explain
+from retention.match import AppraisalError, appraise, disposition_date
 from retention.table import COLUMNS, RetentionTable, RetentionTableError, Rule
 from retention.template import write_table_xlsx, write_template
 

@@ -14,20 +14,15 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from retention.load import HeaderSpec, iter_cells, map_headers, open_tabular
+from retention.load import TABLE_ALIASES
 from retention.table import RetentionTable, as_date, fold_width, type_codes
-from retention.validate import SERVICE_CODE_RE, cell_text, parse_matter_type
+from retention.tabular import HeaderSpec, cell_text, iter_cells, map_headers, open_tabular
+from retention.validate import SERVICE_CODE_RE, parse_matter_type
 from schemas.findings import Finding, Severity
 
+# A 事项目录 names its columns as the table does (the same spellings are accepted).
 CATALOGUE_SPEC = HeaderSpec(
-    MappingProxyType(
-        {
-            "service_code": ("事项编码", "service_code", "事项代码"),
-            "service_name": ("事项名称", "service_name"),
-            "matter_type": ("事项类型", "matter_type"),
-            "agency": ("实施机构", "agency"),
-        }
-    ),
+    MappingProxyType({f: TABLE_ALIASES[f] for f in ("service_code", "service_name", "matter_type", "agency")}),
     required=("service_code",),
 )
 
@@ -139,32 +134,18 @@ def load_catalogue(path: str | os.PathLike[str]) -> tuple[list[CatalogueItem], l
             text = {k: fold_width(cell_text(c.value)) for k, c in cells.items()}
             code = text.get("service_code", "")
             if not SERVICE_CODE_RE.fullmatch(code):
-                c = cells["service_code"]
+                message = f"事项编码 {code!r} must be 4–64 characters of A–Z, a–z, 0–9 and '-'"
                 findings.append(
-                    tab.place.finding(
-                        "R-CATALOGUE-INVALID",
-                        f"事项编码 {code!r} must be 4–64 characters of A–Z, a–z, 0–9 and '-'",
-                        row=row_no,
-                        column=c.column,
-                        value=c.value,
-                        letter=c.letter,
-                    )
+                    tab.place.cell_finding("R-CATALOGUE-INVALID", message, row=row_no, cell=cells["service_code"])
                 )
                 continue
             mtype = None
             if text.get("matter_type"):
                 mtype = parse_matter_type(text["matter_type"])
                 if mtype is None:
-                    c = cells["matter_type"]
+                    message = f"事项类型 {text['matter_type']!r} is not a known 事项类型"
                     findings.append(
-                        tab.place.finding(
-                            "R-CATALOGUE-INVALID",
-                            f"事项类型 {text['matter_type']!r} is not a known 事项类型",
-                            row=row_no,
-                            column=c.column,
-                            value=c.value,
-                            letter=c.letter,
-                        )
+                        tab.place.cell_finding("R-CATALOGUE-INVALID", message, row=row_no, cell=cells["matter_type"])
                     )
             items.append(
                 CatalogueItem(

@@ -194,21 +194,11 @@ class Rule:
 
     def display(self) -> dict[str, Any]:
         """The rule in the archivists' terms: Chinese headers, 永久/30年/10年, 全部 for no group."""
-        return {
-            "行": self.row,
-            "事项编码": self.service_code,
-            "事项名称": self.service_name,
-            "事项类型": self.matter_type,
-            "实施机构": self.agency,
-            "材料类别": self.group or ALL_GROUPS,
-            "归档范围": self.scope,
-            "保管期限": self.period.label if self.period else None,
-            "门类代码": self.category_code,
-            "机构问题代码": self.org_code,
-            "生效日期": self.effective_date.isoformat() if self.effective_date else None,
-            "失效日期": self.expiry_date.isoformat() if self.expiry_date else None,
-            "依据": self.basis,
-        }
+        record = self.to_record()
+        shown = {"行": self.row, **{header: record[field] for field, header in COLUMNS.items()}}
+        shown["材料类别"] = self.group or ALL_GROUPS
+        shown["保管期限"] = self.period.label if self.period else None
+        return shown
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Rule:

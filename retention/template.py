@@ -11,8 +11,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from retention.load import column_letter
 from retention.table import COLUMNS
+from retention.tabular import column_letter
 from schemas.model import MATTER_TYPES
 
 TABLE_SHEET = "归档范围和保管期限表"

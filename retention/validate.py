@@ -1,6 +1,6 @@
 """Checking a table's content: one row into a `Rule` (or findings), then the rules against each other.
 
-No file I/O here (`load.py` reads files), so the same checks serve XLSX, CSV, YAML and anything a
+No file I/O here (`tabular.py` reads files), so the same checks serve XLSX, CSV, YAML and anything a
 caller builds in memory. Every problem in a row is reported, not the first one, and every finding
 names the sheet, the row the archivist sees in Excel and the column as the file spells it.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from retention.table import (
     Rule,
     fold_width,
 )
+from retention.tabular import Cell, Place, cell_text
 from schemas.findings import Finding, Severity
 from schemas.model import MATTER_TYPES, DocumentGroup, RetentionPeriod
 
@@ -52,73 +52,6 @@ _FREE_TEXT = frozenset({"service_name", "basis"})
 _SPACELESS = frozenset({"group", "scope", "period", "effective_date", "expiry_date"})
 _SPACE_RE = re.compile(r"\s+")
 _OUTCOME_COLUMNS = ("scope", "period", "category_code", "org_code")
-
-
-@dataclass(frozen=True, slots=True)
-class Cell:
-    """One value as read: `column` is the header as the file spells it, `letter` its Excel column."""
-
-    column: str
-    value: Any
-    letter: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Which file and sheet findings belong to."""
-
-    file: str
-    sheet: str | None = None
-
-    def where(self, row: int | None, column: str | None = None, letter: str | None = None) -> str:
-        parts = [self.file]
-        if self.sheet is not None:
-            parts.append(f"sheet {self.sheet!r}")
-        if row is not None:
-            parts.append(f"row {row}")
-        if column is not None:
-            parts.append(f"column {letter} ({column})" if letter else f"column {column}")
-        return ", ".join(parts)
-
-    def finding(
-        self,
-        code: str,
-        message: str,
-        *,
-        row: int | None,
-        column: str | None,
-        value: Any = None,
-        letter: str | None = None,
-        severity: Severity = Severity.ERROR,
-        **extra: Any,
-    ) -> Finding:
-        details: dict[str, Any] = {"sheet": self.sheet, "row": row, "column": column, "value": jsonable(value)}
-        details.update(extra)
-        return Finding(code, self.where(row, column, letter), message, severity, details)
-
-
-def jsonable(value: Any) -> Any:
-    """Cell values as JSON can carry them: dates as ISO text, anything odd as its text."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-def cell_text(value: Any) -> str:
-    """A cell as text: Excel gives 1.0 for a typed 1 and ints for numeric codes."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 def parse_period(text: str) -> RetentionPeriod | None:
@@ -213,18 +146,8 @@ def rule_from_row(cells: Mapping[str, Cell], *, row: int, place: Place) -> tuple
         text[field] = _normalise(field, cell, place, row, findings)
 
     def err(field: str, code: str, message: str, severity: Severity = Severity.ERROR) -> None:
-        cell = cells.get(field)
-        findings.append(
-            place.finding(
-                code,
-                message,
-                row=row,
-                column=cell.column if cell else COLUMNS[field],
-                value=cell.value if cell else None,
-                letter=cell.letter if cell else None,
-                severity=severity,
-            )
-        )
+        cell = cells.get(field) or Cell(COLUMNS[field], None)
+        findings.append(place.cell_finding(code, message, row=row, cell=cell, severity=severity))
 
     service_code = text.get("service_code") or None
     if service_code is not None and not SERVICE_CODE_RE.fullmatch(service_code):
