@@ -5,13 +5,19 @@ a missing path exits 2."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from connectors.repositories import FilesystemRepository
+from connectors.repositories.base import StoredObject
 from flows.cli import app
+from flows.lookup import PackageUnavailable, downloaded_package
 from schemas.findings import code_text
 from schemas.layout import COMPLETION_MARKER
 from tests.pdf_support import make_encrypted_pdf
@@ -110,3 +116,29 @@ def test_unknown_archival_code_exits_2(tmp_path: Path) -> None:
     code, out = check("Z109-WS·2026·D30·SJ-0999", "--config", str(archived.config))
     assert code == 2
     assert "not in the ledger" in out
+
+
+def test_a_stored_key_that_would_escape_the_package_stops_the_download() -> None:
+    """A package being re-checked is the thing not to trust: a key climbing out of it is refused."""
+
+    class Planted:  # a store whose listing names an object outside the package folder
+        def list(self, prefix: str) -> Iterator[StoredObject]:
+            yield StoredObject(key=f"{prefix}../../outside.txt", size=1, sha256=None)
+
+        def open(self, key: str) -> Iterator[bytes]:
+            yield b"x"
+
+    planted: Any = Planted()
+    with pytest.raises(PackageUnavailable, match="escapes the package"), downloaded_package(planted, "pkg"):
+        pass
+
+
+def test_the_command_line_starts_without_prefect_the_ledger_or_the_stages() -> None:
+    """`guidang --help` loads the command groups only; what a command needs is imported when it runs."""
+    root = Path(__file__).resolve().parents[1]
+    heavy = {"prefect", "sqlalchemy", "openpyxl", "lxml", "ledger", "connectors", "packager", "retention"}
+    probe = f"import sys, flows.cli; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy!r}))"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+    shown = subprocess.run([sys.executable, "-m", "flows.cli", "--help"], cwd=root, capture_output=True, text=True)
+    assert shown.returncode == 0 and "retention" in shown.stdout and "quarantine" in shown.stdout

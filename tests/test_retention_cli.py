@@ -12,7 +12,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +343,22 @@ def test_due_lists_only_verified_records_due_before_the_date(tmp_path: Path, con
     ]  # 永久 never; not yet verified never
     assert "永久" not in _cli("due", "--before", "2999-01-01", "-c", str(config)).output
     assert _cli("due", "--before", "soon", "-c", str(config)).exit_code == 2
+
+
+def test_due_query_leaves_out_permanent_records_whatever_date_they_carry(tmp_path: Path) -> None:
+    from ledger import queries
+
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as ledger:
+        with ledger.transaction() as s:
+            s.add_all([
+                _record(1, MatterState.VERIFIED, "Y", "2030-01-01"),  # 永久 with a stray date: still never due
+                _record(2, MatterState.VERIFIED, None, "2030-01-01"),  # no period recorded: listed for a person
+                _record(3, MatterState.VERIFIED, "D10", "2030-01-02"),
+                _record(4, MatterState.QUARANTINED, "D10", "2030-01-01"),
+            ])
+        with ledger.read() as s:
+            assert [r.project_id for r in queries.due_for_appraisal(s, date(2031, 1, 1))] == ["P2", "P3"]
+            assert queries.due_for_appraisal(s, date(2030, 1, 1)) == []
 
 
 # ---------------------------------------------------------------- end to end over the demo world

@@ -1,28 +1,22 @@
 """`guidang check` (re-run the 四性检测) and `guidang export eep` (DA/T 48 EEP of an archived matter).
 
 Both take a package either as a folder or as a 档号 looked up in the ledger and read from the
-archive repository (fs or s3) under the ledger row's package_key. Exit codes as in flows/cli.py:
-0 done, 1 a check or the export failed, 2 bad usage (unknown 档号, a path that does not exist,
-configuration). flows/cli.py registers these; the shared helpers `_fail` and `_settings` are imported
-from it when a command runs (a top-level import would be circular).
+archive repository (fs or s3) under the ledger row's package_key (flows/lookup.py brings it out).
+Exit codes: 0 done, 1 a check or the export failed, 2 bad usage (unknown 档号, a path that does not
+exist, configuration).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
+from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger
 from schemas.findings import GuidangError, code_text
-from schemas.layout import COMPLETION_MARKER, is_dangerous_path
 
 if TYPE_CHECKING:
     from connectors.repositories import Repository
@@ -30,35 +24,23 @@ if TYPE_CHECKING:
     from packager.checks import CheckReport
     from schemas.config import Settings
 
-ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="guidang.yaml", envvar="GUIDANG_CONFIG")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
 _STATUS_TEXT = {"pass": "通过", "fail": "不通过", "not_applicable": "不适用", "not_performed": "未检测"}
 
 export_app = typer.Typer(help="Export archived matters in exchange formats (DA/T 48 EEP).", no_args_is_help=True)
 
 
-def _cli() -> Any:
-    from flows import cli
-
-    return cli
-
-
 def _record(settings: Settings, archival_code: str) -> MatterRecord:
     """The ledger row of an archived matter, or exit 2 naming the 档号."""
-    from sqlalchemy import select
+    from ledger import queries
 
-    from ledger import store
-    from ledger.models import MatterRecord
-
-    with store.Ledger(settings.resolve_url(settings.ledger_url)) as ledger, ledger.read() as s:
-        rec = s.scalars(select(MatterRecord).where(MatterRecord.archival_code == archival_code)).first()
+    with open_ledger(settings) as ledger, ledger.read() as s:
+        rec = queries.archived_matter(s, archival_code)
         if rec is not None:
             s.expunge(rec)
     if rec is None:
-        raise _cli()._fail(f"档号 {archival_code} is not in the ledger", 2)
+        raise fail(f"档号 {archival_code} is not in the ledger", 2)
     if not rec.package_key:
-        raise _cli()._fail(f"档号 {archival_code}: the ledger has no package for it (state {rec.state})", 2)
+        raise fail(f"档号 {archival_code}: the ledger has no package for it (state {rec.state})", 2)
     return rec
 
 
@@ -68,7 +50,7 @@ def _repository(settings: Settings) -> Repository:
     try:
         return open_repository(settings.repository, base_dir=settings.base_dir)
     except GuidangError as exc:
-        raise _cli()._fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
 
 
 def _fonds_template(settings: Settings | None, fonds: str | None) -> str | None:
@@ -78,54 +60,6 @@ def _fonds_template(settings: Settings | None, fonds: str | None) -> str | None:
         if f.code == fonds:
             return f.archival_code_template
     return None
-
-
-def _package_fonds(folder: Path) -> str | None:
-    """The 全宗号 a package folder's 元数据.xml names (to pick its fonds' 档号 template), if readable."""
-    from lxml import etree
-
-    from schemas.layout import METADATA_FILE
-    from schemas.metadata import parse_xml, read_metadata
-
-    try:
-        return read_metadata(parse_xml(folder / METADATA_FILE)).fonds
-    except (etree.XMLSyntaxError, OSError):  # a damaged 元数据.xml is for the checks to report
-        return None
-
-
-def download_package(repository: Repository, package_key: str, dest: Path) -> list[str]:
-    """Copy every object under `package_key/` into `dest`, streaming; returns the relative paths.
-
-    Objects whose relative path would escape `dest` are refused (GuidangError): a repository key is
-    checked on the way in, but a package being re-checked is exactly the thing not to trust."""
-    prefix = package_key.rstrip("/") + "/"
-    rels = []
-    for obj in repository.list(prefix):
-        rel = obj.key[len(prefix):]
-        if is_dangerous_path(rel):
-            raise GuidangError(f"{package_key}: refusing to download object {obj.key!r} (escapes the package)")
-        path = dest / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as fh:
-            for chunk in repository.open(obj.key):
-                fh.write(chunk)
-        rels.append(rel)
-    return rels
-
-
-@contextmanager
-def _downloaded(repository: Repository, rec: MatterRecord) -> Iterator[tuple[Path, list[str]]]:
-    with tempfile.TemporaryDirectory(prefix="guidang-check-") as tmp:
-        folder = Path(tmp) / "package"
-        folder.mkdir()
-        try:
-            rels = download_package(repository, rec.package_key or "", folder)
-        except GuidangError as exc:
-            raise _cli()._fail(f"档号 {rec.archival_code}: {exc}", 1) from exc
-        try:
-            yield folder, rels
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def report_text(report: CheckReport, notes: list[str]) -> str:
@@ -159,35 +93,40 @@ def check_command(
 
     Exit 1 if an item fails (or a stored package lacks its completion marker), 2 for a path that does
     not exist or a 档号 not in the ledger."""
+    from flows.lookup import PackageUnavailable, downloaded_package, package_fonds
     from packager.checks import check_package
+    from schemas.layout import COMPLETION_MARKER
 
-    cli = _cli()
     level = "quick" if quick else "full"
     path = Path(target)
     notes: list[str] = []
     checked_at = datetime.now(ZoneInfo("Asia/Shanghai")).replace(microsecond=0)
     if path.exists():
         if not path.is_dir():
-            raise cli._fail(f"{path} is not a package folder", 2)
-        settings = cli._settings(config) if config.exists() else None
+            raise fail(f"{path} is not a package folder", 2)
+        settings = load_config(config) if config.exists() else None
         warnings = settings.check_warnings if settings else ()
-        fonds = _package_fonds(path)
+        fonds = package_fonds(path)
         report = check_package(path, level=level, archival_code_template=_fonds_template(settings, fonds),
                                warnings=warnings, checked_at=checked_at)
     elif "/" in target or target.startswith("."):
-        raise cli._fail(f"{target}: no such package folder", 2)
+        raise fail(f"{target}: no such package folder", 2)
     else:
-        settings = cli._settings(config)
+        settings = load_config(config)
         rec = _record(settings, target)
         repository = _repository(settings)
         checked_at = checked_at.astimezone(ZoneInfo(settings.timezone))
-        with _downloaded(repository, rec) as (folder, rels):
-            if COMPLETION_MARKER not in rels:
-                notes.append(f"{rec.package_key}: no {COMPLETION_MARKER} marker, the stored package is incomplete")
-            report = check_package(folder, level=level, archival_code_template=_fonds_template(settings, rec.fonds),
-                                   warnings=settings.check_warnings, checked_at=checked_at)
+        try:
+            with downloaded_package(repository, rec.package_key or "") as (folder, rels):
+                if COMPLETION_MARKER not in rels:
+                    notes.append(f"{rec.package_key}: no {COMPLETION_MARKER} marker, the stored package is incomplete")
+                report = check_package(folder, level=level,
+                                       archival_code_template=_fonds_template(settings, rec.fonds),
+                                       warnings=settings.check_warnings, checked_at=checked_at)
+        except PackageUnavailable as exc:
+            raise fail(f"档号 {rec.archival_code}: {exc}", 1) from exc
     if as_json:
-        typer.echo(json.dumps(report.to_dict() | {"notes": notes}, ensure_ascii=False, indent=2))
+        echo_json(report.to_dict() | {"notes": notes})
     else:
         typer.echo(report_text(report, notes))
     if not report.passed or notes:
@@ -208,12 +147,11 @@ def export_eep_command(
     schemas/eep.xsd afterwards (larger ones would need the whole tree in memory and are not)."""
     from packager.eep import VALIDATE_LIMIT_BYTES, EepError, export_eep_from_repository, validate_eep
 
-    cli = _cli()
     if out.is_dir():
-        raise cli._fail(f"{out} is a folder; name the EEP file to write", 2)
+        raise fail(f"{out} is a folder; name the EEP file to write", 2)
     if not out.parent.is_dir():
-        raise cli._fail(f"{out.parent}: no such folder", 2)
-    settings = cli._settings(config)
+        raise fail(f"{out.parent}: no such folder", 2)
+    settings = load_config(config)
     rec = _record(settings, archival_code)
     repository = _repository(settings)
     creator = next((f.name for f in settings.fonds if f.code == rec.fonds), rec.agency)
@@ -223,7 +161,7 @@ def export_eep_command(
                                             created_at=created_at)
     except GuidangError as exc:  # EepError, RepositoryError (missing object, unreadable store)
         kind = "EEP" if isinstance(exc, EepError) else "repository"
-        raise cli._fail(f"档号 {archival_code}: {kind}: {exc}; nothing written to {out}", 1) from exc
+        raise fail(f"档号 {archival_code}: {kind}: {exc}; nothing written to {out}", 1) from exc
     validated: bool | None = None
     problems = []
     if result.size < VALIDATE_LIMIT_BYTES:
@@ -235,7 +173,7 @@ def export_eep_command(
         "problems": [p.to_dict() for p in problems],
     }
     if as_json:
-        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        echo_json(summary)
     else:
         typer.echo(f"{out}: EEP of {result.archival_code}, {result.documents} document(s), "
                    f"{result.content_bytes} content bytes, {result.size} bytes written")

@@ -1,0 +1,152 @@
+"""`guidang run`, `guidang serve` and `guidang demo`: one night now, the nightly schedule, a demo world.
+
+A night runs either under Prefect (the deployment's code path: `flows.nightly.nightly_transfer`) or
+on plain threads (`--orchestrator local`); both return the same summary, printed by `report_run`.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    VerboseOpt,
+    echo_json,
+    fail,
+    load_config,
+    parse_datetime,
+    report_run,
+    setup_logging,
+)
+from schemas.findings import GuidangError
+
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="run as if it were this time (reproducible re-runs)")]
+
+
+class Orchestrator(StrEnum):
+    prefect = "prefect"
+    local = "local"
+
+
+def execute_night(
+    config_path: Path,
+    orchestrator: Orchestrator,
+    as_of: datetime | None = None,
+    *,
+    sources: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Run one night with Prefect (the deployment's code path) or with plain threads.
+
+    A GuidangError (the night could not start, or was cut short) exits 1 with its message; a night
+    that ran returns its summary, failed or not."""
+    window: dict[str, Any] = {"sources": sources, "since": since, "until": until, "dry_run": dry_run}
+    try:
+        if orchestrator is Orchestrator.local:
+            from flows.pipeline import run_nightly
+
+            return run_nightly(load_config(config_path), **window, now=as_of)
+        os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
+        from flows.nightly import RunFailed, nightly_transfer
+
+        load_config(config_path)  # report configuration errors before Prefect starts
+        state = nightly_transfer(config=str(config_path), **window, as_of=as_of, return_state=True)
+        result = state.result(raise_on_failure=False)
+        if isinstance(result, RunFailed):
+            return result.summary
+        if isinstance(result, BaseException):
+            raise result
+        return result
+    except GuidangError as exc:
+        raise fail(str(exc), 1) from exc
+
+
+def run(
+    config: ConfigOpt = Path("guidang.yaml"),
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="only this source (repeatable)")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="backfill from this date/time")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="backfill up to this date/time")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="collect, appraise and check; write nothing")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 if any matter was quarantined")] = False,
+    orchestrator: Annotated[
+        Orchestrator, typer.Option(help="prefect (default) or local threads")
+    ] = Orchestrator.prefect,
+    as_of: AsOfOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the nightly transfer once now (or backfill --from/--to without moving the watermark)."""
+    setup_logging(verbose)
+    if to and not from_:
+        raise fail("--to needs --from (a backfill names its whole window)")
+    since, until = parse_datetime(from_, "--from"), parse_datetime(to, "--to")
+    if since and until and until <= since:
+        raise fail("--to must be after --from")
+    summary = execute_night(
+        config,
+        orchestrator=orchestrator,
+        sources=source,
+        since=since,
+        until=until,
+        dry_run=dry_run,
+        as_of=parse_datetime(as_of, "--as-of"),
+    )
+    report_run(summary, as_json, strict)
+
+
+def serve(
+    config: ConfigOpt = Path("guidang.yaml"),
+    cron: Annotated[str, typer.Option(help="schedule")] = "0 2 * * *",
+    timezone: Annotated[str, typer.Option(help="schedule's time zone")] = "Asia/Shanghai",
+) -> None:
+    """Serve the nightly schedule from this machine (needs a Prefect server: set PREFECT_API_URL)."""
+    load_config(config)
+    from prefect.schedules import Cron
+
+    from flows.nightly import nightly_transfer
+
+    nightly_transfer.serve(
+        name="nightly", schedules=[Cron(cron, timezone=timezone)], parameters={"config": str(config.resolve())}
+    )
+
+
+def demo(
+    directory: Annotated[Path, typer.Argument(help="the demo world's folder (built when absent)")],
+    no_run: Annotated[bool, typer.Option("--no-run", help="only build the world")] = False,
+    strict: Annotated[bool, typer.Option("--strict")] = False,
+    orchestrator: Annotated[Orchestrator, typer.Option()] = Orchestrator.prefect,
+    as_of: AsOfOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build a demo world (simulated unified system, two self-built systems, a retention workbook) and run
+    one night over it. Run it again over the same folder for the next night: nothing is archived twice."""
+    setup_logging(verbose)
+    from guidang_demo.unified import UnifiedSimulator
+    from guidang_demo.world import build_world
+
+    world = build_world(directory)
+    if not as_json:
+        typer.echo(
+            f"demo world in {directory}: {world.get('matters', '?')} matters "
+            f"({'reused' if world.get('reused') else 'built'})"
+        )
+    if no_run:
+        if as_json:
+            echo_json(world)
+        return
+    with UnifiedSimulator(directory / "sources" / "unified") as base_url:
+        os.environ["GUIDANG_UNIFIED_URL"] = base_url
+        summary = execute_night(
+            directory / "guidang.yaml", orchestrator=orchestrator, as_of=parse_datetime(as_of, "--as-of")
+        )
+    report_run(summary, as_json, strict)
