@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from connectors.simulator.pdfs import make_pdf
 from connectors.simulator.unified import FaultPlan
-from flows.pipeline import run_nightly
+from flows.night import run_nightly
 from ledger.models import MatterRecord, MatterState, QuarantineEntry, Watermark
 from schemas.config import load_settings
 from tests.world_support import simulator

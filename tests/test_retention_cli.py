@@ -358,7 +358,7 @@ def _free_port() -> int:
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from connectors.simulator.unified import UnifiedSimulator
     from connectors.simulator.world import build_world
-    from flows.pipeline import run_nightly
+    from flows.night import run_nightly
 
     world = tmp_path_factory.mktemp("retention-cli") / "world"
     build_world(world)
