@@ -40,12 +40,12 @@ def matter_from_source_or_ledger(
     """The matter as the source has it now; the ledger's stored copy when the source cannot be reached
     (or no longer has it). Returns (matter, where it came from, the newest MatterRecord or None)."""
     from connectors.sources import open_source
-    from ledger import store
+    from ledger import queries, store
     from schemas.errors import SourceUnavailable
     from schemas.model import Matter, mask_text
 
     with store.Ledger(settings.resolve_url(settings.ledger_url)) as ledger, ledger.read() as s:
-        record = store.latest_version(s, source.name, project_id)
+        record = queries.latest_version(s, source.name, project_id)
         if record is not None:
             s.expunge(record)
     problem = ""

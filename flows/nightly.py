@@ -1,7 +1,8 @@
 """The Prefect side: `nightly_transfer` with one subflow per source, tasks over chunks of matters.
 
-Tasks only wrap the plain stages of flows/pipeline.py. Retries sit on the network-facing tasks
-(collect, transfer); staging handles a document's transient failure by leaving the matter pending.
+Tasks only wrap the plain stages (flows/night.py and the stage modules it runs). Retries sit on the
+network-facing tasks (collect, transfer); staging handles a document's transient failure by leaving
+the matter pending.
 Each source's subflow runs its chunks under a ThreadPoolTaskRunner bounded by the source's
 `max_concurrency`, so one night cannot overload a department's database.
 """
@@ -17,21 +18,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote, unmapped
 
-from flows.pipeline import (
-    ChunkOutcome,
-    RunContext,
-    SourceConfig,
-    SourceSummary,
-    Staged,
-    TransferOutcome,
-    Work,
-    collect_matters,
-    process_source,
-    run_nightly,
-    stage_chunk,
-    transfer_chunk,
-)
+from flows.context import RunContext, SourceConfig, SourceSummary
+from flows.night import collect_matters, process_source, run_nightly
+from flows.numbering import Staged
 from flows.report import summary_markdown, summary_rows
+from flows.staging import ChunkOutcome, stage_chunk
+from flows.transfer import TransferOutcome, transfer_chunk
+from flows.triage import Work
 from schemas.config import load_settings
 
 

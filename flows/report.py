@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.context import SUMMARY_KEYS
 from schemas.findings import code_text
 
-COLUMNS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "pending")
+COLUMNS = SUMMARY_KEYS
 HEADERS = {
     "collected": "collected 收集",
     "archived": "archived 归档",

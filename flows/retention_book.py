@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
-from ledger import store
+from ledger import queries, store
 from ledger.models import RetentionVersion
 from retention import RetentionTable, load_table
 from schemas.config import Settings
@@ -57,14 +55,11 @@ def import_table(
             f"{path}: {len(errors(findings))} error(s); nothing imported\n" + "\n".join(map(str, errors(findings))),
             findings)
     with ledger.transaction() as s:
-        existing = s.scalars(
-            select(RetentionVersion).where(RetentionVersion.content_hash == table.content_hash)
-        ).first()
+        existing = queries.retention_version_by_hash(s, table.content_hash)
         if existing is not None:
             return existing, findings, False
-        n = len(s.scalars(select(RetentionVersion.id)).all())
         version = RetentionVersion(
-            label=f"v{n + 1}",
+            label=f"v{queries.retention_version_count(s) + 1}",
             content_hash=table.content_hash,
             file_name=path.name,
             imported_by=imported_by or _who(),
@@ -73,26 +68,12 @@ def import_table(
             rule_count=len(table.rules),
             records=table.to_records(),
         )
-        s.add(version)
-        s.flush()
-        store.append_event(
-            s,
-            "retention-imported",
-            payload={
-                "label": version.label,
-                "content_hash": version.content_hash,
-                "file_name": version.file_name,
-                "effective_date": version.effective_date,
-                "rules": version.rule_count,
-                "imported_by": version.imported_by,
-            },
-        )
-        return version, findings, True
+        return store.record_retention_version(s, version), findings, True
 
 
 def versions(ledger: store.Ledger) -> list[RetentionVersion]:
     with ledger.read() as s:
-        return list(s.scalars(select(RetentionVersion).order_by(RetentionVersion.id)).all())
+        return list(queries.retention_versions(s))
 
 
 def table_of(version: RetentionVersion) -> RetentionTable:

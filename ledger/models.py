@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Enum, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -51,6 +51,25 @@ str128 = Annotated[str, 128]
 str255 = Annotated[str, 255]
 utc = Annotated[datetime, 0]
 
+
+class MatterState(StrEnum):
+    NUMBERED = "numbered"  # passed checks; 件号 and 档号 allocated; not yet in the repository
+    TRANSFERRED = "transferred"  # every file written to the repository
+    VERIFIED = "verified"  # every file read back and verified; completion marker written
+    NOT_IN_SCOPE = "not_in_scope"  # 不归档 by the retention table
+    QUARANTINED = "quarantined"  # numbered, then failed a check: keeps its 件号, nothing stored
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+def _values(enum: type[StrEnum]) -> list[str]:
+    return [member.value for member in enum]
+
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -70,21 +89,10 @@ class Base(DeclarativeBase):
         utc: UTCDateTime(),
         dict[str, Any]: JSON(),
         list[Any]: JSON(),
+        # the value ("verified"), not the member's name, in a VARCHAR(16) as before: no CHECK, no
+        # native ENUM type, so existing ledgers read as they are and Alembic sees no change
+        MatterState: Enum(MatterState, native_enum=False, values_callable=_values, length=16),
     }
-
-
-class MatterState(StrEnum):
-    NUMBERED = "numbered"  # passed checks; 件号 and 档号 allocated; not yet in the repository
-    TRANSFERRED = "transferred"  # every file written to the repository
-    VERIFIED = "verified"  # every file read back and verified; completion marker written
-    NOT_IN_SCOPE = "not_in_scope"  # 不归档 by the retention table
-    QUARANTINED = "quarantined"  # numbered, then failed a check: keeps its 件号, nothing stored
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 class Run(Base):
@@ -125,7 +133,7 @@ class MatterRecord(Base):
     project_id: Mapped[str128]
     version: Mapped[int] = mapped_column(default=1)  # 2, 3… when the source changed it (补充材料)
     content_hash: Mapped[str64]
-    state: Mapped[str16]
+    state: Mapped[MatterState]
     service_code: Mapped[str64]
     service_name: Mapped[str255]
     matter_type: Mapped[str16]

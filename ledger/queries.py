@@ -9,15 +9,96 @@ finds every read of the ledger in one place. (Writes that change state live in `
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ledger.models import MatterRecord, MatterState, QuarantineEntry
+from ledger.models import MatterRecord, MatterState, QuarantineEntry, RetentionVersion, Watermark
 from schemas.model import RetentionPeriod
 
 # ---------------------------------------------------------------- the nightly run (flows/)
+
+
+def get_watermark(session: Session, source: str) -> datetime | None:
+    """Every matter of `source` updated at or before this has reached an end state (None: never run)."""
+    wm = session.get(Watermark, source)
+    return wm.value if wm else None
+
+
+def matter(session: Session, matter_id: int) -> MatterRecord | None:
+    return session.get(MatterRecord, matter_id)
+
+
+def latest_version(session: Session, source: str, project_id: str) -> MatterRecord | None:
+    """The newest row of a matter: what a re-collected record is compared with (补充材料 → a new version)."""
+    return session.scalars(
+        select(MatterRecord)
+        .where(MatterRecord.source == source, MatterRecord.project_id == project_id)
+        .order_by(MatterRecord.version.desc())
+        .limit(1)
+    ).first()
+
+
+def unfinished(session: Session, source: str | None = None) -> Sequence[MatterRecord]:
+    """Matters numbered or transferred but not verified: a crash left them; the next run finishes them."""
+    q = select(MatterRecord).where(MatterRecord.state.in_([MatterState.NUMBERED, MatterState.TRANSFERRED]))
+    if source:
+        q = q.where(MatterRecord.source == source)
+    return session.scalars(q.order_by(MatterRecord.id)).all()
+
+
+def unacknowledged(session: Session, source: str) -> Sequence[MatterRecord]:
+    """Verified matters whose 归档回传 has not reached the source yet."""
+    return session.scalars(
+        select(MatterRecord).where(
+            MatterRecord.source == source,
+            MatterRecord.state == MatterState.VERIFIED,
+            MatterRecord.acknowledged_at.is_(None),
+        )
+    ).all()
+
+
+def verified_not_in_batch(session: Session) -> Sequence[MatterRecord]:
+    """Verified matters that no DA/T 93 transfer batch lists yet."""
+    return session.scalars(
+        select(MatterRecord).where(MatterRecord.batch_id.is_(None), MatterRecord.state == MatterState.VERIFIED)
+    ).all()
+
+
+def open_quarantine(session: Session, source: str, project_id: str) -> QuarantineEntry | None:
+    """The matter's unresolved quarantine entry, if any (there is never more than one)."""
+    return session.scalars(
+        select(QuarantineEntry)
+        .where(
+            QuarantineEntry.source == source,
+            QuarantineEntry.project_id == project_id,
+            QuarantineEntry.resolved_at.is_(None),
+        )
+        .order_by(QuarantineEntry.id.desc())
+        .limit(1)
+    ).first()
+
+
+def open_quarantine_entries(session: Session, entry_ids: Sequence[int] | None = None) -> Sequence[QuarantineEntry]:
+    """Unresolved entries, oldest first: all of them, or those of `entry_ids` that are still open."""
+    q = select(QuarantineEntry).where(QuarantineEntry.resolved_at.is_(None))
+    if entry_ids:
+        q = q.where(QuarantineEntry.id.in_(list(entry_ids)))
+    return session.scalars(q.order_by(QuarantineEntry.id)).all()
+
+
+def retention_versions(session: Session) -> Sequence[RetentionVersion]:
+    """Every imported retention-table version, in import order."""
+    return session.scalars(select(RetentionVersion).order_by(RetentionVersion.id)).all()
+
+
+def retention_version_by_hash(session: Session, content_hash: str) -> RetentionVersion | None:
+    return session.scalars(select(RetentionVersion).where(RetentionVersion.content_hash == content_hash)).first()
+
+
+def retention_version_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(RetentionVersion)) or 0
 
 
 # ---------------------------------------------------------------- the commands (flows/cli/)

@@ -12,17 +12,18 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger import queries
 from ledger.models import (
     ArchiveSequence,
     ChainHead,
@@ -30,6 +31,7 @@ from ledger.models import (
     MatterRecord,
     MatterState,
     QuarantineEntry,
+    RetentionVersion,
     Run,
     RunStatus,
     Watermark,
@@ -133,10 +135,6 @@ def upgrade(engine: Engine) -> None:
 # ---------------------------------------------------------------- events (hash chain)
 
 
-def _event_digest(prev_hash: str, row: dict[str, Any]) -> str:
-    return json_digest(row, prefix=prev_hash)
-
-
 def _event_body(ev: Event) -> dict[str, Any]:
     return {
         "seq": ev.seq,
@@ -177,7 +175,7 @@ def append_event(
         prev_hash=head.hash,
         hash="",
     )
-    ev.hash = _event_digest(ev.prev_hash, _event_body(ev))
+    ev.hash = json_digest(_event_body(ev), prefix=ev.prev_hash)
     session.add(ev)
     head.seq, head.hash = ev.seq, ev.hash
     return ev
@@ -208,7 +206,7 @@ def verify_chain(session: Session, *, batch: int = 5000) -> tuple[int, list[Find
                 )
             if ev.prev_hash != prev_hash:
                 findings.append(Finding("A-EVENT-LINK", where, "prev_hash does not match the previous event's hash"))
-            recomputed = _event_digest(ev.prev_hash, _event_body(ev))
+            recomputed = json_digest(_event_body(ev), prefix=ev.prev_hash)
             if recomputed != ev.hash:
                 findings.append(
                     Finding(
@@ -266,11 +264,6 @@ def finish_run(
     append_event(session, f"run-{status}", run_id=run_id, payload={"totals": summary.get("totals"), "error": error})
 
 
-def get_watermark(session: Session, source: str) -> datetime | None:
-    wm = session.get(Watermark, source)
-    return wm.value if wm else None
-
-
 def set_watermark(session: Session, source: str, value: datetime, run_id: str | None) -> None:
     wm = session.get(Watermark, source)
     if wm is None:
@@ -283,23 +276,6 @@ def set_watermark(session: Session, source: str, value: datetime, run_id: str | 
 
 
 # ---------------------------------------------------------------- matters
-
-
-def latest_version(session: Session, source: str, project_id: str) -> MatterRecord | None:
-    return session.scalars(
-        select(MatterRecord)
-        .where(MatterRecord.source == source, MatterRecord.project_id == project_id)
-        .order_by(MatterRecord.version.desc())
-        .limit(1)
-    ).first()
-
-
-def unfinished(session: Session, source: str | None = None) -> Sequence[MatterRecord]:
-    """Matters numbered or transferred but not verified: a crash left them; the next run finishes them."""
-    q = select(MatterRecord).where(MatterRecord.state.in_([MatterState.NUMBERED, MatterState.TRANSFERRED]))
-    if source:
-        q = q.where(MatterRecord.source == source)
-    return session.scalars(q.order_by(MatterRecord.id)).all()
 
 
 def allocate_item_number(
@@ -324,15 +300,11 @@ def allocate_item_number(
 
 
 def record_numbered(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
-    session.add(record)
-    session.flush()
-    append_event(
+    return _add_matter(
         session,
+        record,
         "numbered",
         run_id=run_id,
-        source=record.source,
-        project_id=record.project_id,
-        archival_code=record.archival_code,
         payload={
             "version": record.version,
             "content_hash": record.content_hash,
@@ -342,26 +314,44 @@ def record_numbered(session: Session, record: MatterRecord, *, run_id: str | Non
             "item_number": record.item_number,
         },
     )
-    return record
 
 
 def record_not_in_scope(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
     record.state = MatterState.NOT_IN_SCOPE
-    session.add(record)
-    session.flush()
-    append_event(
+    return _add_matter(
         session,
+        record,
         "not-in-scope",
         run_id=run_id,
-        source=record.source,
-        project_id=record.project_id,
         payload={
             "version": record.version,
             "retention_version": record.retention_version,
             "retention_row": record.retention_row,
         },
     )
+
+
+def _add_matter(
+    session: Session, record: MatterRecord, kind: str, *, run_id: str | None, payload: dict[str, Any]
+) -> MatterRecord:
+    session.add(record)
+    session.flush()
+    _matter_event(session, kind, record, run_id=run_id, payload=payload)
     return record
+
+
+def _matter_event(
+    session: Session, kind: str, rec: MatterRecord, *, run_id: str | None, payload: dict[str, Any]
+) -> Event:
+    return append_event(
+        session,
+        kind,
+        run_id=run_id,
+        source=rec.source,
+        project_id=rec.project_id,
+        archival_code=rec.archival_code,
+        payload=payload,
+    )
 
 
 def mark_state(
@@ -380,32 +370,29 @@ def mark_state(
     rec.run_id = run_id
     for name, value in fields.items():
         setattr(rec, name, value)
-    append_event(
-        session,
-        str(state),
-        run_id=run_id,
-        source=rec.source,
-        project_id=rec.project_id,
-        archival_code=rec.archival_code,
-        payload=payload or {},
-    )
+    _matter_event(session, str(state), rec, run_id=run_id, payload=payload or {})
     return rec
 
 
+def mark_acknowledged(session: Session, matter_id: int, at: datetime) -> None:
+    """归档回传 reached the source: later runs stop retrying it."""
+    rec = session.get(MatterRecord, matter_id)
+    if rec is not None:
+        rec.acknowledged_at = at
+
+
+def record_batch(
+    session: Session, batch_id: str, matter_ids: Sequence[int], *, run_id: str | None, payload: dict[str, Any]
+) -> None:
+    """A DA/T 93 transfer batch is stored: name it on each of its matters and log it once."""
+    for matter_id in matter_ids:
+        rec = session.get(MatterRecord, matter_id)
+        if rec is not None:
+            rec.batch_id = batch_id
+    append_event(session, "transfer-batch", run_id=run_id, payload=payload)
+
+
 # ---------------------------------------------------------------- quarantine
-
-
-def open_quarantine(session: Session, source: str, project_id: str) -> QuarantineEntry | None:
-    return session.scalars(
-        select(QuarantineEntry)
-        .where(
-            QuarantineEntry.source == source,
-            QuarantineEntry.project_id == project_id,
-            QuarantineEntry.resolved_at.is_(None),
-        )
-        .order_by(QuarantineEntry.id.desc())
-        .limit(1)
-    ).first()
 
 
 def quarantine(
@@ -422,7 +409,7 @@ def quarantine(
     """Quarantine a matter, or count another attempt on its open entry (never two open entries)."""
     codes = sorted({f.code for f in findings})
     dicts = [f.to_dict() for f in findings]
-    entry = open_quarantine(session, source, project_id)
+    entry = queries.open_quarantine(session, source, project_id)
     if entry is not None:
         entry.attempts += 1
         entry.codes, entry.findings, entry.record = codes, dicts, record
@@ -470,9 +457,22 @@ def resolve_quarantine(session: Session, entry_id: int, resolution: str, *, run_
     )
 
 
-def count_by(session: Session, column: Any, *where: Any) -> dict[str, int]:
-    rows = session.execute(select(column, func.count()).where(*where).group_by(column)).all()
-    return {str(k): int(v) for k, v in rows}
+# ---------------------------------------------------------------- retention-table versions
 
 
-Compose = Callable[[int], str]
+def record_retention_version(session: Session, version: RetentionVersion) -> RetentionVersion:
+    session.add(version)
+    session.flush()
+    append_event(
+        session,
+        "retention-imported",
+        payload={
+            "label": version.label,
+            "content_hash": version.content_hash,
+            "file_name": version.file_name,
+            "effective_date": version.effective_date,
+            "rules": version.rule_count,
+            "imported_by": version.imported_by,
+        },
+    )
+    return version

@@ -1,16 +1,20 @@
-"""The ledger on SQLite, PostgreSQL and MariaDB: tamper evidence and gap-free 件号 allocation."""
+"""The ledger on SQLite, PostgreSQL and MariaDB: tamper evidence, gap-free 件号 allocation, and a schema
+that the migrations and the models agree on."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import delete, select, text, update
 
 from ledger import store
-from ledger.models import ArchiveSequence, Event
+from ledger.models import ArchiveSequence, Base, Event, MatterRecord, MatterState
 from tests.dbservers import fresh_database
 
 
@@ -107,3 +111,38 @@ def test_rolled_back_allocation_leaves_no_gap(ledger: store.Ledger) -> None:
         store.allocate_item_number(s, fonds="Z109", category_code="WS", year=2026, retention_period="Y", org_code="")
         raise RuntimeError("crash after allocating, before the matter row was committed")
     assert allocate() == 2
+
+
+def test_migrations_and_models_agree(ledger: store.Ledger) -> None:
+    """A database brought to `alembic upgrade head` is what the models describe: nothing to autogenerate."""
+    with ledger.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_matter_state_is_stored_as_its_plain_value(ledger: store.Ledger) -> None:
+    """The enum column keeps the strings ledgers already hold ("not_in_scope", not "NOT_IN_SCOPE")."""
+    moment = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    row = MatterRecord(
+        source="unified",
+        project_id="P1",
+        version=1,
+        content_hash="0" * 64,
+        state=MatterState.NOT_IN_SCOPE,
+        service_code="S1",
+        service_name="食品经营许可",
+        matter_type="许可",
+        agency="市场监管局",
+        completed_at=moment,
+        source_updated_at=moment,
+        record={},
+        appraisal={},
+    )
+    with ledger.transaction() as s:
+        s.add(row)
+    with ledger.transaction() as s:
+        assert s.execute(text("SELECT state FROM matters")).scalar_one() == "not_in_scope"
+        s.execute(text("UPDATE matters SET state = 'verified'"))  # as a ledger written before the enum holds it
+    with ledger.read() as s:
+        again = s.get(MatterRecord, row.id)
+    assert again is not None and again.state is MatterState.VERIFIED

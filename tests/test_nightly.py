@@ -18,7 +18,7 @@ import yaml
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from flows.pipeline import run_nightly
+from flows.night import run_nightly
 from ledger.models import MatterRecord, MatterState, QuarantineEntry
 from schemas.config import load_settings
 from schemas.layout import COMPLETION_MARKER, MANIFEST_SHA256, MANIFEST_SM3

@@ -22,7 +22,7 @@ import yaml
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from flows.pipeline import run_nightly
+from flows.night import run_nightly
 from guidang_demo.pdfs import make_pdf
 from guidang_demo.unified import FaultPlan
 from ledger.models import MatterRecord, MatterState, QuarantineEntry, Watermark

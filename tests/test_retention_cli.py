@@ -372,7 +372,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from flows.pipeline import run_nightly
+    from flows.night import run_nightly
     from guidang_demo.unified import UnifiedSimulator
     from guidang_demo.world import build_world
 

@@ -52,7 +52,7 @@ def execute_night(
     window: dict[str, Any] = {"sources": sources, "since": since, "until": until, "dry_run": dry_run}
     try:
         if orchestrator is Orchestrator.local:
-            from flows.pipeline import run_nightly
+            from flows.night import run_nightly
 
             return run_nightly(load_config(config_path), **window, now=as_of)
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")

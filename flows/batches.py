@@ -1,0 +1,77 @@
+"""DA/T 93 transfer batches: the 说明文件, 目录文件 and 登记表 that hand a night's packages over.
+
+A batch is written once per night, after every source (flows/night.py), from what the ledger says
+is verified, so it lists exactly what the repository holds.
+"""
+
+from __future__ import annotations
+
+from flows.context import RunContext
+from ledger import queries, store
+from ledger.models import MatterRecord
+from packager.transfer import TransferRow, write_transfer_batch
+from schemas.crashpoints import crashpoint
+from schemas.digest import digest_file, sha256_bytes
+from schemas.layout import transfer_key
+from schemas.metadata import beijing_date
+
+
+def write_transfer_batches(ctx: RunContext) -> list[str]:
+    """One DA/T 93 transfer per fonds for every verified matter not yet in a batch: 说明文件, 目录文件,
+    登记表, stored under transfers/<batch id>/ beside the packages and recorded on each matter row.
+
+    "Not yet in a batch" rather than "verified by this run", so that matters verified by a run that
+    was killed before its batch was written join the next batch instead of none. The batch id is
+    derived from its content, so a re-run after a kill between storing and recording it rewrites the
+    same objects (a no-op) instead of making a second batch."""
+    with ctx.ledger.read() as s:
+        rows = list(queries.verified_not_in_batch(s))
+    by_fonds: dict[str, list[MatterRecord]] = {}
+    for r in rows:
+        by_fonds.setdefault(r.fonds or "", []).append(r)
+    written: list[str] = []
+    created_at = ctx.now
+    for fonds_code, records in sorted(by_fonds.items()):
+        fonds = next(f for f in ctx.settings.fonds if f.code == fonds_code)
+        members = sha256_bytes("\n".join(sorted(r.archival_code or "" for r in records)).encode("utf-8"))
+        batch_id = f"{fonds_code}-{beijing_date(created_at)}-{members[:8]}"
+        packages = [
+            TransferRow(
+                archival_code=r.archival_code or "",
+                responsible=r.agency,
+                title=r.title or "",
+                date=beijing_date(r.completed_at),
+                period=r.retention_period or "",
+                pages=r.page_count or 0,
+                bytes=r.total_bytes or 0,
+                file_count=r.file_count or 0,
+            )
+            for r in records
+        ]
+        files = write_transfer_batch(
+            ctx.staging_root / "transfers" / batch_id,
+            batch_id=batch_id,
+            fonds=fonds,
+            packages=packages,
+            created_at=created_at,
+        )
+        for path in files:
+            ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, digest_file(path).sha256)
+        crashpoint("batch-stored")
+        with ctx.ledger.transaction() as s:
+            store.record_batch(
+                s,
+                batch_id,
+                [r.id for r in records],
+                run_id=ctx.run_id,
+                payload={
+                    "batch_id": batch_id,
+                    "fonds": fonds_code,
+                    "matters": len(records),
+                    "bytes": sum(p.bytes for p in packages),
+                    "files": [p.name for p in files],
+                },
+            )
+        crashpoint("batch-recorded")
+        written.append(batch_id)
+    return written

@@ -1,0 +1,128 @@
+"""A run's lifecycle and its counting: what every stage is handed, and what a night reports.
+
+Every stage of flows/night.py takes the same `RunContext` (ledger, repository, retention book,
+connectors, the run's id and nominal time) and adds to a `SourceSummary`; opening and closing the
+run live here, beside them, so that the stage modules hold only their stage.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.repositories import open_repository
+from connectors.repositories.base import Repository
+from connectors.sources import open_source
+from connectors.sources.base import SourceConnector
+from flows.retention_book import RetentionBook, load_book
+from ledger import store
+from ledger.models import RunStatus
+from schemas.config import Settings, SqlSource, UnifiedSource
+from schemas.crashpoints import crashpoint
+
+SourceConfig = UnifiedSource | SqlSource
+
+SUMMARY_KEYS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "pending")
+
+
+@dataclass
+class SourceSummary:
+    """What one source did in one run; `pending` are matters left for the next run (transient faults)."""
+
+    collected: int = 0
+    archived: int = 0
+    quarantined: int = 0
+    not_in_scope: int = 0
+    unchanged: int = 0
+    pending: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+    bytes: int = 0
+
+    def add(self, other: SourceSummary) -> None:
+        for k in SUMMARY_KEYS:
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.reasons.update(other.reasons)
+        self.bytes += other.bytes
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in SUMMARY_KEYS}
+
+
+@dataclass
+class RunContext:
+    """Everything a stage needs, opened once per run and shared by the worker threads."""
+
+    settings: Settings
+    ledger: store.Ledger
+    repository: Repository
+    book: RetentionBook
+    run_id: str
+    staging_root: Path
+    now: datetime  # the run's nominal time: the window's end and the packages' 归档时间
+    dry_run: bool = False
+    connectors: dict[str, SourceConnector] = field(default_factory=dict)
+
+    def connector(self, source: SourceConfig) -> SourceConnector:
+        if source.name not in self.connectors:
+            self.connectors[source.name] = open_source(source, base_dir=self.settings.base_dir)
+        return self.connectors[source.name]
+
+    def close(self) -> None:
+        for c in self.connectors.values():
+            c.close()
+        self.ledger.close()
+
+
+def open_run(
+    settings: Settings, *, parameters: dict[str, Any], dry_run: bool = False, now: datetime | None = None
+) -> RunContext:
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    ledger = store.Ledger(settings.resolve_url(settings.ledger_url))
+    book = load_book(ledger, settings)
+    repository = open_repository(settings.repository, base_dir=settings.base_dir)
+    with ledger.transaction() as s:
+        run = store.start_run(s, {**parameters, "as_of": now.isoformat()})
+    crashpoint("run-opened")
+    staging = settings.resolve(settings.staging)
+    if staging.is_dir():  # scratch folders of runs that were killed: nothing in them is durable
+        for stale in staging.iterdir():
+            shutil.rmtree(stale, ignore_errors=True)
+    staging_root = staging / run.id
+    staging_root.mkdir(parents=True, exist_ok=True)
+    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run)
+
+
+def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: list[str]) -> dict[str, Any]:
+    summary = build_summary(ctx.run_id, summaries, dry_run=ctx.dry_run)
+    with ctx.ledger.transaction() as s:
+        head_seq, head_hash = store.chain_head(s)
+        summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
+        status = RunStatus.FAILED if failed else RunStatus.COMPLETED
+        summary["status"] = str(status)
+        store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
+    shutil.rmtree(ctx.staging_root, ignore_errors=True)
+    ctx.close()
+    return summary
+
+
+def build_summary(run_id: str, summaries: dict[str, SourceSummary], *, dry_run: bool) -> dict[str, Any]:
+    totals = SourceSummary()
+    for s in summaries.values():
+        totals.add(s)
+    return {
+        "run_id": run_id,
+        "dry_run": dry_run,
+        "totals": totals.counts() | {"bytes": totals.bytes},
+        "sources": {
+            name: s.counts()
+            | {"bytes": s.bytes, "quarantine_reasons": dict(sorted(s.reasons.items()))}
+            | ({"error": s.error} if s.error else {})
+            for name, s in summaries.items()
+        },
+        "quarantine_reasons": dict(sorted(totals.reasons.items())),
+    }

@@ -1,0 +1,218 @@
+"""One nightly transfer as plain functions: the order of the stages, written once.
+
+The Prefect flow (flows/nightly.py) and the plain runner both call `process_source`, handing it a
+`Fanout` that runs chunks of matters (Prefect tasks under a bounded runner, or a thread pool); so
+the stage order, the crash-safety order and the counting exist in one place. Each stage is its own
+module: flows/triage.py, flows/staging.py, flows/numbering.py, flows/transfer.py, flows/batches.py.
+
+Crash-safety order for one matter (DESIGN.md "Archive repository", STYLE habit 9):
+  stage (fetch + fixity + PDF checks, in a scratch folder)       nothing durable yet
+  number (one ledger transaction: 件号 + matter row `numbered`)    the recovery point
+  finalize (元数据, manifests, 检测报告; bytes depend only on the ledger row)
+  put every file (each verified by read-back), then the completion marker
+  ledger: `verified` (one transaction)
+A re-run finds `numbered` rows and finishes them by re-staging from the stored record: the same
+bytes, the same keys, so every put is a no-op or a completion, never a second copy.
+
+For one source, `process_source` first finishes what a crashed run left numbered and retries
+归档回传, then collects, triages, stages, numbers and transfers the window, and moves the watermark
+last, never past a matter that is not in an end state. `run_nightly` writes the DA/T 93 batches
+after every source and closes the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from flows.batches import write_transfer_batches
+from flows.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
+from flows.numbering import Staged, number_staged, resume_unfinished
+from flows.staging import ChunkOutcome, stage_chunk
+from flows.transfer import TransferOutcome, acknowledge_pending, transfer_chunk
+from flows.triage import Work, triage
+from ledger import queries, store
+from schemas.config import Settings
+from schemas.crashpoints import crashpoint
+from schemas.findings import GuidangError
+from schemas.model import InvalidMatter, Matter, mask_text
+
+log = logging.getLogger("guidang")
+
+RunSource = Callable[[RunContext, SourceConfig, datetime | None, datetime | None], SourceSummary]
+
+
+def run_nightly(
+    settings: Settings,
+    *,
+    sources: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    run_source: RunSource | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One night over the selected sources (all by default); returns the run summary.
+
+    A source that fails (unreachable after retries, repository or ledger unwritable) is reported in
+    the summary with its error and marks the run failed; the other sources still run.
+    """
+    selected = [settings.source(n) for n in sources] if sources else list(settings.sources)
+    parameters = {
+        "sources": [s.name for s in selected],
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "dry_run": dry_run,
+    }
+    ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now)
+    run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b))
+    summaries: dict[str, SourceSummary] = {}
+    failed: list[str] = []
+    for src in selected:
+        try:
+            summaries[src.name] = run_source(ctx, src, since, until)
+        except GuidangError as exc:
+            message = mask_text(f"{src.name}: {exc.__class__.__name__}: {exc}")
+            log.error("source failed: %s", message)
+            summaries[src.name] = SourceSummary(error=message)
+            failed.append(message)
+    batches: list[str] = []
+    if not dry_run:
+        try:
+            batches = write_transfer_batches(ctx)
+        except GuidangError as exc:
+            failed.append(mask_text(f"transfer batch: {exc}"))
+    crashpoint("before-run-closed")
+    result = close_run(ctx, summaries, failed=failed)
+    result["transfer_batches"] = batches
+    return result
+
+
+def source_window(
+    ctx: RunContext, source: SourceConfig, *, since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime, bool]:
+    """(since, until, is_backfill). A backfill window never moves the watermark."""
+    if since is not None:
+        return since, until or now, True
+    with ctx.ledger.read() as s:
+        wm = queries.get_watermark(s, source.name)
+    start = (wm - timedelta(minutes=source.overlap_minutes)) if wm else source.initial_since
+    return start, until or now, False
+
+
+class Fanout(Protocol):
+    """How the chunks of one source are run: threads here, Prefect tasks in flows/nightly.py."""
+
+    def collect(
+        self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
+    ) -> list[Matter | InvalidMatter]: ...
+
+    def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]: ...
+
+    def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]: ...
+
+
+class ThreadFanout:
+    """Plain fan-out over a bounded thread pool (the source's max_concurrency)."""
+
+    def collect(
+        self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
+    ) -> list[Matter | InvalidMatter]:
+        return collect_matters(ctx, source, since, until)
+
+    def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
+        return self._map(source, lambda c: stage_chunk(ctx, source, c), chunks)
+
+    def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
+        return self._map(source, lambda c: transfer_chunk(ctx, source, c), chunks)
+
+    @staticmethod
+    def _map(source: SourceConfig, fn: Callable[[Any], Any], chunks: list[Any]) -> list[Any]:
+        if len(chunks) <= 1:
+            return [fn(c) for c in chunks]
+        with ThreadPoolExecutor(max_workers=source.max_concurrency, thread_name_prefix="guidang") as pool:
+            return list(pool.map(fn, chunks))
+
+
+def process_source(
+    ctx: RunContext,
+    source: SourceConfig,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fanout: Fanout | None = None,
+    now: datetime | None = None,
+) -> SourceSummary:
+    """Collect, appraise, stage, number, transfer and verify every matter of one source's window."""
+    fanout = fanout or ThreadFanout()
+    now = now or ctx.now
+    summary = SourceSummary()
+    start, end, backfill = source_window(ctx, source, since=since, until=until, now=now)
+
+    # 1. finish what a crashed run left numbered but not verified (before anything new is numbered)
+    resumed = [] if ctx.dry_run else resume_unfinished(ctx, source, summary)
+    if not ctx.dry_run:
+        acknowledge_pending(ctx, source)
+
+    # 2. collect the window
+    items = fanout.collect(ctx, source, start, end)
+    summary.collected = len(items)
+    crashpoint("collected")
+
+    # 3. decide per matter: skip, quarantine, or work on it; 4.–6. the stages
+    work = triage(ctx, source, items, summary)
+    pending_times = work_through(ctx, source, work, summary, fanout, resumed=resumed)
+    if ctx.dry_run:
+        return summary
+
+    # 7. the watermark: never ahead of a matter that is not in an end state
+    if not backfill:
+        crashpoint("before-watermark")
+        new_mark = (min(pending_times) - timedelta(microseconds=1)) if pending_times else end
+        with ctx.ledger.transaction() as s:
+            store.set_watermark(s, source.name, max(new_mark, start), ctx.run_id)
+        crashpoint("watermark")
+    return summary
+
+
+def work_through(
+    ctx: RunContext,
+    source: SourceConfig,
+    work: list[Work],
+    summary: SourceSummary,
+    fanout: Fanout,
+    *,
+    resumed: Sequence[Staged] = (),
+) -> list[datetime]:
+    """Appraise + stage (fanned out), number (in order), finalize + transfer + verify (fanned out).
+
+    Returns the updated_at of matters left pending by transient faults, which hold the watermark back.
+    """
+    staged: list[Staged] = []
+    pending_times: list[datetime] = []
+    for out in fanout.stage(ctx, source, chunk(work, source.chunk_size)):
+        summary.add(out.summary)
+        staged.extend(out.staged)
+        pending_times.extend(out.pending_updated_at)
+    if ctx.dry_run:
+        summary.archived += len(staged)
+        return pending_times
+    numbered = list(resumed) + number_staged(ctx, source, staged)
+    for res in fanout.transfer(ctx, source, chunk(numbered, source.chunk_size)):
+        summary.add(res.summary)
+        pending_times.extend(res.pending_updated_at)
+    return pending_times
+
+
+def chunk(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def collect_matters(
+    ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
+) -> list[Matter | InvalidMatter]:
+    """The whole window, as the source gives it. A source that stays unreachable raises SourceUnavailable."""
+    return list(ctx.connector(source).completed_between(since, until))

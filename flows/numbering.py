@@ -1,0 +1,140 @@
+"""Numbering: give each staged matter its 件号 and 档号, and pick up what a crashed run had numbered.
+
+The matter row written here, in the same transaction as its 件号, is the recovery point of the
+crash-safety order (flows/night.py): before it nothing is durable, after it every step can be
+redone from the row. So this module also holds how a row is built from a matter (`matter_record`)
+and how a row becomes work again (`resume_unfinished`), and the one composition of a 档号 that the
+precheck (provisional, 件号 1) and the real numbering share.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flows.context import RunContext, SourceConfig, SourceSummary
+from flows.triage import quarantine_matter
+from ledger import queries, store
+from ledger.models import MatterRecord, MatterState
+from packager import QuarantineError, stage_matter
+from retention import compose_archival_code
+from schemas.config import Fonds
+from schemas.crashpoints import crashpoint
+from schemas.errors import SourceUnavailable
+from schemas.layout import package_key
+from schemas.model import Appraisal, Matter
+
+log = logging.getLogger("guidang")
+
+
+@dataclass
+class Staged:
+    """A matter that passed staging and is waiting for its 件号 (or, on resume, already has one)."""
+
+    matter: Matter
+    appraisal: Appraisal
+    version: int
+    staged: Any  # packager.StagedMatter
+    record_id: int | None = None
+
+
+def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -> list[Staged]:
+    """Give every staged matter its 件号, in completion order, each in its own short transaction.
+
+    The order is deterministic (completion time, then 办件编号) so that an interrupted night and an
+    uninterrupted one number the same matters alike.
+    """
+    fonds = ctx.settings.fonds_for(source)
+    ordered = sorted(staged, key=lambda x: (x.matter.completed_at, x.matter.project_id))
+    for st in ordered:
+        a = st.appraisal
+        assert a.retention_period is not None
+        with ctx.ledger.transaction() as s:
+            item = store.allocate_item_number(
+                s,
+                fonds=fonds.code,
+                category_code=a.category_code,
+                year=a.year,
+                retention_period=str(a.retention_period),
+                org_code=a.org_code,
+            )
+            code = archival_code(fonds, a, item)
+            rec = matter_record(st.matter, a, st.version, ctx.run_id)
+            rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
+            rec.package_key = package_key(fonds.code, a.year, str(a.retention_period), code)
+            rec.numbered_at = ctx.now
+            store.record_numbered(s, rec, run_id=ctx.run_id)
+            st.record_id = rec.id
+        crashpoint("numbered")
+    return ordered
+
+
+def archival_code(fonds: Fonds, a: Appraisal, item: int) -> str:
+    """档号 of 件号 `item` in the matter's sequence (全宗, 门类, 年度, 保管期限, 机构问题代码)."""
+    return compose_archival_code(
+        fonds.archival_code_template,
+        fonds=fonds.code,
+        category=a.category_code,
+        year=a.year,
+        period=str(a.retention_period),
+        org=a.org_code,
+        item=item,
+    )
+
+
+def resume_unfinished(ctx: RunContext, source: SourceConfig, summary: SourceSummary) -> list[Staged]:
+    """Matters a crashed run numbered but did not verify: re-stage them from the stored record."""
+    with ctx.ledger.read() as s:
+        rows = list(queries.unfinished(s, source.name))
+    out: list[Staged] = []
+    connector = ctx.connector(source)
+    for rec in rows:
+        m = Matter.model_validate(rec.record)
+        appraisal = Appraisal.model_validate(rec.appraisal)
+        try:
+            staged = stage_matter(m, appraisal, connector.open_document, ctx.staging_root)
+        except QuarantineError as exc:
+            # The source no longer gives what it gave when the matter was numbered. The 件号 stays
+            # taken by this row (gap-free); the matter waits for an archivist in quarantine.
+            quarantine_matter(ctx, m, exc.findings, summary)
+            continue
+        except SourceUnavailable as exc:
+            summary.pending += 1
+            log.warning("pending %s (resume): %s", m.key, exc)
+            continue
+        out.append(Staged(m, appraisal, rec.version, staged, rec.id))
+    return out
+
+
+def matter_record(m: Matter, a: Appraisal, version: int, run_id: str) -> MatterRecord:
+    """The ledger row of a matter as appraised; numbering adds its 件号, 档号 and package key."""
+    return MatterRecord(
+        source=m.source,
+        project_id=m.project_id,
+        version=version,
+        content_hash=m.content_hash(),
+        state=MatterState.NUMBERED,
+        service_code=m.service_code,
+        service_name=m.service_name[:255],
+        matter_type=m.matter_type,
+        agency=m.agency[:255],
+        title=package_title(m)[:255],
+        completed_at=m.completed_at,
+        source_updated_at=m.updated_at,
+        year=a.year,
+        retention_period=str(a.retention_period) if a.retention_period else None,
+        category_code=a.category_code,
+        org_code=a.org_code,
+        retention_version=a.table_version,
+        retention_row=a.rule_row,
+        disposition_date=a.disposition_date,
+        run_id=run_id,
+        record=m.model_dump(mode="json"),
+        appraisal=a.model_dump(mode="json"),
+    )
+
+
+def package_title(m: Matter) -> str:
+    """题名: what a reader of the 目录 recognises the matter by."""
+    return f"{m.applicant.name}{m.service_name}（{m.project_id}）"

@@ -1,0 +1,91 @@
+"""Appraisal and staging: everything that can refuse a matter before it is given a 件号.
+
+A chunk of matters is appraised against the retention table in force, fetched into a scratch
+folder (fixity, PDF checks) and put through the 四性检测 with a provisional 档号. Nothing here is
+durable except a not-in-scope row or a quarantine entry: a matter that gets through is handed on
+as `Staged`, and only numbering (flows/numbering.py) commits it, so 件号 stay gap-free.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flows.context import RunContext, SourceConfig, SourceSummary
+from flows.numbering import Staged, archival_code, matter_record
+from flows.triage import Work, quarantine_matter
+from ledger import store
+from packager import QuarantineError, discard, finalize_package, stage_matter
+from retention import AppraisalError, appraise
+from schemas.crashpoints import crashpoint
+from schemas.errors import SourceUnavailable
+from schemas.model import Appraisal
+
+log = logging.getLogger("guidang")
+
+
+@dataclass
+class ChunkOutcome:
+    staged: list[Staged] = field(default_factory=list)
+    summary: SourceSummary = field(default_factory=SourceSummary)
+    pending_updated_at: list[datetime] = field(default_factory=list)
+
+
+def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> ChunkOutcome:
+    out = ChunkOutcome()
+    connector = ctx.connector(source)
+    for w in works:
+        m = w.matter
+        try:
+            appraisal = appraise(ctx.book.table_for(m.completed_at.date()), m)
+        except AppraisalError as exc:
+            quarantine_matter(ctx, m, exc.findings, out.summary)
+            continue
+        if not appraisal.in_scope:
+            out.summary.not_in_scope += 1
+            if not ctx.dry_run:
+                with ctx.ledger.transaction() as s:
+                    store.record_not_in_scope(s, matter_record(m, appraisal, w.version, ctx.run_id), run_id=ctx.run_id)
+                    if w.reopened_quarantine:
+                        store.resolve_quarantine(s, w.reopened_quarantine, "not in scope", run_id=ctx.run_id)
+                crashpoint("not-in-scope")
+            continue
+        try:
+            staged = stage_matter(m, appraisal, connector.open_document, ctx.staging_root)
+        except QuarantineError as exc:
+            quarantine_matter(ctx, m, exc.findings, out.summary)
+            continue
+        except SourceUnavailable as exc:
+            out.summary.pending += 1
+            out.pending_updated_at.append(m.updated_at)
+            log.warning("pending %s: source unavailable: %s", m.key, exc)
+            continue
+        crashpoint("staged")
+        try:  # the 四性检测 before a 件号 is given, with a provisional 档号, so that 件号 stay gap-free
+            precheck(ctx, source, staged, appraisal)
+        except QuarantineError as exc:
+            discard(staged)
+            quarantine_matter(ctx, m, exc.findings, out.summary)
+            continue
+        crashpoint("prechecked")
+        out.staged.append(Staged(m, appraisal, w.version, staged, None))
+        if w.reopened_quarantine and not ctx.dry_run:
+            with ctx.ledger.transaction() as s:
+                store.resolve_quarantine(s, w.reopened_quarantine, "passed on re-collection", run_id=ctx.run_id)
+    return out
+
+
+def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appraisal) -> None:
+    """Build the package once with 件号 1 of its sequence and run every check on it; the real build
+    after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files)."""
+    fonds = ctx.settings.fonds_for(source)
+    finalize_package(
+        staged,
+        fonds=fonds,
+        archival_code=archival_code(fonds, appraisal, 1),
+        item_number=1,
+        archived_at=ctx.now,
+        check_warnings=ctx.settings.check_warnings,
+    )

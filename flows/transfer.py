@@ -1,0 +1,160 @@
+"""Transfer: build a numbered matter's package, store it, verify it, and tell the source (归档回传).
+
+This is the second half of the crash-safety order (flows/night.py): the package's bytes depend
+only on the ledger row, every file is verified by read-back as it is put, the completion marker
+comes last, and only then does the ledger say `verified`. A run killed anywhere in here leaves the
+row `numbered`, and the next run repeats the same puts (no-ops or completions, never a second copy).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from connectors.repositories.base import RepositoryError
+from flows.context import RunContext, SourceConfig, SourceSummary
+from flows.numbering import Staged
+from flows.triage import quarantine_matter
+from ledger import queries, store
+from ledger.models import MatterRecord, MatterState
+from packager import QuarantineError, discard, finalize_package
+from schemas.crashpoints import crashpoint
+from schemas.digest import sha256_bytes
+from schemas.errors import SourceUnavailable
+from schemas.findings import GuidangError
+from schemas.layout import COMPLETION_MARKER
+
+log = logging.getLogger("guidang")
+
+TRANSIENT_REPOSITORY_CODES = frozenset({"REPO-TRANSIENT", "REPO-UNREACHABLE"})
+
+
+@dataclass
+class TransferOutcome:
+    summary: SourceSummary = field(default_factory=SourceSummary)
+    pending_updated_at: list[datetime] = field(default_factory=list)
+
+
+def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]) -> TransferOutcome:
+    out = TransferOutcome()
+    for st in numbered:
+        try:
+            stored_bytes = transfer_one(ctx, source, st)
+        except QuarantineError as exc:
+            # Only a defect the precheck could not see lands here; the 件号 stays with this row
+            # (state quarantined), so the sequence has no gap and the auditor sees why.
+            discard(st.staged)
+            quarantine_matter(ctx, st.matter, exc.findings, out.summary)
+            with ctx.ledger.transaction() as s:
+                store.mark_state(
+                    s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id, payload={"codes": sorted(exc.codes)}
+                )
+            continue
+        except (SourceUnavailable, RepositoryError) as exc:
+            if isinstance(exc, RepositoryError) and not _transient(exc):
+                raise  # no bucket, no permission, a conflict, corrupt read-back: the run must fail loudly
+            # a hiccup after the store's own retries: the row stays numbered and the next run finishes it
+            out.summary.pending += 1
+            out.pending_updated_at.append(st.matter.updated_at)
+            log.warning("pending %s: %s", st.matter.key, exc)
+            continue
+        out.summary.archived += 1
+        out.summary.bytes += stored_bytes
+    return out
+
+
+def _transient(exc: RepositoryError) -> bool:
+    return any(f.code in TRANSIENT_REPOSITORY_CODES for f in exc.findings)
+
+
+def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
+    with ctx.ledger.read() as s:
+        rec = queries.matter(s, st.record_id)
+    assert rec is not None and rec.archival_code and rec.package_key and rec.numbered_at
+    if rec.state == MatterState.VERIFIED:  # a retried chunk: this one already made it
+        return 0
+    fonds = ctx.settings.fonds_for(source)
+    result = finalize_package(
+        st.staged,
+        fonds=fonds,
+        archival_code=rec.archival_code,
+        item_number=rec.item_number,
+        archived_at=rec.numbered_at,
+        check_warnings=ctx.settings.check_warnings,
+    )
+    crashpoint("finalized")
+    # Object Lock only when the configuration asks for it (a bucket without it is then a clear error):
+    # retain until the disposition date; 永久 is a legal hold, which has no end date.
+    locking = getattr(ctx.settings.repository, "object_lock_mode", None) is not None
+    retain_until = date.fromisoformat(rec.disposition_date) if (locking and rec.disposition_date) else None
+    permanent = locking and rec.retention_period == "Y"
+    total = 0
+    listing = []
+    for f in result.files:
+        ctx.repository.put_file(
+            f"{rec.package_key}/{f.path}",
+            result.folder / f.path,
+            f.sha256,
+            retain_until=retain_until,
+            legal_hold=permanent,
+        )
+        total += f.size
+        listing.append({"path": f.path, "size": f.size, "sha256": f.sha256, "sm3": f.sm3})
+        crashpoint("stored-file")
+    marker = json.dumps(
+        {"archival_code": rec.archival_code, "files": listing}, ensure_ascii=False, sort_keys=True, indent=1
+    ).encode("utf-8")
+    crashpoint("before-marker")
+    ctx.repository.put_bytes(
+        f"{rec.package_key}/{COMPLETION_MARKER}", marker, retain_until=retain_until, legal_hold=permanent
+    )
+    total += len(marker)  # the register's byte totals are what the repository holds, marker included
+    crashpoint("after-marker")
+    now = datetime.now(UTC)
+    with ctx.ledger.transaction() as s:
+        store.mark_state(
+            s,
+            rec.id,
+            MatterState.TRANSFERRED,
+            run_id=ctx.run_id,
+            payload={"files": len(listing), "bytes": total, "package_key": rec.package_key},
+            transferred_at=now,
+            file_count=len(listing),
+            total_bytes=total,
+            page_count=getattr(result, "page_count", None),
+        )
+        store.mark_state(
+            s,
+            rec.id,
+            MatterState.VERIFIED,
+            run_id=ctx.run_id,
+            payload={"marker_sha256": sha256_bytes(marker), "files": listing},
+            verified_at=now,
+        )
+    crashpoint("verified")
+    shutil.rmtree(result.folder, ignore_errors=True)
+    _acknowledge(ctx, source, rec)
+    return total
+
+
+def _acknowledge(ctx: RunContext, source: SourceConfig, rec: MatterRecord) -> None:
+    """归档回传 after verification; a failed acknowledgement is retried by the next run, never fatal."""
+    try:
+        ctx.connector(source).acknowledge(rec.project_id, rec.archival_code or "")
+    except GuidangError as exc:
+        log.warning("acknowledgement of %s/%s failed, will retry: %s", rec.source, rec.project_id, exc)
+        return
+    with ctx.ledger.transaction() as s:
+        store.mark_acknowledged(s, rec.id, datetime.now(UTC))
+    crashpoint("acknowledged")
+
+
+def acknowledge_pending(ctx: RunContext, source: SourceConfig) -> None:
+    """Retry 归档回传 for matters verified earlier whose acknowledgement did not reach the source."""
+    with ctx.ledger.read() as s:
+        rows = list(queries.unacknowledged(s, source.name))
+    for rec in rows:
+        _acknowledge(ctx, source, rec)
