@@ -102,7 +102,7 @@ def read_package_manifest(pkg: PackageUnderCheck, name: str) -> None:
     with path.open("r", encoding="utf-8", errors="replace", newline="\n") as fh:
         manifest = read_manifest(fh)
     for p in manifest.problems:
-        pkg.manifest_findings.append(Finding("GD-1-2", f"{name}:{p.line}", p.describe()))
+        pkg.manifest_findings.append(Finding("GD-1-2", f"{name}:{p.line}", p.message))
     pkg.manifests[name] = manifest.entries
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from schemas.findings import GuidangError
 from schemas.layout import is_dangerous_path
@@ -20,27 +19,13 @@ from schemas.layout import is_dangerous_path
 _LINE = re.compile(r"([0-9a-f]{64})  (.+)")
 
 
-class LineFault(StrEnum):
-    MALFORMED = "malformed"
-    DANGEROUS = "dangerous"
-    DUPLICATE = "duplicate"
-
-
 @dataclass(frozen=True, slots=True)
 class ManifestProblem:
-    """One bad line: its 1-based number, its text (cut to 120 characters) and what is wrong."""
+    """One bad line: its 1-based number, its text (cut to 120 characters) and what is wrong with it."""
 
     line: int
     text: str
-    fault: LineFault
-    path: str | None = None
-
-    def describe(self) -> str:
-        if self.fault is LineFault.MALFORMED:
-            return f"malformed line {self.text!r}"
-        if self.fault is LineFault.DANGEROUS:
-            return f"dangerous path {self.path!r}"
-        return f"{self.path} is listed twice"
+    message: str
 
 
 @dataclass(slots=True)
@@ -70,14 +55,15 @@ def read_manifest(lines: Iterable[str]) -> Manifest:
         if not line:
             continue
         m = _LINE.fullmatch(line)
+        text = line[:120]
         if m is None:
-            out.problems.append(ManifestProblem(lineno, line[:120], LineFault.MALFORMED))
+            out.problems.append(ManifestProblem(lineno, text, f"malformed line {text!r}"))
             continue
         digest, rel = m.groups()
         if is_dangerous_path(rel):
-            out.problems.append(ManifestProblem(lineno, line[:120], LineFault.DANGEROUS, rel))
+            out.problems.append(ManifestProblem(lineno, text, f"dangerous path {rel!r}"))
             continue
         if rel in out.entries:
-            out.problems.append(ManifestProblem(lineno, line[:120], LineFault.DUPLICATE, rel))
+            out.problems.append(ManifestProblem(lineno, text, f"{rel} is listed twice"))
         out.entries[rel] = digest
     return out

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -359,39 +360,34 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+# Where each field of the views sits in 元数据.xml (paths relative to one 文件 / to the root);
+# the fields named in _NUMBERS are read as whole numbers (None when absent or not a number).
+_DOCUMENT_PATHS = {
+    "group": "材料类别", "title": "题名", "file_name": "文件名", "path": "相对路径", "format": "格式",
+    "media_type": "媒体类型", "size": "大小", "pages": "页数", "sm3": "SM3", "sha256": "SHA-256",
+}
+_VIEW_PATHS = {
+    "archival_code": "档号/完整档号", "fonds": "档号/全宗号", "category": "档号/门类代码", "year": "档号/年度",
+    "period": "档号/保管期限", "org": "档号/机构问题代码", "item_number": "档号/件号", "title": "内容描述/题名",
+    "document_count": "形式特征/件数", "pages_total": "形式特征/页数", "bytes_total": "形式特征/总字节数",
+    "scope": "保管信息/归档范围", "keep_period": "保管信息/保管期限",
+}
+_NUMBERS = frozenset({"size", "pages", "item_number", "document_count", "pages_total", "bytes_total"})
+
+
+def _fields(el: etree._Element, paths: dict[str, str]) -> dict[str, Any]:
+    return {name: _int(_get(el, p)) if name in _NUMBERS else _get(el, p) for name, p in paths.items()}
+
+
 def read_metadata(tree: etree._ElementTree) -> MetadataView:
     root = tree.getroot()
     docs = [
-        MetadataDocument(
-            index=i,
-            group=_get(f, "材料类别"),
-            title=_get(f, "题名"),
-            file_name=_get(f, "文件名"),
-            path=_get(f, "相对路径"),
-            format=_get(f, "格式"),
-            media_type=_get(f, "媒体类型"),
-            size=_int(_get(f, "大小")),
-            pages=_int(_get(f, "页数")),
-            sm3=_get(f, "SM3"),
-            sha256=_get(f, "SHA-256"),
-        )
+        MetadataDocument(index=i, **_fields(f, _DOCUMENT_PATHS))
         for i, f in enumerate(root.findall("文件信息/文件"), start=1)
     ]
     return MetadataView(
         tree=tree,
-        archival_code=_get(root, "档号/完整档号"),
-        fonds=_get(root, "档号/全宗号"),
-        category=_get(root, "档号/门类代码"),
-        year=_get(root, "档号/年度"),
-        period=_get(root, "档号/保管期限"),
-        org=_get(root, "档号/机构问题代码"),
-        item_number=_int(_get(root, "档号/件号")),
-        title=_get(root, "内容描述/题名"),
-        document_count=_int(_get(root, "形式特征/件数")),
-        pages_total=_int(_get(root, "形式特征/页数")),
-        bytes_total=_int(_get(root, "形式特征/总字节数")),
+        **_fields(root, _VIEW_PATHS),
         step_names=[(s.text or "").strip() for s in root.findall("业务信息/办理过程/办理环节/环节名称")],
-        scope=_get(root, "保管信息/归档范围"),
-        keep_period=_get(root, "保管信息/保管期限"),
         documents=docs,
     )
