@@ -74,7 +74,8 @@ def with_retries(
 
     `transient(exc)` gives the reason to log when `exc` is worth another attempt, None when it is
     not (it then propagates at once, unchanged). When the attempts are spent, `give_up(reason,
-    exc)` of the last failure builds the error raised (chained to that failure).
+    exc)` of the last failure builds the error raised, chained to that failure (or returns the
+    failure itself, which is then raised as it is).
     """
     last: tuple[str, Exception] | None = None
     for n in backoff:
@@ -87,7 +88,10 @@ def with_retries(
             last = (reason, exc)
             failed(what, reason, n, backoff)
     assert last is not None  # the loop runs at least once
-    raise give_up(*last) from last[1]
+    error = give_up(*last)
+    if error is last[1]:
+        raise error
+    raise error from last[1]
 
 
 def transient_only(exc: Exception) -> str | None:
