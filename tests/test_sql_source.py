@@ -7,9 +7,11 @@ systems are then loaded into fresh PostgreSQL and MariaDB databases and must giv
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import io
+import logging
 import shutil
 import sqlite3
 import threading
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pypdf
@@ -376,6 +378,49 @@ def test_documents_by_url_cut_short_resume_with_range(world: dict[str, Any], hon
 
 
 # ---------------------------------------------------------------------------- failures
+
+
+class UnavailableHandler(http.server.BaseHTTPRequestHandler):
+    authorization: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        self.authorization.append(self.headers.get("Authorization"))
+        self.send_error(503)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_document_url_failures_never_name_its_password(world: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), UnavailableHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        config = sjjc_source()
+        config["documents_query"] = (
+            f"SELECT att_id, kind, title, original_name, byte_size, content_type,\n"
+            f"       'http://archiver:pa55-w0rd@127.0.0.1:{port}/' || rel_path AS file_url\n"
+            f"  FROM attachment WHERE record_no = :project_id"
+        )
+        config["content"] = {"kind": "url", "column": "file_url"}
+        caplog.set_level(logging.INFO)
+        with connector(world["base"], config) as conn:
+            matter = conn.fetch_matter(world["sjjc"]["project_ids"][0])
+            assert isinstance(matter, Matter)
+            with pytest.raises(SourceUnavailable) as info:
+                read(conn, matter.documents[0])
+        message = str(info.value)
+        assert f"http://127.0.0.1:{port}/" in message and "HTTP 503" in message and "3 attempts" in message
+        assert "attempt 3 of 3" in caplog.text
+        assert "pa55-w0rd" not in message and "pa55-w0rd" not in caplog.text
+        basic = "Basic " + base64.b64encode(b"archiver:pa55-w0rd").decode()
+        assert UnavailableHandler.authorization[-3:] == [basic] * 3  # the credentials still go along
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 
 
 def test_unreachable_database_raises_source_unavailable_without_the_password() -> None:

@@ -14,7 +14,8 @@ resumes the same way whichever source it comes from:
   credentials): retrying will not help, and the matter must stay pending rather than be
   quarantined for the source's own trouble.
 
-Messages name the URL without its user:password part; headers (a bearer token) are never named.
+Messages and logs name the URL without its user:password part (sent as Basic auth instead);
+headers (a bearer token) are never named.
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ def check_status(resp: httpx.Response, what: str, *, auth_hint: str = "") -> Non
     raise SourceUnavailable(f"{what}: HTTP {code}: {mask_text(resp.text[:200])}")
 
 
-def shown_url(url: str | httpx.URL) -> str:
-    """The URL for messages and logs: without a user:password part."""
+def _split_credentials(url: str | httpx.URL) -> tuple[httpx.URL, httpx.BasicAuth | None]:
+    """The URL without a user:password part, and that part as Basic auth: sent the same as httpx
+    would send it, but then neither our messages nor httpx's own request log can show it."""
     parsed = httpx.URL(url)
-    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else str(parsed)
+    if not parsed.userinfo:
+        return parsed, None
+    return parsed.copy_with(username=None, password=None), httpx.BasicAuth(parsed.username, parsed.password)
 
 
 def stream_document(
@@ -82,7 +86,8 @@ def stream_document(
     """GET `url` and yield its body as it arrives, resuming after a transient failure (see the
     module docstring). `where` opens every message ("source x: document y"); `headers` go with
     every request and are never shown."""
-    what = f"{where}: GET {shown_url(url)}"
+    target, auth = _split_credentials(url)
+    what = f"{where}: GET {target}"
     delivered = 0
     last = ""
     for attempt in backoff:
@@ -90,7 +95,8 @@ def stream_document(
         if delivered:
             request_headers["Range"] = f"bytes={delivered}-"
         try:
-            with client.stream("GET", url, headers=request_headers, timeout=timeout) as resp:
+            with client.stream("GET", target, headers=request_headers, timeout=timeout,
+                               auth=auth or httpx.USE_CLIENT_DEFAULT) as resp:
                 if resp.status_code in GONE:
                     raise DocumentUnavailable(f"{what} answered HTTP {resp.status_code}")
                 check_status(resp, what, auth_hint=auth_hint)
