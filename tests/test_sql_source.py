@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -275,20 +276,35 @@ def test_path_escaping_the_root_is_refused(tmp_path: Path, world: dict[str, Any]
     assert refused == min(len(ids), len(attacks)) >= 2
 
 
-def test_documents_by_url_stream_over_http(world: dict[str, Any]) -> None:
-    files = world["base"] / "sources" / "sjjc_files"
-    handler = partial(QuietHandler, directory=str(files))
+@contextmanager
+def http_server(handler: Any) -> Iterator[int]:
+    """A local HTTP server on a thread of its own; yields its port."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        config = sjjc_source()
-        config["documents_query"] = (
-            f"SELECT att_id, kind, title, original_name, byte_size, content_type,\n"
-            f"       'http://127.0.0.1:{server.server_address[1]}/' || rel_path AS file_url\n"
-            f"  FROM attachment WHERE record_no = :project_id"
-        )
-        config["content"] = {"kind": "url", "column": "file_url"}
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def sjjc_by_url(base_url: str) -> dict[str, Any]:
+    """sjjc with its documents by URL: `base_url` followed by the file's relative path."""
+    config = sjjc_source()
+    config["documents_query"] = (
+        "SELECT att_id, kind, title, original_name, byte_size, content_type,\n"
+        f"       '{base_url}' || rel_path AS file_url\n"
+        "  FROM attachment WHERE record_no = :project_id"
+    )
+    config["content"] = {"kind": "url", "column": "file_url"}
+    return config
+
+
+def test_documents_by_url_stream_over_http(world: dict[str, Any]) -> None:
+    files = world["base"] / "sources" / "sjjc_files"
+    with http_server(partial(QuietHandler, directory=str(files))) as port:
+        config = sjjc_by_url(f"http://127.0.0.1:{port}/")
         missing = next(d for d in world["sjjc"]["defects"] if d["kind"] == "missing-file")
         with connector(world["base"], config, chunk_size=512) as conn:
             matter = conn.fetch_matter(missing["project_id"])
@@ -298,11 +314,8 @@ def test_documents_by_url_stream_over_http(world: dict[str, Any]) -> None:
                     with pytest.raises(DocumentUnavailable, match="HTTP 404"):
                         read(conn, doc)
                 else:
-                    rel = doc.locator.split(str(server.server_address[1]) + "/", 1)[1].split('"')[0]
+                    rel = doc.locator.split(str(port) + "/", 1)[1].split('"')[0]
                     assert read(conn, doc) == (files / rel).read_bytes()
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -310,7 +323,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-class CutOnceHandler(http.server.BaseHTTPRequestHandler):
+class CutOnceHandler(QuietHandler):
     """Serves `files`; the first GET of each path sends half its body and hangs up (the
     Content-Length promising all of it), later ones honour `Range: bytes=N-` unless told not to."""
 
@@ -340,9 +353,6 @@ class CutOnceHandler(http.server.BaseHTTPRequestHandler):
             return
         self.wfile.write(data[start:])
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
 
 @pytest.mark.parametrize("honour_range", [True, False], ids=["range", "range-ignored"])
 def test_documents_by_url_cut_short_resume_with_range(world: dict[str, Any], honour_range: bool) -> None:
@@ -352,75 +362,43 @@ def test_documents_by_url_cut_short_resume_with_range(world: dict[str, Any], hon
     files = {p.relative_to(files_dir).as_posix(): p.read_bytes() for p in files_dir.rglob("*") if p.is_file()}
     served: dict[str, list[str | None]] = {}
     handler = type("Handler", (CutOnceHandler,), {"files": files, "honour_range": honour_range, "served": served})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        config = sjjc_source()
-        config["documents_query"] = (
-            f"SELECT att_id, kind, title, original_name, byte_size, content_type,\n"
-            f"       'http://127.0.0.1:{server.server_address[1]}/' || rel_path AS file_url\n"
-            f"  FROM attachment WHERE record_no = :project_id"
-        )
-        config["content"] = {"kind": "url", "column": "file_url"}
+    with http_server(handler) as port:
         missing = next(d for d in world["sjjc"]["defects"] if d["kind"] == "missing-file")
         pid = next(p for p in world["sjjc"]["project_ids"] if p != missing["project_id"])
-        with connector(world["base"], config) as conn:
+        with connector(world["base"], sjjc_by_url(f"http://127.0.0.1:{port}/")) as conn:
             matter = conn.fetch_matter(pid)
             assert isinstance(matter, Matter) and len(matter.documents) >= 2
             for doc in matter.documents:
-                rel = doc.locator.split(str(server.server_address[1]) + "/", 1)[1].split('"')[0]
+                rel = doc.locator.split(str(port) + "/", 1)[1].split('"')[0]
                 assert read(conn, doc) == files[rel]
                 assert served[rel] == [None, f"bytes={len(files[rel]) // 2}-"]  # cut once, resumed once
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ---------------------------------------------------------------------------- failures
 
 
-class UnavailableHandler(http.server.BaseHTTPRequestHandler):
+class UnavailableHandler(QuietHandler):
     authorization: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         self.authorization.append(self.headers.get("Authorization"))
         self.send_error(503)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
 
 def test_document_url_failures_never_name_its_password(world: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), UnavailableHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        port = server.server_address[1]
-        config = sjjc_source()
-        config["documents_query"] = (
-            f"SELECT att_id, kind, title, original_name, byte_size, content_type,\n"
-            f"       'http://archiver:pa55-w0rd@127.0.0.1:{port}/' || rel_path AS file_url\n"
-            f"  FROM attachment WHERE record_no = :project_id"
-        )
-        config["content"] = {"kind": "url", "column": "file_url"}
-        caplog.set_level(logging.INFO)
-        with connector(world["base"], config) as conn:
-            matter = conn.fetch_matter(world["sjjc"]["project_ids"][0])
-            assert isinstance(matter, Matter)
-            with pytest.raises(SourceUnavailable) as info:
-                read(conn, matter.documents[0])
-        message = str(info.value)
-        assert f"http://127.0.0.1:{port}/" in message and "HTTP 503" in message and "3 attempts" in message
-        assert "attempt 3 of 3" in caplog.text
-        assert "pa55-w0rd" not in message and "pa55-w0rd" not in caplog.text
-        basic = "Basic " + base64.b64encode(b"archiver:pa55-w0rd").decode()
-        assert UnavailableHandler.authorization[-3:] == [basic] * 3  # the credentials still go along
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
+    caplog.set_level(logging.INFO)
+    with (http_server(UnavailableHandler) as port,
+          connector(world["base"], sjjc_by_url(f"http://archiver:pa55-w0rd@127.0.0.1:{port}/")) as conn):
+        matter = conn.fetch_matter(world["sjjc"]["project_ids"][0])
+        assert isinstance(matter, Matter)
+        with pytest.raises(SourceUnavailable) as info:
+            read(conn, matter.documents[0])
+    message = str(info.value)
+    assert f"http://127.0.0.1:{port}/" in message and "HTTP 503" in message and "3 attempts" in message
+    assert "attempt 3 of 3" in caplog.text
+    assert "pa55-w0rd" not in message and "pa55-w0rd" not in caplog.text
+    basic = "Basic " + base64.b64encode(b"archiver:pa55-w0rd").decode()
+    assert UnavailableHandler.authorization[-3:] == [basic] * 3  # the credentials still go along
 
 
 def test_unreachable_database_raises_source_unavailable_without_the_password() -> None:
