@@ -7,18 +7,21 @@ systems are then loaded into fresh PostgreSQL and MariaDB databases and must giv
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import io
+import logging
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pypdf
@@ -168,6 +171,20 @@ def test_fetch_matter_by_project_id(world: dict[str, Any]) -> None:
         assert conn.fetch_matter("TZ-NO-SUCH") is None
 
 
+def test_a_row_without_project_id_is_an_invalid_matter(world: dict[str, Any]) -> None:
+    pid = world["tzxm"]["project_ids"][2]
+    config = tzxm_source()
+    config["matters_query"] = config["matters_query"].replace(
+        "SELECT a.SPBH,", f"SELECT NULLIF(a.SPBH, '{pid}') AS SPBH,")
+    with connector(world["base"], config) as conn:
+        got = list(conn.completed_between(ALL_SINCE, ALL_UNTIL))
+    assert len(got) == len(world["tzxm"]["project_ids"])
+    bad = [m for m in got if isinstance(m, InvalidMatter)]
+    assert len(bad) == 1 and bad[0].project_id.startswith("(row ")
+    assert bad[0].problems == [f"source tzxm, project {bad[0].project_id}: field project_id (column SPBH): missing"]
+    assert pid not in {m.project_id for m in got}
+
+
 def test_acknowledge_writes_the_archival_code_back(tmp_path: Path, world: dict[str, Any]) -> None:
     shutil.copytree(world["base"] / "sources", tmp_path / "sources", ignore=shutil.ignore_patterns("sjjc*"))
     pid = world["tzxm"]["project_ids"][3]
@@ -261,20 +278,35 @@ def test_path_escaping_the_root_is_refused(tmp_path: Path, world: dict[str, Any]
     assert refused == min(len(ids), len(attacks)) >= 2
 
 
-def test_documents_by_url_stream_over_http(world: dict[str, Any]) -> None:
-    files = world["base"] / "sources" / "sjjc_files"
-    handler = partial(QuietHandler, directory=str(files))
+@contextmanager
+def http_server(handler: Any) -> Iterator[int]:
+    """A local HTTP server on a thread of its own; yields its port."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        config = sjjc_source()
-        config["documents_query"] = (
-            f"SELECT att_id, kind, title, original_name, byte_size, content_type,\n"
-            f"       'http://127.0.0.1:{server.server_address[1]}/' || rel_path AS file_url\n"
-            f"  FROM attachment WHERE record_no = :project_id"
-        )
-        config["content"] = {"kind": "url", "column": "file_url"}
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def sjjc_by_url(base_url: str) -> dict[str, Any]:
+    """sjjc with its documents by URL: `base_url` followed by the file's relative path."""
+    config = sjjc_source()
+    config["documents_query"] = (
+        "SELECT att_id, kind, title, original_name, byte_size, content_type,\n"
+        f"       '{base_url}' || rel_path AS file_url\n"
+        "  FROM attachment WHERE record_no = :project_id"
+    )
+    config["content"] = {"kind": "url", "column": "file_url"}
+    return config
+
+
+def test_documents_by_url_stream_over_http(world: dict[str, Any]) -> None:
+    files = world["base"] / "sources" / "sjjc_files"
+    with http_server(partial(QuietHandler, directory=str(files))) as port:
+        config = sjjc_by_url(f"http://127.0.0.1:{port}/")
         missing = next(d for d in world["sjjc"]["defects"] if d["kind"] == "missing-file")
         with connector(world["base"], config, chunk_size=512) as conn:
             matter = conn.fetch_matter(missing["project_id"])
@@ -284,11 +316,8 @@ def test_documents_by_url_stream_over_http(world: dict[str, Any]) -> None:
                     with pytest.raises(DocumentUnavailable, match="HTTP 404"):
                         read(conn, doc)
                 else:
-                    rel = doc.locator.split(str(server.server_address[1]) + "/", 1)[1].split('"')[0]
+                    rel = doc.locator.split(str(port) + "/", 1)[1].split('"')[0]
                     assert read(conn, doc) == (files / rel).read_bytes()
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -296,7 +325,82 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class CutOnceHandler(QuietHandler):
+    """Serves `files`; the first GET of each path sends half its body and hangs up (the
+    Content-Length promising all of it), later ones honour `Range: bytes=N-` unless told not to."""
+
+    files: dict[str, bytes]
+    honour_range: bool
+    served: dict[str, list[str | None]]  # path -> the Range header of each request
+
+    def do_GET(self) -> None:
+        path = self.path.lstrip("/")
+        data = self.files.get(path)
+        if data is None:
+            self.send_error(404)
+            return
+        ranges = self.served.setdefault(path, [])
+        ranges.append(self.headers.get("Range"))
+        wanted = self.headers.get("Range")
+        start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted and self.honour_range else 0
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        if len(ranges) == 1:
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(data[start:])
+
+
+@pytest.mark.parametrize("honour_range", [True, False], ids=["range", "range-ignored"])
+def test_documents_by_url_cut_short_resume_with_range(world: dict[str, Any], honour_range: bool) -> None:
+    """The self-built systems stream URLs with the unified system's streamer: a body cut short is
+    asked for again from the byte it stopped at, and every byte arrives exactly once."""
+    files_dir = world["base"] / "sources" / "sjjc_files"
+    files = {p.relative_to(files_dir).as_posix(): p.read_bytes() for p in files_dir.rglob("*") if p.is_file()}
+    served: dict[str, list[str | None]] = {}
+    handler = type("Handler", (CutOnceHandler,), {"files": files, "honour_range": honour_range, "served": served})
+    with http_server(handler) as port:
+        missing = next(d for d in world["sjjc"]["defects"] if d["kind"] == "missing-file")
+        pid = next(p for p in world["sjjc"]["project_ids"] if p != missing["project_id"])
+        with connector(world["base"], sjjc_by_url(f"http://127.0.0.1:{port}/")) as conn:
+            matter = conn.fetch_matter(pid)
+            assert isinstance(matter, Matter) and len(matter.documents) >= 2
+            for doc in matter.documents:
+                rel = doc.locator.split(str(port) + "/", 1)[1].split('"')[0]
+                assert read(conn, doc) == files[rel]
+                assert served[rel] == [None, f"bytes={len(files[rel]) // 2}-"]  # cut once, resumed once
+
+
 # ---------------------------------------------------------------------------- failures
+
+
+class UnavailableHandler(QuietHandler):
+    authorization: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        self.authorization.append(self.headers.get("Authorization"))
+        self.send_error(503)
+
+
+def test_document_url_failures_never_name_its_password(world: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    with (http_server(UnavailableHandler) as port,
+          connector(world["base"], sjjc_by_url(f"http://archiver:pa55-w0rd@127.0.0.1:{port}/")) as conn):
+        matter = conn.fetch_matter(world["sjjc"]["project_ids"][0])
+        assert isinstance(matter, Matter)
+        with pytest.raises(SourceUnavailable) as info:
+            read(conn, matter.documents[0])
+    message = str(info.value)
+    assert f"http://127.0.0.1:{port}/" in message and "HTTP 503" in message and "3 attempts" in message
+    assert "attempt 3 of 3" in caplog.text
+    assert "pa55-w0rd" not in message and "pa55-w0rd" not in caplog.text
+    basic = "Basic " + base64.b64encode(b"archiver:pa55-w0rd").decode()
+    assert UnavailableHandler.authorization[-3:] == [basic] * 3  # the credentials still go along
 
 
 def test_unreachable_database_raises_source_unavailable_without_the_password() -> None:

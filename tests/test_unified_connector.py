@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import re
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from schemas.config import UnifiedSource
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import GuidangError
 from schemas.layout import is_dangerous_path
-from schemas.model import DocumentGroup, InvalidMatter, Matter, mask_id
+from schemas.model import Document, DocumentGroup, InvalidMatter, Matter, mask_id
 
 SINCE = datetime.fromisoformat("2026-11-19T00:00:00+08:00")
 UNTIL = datetime.fromisoformat("2026-11-27T00:00:00+08:00")
@@ -301,6 +302,21 @@ def test_all_failing_server_raises_source_unavailable(dataset, monkeypatch) -> N
     # Nothing listening at all: connect errors, retried, then SourceUnavailable.
     with UnifiedConnector(_config(url, retries=1)) as conn, pytest.raises(SourceUnavailable, match="ConnectError"):
         conn.fetch_matter("x")
+
+
+def test_document_failures_never_name_the_bearer_token(dataset, monkeypatch, caplog) -> None:
+    d, _ = dataset
+    monkeypatch.setenv("GUIDANG_TEST_UNIFIED_TOKEN", "tok-5c4b3a")
+    doc = Document(group=DocumentGroup.APPLICATION, title="申请书", file_name="申请书.pdf", locator="F-0001")
+    caplog.set_level(logging.INFO)
+    with (UnifiedSimulator(d, faults=FaultPlan.down(), token="tok-5c4b3a") as url,
+          UnifiedConnector(_config(url, retries=1, token_env="GUIDANG_TEST_UNIFIED_TOKEN")) as conn,
+          pytest.raises(SourceUnavailable) as err):
+        _read(conn, doc)
+    message = str(err.value)
+    assert "F-0001" in message and f"{url}/api/v1/files/F-0001" in message and "HTTP 503" in message
+    assert "2 attempts" in message and "attempt 1 of 2" in caplog.text
+    assert "tok-5c4b3a" not in message and "tok-5c4b3a" not in caplog.text
 
 
 def test_token_from_environment(dataset, monkeypatch) -> None:

@@ -51,6 +51,38 @@ def check_key(key: str) -> None:
                                "refused: empty, absolute, '.'/'..' segment, backslash or control character")
 
 
+def check_list_prefix(prefix: str) -> str:
+    """A `list` prefix is a string prefix (as in S3), but its folder part, returned, passes the key
+    gate too."""
+    folder_part = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+    if folder_part and is_dangerous_path(folder_part):
+        raise repository_error(RepositoryError, "REPO-UNSAFE-KEY", repr(prefix), "refused list prefix")
+    return folder_part
+
+
+def not_found(where: str) -> ObjectNotFound:
+    return repository_error(ObjectNotFound, "REPO-NO-SUCH-KEY", where, "no such object")
+
+
+def conflict(key: str, stored_sha256: str, new_sha256: str) -> RepositoryConflict:
+    """The key holds other bytes: never overwritten, whichever repository."""
+    return repository_error(RepositoryConflict, "REPO-CONFLICT", key,
+                            f"already stored with SHA-256 {stored_sha256}; refusing to overwrite with {new_sha256}",
+                            stored_sha256=stored_sha256, new_sha256=new_sha256)
+
+
+def source_changed(key: str, source: str, found: str, expected: str) -> VerificationFailed:
+    """The file to store no longer hashes to what the packager recorded: nothing is stored."""
+    return repository_error(VerificationFailed, "REPO-SOURCE-CHANGED", key,
+                            f"{source} hashes to {found}, the packager recorded {expected}",
+                            expected=expected, found=found, source=source)
+
+
+def unreadable_source(local_path: Path, key: str, exc: OSError) -> RepositoryError:
+    return repository_error(RepositoryError, "REPO-IO", str(local_path),
+                            f"cannot read the file to store under {key}: {exc.strerror}")
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     key: str

@@ -22,17 +22,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from connectors.repositories.base import (
-    ObjectNotFound,
-    RepositoryConflict,
     RepositoryError,
     StoredObject,
     VerificationFailed,
     check_key,
+    check_list_prefix,
+    conflict,
+    not_found,
     repository_error,
+    source_changed,
+    unreadable_source,
 )
 from schemas.crashpoints import crashpoint
-from schemas.digest import Digests, MultiHasher, copy_and_digest, digest_file, iter_file
-from schemas.layout import is_dangerous_path
+from schemas.digest import Digests, copy_and_digest, digest_file, iter_file, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,9 @@ class FilesystemRepository:
 
     def head(self, key: str) -> StoredObject | None:
         """The stored object with its SHA-256 computed now (one full read: a filesystem keeps no checksum)."""
-        path = self._path(key)
+        return self._stored(key, self._path(key))
+
+    def _stored(self, key: str, path: Path) -> StoredObject | None:
         if not path.is_file():
             return None
         d = self._read_back(path)
@@ -109,7 +113,7 @@ class FilesystemRepository:
         try:
             fh = path.open("rb")
         except FileNotFoundError:
-            raise repository_error(ObjectNotFound, "REPO-NO-SUCH-KEY", key, "no such object") from None
+            raise not_found(key) from None
         except OSError as exc:
             raise self._os_error(exc, key, "cannot open") from exc
         return self._blocks(fh)
@@ -124,9 +128,7 @@ class FilesystemRepository:
 
         Checksums are not computed here (that would read the whole archive); use `head` or `verify`.
         """
-        folder_part = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        if folder_part and is_dangerous_path(folder_part):
-            raise repository_error(RepositoryError, "REPO-UNSAFE-KEY", repr(prefix), "refused list prefix")
+        folder_part = check_list_prefix(prefix)
         start = self.root.joinpath(*folder_part.split("/")) if folder_part else self.root
         found: list[StoredObject] = []
         for dirpath, dirnames, filenames in os.walk(start):
@@ -146,15 +148,14 @@ class FilesystemRepository:
         yield from found
 
     def verify(self, key: str, sha256: str) -> StoredObject:
-        path = self._path(key)
-        if not path.is_file():
-            raise repository_error(ObjectNotFound, "REPO-NO-SUCH-KEY", key, "no such object")
-        d = self._read_back(path)
-        if d.sha256 != sha256.lower():
+        stored = self._stored(key, self._path(key))
+        if stored is None:
+            raise not_found(key)
+        if stored.sha256 != sha256.lower():
             raise repository_error(VerificationFailed, "REPO-VERIFY-FAILED", key,
-                                   f"stored SHA-256 {d.sha256} differs from expected {sha256.lower()}",
-                                   expected=sha256.lower(), found=d.sha256, size=d.size)
-        return StoredObject(key, d.size, d.sha256)
+                                   f"stored SHA-256 {stored.sha256} differs from expected {sha256.lower()}",
+                                   expected=sha256.lower(), found=stored.sha256, size=stored.size)
+        return stored
 
     def _read_back(self, path: Path) -> Digests:
         """Hash what is on disk now; the one place verification reads from (tests corrupt before it)."""
@@ -174,25 +175,18 @@ class FilesystemRepository:
             with Path(local_path).open("rb") as fh:
                 return self._store(key, path, iter_file(fh), sha256.lower(), source=str(local_path))
         except OSError as exc:
-            raise repository_error(RepositoryError, "REPO-IO", str(local_path),
-                                   f"cannot read the file to store under {key}: {exc.strerror}") from exc
+            raise unreadable_source(local_path, key, exc) from exc
 
     def put_bytes(self, key: str, data: bytes, *, retain_until: object | None = None,
                   legal_hold: bool = False) -> StoredObject:
-        h = MultiHasher()
-        h.update(data)
-        return self._store(key, self._path(key), [data], h.digests().sha256, source="<bytes>")
+        return self._store(key, self._path(key), [data], sha256_bytes(data), source="<bytes>")
 
     def _existing(self, key: str, path: Path, sha256: str) -> StoredObject | None:
         """None when `key` is free; the stored object when it already holds these bytes; else conflict."""
-        if not path.is_file():
-            return None
-        d = self._read_back(path)
-        if d.sha256 != sha256:
-            raise repository_error(RepositoryConflict, "REPO-CONFLICT", key,
-                                   f"already stored with SHA-256 {d.sha256}; refusing to overwrite with {sha256}",
-                                   stored_sha256=d.sha256, new_sha256=sha256)
-        return StoredObject(key, d.size, d.sha256)
+        stored = self._stored(key, path)
+        if stored is not None and stored.sha256 != sha256:
+            raise conflict(key, stored.sha256, sha256)  # type: ignore[arg-type]
+        return stored
 
     def _store(self, key: str, path: Path, chunks: Iterable[bytes], sha256: str, *, source: str) -> StoredObject:
         already = self._existing(key, path, sha256)
@@ -215,9 +209,7 @@ class FilesystemRepository:
             except OSError as exc:
                 raise self._os_error(exc, key, "cannot copy to a temporary file") from exc
             if written.sha256 != sha256:
-                raise repository_error(VerificationFailed, "REPO-SOURCE-CHANGED", key,
-                                       f"{source} hashes to {written.sha256}, the packager recorded {sha256}",
-                                       expected=sha256, found=written.sha256, source=source)
+                raise source_changed(key, source, written.sha256, sha256)
             crashpoint("fs-temp-written")
             if not self._publish(tmp, path, key):
                 # Someone else created the key between our check and our link.

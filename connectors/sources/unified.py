@@ -6,8 +6,10 @@ problems name the PROJID and the platform's own field name, because that is the 
 who must fix the record at the source know.
 
 Transient trouble (connection errors, timeouts, 5xx, bodies cut short of their Content-Length) is
-retried with exponential backoff; when the retries are spent the connector raises
-`SourceUnavailable` naming the URL (the bearer token travels in a header and is never named).
+retried with exponential backoff (`connectors.retry`; what a status means and how a file is
+streamed and resumed is `connectors.sources.http`, shared with the self-built systems); when the
+retries are spent the connector raises `SourceUnavailable` naming the URL (the bearer token
+travels in a header and is never named).
 Digests are *not* checked here: the packager compares the bytes it receives with
 `Document.source_sha256`, so that one place decides about fixity and quarantines mismatches.
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -26,9 +27,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from connectors.retry import Backoff, Transient, with_retries
+from connectors.sources.http import GONE, check_status, stream_document, transient_reason
 from schemas.config import UnifiedSource
 from schemas.digest import json_digest
-from schemas.errors import DocumentUnavailable, SourceUnavailable
+from schemas.errors import SourceUnavailable
 from schemas.findings import GuidangError
 from schemas.model import Document, InvalidMatter, Matter, Problem, mask_text
 
@@ -36,7 +39,6 @@ log = logging.getLogger(__name__)
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991: a fixed offset is exact
 API = "/api/v1"
-CHUNK_SIZE = 64 * 1024
 MAX_BACKOFF_SECONDS = 30.0
 MAX_WINDOW_RESTARTS = 5
 _T = TypeVar("_T")
@@ -85,14 +87,6 @@ _TIME_FIELDS = {"decided_at", "received_at", "completed_at", "updated_at", "star
 _TIME_NAMES = {c: n for c, n in {**MATTER_FIELDS, **STEP_FIELDS}.items() if c in _TIME_FIELDS}
 
 
-class _Retryable(Exception):
-    """A transient failure of one attempt; `reason` says what happened, for the final error."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class UnifiedConnector:
     """`SourceConnector` for the unified system. Pass `client` to share a pool (it is then not
     closed by `close()`); otherwise the connector owns one with the configured timeout."""
@@ -109,7 +103,9 @@ class UnifiedConnector:
                     f"source {config.name}: environment variable {config.token_env} (bearer token) is not set"
                 )
             self._headers["Authorization"] = f"Bearer {token}"
+        self._auth_hint = f" (check the token in ${config.token_env})" if config.token_env else ""
         self._timeout = httpx.Timeout(config.timeout_seconds)
+        self._backoff = Backoff(config.retries + 1, config.backoff_seconds, MAX_BACKOFF_SECONDS)
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=self._timeout)
 
@@ -164,66 +160,26 @@ class UnifiedConnector:
         return self._to_matter(body)
 
     def open_document(self, document: Document) -> Iterator[bytes]:
-        """The document's bytes in chunks, streamed.
-
-        A transfer cut short is resumed after a backoff with `Range: bytes=N-` (or, when the
-        server ignores Range, by re-reading and skipping the N bytes already yielded), so the
-        consumer sees each byte exactly once. 404/410 raise DocumentUnavailable at once.
-        """
-        url = f"{self._base}{API}/files/{quote(document.locator, safe='')}"
-        delivered = 0
-        last = ""
-        for attempt in range(self.config.retries + 1):
-            if attempt:
-                self._sleep(attempt)
-            headers = dict(self._headers)
-            if delivered:
-                headers["Range"] = f"bytes={delivered}-"
-            try:
-                with self._client.stream("GET", url, headers=headers, timeout=self._timeout) as resp:
-                    if resp.status_code in (404, 410):
-                        raise DocumentUnavailable(
-                            f"source {self.name}: document {document.locator} ({document.file_name}): "
-                            f"GET {url} answered {resp.status_code}"
-                        )
-                    self._raise_for_status(resp, url)
-                    skip = delivered if resp.status_code == 200 else 0
-                    declared = resp.headers.get("Content-Length")
-                    received = 0
-                    # Chunks as they arrive (at most the transport's read size): a re-chunking
-                    # buffer would lose what it holds when the body is cut short.
-                    for chunk in resp.iter_bytes():
-                        received += len(chunk)
-                        if skip:
-                            cut = min(skip, len(chunk))
-                            chunk, skip = chunk[cut:], skip - cut
-                        if chunk:
-                            delivered += len(chunk)
-                            yield chunk
-                    if declared is not None and received < int(declared):
-                        raise _Retryable(f"body ended after {received} of {declared} bytes")
-                    return
-            except _Retryable as exc:
-                last = exc.reason
-            except httpx.TransportError as exc:
-                last = _describe(exc)
-            log.warning("source %s: GET %s failed (%s), attempt %d of %d",
-                        self.name, url, last, attempt + 1, self.config.retries + 1)
-        raise SourceUnavailable(
-            f"source {self.name}: GET {url} failed after {self.config.retries + 1} attempts: {last}"
+        """The document's bytes in chunks, streamed by `connectors.sources.http.stream_document`:
+        a transfer cut short resumes where it broke off, 404/410 raise DocumentUnavailable."""
+        return stream_document(
+            self._client, f"{self._base}{API}/files/{quote(document.locator, safe='')}",
+            where=f"source {self.name}: document {document.locator} ({document.file_name})",
+            backoff=self._backoff, timeout=self._timeout, headers=self._headers, auth_hint=self._auth_hint,
         )
 
     def acknowledge(self, project_id: str, archival_code: str) -> None:
         """归档回传. A retried acknowledgement may reach the source twice; the platform treats
         archive-ack as idempotent per (PROJID, archival_code)."""
         url = f"{self._base}{API}/matters/{quote(project_id, safe='')}/archive-ack"
+        what = f"source {self.name}: POST {url}"
 
         def attempt() -> None:
             resp = self._client.post(url, json={"archival_code": archival_code}, headers=self._headers,
                                      timeout=self._timeout)
-            self._raise_for_status(resp, url)
+            check_status(resp, what, auth_hint=self._auth_hint)
 
-        self._with_retries("POST", url, attempt)
+        self._with_retries(what, attempt)
 
     def fetch_catalogue(self) -> list[dict[str, Any]]:
         """The platform's matter catalogue as its raw rows (SERVICECODE, SERVICENAME, …)."""
@@ -246,50 +202,29 @@ class UnifiedConnector:
 
     # -- HTTP with retries ------------------------------------------------------------------------
 
-    def _sleep(self, attempt: int) -> None:
-        time.sleep(min(MAX_BACKOFF_SECONDS, self.config.backoff_seconds * 2 ** (attempt - 1)))
+    def _with_retries(self, what: str, fn: Callable[[], _T]) -> _T:
+        """`fn` under the source's retries; `what` ("source x: GET <url>") opens the log lines and
+        the final SourceUnavailable."""
 
-    def _with_retries(self, method: str, url: str, fn: Callable[[], _T]) -> _T:
-        last = ""
-        for attempt in range(self.config.retries + 1):
-            if attempt:
-                self._sleep(attempt)
-            try:
-                return fn()
-            except _Retryable as exc:
-                last = exc.reason
-            except httpx.TransportError as exc:
-                last = _describe(exc)
-            log.warning("source %s: %s %s failed (%s), attempt %d of %d",
-                        self.name, method, url, last, attempt + 1, self.config.retries + 1)
-        raise SourceUnavailable(
-            f"source {self.name}: {method} {url} failed after {self.config.retries + 1} attempts: {last}"
-        )
+        def give_up(last: str, _exc: Exception) -> SourceUnavailable:
+            return SourceUnavailable(f"{what} failed after {self._backoff.attempts} attempts: {last}")
 
-    def _raise_for_status(self, resp: httpx.Response, url: str) -> None:
-        code = resp.status_code
-        if code < 400:
-            return
-        if code >= 500 or code == 429:
-            raise _Retryable(f"HTTP {code}")
-        if code in (401, 403):
-            hint = f" (check the token in ${self.config.token_env})" if self.config.token_env else ""
-            raise SourceUnavailable(f"source {self.name}: {resp.request.method} {url}: HTTP {code}{hint}")
-        raise SourceUnavailable(f"source {self.name}: {resp.request.method} {url}: HTTP {code}: "
-                                f"{mask_text(resp.text[:200])}")
+        return with_retries(fn, self._backoff, what=what, transient=transient_reason, give_up=give_up)
 
     def _get_json(self, url: str, params: dict[str, Any] | None, *, missing_ok: bool = False) -> Any:
+        what = f"source {self.name}: GET {url}"
+
         def attempt() -> Any:
             resp = self._client.get(url, params=params, headers=self._headers, timeout=self._timeout)
-            if missing_ok and resp.status_code in (404, 410):
+            if missing_ok and resp.status_code in GONE:
                 return None
-            self._raise_for_status(resp, url)
+            check_status(resp, what, auth_hint=self._auth_hint)
             try:
                 return json.loads(resp.content)
             except ValueError as exc:  # a body cut short without a Content-Length to tell
-                raise _Retryable(f"answer is not valid JSON: {exc}") from exc
+                raise Transient(f"answer is not valid JSON: {exc}") from exc
 
-        return self._with_retries("GET", url, attempt)
+        return self._with_retries(what, attempt)
 
     # -- mapping ----------------------------------------------------------------------------------
 
@@ -335,11 +270,6 @@ def _iso(dt: datetime) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=SHANGHAI)
     return dt.isoformat()
-
-
-def _describe(exc: httpx.TransportError) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
 
 
 def _page_items(body: Any, url: str) -> tuple[list[dict[str, Any]], int]:
