@@ -125,6 +125,18 @@ def _text(parent: etree._Element, name: str, value: object | None) -> etree._Ele
     return el
 
 
+# The elements of one 文件 and one 办理环节, in the XSD's order: written from DocumentEntry and
+# ProcessStep by build_metadata, read back into MetadataDocument by read_metadata.
+_DOCUMENT_PATHS = {
+    "group": "材料类别", "title": "题名", "file_name": "文件名", "path": "相对路径", "format": "格式",
+    "media_type": "媒体类型", "size": "大小", "pages": "页数", "sm3": "SM3", "sha256": "SHA-256",
+}
+_STEP_TAGS = {
+    "name": "环节名称", "actor": "办理人", "department": "办理部门", "opinion": "办理意见",
+    "started_at": "开始时间", "ended_at": "结束时间",
+}
+
+
 def build_metadata(
     matter: Matter,
     appraisal: Appraisal,
@@ -184,12 +196,8 @@ def build_metadata(
     process = etree.SubElement(biz, "办理过程")
     for i, step in enumerate(matter.steps, start=1):
         s = etree.SubElement(process, "办理环节", {"序号": str(i)})
-        _text(s, "环节名称", step.name)
-        _text(s, "办理人", step.actor)
-        _text(s, "办理部门", step.department)
-        _text(s, "办理意见", step.opinion)
-        _text(s, "开始时间", step.started_at)
-        _text(s, "结束时间", step.ended_at)
+        for name, tag in _STEP_TAGS.items():
+            _text(s, tag, getattr(step, name))
     _text(biz, "办理结果", matter.result)
     _text(biz, "决定时间", matter.decided_at)
     if matter.license_name:
@@ -200,16 +208,8 @@ def build_metadata(
     files = etree.SubElement(root, "文件信息")
     for i, d in enumerate(documents, start=1):
         f = etree.SubElement(files, "文件", {"序号": str(i)})
-        _text(f, "材料类别", d.group.value)
-        _text(f, "题名", d.title)
-        _text(f, "文件名", d.file_name)
-        _text(f, "相对路径", d.path)
-        _text(f, "格式", d.format)
-        _text(f, "媒体类型", d.media_type)
-        _text(f, "大小", d.size)
-        _text(f, "页数", d.pages)
-        _text(f, "SM3", d.sm3)
-        _text(f, "SHA-256", d.sha256)
+        for name, tag in _DOCUMENT_PATHS.items():
+            _text(f, tag, getattr(d, name))
 
     keep = etree.SubElement(root, "保管信息")
     _text(keep, "归档范围", "归档" if appraisal.in_scope else "不归档")
@@ -360,12 +360,7 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-# Where each field of the views sits in 元数据.xml (paths relative to one 文件 / to the root);
-# the fields named in _NUMBERS are read as whole numbers (None when absent or not a number).
-_DOCUMENT_PATHS = {
-    "group": "材料类别", "title": "题名", "file_name": "文件名", "path": "相对路径", "format": "格式",
-    "media_type": "媒体类型", "size": "大小", "pages": "页数", "sm3": "SM3", "sha256": "SHA-256",
-}
+# Where each field of the view sits, from the root; fields in _NUMBERS are read as whole numbers.
 _VIEW_PATHS = {
     "archival_code": "档号/完整档号", "fonds": "档号/全宗号", "category": "档号/门类代码", "year": "档号/年度",
     "period": "档号/保管期限", "org": "档号/机构问题代码", "item_number": "档号/件号", "title": "内容描述/题名",
