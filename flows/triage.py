@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from flows.context import RunContext, SourceConfig, SourceSummary
 from ledger import queries, store
@@ -73,44 +71,18 @@ def quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSumm
     if not force and open_q is not None and open_q.content_hash == raw_hash:
         summary.unchanged += 1
         return
-    _put_in_quarantine(
-        ctx,
-        summary,
-        key=item.key,
-        source=item.source,
-        project_id=item.project_id,
-        content_hash=raw_hash,
-        updated_at=item.updated_at,
-        findings=findings,
-        record={"invalid": item.model_dump(mode="json")},
-    )
+    record = {"invalid": item.model_dump(mode="json")}
+    hold = store.Hold(item.source, item.project_id, raw_hash, item.updated_at, record)
+    _put_in_quarantine(ctx, summary, item.key, hold, findings)
 
 
 def quarantine_matter(ctx: RunContext, m: Matter, findings: list[Finding], summary: SourceSummary) -> None:
-    _put_in_quarantine(
-        ctx,
-        summary,
-        key=m.key,
-        source=m.source,
-        project_id=m.project_id,
-        content_hash=m.content_hash(),
-        updated_at=m.updated_at,
-        findings=findings,
-        record={"matter": m.model_dump(mode="json")},
-    )
+    hold = store.Hold(m.source, m.project_id, m.content_hash(), m.updated_at, {"matter": m.model_dump(mode="json")})
+    _put_in_quarantine(ctx, summary, m.key, hold, findings)
 
 
 def _put_in_quarantine(
-    ctx: RunContext,
-    summary: SourceSummary,
-    *,
-    key: str,
-    source: str,
-    project_id: str,
-    content_hash: str,
-    updated_at: datetime | None,
-    findings: list[Finding],
-    record: dict[str, Any],
+    ctx: RunContext, summary: SourceSummary, key: str, hold: store.Hold, findings: list[Finding]
 ) -> None:
     """Count, log (masked) and record one quarantined matter with everything needed to retry it."""
     summary.quarantined += 1
@@ -119,14 +91,5 @@ def _put_in_quarantine(
     if ctx.dry_run:
         return
     with ctx.ledger.transaction() as s:
-        store.quarantine(
-            s,
-            source=source,
-            project_id=project_id,
-            content_hash=content_hash,
-            source_updated_at=updated_at,
-            findings=findings,
-            record=record,
-            run_id=ctx.run_id,
-        )
+        store.quarantine(s, hold, findings, run_id=ctx.run_id)
     crashpoint("quarantined")

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -395,49 +396,39 @@ def record_batch(
 # ---------------------------------------------------------------- quarantine
 
 
-def quarantine(
-    session: Session,
-    *,
-    source: str,
-    project_id: str,
-    content_hash: str | None,
-    source_updated_at: datetime | None,
-    findings: list[Finding],
-    record: dict[str, Any],
-    run_id: str | None,
-) -> QuarantineEntry:
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What the quarantine keeps of one record so that it can be retried: which matter, the digest
+    that tells "unchanged since" from "changed at the source", and the record itself."""
+
+    source: str
+    project_id: str
+    content_hash: str | None
+    source_updated_at: datetime | None
+    record: dict[str, Any]
+
+
+def quarantine(session: Session, hold: Hold, findings: list[Finding], *, run_id: str | None) -> QuarantineEntry:
     """Quarantine a matter, or count another attempt on its open entry (never two open entries)."""
     codes = sorted({f.code for f in findings})
     dicts = [f.to_dict() for f in findings]
-    entry = queries.open_quarantine(session, source, project_id)
+    facts = {**asdict(hold), "codes": codes, "findings": dicts, "run_id": run_id}
+    entry = queries.open_quarantine(session, hold.source, hold.project_id)
     if entry is not None:
         entry.attempts += 1
-        entry.codes, entry.findings, entry.record = codes, dicts, record
-        entry.content_hash, entry.source_updated_at, entry.run_id = content_hash, source_updated_at, run_id
+        for name, value in facts.items():
+            setattr(entry, name, value)
     else:
-        entry = QuarantineEntry(
-            source=source,
-            project_id=project_id,
-            content_hash=content_hash,
-            source_updated_at=source_updated_at,
-            codes=codes,
-            findings=dicts,
-            record=record,
-            run_id=run_id,
-            created_at=utcnow(),
-            attempts=1,
-            resolved_at=None,
-            resolution=None,
-        )
+        entry = QuarantineEntry(**facts, created_at=utcnow(), attempts=1, resolved_at=None, resolution=None)
         session.add(entry)
     session.flush()
     append_event(
         session,
         "quarantined",
         run_id=run_id,
-        source=source,
-        project_id=project_id,
-        payload={"codes": codes, "attempt": entry.attempts, "content_hash": content_hash},
+        source=hold.source,
+        project_id=hold.project_id,
+        payload={"codes": codes, "attempt": entry.attempts, "content_hash": hold.content_hash},
     )
     return entry
 
