@@ -19,7 +19,7 @@ from connectors.repositories.base import Repository
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
 from flows.retention_book import RetentionBook, load_book
-from ledger import store
+from ledger import chain, store
 from ledger.models import RunStatus
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.crashpoints import crashpoint
@@ -100,7 +100,7 @@ def open_run(
 def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: list[str]) -> dict[str, Any]:
     summary = build_summary(ctx.run_id, summaries, dry_run=ctx.dry_run)
     with ctx.ledger.transaction() as s:
-        head_seq, head_hash = store.chain_head(s)
+        head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)

@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import delete, select, text, update
 
-from ledger import store
+from ledger import chain, store
 from ledger.models import ArchiveSequence, Base, Event, MatterRecord, MatterState
 from tests.dbservers import fresh_database
 
@@ -32,14 +32,14 @@ def _write_events(ledger: store.Ledger, n: int) -> None:
     with ledger.transaction() as s:
         run = store.start_run(s, {"test": True})
         for i in range(n):
-            store.append_event(
+            chain.append_event(
                 s, "test", run_id=run.id, source="unified", project_id=f"P{i}", payload={"i": i, "名称": "食品经营许可"}
             )
 
 
 def _verify(ledger: store.Ledger) -> tuple[int, set[str]]:
     with ledger.read() as s:
-        count, findings = store.verify_chain(s)
+        count, findings = chain.verify_chain(s)
     return count, {f.code for f in findings}
 
 
@@ -83,7 +83,7 @@ def test_item_numbers_are_gap_free_under_concurrent_writers(ledger: store.Ledger
                 n = store.allocate_item_number(
                     s, fonds="Z109", category_code="WS", year=2026, retention_period="D30", org_code="SJ"
                 )
-                store.append_event(s, "numbered", payload={"item": n})
+                chain.append_event(s, "numbered", payload={"item": n})
             with lock:
                 got.append(n)
 

@@ -15,12 +15,12 @@ app = typer.Typer(help="Audit the ledger and the archive (档案局/馆).", no_a
 @app.command("verify")
 def verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = False) -> None:
     """Recompute the event chain: any changed, inserted or deleted event is reported. Exit 1 if any."""
-    from ledger import store
+    from ledger import chain
 
     settings = load_config(config)
     with open_ledger(settings) as ledger, ledger.read() as s:
-        count, findings = store.verify_chain(s)
-        head = store.chain_head(s)
+        count, findings = chain.verify_chain(s)
+        head = chain.chain_head(s)
     if as_json:
         echo_json(
             {"events": count, "chain_head": head[1], "ok": not findings, "findings": [f.to_dict() for f in findings]}
