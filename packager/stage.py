@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packager.errors import QuarantineError
-from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
-from packager.pdf import inspect_pdf
+from packager.formats import HEAD_SIZE, FormatInfo, format_mismatch, identify, is_pdf_claimed
+from packager.pdf import PDF_PARSE_LIMIT, inspect_pdf
 from schemas.digest import copy_and_digest
 from schemas.errors import DocumentUnavailable
 from schemas.findings import Finding, GuidangError, Severity
@@ -95,8 +95,14 @@ def staging_folder(staging_root: Path, matter: Matter) -> Path:
     return staging_root / f"m-{digest[:32]}"
 
 
-def stage_matter(matter: Matter, appraisal: Appraisal, open_document: Opener, staging_root: Path) -> StagedMatter:
+def stage_matter(
+    matter: Matter, appraisal: Appraisal, open_document: Opener, staging_root: Path,
+    *, pdf_parse_limit: int | None = PDF_PARSE_LIMIT,
+) -> StagedMatter:
     """Stream the matter's documents (minus appraisal.excluded_groups) into a fresh staging folder.
+
+    A PDF larger than `pdf_parse_limit` bytes is not parsed (Q-PDF-TOO-LARGE): no document is
+    ever held in memory whole.
 
     Raises QuarantineError carrying every finding when anything is wrong with the matter;
     SourceUnavailable from the opener propagates untouched (transient: retry the matter later).
@@ -109,7 +115,7 @@ def stage_matter(matter: Matter, appraisal: Appraisal, open_document: Opener, st
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     try:
-        staged, findings = _stage_documents(matter, appraisal, open_document, folder)
+        staged, findings = _stage_documents(matter, appraisal, open_document, folder, pdf_parse_limit)
         errors = [f for f in findings if f.severity == Severity.ERROR]
         if errors:
             raise QuarantineError(matter.key, errors)
@@ -121,7 +127,7 @@ def stage_matter(matter: Matter, appraisal: Appraisal, open_document: Opener, st
 
 
 def _stage_documents(
-    matter: Matter, appraisal: Appraisal, open_document: Opener, folder: Path
+    matter: Matter, appraisal: Appraisal, open_document: Opener, folder: Path, pdf_parse_limit: int | None
 ) -> tuple[list[StagedDocument], list[Finding]]:
     findings: list[Finding] = []
     excluded = set(appraisal.excluded_groups)
@@ -153,14 +159,15 @@ def _stage_documents(
 
     staged: list[StagedDocument] = []
     for doc, name in fetchable:
-        result = _stage_one(matter, doc, name, open_document, folder, findings)
+        result = _stage_one(matter, doc, name, open_document, folder, findings, pdf_parse_limit)
         if result is not None:
             staged.append(result)
     return staged, findings
 
 
 def _stage_one(
-    matter: Matter, doc: Document, name: str, open_document: Opener, folder: Path, findings: list[Finding]
+    matter: Matter, doc: Document, name: str, open_document: Opener, folder: Path, findings: list[Finding],
+    pdf_parse_limit: int | None,
 ) -> StagedDocument | None:
     rel = document_path(doc.group, name)
     where = f"{matter.key} {rel}" if name == doc.file_name else f"{matter.key} {rel} (source name {doc.file_name!r})"
@@ -192,29 +199,46 @@ def _stage_one(
                 details={"path": rel, "algorithm": algorithm, "expected": expected, "found": found},
             ))
 
-    with dest.open("rb") as fh:
-        fmt = identify(fh.read(HEAD_SIZE), doc.file_name, doc.media_type)
-    pages: int | None = None
-    active: tuple[str, ...] = ()
-    if fmt.name == "PDF" or is_pdf_claimed(doc.file_name, doc.media_type):
-        info = inspect_pdf(dest)
-        if info.encrypted:
-            findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
-        elif info.error is not None:
-            findings.append(Finding("Q-PDF-BROKEN", where, info.error, details={"path": rel}))
-        elif not info.pages:
-            findings.append(Finding("Q-PDF-NO-PAGES", where, "PDF page tree holds no page", details={"path": rel}))
-        pages = info.pages
-        active = info.active_content
-        if active:
-            findings.append(Finding(
-                "GD-4-3", where, "active content: " + "; ".join(active),
-                severity=Severity.WARNING, details={"path": rel, "active_content": list(active)},
-            ))
-        problem = problem or not info.readable
+    fmt, pages, active, readable = _inspect(dest, rel, where, doc.media_type, findings, pdf_parse_limit)
+    problem = problem or not readable
     if problem:
         return None
     return StagedDocument(
         document=doc, path=rel, size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
         format=fmt, pages=pages, active_content=active,
     )
+
+
+def _inspect(
+    dest: Path, rel: str, where: str, media_type: str | None, findings: list[Finding], pdf_parse_limit: int | None
+) -> tuple[FormatInfo, int | None, tuple[str, ...], bool]:
+    """Format, pages, active content and whether the staged file is fit to keep, from its first
+    bytes and, for a PDF within the parse limit, from pypdf. Content that is positively another
+    format than its name says is Q-FORMAT-MISMATCH (a ZIP named .pdf is not a broken PDF); a file
+    that claims PDF and carries no known signature must open as a PDF."""
+    name = rel.split("/", 1)[1]
+    with dest.open("rb") as fh:
+        head = fh.read(HEAD_SIZE)
+    fmt = identify(head, name, media_type)
+    mismatch = format_mismatch(head, name, media_type)
+    if mismatch is not None:
+        findings.append(Finding("Q-FORMAT-MISMATCH", where, mismatch,
+                                details={"path": rel, "format": fmt.name}))
+        return fmt, None, (), False
+    if fmt.name != "PDF" and not (fmt.name == "UNKNOWN" and is_pdf_claimed(name, media_type)):
+        return fmt, None, (), True
+    info = inspect_pdf(dest, parse_limit=pdf_parse_limit)
+    if info.encrypted:
+        findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
+    elif info.too_large:
+        findings.append(Finding("Q-PDF-TOO-LARGE", where, info.error or "", details={"path": rel}))
+    elif info.error is not None:
+        findings.append(Finding("Q-PDF-BROKEN", where, info.error, details={"path": rel}))
+    elif not info.pages:
+        findings.append(Finding("Q-PDF-NO-PAGES", where, "PDF page tree holds no page", details={"path": rel}))
+    if info.active_content:
+        findings.append(Finding(
+            "GD-4-3", where, "active content: " + "; ".join(info.active_content),
+            severity=Severity.WARNING, details={"path": rel, "active_content": list(info.active_content)},
+        ))
+    return fmt, info.pages, info.active_content, info.readable

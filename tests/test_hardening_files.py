@@ -3,6 +3,14 @@ not what its name says, and documents too large to be held in memory."""
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +19,7 @@ from lxml import etree
 from guidang_demo.pdfs import make_pdf
 from packager.checks import check_package
 from packager.errors import QuarantineError
+from packager.stage import staging_folder
 from schemas.layout import METADATA_FILE
 from tests.test_packager_support import doc, finalize, good_documents, make_matter, stage
 
@@ -100,3 +109,97 @@ def test_unsafe_names_are_still_refused_beside_renamed_ones(tmp_path: Path) -> N
     with pytest.raises(QuarantineError) as err:
         stage(tmp_path, matter, contents)
     assert err.value.codes == {"Q-DOC-UNSAFE-NAME"}
+
+
+# -- point 8: formats and bounded memory ------------------------------------------------------------
+
+def _zip_bytes() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("inner.txt", "hello")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "data", "media_type", "what"), [
+    ("决定书.pdf", _zip_bytes(), "application/pdf", "ZIP"),
+    ("决定书.pdf", b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>", "application/pdf", "HTML"),
+    ("照片.jpg", b"\x89PNG\r\n\x1a\n" + bytes(100), "image/jpeg", "PNG"),
+])
+def test_content_that_is_not_what_its_name_says_is_a_format_mismatch_naming_both(
+    tmp_path: Path, name: str, data: bytes, media_type: str, what: str
+) -> None:
+    matter, contents = make_matter([doc("申报材料", name, data, media_type=media_type)])
+    with pytest.raises(QuarantineError) as err:
+        stage(tmp_path, matter, contents)
+    assert err.value.codes == {"Q-FORMAT-MISMATCH"}
+    message = err.value.findings[0].message
+    claimed = name.rsplit(".", 1)[1].upper().replace("JPG", "JPEG")
+    assert what in message and f"name says {claimed}" in message
+    assert name in err.value.findings[0].where
+    assert not staging_folder(tmp_path / "staging", matter).exists()
+
+
+def test_an_ofd_or_docx_is_a_zip_container_and_no_mismatch(tmp_path: Path) -> None:
+    matter, contents = make_matter([*good_documents(),
+                                    doc("申报材料", "附件.docx", _zip_bytes(), media_type="application/octet-stream")])
+    staged = stage(tmp_path, matter, contents)
+    assert {d.format.name for d in staged.documents} == {"PDF", "DOCX"}
+
+
+_CHILD = textwrap.dedent("""
+    import json, resource, sys, time
+    from pathlib import Path
+    from packager.errors import QuarantineError
+    from packager.stage import stage_matter
+    from tests.test_packager_support import appraisal, doc, finalize, make_matter
+
+    big, size, name = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    with big.open("wb") as fh:  # sparse: a header and then nothing but a hole
+        fh.write(bytes.fromhex(sys.argv[4]))
+        fh.truncate(size)
+
+    def chunks(document):
+        with big.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                yield block
+
+    matter, _ = make_matter([doc("申报材料", name, b"", declare=False)])
+    started = time.monotonic()
+    out = {}
+    try:
+        staged = stage_matter(matter, appraisal(), chunks, big.parent / "staging")
+        out["codes"] = []
+        out["passed"] = finalize(staged).passed
+    except QuarantineError as exc:
+        out["codes"] = sorted(exc.codes)
+        out["messages"] = [f.message for f in exc.findings]
+    out["seconds"] = time.monotonic() - started
+    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize(("name", "header", "expected"), [
+    ("扫描件.pdf", b"%PDF-1.7\n", {"Q-PDF-TOO-LARGE"}),  # a PDF header followed by 600 MB of zeros
+    ("扫描件.pdf", b"", {"Q-PDF-BROKEN"}),  # no PDF header at all
+    ("现场录像.mp4", b"\x00\x00\x00\x18ftypmp42", set()),  # not a PDF: staged, packaged and checked
+])
+def test_a_600_mb_document_is_staged_and_inspected_in_bounded_memory(
+    tmp_path: Path, name: str, header: bytes, expected: set[str]
+) -> None:
+    big = tmp_path / "source.bin"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(big), str(600 * 1024 * 1024), name, header.hex()],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out["codes"]) == expected, out
+    assert out.get("passed", True), out
+    assert out["max_rss_mb"] < 300, out
+    assert time.monotonic() - started < 120, out
+    if expected:  # a quarantined matter leaves nothing behind
+        assert not any(p.is_file() for p in (tmp_path / "staging").rglob("*"))
+    print(out)
