@@ -4,7 +4,9 @@ can keep it.
 The format recorded in 元数据.xml comes from the file's own first bytes, not from the name or the
 media type a source declared, because a source's declaration is exactly what an authenticity check
 must not take on trust. The declared media type and the extension only break ties (an OFD is a ZIP
-container; plain text has no signature) and name formats we do not recognise.
+container; plain text has no signature) and name formats we do not recognise. When the first bytes
+are positively another format than the name claims, `format_mismatch` says what they are, so that a
+ZIP named .pdf is reported as a ZIP and not as a broken PDF.
 """
 
 from __future__ import annotations
