@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packager.check_report import CheckItem, Level, Status
 from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
-from packager.pdf import PdfInspection, inspect_pdf
+from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from schemas.digest import Digests, digest_file
 from schemas.findings import Finding
 from schemas.layout import (
@@ -37,6 +37,7 @@ class PackageUnderCheck:
     metadata_error: str | None = None
     manifests: dict[str, dict[str, str]] = field(default_factory=dict)  # file -> {path: digest}
     manifest_findings: list[Finding] = field(default_factory=list)
+    pdf_parse_limit: int | None = PDF_PARSE_LIMIT  # a larger PDF is reported, not parsed (GD-3-3)
     _digests: dict[str, Digests] = field(default_factory=dict)
     _formats: dict[str, FormatInfo] = field(default_factory=dict)
     _pdfs: dict[str, PdfInspection] = field(default_factory=dict)
@@ -54,7 +55,7 @@ class PackageUnderCheck:
 
     def pdf(self, rel: str) -> PdfInspection:
         if rel not in self._pdfs:
-            self._pdfs[rel] = inspect_pdf(self.folder / rel)
+            self._pdfs[rel] = inspect_pdf(self.folder / rel, parse_limit=self.pdf_parse_limit)
         return self._pdfs[rel]
 
     def content_files(self) -> dict[str, int]:

@@ -4,7 +4,9 @@ can keep it.
 The format recorded in 元数据.xml comes from the file's own first bytes, not from the name or the
 media type a source declared, because a source's declaration is exactly what an authenticity check
 must not take on trust. The declared media type and the extension only break ties (an OFD is a ZIP
-container; plain text has no signature) and name formats we do not recognise.
+container; plain text has no signature) and name formats we do not recognise. When the first bytes
+are positively another format than the name claims, `format_mismatch` says what they are, so that a
+ZIP named .pdf is reported as a ZIP and not as a broken PDF.
 """
 
 from __future__ import annotations
@@ -34,7 +36,19 @@ _MEDIA_TYPES: dict[str, str] = {
     "DOC": "application/msword",
     "DOCX": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "GIF": "image/gif",
+    "HTML": "text/html",
 }
+
+# How a message names what a file's content is ("content is a ZIP archive, name says PDF").
+_DESCRIPTIONS: dict[str, str] = {
+    "PDF": "a PDF document", "OFD": "an OFD document", "XML": "an XML document", "TXT": "plain text",
+    "JPEG": "a JPEG image", "TIFF": "a TIFF image", "PNG": "a PNG image", "JP2": "a JPEG 2000 image",
+    "WAV": "a WAV recording", "MP3": "an MP3 recording", "MP4": "an MP4 video", "ZIP": "a ZIP archive",
+    "EXE": "a Windows executable", "DOC": "an OLE compound file (DOC/XLS/MSI)",
+    "DOCX": "a DOCX document", "GIF": "a GIF image", "HTML": "an HTML page",
+}
+# Formats that are text: a file named .txt that holds one of them is still text, as it says.
+_TEXT_FORMATS = frozenset({"TXT", "XML", "HTML"})
 
 _BY_MEDIA_TYPE: dict[str, str] = {v: k for k, v in _MEDIA_TYPES.items()} | {
     "text/xml": "XML",
@@ -49,6 +63,7 @@ _BY_EXTENSION: dict[str, str] = {
     "pdf": "PDF", "ofd": "OFD", "xml": "XML", "txt": "TXT", "jpg": "JPEG", "jpeg": "JPEG",
     "tif": "TIFF", "tiff": "TIFF", "png": "PNG", "jp2": "JP2", "wav": "WAV", "mp3": "MP3",
     "mp4": "MP4", "zip": "ZIP", "exe": "EXE", "dll": "EXE", "doc": "DOC", "docx": "DOCX", "gif": "GIF",
+    "html": "HTML", "htm": "HTML",
 }
 
 HEAD_SIZE = 64
@@ -89,6 +104,8 @@ def _sniff(head: bytes) -> str | None:
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if text.startswith(b"<?xml"):
         return "XML"
+    if text[:14].lower() == b"<!doctype html" or text[:5].lower() == b"<html":
+        return "HTML"  # what a web server answers instead of a document (an error page, a login form)
     return None
 
 
@@ -104,6 +121,8 @@ def identify(head: bytes, file_name: str, declared_media_type: str | None = None
     name = _sniff(head)
     if name == "ZIP" and (by_ext in ("OFD", "DOCX") or by_type in ("OFD", "DOCX")):
         name = by_ext if by_ext in ("OFD", "DOCX") else by_type
+    if name == "HTML" and (by_ext or by_type) == "TXT":
+        name = None  # markup in a file named .txt is text, as it says
     if name is None:
         claimed = by_ext or by_type
         if claimed == "TXT":
@@ -131,6 +150,32 @@ def identify_file(path: Path, declared_media_type: str | None = None) -> FormatI
     with path.open("rb") as fh:
         head = fh.read(HEAD_SIZE)
     return identify(head, path.name, declared_media_type)
+
+
+def _claimed(file_name: str, declared_media_type: str | None) -> tuple[str, str] | None:
+    """The format the name's extension claims, else the one the declared media type claims, with
+    which of the two said so."""
+    by_ext = _BY_EXTENSION.get(PurePosixPath(file_name).suffix.lower().lstrip("."))
+    if by_ext is not None:
+        return by_ext, "name"
+    by_type = _BY_MEDIA_TYPE.get((declared_media_type or "").split(";")[0].strip().lower())
+    return (by_type, "declared media type") if by_type is not None else None
+
+
+def format_mismatch(head: bytes, file_name: str, declared_media_type: str | None = None) -> str | None:
+    """Why the content is not what the name (or, without a known extension, the declared media type)
+    says, e.g. "content is a ZIP archive, name says PDF"; None when they agree, when nothing is
+    claimed, or when the content carries no signature we know (a PDF claim then has to open as one).
+    ZIP containers named .ofd/.docx and text formats named .txt are what they say."""
+    claim = _claimed(file_name, declared_media_type)
+    actual = _sniff(head)
+    if claim is None or actual is None:
+        return None
+    claimed, by = claim
+    found = identify(head, file_name, declared_media_type).name
+    if found == claimed or (claimed == "TXT" and found in _TEXT_FORMATS):
+        return None
+    return f"content is {_DESCRIPTIONS.get(found, found)}, {by} says {claimed}"
 
 
 def is_pdf_claimed(file_name: str, declared_media_type: str | None) -> bool:

@@ -2,8 +2,15 @@
 many pages, and does it carry active content.
 
 Staging uses it to quarantine unreadable PDFs before they get a 档号, and the 四性检测 uses it again
-on the package (可用性: content readable; 安全性: active content). The file is read through an
-open handle, never loaded whole: pypdf seeks to the objects it needs.
+on the package (可用性: content readable; 安全性: active content).
+
+pypdf reads through an open handle and seeks to the objects it needs, but only while the
+cross-reference table holds: when it does not (a damaged file, or a PDF header followed by
+anything at all) pypdf rebuilds it by reading the whole file into memory, and the active-content
+walk keeps every object it resolved. A 2 GB file named .pdf took minutes and 4 GB that way. So a
+file is parsed only when it carries a PDF header in its first 1,024 bytes (checked without pypdf)
+and is no larger than a parse limit (`PDF_PARSE_LIMIT`; a parse may hold two to three times the
+file in memory at worst); a larger one is reported as too large: not parsed, never loaded.
 """
 
 from __future__ import annotations
@@ -13,6 +20,12 @@ from pathlib import Path
 
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
+# The largest PDF that is parsed. A rebuilt cross-reference table holds the whole file (and pypdf
+# caps each decoded stream at 75 MB), so this keeps one inspection well under 300 MB.
+PDF_PARSE_LIMIT = 64 * 1024 * 1024
+# ISO 32000: the header may follow other bytes, within the first 1,024.
+PDF_HEADER_WINDOW = 1024
 
 # Keys and action types that make a PDF do something when opened or clicked.
 _ACTIVE_KEYS = {"/JS": "JavaScript", "/JavaScript": "JavaScript", "/EmbeddedFiles": "embedded files",
@@ -26,6 +39,7 @@ class PdfInspection:
     pages: int | None = None
     encrypted: bool = False
     error: str | None = None  # why the PDF did not open or its page tree did not resolve
+    too_large: bool = False  # above the parse limit: not parsed (error says so)
     active_content: tuple[str, ...] = field(default_factory=tuple)  # sorted, e.g. "JavaScript (object 8)"
 
     @property
@@ -33,8 +47,21 @@ class PdfInspection:
         return self.error is None and not self.encrypted and bool(self.pages)
 
 
-def inspect_pdf(path: Path) -> PdfInspection:
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):,.0f} MiB"
+
+
+def inspect_pdf(path: Path, *, parse_limit: int | None = PDF_PARSE_LIMIT) -> PdfInspection:
+    """What pypdf finds in the file, or why it was not asked (no PDF header; above `parse_limit`
+    bytes, None for no limit)."""
     with path.open("rb") as fh:
+        if b"%PDF-" not in fh.read(PDF_HEADER_WINDOW):
+            return PdfInspection(error=f"not a PDF: no %PDF- header in the first {PDF_HEADER_WINDOW:,} bytes")
+        size = path.stat().st_size
+        if parse_limit is not None and size > parse_limit:
+            return PdfInspection(too_large=True, error=(
+                f"not parsed: {size:,} bytes ({_mib(size)}) is above the PDF parse limit of {_mib(parse_limit)}"))
+        fh.seek(0)
         try:
             reader = PdfReader(fh)
         except Exception as exc:  # pypdf raises many types for damaged files; all mean "does not open"

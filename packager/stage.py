@@ -1,28 +1,31 @@
 """Stage A of packaging: bring one matter's documents into a fresh staging folder and prove them.
 
 Staging happens before the ledger allocates a 件号, so anything that would make the package
-unacceptable (an unsafe or duplicated name, a document the source cannot deliver, a digest or size
-that differs from what the source declared, a PDF that is broken, encrypted or empty) is found here
-and the matter is quarantined without consuming a number; 件号 stays gap-free. Every document is
-streamed exactly once: the copy, SM3, SHA-256 and byte count come out of the same pass.
+unacceptable (an unsafe name, a document the source cannot deliver, a digest or size that differs
+from what the source declared, content that is not what its name says, a PDF that is broken,
+encrypted, empty or too large to parse) is found here and the matter is quarantined without
+consuming a number; 件号 stays gap-free. A name too long for the file system or equal to another's
+in its folder is no fault of the matter: the document is stored under a safe name and 元数据 keeps
+the original. Every document is streamed exactly once: the copy, SM3, SHA-256 and byte count come
+out of the same pass; inspection reads the head and, for a PDF within the parse limit, what pypdf
+seeks to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from packager.errors import QuarantineError
-from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
-from packager.pdf import inspect_pdf
+from packager.formats import HEAD_SIZE, FormatInfo, format_mismatch, identify, is_pdf_claimed
+from packager.pdf import PDF_PARSE_LIMIT, inspect_pdf
 from schemas.digest import copy_and_digest
 from schemas.errors import DocumentUnavailable
 from schemas.findings import Finding, GuidangError, Severity
-from schemas.layout import document_path, is_dangerous_path
+from schemas.layout import document_path, is_dangerous_path, stored_names
 from schemas.metadata import DocumentEntry
 from schemas.model import Appraisal, Document, Matter, mask_text
 
@@ -42,11 +45,18 @@ class StagedDocument:
     pages: int | None = None
     active_content: tuple[str, ...] = ()
 
+    @property
+    def stored_name(self) -> str:
+        """The name in the package: the source's, unless it was too long or taken (see stored_names)."""
+        return self.path.split("/", 1)[1]
+
     def entry(self) -> DocumentEntry:
+        original = self.document.file_name
         return DocumentEntry(
             group=self.document.group,
             title=self.document.title,
-            file_name=self.document.file_name,
+            file_name=self.stored_name,
+            original_file_name=original if original != self.stored_name else None,
             path=self.path,
             format=self.format.name,
             media_type=self.format.media_type,
@@ -85,13 +95,14 @@ def staging_folder(staging_root: Path, matter: Matter) -> Path:
     return staging_root / f"m-{digest[:32]}"
 
 
-def _name_key(name: str) -> str:
-    """Names that collide on a case-insensitive or normalising filesystem count as duplicates."""
-    return unicodedata.normalize("NFC", name).casefold()
-
-
-def stage_matter(matter: Matter, appraisal: Appraisal, open_document: Opener, staging_root: Path) -> StagedMatter:
+def stage_matter(
+    matter: Matter, appraisal: Appraisal, open_document: Opener, staging_root: Path,
+    *, pdf_parse_limit: int | None = PDF_PARSE_LIMIT,
+) -> StagedMatter:
     """Stream the matter's documents (minus appraisal.excluded_groups) into a fresh staging folder.
+
+    A PDF larger than `pdf_parse_limit` bytes is not parsed (Q-PDF-TOO-LARGE): no document is
+    ever held in memory whole.
 
     Raises QuarantineError carrying every finding when anything is wrong with the matter;
     SourceUnavailable from the opener propagates untouched (transient: retry the matter later).
@@ -104,7 +115,7 @@ def stage_matter(matter: Matter, appraisal: Appraisal, open_document: Opener, st
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     try:
-        staged, findings = _stage_documents(matter, appraisal, open_document, folder)
+        staged, findings = _stage_documents(matter, appraisal, open_document, folder, pdf_parse_limit)
         errors = [f for f in findings if f.severity == Severity.ERROR]
         if errors:
             raise QuarantineError(matter.key, errors)
@@ -116,7 +127,7 @@ def stage_matter(matter: Matter, appraisal: Appraisal, open_document: Opener, st
 
 
 def _stage_documents(
-    matter: Matter, appraisal: Appraisal, open_document: Opener, folder: Path
+    matter: Matter, appraisal: Appraisal, open_document: Opener, folder: Path, pdf_parse_limit: int | None
 ) -> tuple[list[StagedDocument], list[Finding]]:
     findings: list[Finding] = []
     excluded = set(appraisal.excluded_groups)
@@ -128,42 +139,38 @@ def _stage_documents(
             f"groups excluded by the retention rule: {', '.join(g.value for g in excluded) or 'none'})",
         ))
 
-    seen: dict[tuple[str, str], Document] = {}
-    fetchable: list[Document] = []
+    safe: list[Document] = []
     for doc in documents:
-        where = f"{matter.key} {doc.group.value}/{doc.file_name!r}"
         if is_dangerous_path(doc.file_name) or "/" in doc.file_name:
             findings.append(Finding(
-                "Q-DOC-UNSAFE-NAME", where,
+                "Q-DOC-UNSAFE-NAME", f"{matter.key} {doc.group.value}/{doc.file_name!r}",
                 "file name is not a single safe path segment (empty, absolute, '..', '.', '/', '\\' "
                 "or control characters)",
                 details={"group": doc.group.value, "file_name": doc.file_name},
             ))
             continue
-        key = (doc.group.value, _name_key(doc.file_name))
-        if key in seen:
-            findings.append(Finding(
-                "Q-DOC-DUPLICATE-NAME", where,
-                f"file name collides with {seen[key].file_name!r} (title {seen[key].title!r}) in the same group",
-                details={"group": doc.group.value, "file_name": doc.file_name, "other": seen[key].file_name},
-            ))
-            continue
-        seen[key] = doc
-        fetchable.append(doc)
+        safe.append(doc)
+    # Names too long for the file system, or equal to another's in the same folder, are stored
+    # under a safe name (元数据 keeps the original): both documents are kept.
+    fetchable: list[tuple[Document, str]] = []
+    for group in dict.fromkeys(d.group for d in safe):
+        in_group = [d for d in safe if d.group == group]
+        fetchable += zip(in_group, stored_names([d.file_name for d in in_group]), strict=True)
 
     staged: list[StagedDocument] = []
-    for doc in fetchable:
-        result = _stage_one(matter, doc, open_document, folder, findings)
+    for doc, name in fetchable:
+        result = _stage_one(matter, doc, name, open_document, folder, findings, pdf_parse_limit)
         if result is not None:
             staged.append(result)
     return staged, findings
 
 
 def _stage_one(
-    matter: Matter, doc: Document, open_document: Opener, folder: Path, findings: list[Finding]
+    matter: Matter, doc: Document, name: str, open_document: Opener, folder: Path, findings: list[Finding],
+    pdf_parse_limit: int | None,
 ) -> StagedDocument | None:
-    rel = document_path(doc.group, doc.file_name)
-    where = f"{matter.key} {rel}"
+    rel = document_path(doc.group, name)
+    where = f"{matter.key} {rel}" if name == doc.file_name else f"{matter.key} {rel} (source name {doc.file_name!r})"
     dest = folder / rel
     dest.parent.mkdir(exist_ok=True)
     try:
@@ -192,29 +199,46 @@ def _stage_one(
                 details={"path": rel, "algorithm": algorithm, "expected": expected, "found": found},
             ))
 
-    with dest.open("rb") as fh:
-        fmt = identify(fh.read(HEAD_SIZE), doc.file_name, doc.media_type)
-    pages: int | None = None
-    active: tuple[str, ...] = ()
-    if fmt.name == "PDF" or is_pdf_claimed(doc.file_name, doc.media_type):
-        info = inspect_pdf(dest)
-        if info.encrypted:
-            findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
-        elif info.error is not None:
-            findings.append(Finding("Q-PDF-BROKEN", where, info.error, details={"path": rel}))
-        elif not info.pages:
-            findings.append(Finding("Q-PDF-NO-PAGES", where, "PDF page tree holds no page", details={"path": rel}))
-        pages = info.pages
-        active = info.active_content
-        if active:
-            findings.append(Finding(
-                "GD-4-3", where, "active content: " + "; ".join(active),
-                severity=Severity.WARNING, details={"path": rel, "active_content": list(active)},
-            ))
-        problem = problem or not info.readable
+    fmt, pages, active, readable = _inspect(dest, rel, where, doc.media_type, findings, pdf_parse_limit)
+    problem = problem or not readable
     if problem:
         return None
     return StagedDocument(
         document=doc, path=rel, size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
         format=fmt, pages=pages, active_content=active,
     )
+
+
+def _inspect(
+    dest: Path, rel: str, where: str, media_type: str | None, findings: list[Finding], pdf_parse_limit: int | None
+) -> tuple[FormatInfo, int | None, tuple[str, ...], bool]:
+    """Format, pages, active content and whether the staged file is fit to keep, from its first
+    bytes and, for a PDF within the parse limit, from pypdf. Content that is positively another
+    format than its name says is Q-FORMAT-MISMATCH (a ZIP named .pdf is not a broken PDF); a file
+    that claims PDF and carries no known signature must open as a PDF."""
+    name = rel.split("/", 1)[1]
+    with dest.open("rb") as fh:
+        head = fh.read(HEAD_SIZE)
+    fmt = identify(head, name, media_type)
+    mismatch = format_mismatch(head, name, media_type)
+    if mismatch is not None:
+        findings.append(Finding("Q-FORMAT-MISMATCH", where, mismatch,
+                                details={"path": rel, "format": fmt.name}))
+        return fmt, None, (), False
+    if fmt.name != "PDF" and not (fmt.name == "UNKNOWN" and is_pdf_claimed(name, media_type)):
+        return fmt, None, (), True
+    info = inspect_pdf(dest, parse_limit=pdf_parse_limit)
+    if info.encrypted:
+        findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
+    elif info.too_large:
+        findings.append(Finding("Q-PDF-TOO-LARGE", where, info.error or "", details={"path": rel}))
+    elif info.error is not None:
+        findings.append(Finding("Q-PDF-BROKEN", where, info.error, details={"path": rel}))
+    elif not info.pages:
+        findings.append(Finding("Q-PDF-NO-PAGES", where, "PDF page tree holds no page", details={"path": rel}))
+    if info.active_content:
+        findings.append(Finding(
+            "GD-4-3", where, "active content: " + "; ".join(info.active_content),
+            severity=Severity.WARNING, details={"path": rel, "active_content": list(info.active_content)},
+        ))
+    return fmt, info.pages, info.active_content, info.readable

@@ -6,6 +6,10 @@ name of the package on its own.
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
 from schemas.model import DocumentGroup
 
 METADATA_FILE = "元数据.xml"
@@ -25,6 +29,61 @@ TRANSFERS_PREFIX = "transfers"
 def document_path(group: DocumentGroup, file_name: str) -> str:
     """Relative path of a document inside its package, after `safe_relative_path` has passed it."""
     return f"{group.value}/{file_name}"
+
+
+# Bytes per path segment that ext4, XFS, btrfs and most other file systems allow (UTF-8: a Chinese
+# character takes 3). A stored name never passes it; S3 keys (1,024 bytes) leave room for the prefix.
+NAME_MAX_BYTES = 255
+# A "suffix" longer than this is part of the name, not an extension worth keeping whole.
+_EXTENSION_MAX_BYTES = 16
+
+
+def name_key(name: str) -> str:
+    """Names that collide on a case-insensitive or normalising file system count as the same."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _fit(stem: str, tail: str, limit: int) -> str:
+    """`stem + tail` within `limit` UTF-8 bytes, the stem shortened by whole characters."""
+    budget = limit - len(tail.encode("utf-8"))
+    data = stem.encode("utf-8")
+    if len(data) <= budget:
+        return stem + tail
+    short = data[:budget].decode("utf-8", errors="ignore").rstrip()  # never half a character
+    return short + tail
+
+
+def stored_names(names: Sequence[str], *, limit: int = NAME_MAX_BYTES) -> list[str]:
+    """The names under which the documents of one material folder are stored, in their order.
+
+    A name that fits and is the first of its kind (by `name_key`) is kept as it is. A name too long
+    is shortened (extension kept, the stem cut by bytes); a later one equal to an earlier one gets
+    "(2)", "(3)", … before its extension, skipping every name already taken. The result depends on
+    the list alone, so a re-run stores the same names and builds the same bytes. The names must
+    have passed `is_dangerous_path`.
+    """
+    out: list[str | None] = [None] * len(names)
+    taken: set[str] = set()
+    for i, name in enumerate(names):  # first pass: every name that can stay as it is, stays
+        if len(name.encode("utf-8")) <= limit and name_key(name) not in taken:
+            out[i] = name
+            taken.add(name_key(name))
+    for i, name in enumerate(names):
+        if out[i] is not None:
+            continue
+        ext = PurePosixPath(name).suffix
+        if len(ext.encode("utf-8")) > _EXTENSION_MAX_BYTES or ext == name:
+            ext = ""
+        stem = name[: len(name) - len(ext)]
+        n = 1 if len(name.encode("utf-8")) > limit and name_key(_fit(stem, ext, limit)) not in taken else 2
+        while True:
+            candidate = _fit(stem, ext if n == 1 else f"({n}){ext}", limit)
+            if name_key(candidate) not in taken:
+                break
+            n += 1
+        out[i] = candidate
+        taken.add(name_key(candidate))
+    return [n for n in out if n is not None]
 
 
 def package_key(fonds: str, year: int, period: str, archival_code: str) -> str:

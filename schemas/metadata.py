@@ -101,6 +101,7 @@ class DocumentEntry:
     sm3: str
     sha256: str
     pages: int | None = None
+    original_file_name: str | None = None  # the source's name, when it had to be stored otherwise
 
 
 def matter_title(matter: Matter) -> str:
@@ -128,7 +129,8 @@ def _text(parent: etree._Element, name: str, value: object | None) -> etree._Ele
 # The elements of one 文件 and one 办理环节, in the XSD's order: written from DocumentEntry and
 # ProcessStep by build_metadata, read back into MetadataDocument by read_metadata.
 _DOCUMENT_PATHS = {
-    "group": "材料类别", "title": "题名", "file_name": "文件名", "path": "相对路径", "format": "格式",
+    "group": "材料类别", "title": "题名", "file_name": "文件名", "original_file_name": "原文件名",
+    "path": "相对路径", "format": "格式",
     "media_type": "媒体类型", "size": "大小", "pages": "页数", "sm3": "SM3", "sha256": "SHA-256",
 }
 _STEP_TAGS = {
@@ -303,6 +305,7 @@ class MetadataDocument:
     pages: int | None
     sm3: str | None
     sha256: str | None
+    original_file_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

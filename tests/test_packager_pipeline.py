@@ -150,9 +150,6 @@ BAD_INPUTS = {
                                  {"Q-DOC-UNSAFE-NAME"}),
     "Q-DOC-UNSAFE-NAME-absolute": (lambda: [doc("申报材料", "/etc/passwd", make_pdf(["x"]))], {"Q-DOC-UNSAFE-NAME"}),
     "Q-DOC-UNSAFE-NAME-windows": (lambda: [doc("申报材料", "C:\\evil.pdf", make_pdf(["x"]))], {"Q-DOC-UNSAFE-NAME"}),
-    "Q-DOC-DUPLICATE-NAME": (lambda: [doc("申报材料", "a.pdf", make_pdf(["1"])),
-                                      doc("申报材料", "A.PDF", make_pdf(["2"]))],
-                             {"Q-DOC-DUPLICATE-NAME"}),
     "Q-DOC-FETCH-FAILED": (lambda: [doc("申报材料", "a.pdf", make_pdf(["x"]), locator="loc:gone")],
                            {"Q-DOC-FETCH-FAILED"}),
     "Q-DOC-DIGEST-MISMATCH": (lambda: [doc("申报材料", "a.pdf", make_pdf(["x"]), source_sha256="0" * 64)],
@@ -161,7 +158,9 @@ BAD_INPUTS = {
                                   {"Q-DOC-DIGEST-MISMATCH"}),
     "Q-DOC-SIZE-MISMATCH": (lambda: [doc("申报材料", "a.pdf", make_pdf(["x"]), size=5)], {"Q-DOC-SIZE-MISMATCH"}),
     "Q-PDF-BROKEN": (lambda: [doc("申报材料", "a.pdf", make_broken_pdf(["x"]))], {"Q-PDF-BROKEN"}),
-    "Q-PDF-BROKEN-not-a-pdf": (lambda: [doc("申报材料", "a.pdf", b"<html>502 Bad Gateway</html>")], {"Q-PDF-BROKEN"}),
+    "Q-PDF-BROKEN-not-a-pdf": (lambda: [doc("申报材料", "a.pdf", b"502 Bad Gateway")], {"Q-PDF-BROKEN"}),
+    "Q-FORMAT-MISMATCH-html": (lambda: [doc("申报材料", "a.pdf", b"<html>502 Bad Gateway</html>")],
+                               {"Q-FORMAT-MISMATCH"}),
     "Q-PDF-ENCRYPTED": (lambda: [doc("申报材料", "a.pdf", make_encrypted_pdf(["x"]))], {"Q-PDF-ENCRYPTED"}),
     "Q-PDF-NO-PAGES": (lambda: [doc("申报材料", "a.pdf", _no_pages_pdf())], {"Q-PDF-NO-PAGES"}),
     "Q-NO-DOCUMENTS": (lambda: [], {"Q-NO-DOCUMENTS"}),
@@ -197,7 +196,7 @@ def test_every_problem_of_a_matter_is_reported_at_once(tmp_path: Path) -> None:
     documents = [
         doc("申报材料", "ok.pdf", good),
         doc("申报材料", "../up.pdf", good),
-        doc("申报材料", "OK.pdf", good),
+        doc("申报材料", "OK.pdf", good),  # same name as ok.pdf: stored as OK(2).pdf, no fault
         doc("过程材料", "gone.pdf", good, locator="loc:gone-too"),
         doc("过程材料", "wrong.pdf", good, source_sha256="a" * 64, size=len(good) + 1),
         doc("结果材料", "locked.pdf", make_encrypted_pdf(["x"])),
@@ -210,7 +209,7 @@ def test_every_problem_of_a_matter_is_reported_at_once(tmp_path: Path) -> None:
     for f in err.value.findings:
         by_code.setdefault(f.code, []).append(f)
     assert set(by_code) == {
-        "Q-DOC-UNSAFE-NAME", "Q-DOC-DUPLICATE-NAME", "Q-DOC-FETCH-FAILED", "Q-DOC-DIGEST-MISMATCH",
+        "Q-DOC-UNSAFE-NAME", "Q-DOC-FETCH-FAILED", "Q-DOC-DIGEST-MISMATCH",
         "Q-DOC-SIZE-MISMATCH", "Q-PDF-ENCRYPTED", "Q-PDF-BROKEN",
     }
     mismatch = by_code["Q-DOC-DIGEST-MISMATCH"][0]
