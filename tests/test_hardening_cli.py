@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,13 @@ def test_log_lines_are_masked_on_the_terminal_and_for_every_handler(
                                    for r in guidang_records)  # masked before any handler sees it
 
 
+def test_an_error_message_the_command_line_prints_is_masked(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    r = runner.invoke(app, ["run", "-c", str(config), "--orchestrator", "local", "--source", f"赵涛{ID18}"])
+    assert r.exit_code == 2
+    assert "no source named" in r.output and ID18 not in r.output
+
+
 # ---------------------------------------------------------------- 6. no live formula from data
 
 
@@ -189,3 +197,65 @@ def test_due_and_coverage_lists_never_write_a_live_formula(tmp_path: Path) -> No
                 assert cells and all(c.data_type == "s" for c in cells), out  # a string, never a formula ("f")
             else:
                 assert _csv_cells(out, text) == ["'" + text], out  # shown as text, not evaluated
+
+
+# ---------------------------------------------------------------- 15. exit codes and the terminal
+
+
+def test_an_unknown_source_exits_2_at_once_without_starting_prefect(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    probe = _probe(["run", "-c", str(config), "--source", "nope"], tmp_path)
+    assert probe["code"] == 2 and not probe["prefect"], probe
+    assert "no source named 'nope'" in probe["stderr"] and "Traceback" not in probe["stderr"]
+    assert probe["seconds"] < 5
+    assert not (tmp_path / "ledger.sqlite").exists()  # no work was started
+
+
+def test_a_bad_sql_source_configuration_exits_2_before_any_work(tmp_path: Path) -> None:
+    config = _config(tmp_path, (
+        "sources:\n  - name: selfbuilt\n    kind: sql\n    url: sqlite:///none.sqlite\n"
+        "    matters_query: SELECT * FROM m WHERE t > :since AND t <= :until\n"
+        "    columns: {project_id: id, completed_at: done}\n"  # no updated_at, no service_code, ...
+        "    documents_query: SELECT * FROM d WHERE pid = :project_id\n"
+        "    document_columns: {group: g, file_name: f}\n"
+        "    content: {kind: blob, column: data}\n"
+    ))
+    for orchestrator in ("local", "prefect"):
+        probe = _probe(["run", "-c", str(config), "--orchestrator", orchestrator], tmp_path)
+        assert probe["code"] == 2 and not probe["prefect"], probe
+        assert "columns.updated_at" in probe["stderr"] and "Traceback" not in probe["stderr"]
+    assert not (tmp_path / "ledger.sqlite").exists()
+
+
+def test_version_prints_the_installed_version() -> None:
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"guidang {version('guidang')}"
+
+
+def test_a_closed_pipe_ends_quarantine_list_quietly(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    _quarantine(config, [(f"P{n}", f"文件{n}.pdf") for n in range(1500)])  # far more than a pipe buffers
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "quarantine", "list", "-c", str(config)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"#")  # `| head -1`
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr and "Exception ignored" not in stderr
+
+
+def test_demo_under_prefect_shows_the_summary_and_not_prefects_task_lines(tmp_path: Path) -> None:
+    """A tiny demo world under the real Prefect orchestrator (a temporary server) in its own process."""
+    from guidang_demo.world import build_world
+
+    world = tmp_path / "world"
+    build_world(world, counts={"unified": 10, "tzxm": 4, "sjjc": 5})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "demo", str(world), "--orchestrator", "prefect"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                          env={**env, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect")})
+    shown = done.stdout + done.stderr
+    assert "guidang nightly transfer" in done.stdout and "TOTAL" in done.stdout, shown
+    assert "Finished in state" not in shown and "Beginning subflow run" not in shown, shown
