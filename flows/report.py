@@ -1,4 +1,7 @@
-"""Run summaries for people: the console table, the Prefect artifacts, the Markdown report."""
+"""Run summaries for people: the console table, the Prefect artifacts, the Markdown report.
+
+Each passes through mask_text on its way out: a source's error quotes what the source said, which
+may carry an identity number, credit code or phone number."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from typing import Any
 
 from flows.context import SUMMARY_KEYS
 from schemas.findings import code_text
+from schemas.model import mask_text
 
 COLUMNS = SUMMARY_KEYS
 HEADERS = {
@@ -20,7 +24,7 @@ HEADERS = {
 
 def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [
-        {"source": name, **{c: s.get(c, 0) for c in COLUMNS}, "error": s.get("error", "")}
+        {"source": name, **{c: s.get(c, 0) for c in COLUMNS}, "error": mask_text(s.get("error") or "")}
         for name, s in summary["sources"].items()
     ]
     rows.append({"source": "TOTAL", **{c: summary["totals"].get(c, 0) for c in COLUMNS}, "error": ""})
@@ -47,7 +51,7 @@ def summary_text(summary: dict[str, Any]) -> str:
     lines.append(f"stored {summary['totals'].get('archived', 0)} package(s), {gb:.3f} GB")
     if "ledger" in summary:
         lines.append(f"ledger: {summary['ledger']['events']} events, chain head {summary['ledger']['chain_head']}")
-    return "\n".join(lines)
+    return mask_text("\n".join(lines))
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -63,4 +67,4 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     errors = [(n, s["error"]) for n, s in summary["sources"].items() if s.get("error")]
     if errors:
         out += ["", "## Failures", ""] + [f"- **{n}**: {e}" for n, e in errors]
-    return "\n".join(out)
+    return mask_text("\n".join(out))

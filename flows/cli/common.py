@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from schemas.findings import GuidangError
+from schemas.model import MaskingFilter, mask_text
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
@@ -39,17 +40,60 @@ OUT_SUFFIXES = (".xlsx", ".csv")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """The one way a command gives up: the reason on stderr, then `raise fail(...)` exits with `code`."""
-    typer.echo(f"guidang: {message}", err=True)
+    """The one way a command gives up: the reason (masked) on stderr, then `raise fail(...)` exits with `code`."""
+    typer.echo(f"guidang: {mask_text(message)}", err=True)
     return typer.Exit(code)
 
 
+class TerminalHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """guidang's own stderr handler: masked, WARNING unless --verbose, and always writing to the
+    current sys.stderr (a test runner or a redirect may have replaced it since setup)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """The terminal shows guidang's warnings (INFO too with --verbose), masked, from any logger.
+
+    The level sits on the handler, not only on the loggers: Prefect's per-task INFO lines
+    ("Finished in state Completed()") propagate to the root logger from loggers whose own level lets
+    them through, so only the handler can keep them off the terminal; Prefect's API handler, attached
+    to its own loggers, still receives them. Called again (by `run -v`), it replaces its handler."""
+    level = logging.INFO if verbose else logging.WARNING
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, TerminalHandler)]:
+        root.removeHandler(old)
+    handler = TerminalHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(MaskingFilter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    mask_loggers("guidang")
+
+
+def mask_loggers(*names: str) -> None:
+    """Mask every record of these loggers before any handler sees it, and whatever their handlers
+    receive from below (Prefect's API handler is attached to `prefect.flow_runs`, `prefect.task_runs`
+    and the extra logger `guidang`)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        for target in (logger, *logger.handlers):
+            if not any(isinstance(f, MaskingFilter) for f in target.filters):
+                target.addFilter(MaskingFilter())
+
+
+def masked(data: Any) -> Any:
+    """`data` with every string in it (keys and values, however nested) passed through mask_text."""
+    if isinstance(data, str):
+        return mask_text(data)
+    if isinstance(data, Mapping):
+        return {masked(k): masked(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [masked(v) for v in data]
+    return data
 
 
 def load_config(config: Path) -> Settings:
@@ -115,35 +159,73 @@ def check_out(out: Path | None) -> None:
 # ---------------------------------------------------------------- outputs
 
 
-def echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+def echo_json(data: Any, *, mask: bool = True) -> None:
+    """JSON on stdout, masked unless the caller has masked all but what the operator asked for."""
+    typer.echo(json.dumps(masked(data) if mask else data, ensure_ascii=False, indent=2, default=str))
 
 
 def echo_table(headers: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
-    """Rows for a terminal (or a paste into a spreadsheet): tab-separated, a header line first."""
+    """Rows for a terminal (or a paste into a spreadsheet): tab-separated, a header line first, masked."""
     typer.echo("\t".join(headers))
     for row in rows:
-        typer.echo("\t".join("" if row.get(h) is None else str(row.get(h)) for h in headers))
+        typer.echo(mask_text("\t".join("" if row.get(h) is None else str(row.get(h)) for h in headers)))
+
+
+# A spreadsheet evaluates a cell that starts with one of these (OWASP "CSV injection"); tab and CR too.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell_text(value: Any) -> str:
+    """A value as the text a person reads: masked, blank for None."""
+    return "" if value is None else mask_text(str(value))
+
+
+def _csv_cell(value: Any) -> Any:
+    """Text that a spreadsheet would take for a formula gets a leading `'`, so it is shown, not run;
+    numbers stay numbers (-5 is a number, not a formula)."""
+    if value is None:
+        return ""
+    text = _cell_text(value)
+    if isinstance(value, bool | int | float):
+        return value if text == str(value) else text
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def write_rows(path: Path, headers: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> int:
-    """A list for people: CSV (UTF-8 with BOM, so Excel shows the Chinese) or XLSX, one header row."""
+    """A list for people: CSV (UTF-8 with BOM, so Excel shows the Chinese) or XLSX, one header row.
+
+    Nothing from the data can become a live formula: in CSV a text cell starting with = + - @ (or tab,
+    CR) is prefixed with `'`; in XLSX every cell is written as a string cell (data type "s"), which
+    Excel shows as text whatever it starts with."""
     n = 0
     if path.suffix.lower() == ".csv":
         with path.open("w", encoding="utf-8-sig", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(headers)
+            w.writerow([_csv_cell(h) for h in headers])
             for row in rows:
-                w.writerow(["" if row.get(h) is None else row.get(h) for h in headers])
+                w.writerow([_csv_cell(row.get(h)) for h in headers])
                 n += 1
         return n
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(path.stem[:31] or "sheet")
-    ws.append(list(headers))
+
+    def text_cells(values: Iterable[Any]) -> list[Any]:
+        cells = []
+        for value in values:
+            if value is None:
+                cells.append(None)
+                continue
+            cell = WriteOnlyCell(ws, value=_cell_text(value))
+            cell.data_type = "s"  # openpyxl would otherwise mark "=…" as a formula ("f")
+            cells.append(cell)
+        return cells
+
+    ws.append(text_cells(headers))
     for row in rows:
-        ws.append([row.get(h) for h in headers])
+        ws.append(text_cells(row.get(h) for h in headers))
         n += 1
     wb.save(path)
     return n

@@ -1,7 +1,8 @@
 """`guidang quarantine ...`: the matters held back with a reason (隔离区), to look at and to retry.
 
-What is shown is masked (a card number in a finding's message is not printed); `show` prints the
-whole stored record, card number included, because the operator asked for that one entry.
+What is shown is masked (identity numbers, credit codes and phone numbers in a finding, a file name
+or a resolution are not printed); `show` prints the whole stored record unmasked, card number
+included, because the operator asked for that one entry, and masks the rest as `list` does.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger, report_run
+from flows.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    echo_json,
+    fail,
+    load_config,
+    masked,
+    open_ledger,
+    report_run,
+)
 from schemas.findings import GuidangError, code_text
 
 if TYPE_CHECKING:
@@ -22,9 +32,8 @@ app = typer.Typer(help="Matters held back with a reason (隔离区): look, and r
 
 
 def _entry_dict(e: QuarantineEntry, *, full: bool = False) -> dict[str, Any]:
-    from schemas.model import mask_text
-
-    d = {
+    """One entry as shown, every text masked; with `full`, the stored record added as it is."""
+    d = masked({
         "id": e.id,
         "source": e.source,
         "project_id": e.project_id,
@@ -33,8 +42,8 @@ def _entry_dict(e: QuarantineEntry, *, full: bool = False) -> dict[str, Any]:
         "created_at": e.created_at.isoformat(),
         "resolved_at": e.resolved_at.isoformat() if e.resolved_at else None,
         "resolution": e.resolution,
-        "findings": [{**f, "message": mask_text(f["message"])} for f in e.findings],
-    }
+        "findings": e.findings,
+    })
     if full:
         d["record"] = e.record  # the operator asked for this one entry: the full record, card number included
     return d
@@ -80,7 +89,7 @@ def show(
             raise fail(f"no quarantine entry {entry}", 1)
         d = _entry_dict(e, full=True)
     if as_json:
-        echo_json(d)
+        echo_json(d, mask=False)  # masked by _entry_dict, all but the record asked for
     else:
         typer.echo("\n".join(f"{k}: {json.dumps(v, ensure_ascii=False, default=str)}" for k, v in d.items()))
 

@@ -10,7 +10,7 @@ import os
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,11 +21,16 @@ from flows.cli.common import (
     echo_json,
     fail,
     load_config,
+    mask_loggers,
     parse_datetime,
     report_run,
     setup_logging,
+    source_config,
 )
 from schemas.findings import GuidangError
+
+if TYPE_CHECKING:
+    from schemas.config import Settings
 
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="run as if it were this time (reproducible re-runs)")]
 
@@ -33,6 +38,26 @@ AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="run as if it were 
 class Orchestrator(StrEnum):
     prefect = "prefect"
     local = "local"
+
+
+def check_night_config(config_path: Path, sources: list[str] | None = None) -> Settings:
+    """Everything a night's configuration can be wrong about, found before any work and before
+    Prefect starts: guidang.yaml itself, the sources named on the command line, and each SQL
+    source's mapping and queries (parsed, not run). Each mistake exits 2 saying what it is."""
+    settings = load_config(config_path)
+    selected = [source_config(settings, name) for name in sources] if sources else list(settings.sources)
+    for src in selected:
+        if src.kind != "sql":
+            continue
+        from sqlalchemy.exc import ArgumentError
+
+        from connectors.sources import open_source
+
+        try:
+            open_source(src, base_dir=settings.base_dir).close()  # checks the mapping; connects lazily
+        except (GuidangError, ArgumentError, ValueError) as exc:
+            raise fail(f"source {src.name}: {exc}") from exc
+    return settings
 
 
 def execute_night(
@@ -44,21 +69,27 @@ def execute_night(
     since: datetime | None = None,
     until: datetime | None = None,
     dry_run: bool = False,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Run one night with Prefect (the deployment's code path) or with plain threads.
 
-    A GuidangError (the night could not start, or was cut short) exits 1 with its message; a night
-    that ran returns its summary, failed or not."""
+    The configuration is checked first (exit 2, Prefect never started). A GuidangError (the night
+    could not start, or was cut short) exits 1 with its message; a night that ran returns its
+    summary, failed or not. Under Prefect the terminal shows guidang's lines and the summary:
+    Prefect's INFO lines go to its API (the UI's logs) and reach the terminal only with --verbose."""
+    settings = check_night_config(config_path, sources)
     window: dict[str, Any] = {"sources": sources, "since": since, "until": until, "dry_run": dry_run}
     try:
         if orchestrator is Orchestrator.local:
             from flows.night import run_nightly
 
-            return run_nightly(load_config(config_path), **window, now=as_of)
+            return run_nightly(settings, **window, now=as_of)
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
+        if not verbose:  # Prefect's own console handler, where its configuration uses one
+            os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         from flows.nightly import RunFailed, nightly_transfer
 
-        load_config(config_path)  # report configuration errors before Prefect starts
+        mask_loggers("guidang", "prefect", "prefect.extra", "prefect.flow_runs", "prefect.task_runs")
         state = nightly_transfer(config=str(config_path), **window, as_of=as_of, return_state=True)
         result = state.result(raise_on_failure=False)
         if isinstance(result, RunFailed):
@@ -99,6 +130,7 @@ def run(
         until=until,
         dry_run=dry_run,
         as_of=parse_datetime(as_of, "--as-of"),
+        verbose=verbose,
     )
     report_run(summary, as_json, strict)
 
@@ -147,6 +179,9 @@ def demo(
     with UnifiedSimulator(directory / "sources" / "unified") as base_url:
         os.environ["GUIDANG_UNIFIED_URL"] = base_url
         summary = execute_night(
-            directory / "guidang.yaml", orchestrator=orchestrator, as_of=parse_datetime(as_of, "--as-of")
+            directory / "guidang.yaml",
+            orchestrator=orchestrator,
+            as_of=parse_datetime(as_of, "--as-of"),
+            verbose=verbose,
         )
     report_run(summary, as_json, strict)
