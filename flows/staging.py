@@ -15,9 +15,9 @@ from typing import Any
 
 from flows.context import RunContext, SourceConfig, SourceSummary
 from flows.numbering import Staged, archival_code, matter_record
-from flows.triage import Work, quarantine_matter
+from flows.triage import Work, quarantine_matter, stage_documents, unexpected_failure
 from ledger import store
-from packager import QuarantineError, discard, finalize_package, stage_matter
+from packager import QuarantineError, discard, finalize_package
 from retention import AppraisalError, appraise
 from schemas.crashpoints import crashpoint
 from schemas.errors import SourceUnavailable
@@ -53,7 +53,7 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
                 crashpoint("not-in-scope")
             continue
         try:
-            staged = stage_matter(m, appraisal, connector.open_document, ctx.staging_root)
+            staged = stage_documents(ctx, m, appraisal, connector.open_document)
         except QuarantineError as exc:
             quarantine_matter(ctx, m, exc.findings, out.summary)
             continue
@@ -79,13 +79,20 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
 
 def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appraisal) -> None:
     """Build the package once with 件号 1 of its sequence and run every check on it; the real build
-    after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files)."""
+    after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files).
+
+    Any failure is the matter's QuarantineError (an unexpected one as Q-STAGE-FAILED)."""
     fonds = ctx.settings.fonds_for(source)
-    finalize_package(
-        staged,
-        fonds=fonds,
-        archival_code=archival_code(fonds, appraisal, 1),
-        item_number=1,
-        archived_at=ctx.now,
-        check_warnings=ctx.settings.check_warnings,
-    )
+    try:
+        finalize_package(
+            staged,
+            fonds=fonds,
+            archival_code=archival_code(fonds, appraisal, 1),
+            item_number=1,
+            archived_at=ctx.now,
+            check_warnings=ctx.settings.check_warnings,
+        )
+    except QuarantineError:
+        raise
+    except Exception as exc:
+        raise unexpected_failure(staged.matter.key, "precheck", exc, ctx.staging_root) from exc
