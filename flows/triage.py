@@ -16,6 +16,7 @@ import logging
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
 from flows.context import RunContext, SourceConfig, SourceSummary
@@ -44,11 +45,7 @@ def triage(
 ) -> list[Work]:
     """Decide, per collected record, whether it is new, a new version (补充材料), unchanged, or invalid."""
     work: list[Work] = []
-    seen: set[str] = set()
-    for item in items:
-        if item.project_id in seen:  # a source that pages unstably can repeat a record
-            continue
-        seen.add(item.project_id)
+    for item in newest_rows(items, summary):
         if isinstance(item, InvalidMatter):
             quarantine_invalid(ctx, item, summary)
             continue
@@ -68,6 +65,50 @@ def triage(
         else:
             work.append(Work(item, latest.version + 1, open_q.id if open_q else None))
     return work
+
+
+def newest_rows(items: Iterable[Matter | InvalidMatter], summary: SourceSummary) -> list[Matter | InvalidMatter]:
+    """One record per 办件编号, the newest: by the update column, then by the order the source gave.
+
+    A system without a primary key re-sends a corrected row beside the old one, and a source that
+    pages unstably repeats a record; archiving the first seen would lose the correction. Every row
+    left out is counted (`superseded`) and logged with both update times, never dropped silently.
+    """
+    rows = list(items)
+    newest: dict[str, int] = {}
+    for n, item in enumerate(rows):
+        best = newest.get(item.project_id)
+        if best is None or _recency(item, n) >= _recency(rows[best], best):
+            newest[item.project_id] = n
+    kept = set(newest.values())
+    for n, item in enumerate(rows):
+        if n in kept:
+            continue
+        winner = rows[newest[item.project_id]]
+        summary.superseded += 1
+        same = type(item) is type(winner) and _fingerprint(item) == _fingerprint(winner)
+        log.warning(
+            "%s: 办件编号 given more than once in this collect; row %d (updated %s) superseded by row %d "
+            "(updated %s)%s",
+            item.key, n + 1, _when(item), newest[item.project_id] + 1, _when(winner),
+            ", an identical repeat" if same else ", which is the one archived",
+        )
+    return [item for n, item in enumerate(rows) if n in kept]
+
+
+def _recency(item: Matter | InvalidMatter, n: int) -> tuple[bool, datetime, int]:
+    at = item.updated_at
+    if at is not None and at.tzinfo is None:  # never compare naive and aware times
+        at = at.replace(tzinfo=UTC)
+    return at is not None, at or datetime.min.replace(tzinfo=UTC), n
+
+
+def _fingerprint(item: Matter | InvalidMatter) -> str:
+    return item.content_hash() if isinstance(item, Matter) else json_digest(item.raw)
+
+
+def _when(item: Matter | InvalidMatter) -> str:
+    return item.updated_at.isoformat() if item.updated_at else "unknown"
 
 
 def quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSummary, *, force: bool = False) -> None:

@@ -15,6 +15,7 @@ The nights run over the small demo world's two self-built systems (SQLite, no si
 from __future__ import annotations
 
 import errno
+import logging
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from lxml import etree
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
@@ -76,6 +79,13 @@ def open_entry(world: Path, source: str, project_id: str) -> QuarantineEntry:
 def run_statuses(world: Path) -> list[str]:
     with ledger(world) as s:
         return [r.status for r in s.scalars(select(Run))]
+
+
+def metadata_text(world: Path, package_key: str, path: str) -> str:
+    root = etree.parse(str(world / "archive" / package_key / "元数据.xml")).getroot()
+    found = root.xpath(f"//*[local-name()='{path.split('/')[-1]}']")
+    assert found, f"{path} missing in {package_key}"
+    return found[0].text or ""
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +209,56 @@ def test_a_source_that_breaks_outright_fails_the_run_and_never_leaves_it_running
     monkeypatch.undo()
     assert night(small_world)["status"] == "completed"  # and the next night takes the source up again
     assert outcome(small_world)[0] == clean[0]
+
+
+# ------------------------------------------------------------------ 3. one 办件编号 twice in one collect
+
+
+def resend_row(world: Path, project_id: str, *, conclusion: str, later_by_seconds: int) -> Path:
+    """The sjjc system without its primary key, holding a corrected copy of one row; returns the
+    config that reads it (the source's query in its given order, rowid breaking ties)."""
+    with sqlite3.connect(world / "sources" / "sjjc.sqlite") as db:
+        db.execute("CREATE TABLE record_nopk AS SELECT * FROM inspection_record ORDER BY modified_at, record_no")
+        db.execute(
+            "INSERT INTO record_nopk SELECT record_no, task_no, target_name, target_kind, target_id_type,"
+            " target_id_no, inspectors, accepted_at, inspected_at, completed_at, ?, status,"
+            " CASE WHEN ? = 0 THEN modified_at ELSE strftime('%Y-%m-%d %H:%M:%f', modified_at, ? || ' seconds') END"
+            " FROM inspection_record WHERE record_no = ?",
+            (conclusion, later_by_seconds, str(later_by_seconds), project_id),
+        )
+    config = yaml.safe_load((world / "guidang.yaml").read_text(encoding="utf-8"))
+    sjjc = next(s for s in config["sources"] if s["name"] == "sjjc")
+    sjjc["matters_query"] = (
+        sjjc["matters_query"]
+        .replace("inspection_record r", "record_nopk r")
+        .replace("ORDER BY r.modified_at, r.record_no", "ORDER BY r.modified_at, r.record_no, r.rowid")
+    )
+    path = world / "guidang-nopk.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("later_by_seconds", [60, 0], ids=["newer-update-time", "same-update-time-later-row"])
+def test_a_corrected_row_sent_twice_in_one_collect_archives_the_correction(
+    later_by_seconds: int, small_world: Path, clean: Outcome, caplog: pytest.LogCaptureFixture
+) -> None:
+    victim = first_good(clean)
+    config = resend_row(small_world, victim, conclusion="更正：发现问题已当场整改", later_by_seconds=later_by_seconds)
+
+    with caplog.at_level(logging.WARNING, logger="guidang"):
+        summary = night(small_world, config.name)
+
+    assert summary["status"] == "completed"
+    assert outcome(small_world) == clean  # the same matters archived and held: nothing doubled, nothing lost
+    with ledger(small_world) as s:
+        rows = list(s.scalars(select(MatterRecord).where(MatterRecord.project_id == victim)))
+    assert [(r.version, r.state) for r in rows] == [(1, MatterState.VERIFIED)]
+    assert rows[0].record["result"] == "更正：发现问题已当场整改"  # the correction reached the archive
+    assert metadata_text(small_world, rows[0].package_key, "办理结果") == "更正：发现问题已当场整改"
+    counts = summary["sources"]["sjjc"]
+    assert counts["superseded"] == 1  # the older row is counted, so the counts add up to what was collected
+    assert counts["collected"] == sum(
+        counts[k] for k in ("archived", "quarantined", "not_in_scope", "unchanged", "pending", "superseded")
+    )
+    warned = [r.getMessage() for r in caplog.records if victim in r.getMessage() and "superseded" in r.getMessage()]
+    assert warned, "the dropped older row is never dropped silently"
