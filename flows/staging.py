@@ -21,7 +21,8 @@ from packager import QuarantineError, discard, finalize_package
 from retention import AppraisalError, appraise
 from schemas.crashpoints import crashpoint
 from schemas.errors import SourceUnavailable
-from schemas.model import Appraisal
+from schemas.findings import Finding
+from schemas.model import Appraisal, Matter
 
 log = logging.getLogger("guidang")
 
@@ -38,6 +39,9 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
     connector = ctx.connector(source)
     for w in works:
         m = w.matter
+        if m.completed_at > ctx.now:
+            quarantine_matter(ctx, m, [completed_in_future(m, ctx.now)], out.summary)
+            continue
         try:
             appraisal = appraise(ctx.book.table_for(m.completed_at.date()), m)
         except AppraisalError as exc:
@@ -75,6 +79,19 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
             with ctx.ledger.transaction() as s:
                 store.resolve_quarantine(s, w.reopened_quarantine, "passed on re-collection", run_id=ctx.run_id)
     return out
+
+
+def completed_in_future(m: Matter, run_time: datetime) -> Finding:
+    """A matter completed after the run's time (`--as-of`, else now) cannot be archived yet: its
+    归档时间 (the run's time) would precede its 办结时间. Either the source's date is wrong, or the
+    run's time is; once one is corrected, the next night or a retry takes the matter."""
+    local_run_time = run_time.astimezone(m.completed_at.tzinfo)
+    return Finding(
+        "Q-COMPLETED-IN-FUTURE", m.key,
+        f"办结时间 {m.completed_at.isoformat()} is later than the run's time {local_run_time.isoformat()} "
+        "(--as-of, else now): 归档时间 may not precede 办结时间",
+        details={"completed_at": m.completed_at.isoformat(), "run_time": run_time.isoformat()},
+    )
 
 
 def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appraisal) -> None:

@@ -19,7 +19,7 @@ import logging
 import shutil
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +262,63 @@ def test_a_corrected_row_sent_twice_in_one_collect_archives_the_correction(
     )
     warned = [r.getMessage() for r in caplog.records if victim in r.getMessage() and "superseded" in r.getMessage()]
     assert warned, "the dropped older row is never dropped silently"
+
+
+# ------------------------------------------------------------------ 4. completed after the run's time
+
+
+def test_a_matter_completed_in_2031_is_quarantined_and_never_archived_before_its_completion(
+    small_world: Path, clean: Outcome
+) -> None:
+    victim = first_good(clean)
+    with sqlite3.connect(small_world / "sources" / "sjjc.sqlite") as db:
+        db.execute("UPDATE inspection_record SET completed_at = '2031-03-01 09:30:00.000000' WHERE record_no = ?",
+                   (victim,))
+
+    summary = night(small_world)
+
+    assert summary["status"] == "completed"
+    verified, held = outcome(small_world)
+    assert verified == clean[0] - {("sjjc", victim)}
+    assert held == clean[1] | {("sjjc", victim): ["Q-COMPLETED-IN-FUTURE"]}
+    finding = open_entry(small_world, "sjjc", victim).findings[0]
+    assert victim in finding["where"]
+    assert "2031-03-01" in finding["message"]  # 办结时间 as the source gave it
+    as_of = datetime.fromisoformat(summary_as_of(small_world)).astimezone(load_tz(small_world))
+    assert as_of.isoformat() in finding["message"]  # and the run's time it is later than
+
+    with ledger(small_world) as s:
+        stored = list(s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED)))
+    assert stored
+    for rec in stored:
+        completed = datetime.fromisoformat(metadata_text(small_world, rec.package_key, "办结时间"))
+        archived = datetime.fromisoformat(metadata_text(small_world, rec.package_key, "归档时间"))
+        assert archived >= completed, rec.archival_code
+
+
+def test_a_backfill_as_of_a_past_time_quarantines_what_was_completed_after_it(
+    small_world: Path, clean: Outcome
+) -> None:
+    """--as-of in the past: a matter completed after that time is not archived with an earlier 归档时间."""
+    with sqlite3.connect(small_world / "sources" / "sjjc.sqlite") as db:
+        times = sorted(r[0] for r in db.execute("SELECT completed_at FROM inspection_record WHERE status = 'closed'"))
+    tz = load_tz(small_world)
+    as_of = datetime.fromisoformat(times[len(times) // 2]).replace(tzinfo=tz)
+    until = datetime.fromisoformat(times[-1]).replace(tzinfo=tz) + timedelta(days=1)
+    summary = night(small_world, since=datetime(2000, 1, 1, tzinfo=tz), until=until, now=as_of)
+    with ledger(small_world) as s:
+        stored = list(s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED)))
+    for rec in stored:
+        assert rec.completed_at <= rec.numbered_at, rec.archival_code
+    assert summary["quarantine_reasons"].get("Q-COMPLETED-IN-FUTURE", 0) >= 1
+
+
+def summary_as_of(world: Path) -> str:
+    with ledger(world) as s:
+        return s.scalars(select(Run)).one().parameters["as_of"]
+
+
+def load_tz(world: Path) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(load_settings(world / "guidang.yaml").timezone)
