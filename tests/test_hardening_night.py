@@ -188,6 +188,24 @@ def test_a_document_name_of_a_thousand_characters_never_blocks_its_source(
     assert ("sjjc", victim) in verified or held.get(("sjjc", victim)) == ["Q-STAGE-FAILED"]
 
 
+def test_a_full_staging_disk_fails_the_source_and_blames_no_matter(
+    small_world: Path, clean: Outcome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No space left is the machine's fault: quarantining matter after matter for it would bury the
+    cause; the source fails for the night, and the next night archives what it would have."""
+    victim = first_good(clean)
+    full = OSError(errno.ENOSPC, "No space left on device", "/staging/run/m-1/过程材料/a.pdf")
+    monkeypatch.setattr(flows.triage, "stage_matter", failing_for(victim, flows.triage.stage_matter, full))
+    summary = night(small_world)
+    assert summary["status"] == "failed"
+    assert "No space left on device" in summary["sources"]["sjjc"]["error"]
+    assert run_statuses(small_world) == ["failed"]
+    assert all("Q-STAGE-FAILED" not in codes for codes in outcome(small_world)[1].values())
+    monkeypatch.undo()
+    assert night(small_world)["status"] == "completed"
+    assert outcome(small_world) == clean
+
+
 def test_a_source_that_breaks_outright_fails_the_run_and_never_leaves_it_running(
     small_world: Path, clean: Outcome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
