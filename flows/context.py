@@ -26,12 +26,13 @@ from schemas.crashpoints import crashpoint
 
 SourceConfig = UnifiedSource | SqlSource
 
-SUMMARY_KEYS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "pending")
+SUMMARY_KEYS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "pending", "superseded")
 
 
 @dataclass
 class SourceSummary:
-    """What one source did in one run; `pending` are matters left for the next run (transient faults)."""
+    """What one source did in one run; `pending` are matters left for the next run (transient faults);
+    `superseded` are rows of a 办件编号 that a newer row of the same collect replaced."""
 
     collected: int = 0
     archived: int = 0
@@ -39,6 +40,7 @@ class SourceSummary:
     not_in_scope: int = 0
     unchanged: int = 0
     pending: int = 0
+    superseded: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     error: str | None = None
     bytes: int = 0

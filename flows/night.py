@@ -71,24 +71,38 @@ def run_nightly(
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b))
     summaries: dict[str, SourceSummary] = {}
     failed: list[str] = []
-    for src in selected:
-        try:
-            summaries[src.name] = run_source(ctx, src, since, until)
-        except GuidangError as exc:
-            message = mask_text(f"{src.name}: {exc.__class__.__name__}: {exc}")
-            log.error("source failed: %s", message)
-            summaries[src.name] = SourceSummary(error=message)
-            failed.append(message)
     batches: list[str] = []
-    if not dry_run:
-        try:
-            batches = write_transfer_batches(ctx)
-        except GuidangError as exc:
-            failed.append(mask_text(f"transfer batch: {exc}"))
-    crashpoint("before-run-closed")
-    result = close_run(ctx, summaries, failed=failed)
+    closed = False
+    try:
+        for src in selected:
+            try:
+                summaries[src.name] = run_source(ctx, src, since, until)
+            except Exception as exc:  # a bug in one source's path fails that source, not the night
+                message = mask_text(f"{src.name}: {exc.__class__.__name__}: {exc}")
+                log.error("source failed: %s", message, exc_info=not isinstance(exc, GuidangError))
+                summaries[src.name] = SourceSummary(error=message)
+                failed.append(message)
+        if not dry_run:
+            try:
+                batches = write_transfer_batches(ctx)
+            except GuidangError as exc:
+                failed.append(mask_text(f"transfer batch: {exc}"))
+        crashpoint("before-run-closed")
+        result = close_run(ctx, summaries, failed=failed)
+        closed = True
+    finally:
+        if not closed:  # interrupted, or a fault outside every source: the run is failed, never left running
+            _close_failed(ctx, summaries, failed)
     result["transfer_batches"] = batches
     return result
+
+
+def _close_failed(ctx: RunContext, summaries: dict[str, SourceSummary], failed: list[str]) -> None:
+    """Close a run that did not reach its end; the exception that stopped it goes on propagating."""
+    try:
+        close_run(ctx, summaries, failed=failed or ["the run stopped before it was finished"])
+    except Exception as exc:  # the ledger itself is down: say so, and let the first error speak
+        log.error("run %s could not be closed in the ledger: %s", ctx.run_id, mask_text(str(exc)))
 
 
 def source_window(

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.context import RunContext, SourceConfig, SourceSummary
-from flows.triage import quarantine_matter
+from flows.triage import quarantine_matter, stage_documents
 from ledger import queries, store
 from ledger.models import MatterRecord, MatterState
-from packager import QuarantineError, stage_matter
+from packager import QuarantineError
 from retention import compose_archival_code
 from schemas.config import Fonds
 from schemas.crashpoints import crashpoint
@@ -93,10 +93,10 @@ def resume_unfinished(ctx: RunContext, source: SourceConfig, summary: SourceSumm
         m = Matter.model_validate(rec.record)
         appraisal = Appraisal.model_validate(rec.appraisal)
         try:
-            staged = stage_matter(m, appraisal, connector.open_document, ctx.staging_root)
+            staged = stage_documents(ctx, m, appraisal, connector.open_document)
         except QuarantineError as exc:
-            # The source no longer gives what it gave when the matter was numbered. The 件号 stays
-            # taken by this row (gap-free); the matter waits for an archivist in quarantine.
+            # The source no longer gives what it gave when the matter was numbered (or staging it
+            # fails). The 件号 stays taken by this row (gap-free); the matter waits in quarantine.
             quarantine_matter(ctx, m, exc.findings, summary)
             continue
         except SourceUnavailable as exc:

@@ -19,6 +19,7 @@ HEADERS = {
     "not_in_scope": "not in scope 不归档",
     "unchanged": "unchanged 未变",
     "pending": "pending 待续",
+    "superseded": "superseded 被取代",
 }
 
 

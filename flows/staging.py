@@ -15,13 +15,14 @@ from typing import Any
 
 from flows.context import RunContext, SourceConfig, SourceSummary
 from flows.numbering import Staged, archival_code, matter_record
-from flows.triage import Work, quarantine_matter
+from flows.triage import Work, quarantine_matter, stage_documents, unexpected_failure
 from ledger import store
-from packager import QuarantineError, discard, finalize_package, stage_matter
+from packager import QuarantineError, discard, finalize_package
 from retention import AppraisalError, appraise
 from schemas.crashpoints import crashpoint
 from schemas.errors import SourceUnavailable
-from schemas.model import Appraisal
+from schemas.findings import Finding
+from schemas.model import Appraisal, Matter
 
 log = logging.getLogger("guidang")
 
@@ -38,6 +39,9 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
     connector = ctx.connector(source)
     for w in works:
         m = w.matter
+        if m.completed_at > ctx.now:
+            quarantine_matter(ctx, m, [completed_in_future(m, ctx.now)], out.summary)
+            continue
         try:
             appraisal = appraise(ctx.book.table_for(m.completed_at.date()), m)
         except AppraisalError as exc:
@@ -53,7 +57,7 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
                 crashpoint("not-in-scope")
             continue
         try:
-            staged = stage_matter(m, appraisal, connector.open_document, ctx.staging_root)
+            staged = stage_documents(ctx, m, appraisal, connector.open_document)
         except QuarantineError as exc:
             quarantine_matter(ctx, m, exc.findings, out.summary)
             continue
@@ -77,15 +81,35 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
     return out
 
 
+def completed_in_future(m: Matter, run_time: datetime) -> Finding:
+    """A matter completed after the run's time (`--as-of`, else now) cannot be archived yet: its
+    归档时间 (the run's time) would precede its 办结时间. Either the source's date is wrong, or the
+    run's time is; once one is corrected, the next night or a retry takes the matter."""
+    local_run_time = run_time.astimezone(m.completed_at.tzinfo)
+    return Finding(
+        "Q-COMPLETED-IN-FUTURE", m.key,
+        f"办结时间 {m.completed_at.isoformat()} is later than the run's time {local_run_time.isoformat()} "
+        "(--as-of, else now): 归档时间 may not precede 办结时间",
+        details={"completed_at": m.completed_at.isoformat(), "run_time": run_time.isoformat()},
+    )
+
+
 def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appraisal) -> None:
     """Build the package once with 件号 1 of its sequence and run every check on it; the real build
-    after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files)."""
+    after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files).
+
+    Any failure is the matter's QuarantineError (an unexpected one as Q-STAGE-FAILED)."""
     fonds = ctx.settings.fonds_for(source)
-    finalize_package(
-        staged,
-        fonds=fonds,
-        archival_code=archival_code(fonds, appraisal, 1),
-        item_number=1,
-        archived_at=ctx.now,
-        check_warnings=ctx.settings.check_warnings,
-    )
+    try:
+        finalize_package(
+            staged,
+            fonds=fonds,
+            archival_code=archival_code(fonds, appraisal, 1),
+            item_number=1,
+            archived_at=ctx.now,
+            check_warnings=ctx.settings.check_warnings,
+        )
+    except QuarantineError:
+        raise
+    except Exception as exc:
+        raise unexpected_failure(staged.matter.key, "precheck", exc, ctx.staging_root) from exc

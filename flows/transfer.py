@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from connectors.repositories.base import RepositoryError
 from flows.context import RunContext, SourceConfig, SourceSummary
 from flows.numbering import Staged
-from flows.triage import quarantine_matter
+from flows.triage import quarantine_matter, unexpected_failure
 from ledger import queries, store
 from ledger.models import MatterRecord, MatterState
 from packager import QuarantineError, discard, finalize_package
@@ -77,14 +77,19 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
     if rec.state == MatterState.VERIFIED:  # a retried chunk: this one already made it
         return 0
     fonds = ctx.settings.fonds_for(source)
-    result = finalize_package(
-        st.staged,
-        fonds=fonds,
-        archival_code=rec.archival_code,
-        item_number=rec.item_number,
-        archived_at=rec.numbered_at,
-        check_warnings=ctx.settings.check_warnings,
-    )
+    try:
+        result = finalize_package(
+            st.staged,
+            fonds=fonds,
+            archival_code=rec.archival_code,
+            item_number=rec.item_number,
+            archived_at=rec.numbered_at,
+            check_warnings=ctx.settings.check_warnings,
+        )
+    except QuarantineError:
+        raise
+    except Exception as exc:  # nothing is stored yet: the matter is quarantined like any defect
+        raise unexpected_failure(st.matter.key, "finalize", exc, ctx.staging_root) from exc
     crashpoint("finalized")
     # Object Lock only when the configuration asks for it (a bucket without it is then a clear error):
     # retain until the disposition date; 永久 is a legal hold, which has no end date.

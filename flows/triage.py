@@ -4,22 +4,31 @@ A source hands over everything completed in a window, including records it hande
 triage compares each with the ledger and keeps only new matters and new versions (补充材料).
 Quarantine is written here once and used by every later stage that finds a defect (staging,
 resume, transfer), so a quarantined matter is counted, logged masked and recorded the same way
-whichever stage caught it.
+whichever stage caught it. `unexpected_failure` is how those stages turn an exception nobody
+planned for (an OSError, a bug) into a quarantine of the one matter it happened to, so that one
+matter never stops a night.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePath
 
 from flows.context import RunContext, SourceConfig, SourceSummary
 from ledger import queries, store
 from ledger.models import MatterState
+from packager import QuarantineError, StagedMatter, stage_matter
+from packager.stage import Opener
 from schemas.crashpoints import crashpoint
 from schemas.digest import json_digest
-from schemas.findings import Finding
-from schemas.model import InvalidMatter, Matter, mask_text
+from schemas.errors import SourceUnavailable
+from schemas.findings import Finding, GuidangError
+from schemas.model import Appraisal, InvalidMatter, Matter, mask_text
 
 log = logging.getLogger("guidang")
 
@@ -36,11 +45,7 @@ def triage(
 ) -> list[Work]:
     """Decide, per collected record, whether it is new, a new version (补充材料), unchanged, or invalid."""
     work: list[Work] = []
-    seen: set[str] = set()
-    for item in items:
-        if item.project_id in seen:  # a source that pages unstably can repeat a record
-            continue
-        seen.add(item.project_id)
+    for item in newest_rows(items, summary):
         if isinstance(item, InvalidMatter):
             quarantine_invalid(ctx, item, summary)
             continue
@@ -60,6 +65,50 @@ def triage(
         else:
             work.append(Work(item, latest.version + 1, open_q.id if open_q else None))
     return work
+
+
+def newest_rows(items: Iterable[Matter | InvalidMatter], summary: SourceSummary) -> list[Matter | InvalidMatter]:
+    """One record per 办件编号, the newest: by the update column, then by the order the source gave.
+
+    A system without a primary key re-sends a corrected row beside the old one, and a source that
+    pages unstably repeats a record; archiving the first seen would lose the correction. Every row
+    left out is counted (`superseded`) and logged with both update times, never dropped silently.
+    """
+    rows = list(items)
+    newest: dict[str, int] = {}
+    for n, item in enumerate(rows):
+        best = newest.get(item.project_id)
+        if best is None or _recency(item, n) >= _recency(rows[best], best):
+            newest[item.project_id] = n
+    kept = set(newest.values())
+    for n, item in enumerate(rows):
+        if n in kept:
+            continue
+        winner = rows[newest[item.project_id]]
+        summary.superseded += 1
+        same = type(item) is type(winner) and _fingerprint(item) == _fingerprint(winner)
+        log.warning(
+            "%s: 办件编号 given more than once in this collect; row %d (updated %s) superseded by row %d "
+            "(updated %s)%s",
+            item.key, n + 1, _when(item), newest[item.project_id] + 1, _when(winner),
+            ", an identical repeat" if same else ", which is the one archived",
+        )
+    return [item for n, item in enumerate(rows) if n in kept]
+
+
+def _recency(item: Matter | InvalidMatter, n: int) -> tuple[bool, datetime, int]:
+    at = item.updated_at
+    if at is not None and at.tzinfo is None:  # never compare naive and aware times
+        at = at.replace(tzinfo=UTC)
+    return at is not None, at or datetime.min.replace(tzinfo=UTC), n
+
+
+def _fingerprint(item: Matter | InvalidMatter) -> str:
+    return item.content_hash() if isinstance(item, Matter) else json_digest(item.raw)
+
+
+def _when(item: Matter | InvalidMatter) -> str:
+    return item.updated_at.isoformat() if item.updated_at else "unknown"
 
 
 def quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSummary, *, force: bool = False) -> None:
@@ -93,3 +142,64 @@ def _put_in_quarantine(
     with ctx.ledger.transaction() as s:
         store.quarantine(s, hold, findings, run_id=ctx.run_id)
     crashpoint("quarantined")
+
+
+# The machine's faults, not the matter's: quarantining every matter of a night for a full disk would
+# bury the cause under hundreds of entries, so these fail the source instead (its matters wait).
+ENVIRONMENT_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+    errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+})
+MESSAGE_LIMIT = 600
+
+
+class StagingUnavailable(GuidangError):
+    """The staging area failed (disk full, read-only, no permission): the source fails for the night
+    and its matters are taken up by the next one; no matter is blamed."""
+
+
+def unexpected_failure(matter_key: str, step: str, exc: Exception, staging_root: Path) -> QuarantineError:
+    """The QuarantineError (Q-STAGE-FAILED) for an exception nobody planned for while one matter was
+    staged, prechecked or finalized, to be handled like any other defect of that matter.
+
+    Raises StagingUnavailable instead when the exception is the machine's (ENVIRONMENT_ERRNOS)."""
+    text = _describe(exc, staging_root)
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        raise StagingUnavailable(f"{step} of {matter_key}: {text}") from exc
+    if not isinstance(exc, OSError):  # a bug: the developer needs where it happened, in the log only
+        trace = "".join(traceback.format_exception(exc)).replace(str(staging_root), "<staging>")
+        log.info("%s of %s failed unexpectedly:\n%s", step, matter_key, mask_text(trace))
+    finding = Finding(
+        "Q-STAGE-FAILED", matter_key, f"{step} failed: {text}",
+        details={"step": step, "exception": type(exc).__name__, "errno": getattr(exc, "errno", None)},
+    )
+    return QuarantineError(matter_key, [finding])
+
+
+def stage_documents(ctx: RunContext, m: Matter, appraisal: Appraisal, open_document: Opener) -> StagedMatter:
+    """`stage_matter` into the run's staging folder, for a night and for a resume alike: a defect
+    is the QuarantineError it always was, and so is now an exception nobody planned for."""
+    try:
+        return stage_matter(m, appraisal, open_document, ctx.staging_root)
+    except (QuarantineError, SourceUnavailable):
+        raise
+    except Exception as exc:  # one matter never stops a night: a name too long, a bug
+        raise unexpected_failure(m.key, "staging", exc, ctx.staging_root) from exc
+
+
+def _describe(exc: Exception, staging_root: Path) -> str:
+    """Class and message, masked and clipped; an OSError names the file by its place in the package
+    (material folder/file name), never by the machine's staging path."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        text = f"[Errno {exc.errno}] {exc.strerror}"
+        if exc.filename:
+            text += ": " + "/".join(_clip(part, 80) for part in PurePath(str(exc.filename)).parts[-2:])
+    else:
+        text = str(exc).replace(str(staging_root), "<staging>")
+    return mask_text(_clip(f"{type(exc).__name__}: {text}", MESSAGE_LIMIT))
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit // 2]}…{text[-limit // 4 :]} ({len(text)} characters)"
