@@ -82,7 +82,7 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
         fonds=fonds,
         archival_code=rec.archival_code,
         item_number=rec.item_number,
-        archived_at=rec.numbered_at,
+        archived_at=rec.numbered_at.astimezone(ctx.settings.zone),  # the ledger holds UTC; packages show the zone
         check_warnings=ctx.settings.check_warnings,
     )
     crashpoint("finalized")

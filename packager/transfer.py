@@ -19,7 +19,7 @@ from lxml import etree
 
 from schemas.config import Fonds
 from schemas.findings import Finding, GuidangError
-from schemas.metadata import validate_xml
+from schemas.metadata import validate_xml, zoned_time
 
 CATALOGUE_FILE = "目录文件.xml"
 README_FILE = "说明文件.txt"
@@ -93,7 +93,7 @@ def _register(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: 
         ("交接工作名称", f"{fonds.name}电子档案移交（批次 {batch_id}）"),
         ("全宗号", fonds.code),
         ("移交单位", fonds.name),
-        ("移交时间", created_at.isoformat()),
+        ("移交时间", zoned_time(created_at, "移交时间")),
         ("内容描述", f"政务服务事项办件归档信息包 {t['packages']} 件"),
         ("移交电子档案数量", t["packages"]),
         ("电子文件数量", t["files"]),
@@ -119,7 +119,7 @@ def _readme(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: da
         "说明文件",
         f"批次号：{batch_id}",
         f"全宗：{fonds.code} {fonds.name}",
-        f"形成时间：{created_at.isoformat()}",
+        f"形成时间：{zoned_time(created_at, '形成时间')}",
         f"内容：政务服务事项办件归档信息包（件级），共 {t['packages']} 件，电子文件 {t['files']} 个，"
         f"{t['pages']} 页，{t['bytes']} 字节（{_gb(t['bytes'])} GB）",
         f"档号范围：{min(codes)} 至 {max(codes)}" if codes else "档号范围：无",
@@ -141,7 +141,7 @@ def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: date
         ("移交数据量", f"{_gb(t['bytes'])} GB（{t['bytes']} 字节）"),
         ("摘要算法", "、".join(DIGEST_ALGORITHMS)),
         ("四性检测结果", f"通过 {t['passed']} 件，未通过 {t['failed']} 件"),
-        ("移交时间", created_at.isoformat()),
+        ("移交时间", zoned_time(created_at, "移交时间")),
     ]
     body = "\n".join(f"<tr><th>{e(k)}</th><td colspan=\"3\">{e(v)}</td></tr>" for k, v in cells)
     listing = "\n".join(

@@ -12,11 +12,25 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from schemas.findings import Finding, GuidangError
+
+
+def _known_zone(name: str) -> str:
+    """Refuse a zone the tz database does not know when the config loads, not when a command
+    first formats a time with it (a traceback in `retention due` or `check`)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Asia/Shanghai") from exc
+    return name
+
+
+ZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class _Config(BaseModel):
@@ -80,7 +94,7 @@ class SqlSource(SourceBase):
     steps_query: str | None = None
     step_columns: dict[str, str] = Field(default_factory=dict)
     group_values: dict[str, str] = Field(default_factory=dict)  # source value -> 申报/过程/结果
-    timezone: str = "Asia/Shanghai"  # for naive datetimes in the source
+    timezone: ZoneName = "Asia/Shanghai"  # for naive datetimes in the source
     ack_statement: str | None = None  # 归档回传: run after verification with :project_id, :archival_code
 
 
@@ -121,7 +135,7 @@ class Settings(_Config):
     repository: Repository = Field(default_factory=FsRepository)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     staging: str = "staging"
-    timezone: str = "Asia/Shanghai"
+    timezone: ZoneName = "Asia/Shanghai"
     sources: list[Source] = Field(min_length=1)
     check_warnings: list[str] = Field(default_factory=list)  # DA/T 70 item codes downgraded to warnings
 
@@ -135,6 +149,11 @@ class Settings(_Config):
         if dup:
             raise ValueError(f"source names must be unique; repeated: {', '.join(sorted(dup))}")
         return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured zone, in which every time a package, register or report shows is written."""
+        return ZoneInfo(self.timezone)
 
     def fonds_for(self, source: SourceBase) -> Fonds:
         code = source.fonds or self.fonds[0].code
