@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import audit, check, quarantine, retention, run
+from flows.cli import audit, check, config, quarantine, retention, run
 
 app = typer.Typer(
     help="guidang 归档: nightly electronic archiving of completed government-service matters.",
@@ -27,3 +27,4 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(retention.app, name="retention")
 app.add_typer(check.export_app, name="export")
+app.add_typer(config.app, name="config")
