@@ -30,7 +30,7 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
     for r in rows:
         by_fonds.setdefault(r.fonds or "", []).append(r)
     written: list[str] = []
-    created_at = ctx.now
+    created_at = ctx.now.astimezone(ctx.settings.zone)  # 移交时间 in the configured zone, same instant
     for fonds_code, records in sorted(by_fonds.items()):
         fonds = next(f for f in ctx.settings.fonds if f.code == fonds_code)
         members = sha256_bytes("\n".join(sorted(r.archival_code or "" for r in records)).encode("utf-8"))

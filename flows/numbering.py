@@ -23,6 +23,7 @@ from schemas.config import Fonds
 from schemas.crashpoints import crashpoint
 from schemas.errors import SourceUnavailable
 from schemas.layout import package_key
+from schemas.metadata import matter_title
 from schemas.model import Appraisal, Matter
 
 log = logging.getLogger("guidang")
@@ -119,7 +120,7 @@ def matter_record(m: Matter, a: Appraisal, version: int, run_id: str) -> MatterR
         service_name=m.service_name[:255],
         matter_type=m.matter_type,
         agency=m.agency[:255],
-        title=package_title(m)[:255],
+        title=matter_title(m)[:255],  # 元数据's 题名, so the 目录文件 lists the same
         completed_at=m.completed_at,
         source_updated_at=m.updated_at,
         year=a.year,
@@ -133,8 +134,3 @@ def matter_record(m: Matter, a: Appraisal, version: int, run_id: str) -> MatterR
         record=m.model_dump(mode="json"),
         appraisal=a.model_dump(mode="json"),
     )
-
-
-def package_title(m: Matter) -> str:
-    """题名: what a reader of the 目录 recognises the matter by."""
-    return f"{m.applicant.name}{m.service_name}（{m.project_id}）"

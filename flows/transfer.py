@@ -83,7 +83,7 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
             fonds=fonds,
             archival_code=rec.archival_code,
             item_number=rec.item_number,
-            archived_at=rec.numbered_at,
+            archived_at=rec.numbered_at.astimezone(ctx.settings.zone),  # the ledger holds UTC; packages show the zone
             check_warnings=ctx.settings.check_warnings,
         )
     except QuarantineError:
@@ -116,7 +116,7 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
     ctx.repository.put_bytes(
         f"{rec.package_key}/{COMPLETION_MARKER}", marker, retain_until=retain_until, legal_hold=permanent
     )
-    total += len(marker)  # the register's byte totals are what the repository holds, marker included
+    total += len(marker)  # what this run stored (the summary's bytes), marker included
     crashpoint("after-marker")
     now = datetime.now(UTC)
     with ctx.ledger.transaction() as s:
@@ -127,8 +127,9 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
             run_id=ctx.run_id,
             payload={"files": len(listing), "bytes": total, "package_key": rec.package_key},
             transferred_at=now,
-            file_count=len(listing),
-            total_bytes=total,
+            # the register's 文件数/字节数: the documents, as 元数据's 件数/总字节数 count them
+            file_count=len(st.staged.documents),
+            total_bytes=sum(d.size for d in st.staged.documents),
             page_count=getattr(result, "page_count", None),
         )
         store.mark_state(

@@ -17,7 +17,7 @@ from lxml import etree
 
 from schemas.findings import Finding, code_text
 from schemas.layout import CHECK_REPORT_FILE
-from schemas.metadata import validate_xml
+from schemas.metadata import validate_xml, zoned_time
 
 CHECK_REPORT_XSD = "check_report.xsd"
 CHECK_REPORT_VERSION = "1.0"
@@ -122,7 +122,7 @@ class CheckReport:
         if self.archival_code:
             etree.SubElement(root, "档号").text = self.archival_code
         if self.checked_at is not None:
-            etree.SubElement(root, "检测时间").text = self.checked_at.isoformat()
+            etree.SubElement(root, "检测时间").text = zoned_time(self.checked_at, "检测时间")
         for algorithm in DIGEST_ALGORITHMS:
             etree.SubElement(root, "摘要算法").text = algorithm
         for item in self.items:

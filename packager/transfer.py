@@ -19,7 +19,15 @@ from lxml import etree
 
 from schemas.config import Fonds
 from schemas.findings import Finding, GuidangError
-from schemas.metadata import validate_xml
+from schemas.layout import (
+    CHECK_REPORT_FILE,
+    COMPLETION_MARKER,
+    GROUP_FOLDERS,
+    MANIFEST_SHA256,
+    MANIFEST_SM3,
+    METADATA_FILE,
+)
+from schemas.metadata import validate_xml, zoned_time
 
 CATALOGUE_FILE = "目录文件.xml"
 README_FILE = "说明文件.txt"
@@ -29,6 +37,12 @@ CATALOGUE_XSD = "catalogue.xsd"
 REGISTER_XSD = "transfer_register.xsd"
 DIGEST_ALGORITHMS = ("SM3", "SHA-256")
 _PERIOD_LABELS = {"Y": "永久", "D30": "30年", "D10": "10年"}
+# What 文件数 and 字节数 count, said in the 说明文件 and the 登记表: the documents, as 元数据.xml's
+# 件数 and 总字节数 count them, not the package's own files.
+_BYTES_COVER = (
+    f"计各件所含文档（与{METADATA_FILE}的件数、总字节数一致），不含{METADATA_FILE}、{MANIFEST_SM3}、"
+    f"{MANIFEST_SHA256}、{CHECK_REPORT_FILE}和{COMPLETION_MARKER}"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +57,8 @@ class TransferRow:
     security_class: str = "公开"  # 密级
     pages: int = 0  # 页数
     remarks: str = ""  # 备注
-    bytes: int = 0
-    file_count: int = 0
+    bytes: int = 0  # 字节数: the documents' bytes (元数据's 总字节数)
+    file_count: int = 0  # 文件数: the documents (元数据's 件数), not 元数据.xml, manifests, 检测报告
     check_passed: bool = True
 
     @classmethod
@@ -93,7 +107,7 @@ def _register(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: 
         ("交接工作名称", f"{fonds.name}电子档案移交（批次 {batch_id}）"),
         ("全宗号", fonds.code),
         ("移交单位", fonds.name),
-        ("移交时间", created_at.isoformat()),
+        ("移交时间", zoned_time(created_at, "移交时间")),
         ("内容描述", f"政务服务事项办件归档信息包 {t['packages']} 件"),
         ("移交电子档案数量", t["packages"]),
         ("电子文件数量", t["files"]),
@@ -119,16 +133,40 @@ def _readme(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: da
         "说明文件",
         f"批次号：{batch_id}",
         f"全宗：{fonds.code} {fonds.name}",
-        f"形成时间：{created_at.isoformat()}",
+        f"形成时间：{zoned_time(created_at, '形成时间')}",
         f"内容：政务服务事项办件归档信息包（件级），共 {t['packages']} 件，电子文件 {t['files']} 个，"
         f"{t['pages']} 页，{t['bytes']} 字节（{_gb(t['bytes'])} GB）",
+        f"电子文件数与字节数：{_BYTES_COVER}",
         f"档号范围：{min(codes)} 至 {max(codes)}" if codes else "档号范围：无",
-        "信息包结构：<档号>/元数据.xml、申报材料/、过程材料/、结果材料/、manifest-sm3.txt、manifest-sha256.txt、检测报告.xml",
-        f"固化信息：{'、'.join(DIGEST_ALGORITHMS)} 摘要清单（manifest-sm3.txt、manifest-sha256.txt）",
+        f"信息包结构：<档号>/{METADATA_FILE}、{'/、'.join(GROUP_FOLDERS)}/、{MANIFEST_SM3}、{MANIFEST_SHA256}、"
+        f"{CHECK_REPORT_FILE}、{COMPLETION_MARKER}",
+        f"固化信息：{'、'.join(DIGEST_ALGORITHMS)} 摘要清单（{MANIFEST_SM3}、{MANIFEST_SHA256}）",
         f"四性检测：通过 {t['passed']} 件，未通过 {t['failed']} 件",
         f"随附文件：{CATALOGUE_FILE}、{REGISTER_XML_FILE}、{REGISTER_HTML_FILE}",
         "",
     ])
+
+
+# Printed on A4 for the signatures: the listing's header row repeats on every page, a 档号 never
+# breaks, rows are not split, page numbers sit in the page margin (CSS paged media, printed by
+# Chromium-based browsers and PDF renderers; others print without them), and the signature block
+# follows the list so that what is signed is what is listed above it.
+_PRINT_CSS = """
+@page { size: A4; margin: 15mm 12mm 18mm 12mm;
+  @bottom-center { content: "第 " counter(page) " 页 / 共 " counter(pages) " 页"; font-size: 9pt; } }
+body { font-family: "SimSun", "Songti SC", serif; font-size: 10.5pt; margin: 0 auto; max-width: 186mm; }
+h1 { font-size: 16pt; text-align: center; margin: 0 0 4mm; }
+h2 { font-size: 12pt; margin: 6mm 0 2mm; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #000; padding: 2px 4px; text-align: left; vertical-align: top; }
+thead { display: table-header-group; }
+tfoot { display: table-row-group; }  /* the totals once, after the last row, not on every page */
+tr { break-inside: avoid; page-break-inside: avoid; }
+.code { white-space: nowrap; }
+.num { text-align: right; white-space: nowrap; }
+.signatures { break-inside: avoid; page-break-inside: avoid; margin-top: 6mm; }
+.signatures td { height: 12mm; width: 35%; }
+"""
 
 
 def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: datetime) -> str:
@@ -138,33 +176,43 @@ def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: date
         ("交接工作名称", f"{fonds.name}电子档案移交（批次 {batch_id}）"),
         ("内容描述", f"政务服务事项办件归档信息包 {t['packages']} 件"),
         ("移交电子档案数量", f"{t['packages']} 件（电子文件 {t['files']} 个，{t['pages']} 页）"),
-        ("移交数据量", f"{_gb(t['bytes'])} GB（{t['bytes']} 字节）"),
+        ("移交数据量", f"{_gb(t['bytes'])} GB（{t['bytes']} 字节，{_BYTES_COVER}）"),
         ("摘要算法", "、".join(DIGEST_ALGORITHMS)),
         ("四性检测结果", f"通过 {t['passed']} 件，未通过 {t['failed']} 件"),
-        ("移交时间", created_at.isoformat()),
+        ("移交时间", zoned_time(created_at, "移交时间")),
     ]
-    body = "\n".join(f"<tr><th>{e(k)}</th><td colspan=\"3\">{e(v)}</td></tr>" for k, v in cells)
+    summary = "\n".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in cells)
     listing = "\n".join(
-        f"<tr><td>{i}</td><td>{e(r.archival_code)}</td><td>{e(r.title)}</td><td>{r.file_count}</td>"
-        f"<td>{r.bytes}</td><td>{'通过' if r.check_passed else '未通过'}</td></tr>"
+        f"<tr><td class=\"num\">{i}</td><td class=\"code\">{e(r.archival_code)}</td><td>{e(r.title)}</td>"
+        f"<td class=\"num\">{r.file_count}</td><td class=\"num\">{r.bytes}</td>"
+        f"<td>{e(_PERIOD_LABELS.get(r.period, r.period))}</td><td>{'通过' if r.check_passed else '未通过'}</td></tr>"
         for i, r in enumerate(rows, start=1)
     )
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>电子档案移交与接收登记表 {e(batch_id)}</title>
-<style>body{{font-family:serif;margin:2cm}}table{{border-collapse:collapse;width:100%}}
-th,td{{border:1px solid #000;padding:4px 8px;text-align:left}}@media print{{body{{margin:1cm}}}}</style></head>
+<style>{_PRINT_CSS}</style></head>
 <body><h1>电子档案移交与接收登记表</h1>
-<p>全宗：{e(fonds.code)} {e(fonds.name)}　批次号：{e(batch_id)}</p>
-<table>
-{body}
-<tr><th>移交单位</th><td>{e(fonds.name)}</td><th>接收单位</th><td></td></tr>
-<tr><th>移交人（签名）</th><td></td><th>接收人（签名）</th><td></td></tr>
-<tr><th>审核人（签名）</th><td></td><th>日期</th><td></td></tr>
+<p>全宗：{e(fonds.code)} {e(fonds.name)}　批次号：<span class="code">{e(batch_id)}</span></p>
+<table class="summary">
+{summary}
 </table>
 <h2>移交清单</h2>
-<table><tr><th>顺序号</th><th>档号</th><th>题名</th><th>文件数</th><th>字节数</th><th>四性检测</th></tr>
+<table class="listing">
+<thead><tr><th>顺序号</th><th>档号</th><th>题名</th><th>文件数</th><th>字节数</th><th>保管期限</th><th>四性检测</th></tr></thead>
+<tbody>
 {listing}
-</table></body></html>
+</tbody>
+<tfoot><tr><th colspan="3">合计 {t['packages']} 件</th><th class="num">{t['files']}</th>
+<th class="num">{t['bytes']}</th><th></th><th>通过 {t['passed']}，未通过 {t['failed']}</th></tr></tfoot>
+</table>
+<table class="signatures">
+<tr><th></th><th>移交单位</th><th>接收单位</th></tr>
+<tr><th>单位名称</th><td>{e(fonds.name)}</td><td></td></tr>
+<tr><th>移交人 / 接收人（签名）</th><td></td><td></td></tr>
+<tr><th>审核人（签名）</th><td></td><td></td></tr>
+<tr><th>日期</th><td></td><td></td></tr>
+</table>
+</body></html>
 """
 
 

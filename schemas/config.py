@@ -12,11 +12,26 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from schemas.findings import Finding, GuidangError
+
+
+def _known_zone(name: str) -> str:
+    """Refuse a zone the tz database does not know when the config loads, not when a command
+    first formats a time with it (a traceback in `retention due` or `check`)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Asia/Shanghai") from exc
+    return name
+
+
+ZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class _Config(BaseModel):
@@ -26,39 +41,51 @@ class _Config(BaseModel):
 class Fonds(_Config):
     """全宗: the archival unit whose 档号 sequences a package joins."""
 
-    code: str = Field(pattern=r"^[A-Za-z0-9]{1,16}$")  # 全宗号
-    name: str
-    # DA/T 13-2022 by default: 全宗号-门类代码·年度·保管期限·机构问题代码-件号
-    archival_code_template: str = "{fonds}-{category}·{year}·{period}·{org}-{item:04d}"
+    code: str = Field(pattern=r"^[A-Za-z0-9]{1,16}$", description="全宗号, 1 to 16 letters or digits")
+    name: str = Field(description="全宗名称: the unit's name, written as 移交单位 in the DA/T 93 登记表")
+    archival_code_template: str = Field(
+        default="{fonds}-{category}·{year}·{period}·{org}-{item:04d}",
+        description="how a 档号 is composed (DA/T 13-2022 by default: 全宗号-门类代码·年度·保管期限·机构问题代码-件号);"
+        " placeholders {fonds} {category} {year} {period} {org} {item}",
+    )
 
 
 class SourceBase(_Config):
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
-    fonds: str | None = None  # 全宗号; the first fonds when absent
-    overlap_minutes: int = Field(default=60, ge=0)  # re-read this much before the watermark
-    initial_since: datetime = datetime.fromisoformat("2000-01-01T00:00:00+08:00")
-    max_concurrency: int = Field(default=4, ge=1, le=64)  # chunks in flight against this source
-    chunk_size: int = Field(default=50, ge=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$",
+                      description="the source's name in the ledger, the summary and `--source`; unique")
+    fonds: str | None = Field(default=None, description="全宗号 of the fonds this source archives into; "
+                              "the first fonds when absent")
+    overlap_minutes: int = Field(default=60, ge=0, description="each night re-reads this much before the "
+                                 "watermark (late commits)")
+    initial_since: datetime = Field(
+        default=datetime.fromisoformat("2000-01-01T00:00:00+08:00"),
+        description="where the first night's window starts when the ledger has no watermark yet",
+    )
+    max_concurrency: int = Field(default=4, ge=1, le=64, description="chunks in flight against this source at once")
+    chunk_size: int = Field(default=50, ge=1, description="matters per chunk (one task of the night)")
 
 
 class UnifiedSource(SourceBase):
     """The unified system's online-archiving interface (HTTP JSON)."""
 
-    kind: Literal["unified"]
-    base_url: str
-    page_size: int = Field(default=100, ge=1, le=1000)
-    timeout_seconds: float = Field(default=30, gt=0)
-    retries: int = Field(default=3, ge=0)
-    backoff_seconds: float = Field(default=0.5, ge=0)
-    token_env: str | None = None  # name of the env var holding the bearer token
+    kind: Literal["unified"] = Field(description="unified: the 政务服务网统建系统 online-archiving interface")
+    base_url: str = Field(description="the interface's base URL (…/archive); the API paths are appended")
+    page_size: int = Field(default=100, ge=1, le=1000, description="records per page when listing a window")
+    timeout_seconds: float = Field(default=30, gt=0, description="per HTTP request")
+    retries: int = Field(default=3, ge=0, description="retries of a failed request (5xx, timeouts, cut transfers)")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="first wait between retries; doubles each time")
+    token_env: str | None = Field(default=None, description="name of the environment variable holding the bearer "
+                                  "token (never the token itself); no Authorization header when absent")
 
 
 class DocumentContent(_Config):
     """Where a self-built system keeps a document's bytes."""
 
-    kind: Literal["blob", "path", "url"]
-    column: str  # the documents-query column holding the BLOB, the relative path or the URL
-    root: str | None = None  # for kind=path: the folder relative paths live under
+    kind: Literal["blob", "path", "url"] = Field(
+        description="blob: a BLOB column of documents_query; path: a file path relative to root; url: an HTTP URL")
+    column: str = Field(description="the documents_query column holding the BLOB, the relative path or the URL")
+    root: str | None = Field(default=None, description="kind path: the folder every relative path must stay in "
+                             "(required for path)")
 
 
 class SqlSource(SourceBase):
@@ -69,63 +96,82 @@ class SqlSource(SourceBase):
     the system does not hold (e.g. every row of an inspection system is 事项类型 06).
     """
 
-    kind: Literal["sql"]
-    url: str
-    matters_query: str
-    columns: dict[str, str]
-    constants: dict[str, str] = Field(default_factory=dict)
-    documents_query: str
-    document_columns: dict[str, str]
-    content: DocumentContent
-    steps_query: str | None = None
-    step_columns: dict[str, str] = Field(default_factory=dict)
-    group_values: dict[str, str] = Field(default_factory=dict)  # source value -> 申报/过程/结果
-    timezone: str = "Asia/Shanghai"  # for naive datetimes in the source
-    ack_statement: str | None = None  # 归档回传: run after verification with :project_id, :archival_code
+    kind: Literal["sql"] = Field(description="sql: a self-built system (自建系统) read with SQLAlchemy")
+    url: str = Field(description="SQLAlchemy database URL; put the password in ${ENV}; sqlite:/// paths are "
+                     "relative to guidang.yaml")
+    matters_query: str = Field(description="the completed matters updated in (:since, :until]; "
+                               "both parameters required")
+    columns: dict[str, str] = Field(description="canonical matter field -> matters_query result column "
+                                    "(keys: see \"Keys of columns\")")
+    constants: dict[str, str] = Field(default_factory=dict, description="canonical matter field -> a fixed value, "
+                                      "for fields the system does not hold (e.g. matter_type: '06')")
+    documents_query: str = Field(description="one matter's documents; takes :project_id")
+    document_columns: dict[str, str] = Field(description="canonical document field -> documents_query column "
+                                             "(keys: see \"Keys of document_columns\")")
+    content: DocumentContent = Field(description="where the documents' bytes are")
+    steps_query: str | None = Field(default=None, description="one matter's 办理环节; takes :project_id")
+    step_columns: dict[str, str] = Field(default_factory=dict, description="canonical step field -> steps_query "
+                                         "column (keys: see \"Keys of step_columns\")")
+    group_values: dict[str, str] = Field(default_factory=dict,
+                                         description="source value of the group column -> 申报 / 过程 / 结果")
+    timezone: ZoneName = Field(default="Asia/Shanghai",
+                               description="IANA zone of the naive date-times the database holds")
+    ack_statement: str | None = Field(default=None, description="归档回传: run after verification with :project_id "
+                                      "and :archival_code; should be idempotent")
 
 
 Source = Annotated[UnifiedSource | SqlSource, Field(discriminator="kind")]
 
 
 class FsRepository(_Config):
-    kind: Literal["fs"] = "fs"
-    path: str = "archive"
+    kind: Literal["fs"] = Field(default="fs", description="fs: a folder (a mounted volume in production)")
+    path: str = Field(default="archive", description="the archive folder; must exist (an unmounted volume is refused)")
 
 
 class S3Repository(_Config):
-    kind: Literal["s3"]
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None  # any S3-compatible store; None = AWS
-    region: str | None = None
-    # Names of environment variables, never the secrets themselves; None = boto3's default chain.
-    access_key_id_env: str | None = None
-    secret_access_key_env: str | None = None
-    multipart_threshold_mb: int = Field(default=64, ge=5)
-    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = None
-    verify_sample_rate: float = Field(default=1.0, ge=0, le=1)  # share of objects fully re-hashed
+    kind: Literal["s3"] = Field(description="s3: any S3-compatible object store")
+    bucket: str = Field(description="the bucket; it must exist")
+    prefix: str = Field(default="", description="key prefix of every object")
+    endpoint_url: str | None = Field(default=None, description="the store's endpoint; AWS when absent")
+    region: str | None = Field(default=None, description="the bucket's region")
+    access_key_id_env: str | None = Field(default=None, description="name of the environment variable holding the "
+                                          "access key id; boto3's default chain when absent")
+    secret_access_key_env: str | None = Field(default=None, description="name of the environment variable holding "
+                                              "the secret key; boto3's default chain when absent")
+    multipart_threshold_mb: int = Field(default=64, ge=5, description="files from this size are uploaded in parts")
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = Field(
+        default=None, description="retain every object until its disposition date, 永久 under a legal hold; the "
+        "bucket must have Object Lock (an error otherwise)")
+    verify_sample_rate: float = Field(default=1.0, ge=0, le=1, description="share of objects fully re-read and "
+                                      "hashed after upload")
 
 
 Repository = Annotated[FsRepository | S3Repository, Field(discriminator="kind")]
 
 
 class RetentionConfig(_Config):
-    table: str | None = None  # a file used when the ledger holds no imported version
+    table: str | None = Field(default=None, description="归档范围和保管期限表 (XLSX/CSV/YAML) imported as the first "
+                              "version when the ledger holds none")
 
 
 class Settings(_Config):
     """The whole of guidang.yaml."""
 
-    fonds: list[Fonds] = Field(min_length=1)
-    ledger_url: str = "sqlite:///ledger.sqlite"
-    repository: Repository = Field(default_factory=FsRepository)
-    retention: RetentionConfig = Field(default_factory=RetentionConfig)
-    staging: str = "staging"
-    timezone: str = "Asia/Shanghai"
-    sources: list[Source] = Field(min_length=1)
-    check_warnings: list[str] = Field(default_factory=list)  # DA/T 70 item codes downgraded to warnings
+    fonds: list[Fonds] = Field(min_length=1, description="全宗; the first is the default for sources that name none")
+    ledger_url: str = Field(default="sqlite:///ledger.sqlite", description="SQLAlchemy URL of the transfer ledger; "
+                            "PostgreSQL when several workers run")
+    repository: Repository = Field(default_factory=FsRepository, description="where packages are stored "
+                                   "(kind fs or s3)")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="the retention table")
+    staging: str = Field(default="staging", description="work folder for packages being built and checked")
+    timezone: ZoneName = Field(default="Asia/Shanghai", description="IANA zone every time in packages, registers "
+                               "and reports is written in (归档时间, 检测时间, 移交时间)")
+    sources: list[Source] = Field(min_length=1, description="the systems matters are collected from "
+                                  "(kind unified or sql); names unique")
+    check_warnings: list[str] = Field(default_factory=list, description="DA/T 70 item codes (e.g. GD-3-2) whose "
+                                      "failure is reported as a warning instead of quarantining")
 
-    base_dir: Path = Field(default=Path("."), exclude=True)
+    base_dir: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)  # set by load_settings, not a key
 
     @field_validator("sources")
     @classmethod
@@ -135,6 +181,11 @@ class Settings(_Config):
         if dup:
             raise ValueError(f"source names must be unique; repeated: {', '.join(sorted(dup))}")
         return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured zone, in which every time a package, register or report shows is written."""
+        return ZoneInfo(self.timezone)
 
     def fonds_for(self, source: SourceBase) -> Fonds:
         code = source.fonds or self.fonds[0].code

@@ -20,7 +20,7 @@ from typing import Any
 from lxml import etree
 
 from schemas.config import Fonds
-from schemas.findings import Finding
+from schemas.findings import Finding, GuidangError
 from schemas.model import Appraisal, DocumentGroup, Matter, mask_text
 
 METADATA_XSD = "metadata.xsd"
@@ -116,6 +116,15 @@ def beijing_date(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(BEIJING)
     return moment.strftime("%Y%m%d")
+
+
+def zoned_time(moment: datetime, what: str) -> str:
+    """ISO 8601 with its offset, for every time a package, register or report shows (归档时间, 检测时间,
+    移交时间). The caller converts to the configured zone (`Settings.zone`); a naive time would be
+    written without an offset and read as anyone's local time, so it is refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise GuidangError(f"{what} {moment.isoformat()} has no time zone; pass it in the configured zone")
+    return moment.isoformat()
 
 
 def _text(parent: etree._Element, name: str, value: object | None) -> etree._Element | None:
@@ -222,7 +231,7 @@ def build_metadata(
     for g in appraisal.excluded_groups:
         _text(keep, "不归档材料类别", g.value)
     _text(keep, "到期鉴定日期", appraisal.disposition_date)
-    _text(keep, "归档时间", archived_at)
+    _text(keep, "归档时间", zoned_time(archived_at, "归档时间"))
 
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 

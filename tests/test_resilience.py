@@ -143,7 +143,8 @@ def test_object_lock_retention_and_legal_hold_on_every_object(
     for rec in verified:
         listing = s3_admin.list_objects_v2(Bucket=s3_lock_bucket, Prefix=f"zwfw/{rec.package_key}/")
         keys = [o["Key"] for o in listing.get("Contents", [])]
-        assert len(keys) == rec.file_count + 1  # every file and the completion marker
+        # every document, 元数据.xml, the two manifests, 检测报告.xml and the completion marker
+        assert len(keys) == rec.file_count + 5
         for key in keys:
             head = s3_admin.head_object(Bucket=s3_lock_bucket, Key=key)
             if rec.retention_period == "Y":

@@ -36,11 +36,14 @@ REQUIRED_MATTER_FIELDS: tuple[str, ...] = (
     "project_id", "service_code", "service_name", "matter_type", "agency", "applicant_name",
     "completed_at", "updated_at",
 )
+# Fields that must come from a column, never a constant: they identify the record / drive the watermark.
+COLUMN_ONLY_FIELDS: tuple[str, ...] = ("project_id", "updated_at")
 MATTER_DATETIMES = frozenset({"decided_at", "received_at", "completed_at", "updated_at"})
 # `key` identifies one document within its matter for reading the BLOB; file_name when absent.
 DOCUMENT_FIELDS: tuple[str, ...] = (
     "key", "group", "title", "file_name", "media_type", "size", "source_sha256", "source_sm3",
 )
+REQUIRED_DOCUMENT_FIELDS: tuple[str, ...] = ("group", "file_name")
 STEP_FIELDS: tuple[str, ...] = ("name", "actor", "department", "opinion", "started_at", "ended_at")
 STEP_DATETIMES = frozenset({"started_at", "ended_at"})
 
@@ -68,10 +71,10 @@ def check_config(c: SqlSource) -> None:
     for key in REQUIRED_MATTER_FIELDS:
         if key not in c.columns and key not in c.constants:
             bad(f"columns.{key}", "required field is neither mapped to a column nor given as a constant")
-    for key in ("project_id", "updated_at"):
+    for key in COLUMN_ONLY_FIELDS:
         if key not in c.columns:
             bad(f"columns.{key}", "must come from a column (it identifies the record / drives the watermark)")
-    for key in ("group", "file_name"):
+    for key in REQUIRED_DOCUMENT_FIELDS:
         if key not in c.document_columns:
             bad(f"document_columns.{key}", "required")
     if c.steps_query and "name" not in c.step_columns:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from flows.cli import audit, check, quarantine, retention, run
+from flows.cli import audit, check, config, quarantine, retention, run
 from flows.cli.common import setup_logging
 
 
@@ -82,3 +82,4 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(retention.app, name="retention")
 app.add_typer(check.export_app, name="export")
+app.add_typer(config.app, name="config")
