@@ -180,7 +180,9 @@ def stage_documents(ctx: RunContext, m: Matter, appraisal: Appraisal, open_docum
     """`stage_matter` into the run's staging folder, for a night and for a resume alike: a defect
     is the QuarantineError it always was, and so is now an exception nobody planned for."""
     try:
-        return stage_matter(m, appraisal, open_document, ctx.staging_root)
+        return stage_matter(
+            m, appraisal, open_document, ctx.staging_root, pdf_parse_limit=ctx.settings.pdf_parse_limit_mb * 2**20
+        )
     except (QuarantineError, SourceUnavailable):
         raise
     except Exception as exc:  # one matter never stops a night: a name too long, a bug

@@ -18,6 +18,7 @@ from lxml import etree
 from packager.check_context import PackageUnderCheck, item_result, no_metadata, read_package_manifest, take_inventory
 from packager.check_report import CheckItem, CheckReport, Level, Status, code_key
 from packager.content_checks import gd_1_1, gd_1_2, gd_3_2, gd_3_3, gd_4_1, gd_4_3
+from packager.pdf import PDF_PARSE_LIMIT
 from retention.archival_code import DEFAULT_TEMPLATE, ArchivalCodeError, parse_archival_code
 from schemas.findings import Finding, GuidangError
 from schemas.layout import (
@@ -224,6 +225,7 @@ def check_package(
     archival_code_template: str | None = None,
     warnings: Collection[str] = (),
     checked_at: datetime | None = None,
+    pdf_parse_limit: int | None = PDF_PARSE_LIMIT,
 ) -> CheckReport:
     """Run every DA/T 70 归档 item over a package folder and return the report.
 
@@ -236,7 +238,7 @@ def check_package(
         raise GuidangError(f"check level must be 'quick' or 'full', not {level!r}")
     if not folder.is_dir():
         raise GuidangError(f"package folder {folder} does not exist")
-    pkg = PackageUnderCheck(folder=folder, level=level)
+    pkg = PackageUnderCheck(folder=folder, level=level, pdf_parse_limit=pdf_parse_limit)
     take_inventory(pkg)
     items = [_gd_3_1(pkg)]
     read_package_manifest(pkg, MANIFEST_SM3)

@@ -105,6 +105,7 @@ def finalize_package(
         archival_code_template=fonds.archival_code_template,
         warnings=check_warnings,
         checked_at=archived_at,
+        pdf_parse_limit=staged.pdf_parse_limit,
     )
     report_xml = report.to_xml()
     problems = validate_check_report(report_xml)

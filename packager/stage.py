@@ -86,6 +86,7 @@ class StagedMatter:
     folder: Path
     documents: tuple[StagedDocument, ...]
     findings: tuple[Finding, ...] = ()
+    pdf_parse_limit: int | None = PDF_PARSE_LIMIT  # the package check parses PDFs within the same budget
 
 
 def staging_folder(staging_root: Path, matter: Matter) -> Path:
@@ -123,7 +124,8 @@ def stage_matter(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     notes = tuple(f for f in findings if f.severity != Severity.ERROR)
-    return StagedMatter(matter=matter, appraisal=appraisal, folder=folder, documents=tuple(staged), findings=notes)
+    return StagedMatter(matter=matter, appraisal=appraisal, folder=folder, documents=tuple(staged), findings=notes,
+                        pdf_parse_limit=pdf_parse_limit)
 
 
 def _stage_documents(

@@ -170,6 +170,8 @@ class Settings(_Config):
                                   "(kind unified or sql); names unique")
     check_warnings: list[str] = Field(default_factory=list, description="DA/T 70 item codes (e.g. GD-3-2) whose "
                                       "failure is reported as a warning instead of quarantining")
+    pdf_parse_limit_mb: int = Field(default=64, ge=1, description="a PDF larger than this (MiB) is not parsed "
+                                    "but quarantined as Q-PDF-TOO-LARGE: parsing holds a few times the file in memory")
 
     base_dir: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)  # set by load_settings, not a key
 

@@ -203,3 +203,30 @@ def test_a_600_mb_document_is_staged_and_inspected_in_bounded_memory(
     if expected:  # a quarantined matter leaves nothing behind
         assert not any(p.is_file() for p in (tmp_path / "staging").rglob("*"))
     print(out)
+
+
+def test_the_pdf_parse_limit_comes_from_the_configuration(tmp_path: Path) -> None:
+    """`pdf_parse_limit_mb` in guidang.yaml decides what a night's staging parses (a 2 MiB PDF is
+    refused under 1 MiB and archived under 8), and the package built from it passes its check."""
+    from types import SimpleNamespace
+
+    from flows.triage import stage_documents
+    from packager.errors import QuarantineError as Quarantined
+    from packager.package import finalize_package
+    from tests.test_packager_support import ARCHIVED_AT, FONDS, appraisal, archival_code, doc, make_matter, opener
+
+    big = make_pdf(["big scan"], pages=1) + b"%" + b"0" * (2 * 2**20) + b"\n"  # a valid PDF padded past 2 MiB
+    matter, contents = make_matter([doc("结果材料", "扫描件.pdf", big)])
+
+    def ctx(limit_mb: int) -> SimpleNamespace:
+        root = tmp_path / f"staging-{limit_mb}"
+        root.mkdir()
+        return SimpleNamespace(settings=SimpleNamespace(pdf_parse_limit_mb=limit_mb), staging_root=root)
+
+    with pytest.raises(Quarantined) as refused:
+        stage_documents(ctx(1), matter, appraisal(), opener(contents))
+    assert {f.code for f in refused.value.findings} == {"Q-PDF-TOO-LARGE"}
+
+    staged = stage_documents(ctx(8), matter, appraisal(), opener(contents))
+    result = finalize_package(staged, fonds=FONDS, archival_code=archival_code(), item_number=1, archived_at=ARCHIVED_AT)
+    assert result.passed and result.report.item("GD-3-3").status == "pass"
