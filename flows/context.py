@@ -21,6 +21,7 @@ from connectors.sources.base import SourceConnector
 from flows.retention_book import RetentionBook, load_book
 from ledger import chain, store
 from ledger.models import RunStatus
+from ledger.runlock import RunLock
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.crashpoints import crashpoint
 
@@ -66,6 +67,7 @@ class RunContext:
     now: datetime  # the run's nominal time: the window's end and the packages' 归档时间
     dry_run: bool = False
     connectors: dict[str, SourceConnector] = field(default_factory=dict)
+    lock: RunLock | None = None  # one night at a time per ledger (ledger/runlock.py)
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:
@@ -75,18 +77,30 @@ class RunContext:
     def close(self) -> None:
         for c in self.connectors.values():
             c.close()
+        if self.lock is not None:
+            self.lock.release()
         self.ledger.close()
 
 
 def open_run(
     settings: Settings, *, parameters: dict[str, Any], dry_run: bool = False, now: datetime | None = None
 ) -> RunContext:
+    """Open the ledger, take its run lock (a second night meanwhile is refused: RunLocked), load the
+    retention book and record the run. Nothing of the night is read or written before the lock."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     ledger = store.Ledger(settings.resolve_url(settings.ledger_url))
-    book = load_book(ledger, settings)
-    repository = open_repository(settings.repository, base_dir=settings.base_dir)
-    with ledger.transaction() as s:
-        run = store.start_run(s, {**parameters, "as_of": now.isoformat()})
+    run_id = store.new_run_id()
+    lock = RunLock(ledger)
+    try:
+        lock.acquire(run_id)
+        book = load_book(ledger, settings)
+        repository = open_repository(settings.repository, base_dir=settings.base_dir)
+        with ledger.transaction() as s:
+            run = store.start_run(s, {**parameters, "as_of": now.isoformat()}, run_id=run_id)
+    except BaseException:
+        lock.release()
+        ledger.close()
+        raise
     crashpoint("run-opened")
     staging = settings.resolve(settings.staging)
     if staging.is_dir():  # scratch folders of runs that were killed: nothing in them is durable
@@ -94,7 +108,7 @@ def open_run(
             shutil.rmtree(stale, ignore_errors=True)
     staging_root = staging / run.id
     staging_root.mkdir(parents=True, exist_ok=True)
-    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run)
+    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, lock=lock)
 
 
 def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: list[str]) -> dict[str, Any]:
