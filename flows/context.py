@@ -8,11 +8,14 @@ run live here, beside them, so that the stage modules hold only their stage.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from connectors.repositories import open_repository
 from connectors.repositories.base import Repository
@@ -68,6 +71,7 @@ class RunContext:
     dry_run: bool = False
     connectors: dict[str, SourceConnector] = field(default_factory=dict)
     lock: RunLock | None = None  # one night at a time per ledger (ledger/runlock.py)
+    scratch: Path | None = None  # a dry run's own temporary folder (staging, an empty ledger), removed at close
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:
@@ -80,6 +84,8 @@ class RunContext:
         if self.lock is not None:
             self.lock.release()
         self.ledger.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def open_run(
@@ -88,6 +94,8 @@ def open_run(
     """Open the ledger, take its run lock (a second night meanwhile is refused: RunLocked), load the
     retention book and record the run. Nothing of the night is read or written before the lock."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    if dry_run:
+        return open_dry_run(settings, now)
     ledger = store.Ledger(settings.resolve_url(settings.ledger_url))
     run_id = store.new_run_id()
     lock = RunLock(ledger)
@@ -111,8 +119,43 @@ def open_run(
     return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, lock=lock)
 
 
+def open_dry_run(settings: Settings, now: datetime) -> RunContext:
+    """A run that writes nothing anywhere: no ledger file, no retention import, no run row or event,
+    no staging left in the configured folder, no repository write (the stages skip those).
+
+    An existing ledger is opened without migrating it and only read; a SQLite ledger that does not
+    exist yet is stood in for by an empty one in a temporary folder, removed at close with the
+    dry run's staging. No run lock either: taking it is a write, and a dry run changes nothing a
+    real run could trip over."""
+    url = settings.resolve_url(settings.ledger_url)
+    scratch = Path(tempfile.mkdtemp(prefix="guidang-dry-run-"))
+    try:
+        database = make_url(url).database if url.startswith("sqlite") else None
+        if url.startswith("sqlite") and (not database or database == ":memory:" or not Path(database).exists()):
+            ledger = store.Ledger(f"sqlite:///{scratch / 'ledger.sqlite'}")
+        else:
+            ledger = store.Ledger(url, migrate=False)
+        try:
+            book = load_book(ledger, settings, dry_run=True)
+            repository = open_repository(settings.repository, base_dir=settings.base_dir)
+        except BaseException:
+            ledger.close()
+            raise
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    run_id = store.new_run_id()
+    staging_root = scratch / "staging" / run_id
+    staging_root.mkdir(parents=True)
+    return RunContext(settings, ledger, repository, book, run_id, staging_root, now, True, scratch=scratch)
+
+
 def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: list[str]) -> dict[str, Any]:
     summary = build_summary(ctx.run_id, summaries, dry_run=ctx.dry_run)
+    if ctx.dry_run:  # nothing to record: the summary is all a dry run leaves
+        summary["status"] = str(RunStatus.FAILED if failed else RunStatus.COMPLETED)
+        ctx.close()
+        return summary
     with ctx.ledger.transaction() as s:
         head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}

@@ -44,7 +44,8 @@ def summary_text(summary: dict[str, Any]) -> str:
         for code, n in s.get("quarantine_reasons", {}).items():
             lines.append(f"  {name}: quarantined {n} × {code} {code_text(code)} / {code_text(code, 'en')}")
     gb = summary["totals"].get("bytes", 0) / 1e9
-    lines.append(f"stored {summary['totals'].get('archived', 0)} package(s), {gb:.3f} GB")
+    verb = "would archive" if summary.get("dry_run") else "stored"
+    lines.append(f"{verb} {summary['totals'].get('archived', 0)} package(s), {gb:.3f} GB")
     if "ledger" in summary:
         lines.append(f"ledger: {summary['ledger']['events']} events, chain head {summary['ledger']['chain_head']}")
     return "\n".join(lines)

@@ -133,3 +133,58 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over(locked_world: tuple[Path, 
     assert summary["status"] == "completed"
     assert summary["totals"]["archived"] > 0
     assert _count(url, Run) == 1
+
+
+# ---------------------------------------------------------------- 11. --dry-run writes nothing anywhere
+
+
+def _tree(root: Path) -> dict[str, int] | None:
+    """Every file and folder under `root` with its size (None when `root` does not exist)."""
+    if not root.exists():
+        return None
+    return {p.relative_to(root).as_posix(): (p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")}
+
+
+def _ledger_state(url: str) -> dict[str, Any]:
+    """Row counts of every ledger table and the chain head: what a write of any kind would change."""
+    from ledger.models import Base
+
+    engine = create_engine(url)
+    try:
+        with Session(engine) as s:
+            counts = {t.name: s.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
+            from ledger import chain
+
+            counts["chain_head"] = chain.chain_head(s)
+            counts["verified"] = chain.verify_chain(s)[0]
+    finally:
+        engine.dispose()
+    return counts
+
+
+def test_dry_run_on_a_fresh_world_creates_no_ledger_and_leaves_the_repository_alone(small_world: Path) -> None:
+    from flows.report import summary_text
+
+    settings = load_settings(small_world / "guidang.yaml")
+    before = _tree(small_world)
+    with unified_running(small_world):
+        settings = load_settings(small_world / "guidang.yaml")
+        summary = run_nightly(settings, dry_run=True)
+    assert summary["status"] == "completed" and summary["totals"]["archived"] > 0
+    assert not list(small_world.glob("ledger.sqlite*")), "a dry run created the ledger"
+    assert _tree(small_world) == before  # repository, staging, sources: nothing written anywhere
+    text_out = summary_text(summary)
+    assert f"would archive {summary['totals']['archived']} package(s)" in text_out
+    assert "stored" not in text_out
+
+
+def test_dry_run_on_an_existing_ledger_changes_no_row_and_no_event(small_world: Path) -> None:
+    url = f"sqlite:///{small_world / 'ledger.sqlite'}"
+    with unified_running(small_world):
+        settings = load_settings(small_world / "guidang.yaml")
+        run_nightly(settings)
+        before, tree_before = _ledger_state(url), _tree(small_world / "archive")
+        summary = run_nightly(settings, dry_run=True)
+    assert summary["status"] == "completed"
+    assert _ledger_state(url) == before
+    assert _tree(small_world / "archive") == tree_before
