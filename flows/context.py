@@ -152,6 +152,11 @@ def open_dry_run(settings: Settings, now: datetime) -> RunContext:
 
 def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: list[str]) -> dict[str, Any]:
     summary = build_summary(ctx.run_id, summaries, dry_run=ctx.dry_run)
+    for name, connector in ctx.connectors.items():  # sql sources: rows no window collects (NULL update column)
+        null_updated = getattr(connector, "null_updated", None)
+        if name in summary["sources"] and null_updated is not None:
+            summary["sources"][name]["null_updated"] = null_updated
+            summary["sources"][name]["update_column"] = getattr(connector, "update_column", None)
     if ctx.dry_run:  # nothing to record: the summary is all a dry run leaves
         summary["status"] = str(RunStatus.FAILED if failed else RunStatus.COMPLETED)
         ctx.close()

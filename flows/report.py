@@ -41,6 +41,10 @@ def summary_text(summary: dict[str, Any]) -> str:
     for name, s in summary["sources"].items():
         if s.get("error"):
             lines.append(f"  ! {name}: {s['error']}")
+        if s.get("null_updated"):
+            column = s.get("update_column") or "update column"
+            lines.append(f"  ! {name}: {s['null_updated']} row(s) with a NULL {column} are never collected:"
+                         " set it at the source")
         for code, n in s.get("quarantine_reasons", {}).items():
             lines.append(f"  {name}: quarantined {n} × {code} {code_text(code)} / {code_text(code, 'en')}")
     gb = summary["totals"].get("bytes", 0) / 1e9

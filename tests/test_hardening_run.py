@@ -188,3 +188,39 @@ def test_dry_run_on_an_existing_ledger_changes_no_row_and_no_event(small_world: 
     assert summary["status"] == "completed"
     assert _ledger_state(url) == before
     assert _tree(small_world / "archive") == tree_before
+
+
+# ---------------------------------------------------------------- 10. rows whose update column is NULL
+
+
+def test_rows_with_a_null_update_column_are_counted_and_reported_per_source(
+    small_world: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from flows.report import summary_text
+
+    db = sqlite3.connect(small_world / "sources" / "sjjc.sqlite")
+    with db:  # the department's system allows a NULL update time (the demo's schema does not)
+        db.execute("PRAGMA writable_schema=ON")
+        db.execute("UPDATE sqlite_master SET sql = replace(sql, 'modified_at DATETIME NOT NULL',"
+                   " 'modified_at DATETIME') WHERE name = 'inspection_record'")
+    db.close()
+    db = sqlite3.connect(small_world / "sources" / "sjjc.sqlite")
+    with db:
+        closed = [r[0] for r in db.execute("SELECT record_no FROM inspection_record WHERE status = 'closed'"
+                                           " ORDER BY record_no")]
+        db.executemany("UPDATE inspection_record SET modified_at = NULL WHERE record_no = ?",
+                       [(closed[0],), (closed[1],)])
+        # a NULL update time on a row the query would not select anyway (not closed) is not reported
+        db.execute("UPDATE inspection_record SET modified_at = NULL, status = 'open' WHERE record_no = ?",
+                   (closed[-1],))
+    db.close()
+    with unified_running(small_world), caplog.at_level("WARNING"):
+        summary = run_nightly(load_settings(small_world / "guidang.yaml"))
+    assert summary["sources"]["sjjc"]["null_updated"] == 2
+    assert summary["sources"]["tzxm"]["null_updated"] == 0
+    assert "null_updated" not in summary["sources"]["unified"]  # not a sql source: nothing to count
+    text_out = summary_text(summary)
+    assert "sjjc: 2 row(s) with a NULL modified_at" in text_out
+    assert any("NULL modified_at" in r.getMessage() and "sjjc" in r.getMessage() for r in caplog.records)
