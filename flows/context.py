@@ -22,7 +22,7 @@ from connectors.repositories.base import Repository
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
 from flows.retention_book import RetentionBook, load_book
-from ledger import chain, store
+from ledger import chain, queries, store
 from ledger.models import RunStatus
 from ledger.runlock import RunLock
 from schemas.config import Settings, SqlSource, UnifiedSource
@@ -30,18 +30,20 @@ from schemas.crashpoints import crashpoint
 
 SourceConfig = UnifiedSource | SqlSource
 
-SUMMARY_KEYS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "pending")
+SUMMARY_KEYS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "held", "pending")
 
 
 @dataclass
 class SourceSummary:
-    """What one source did in one run; `pending` are matters left for the next run (transient faults)."""
+    """What one source did in one run; `pending` are matters left for the next run (transient faults),
+    `held` those collected again while still in quarantine as they are (not "unchanged": held back)."""
 
     collected: int = 0
     archived: int = 0
     quarantined: int = 0
     not_in_scope: int = 0
     unchanged: int = 0
+    held: int = 0
     pending: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     error: str | None = None
@@ -162,11 +164,19 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         ctx.close()
         return summary
     with ctx.ledger.transaction() as s:
-        head_seq, head_hash = chain.chain_head(s)
-        summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
+        in_quarantine = queries.held_by_source(s)
+        for name, source_summary in summary["sources"].items():
+            source_summary["in_quarantine"] = in_quarantine.get(name, 0)
+        summary["totals"]["in_quarantine"] = sum(in_quarantine.get(n, 0) for n in summary["sources"])
+        packages, stored_bytes = queries.stored_by_run(s, ctx.run_id)
+        summary["stored"] = {"packages": packages, "bytes": stored_bytes}
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)
         store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
+        # the head after the run's own last event (run-completed / run-failed): what audit verify sees
+        head_seq, head_hash = chain.chain_head(s)
+        summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
+        store.set_run_summary(s, ctx.run_id, summary)
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary

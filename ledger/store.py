@@ -175,6 +175,13 @@ def finish_run(
     append_event(session, f"run-{status}", run_id=run_id, payload={"totals": summary.get("totals"), "error": error})
 
 
+def set_run_summary(session: Session, run_id: str, summary: dict[str, Any]) -> None:
+    """Replace the run's stored summary (a new dict, so the JSON column is seen as changed)."""
+    run = session.get(Run, run_id)
+    if run is not None:
+        run.summary = dict(summary)
+
+
 def set_watermark(session: Session, source: str, value: datetime, run_id: str | None) -> None:
     wm = session.get(Watermark, source)
     if wm is None:

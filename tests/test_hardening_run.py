@@ -224,3 +224,70 @@ def test_rows_with_a_null_update_column_are_counted_and_reported_per_source(
     text_out = summary_text(summary)
     assert "sjjc: 2 row(s) with a NULL modified_at" in text_out
     assert any("NULL modified_at" in r.getMessage() and "sjjc" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- 12. summaries tell the truth
+
+
+def test_second_night_counts_still_quarantined_matters_as_held_not_unchanged(small_world: Path) -> None:
+    from datetime import UTC, datetime
+
+    from flows.report import summary_text
+    from ledger.models import QuarantineEntry
+
+    url = f"sqlite:///{small_world / 'ledger.sqlite'}"
+    with unified_running(small_world):
+        settings = load_settings(small_world / "guidang.yaml")
+        first = run_nightly(settings)
+        second = run_nightly(settings)  # the next night: nothing new collected, the quarantine still full
+        again = run_nightly(settings, since=datetime(2000, 1, 1, tzinfo=UTC))  # everything collected again
+    still_open = _count(url, QuarantineEntry, QuarantineEntry.resolved_at.is_(None))
+    assert first["totals"]["quarantined"] == still_open > 0
+    for night in (second, again):
+        assert night["totals"]["in_quarantine"] == still_open
+        for name, s in night["sources"].items():
+            assert s["in_quarantine"] == _count(url, QuarantineEntry, QuarantineEntry.resolved_at.is_(None),
+                                                QuarantineEntry.source == name)
+        assert "held in quarantine" in summary_text(night)
+    # collected again as they are: held, not "unchanged"
+    assert again["totals"]["held"] == still_open
+    assert again["totals"]["unchanged"] == first["totals"]["archived"] + first["totals"]["not_in_scope"]
+    assert again["totals"]["collected"] == sum(
+        again["totals"][k] for k in ("archived", "quarantined", "not_in_scope", "unchanged", "held", "pending"))
+
+
+def test_a_failed_run_reports_what_it_stored(small_world: Path) -> None:
+    from flows.report import summary_text
+
+    def store_then_fail(c: RunContext, src: SourceConfig, a: Any, b: Any) -> SourceSummary:
+        done = process_source(c, src, since=a, until=b)
+        if src.name == "tzxm":  # the source breaks after its packages were stored
+            raise GuidangError("source tzxm: connection lost after the transfer")
+        return done
+
+    url = f"sqlite:///{small_world / 'ledger.sqlite'}"
+    with unified_running(small_world):
+        summary = run_nightly(load_settings(small_world / "guidang.yaml"), run_source=store_then_fail)
+    assert summary["status"] == "failed"
+    stored = _count(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED,
+                    MatterRecord.run_id == summary["run_id"])
+    assert stored > 0
+    assert summary["stored"]["packages"] == stored
+    assert f"stored {stored} package(s)" in summary_text(summary)
+
+
+def test_printed_chain_head_and_event_count_are_those_audit_verify_reports(small_world: Path) -> None:
+    from ledger import chain
+
+    with unified_running(small_world):
+        summary = run_nightly(load_settings(small_world / "guidang.yaml"))
+    engine = create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")
+    with Session(engine) as s:
+        count, findings = chain.verify_chain(s)
+        head = chain.chain_head(s)
+        stored_summary = s.get(Run, summary["run_id"]).summary
+    engine.dispose()
+    assert not findings
+    assert summary["ledger"] == {"events": count, "chain_head": head[1]}
+    assert head[0] == count
+    assert stored_summary["ledger"] == summary["ledger"]  # the run row keeps what was printed
