@@ -8,37 +8,43 @@ run live here, beside them, so that the stage modules hold only their stage.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from connectors.repositories import open_repository
 from connectors.repositories.base import Repository
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
 from flows.retention_book import RetentionBook, load_book
-from ledger import chain, store
+from ledger import chain, queries, store
 from ledger.models import RunStatus
+from ledger.runlock import RunLock
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.crashpoints import crashpoint
 
 SourceConfig = UnifiedSource | SqlSource
 
-SUMMARY_KEYS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "pending", "superseded")
+SUMMARY_KEYS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "held", "pending", "superseded")
 
 
 @dataclass
 class SourceSummary:
-    """What one source did in one run; `pending` are matters left for the next run (transient faults);
-    `superseded` are rows of a 办件编号 that a newer row of the same collect replaced."""
+    """What one source did in one run; `pending` are matters left for the next run (transient faults),
+    `held` those collected again while still in quarantine as they are (not "unchanged": held back),
+    `superseded` rows of a 办件编号 that a newer row of the same collect replaced."""
 
     collected: int = 0
     archived: int = 0
     quarantined: int = 0
     not_in_scope: int = 0
     unchanged: int = 0
+    held: int = 0
     pending: int = 0
     superseded: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
@@ -68,6 +74,8 @@ class RunContext:
     now: datetime  # the run's nominal time: the window's end and the packages' 归档时间
     dry_run: bool = False
     connectors: dict[str, SourceConnector] = field(default_factory=dict)
+    lock: RunLock | None = None  # one night at a time per ledger (ledger/runlock.py)
+    scratch: Path | None = None  # a dry run's own temporary folder (staging, an empty ledger), removed at close
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:
@@ -77,18 +85,34 @@ class RunContext:
     def close(self) -> None:
         for c in self.connectors.values():
             c.close()
+        if self.lock is not None:
+            self.lock.release()
         self.ledger.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def open_run(
     settings: Settings, *, parameters: dict[str, Any], dry_run: bool = False, now: datetime | None = None
 ) -> RunContext:
+    """Open the ledger, take its run lock (a second night meanwhile is refused: RunLocked), load the
+    retention book and record the run. Nothing of the night is read or written before the lock."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    if dry_run:
+        return open_dry_run(settings, now)
     ledger = store.Ledger(settings.resolve_url(settings.ledger_url))
-    book = load_book(ledger, settings)
-    repository = open_repository(settings.repository, base_dir=settings.base_dir)
-    with ledger.transaction() as s:
-        run = store.start_run(s, {**parameters, "as_of": now.isoformat()})
+    run_id = store.new_run_id()
+    lock = RunLock(ledger)
+    try:
+        lock.acquire(run_id)
+        book = load_book(ledger, settings)
+        repository = open_repository(settings.repository, base_dir=settings.base_dir)
+        with ledger.transaction() as s:
+            run = store.start_run(s, {**parameters, "as_of": now.isoformat()}, run_id=run_id)
+    except BaseException:
+        lock.release()
+        ledger.close()
+        raise
     crashpoint("run-opened")
     staging = settings.resolve(settings.staging)
     if staging.is_dir():  # scratch folders of runs that were killed: nothing in them is durable
@@ -96,17 +120,65 @@ def open_run(
             shutil.rmtree(stale, ignore_errors=True)
     staging_root = staging / run.id
     staging_root.mkdir(parents=True, exist_ok=True)
-    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run)
+    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, lock=lock)
+
+
+def open_dry_run(settings: Settings, now: datetime) -> RunContext:
+    """A run that writes nothing anywhere: no ledger file, no retention import, no run row or event,
+    no staging left in the configured folder, no repository write (the stages skip those).
+
+    An existing ledger is opened without migrating it and only read; a SQLite ledger that does not
+    exist yet is stood in for by an empty one in a temporary folder, removed at close with the
+    dry run's staging. No run lock either: taking it is a write, and a dry run changes nothing a
+    real run could trip over."""
+    url = settings.resolve_url(settings.ledger_url)
+    scratch = Path(tempfile.mkdtemp(prefix="guidang-dry-run-"))
+    try:
+        database = make_url(url).database if url.startswith("sqlite") else None
+        if url.startswith("sqlite") and (not database or database == ":memory:" or not Path(database).exists()):
+            ledger = store.Ledger(f"sqlite:///{scratch / 'ledger.sqlite'}")
+        else:
+            ledger = store.Ledger(url, migrate=False)
+        try:
+            book = load_book(ledger, settings, dry_run=True)
+            repository = open_repository(settings.repository, base_dir=settings.base_dir)
+        except BaseException:
+            ledger.close()
+            raise
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    run_id = store.new_run_id()
+    staging_root = scratch / "staging" / run_id
+    staging_root.mkdir(parents=True)
+    return RunContext(settings, ledger, repository, book, run_id, staging_root, now, True, scratch=scratch)
 
 
 def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: list[str]) -> dict[str, Any]:
     summary = build_summary(ctx.run_id, summaries, dry_run=ctx.dry_run)
+    for name, connector in ctx.connectors.items():  # sql sources: rows no window collects (NULL update column)
+        null_updated = getattr(connector, "null_updated", None)
+        if name in summary["sources"] and null_updated is not None:
+            summary["sources"][name]["null_updated"] = null_updated
+            summary["sources"][name]["update_column"] = getattr(connector, "update_column", None)
+    if ctx.dry_run:  # nothing to record: the summary is all a dry run leaves
+        summary["status"] = str(RunStatus.FAILED if failed else RunStatus.COMPLETED)
+        ctx.close()
+        return summary
     with ctx.ledger.transaction() as s:
-        head_seq, head_hash = chain.chain_head(s)
-        summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
+        in_quarantine = queries.held_by_source(s)
+        for name, source_summary in summary["sources"].items():
+            source_summary["in_quarantine"] = in_quarantine.get(name, 0)
+        summary["totals"]["in_quarantine"] = sum(in_quarantine.get(n, 0) for n in summary["sources"])
+        packages, stored_bytes = queries.stored_by_run(s, ctx.run_id)
+        summary["stored"] = {"packages": packages, "bytes": stored_bytes}
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)
         store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
+        # the head after the run's own last event (run-completed / run-failed): what audit verify sees
+        head_seq, head_hash = chain.chain_head(s)
+        summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
+        store.set_run_summary(s, ctx.run_id, summary)
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary

@@ -18,6 +18,7 @@ HEADERS = {
     "quarantined": "quarantined 隔离",
     "not_in_scope": "not in scope 不归档",
     "unchanged": "unchanged 未变",
+    "held": "held 仍隔离",
     "pending": "pending 待续",
     "superseded": "superseded 被取代",
 }
@@ -46,10 +47,22 @@ def summary_text(summary: dict[str, Any]) -> str:
     for name, s in summary["sources"].items():
         if s.get("error"):
             lines.append(f"  ! {name}: {s['error']}")
+        if s.get("null_updated"):
+            column = s.get("update_column") or "update column"
+            lines.append(f"  ! {name}: {s['null_updated']} row(s) with a NULL {column} are never collected:"
+                         " set it at the source")
         for code, n in s.get("quarantine_reasons", {}).items():
             lines.append(f"  {name}: quarantined {n} × {code} {code_text(code)} / {code_text(code, 'en')}")
-    gb = summary["totals"].get("bytes", 0) / 1e9
-    lines.append(f"stored {summary['totals'].get('archived', 0)} package(s), {gb:.3f} GB")
+        if s.get("in_quarantine"):
+            lines.append(f"  {name}: {s['in_quarantine']} matter(s) held in quarantine 隔离区 "
+                         "(guidang quarantine list)")
+    if summary.get("dry_run"):
+        gb = summary["totals"].get("bytes", 0) / 1e9
+        lines.append(f"would archive {summary['totals'].get('archived', 0)} package(s), {gb:.3f} GB")
+    else:  # from the ledger: what this run stored and verified, even if it failed afterwards
+        stored = summary.get("stored") or {"packages": summary["totals"].get("archived", 0),
+                                           "bytes": summary["totals"].get("bytes", 0)}
+        lines.append(f"stored {stored['packages']} package(s), {stored['bytes'] / 1e9:.3f} GB")
     if "ledger" in summary:
         lines.append(f"ledger: {summary['ledger']['events']} events, chain head {summary['ledger']['chain_head']}")
     return mask_text("\n".join(lines))

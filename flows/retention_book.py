@@ -89,9 +89,19 @@ def find_version(ledger: store.Ledger, label_or_hash: str) -> RetentionVersion:
     raise GuidangError(f"no retention-table version {label_or_hash!r} in the ledger")
 
 
-def load_book(ledger: store.Ledger, settings: Settings) -> RetentionBook:
-    """The versions in the ledger; on first use, the table named in guidang.yaml is imported."""
+def load_book(ledger: store.Ledger, settings: Settings, *, dry_run: bool = False) -> RetentionBook:
+    """The versions in the ledger; on first use, the table named in guidang.yaml is imported.
+
+    A dry run imports nothing: it judges by the configured table as it would be imported (v1)."""
     vs = versions(ledger)
+    if not vs and settings.retention.table and dry_run:
+        path = settings.resolve(settings.retention.table)
+        loaded = load_table(path, version="v1")
+        if errors(loaded.findings):
+            raise RetentionTableInvalid(
+                f"{path}: {len(errors(loaded.findings))} error(s)\n" + "\n".join(map(str, errors(loaded.findings))),
+                loaded.findings)
+        return RetentionBook([CONFIG_EFFECTIVE], [loaded.table])
     if not vs and settings.retention.table:
         import_table(
             ledger,

@@ -54,7 +54,7 @@ def triage(
             latest = queries.latest_version(s, item.source, item.project_id)
             open_q = queries.open_quarantine(s, item.source, item.project_id)
         if open_q is not None and open_q.content_hash == h:
-            summary.unchanged += 1  # already quarantined as it is; `guidang quarantine retry` re-tries it
+            summary.held += 1  # still quarantined as it is; `guidang quarantine retry` re-tries it
             continue
         if latest is None:
             work.append(Work(item, 1, open_q.id if open_q else None))
@@ -118,7 +118,7 @@ def quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSumm
     with ctx.ledger.read() as s:
         open_q = queries.open_quarantine(s, item.source, item.project_id)
     if not force and open_q is not None and open_q.content_hash == raw_hash:
-        summary.unchanged += 1
+        summary.held += 1
         return
     record = {"invalid": item.model_dump(mode="json")}
     hold = store.Hold(item.source, item.project_id, raw_hash, item.updated_at, record)

@@ -242,3 +242,17 @@ class ChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int]
     hash: Mapped[str64]
+
+
+class RunLockHolder(Base):
+    """Who holds the run lock (ledger/runlock.py), so a refused run can say since when and which run.
+
+    The lock itself is the database's (PostgreSQL advisory lock, MariaDB GET_LOCK) or the OS's (a
+    file lock beside a SQLite ledger): it dies with its holder; this row only describes it."""
+
+    __tablename__ = "run_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    run_id: Mapped[str64]
+    holder: Mapped[str255]  # host and process id, for the operator who wonders where it runs
+    since: Mapped[utc]

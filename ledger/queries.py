@@ -66,6 +66,26 @@ def verified_not_in_batch(session: Session) -> Sequence[MatterRecord]:
     ).all()
 
 
+def stored_by_run(session: Session, run_id: str) -> tuple[int, int]:
+    """(packages, bytes) a run stored and verified: what its summary says it stored, even when the
+    run failed later and a source's own counts were lost with it."""
+    packages, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(MatterRecord.total_bytes), 0)).where(
+            MatterRecord.run_id == run_id, MatterRecord.state == MatterState.VERIFIED
+        )
+    ).one()
+    return int(packages), int(total)
+
+
+def held_by_source(session: Session) -> dict[str, int]:
+    """Open quarantine entries per source: what is held back now, whichever night put it there."""
+    rows = session.execute(
+        select(QuarantineEntry.source, func.count()).where(QuarantineEntry.resolved_at.is_(None))
+        .group_by(QuarantineEntry.source)
+    ).all()
+    return {source: int(n) for source, n in rows}
+
+
 def open_quarantine(session: Session, source: str, project_id: str) -> QuarantineEntry | None:
     """The matter's unresolved quarantine entry, if any (there is never more than one)."""
     return session.scalars(

@@ -110,27 +110,49 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+    """Bring the schema to the newest Alembic revision (creates it on an empty database).
+
+    Two processes opening a new ledger together would both create the tables (one fails with
+    "already exists" or a UniqueViolation), so the migration runs under the database's own lock:
+    SQLite's write lock taken up front (BEGIN IMMEDIATE), a transaction-scoped advisory lock on
+    PostgreSQL, GET_LOCK on MariaDB. The second waits, then finds the schema at head."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("ledger") / "migrations"))
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
+    with engine.connect() as connection:
+        connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        with connection.begin():
+            dialect = engine.dialect.name
+            if dialect == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            elif dialect in ("mysql", "mariadb"):
+                connection.exec_driver_sql(f"SELECT GET_LOCK('guidang-migrate-{_MIGRATION_LOCK}', 120)")
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "head")
+            if dialect in ("mysql", "mariadb"):
+                connection.exec_driver_sql(f"SELECT RELEASE_LOCK('guidang-migrate-{_MIGRATION_LOCK}')")
+
+
+_MIGRATION_LOCK = 7_310_2023  # any constant: the advisory-lock key of "a migration is running"
 
 
 # ---------------------------------------------------------------- runs and watermarks
 
 
-def start_run(session: Session, parameters: dict[str, Any]) -> Run:
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def start_run(session: Session, parameters: dict[str, Any], *, run_id: str | None = None) -> Run:
+    """The run's row and its `run-started` event; `run_id` when the run lock was taken in its name."""
     run = Run(
-        id=uuid.uuid4().hex[:16],
+        id=run_id or new_run_id(),
         started_at=utcnow(),
         status=RunStatus.RUNNING,
         parameters=parameters,
@@ -151,6 +173,13 @@ def finish_run(
         raise LedgerError(f"run {run_id} is not in the ledger")
     run.status, run.summary, run.error, run.finished_at = status, summary, error, utcnow()
     append_event(session, f"run-{status}", run_id=run_id, payload={"totals": summary.get("totals"), "error": error})
+
+
+def set_run_summary(session: Session, run_id: str, summary: dict[str, Any]) -> None:
+    """Replace the run's stored summary (a new dict, so the JSON column is seen as changed)."""
+    run = session.get(Run, run_id)
+    if run is not None:
+        run.summary = dict(summary)
 
 
 def set_watermark(session: Session, source: str, value: datetime, run_id: str | None) -> None:

@@ -228,5 +228,7 @@ def test_the_pdf_parse_limit_comes_from_the_configuration(tmp_path: Path) -> Non
     assert {f.code for f in refused.value.findings} == {"Q-PDF-TOO-LARGE"}
 
     staged = stage_documents(ctx(8), matter, appraisal(), opener(contents))
-    result = finalize_package(staged, fonds=FONDS, archival_code=archival_code(), item_number=1, archived_at=ARCHIVED_AT)
+    result = finalize_package(
+        staged, fonds=FONDS, archival_code=archival_code(), item_number=1, archived_at=ARCHIVED_AT
+    )
     assert result.passed and result.report.item("GD-3-3").status == "pass"

@@ -17,6 +17,7 @@ generic. A document by URL goes through the streamer the unified system uses
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -44,6 +45,8 @@ from schemas.model import Document, InvalidMatter, Matter
 T = TypeVar("T")
 
 # MySQL client/server error numbers that mean "try again" rather than "your SQL is wrong".
+log = logging.getLogger("guidang")
+
 _MYSQL_TRANSIENT = frozenset({1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055})
 
 
@@ -83,6 +86,7 @@ class SqlConnector:
         self.tz = ZoneInfo(config.timezone)
         self._mapping = MatterMapping(config, self.tz)
         self._queries = Queries(config, self._quote)
+        self.null_updated: int | None = None  # rows with a NULL update column at the last collect
 
     # ----------------------------------------------------------------- SourceConnector protocol
 
@@ -96,7 +100,27 @@ class SqlConnector:
         params = {"since": self._mapping.source_time(since), "until": self._mapping.source_time(until)}
         window = self._queries.window
         keys, rows = self._run(lambda c: _fetch(c, window, params), "matters_query")
+        self.count_null_updated(params)
         yield from self._build_all(keys, rows)
+
+    def count_null_updated(self, params: dict[str, Any]) -> int | None:
+        """Count (and warn about) the rows no window will ever collect because their update column
+        is NULL; kept in `null_updated` for the run summary. None when it cannot be counted."""
+        stmt = self._queries.null_updated
+        if stmt is None:
+            self.null_updated = None
+            return None
+        used = {k: v for k, v in params.items() if k in stmt.compile().params}
+        n = int(self._run(lambda c: c.execute(stmt, used).scalar() or 0, "matters_query (NULL update column)"))
+        self.null_updated = n
+        if n:
+            log.warning("source %s: %d row(s) with a NULL %s (the update column) are never collected; "
+                        "set it at the source to have them archived", self.name, n, self.update_column)
+        return n
+
+    @property
+    def update_column(self) -> str:
+        return self.config.columns["updated_at"]
 
     def fetch_matter(self, project_id: str) -> Matter | InvalidMatter | None:
         stmt = self._queries.one_matter

@@ -10,6 +10,7 @@ so that PostgreSQL folds them as it folded the user's own query.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -49,6 +50,14 @@ STEP_DATETIMES = frozenset({"started_at", "ended_at"})
 
 # fetch_matter's window: wide enough for any record, narrow enough for MySQL DATETIME's range.
 ALL_TIME = (datetime(1900, 1, 1), datetime(9999, 12, 31, 23, 59, 59))
+
+
+_COLUMN = r'(?P<col>(?:[A-Za-z_][\w$]*|"[^"]+"|`[^`]+`)(?:\.(?:[A-Za-z_][\w$]*|"[^"]+"|`[^`]+`))?)'
+# `col > :since`, `col <= :until`, `col BETWEEN :since AND :until`, and `:since < col`
+_WINDOW_BOUND = re.compile(
+    _COLUMN + r"\s*(?:(?:>=|<=|<>|!=|>|<|=)\s*:(?:since|until)\b|BETWEEN\s+:since\s+AND\s+:until\b)", re.I
+)
+_WINDOW_BOUND_REVERSED = re.compile(r":(?:since|until)\s*(?:>=|<=|>|<|=)\s*" + _COLUMN, re.I)
 
 
 def check_config(c: SqlSource) -> None:
@@ -163,6 +172,22 @@ class Queries:
         pid_col = self.ident(self.config.columns["project_id"])
         sql = f"SELECT * FROM (\n{self.matters_sql}\n) guidang_m WHERE guidang_m.{pid_col} = :guidang_project_id"
         return self._statement(sql, "matters_query", datetimes=("since", "until"))
+
+    @cached_property
+    def null_updated(self) -> TextClause | None:
+        """How many rows the window query would select but for a NULL update column: they fall out
+        of every window (NULL > :since is never true), so the count is all that tells they exist.
+
+        Built from `matters_query` by turning each comparison of a column with `:since`/`:until`
+        into `column IS NULL` (its other conditions, such as "办结 only", stay); None when the
+        query compares no plain column with them, and the count cannot be derived."""
+        sql, n = _WINDOW_BOUND.subn(r"\g<col> IS NULL", self.matters_sql)
+        sql, m = _WINDOW_BOUND_REVERSED.subn(r"\g<col> IS NULL", sql)
+        if n + m == 0:
+            return None
+        left = tuple(p for p in ("since", "until") if re.search(rf":{p}\b", sql))  # bounds not on a plain column
+        return self._statement(f"SELECT count(*) AS guidang_n FROM (\n{sql}\n) guidang_null", "matters_query",
+                               datetimes=left)
 
     @cached_property
     def document_list(self) -> TextClause:

@@ -1,0 +1,293 @@
+"""Overlapping runs, silent skips, a dry run that writes, and summaries that do not tell the truth
+(issue 11, points 9-12): what operations read after a night must be what happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from flows.context import RunContext, SourceConfig, SourceSummary
+from flows.night import process_source, run_nightly
+from ledger.models import MatterRecord, MatterState, RetentionVersion, Run
+from schemas.config import load_settings
+from schemas.findings import GuidangError
+from tests.dbservers import fresh_database
+from tests.world_support import unified_running
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def locked_world(request: pytest.FixtureRequest, small_world: Path) -> Iterator[tuple[Path, str]]:
+    """The small demo world with its ledger on SQLite (as configured) or on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield small_world, f"sqlite:///{small_world / 'ledger.sqlite'}"
+        return
+    with fresh_database("postgresql") as url:
+        config = small_world / "guidang.yaml"
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["ledger_url"] = url
+        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        yield small_world, url
+
+
+def _count(url: str, model: Any, *where: Any) -> int:
+    engine = create_engine(url)
+    try:
+        with Session(engine) as s:
+            return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- 9. one night at a time per ledger
+
+
+def test_two_runs_started_together_one_completes_the_other_is_refused_at_once(
+    locked_world: tuple[Path, str],
+) -> None:
+    world, url = locked_world
+    start = threading.Barrier(2)
+    other_done = [threading.Event(), threading.Event()]
+    outcomes: dict[int, Any] = {}
+
+    def hold_until_the_other_is_over(i: int) -> Any:
+        def run_source(c: RunContext, src: SourceConfig, a: Any, b: Any) -> SourceSummary:
+            other_done[1 - i].wait(timeout=20)  # overlap for sure: the other run starts while this one runs
+            return process_source(c, src, since=a, until=b)
+
+        return run_source
+
+    def night(i: int) -> None:
+        start.wait()
+        try:
+            outcomes[i] = run_nightly(settings, run_source=hold_until_the_other_is_over(i))
+        except Exception as exc:  # what the second run must do: fail at once, with a reason
+            outcomes[i] = exc
+        finally:
+            other_done[i].set()
+
+    with unified_running(world):
+        settings = load_settings(world / "guidang.yaml")
+        threads = [threading.Thread(target=night, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=240)
+    summaries = [o for o in outcomes.values() if isinstance(o, dict)]
+    refusals = [o for o in outcomes.values() if isinstance(o, Exception)]
+    assert len(summaries) == 1 and len(refusals) == 1, outcomes
+    assert summaries[0]["status"] == "completed"
+    refusal = refusals[0]
+    assert isinstance(refusal, GuidangError)
+    assert "another run holds the lock since" in str(refusal)
+    assert f"(run {summaries[0]['run_id']})" in str(refusal)
+    # nothing doubled: one run in the ledger, one retention version, each archived matter once
+    assert _count(url, Run) == 1
+    assert _count(url, RetentionVersion) == 1
+    assert _count(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED) == summaries[0]["totals"]["archived"]
+
+
+HOLDER = """
+import sys, time
+from ledger.store import Ledger
+from ledger.runlock import RunLock
+led = Ledger(sys.argv[1])
+lock = RunLock(led)
+lock.acquire("deadbeefdeadbeef")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_lock_left_by_a_killed_holder_is_taken_over(locked_world: tuple[Path, str]) -> None:
+    world, url = locked_world
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, url], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with unified_running(world):
+            settings = load_settings(world / "guidang.yaml")
+            with pytest.raises(GuidangError, match=r"another run holds the lock since .* \(run deadbeefdeadbeef\)"):
+                run_nightly(settings)
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=30)
+            summary = run_nightly(settings)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert summary["status"] == "completed"
+    assert summary["totals"]["archived"] > 0
+    assert _count(url, Run) == 1
+
+
+# ---------------------------------------------------------------- 11. --dry-run writes nothing anywhere
+
+
+def _tree(root: Path) -> dict[str, int] | None:
+    """Every file and folder under `root` with its size (None when `root` does not exist)."""
+    if not root.exists():
+        return None
+    return {p.relative_to(root).as_posix(): (p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")}
+
+
+def _ledger_state(url: str) -> dict[str, Any]:
+    """Row counts of every ledger table and the chain head: what a write of any kind would change."""
+    from ledger.models import Base
+
+    engine = create_engine(url)
+    try:
+        with Session(engine) as s:
+            counts = {t.name: s.scalar(select(func.count()).select_from(t)) for t in Base.metadata.sorted_tables}
+            from ledger import chain
+
+            counts["chain_head"] = chain.chain_head(s)
+            counts["verified"] = chain.verify_chain(s)[0]
+    finally:
+        engine.dispose()
+    return counts
+
+
+def test_dry_run_on_a_fresh_world_creates_no_ledger_and_leaves_the_repository_alone(small_world: Path) -> None:
+    from flows.report import summary_text
+
+    settings = load_settings(small_world / "guidang.yaml")
+    before = _tree(small_world)
+    with unified_running(small_world):
+        settings = load_settings(small_world / "guidang.yaml")
+        summary = run_nightly(settings, dry_run=True)
+    assert summary["status"] == "completed" and summary["totals"]["archived"] > 0
+    assert not list(small_world.glob("ledger.sqlite*")), "a dry run created the ledger"
+    assert _tree(small_world) == before  # repository, staging, sources: nothing written anywhere
+    text_out = summary_text(summary)
+    assert f"would archive {summary['totals']['archived']} package(s)" in text_out
+    assert "stored" not in text_out
+
+
+def test_dry_run_on_an_existing_ledger_changes_no_row_and_no_event(small_world: Path) -> None:
+    url = f"sqlite:///{small_world / 'ledger.sqlite'}"
+    with unified_running(small_world):
+        settings = load_settings(small_world / "guidang.yaml")
+        run_nightly(settings)
+        before, tree_before = _ledger_state(url), _tree(small_world / "archive")
+        summary = run_nightly(settings, dry_run=True)
+    assert summary["status"] == "completed"
+    assert _ledger_state(url) == before
+    assert _tree(small_world / "archive") == tree_before
+
+
+# ---------------------------------------------------------------- 10. rows whose update column is NULL
+
+
+def test_rows_with_a_null_update_column_are_counted_and_reported_per_source(
+    small_world: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from flows.report import summary_text
+
+    db = sqlite3.connect(small_world / "sources" / "sjjc.sqlite")
+    with db:  # the department's system allows a NULL update time (the demo's schema does not)
+        db.execute("PRAGMA writable_schema=ON")
+        db.execute("UPDATE sqlite_master SET sql = replace(sql, 'modified_at DATETIME NOT NULL',"
+                   " 'modified_at DATETIME') WHERE name = 'inspection_record'")
+    db.close()
+    db = sqlite3.connect(small_world / "sources" / "sjjc.sqlite")
+    with db:
+        closed = [r[0] for r in db.execute("SELECT record_no FROM inspection_record WHERE status = 'closed'"
+                                           " ORDER BY record_no")]
+        db.executemany("UPDATE inspection_record SET modified_at = NULL WHERE record_no = ?",
+                       [(closed[0],), (closed[1],)])
+        # a NULL update time on a row the query would not select anyway (not closed) is not reported
+        db.execute("UPDATE inspection_record SET modified_at = NULL, status = 'open' WHERE record_no = ?",
+                   (closed[-1],))
+    db.close()
+    with unified_running(small_world), caplog.at_level("WARNING"):
+        summary = run_nightly(load_settings(small_world / "guidang.yaml"))
+    assert summary["sources"]["sjjc"]["null_updated"] == 2
+    assert summary["sources"]["tzxm"]["null_updated"] == 0
+    assert "null_updated" not in summary["sources"]["unified"]  # not a sql source: nothing to count
+    text_out = summary_text(summary)
+    assert "sjjc: 2 row(s) with a NULL modified_at" in text_out
+    assert any("NULL modified_at" in r.getMessage() and "sjjc" in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------- 12. summaries tell the truth
+
+
+def test_second_night_counts_still_quarantined_matters_as_held_not_unchanged(small_world: Path) -> None:
+    from datetime import UTC, datetime
+
+    from flows.report import summary_text
+    from ledger.models import QuarantineEntry
+
+    url = f"sqlite:///{small_world / 'ledger.sqlite'}"
+    with unified_running(small_world):
+        settings = load_settings(small_world / "guidang.yaml")
+        first = run_nightly(settings)
+        second = run_nightly(settings)  # the next night: nothing new collected, the quarantine still full
+        again = run_nightly(settings, since=datetime(2000, 1, 1, tzinfo=UTC))  # everything collected again
+    still_open = _count(url, QuarantineEntry, QuarantineEntry.resolved_at.is_(None))
+    assert first["totals"]["quarantined"] == still_open > 0
+    for night in (second, again):
+        assert night["totals"]["in_quarantine"] == still_open
+        for name, s in night["sources"].items():
+            assert s["in_quarantine"] == _count(url, QuarantineEntry, QuarantineEntry.resolved_at.is_(None),
+                                                QuarantineEntry.source == name)
+        assert "held in quarantine" in summary_text(night)
+    # collected again as they are: held, not "unchanged"
+    assert again["totals"]["held"] == still_open
+    assert again["totals"]["unchanged"] == first["totals"]["archived"] + first["totals"]["not_in_scope"]
+    assert again["totals"]["collected"] == sum(
+        again["totals"][k] for k in ("archived", "quarantined", "not_in_scope", "unchanged", "held", "pending"))
+
+
+def test_a_failed_run_reports_what_it_stored(small_world: Path) -> None:
+    from flows.report import summary_text
+
+    def store_then_fail(c: RunContext, src: SourceConfig, a: Any, b: Any) -> SourceSummary:
+        done = process_source(c, src, since=a, until=b)
+        if src.name == "tzxm":  # the source breaks after its packages were stored
+            raise GuidangError("source tzxm: connection lost after the transfer")
+        return done
+
+    url = f"sqlite:///{small_world / 'ledger.sqlite'}"
+    with unified_running(small_world):
+        summary = run_nightly(load_settings(small_world / "guidang.yaml"), run_source=store_then_fail)
+    assert summary["status"] == "failed"
+    stored = _count(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED,
+                    MatterRecord.run_id == summary["run_id"])
+    assert stored > 0
+    assert summary["stored"]["packages"] == stored
+    assert f"stored {stored} package(s)" in summary_text(summary)
+
+
+def test_printed_chain_head_and_event_count_are_those_audit_verify_reports(small_world: Path) -> None:
+    from ledger import chain
+
+    with unified_running(small_world):
+        summary = run_nightly(load_settings(small_world / "guidang.yaml"))
+    engine = create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")
+    with Session(engine) as s:
+        count, findings = chain.verify_chain(s)
+        head = chain.chain_head(s)
+        stored_summary = s.get(Run, summary["run_id"]).summary
+    engine.dispose()
+    assert not findings
+    assert summary["ledger"] == {"events": count, "chain_head": head[1]}
+    assert head[0] == count
+    assert stored_summary["ledger"] == summary["ledger"]  # the run row keeps what was printed
