@@ -6,6 +6,8 @@ is verified, so it lists exactly what the repository holds.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flows.context import RunContext
 from ledger import queries, store
 from ledger.models import MatterRecord
@@ -21,57 +23,84 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
     登记表, stored under transfers/<batch id>/ beside the packages and recorded on each matter row.
 
     "Not yet in a batch" rather than "verified by this run", so that matters verified by a run that
-    was killed before its batch was written join the next batch instead of none. The batch id is
-    derived from its content, so a re-run after a kill between storing and recording it rewrites the
-    same objects (a no-op) instead of making a second batch."""
+    was killed before its batch was written join the next batch instead of none. A batch's intent
+    (id, time, members) is logged before its first file is stored; a batch begun and never recorded
+    (the run died while storing it) is finished first, with its own id, time and members, so no
+    half-written folder is left under transfers/ whatever day the next run is. The batch id is
+    derived from its content, so finishing it rewrites the same objects (no-ops) and completes the rest."""
+    written: list[str] = []
+    with ctx.ledger.read() as s:
+        unfinished = queries.unfinished_batches(s)
+    for begun in unfinished:
+        with ctx.ledger.read() as s:
+            records = [r for mid in begun["members"] if (r := queries.matter(s, mid)) is not None]
+        created_at = datetime.fromisoformat(begun["created_at"]).astimezone(ctx.settings.zone)
+        written.append(_write_batch(ctx, begun["fonds"], records, created_at, begun=True))
     with ctx.ledger.read() as s:
         rows = list(queries.verified_not_in_batch(s))
     by_fonds: dict[str, list[MatterRecord]] = {}
     for r in rows:
         by_fonds.setdefault(r.fonds or "", []).append(r)
-    written: list[str] = []
     created_at = ctx.now.astimezone(ctx.settings.zone)  # 移交时间 in the configured zone, same instant
     for fonds_code, records in sorted(by_fonds.items()):
-        fonds = next(f for f in ctx.settings.fonds if f.code == fonds_code)
-        members = sha256_bytes("\n".join(sorted(r.archival_code or "" for r in records)).encode("utf-8"))
-        batch_id = f"{fonds_code}-{beijing_date(created_at)}-{members[:8]}"
-        packages = [
-            TransferRow(
-                archival_code=r.archival_code or "",
-                responsible=r.agency,
-                title=r.title or "",
-                date=beijing_date(r.completed_at),
-                period=r.retention_period or "",
-                pages=r.page_count or 0,
-                bytes=r.total_bytes or 0,
-                file_count=r.file_count or 0,
-            )
-            for r in records
-        ]
-        files = write_transfer_batch(
-            ctx.staging_root / "transfers" / batch_id,
-            batch_id=batch_id,
-            fonds=fonds,
-            packages=packages,
-            created_at=created_at,
-        )
-        for path in files:
-            ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, digest_file(path).sha256)
-        crashpoint("batch-stored")
+        written.append(_write_batch(ctx, fonds_code, records, created_at, begun=False))
+    return written
+
+
+def _write_batch(
+    ctx: RunContext, fonds_code: str, records: list[MatterRecord], created_at: datetime, *, begun: bool
+) -> str:
+    fonds = next(f for f in ctx.settings.fonds if f.code == fonds_code)
+    members = sha256_bytes("\n".join(sorted(r.archival_code or "" for r in records)).encode("utf-8"))
+    batch_id = f"{fonds_code}-{beijing_date(created_at)}-{members[:8]}"
+    if not begun:
         with ctx.ledger.transaction() as s:
-            store.record_batch(
+            store.begin_batch(
                 s,
-                batch_id,
-                [r.id for r in records],
-                run_id=ctx.run_id,
-                payload={
+                {
                     "batch_id": batch_id,
                     "fonds": fonds_code,
-                    "matters": len(records),
-                    "bytes": sum(p.bytes for p in packages),
-                    "files": [p.name for p in files],
+                    "created_at": created_at.isoformat(),
+                    "members": [r.id for r in records],
                 },
+                run_id=ctx.run_id,
             )
-        crashpoint("batch-recorded")
-        written.append(batch_id)
-    return written
+    packages = [
+        TransferRow(
+            archival_code=r.archival_code or "",
+            responsible=r.agency,
+            title=r.title or "",
+            date=beijing_date(r.completed_at),
+            period=r.retention_period or "",
+            pages=r.page_count or 0,
+            bytes=r.total_bytes or 0,
+            file_count=r.file_count or 0,
+        )
+        for r in records
+    ]
+    files = write_transfer_batch(
+        ctx.staging_root / "transfers" / batch_id,
+        batch_id=batch_id,
+        fonds=fonds,
+        packages=packages,
+        created_at=created_at,
+    )
+    for path in files:
+        ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, digest_file(path).sha256)
+    crashpoint("batch-stored")
+    with ctx.ledger.transaction() as s:
+        store.record_batch(
+            s,
+            batch_id,
+            [r.id for r in records],
+            run_id=ctx.run_id,
+            payload={
+                "batch_id": batch_id,
+                "fonds": fonds_code,
+                "matters": len(records),
+                "bytes": sum(p.bytes for p in packages),
+                "files": [p.name for p in files],
+            },
+        )
+    crashpoint("batch-recorded")
+    return batch_id

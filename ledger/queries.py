@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from ledger.models import MatterRecord, MatterState, QuarantineEntry, RetentionVersion, Watermark
+from ledger.models import Event, MatterRecord, MatterState, QuarantineEntry, RetentionVersion, Watermark
 from schemas.model import RetentionPeriod
 
 # ---------------------------------------------------------------- the nightly run (flows/)
@@ -64,6 +65,21 @@ def verified_not_in_batch(session: Session) -> Sequence[MatterRecord]:
     return session.scalars(
         select(MatterRecord).where(MatterRecord.batch_id.is_(None), MatterRecord.state == MatterState.VERIFIED)
     ).all()
+
+
+def unfinished_batches(session: Session) -> list[dict[str, Any]]:
+    """DA/T 93 batches begun (their intent logged) but never recorded: a run died while storing
+    them. Each is the begun event's payload (batch id, fonds, time, member matter ids)."""
+    begun: dict[str, dict[str, Any]] = {}
+    for ev in session.scalars(
+        select(Event).where(Event.kind.in_(["transfer-batch-begun", "transfer-batch"])).order_by(Event.seq)
+    ):
+        batch_id = (ev.payload or {}).get("batch_id")
+        if ev.kind == "transfer-batch-begun":
+            begun[batch_id] = ev.payload
+        else:
+            begun.pop(batch_id, None)
+    return list(begun.values())
 
 
 def stored_by_run(session: Session, run_id: str) -> tuple[int, int]:

@@ -299,6 +299,12 @@ def mark_acknowledged(session: Session, matter_id: int, at: datetime) -> None:
         rec.acknowledged_at = at
 
 
+def begin_batch(session: Session, payload: dict[str, Any], *, run_id: str | None) -> None:
+    """Log a DA/T 93 batch's intent (id, fonds, time, members) before any of its files is stored, so
+    that a run dying half-way leaves the next run what it needs to finish the same batch."""
+    append_event(session, "transfer-batch-begun", run_id=run_id, payload=payload)
+
+
 def record_batch(
     session: Session, batch_id: str, matter_ids: Sequence[int], *, run_id: str | None, payload: dict[str, Any]
 ) -> None:

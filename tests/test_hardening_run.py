@@ -291,3 +291,42 @@ def test_printed_chain_head_and_event_count_are_those_audit_verify_reports(small
     assert summary["ledger"] == {"events": count, "chain_head": head[1]}
     assert head[0] == count
     assert stored_summary["ledger"] == summary["ledger"]  # the run row keeps what was printed
+
+
+def test_a_batch_left_half_stored_by_a_failed_run_is_completed_by_the_next_night(
+    small_world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails after the first file of the DA/T 93 batch; the next night (another day, so a
+    new batch id would differ) finishes that batch under its own id and leaves no partial folder."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.repositories.base import RepositoryError
+    from connectors.repositories.fs import FilesystemRepository
+    from packager.transfer import CATALOGUE_FILE, README_FILE, REGISTER_HTML_FILE, REGISTER_XML_FILE
+
+    real_put = FilesystemRepository.put_file
+    calls = {"transfers": 0}
+
+    def flaky_put(self: FilesystemRepository, key: str, *args: Any, **kw: Any) -> Any:
+        if key.startswith("transfers/"):
+            calls["transfers"] += 1
+            if calls["transfers"] == 2:
+                raise RepositoryError("disk went away while storing the batch")
+        return real_put(self, key, *args, **kw)
+
+    settings = load_settings(small_world / "guidang.yaml")
+    first = datetime.now(UTC).replace(microsecond=0)
+    with unified_running(small_world):
+        monkeypatch.setattr(FilesystemRepository, "put_file", flaky_put)
+        night1 = run_nightly(settings, now=first)
+        monkeypatch.setattr(FilesystemRepository, "put_file", real_put)
+        assert night1["status"] == "failed" and not night1.get("transfer_batches")
+        night2 = run_nightly(load_settings(small_world / "guidang.yaml"), now=first + timedelta(days=1))
+    assert night2["status"] == "completed"
+    transfers = small_world / "archive" / "transfers"
+    folders = {p.name: {f.name for f in p.iterdir()} for p in transfers.iterdir()}
+    expected = {CATALOGUE_FILE, README_FILE, REGISTER_XML_FILE, REGISTER_HTML_FILE}
+    assert folders and all(names == expected for names in folders.values()), folders
+    assert set(night2["transfer_batches"]) == set(folders)
+    url = f"sqlite:///{small_world / 'ledger.sqlite'}"
+    assert _count(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED, MatterRecord.batch_id.is_(None)) == 0
