@@ -74,6 +74,14 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise LedgerError(f"ledger {_safe_url(url)} cannot be opened: {exc.__class__.__name__}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite: a write transaction takes the write lock when it begins (BEGIN IMMEDIATE). A deferred
+        # one that reads first and writes later cannot wait for another process's writer (its snapshot
+        # may be stale), so SQLite refuses it at once with "database is locked"; an immediate one
+        # waits its turn under the busy timeout.
+        writer = self.engine
+        if url.startswith("sqlite"):
+            writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        self._write_sessions = sessionmaker(writer, expire_on_commit=False)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -94,7 +102,7 @@ class Ledger:
         """One write transaction: committed when the block ends, rolled back on any exception."""
         with self._write_lock:
             try:
-                with self._sessions.begin() as session:
+                with self._write_sessions.begin() as session:
                     yield session
                     crashpoint("ledger-before-commit")
             except SQLAlchemyError as exc:
