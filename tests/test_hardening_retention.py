@@ -6,6 +6,7 @@ archivist can submit and still reads back as a table."""
 from __future__ import annotations
 
 import csv
+import shutil
 import time
 import tracemalloc
 import zipfile
@@ -13,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
+import pytest
 
-from retention import COLUMNS, load_table, validate_table, write_table_xlsx
+from retention import COLUMNS, load_table, validate_table, write_table_xlsx, write_template
+from retention.template import LISTS_SHEET, TABLE_SHEET
 
 HEADER = list(COLUMNS.values())
 GOOD = {"事项编码": "330106-XK-0001", "事项类型": "01", "归档范围": "归档", "保管期限": "30年"}
@@ -209,3 +212,67 @@ def test_plain_yaml_and_existing_workbooks_still_read(tmp_path: Path) -> None:
     assert load_table(path).ok and len(load_table(path).table.rules) == 1
     xlsx = _table(tmp_path / "t.xlsx")
     assert load_table(xlsx).findings == [] and load_table(xlsx).table.rules[0].row == 2
+
+
+# ---------------------------------------------------------------- 17. the printed template
+
+
+def test_the_template_prints_as_a_submittable_a4_landscape_table(tmp_path: Path) -> None:
+    path = tmp_path / "模板.xlsx"
+    write_template(path)
+    wb = openpyxl.load_workbook(path)
+    ws = wb[TABLE_SHEET]
+    assert wb.worksheets[0].title == TABLE_SHEET
+    assert ws.page_setup.orientation == "landscape"
+    assert int(ws.page_setup.paperSize) == 9  # A4
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1
+    assert ws.page_setup.fitToHeight == 0
+    texts = {str(c.value) for row in ws.iter_rows(max_row=6) for c in row if c.value is not None}
+    assert "归档范围和保管期限表" in texts
+    for label in ("编制单位", "编制日期", "审批人", "审批日期"):
+        assert any(t.startswith(label) for t in texts), label
+    header_row = next(r for r in range(1, 10) if [c.value for c in ws[r]][: len(HEADER)] == HEADER)
+    assert header_row > 1
+    assert ws.print_title_rows.replace("$", "") == f"{header_row}:{header_row}"
+    example = [c.value for c in ws[header_row + 1]][: len(HEADER)]
+    assert example[HEADER.index("归档范围")] == "归档" and example[HEADER.index("保管期限")]
+    assert ws.oddFooter.center.text and "&P" in ws.oddFooter.center.text
+    lists = wb[LISTS_SHEET]
+    assert lists.protection.sheet and lists.sheet_state == "hidden"
+    # still a table: the header is found below the title block, the example row is one rule
+    report = validate_table(path)
+    assert report.errors == [] and report.rules == 1
+    loaded = load_table(path)
+    assert loaded.table.rules[0].row == header_row + 1
+    assert [f.code for f in loaded.warnings] == ["R-EXAMPLE-ROW"]
+
+
+def test_the_filled_template_validates_and_drop_downs_cover_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "模板.xlsx"
+    write_template(path)
+    wb = openpyxl.load_workbook(path)
+    ws = wb[TABLE_SHEET]
+    header_row = int(ws.print_title_rows.replace("$", "").split(":")[0])
+    for dv in ws.data_validations.dataValidation:
+        assert str(dv.sqref).split(":")[0].endswith(str(header_row + 1))
+    row = header_row + 1
+    ws.cell(row=row, column=HEADER.index("事项名称") + 1, value="食品经营许可")
+    ws.cell(row=row + 1, column=HEADER.index("事项类型") + 1, value="02 行政处罚")
+    ws.cell(row=row + 1, column=HEADER.index("归档范围") + 1, value="不归档")
+    filled = tmp_path / "filled.xlsx"
+    wb.save(filled)
+    loaded = load_table(filled)
+    assert loaded.findings == [] and [r.row for r in loaded.table.rules] == [row, row + 1]
+    copy = tmp_path / "copy.xlsx"
+    shutil.copy(filled, copy)
+    assert validate_table(copy).ok
+
+
+@pytest.mark.parametrize("merge", ["A1:L1"])
+def test_a_merged_title_above_the_header_is_not_an_error(tmp_path: Path, merge: str) -> None:
+    path = tmp_path / "t.xlsx"
+    write_template(path)
+    wb = openpyxl.load_workbook(path)
+    wb[TABLE_SHEET].merge_cells(merge)
+    wb.save(path)
+    assert load_table(path).errors == []
