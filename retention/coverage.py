@@ -14,9 +14,10 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
+from retention.files import open_tabular
 from retention.load import TABLE_ALIASES
 from retention.table import RetentionTable, as_date, fold_width, type_codes
-from retention.tabular import HeaderSpec, cell_text, iter_cells, map_headers, open_tabular
+from retention.tabular import HeaderSpec, cell_text, iter_cells, map_headers
 from retention.validate import SERVICE_CODE_RE, parse_matter_type
 from schemas.findings import Finding, Severity
 
@@ -122,7 +123,7 @@ def load_catalogue(path: str | os.PathLike[str]) -> tuple[list[CatalogueItem], l
     实施机构; rows with a malformed 事项编码 are left out, an unknown 事项类型 is kept as None."""
     items: list[CatalogueItem] = []
     with open_tabular(path, CATALOGUE_SPEC) as tab:
-        findings = list(tab.findings)
+        findings = tab.findings  # the same list: reading the rows may add to it (a formula cell)
         if not tab.headers:
             return items, findings
         columns, header_findings = map_headers(tab, CATALOGUE_SPEC)

@@ -13,17 +13,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from retention.table import COLUMNS, RetentionTable, Rule
-from retention.tabular import (
-    HeaderSpec,
-    Place,
-    Tabular,
-    cell_text,
-    iter_cells,
-    map_headers,
-    mappings_tabular,
-    open_tabular,
-)
+from retention.files import open_tabular
+from retention.table import COLUMNS, EXAMPLE_MARK, RetentionTable, Rule
+from retention.tabular import HeaderSpec, Place, Tabular, cell_text, iter_cells, map_headers, mappings_tabular
 from retention.validate import check_conflicts, rule_from_row
 from schemas.findings import Finding, Severity
 
@@ -127,12 +119,13 @@ def load_records(
 
 
 def _finish(tab: Tabular, *, version: str | None, source: str) -> LoadResult:
-    findings = list(tab.findings)
+    findings: list[Finding] = []
     rules: list[Rule] = []
     if tab.headers:
         rules, row_findings, headers = _read_rules(tab)
         findings.extend(row_findings)
         findings.extend(check_conflicts(rules, tab.place, headers))
+    findings[:0] = tab.findings  # after the rows: reading them may have added some (a formula cell)
     if not rules and not any(f.severity == Severity.ERROR for f in findings):
         findings.append(tab.place.finding("R-TABLE-EMPTY", "the table has no rules", row=None, column=None))
     findings.sort(key=lambda f: f.details.get("row") or 0)  # stable: a row's findings stay in column order
@@ -147,6 +140,11 @@ def _read_rules(tab: Tabular) -> tuple[list[Rule], list[Finding], dict[str, str]
         findings.extend(extra)
         rule, row_findings = rule_from_row(cells, row=row_no, place=tab.place)
         findings.extend(row_findings)
+        name = cells.get("service_name")
+        if name is not None and cell_text(name.value).strip().startswith(EXAMPLE_MARK):
+            message = f"this is the template's example row ({EXAMPLE_MARK}); replace it with a real rule or delete it"
+            findings.append(tab.place.cell_finding("R-EXAMPLE-ROW", message, row=row_no, cell=name,
+                                                   severity=Severity.WARNING))
         if rule is not None:
             rules.append(rule)
     return rules, findings, headers

@@ -58,6 +58,7 @@ LEVEL_NAMES_EN: tuple[str, ...] = (
 
 GROUPS: tuple[str, ...] = ("申报", "过程", "结果")  # 材料类别 as the table writes them; None = 全部
 ALL_GROUPS = "全部"
+EXAMPLE_MARK = "【示例】"  # starts 事项名称 in the template's example row, so a forgotten one is named
 SCOPE_ARCHIVED, SCOPE_NOT_ARCHIVED = "归档", "不归档"
 DEFAULT_CATEGORY = "WS"
 

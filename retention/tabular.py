@@ -1,32 +1,27 @@
-"""Reading a tabular file (XLSX, CSV or YAML) as a header row and numbered rows, with findings.
+"""A tabular file (XLSX, CSV or YAML) as a header row and numbered rows, with findings.
 
-The retention table and the 事项目录 (catalogue) are both read through here, so both get the same
-rules: XLSX: only the first worksheet is read (a package records one row number, which must name
-one row); another sheet whose row 1 is also a header of the expected kind gets a warning so
-nothing is silently skipped. Row 1 is the header row everywhere; rows are numbered as Excel shows
-them (header = 1), CSV records likewise, and YAML item i (0-based) is row i + 2, the row it would
-have in a sheet, so one table in any of the three formats gives the same rows. Blank rows are
-skipped but still counted. A file that cannot be opened is a finding, never an exception.
+The retention table and the 事项目录 (catalogue) are both read through this model, so both get the
+same rules. The header row is the first of the first few rows that reads as one (a title block may
+stand above it, as in the printed template), else row 1; rows are numbered as Excel shows them, CSV
+records likewise, and YAML item i (0-based) is row i + 2, the row it would have in a sheet, so one
+table in any of the three formats gives the same rows. Blank rows are skipped but still counted.
+Opening the files and the bounds they must keep are `retention.files`, `retention.xlsx_read` and
+`retention.bounds`; a file that cannot be read is a finding, never an exception.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import os
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from retention.table import fold_width
 from schemas.findings import Finding, Severity
 
-_BLOCK = 1 << 16
+HEADER_SCAN = 10  # rows searched for the header row: room for a title block above the table
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +134,9 @@ class Tabular:
     headers: list[Any]
     rows: Iterator[tuple[int, Sequence[Any]]]
     letters: bool  # whether Excel column letters mean something (XLSX, CSV) or not (YAML)
+    # Grows while `rows` is read (a formula cell, a row past the limit): read it after the rows.
     findings: list[Finding] = field(default_factory=list)
+    header_row: int = 1
 
 
 def map_headers(tab: Tabular, spec: HeaderSpec) -> tuple[dict[str, int], list[Finding]]:
@@ -159,7 +156,7 @@ def map_headers(tab: Tabular, spec: HeaderSpec) -> tuple[dict[str, int], list[Fi
                     "R-COLUMN-UNKNOWN",
                     f"column {text!r} is not a column of this table and is ignored "
                     f"(known: {', '.join(spec.aliases[f][0] for f in spec.aliases)})",
-                    row=1,
+                    row=tab.header_row,
                     column=text,
                     value=text,
                     letter=letter,
@@ -172,7 +169,7 @@ def map_headers(tab: Tabular, spec: HeaderSpec) -> tuple[dict[str, int], list[Fi
                 tab.place.finding(
                     "R-COLUMN-DUPLICATE",
                     f"column {text!r} repeats column {first!r}; keep one of them",
-                    row=1,
+                    row=tab.header_row,
                     column=text,
                     value=text,
                     letter=letter,
@@ -186,7 +183,7 @@ def map_headers(tab: Tabular, spec: HeaderSpec) -> tuple[dict[str, int], list[Fi
                 tab.place.finding(
                     "R-COLUMN-MISSING",
                     f"the header row has no {spec.aliases[fld][0]} column",
-                    row=1,
+                    row=tab.header_row,
                     column=spec.aliases[fld][0],
                 )
             )
@@ -195,7 +192,10 @@ def map_headers(tab: Tabular, spec: HeaderSpec) -> tuple[dict[str, int], list[Fi
             names = "/".join(spec.aliases[f][0] for f in group)
             findings.append(
                 tab.place.finding(
-                    "R-COLUMN-MISSING", f"the header row needs at least one of {names}", row=1, column=names
+                    "R-COLUMN-MISSING",
+                    f"the header row needs at least one of {names}",
+                    row=tab.header_row,
+                    column=names,
                 )
             )
     return columns, findings
@@ -239,128 +239,36 @@ def iter_cells(
         yield row_no, cells, extra
 
 
-def _unread(place: Place, message: str, *, letters: bool, code: str = "R-FILE-UNREADABLE") -> Tabular:
+def unread(place: Place, message: str, *, letters: bool, code: str = "R-FILE-UNREADABLE") -> Tabular:
     """A file that could not be read as a table: no header, no rows, one finding saying why."""
     return Tabular(place, [], iter(()), letters, [place.finding(code, message, row=None, column=None)])
 
 
-@contextmanager
-def open_tabular(path: str | os.PathLike[str], spec: HeaderSpec) -> Iterator[Tabular]:
-    """Open any supported file as a `Tabular`; problems opening it come back as findings with an
-    empty table, so the caller's one code path reports them."""
-    p = Path(path)
-    place = Place(str(path))
-    suffix = p.suffix.lower()
-    if not p.is_file():
-        yield _unread(place, f"{path} does not exist or is not a file", letters=False)
-        return
-    if suffix in (".xlsx", ".xlsm"):
-        with _xlsx_tabular(p, place, spec) as tab:
-            yield tab
-    elif suffix in (".csv", ".txt"):
-        with _csv_tabular(p, place) as tab:
-            yield tab
-    elif suffix in (".yaml", ".yml"):
-        try:
-            with p.open("r", encoding="utf-8-sig") as fh:
-                data = yaml.safe_load(fh)
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            yield _unread(place, f"{path} is not valid UTF-8 YAML: {exc}", letters=False)
-            return
-        if isinstance(data, dict) and isinstance(data.get("rules"), list):
-            data = data["rules"]
-        if not isinstance(data, list):
-            yield _unread(
-                place,
-                "a YAML table must be a list of mappings (one per rule), or a mapping with a 'rules' list",
-                letters=False,
-                code="R-FILE-STRUCTURE",
-            )
-            return
-        with mappings_tabular(data, place) as tab:
-            yield tab
-    else:
-        yield _unread(
-            place, f"{path}: unknown table format {suffix or '(no suffix)'!r}; use .xlsx, .csv or .yaml", letters=False
-        )
+def header_like(values: Sequence[Any], lookup: Mapping[str, str]) -> bool:
+    """Whether a row reads as a header row: two or more cells are known column names. A title
+    (归档范围和保管期限表) or a field line (编制单位：…) never is."""
+    return sum(1 for v in values if (t := cell_text(v).strip()) and _header_key(t) in lookup) >= 2
 
 
-@contextmanager
-def _xlsx_tabular(p: Path, place: Place, spec: HeaderSpec) -> Iterator[Tabular]:
-    from zipfile import BadZipFile
-
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
-    except (BadZipFile, InvalidFileException, OSError, KeyError, ValueError) as exc:
-        yield _unread(place, f"{p} is not a readable XLSX workbook: {exc}", letters=True)
-        return
-    try:
-        sheets = wb.worksheets
-        ws = sheets[0]
-        place = Place(place.file, ws.title)
-        findings: list[Finding] = []
-        lookup = spec.lookup()
-        for other in sheets[1:]:
-            first = next(other.iter_rows(min_row=1, max_row=1, values_only=True), ())
-            known = sum(1 for v in first if v is not None and _header_key(cell_text(v)) in lookup)
-            if known >= 2:
-                findings.append(
-                    Place(place.file, other.title).finding(
-                        "R-SHEET-IGNORED",
-                        f"sheet {other.title!r} also has the table's header row, but only the first sheet "
-                        f"({ws.title!r}) is read; move its rows there",
-                        row=1,
-                        column=None,
-                        severity=Severity.WARNING,
-                    )
-                )
-        if hasattr(ws, "reset_dimensions"):
-            ws.reset_dimensions()  # some writers record a wrong size; read what is really there
-        rows = ws.iter_rows(values_only=True)
-        header = list(next(rows, ()))
-        if not any(cell_text(v).strip() for v in header):
-            findings.append(
-                place.finding("R-FILE-STRUCTURE", "row 1 must be the header row but it is empty", row=1, column=None)
-            )
-            yield Tabular(place, [], iter(()), True, findings)
-            return
-        yield Tabular(place, header, enumerate(rows, start=2), True, findings)
-    finally:
-        wb.close()
-
-
-def detect_encoding(p: Path) -> str | None:
-    """UTF-8 with BOM, UTF-8, else GB18030 (what Excel on a Chinese Windows saves); None if neither
-    decodes. Reads in blocks, never the whole file at once."""
-    with p.open("rb") as fh:
-        if fh.read(3) == codecs.BOM_UTF8:
-            return "utf-8-sig"
-    for encoding in ("utf-8", "gb18030"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with p.open("rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(_BLOCK), b""):
-                    decoder.decode(block)
-                decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return None
-
-
-@contextmanager
-def _csv_tabular(p: Path, place: Place) -> Iterator[Tabular]:
-    encoding = detect_encoding(p)
-    if encoding is None:
-        yield _unread(place, f"{p} is neither UTF-8 nor GB18030 text; save it as CSV UTF-8", letters=True)
-        return
-    with p.open("r", encoding=encoding, newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader, [])
-        yield Tabular(place, list(header), enumerate(reader, start=2), True)
+def find_header(
+    rows: Iterator[tuple[int, Sequence[Any]]], spec: HeaderSpec
+) -> tuple[int, list[Any], Iterator[tuple[int, Sequence[Any]]]]:
+    """(header row number, header, the rows after it). The header is the first of the first
+    `HEADER_SCAN` rows that looks like one, so a title block above the table (as the printed
+    template has) is skipped; when none does, row 1 is the header, as it always was, and the
+    column findings say what is wrong with it."""
+    lookup = spec.lookup()
+    seen: list[tuple[int, Sequence[Any]]] = []
+    for row_no, values in rows:
+        if header_like(values, lookup):
+            return row_no, list(values), rows
+        seen.append((row_no, values))
+        if len(seen) >= HEADER_SCAN:
+            break
+    if not seen:
+        return 1, [], iter(())
+    (row_no, values), rest = seen[0], seen[1:]
+    return row_no, list(values), itertools.chain(rest, rows)
 
 
 @contextmanager

@@ -99,7 +99,8 @@ def _versions(config: Path) -> list[RetentionVersion]:
 def test_template_writes_the_standard_headers_and_refuses_to_overwrite(tmp_path: Path) -> None:
     out = tmp_path / "模板.xlsx"
     assert _cli("template", str(out)).exit_code == 0
-    headers = [c.value for c in next(load_workbook(out).worksheets[0].iter_rows(max_row=1))]
+    ws = load_workbook(out).worksheets[0]
+    headers = [c.value for c in ws[int(ws.print_title_rows.replace("$", "").split(":")[0])]]
     assert headers[:3] == ["事项编码", "事项名称", "事项类型"] and "保管期限" in headers
     assert _cli("template", str(out)).exit_code == 2
     assert _cli("template", str(tmp_path / "t.csv")).exit_code == 2

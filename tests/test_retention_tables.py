@@ -159,9 +159,10 @@ def test_template_headers_comments_and_dropdowns(tmp_path: Path) -> None:
     write_template(path)
     wb = openpyxl.load_workbook(path)
     ws = wb.worksheets[0]
-    headers = [c.value for c in ws[1]]
+    header_row = int(ws.print_title_rows.replace("$", "").split(":")[0])  # below the title block
+    headers = [c.value for c in ws[header_row]]
     assert headers == list(COLUMNS.values())
-    assert all(c.comment is not None and len(c.comment.text) > 5 for c in ws[1])
+    assert all(c.comment is not None and len(c.comment.text) > 5 for c in ws[header_row])
     lists = wb[LISTS_SHEET]
     assert lists.sheet_state == "hidden"
     by_column = {}
@@ -194,8 +195,9 @@ def test_template_headers_comments_and_dropdowns(tmp_path: Path) -> None:
     ]
     checked = load_records(rows)
     assert checked.findings == []
-    # the empty template itself: no rules yet, and the hidden list sheet is not taken for a table
-    assert [f.code for f in load_table(path).findings] == ["R-TABLE-EMPTY"]
+    # the template itself: its example row is one rule, named as such, and the hidden list sheet is
+    # not taken for a table
+    assert [f.code for f in load_table(path).findings] == ["R-EXAMPLE-ROW"]
 
 
 def test_write_table_xlsx_round_trip(tmp_path: Path) -> None:
