@@ -98,7 +98,8 @@ def template(
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """An empty table for archivists: standard headers with comments and drop-down lists."""
+    """The table for archivists to fill, print (A4 landscape) and submit: title, 编制单位, 编制日期 and 审批
+    fields, standard headers with comments and drop-down lists, one example row."""
     if out.suffix.lower() != ".xlsx":
         raise fail(f"{out}: the template is an Excel workbook; name it *.xlsx")
     if out.exists() and not force:
