@@ -17,16 +17,9 @@ from typing import Any
 
 from lxml import etree
 
+from schemas import layout
 from schemas.config import Fonds
 from schemas.findings import Finding, GuidangError
-from schemas.layout import (
-    CHECK_REPORT_FILE,
-    COMPLETION_MARKER,
-    GROUP_FOLDERS,
-    MANIFEST_SHA256,
-    MANIFEST_SM3,
-    METADATA_FILE,
-)
 from schemas.metadata import validate_xml, zoned_time
 
 CATALOGUE_FILE = "目录文件.xml"
@@ -40,8 +33,8 @@ _PERIOD_LABELS = {"Y": "永久", "D30": "30年", "D10": "10年"}
 # What 文件数 and 字节数 count, said in the 说明文件 and the 登记表: the documents, as 元数据.xml's
 # 件数 and 总字节数 count them, not the package's own files.
 _BYTES_COVER = (
-    f"计各件所含文档（与{METADATA_FILE}的件数、总字节数一致），不含{METADATA_FILE}、{MANIFEST_SM3}、"
-    f"{MANIFEST_SHA256}、{CHECK_REPORT_FILE}和{COMPLETION_MARKER}"
+    f"计各件所含文档（与{layout.METADATA_FILE}的件数、总字节数一致），不含{layout.METADATA_FILE}、{layout.MANIFEST_SM3}、"
+    f"{layout.MANIFEST_SHA256}、{layout.CHECK_REPORT_FILE}和{layout.COMPLETION_MARKER}"
 )
 
 
@@ -138,9 +131,9 @@ def _readme(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: da
         f"{t['pages']} 页，{t['bytes']} 字节（{_gb(t['bytes'])} GB）",
         f"电子文件数与字节数：{_BYTES_COVER}",
         f"档号范围：{min(codes)} 至 {max(codes)}" if codes else "档号范围：无",
-        f"信息包结构：<档号>/{METADATA_FILE}、{'/、'.join(GROUP_FOLDERS)}/、{MANIFEST_SM3}、{MANIFEST_SHA256}、"
-        f"{CHECK_REPORT_FILE}、{COMPLETION_MARKER}",
-        f"固化信息：{'、'.join(DIGEST_ALGORITHMS)} 摘要清单（{MANIFEST_SM3}、{MANIFEST_SHA256}）",
+        f"信息包结构：<档号>/{layout.METADATA_FILE}、{'/、'.join(layout.GROUP_FOLDERS)}/、{layout.MANIFEST_SM3}、{layout.MANIFEST_SHA256}、"
+        f"{layout.CHECK_REPORT_FILE}、{layout.COMPLETION_MARKER}",
+        f"固化信息：{'、'.join(DIGEST_ALGORITHMS)} 摘要清单（{layout.MANIFEST_SM3}、{layout.MANIFEST_SHA256}）",
         f"四性检测：通过 {t['passed']} 件，未通过 {t['failed']} 件",
         f"随附文件：{CATALOGUE_FILE}、{REGISTER_XML_FILE}、{REGISTER_HTML_FILE}",
         "",

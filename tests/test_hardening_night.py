@@ -36,9 +36,9 @@ import flows.triage
 from flows.night import run_nightly
 from ledger.models import MatterRecord, MatterState, QuarantineEntry, Run
 from schemas.config import load_settings
+from tests.world_support import Outcome, outcome
 
 SOURCES = ["sjjc", "tzxm"]
-Outcome = tuple[set[tuple[str, str]], dict[tuple[str, str], list[str]]]
 
 
 def night(world: Path, config: str = "guidang.yaml", **kwargs: Any) -> dict[str, Any]:
@@ -49,18 +49,6 @@ def ledger(world: Path) -> Session:
     return Session(create_engine(f"sqlite:///{world / 'ledger.sqlite'}"))
 
 
-def outcome(world: Path) -> Outcome:
-    """(verified matters, open quarantine entries with their codes), by (source, project id)."""
-    with ledger(world) as s:
-        verified = {
-            (r.source, r.project_id)
-            for r in s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED))
-        }
-        held = {
-            (q.source, q.project_id): q.codes
-            for q in s.scalars(select(QuarantineEntry).where(QuarantineEntry.resolved_at.is_(None)))
-        }
-    return verified, held
 
 
 def open_entry(world: Path, source: str, project_id: str) -> QuarantineEntry:

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from flows.night import run_nightly
 from guidang_demo.pdfs import make_pdf
 from guidang_demo.unified import FaultPlan
-from ledger.models import MatterRecord, MatterState, QuarantineEntry, Watermark
+from ledger.models import MatterRecord, MatterState, Watermark
 from schemas.config import load_settings
-from tests.world_support import simulator
+from tests.world_support import outcome, simulator
 
 
 def rewrite_config(world: Path, **changes: Any) -> Path:
@@ -42,18 +42,6 @@ def rewrite_config(world: Path, **changes: Any) -> Path:
     return path
 
 
-def outcome(world: Path) -> tuple[set[tuple[str, str]], dict[tuple[str, str], list[str]]]:
-    """(verified matters, open quarantine entries with their codes), by (source, project id)."""
-    with Session(create_engine(f"sqlite:///{world / 'ledger.sqlite'}")) as s:
-        verified = {
-            (r.source, r.project_id)
-            for r in s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED))
-        }
-        quarantined = {
-            (q.source, q.project_id): q.codes
-            for q in s.scalars(select(QuarantineEntry).where(QuarantineEntry.resolved_at.is_(None)))
-        }
-    return verified, quarantined
 
 
 @pytest.fixture(scope="module")

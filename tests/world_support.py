@@ -9,9 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
 from guidang_demo.unified import FaultPlan, UnifiedSimulator
 from guidang_demo.world import build_world
+from ledger.models import MatterRecord, MatterState, QuarantineEntry
 
 
 def _built(factory: pytest.TempPathFactory, name: str, counts: dict[str, int] | None = None) -> Path:
@@ -73,3 +76,25 @@ def simulator(world: Path, faults: FaultPlan | None = None) -> Iterator[UnifiedS
 def unified_running(world: Path) -> Iterator[str]:
     with simulator(world) as sim:
         yield sim.base_url
+
+
+Outcome = tuple[set[tuple[str, str]], dict[tuple[str, str], list[str]]]
+
+
+def outcome(world: Path) -> Outcome:
+    """(verified matters, open quarantine entries with their codes), by (source, project id): what
+    a night left in the world's SQLite ledger, as the resilience and hardening tests compare it."""
+    engine = create_engine(f"sqlite:///{world / 'ledger.sqlite'}")
+    try:
+        with Session(engine) as s:
+            verified = {
+                (r.source, r.project_id)
+                for r in s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED))
+            }
+            held = {
+                (q.source, q.project_id): q.codes
+                for q in s.scalars(select(QuarantineEntry).where(QuarantineEntry.resolved_at.is_(None)))
+            }
+    finally:
+        engine.dispose()
+    return verified, held
