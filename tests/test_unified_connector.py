@@ -384,3 +384,38 @@ def test_window_changing_while_paging_loses_nothing(served, dataset) -> None:
     conn.close()
     assert first + rest == expected
     assert sim.requests["matters"] > 18  # ceil(180 / 10), plus the re-read after the change
+
+
+def test_a_corrected_record_resent_with_the_same_update_time_is_not_dropped(tmp_path: Path) -> None:
+    """A platform that re-sends a 办件 corrected in place (same PROJID and UPDATETIME, other content)
+    must not lose the correction to the paging de-duplication: both rows reach triage, in order."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    d = tmp_path
+    clean = set(_clean(d, write_unified_dataset(d)))
+    first = next(m for m in _done(d) if m["PROJID"] in clean and m.get("RESULT"))
+    corrected = {**first, "RESULT": first["RESULT"] + "（更正）"}
+    body = json.dumps({"total": 2, "items": [first, corrected]}, ensure_ascii=False).encode("utf-8")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with UnifiedConnector(_config(f"http://127.0.0.1:{server.server_address[1]}")) as conn:
+            got = list(conn.completed_between(SINCE, UNTIL))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [m.project_id for m in got] == [first["PROJID"], first["PROJID"]]
+    assert [m.result for m in got if isinstance(m, Matter)] == [first["RESULT"], corrected["RESULT"]]

@@ -117,10 +117,11 @@ class UnifiedConnector:
         Offset paging skips a record when the window's contents change between two pages (a
         matter updated again leaves the window and every later one moves up a place). Each page
         reports the window's total; when it differs from the first page's, paging starts again
-        from page 1 and records already yielded (same PROJID and UPDATETIME) are skipped.
+        from page 1 and records already yielded (same PROJID, UPDATETIME and content) are skipped; a
+        corrected record re-sent with the same UPDATETIME is yielded too (triage keeps the later one).
         """
         params_base = {"since": _iso(since), "until": _iso(until), "size": self.config.page_size}
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, str]] = set()
         for _restart in range(MAX_WINDOW_RESTARTS + 1):
             page, expected_total, changed = 1, None, False
             while True:
@@ -135,7 +136,7 @@ class UnifiedConnector:
                     changed = True
                     break
                 for raw in items:
-                    ident = (str(raw.get("PROJID")), str(raw.get("UPDATETIME")))
+                    ident = (str(raw.get("PROJID")), str(raw.get("UPDATETIME")), json_digest(raw))
                     if ident in seen:
                         continue
                     seen.add(ident)
