@@ -9,7 +9,9 @@ SQLITE_BUSY.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -111,7 +113,18 @@ class Ledger:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    # Switching a new file to WAL needs an exclusive lock and SQLite does not run the busy handler for
+    # it: a second process opening the ledger while the first converts it gets "database is locked"
+    # at once. WAL is persistent, so waiting for the first to finish is all it takes.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
