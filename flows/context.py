@@ -76,6 +76,7 @@ class RunContext:
     connectors: dict[str, SourceConnector] = field(default_factory=dict)
     lock: RunLock | None = None  # one night at a time per ledger (ledger/runlock.py)
     scratch: Path | None = None  # a dry run's own temporary folder (staging, an empty ledger), removed at close
+    worker_of: str | None = None  # set in a worker process's view of another process's night (flows/units.py)
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:

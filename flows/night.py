@@ -24,21 +24,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
+from flows import units
 from flows.batches import write_transfer_batches
 from flows.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
+from flows.fanout import Fanout, ThreadFanout, fanout_for
 from flows.numbering import Staged, number_staged, resume_unfinished
-from flows.staging import ChunkOutcome, stage_chunk
-from flows.transfer import TransferOutcome, acknowledge_pending, transfer_chunk
+from flows.transfer import acknowledge_pending
 from flows.triage import Work, triage
 from ledger import queries, store
 from schemas.config import Settings
 from schemas.crashpoints import crashpoint
 from schemas.findings import GuidangError
-from schemas.model import InvalidMatter, Matter, mask_text
+from schemas.model import mask_text
 
 log = logging.getLogger("guidang")
 
@@ -68,7 +68,9 @@ def run_nightly(
         "dry_run": dry_run,
     }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now)
-    run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b))
+    units.register(ctx)  # work units run in this process's threads find the open night
+    fanout = fanout_for(ctx)
+    run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b, fanout=fanout))
     summaries: dict[str, SourceSummary] = {}
     failed: list[str] = []
     batches: list[str] = []
@@ -91,6 +93,10 @@ def run_nightly(
         result = close_run(ctx, summaries, failed=failed)
         closed = True
     finally:
+        close = getattr(fanout, "close", None)
+        if close is not None:
+            close()
+        units.forget(ctx.run_id)
         if not closed:  # interrupted, or a fault outside every source: the run is failed, never left running
             _close_failed(ctx, summaries, failed)
     result["transfer_batches"] = batches
@@ -115,40 +121,6 @@ def source_window(
         wm = queries.get_watermark(s, source.name)
     start = (wm - timedelta(minutes=source.overlap_minutes)) if wm else source.initial_since
     return start, until or now, False
-
-
-class Fanout(Protocol):
-    """How the chunks of one source are run: threads here, Prefect tasks in flows/nightly.py."""
-
-    def collect(
-        self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-    ) -> list[Matter | InvalidMatter]: ...
-
-    def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]: ...
-
-    def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]: ...
-
-
-class ThreadFanout:
-    """Plain fan-out over a bounded thread pool (the source's max_concurrency)."""
-
-    def collect(
-        self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-    ) -> list[Matter | InvalidMatter]:
-        return collect_matters(ctx, source, since, until)
-
-    def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
-        return self._map(source, lambda c: stage_chunk(ctx, source, c), chunks)
-
-    def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
-        return self._map(source, lambda c: transfer_chunk(ctx, source, c), chunks)
-
-    @staticmethod
-    def _map(source: SourceConfig, fn: Callable[[Any], Any], chunks: list[Any]) -> list[Any]:
-        if len(chunks) <= 1:
-            return [fn(c) for c in chunks]
-        with ThreadPoolExecutor(max_workers=source.max_concurrency, thread_name_prefix="guidang") as pool:
-            return list(pool.map(fn, chunks))
 
 
 def process_source(
@@ -223,10 +195,3 @@ def work_through(
 
 def chunk(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-def collect_matters(
-    ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-) -> list[Matter | InvalidMatter]:
-    """The whole window, as the source gives it. A source that stays unreachable raises SourceUnavailable."""
-    return list(ctx.connector(source).completed_between(since, until))

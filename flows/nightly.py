@@ -1,10 +1,11 @@
 """The Prefect side: `nightly_transfer` with one subflow per source, tasks over chunks of matters.
 
-Tasks only wrap the plain stages (flows/night.py and the stage modules it runs). Retries sit on the
-network-facing tasks (collect, transfer); staging handles a document's transient failure by leaving
-the matter pending.
-Each source's subflow runs its chunks under a ThreadPoolTaskRunner bounded by the source's
-`max_concurrency`, so one night cannot overload a department's database.
+Tasks are work units (flows/units.py): they take a `RunRef`, a source name and a chunk, all plain
+values, and open what they need in the process that runs them. So the same flow runs its chunks in
+threads (a ThreadPoolTaskRunner bounded by the source's `max_concurrency`, so one night cannot
+overload a department's database) or on Dask (`orchestration.task_runner: dask`: a scheduler
+address, or a local cluster of `dask_workers` processes). Retries sit on the network-facing tasks
+(collect, transfer); staging handles a document's transient failure by leaving the matter pending.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote, unmapped
+from prefect.utilities.annotations import unmapped
 
 from flows.context import RunContext, SourceConfig, SourceSummary
-from flows.night import collect_matters, process_source, run_nightly
+from flows.night import process_source, run_nightly
 from flows.numbering import Staged
 from flows.report import summary_markdown, summary_rows
-from flows.staging import ChunkOutcome, stage_chunk
-from flows.transfer import TransferOutcome, transfer_chunk
+from flows.staging import ChunkOutcome
+from flows.transfer import TransferOutcome
 from flows.triage import Work
+from flows.units import RunRef, collect_unit, ref_of, stage_unit, transfer_unit
 from schemas.config import load_settings
+from schemas.findings import GuidangError
 
 
 class RunFailed(Exception):
@@ -40,31 +43,52 @@ class RunFailed(Exception):
 
 
 @task(name="collect", retries=2, retry_delay_seconds=[10, 60], cache_policy=NO_CACHE)
-def collect_task(ctx: RunContext, source: SourceConfig, since: datetime, until: datetime) -> list[Any]:
-    return collect_matters(ctx, source, since, until)
+def collect_task(ref: RunRef, source_name: str, since: datetime, until: datetime) -> list[Any]:
+    return collect_unit(ref, source_name, since, until)
 
 
 @task(name="stage-chunk", cache_policy=NO_CACHE)
-def stage_task(ctx: RunContext, source: SourceConfig, works: list[Work]) -> ChunkOutcome:
-    return stage_chunk(ctx, source, works)
+def stage_task(ref: RunRef, source_name: str, works: list[Work]) -> ChunkOutcome:
+    return stage_unit(ref, source_name, works)
 
 
 @task(name="transfer-chunk", retries=2, retry_delay_seconds=[10, 60], cache_policy=NO_CACHE)
-def transfer_task(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -> TransferOutcome:
-    return transfer_chunk(ctx, source, staged)
+def transfer_task(ref: RunRef, source_name: str, staged: list[Staged]) -> TransferOutcome:
+    return transfer_unit(ref, source_name, staged)
 
 
 class PrefectFanout:
     """Runs each stage's chunks as Prefect task runs (mapped), waiting for all before going on."""
 
+    def __init__(self, ref: RunRef) -> None:
+        self.ref = ref
+
     def collect(self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime) -> list[Any]:
-        return collect_task(quote(ctx), source, since, until)
+        return collect_task(self.ref, source.name, since, until)
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
-        return [f.result() for f in stage_task.map(unmapped(quote(ctx)), unmapped(source), chunks)] if chunks else []
+        return self._map(stage_task, source, chunks)
 
     def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
-        return [f.result() for f in transfer_task.map(unmapped(quote(ctx)), unmapped(source), chunks)] if chunks else []
+        return self._map(transfer_task, source, chunks)
+
+    def _map(self, fn: Any, source: SourceConfig, chunks: list[Any]) -> list[Any]:
+        if not chunks:
+            return []
+        return [f.result() for f in fn.map(unmapped(self.ref), unmapped(source.name), chunks)]
+
+
+def task_runner_for(ctx: RunContext, source: SourceConfig) -> Any:
+    """Threads bounded by the source's max_concurrency, or Dask (a running cluster, else a local one)."""
+    o = ctx.settings.orchestration
+    if o.task_runner == "dask" and not ctx.dry_run:
+        from prefect_dask import DaskTaskRunner  # only a Dask night needs it
+
+        if o.dask_address:
+            return DaskTaskRunner(address=o.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": o.dask_workers, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    return ThreadPoolTaskRunner(max_workers=source.max_concurrency)
 
 
 def _run_source_subflow(
@@ -73,13 +97,15 @@ def _run_source_subflow(
     """One subflow run per source. The open run context (ledger, repository, connectors) is live state,
     not a parameter, so the subflow closes over it and its recorded parameters stay plain values."""
 
-    @flow(
-        name="transfer-source",
-        flow_run_name=f"source-{source.name}",
-        task_runner=ThreadPoolTaskRunner(max_workers=source.max_concurrency),
-    )
+    ref = ref_of(ctx)
+    if ctx.settings.orchestration.task_runner == "dask" and not ctx.dry_run:
+        if ref.config is None:
+            raise GuidangError("a Dask night needs its settings read from a file (workers read it themselves)")
+        ref = ref.for_cluster()  # Dask workers read the configuration and their environment themselves
+
+    @flow(name="transfer-source", flow_run_name=f"source-{source.name}", task_runner=task_runner_for(ctx, source))
     def transfer_source(source_name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
-        summary = process_source(ctx, source, since=since, until=until, fanout=PrefectFanout())
+        summary = process_source(ctx, source, since=since, until=until, fanout=PrefectFanout(ref))
         return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
 
     out = transfer_source(source.name, since, until)

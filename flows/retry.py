@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from flows.context import SourceSummary, close_run, open_run
-from flows.night import ThreadFanout, work_through
+from flows.fanout import ThreadFanout
+from flows.night import work_through
 from flows.triage import Work, quarantine_invalid
 from ledger import queries
 from ledger.models import QuarantineEntry

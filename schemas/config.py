@@ -154,6 +154,18 @@ class RetentionConfig(_Config):
                               "version when the ledger holds none")
 
 
+class Orchestration(_Config):
+    """Where the night's work units (chunks of matters) run; see README "Scale-out"."""
+
+    workers: int = Field(default=0, ge=0, le=64, description="worker processes for `--orchestrator local`: 0 = one "
+                         "per CPU core, 1 = threads inside the run's own process")
+    task_runner: Literal["threads", "dask"] = Field(default="threads", description="how the Prefect flow runs a "
+                                                    "source's chunks: threads in the flow's process, or Dask")
+    dask_address: str | None = Field(default=None, description="scheduler of a running Dask cluster "
+                                     "(tcp://host:8786); unset with task_runner dask: a local cluster")
+    dask_workers: int = Field(default=2, ge=1, le=64, description="worker processes of that local Dask cluster")
+
+
 class Settings(_Config):
     """The whole of guidang.yaml."""
 
@@ -172,8 +184,11 @@ class Settings(_Config):
                                       "failure is reported as a warning instead of quarantining")
     pdf_parse_limit_mb: int = Field(default=64, ge=1, description="a PDF larger than this (MiB) is not parsed "
                                     "but quarantined as Q-PDF-TOO-LARGE: parsing holds a few times the file in memory")
+    orchestration: Orchestration = Field(default_factory=Orchestration, description="where the work units run "
+                                         "(local worker processes, Prefect threads or a Dask cluster)")
 
     base_dir: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)  # set by load_settings, not a key
+    config_file: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)  # the file it was read from
 
     @field_validator("sources")
     @classmethod
@@ -259,4 +274,5 @@ def load_settings(path: str | Path) -> Settings:
         ]
         raise GuidangError(f"{path}: invalid configuration\n" + "\n".join(map(str, findings)), findings) from exc
     settings.base_dir = path.resolve().parent
+    settings.config_file = path.resolve()
     return settings

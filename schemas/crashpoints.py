@@ -14,6 +14,8 @@ import threading
 from collections import Counter
 
 ENV = "GUIDANG_CRASH_AT"
+# Set in a night's worker processes (flows/fanout.py): the run's process, which a crash kills with them.
+PARENT_ENV = "GUIDANG_CRASH_PARENT"
 
 CRASH_POINTS: tuple[str, ...] = (
     "run-opened",  # the run row is committed, nothing else
@@ -57,4 +59,7 @@ def crashpoint(name: str) -> None:
         _REACHED[name] += 1
         reached = _REACHED[name]
     if reached == int(nth or 1):
+        parent = os.environ.get(PARENT_ENV)
+        if parent:  # a worker process: the night dies as a whole, as one process would
+            os.kill(int(parent), signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -29,6 +29,7 @@ from lxml import etree
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+import flows.fanout
 import flows.night
 import flows.staging
 import flows.transfer
@@ -197,14 +198,14 @@ def test_a_full_staging_disk_fails_the_source_and_blames_no_matter(
 def test_a_source_that_breaks_outright_fails_the_run_and_never_leaves_it_running(
     small_world: Path, clean: Outcome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = flows.night.collect_matters
+    real = flows.fanout.collect_matters
 
     def collect(ctx: Any, source: Any, since: datetime, until: datetime) -> Any:
         if source.name == "sjjc":
             raise AttributeError("'NoneType' object has no attribute 'fetchall'")  # a bug, not a GuidangError
         return real(ctx, source, since, until)
 
-    monkeypatch.setattr(flows.night, "collect_matters", collect)
+    monkeypatch.setattr(flows.fanout, "collect_matters", collect)
     summary = night(small_world)
     assert summary["status"] == "failed"
     assert "AttributeError" in summary["sources"]["sjjc"]["error"]

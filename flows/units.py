@@ -1,0 +1,131 @@
+"""Work units: a chunk of a night that any process can run, handed only plain values.
+
+A unit is (`RunRef`, source name, chunk of matters). `RunRef` names the night (its id, nominal
+time, staging folder) and how to read its configuration; the process that runs the unit opens
+what it needs (ledger session, repository, connector, retention book) itself, once per process,
+and keeps it for the night's later units (`context_for`). The process that opened the night
+registers its own `RunContext`, so threads there reuse it; a worker process, a Dask worker or
+another host opens its own from the same configuration.
+
+Why not hand a task the open context: a live ledger engine, an S3 client and HTTP connections
+cannot be pickled, so such a task can only ever run in the process that opened them, and the
+scale-out that Dask and work pools offer would be out of reach (issue 9).
+
+What a unit returns (`ChunkOutcome`, `TransferOutcome`) is plain data too. The order-dependent
+step, numbering (件号), stays with the process that opened the night, so a night's 件号 do not
+depend on which worker ran which chunk.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from connectors.repositories import open_repository
+from flows.context import RunContext, SourceConfig
+from flows.numbering import Staged
+from flows.retention_book import load_book
+from flows.staging import ChunkOutcome, stage_chunk
+from flows.transfer import TransferOutcome, transfer_chunk
+from flows.triage import Work
+from ledger import store
+from schemas.config import Settings, load_settings
+from schemas.findings import GuidangError
+from schemas.model import InvalidMatter, Matter
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """A night as plain values. `settings` travels only to local worker processes (a pipe on this
+    machine); to a cluster only `config` does, and each worker reads it and its environment there,
+    so no password or key crosses the network."""
+
+    run_id: str
+    now: datetime
+    staging_root: str
+    config: str | None = None  # the absolute path of guidang.yaml
+    settings: Settings | None = None
+
+    def load_settings(self) -> Settings:
+        if self.settings is not None:
+            return self.settings
+        if self.config is None:
+            raise GuidangError(f"run {self.run_id}: a work unit needs the configuration file or the settings")
+        return load_settings(self.config)
+
+    def for_cluster(self) -> RunRef:
+        """The same night without the settings object (see the class docstring)."""
+        return RunRef(self.run_id, self.now, self.staging_root, config=self.config)
+
+
+_CONTEXTS: dict[str, RunContext] = {}
+_LOCK = threading.Lock()
+
+
+def ref_of(ctx: RunContext) -> RunRef:
+    config = ctx.settings.config_file
+    return RunRef(ctx.run_id, ctx.now, str(ctx.staging_root), config=str(config) if config else None,
+                  settings=ctx.settings)
+
+
+def register(ctx: RunContext) -> None:
+    """The opening process's own context: its threads run units against it without reopening."""
+    with _LOCK:
+        _CONTEXTS[ctx.run_id] = ctx
+
+
+def forget(run_id: str) -> None:
+    with _LOCK:
+        _CONTEXTS.pop(run_id, None)
+
+
+def context_for(ref: RunRef) -> RunContext:
+    """This process's context for the night: the registered one, or one opened now (and kept)."""
+    with _LOCK:
+        ctx = _CONTEXTS.get(ref.run_id)
+        if ctx is None:
+            ctx = _open_worker_context(ref)
+            for stale in [k for k, c in _CONTEXTS.items() if c.worker_of is not None]:
+                _CONTEXTS.pop(stale).close()  # a worker keeps one night at a time: the previous is over
+            _CONTEXTS[ref.run_id] = ctx
+        return ctx
+
+
+def _open_worker_context(ref: RunRef) -> RunContext:
+    """A worker's view of a night another process opened: the same ledger (no migration, no run
+    lock: the opener holds it), repository and retention versions, and the night's staging folder."""
+    settings = ref.load_settings()
+    ledger = store.Ledger(settings.resolve_url(settings.ledger_url), migrate=False)
+    try:
+        book = load_book(ledger, settings)
+        repository = open_repository(settings.repository, base_dir=settings.base_dir)
+    except BaseException:
+        ledger.close()
+        raise
+    staging_root = Path(ref.staging_root)
+    staging_root.mkdir(parents=True, exist_ok=True)
+    return RunContext(settings, ledger, repository, book, ref.run_id, staging_root, ref.now, worker_of=ref.run_id)
+
+
+def _source(ctx: RunContext, name: str) -> SourceConfig:
+    return ctx.settings.source(name)
+
+
+def collect_unit(ref: RunRef, source_name: str, since: datetime, until: datetime) -> list[Matter | InvalidMatter]:
+    """The source's whole window, as it gives it (SourceUnavailable when it stays unreachable)."""
+    ctx = context_for(ref)
+    return list(ctx.connector(_source(ctx, source_name)).completed_between(since, until))
+
+
+def stage_unit(ref: RunRef, source_name: str, works: list[Work]) -> ChunkOutcome:
+    """Appraise, fetch, inspect and precheck one chunk (flows/staging.py)."""
+    ctx = context_for(ref)
+    return stage_chunk(ctx, _source(ctx, source_name), works)
+
+
+def transfer_unit(ref: RunRef, source_name: str, staged: list[Staged]) -> TransferOutcome:
+    """Finalize, store, verify and acknowledge one numbered chunk (flows/transfer.py)."""
+    ctx = context_for(ref)
+    return transfer_chunk(ctx, _source(ctx, source_name), staged)
