@@ -72,3 +72,23 @@ def test_bench_refuses_a_folder_that_holds_something(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "not an empty folder" in done.stderr
     assert (tmp_path / "busy" / "mine.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_a_night_that_quarantines_a_matter_gives_no_figures_but_says_why(tmp_path: Path) -> None:
+    """One document altered after the source recorded its SHA-256: the night quarantines that matter,
+    and the bench reports the night's outcome instead of rates over a night that did not archive all."""
+    import pytest
+
+    from flows.bench import BenchFailed, run_bench
+    from guidang_demo.bench_world import build_bench_world
+
+    world = build_bench_world(tmp_path / "w", matters=2, docs=1, size=5000) | {"size": 5000}
+    victim = sorted(Path(world["documents_dir"]).iterdir())[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a byte of the image: the same length, another digest
+    victim.write_bytes(bytes(data))
+    with pytest.raises(BenchFailed) as failed:
+        run_bench(world, tmp_path / "w", repeat=1, say=lambda _m: None)
+    message = str(failed.value)
+    assert "did not archive all 2 matters" in message
+    assert "archived 1" in message and "quarantined 1" in message and "quarantine reasons: Q-" in message, message
