@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-world
 
-.PHONY: demo test lint venv clean-demo
+.PHONY: demo test lint venv clean-demo bench
 
 venv: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ $(VENV)/.installed: pyproject.toml
 ## Build the demo world (when absent) and run one nightly transfer over it.
 demo: venv
 	$(BIN)/guidang demo $(DEMO_DIR)
+
+## Figures, not a test: the real night over 200 matters x 5 PDFs of 1 MB, beside bagit and the hash limit.
+bench: venv
+	$(BIN)/guidang bench
 
 ## The whole test suite, then the linter.
 test: venv

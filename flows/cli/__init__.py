@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from flows.cli import audit, check, config, quarantine, retention, run
+from flows.cli import audit, bench, check, config, quarantine, retention, run
 from flows.cli.common import setup_logging
 
 
@@ -78,6 +78,7 @@ app.command("run")(run.run)
 app.command("serve")(run.serve)
 app.command("demo")(run.demo)
 app.command("check")(check.check_command)
+app.command("bench")(bench.bench)
 app.add_typer(audit.app, name="audit")
 app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(retention.app, name="retention")

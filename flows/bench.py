@@ -1,0 +1,344 @@
+"""`guidang bench`: the real night over a generated world, beside the two figures it must be read against.
+
+A night's speed alone says little; the issue's question is how it compares with what the same
+bytes cost elsewhere on the same machine. So one bench run measures three contenders over the same
+document files, in this order:
+
+1. the *hash limit*: two threads reading every file once in 1 MiB blocks into SM3 + SHA-256
+   (`schemas.digest.MultiHasher`), the files split between them: what reading and hashing alone
+   costs on two cores, a ceiling no archiving night can pass;
+2. *bagit-python*: `bagit.make_bag(..., checksums=["sha256", "sha512"], processes=1)` over one
+   folder per matter holding copies of its documents (copying is not timed): a well-known
+   packager that reads each file once and writes two manifests, in one process;
+3. the *night*: `python -m flows.cli run ... --json` as a child process against the unified-system
+   simulator (its own process, over real HTTP), fs repository with fsync, SQLite ledger.
+
+The page cache cannot be dropped without root, so every file is read once, untimed, before the
+first contender: all three read from memory, which favours none of them. The night's rate uses the
+run's own duration as the ledger records it (`runs.started_at` .. `finished_at`: after the run
+lock, before the summary is printed), so interpreter start-up and imports are excluded, as they
+are for bagit and the hash limit, which run inside this process. The child's wall time and its
+peak RSS (`os.wait4`'s rusage) are reported beside it.
+
+This module measures and reports; it never judges a run by speed (the targets are printed with
+met true/false, and the exit code says only whether the night itself archived every matter).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import flows
+from schemas.digest import BLOCK_SIZE, MultiHasher, iter_file
+from schemas.findings import GuidangError
+
+MB = 1_000_000  # every MB and MB/s of the bench is 10^6 bytes (ru_maxrss KiB are converted to it too)
+HASH_THREADS = 2
+SIMULATOR_START_TIMEOUT = 60.0
+
+Say = Callable[[str], None]
+
+
+class BenchFailed(GuidangError):
+    """The night did not archive every matter of the bench world (or could not run): no figure for it."""
+
+
+@dataclass
+class Night:
+    """One night's figures: its own duration (the ledger's run row), the child's wall time and peak RSS."""
+
+    orchestrator: str
+    night_seconds: float
+    process_seconds: float
+    peak_rss_mb: float
+    summary: dict[str, Any]
+
+
+def _say_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def document_files(documents_dir: Path) -> list[Path]:
+    return sorted(p for p in Path(documents_dir).iterdir() if p.is_file())
+
+
+def warm_page_cache(files: list[Path]) -> int:
+    """Read every file once (untimed), so that every contender then reads from the page cache."""
+    total = 0
+    for path in files:
+        with path.open("rb") as fh:
+            for chunk in iter_file(fh):
+                total += len(chunk)
+    return total
+
+
+def hash_limit_seconds(files: list[Path], threads: int = HASH_THREADS) -> float:
+    """Seconds for `threads` threads to read the files (split between them) once into SM3 + SHA-256.
+
+    hashlib releases the GIL while it hashes a block, so two threads use two cores."""
+    shares = [files[i::threads] for i in range(threads)]
+    errors: list[BaseException] = []
+
+    def work(share: list[Path]) -> None:
+        try:
+            for path in share:
+                hasher = MultiHasher()
+                with path.open("rb") as fh:
+                    for chunk in iter_file(fh, BLOCK_SIZE):
+                        hasher.update(chunk)
+                hasher.digests()
+        except BaseException as exc:  # reported by the caller's thread, not lost in this one
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(share,), name=f"bench-hash-{i}") for i, share in enumerate(shares)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def matter_of(path: Path) -> str:
+    """The matter a bench document belongs to: its file name is `<PROJID>-<nn>.pdf`."""
+    return path.stem.rsplit("-", 1)[0]
+
+
+def best_of(repeat: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
+    """The fastest of `repeat` passes, and all of them. On a shared machine a pass can lose a core
+    to another process; the contenders' best is the stricter yardstick for the night."""
+    passes = [measure() for _ in range(max(1, repeat))]
+    return min(passes), passes
+
+
+def bagit_seconds(files: list[Path], work_dir: Path) -> float:
+    """Copy each matter's documents into a folder of its own (untimed), then time `make_bag` over
+    all the folders in this one process; the folders are removed afterwards (they are only copies,
+    and `make_bag` has moved them into its bags: a second pass needs new copies)."""
+    import bagit
+
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for path in files:
+        groups[matter_of(path)].append(path)
+    work_dir.mkdir(parents=True)
+    folders = []
+    for projid, paths in sorted(groups.items()):
+        folder = work_dir / projid
+        folder.mkdir()
+        for path in paths:
+            shutil.copyfile(path, folder / path.name)
+        folders.append(folder)
+    bagit_log = logging.getLogger("bagit")
+    level = bagit_log.level
+    bagit_log.setLevel(logging.WARNING)  # one INFO line per file otherwise
+    try:
+        start = time.perf_counter()
+        for folder in folders:
+            bagit.make_bag(str(folder), checksums=["sha256", "sha512"], processes=1)
+        elapsed = time.perf_counter() - start
+    finally:
+        bagit_log.setLevel(level)
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return elapsed
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of the bench's child processes: this one's, with the code this bench runs
+    first on the path (a source checkout or the installed package: the child runs the same code)."""
+    env = dict(os.environ)
+    code_root = str(Path(flows.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (code_root, env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The unified-system simulator in a process of its own (so that serving the documents does not
+    share the night's interpreter or this one's), once it answers over HTTP."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "guidang_demo", str(data_dir), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=data_dir,
+        )
+    deadline = time.monotonic() + SIMULATOR_START_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            raise BenchFailed(f"the unified simulator exited ({proc.returncode}): {_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/catalogue", timeout=2) as response:
+                response.read()
+            return proc, url
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_process(proc)
+                raise BenchFailed(f"the unified simulator did not answer on {url} within "
+                                  f"{SIMULATOR_START_TIMEOUT:.0f} s: {_tail(log_path)}") from None
+            time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no output)"
+
+
+def _parse_summary(text: str) -> dict[str, Any] | None:
+    """The night's JSON summary: all of stdout, or from the first line that opens an object."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    start = text.find("\n{")
+    if start >= 0:
+        try:
+            return json.loads(text[start + 1:])
+        except ValueError:
+            return None
+    return None
+
+
+def run_night(config: Path, *, orchestrator: str, as_of: str, unified_url: str, log_dir: Path) -> Night:
+    """The real night as a child process; its duration read back from the ledger's run row."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = log_dir / f"night-{orchestrator}.json", log_dir / f"night-{orchestrator}.log"
+    command = [sys.executable, "-m", "flows.cli", "run", "--config", str(config),
+               "--orchestrator", orchestrator, "--as-of", as_of, "--json"]
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=out, stderr=err, env=child_env(GUIDANG_UNIFIED_URL=unified_url),
+                                cwd=config.parent)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        process_seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    summary = _parse_summary(out_path.read_text(encoding="utf-8", errors="replace"))
+    if summary is None or "run_id" not in summary:
+        raise BenchFailed(f"the {orchestrator} night exited {proc.returncode} without a summary:\n{_tail(err_path)}")
+    return Night(
+        orchestrator=orchestrator,
+        night_seconds=run_duration(config, summary["run_id"]),
+        process_seconds=process_seconds,
+        peak_rss_mb=usage.ru_maxrss * 1024 / MB,  # Linux reports KiB
+        summary=summary,
+    )
+
+
+def run_duration(config: Path, run_id: str) -> float:
+    """Seconds between the run row's start and finish, as the night's own ledger recorded them."""
+    from ledger.models import Run
+    from ledger.store import Ledger
+    from schemas.config import load_settings
+
+    settings = load_settings(config)
+    with Ledger(settings.resolve_url(settings.ledger_url), migrate=False) as ledger, ledger.read() as session:
+        run = session.get(Run, run_id)
+        if run is None or run.finished_at is None:
+            raise BenchFailed(f"run {run_id} is not finished in the ledger of {config}")
+        return (run.finished_at - run.started_at).total_seconds()
+
+
+def check_night(night: Night, matters: int) -> None:
+    """Every matter archived in a completed run, or the bench has no figure to give."""
+    totals = night.summary.get("totals", {})
+    if night.summary.get("status") == "completed" and totals.get("archived") == matters:
+        return
+    counts = ", ".join(f"{k} {v}" for k, v in totals.items() if v)
+    errors = "; ".join(f"{n}: {s['error']}" for n, s in night.summary.get("sources", {}).items() if s.get("error"))
+    reasons = ", ".join(f"{k} x{v}" for k, v in night.summary.get("quarantine_reasons", {}).items())
+    raise BenchFailed(
+        f"the {night.orchestrator} night did not archive all {matters} matters: status "
+        f"{night.summary.get('status')}; {counts or 'nothing counted'}"
+        + (f"; quarantine reasons: {reasons}" if reasons else "") + (f"; errors: {errors}" if errors else "")
+    )
+
+
+def reset_state(world_dir: Path) -> None:
+    """What a night leaves behind (ledger, archive, staging), removed: the next night starts as the first."""
+    for path in world_dir.glob("ledger.sqlite*"):
+        path.unlink()
+    archive = world_dir / "archive"
+    shutil.rmtree(archive, ignore_errors=True)
+    archive.mkdir()
+    shutil.rmtree(world_dir / "staging", ignore_errors=True)
+
+
+def prefect_server() -> str:
+    """Which Prefect API the child's night will talk to (its settings: environment or profile)."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return f"the Prefect server at {url}" if url else "a temporary Prefect server started by the night itself"
+
+
+def run_bench(
+    world: dict[str, Any], world_dir: Path, *, orchestrator: str = "local", repeat: int = 3, say: Say = _say_stderr
+) -> dict[str, Any]:
+    """Measure the three contenders over the world `guidang_demo.bench_world.build_bench_world` wrote
+    into `world_dir` (its returned summary is `world`); returns the figures (`bench_report.figures`).
+    The hash limit and bagit take the best of `repeat` passes; the night runs once per orchestrator."""
+    from flows.bench_report import figures
+
+    files = document_files(Path(world["documents_dir"]))
+    config = Path(world["config"])
+    as_of = f"{world['until']}T00:00:00+08:00"
+    say(f"warming the page cache: {len(files)} files")
+    warm_page_cache(files)
+    say(f"hash limit: {HASH_THREADS} threads, SM3 + SHA-256 (best of {repeat})")
+    hash_s, hash_passes = best_of(repeat, lambda: hash_limit_seconds(files))
+    say(f"bagit-python make_bag (sha256 + sha512, one process; best of {repeat})")
+    bagit_s, bagit_passes = best_of(repeat, lambda: bagit_seconds(files, world_dir / "bagit"))
+    server = prefect_server() if orchestrator == "prefect" else None
+    logs = world_dir / "bench-logs"
+    logs.mkdir(exist_ok=True)
+    simulator, url = start_simulator(world_dir / "sources" / "unified", logs / "simulator.log")
+    try:
+        say(f"the night, local orchestrator ({world['matters']} matters)")
+        local = run_night(config, orchestrator="local", as_of=as_of, unified_url=url, log_dir=logs)
+        check_night(local, world["matters"])
+        prefect = None
+        if orchestrator == "prefect":
+            reset_state(world_dir)
+            say(f"the night again, Prefect orchestrator, against {server}")
+            prefect = run_night(config, orchestrator="prefect", as_of=as_of, unified_url=url, log_dir=logs)
+            check_night(prefect, world["matters"])
+    finally:
+        stop_process(simulator)
+    return figures(world, hash_seconds=hash_s, bagit_seconds=bagit_s, local=local, prefect=prefect,
+                   passes={"hash_limit": hash_passes, "bagit": bagit_passes},
+                   prefect_server=server, measured_at=datetime.now().astimezone().isoformat(timespec="seconds"))

@@ -1,0 +1,69 @@
+"""`guidang bench`: generate a world, run the real night over it, and print it beside bagit and the hash limit.
+
+A measurement, not a test: exit 0 whatever the figures say (the targets are printed as met or
+missed), 1 when the night itself did not archive every matter, 2 for bad options (or no bagit).
+Progress goes to stderr, so `--json` leaves stdout to the one JSON object.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli.common import JsonOpt, echo_json, fail
+from flows.cli.run import Orchestrator
+
+
+def bench(
+    matters: Annotated[int, typer.Option("--matters", help="matters in the generated world")] = 200,
+    docs: Annotated[int, typer.Option("--docs", help="PDF documents per matter")] = 5,
+    size: Annotated[int, typer.Option("--size", help="bytes per document (about)")] = 1_000_000,
+    orchestrator: Annotated[
+        Orchestrator, typer.Option(help="local: one night on threads; prefect: a local night, then a Prefect one")
+    ] = Orchestrator.local,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="build the world here (absent or empty) instead of a temporary folder")
+    ] = None,
+    repeat: Annotated[
+        int, typer.Option("--repeat", help="passes of bagit and of the hash limit (the best counts)")
+    ] = 3,
+    keep: Annotated[bool, typer.Option("--keep", help="keep the world, archive and ledger afterwards")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Time the real night over N matters x K PDFs against bagit-python and the two-core hash limit."""
+    if matters < 1 or docs < 1 or repeat < 1:
+        raise fail("--matters, --docs and --repeat must be at least 1")
+    if size < 1000:
+        raise fail("--size must be at least 1000 bytes (a bench PDF is never smaller)")
+    if directory is not None and directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise fail(f"--dir {directory}: exists and is not an empty folder (the bench builds a new world there)")
+    from importlib.util import find_spec
+
+    if find_spec("bagit") is None:
+        raise fail("guidang bench needs bagit-python: pip install 'guidang[bench]' (or bagit)")
+    from flows.bench import BenchFailed, run_bench
+    from flows.bench_report import bench_text
+    from guidang_demo.bench_world import build_bench_world
+
+    world_dir = (directory or Path(tempfile.mkdtemp(prefix="guidang-bench-"))).resolve()
+    world_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        typer.echo(f"generating {matters} matters x {docs} PDFs of about {size:,} bytes in {world_dir}", err=True)
+        world = build_bench_world(world_dir, matters=matters, docs=docs, size=size) | {"size": size}
+        try:
+            result = run_bench(world, world_dir, orchestrator=str(orchestrator), repeat=repeat)
+        except BenchFailed as exc:
+            raise fail(f"bench: {exc}", 1) from exc
+        if as_json:
+            echo_json(result)
+        else:
+            typer.echo(bench_text(result))
+    finally:
+        if keep:
+            typer.echo(f"kept: {world_dir} (night logs in bench-logs/)", err=True)
+        else:
+            shutil.rmtree(world_dir, ignore_errors=True)

@@ -1,0 +1,94 @@
+"""`guidang bench` runs end to end and reports what it promises: a functional test, never a timed one.
+
+The command runs as a user runs it (a subprocess, which itself starts the simulator and the night
+as processes); the figures are checked for presence and sense (every matter archived, non-zero
+rates and RSS, the targets as booleans), not for speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+KEYS = {
+    "matters", "docs", "size", "bytes", "orchestrator", "matters_per_s", "mb_per_s", "night_seconds",
+    "process_seconds", "peak_rss_mb", "prefect_share", "bagit_matters_per_s", "hash_limit_matters_per_s",
+    "hash_limit_mb_per_s", "vs_bagit", "vs_hash_limit", "targets",
+}
+
+
+def _bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("GUIDANG_UNIFIED_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "bench", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=240,
+    )
+
+
+def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    done = _bench("--matters", "3", "--docs", "2", "--size", "20000", "--json", "--dir", str(world), cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)  # progress went to stderr: stdout is the one JSON object
+    assert not KEYS - set(figures), KEYS - set(figures)
+    assert (figures["matters"], figures["docs"], figures["size"], figures["orchestrator"]) == (3, 2, 20000, "local")
+    assert figures["archived"] == 3 and figures["nights"]["local"]["archived"] == 3
+    assert figures["bytes"] >= 6 * 15000
+    for key in ("matters_per_s", "mb_per_s", "night_seconds", "bagit_matters_per_s", "hash_limit_matters_per_s",
+                "hash_limit_mb_per_s", "peak_rss_mb", "vs_bagit", "vs_hash_limit"):
+        assert figures[key] > 0, key
+    assert figures["process_seconds"] > figures["night_seconds"]  # the run row's span excludes start-up
+    assert figures["prefect_share"] == 0.0
+    assert abs(figures["vs_bagit"] - figures["matters_per_s"] / figures["bagit_matters_per_s"]) < 0.01
+    assert set(figures["targets"]) == {"vs_bagit", "vs_hash_limit", "peak_rss", "prefect_share"}
+    for name in ("vs_bagit", "vs_hash_limit", "peak_rss"):
+        assert isinstance(figures["targets"][name]["met"], bool), name
+    assert figures["targets"]["prefect_share"]["met"] is None  # a local-only bench does not measure it
+    assert not world.exists()  # removed without --keep
+
+
+def test_bench_keeps_the_world_it_archived_when_asked(tmp_path: Path) -> None:
+    world = tmp_path / "world"
+    done = _bench("--matters", "2", "--docs", "1", "--size", "5000", "--repeat", "1", "--dir", str(world), "--keep",
+                  cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "guidang night (local)" in done.stdout and "targets (issue 9):" in done.stdout
+    assert (world / "ledger.sqlite").exists()
+    assert len(list((world / "archive").rglob("元数据.xml"))) == 2  # one package per matter
+    assert (world / "bench-logs" / "night-local.json").exists()
+    assert not (world / "bagit").exists()  # the copies for bagit are gone once timed
+
+
+def test_bench_refuses_a_folder_that_holds_something(tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "mine.txt").write_text("keep me", encoding="utf-8")
+    done = _bench("--matters", "1", "--dir", str(tmp_path / "busy"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "not an empty folder" in done.stderr
+    assert (tmp_path / "busy" / "mine.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_a_night_that_quarantines_a_matter_gives_no_figures_but_says_why(tmp_path: Path) -> None:
+    """One document altered after the source recorded its SHA-256: the night quarantines that matter,
+    and the bench reports the night's outcome instead of rates over a night that did not archive all."""
+    import pytest
+
+    from flows.bench import BenchFailed, run_bench
+    from guidang_demo.bench_world import build_bench_world
+
+    world = build_bench_world(tmp_path / "w", matters=2, docs=1, size=5000) | {"size": 5000}
+    victim = sorted(Path(world["documents_dir"]).iterdir())[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a byte of the image: the same length, another digest
+    victim.write_bytes(bytes(data))
+    with pytest.raises(BenchFailed) as failed:
+        run_bench(world, tmp_path / "w", repeat=1, say=lambda _m: None)
+    message = str(failed.value)
+    assert "did not archive all 2 matters" in message
+    assert "archived 1" in message and "quarantined 1" in message and "quarantine reasons: Q-" in message, message
