@@ -230,12 +230,30 @@ def allocate_item_number(
         "org_code": org_code,
     }
     seq = session.get(ArchiveSequence, key, with_for_update=True)
-    if seq is None:
-        seq = ArchiveSequence(**key, last_item=0)
-        session.add(seq)
+    if seq is None:  # the sequence's first 件号: create its row, even if another process does so too
+        _insert_if_absent(session, ArchiveSequence, {**key, "last_item": 0})
+        seq = session.get(ArchiveSequence, key, with_for_update=True, populate_existing=True)
+        assert seq is not None
     seq.last_item += 1
     session.flush()
     return seq.last_item
+
+
+def _insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> None:
+    """INSERT the row unless its key exists: two workers numbering the first matter of a sequence at
+    once must not fail on a duplicate key (the second then locks the first's row and counts on)."""
+    table = model.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+    elif dialect in ("mysql", "mariadb"):
+        session.execute(table.insert().values(**values).prefix_with("IGNORE"))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
 
 
 def record_numbered(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
