@@ -14,7 +14,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packager.format_id import PronomMatch, identify_pronom
+from packager.format_id import PronomMatch, identify_pronom, recorded_puid
 from packager.ofd import OFD_FORMAT_NAME, OfdInspection, inspect_ofd
 from packager.signatures import PdfSignatureInspection, TrustRoots, inspect_pdf_signatures, load_trust_roots
 from packager.virus import VirusResult, VirusScanner
@@ -81,7 +81,10 @@ class ContentInspection:
     def format_name(self, short: str) -> str | None:
         if short == "OFD":
             return OFD_FORMAT_NAME
-        return self.pronom.name if self.pronom else None
+        return self.pronom.name if self.pronom and self.puid(short) else None
+
+    def puid(self, short: str) -> str | None:
+        return recorded_puid(short, self.pronom)
 
     def format_version(self, short: str) -> str | None:
         if short == "OFD":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from packager.check_context import PackageUnderCheck, item_result, no_metadata, skipped_at_quick
 from packager.check_report import CheckItem, Status
 from packager.content import signature_demand
+from packager.format_id import recorded_puid
 from packager.signatures import signature_kinds
 from schemas.findings import Finding
 from schemas.metadata import MetadataDocument
@@ -40,8 +41,7 @@ def agreement_findings(pkg: PackageUnderCheck, d: MetadataDocument) -> list[Find
     """GD-1-3 for what the content inspection recorded: the PRONOM identifier and an OFD's pages."""
     rel = d.path or ""
     findings = []
-    match = pkg.pronom(rel)
-    found = match.puid if match else None
+    found = recorded_puid(_format(pkg, d), pkg.pronom(rel))
     if d.pronom_id != found:
         findings.append(Finding("GD-1-3", rel, f"PRONOM标识 says {d.pronom_id or 'none'}, the content is "
                                 f"{found or 'not identified by PRONOM'}"))

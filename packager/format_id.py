@@ -120,3 +120,15 @@ def pronom_mismatch(match: PronomMatch | None, file_name: str) -> str | None:
     if match is None or not ext or not match.extensions or ext in match.extensions:
         return None
     return f"content is {match.name} ({match.puid}), name says .{ext}"
+
+
+# Formats guidang recognises inside a container PRONOM only knows as the container (an OFD is a
+# ZIP to PRONOM, x-fmt/263): recording the container's PUID would name the wrong format.
+_NOT_IN_PRONOM = frozenset({"OFD"})
+
+
+def recorded_puid(format_name: str, match: PronomMatch | None) -> str | None:
+    """The PUID 元数据 records for a document whose short format is `format_name`."""
+    if match is None or format_name in _NOT_IN_PRONOM:
+        return None
+    return match.puid

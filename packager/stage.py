@@ -69,7 +69,7 @@ class StagedDocument:
             pages=self.pages,
             format_name=self.content.format_name(self.format.name) if self.content else None,
             format_version=self.content.format_version(self.format.name) if self.content else None,
-            pronom_id=self.content.pronom.puid if self.content and self.content.pronom else None,
+            pronom_id=self.content.puid(self.format.name) if self.content else None,
             signatures=(self.content.signatures or ()) if self.content else (),
         )
 
