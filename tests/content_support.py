@@ -28,7 +28,8 @@ def require_clamav(program: str) -> str:
     path = shutil.which(program) or (f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None)
     if path is None:
         if os.environ.get("GUIDANG_REQUIRE_SERVICES"):
-            pytest.fail(f"{program} is required (GUIDANG_REQUIRE_SERVICES is set): apt-get install clamav clamav-daemon")
+            pytest.fail(f"{program} is required (GUIDANG_REQUIRE_SERVICES is set): "
+                        "apt-get install clamav clamav-daemon")
         pytest.skip(f"{program} is not installed")
     return path
 
@@ -65,7 +66,8 @@ def running_clamd(tmp: Path) -> Iterator[Path]:
 
 def make_certificate(common_name: str = "示例市市场监督管理局 电子签名", *, tsa: bool = False):
     """A self-signed certificate and key (asn1crypto objects, as pyHanko takes them)."""
-    from asn1crypto import keys, x509 as ax509
+    from asn1crypto import keys
+    from asn1crypto import x509 as ax509
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
