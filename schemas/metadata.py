@@ -263,6 +263,7 @@ class _ThreadSchemas(threading.local):
 
 
 _THREAD_SCHEMAS = _ThreadSchemas()
+_XSD_PARSE_LOCK = threading.Lock()
 
 
 def load_xsd(name: str) -> etree.XMLSchema:
@@ -270,7 +271,11 @@ def load_xsd(name: str) -> etree.XMLSchema:
     schema = _THREAD_SCHEMAS.schemas.get(name)
     if schema is None:
         parser = etree.XMLParser(resolve_entities=False, no_network=True)
-        schema = etree.XMLSchema(etree.fromstring(_xsd_bytes(name), parser))
+        # libxml2 builds its table of XSD built-in types on the first schema parse, and two threads
+        # doing that at once corrupt it for the process ("the given type is not a built-in type"
+        # ever after): schema parsing is serialized.
+        with _XSD_PARSE_LOCK:
+            schema = etree.XMLSchema(etree.fromstring(_xsd_bytes(name), parser))
         _THREAD_SCHEMAS.schemas[name] = schema
     return schema
 
