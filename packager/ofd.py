@@ -36,6 +36,7 @@ STANDARD_FONTS = frozenset({
     "宋体", "黑体", "楷体", "仿宋", "仿宋_gb2312", "楷体_gb2312", "方正书宋", "方正黑体", "方正楷体", "方正仿宋",
     "simsun", "nsimsun", "simhei", "kaiti", "fangsong", "kaiti_gb2312", "fangsong_gb2312", "stsong",
     "courier", "courier new", "times", "times new roman", "helvetica", "arial", "symbol",
+    "新宋体", "微软雅黑", "microsoft yahei", "宋体-方正超大字符集",
 })
 
 # CheckMethod of Signature.xml/SignedInfo/References, as OID or name -> hashlib name.
@@ -212,9 +213,12 @@ def _doc_body(box: _Container, body: etree._Element, n: int, problems: list[str]
         if _local(content) != "Page":
             problems.append(f"{name}: root element is {_local(content)!r}, not Page")
             continue
+        page_fonts = set(font_ids)
+        for res_loc in filter(None, (_text(e) for e in content if _local(e) == "PageRes")):
+            page_fonts |= _font_file(box, name, res_loc, fonts)
         for el in content.iter():
             ref = el.get("Font") if isinstance(el.tag, str) and _local(el) == "TextObject" else None
-            if ref is not None and ref not in font_ids:
+            if ref is not None and ref not in page_fonts:
                 problems.append(f"{name}: page {i} uses font {ref!r}, which no resource file of {doc_name} declares")
                 break
     sig_loc = _text(_child(body, "Signatures"))
@@ -230,23 +234,30 @@ def _fonts(box: _Container, doc: etree._Element, doc_name: str, fonts: list[str]
     common = _child(doc, "CommonData")
     res_locs = [_text(e) for e in (common if common is not None else []) if _local(e) in ("PublicRes", "DocumentRes")]
     for loc in filter(None, res_locs):
-        res_name = box.resolve(loc, doc_name)
-        if res_name is None:
-            raise _Broken(f"{doc_name}: resource file {loc!r} is not in the container")
-        res = box.parse(res_name)
-        res_base = res.get("BaseLoc") or ""
-        for group in _children(res, "Fonts"):
-            for font in _children(group, "Font"):
-                fid = font.get("ID") or ""
-                ids.add(fid)
-                font_file = _text(_child(font, "FontFile"))
-                label = f"{res_name}: font {fid} {font.get('FontName')!r}"
-                if font_file is not None:
-                    folder = str(PurePosixPath(res_name).parent / res_base) + "/x" if res_base else res_name
-                    if box.resolve(font_file, folder) is None and box.resolve(font_file, res_name) is None:
-                        fonts.append(f"{label}: embedded font file {font_file!r} is not in the container")
-                elif (font.get("FontName") or "").strip().lower() not in STANDARD_FONTS:
-                    fonts.append(f"{label} is neither embedded nor a standard font")
+        ids |= _font_file(box, doc_name, loc, fonts)
+    return ids
+
+
+def _font_file(box: _Container, referrer: str, loc: str, fonts: list[str]) -> set[str]:
+    """The font IDs one resource file (PublicRes, DocumentRes or a page's PageRes) declares."""
+    ids: set[str] = set()
+    res_name = box.resolve(loc, referrer)
+    if res_name is None:
+        raise _Broken(f"{referrer}: resource file {loc!r} is not in the container")
+    res = box.parse(res_name)
+    res_base = res.get("BaseLoc") or ""
+    for group in _children(res, "Fonts"):
+        for font in _children(group, "Font"):
+            fid = font.get("ID") or ""
+            ids.add(fid)
+            font_file = _text(_child(font, "FontFile"))
+            label = f"{res_name}: font {fid} {font.get('FontName')!r}"
+            if font_file is not None:
+                folder = str(PurePosixPath(res_name).parent / res_base) + "/x" if res_base else res_name
+                if box.resolve(font_file, folder) is None and box.resolve(font_file, res_name) is None:
+                    fonts.append(f"{label}: embedded font file {font_file!r} is not in the container")
+            elif (font.get("FontName") or "").strip().lower() not in STANDARD_FONTS:
+                fonts.append(f"{label} is neither embedded nor a standard font")
     return ids
 
 
