@@ -174,7 +174,11 @@ _CHILD = textwrap.dedent("""
         out["codes"] = sorted(exc.codes)
         out["messages"] = [f.message for f in exc.findings]
     out["seconds"] = time.monotonic() - started
-    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own peak; ru_maxrss carries the parent's peak across fork+exec on Linux,
+    # so it measured pytest's size, not staging's, once the suite had loaded enough.
+    status = Path("/proc/self/status")
+    hwm = [l for l in status.read_text().splitlines() if l.startswith("VmHWM:")] if status.exists() else []
+    out["max_rss_mb"] = (int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
     print(json.dumps(out))
 """)
 
