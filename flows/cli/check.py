@@ -76,7 +76,11 @@ def report_text(report: CheckReport, notes: list[str]) -> str:
         if item.status == "fail":
             lines.extend(f"          {f.where}: {f.message}" for f in item.findings)
     lines.extend(f"  注意: {n}" for n in notes)
-    failed = [i.code for i in report.failed_items]
+    missing = {i.code for i in report.missing_required}
+    if report.not_performed:
+        lines.append("未检测: " + ", ".join(f"{i.code}{' (必检)' if i.code in missing else ''}"
+                                           for i in report.not_performed))
+    failed = [i.code for i in report.failed_items] + [f"{c} 未检测" for c in sorted(missing)]
     if notes:
         failed.append("incomplete")
     lines.append(f"结论: 不通过 ({', '.join(failed)})" if failed else "结论: 通过")
@@ -91,10 +95,12 @@ def check_command(
 ) -> None:
     """Re-run the 四性检测 (DA/T 70) on a package folder or on an archived matter by 档号.
 
-    Exit 1 if an item fails (or a stored package lacks its completion marker), 2 for a path that does
-    not exist or a 档号 not in the ledger."""
+    Prints the items not performed (未检测), marking those the configuration requires. Exit 1 if an
+    item fails, a required item was not performed, or a stored package lacks its completion marker;
+    2 for a path that does not exist or a 档号 not in the ledger."""
     from flows.lookup import PackageUnavailable, downloaded_package, package_fonds
     from packager.checks import check_package
+    from packager.content import content_options
     from schemas.layout import COMPLETION_MARKER
 
     level = "quick" if quick else "full"
@@ -108,7 +114,7 @@ def check_command(
         warnings = settings.check_warnings if settings else ()
         fonds = package_fonds(path)
         report = check_package(path, level=level, archival_code_template=_fonds_template(settings, fonds),
-                               warnings=warnings, checked_at=checked_at)
+                               warnings=warnings, checked_at=checked_at, content=content_options(settings))
     elif "/" in target or target.startswith("."):
         raise fail(f"{target}: no such package folder", 2)
     else:
@@ -122,7 +128,8 @@ def check_command(
                     notes.append(f"{rec.package_key}: no {COMPLETION_MARKER} marker, the stored package is incomplete")
                 report = check_package(folder, level=level,
                                        archival_code_template=_fonds_template(settings, rec.fonds),
-                                       warnings=settings.check_warnings, checked_at=checked_at)
+                                       warnings=settings.check_warnings, checked_at=checked_at,
+                                       content=content_options(settings))
         except PackageUnavailable as exc:
             raise fail(f"档号 {rec.archival_code}: {exc}", 1) from exc
     if as_json:
