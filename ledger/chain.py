@@ -10,6 +10,7 @@ altered events and a head that does not match the log's end.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,10 +74,13 @@ def append_event(
     return ev
 
 
-def verify_chain(session: Session, *, batch: int = 5000) -> tuple[int, list[Finding]]:
+def verify_chain(
+    session: Session, *, batch: int = 5000, on_event: Callable[[Event], None] | None = None
+) -> tuple[int, list[Finding]]:
     """Recompute every event hash in order; a changed, inserted or deleted row breaks the chain.
 
-    Returns (events checked, findings). Streams in batches so millions of events fit in memory.
+    Returns (events checked, findings). Streams in batches so millions of events fit in memory;
+    `on_event` sees each event as it passes (the row check collects its anchors in the same walk).
     """
     findings: list[Finding] = []
     prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
@@ -107,6 +111,8 @@ def verify_chain(session: Session, *, batch: int = 5000) -> tuple[int, list[Find
                         f"content changed after it was written ({ev.kind}, {ev.archival_code or ''})",
                     )
                 )
+            if on_event is not None:
+                on_event(ev)
             prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
         session.expunge_all()
     head = session.get(ChainHead, 1)
