@@ -7,7 +7,7 @@ them all), 2 bad usage or configuration (found before any work).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -52,5 +52,44 @@ def verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = False) -
             typer.echo(f"  {f}  ({code_text(f.code)})")
         typer.echo("OK: the ledger is intact and agrees with every checkpoint" if result.ok
                    else f"FAILED: {len(result.findings)} problem(s)")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command("fixity")
+def fixity(
+    config: ConfigOpt = Path("guidang.yaml"),
+    sample: Annotated[int | None, typer.Option("--sample", min=1, metavar="N",
+                                               help="re-read N packages picked at random")] = None,
+    every: Annotated[bool, typer.Option("--all", help="re-read every package (the default)")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-read the repository's objects and compare them with the ledger's SM3 and SHA-256; report
+    missing, changed and unexpected objects by key; record the result as an event. Exit 1 if any."""
+    from flows.fixity import check_fixity, record_fixity
+
+    if sample is not None and every:
+        raise fail("--sample and --all exclude each other", 2)
+    settings = load_config(config)
+    repository = open_archive(settings, required=True)
+    assert repository is not None
+    with open_ledger(settings) as ledger:
+        try:
+            result = check_fixity(ledger, repository, sample=sample)
+        except GuidangError as exc:  # the store could not be listed: nothing was checked
+            raise fail(f"fixity not checked: {exc}", 1) from exc
+        seq = record_fixity(ledger, repository, settings, result)
+    if as_json:
+        echo_json(result.to_dict() | {"event": seq})
+    else:
+        c = result.counts()
+        typer.echo(f"{result.packages} package(s) in the ledger, {result.packages_read} re-read ({result.mode}); "
+                   f"{result.objects_read} object(s), {result.bytes_read} bytes read; "
+                   f"{result.objects_listed} object(s) in the repository")
+        for f in result.findings:
+            typer.echo(f"  {f}")
+        typer.echo(f"recorded as event {seq}")
+        typer.echo("OK: every object is as the ledger recorded it" if result.ok else
+                   f"FAILED: {c['missing']} missing, {c['changed']} changed, {c['unexpected']} unexpected")
     if not result.ok:
         raise typer.Exit(1)
