@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from flows.cli.audit_log import log_command
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger
 from schemas.findings import GuidangError, code_text
 
@@ -93,3 +94,6 @@ def fixity(
                    f"FAILED: {c['missing']} missing, {c['changed']} changed, {c['unexpected']} unexpected")
     if not result.ok:
         raise typer.Exit(1)
+
+
+app.command("log")(log_command)
