@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ledger.models import Event, MatterRecord, MatterState, Run
@@ -154,10 +154,9 @@ def batch_event(session: Session, batch_id: str, kind: str = "transfer-batch") -
     return found
 
 
-def runs_started_between(session: Session, start: datetime, end: datetime) -> Sequence[Run]:
-    return session.scalars(
-        select(Run).where(and_(Run.started_at >= start, Run.started_at < end)).order_by(Run.started_at)
-    ).all()
+def all_runs(session: Session) -> Sequence[Run]:
+    """Every run, oldest first (one row a night: small)."""
+    return session.scalars(select(Run).order_by(Run.started_at)).all()
 
 
 def verified_by_runs(session: Session, run_ids: Sequence[str]) -> Sequence[MatterRecord]:

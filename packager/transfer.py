@@ -153,7 +153,7 @@ def _readme(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: da
 # breaks, rows are not split, page numbers sit in the page margin (CSS paged media, printed by
 # Chromium-based browsers and PDF renderers; others print without them), and the signature block
 # follows the list so that what is signed is what is listed above it.
-_PRINT_CSS = """
+PRINT_CSS = """
 @page { size: A4; margin: 15mm 12mm 18mm 12mm;
   @bottom-center { content: "第 " counter(page) " 页 / 共 " counter(pages) " 页"; font-size: 9pt; } }
 body { font-family: "SimSun", "Songti SC", serif; font-size: 10.5pt; margin: 0 auto; max-width: 186mm; }
@@ -194,7 +194,7 @@ def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: date
     )
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>电子档案移交与接收登记表 {e(batch_id)}</title>
-<style>{_PRINT_CSS}</style></head>
+<style>{PRINT_CSS}</style></head>
 <body><h1>电子档案移交与接收登记表</h1>
 <p>全宗：{e(fonds.code)} {e(fonds.name)}　批次号：<span class="code">{e(batch_id)}</span></p>
 <table class="summary">

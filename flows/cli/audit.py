@@ -97,3 +97,63 @@ def fixity(
 
 
 app.command("log")(log_command)
+
+
+@app.command("register")
+def register(
+    config: ConfigOpt = Path("guidang.yaml"),
+    night: Annotated[str | None, typer.Option("--night", metavar="YYYY-MM-DD",
+                                              help="the night's packages (runs whose 归档时间 is that day)")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", metavar="ID", help="a DA/T 93 batch's packages")] = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", metavar="F.xlsx", help="write the workbook here")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", metavar="F.html", help="write the A4 page here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A night's or a batch's 移交与接收登记表 and 目录 (A4 HTML, XLSX), its totals checked against what the
+    repository holds. Exit 1 when they differ, 2 for bad usage or nothing to register."""
+    from flows.cli.common import parse_date
+    from flows.register import NothingToRegister, build_register
+    from packager.register import catalogue_rows, write_html, write_xlsx
+
+    if (night is None) == (batch is None):
+        raise fail("give --night DATE or --batch ID (one of them)", 2)
+    for out, suffix in ((xlsx, ".xlsx"), (html_out, ".html")):
+        if out is not None and (out.suffix.lower() != suffix or not out.parent.is_dir()):
+            raise fail(f"{out}: write a {suffix} file into an existing folder", 2)
+    day = parse_date(night, "--night")
+    settings = load_config(config)
+    repository = open_archive(settings, required=True)
+    assert repository is not None
+    with open_ledger(settings) as ledger:
+        try:
+            data = build_register(ledger, repository, settings, night=day, batch=batch)
+        except NothingToRegister as exc:
+            raise fail(str(exc), 2) from exc
+    if html_out is not None:
+        write_html(data, html_out)
+    if xlsx is not None:
+        write_xlsx(data, xlsx)
+    summary = {
+        "title": data.title, "fonds": data.fonds, "agrees": data.agrees,
+        "ledger": {"packages": data.ledger.packages, "files": data.ledger.files, "bytes": data.ledger.bytes,
+                   "pages": data.ledger.pages},
+        "repository": {"packages": data.repository.packages, "files": data.repository.files,
+                       "bytes": data.repository.bytes},
+        "problems": data.problems, "checkpoints": [a.seq for a in data.anchors],
+        "catalogue": catalogue_rows(data), "html": str(html_out) if html_out else None,
+        "xlsx": str(xlsx) if xlsx else None,
+    }
+    if as_json:
+        echo_json(summary)
+    else:
+        t, r = data.ledger, data.repository
+        typer.echo(f"{data.title} ({data.fonds}): {t.packages} 件, {t.files} 个文档, {t.bytes} 字节, {t.pages} 页")
+        typer.echo(f"repository: {r.packages} complete package(s), {r.files} document(s), {r.bytes} bytes — "
+                   + ("agrees with the ledger" if data.agrees else "DIFFERS from the ledger"))
+        for p in data.problems:
+            typer.echo(f"  {p}")
+        for out in (html_out, xlsx):
+            if out is not None:
+                typer.echo(f"written: {out}")
+    if not data.agrees:
+        raise typer.Exit(1)
