@@ -92,7 +92,7 @@ def write_html(data: RegisterData, path: Path) -> None:
     t = data.ledger
     page = f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>电子档案移交与接收登记表 {e(data.title)}</title>
-<style>{PRINT_CSS}</style></head>
+<style>{PRINT_CSS}.summary td {{ word-break: break-all; }}</style></head>
 <body><h1>电子档案移交与接收登记表</h1>
 <p>全宗：{e(data.fonds)}　{e(data.title)}</p>
 <table class="summary">
