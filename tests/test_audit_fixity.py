@@ -134,3 +134,21 @@ def test_fixity_on_s3(s3_world: tuple[Path, Path, str], moto_endpoint: str) -> N
     _assert_three_findings(out, pdf_key.removeprefix("zwfw/"), f"{second.package_key}/{METADATA_FILE}",
                            "Z109/stray.bin")
     assert [p["ok"] for p in _fixity_events(world)] == [True, False]
+
+
+def test_checkpoints_are_object_locked_where_the_store_has_object_lock(
+    small_world: Path, moto_endpoint: str, s3_admin: Any, s3_lock_bucket: str
+) -> None:
+    config = yaml.safe_load((small_world / "guidang.yaml").read_text(encoding="utf-8"))
+    config["repository"] = {"kind": "s3", "bucket": s3_lock_bucket, "endpoint_url": moto_endpoint,
+                            "region": "us-east-1", "object_lock_mode": "GOVERNANCE"}
+    path = small_world / "guidang-lock.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    _night(small_world, path)
+    keys = [o["Key"] for o in s3_admin.list_objects_v2(Bucket=s3_lock_bucket, Prefix="checkpoints/")["Contents"]]
+    assert len(keys) == 1
+    head = s3_admin.head_object(Bucket=s3_lock_bucket, Key=keys[0])
+    assert head["ObjectLockLegalHoldStatus"] == "ON"
+    r = runner.invoke(app, ["audit", "verify", "--config", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["checkpoints"] == 2  # the night's and its batch's 说明文件

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from flows.cli.common import echo_json, fail, load_config, open_ledger
 from schemas.findings import GuidangError, code_text
+
+if TYPE_CHECKING:
+    from schemas.config import Settings
 
 BATCH_ID = re.compile(r"[A-Za-z0-9_]+-\d{8}-[0-9a-f]{8}")
 
@@ -72,12 +76,11 @@ def check_batch_target(target: str, config: Path, as_json: bool) -> bool:
     return True
 
 
-def unknown_code(settings: object, archival_code: str) -> GuidangError:
+def unknown_code(settings: Settings, archival_code: str) -> GuidangError:
     """The message for a 档号 the ledger lacks: the one it meant when only separators differ, or a hint."""
-    from flows.cli.common import open_ledger as _open
     from ledger import audit_queries
 
-    with _open(settings) as ledger, ledger.read() as s:  # type: ignore[arg-type]
+    with open_ledger(settings) as ledger, ledger.read() as s:
         near = [r.archival_code for r in audit_queries.archived_matter_loose(s, archival_code)]
     hint = ""
     if near:
