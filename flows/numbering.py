@@ -41,32 +41,35 @@ class Staged:
 
 
 def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -> list[Staged]:
-    """Give every staged matter its 件号, in completion order, each in its own short transaction.
+    """Give every staged matter its 件号, in completion order, one transaction per chunk of matters.
 
     The order is deterministic (completion time, then 办件编号) so that an interrupted night and an
-    uninterrupted one number the same matters alike.
+    uninterrupted one number the same matters alike; a transaction commits each 件号 with the row
+    that uses it, so a rollback returns the numbers and the sequence stays gap-free.
     """
     fonds = ctx.settings.fonds_for(source)
     ordered = sorted(staged, key=lambda x: (x.matter.completed_at, x.matter.project_id))
-    for st in ordered:
-        a = st.appraisal
-        assert a.retention_period is not None
+    for start in range(0, len(ordered), source.chunk_size):
+        part = ordered[start : start + source.chunk_size]
         with ctx.ledger.transaction() as s:
-            item = store.allocate_item_number(
-                s,
-                fonds=fonds.code,
-                category_code=a.category_code,
-                year=a.year,
-                retention_period=str(a.retention_period),
-                org_code=a.org_code,
-            )
-            code = archival_code(fonds, a, item)
-            rec = matter_record(st.matter, a, st.version, ctx.run_id)
-            rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
-            rec.package_key = package_key(fonds.code, a.year, str(a.retention_period), code)
-            rec.numbered_at = ctx.now
-            store.record_numbered(s, rec, run_id=ctx.run_id)
-            st.record_id = rec.id
+            for st in part:
+                a = st.appraisal
+                assert a.retention_period is not None
+                item = store.allocate_item_number(
+                    s,
+                    fonds=fonds.code,
+                    category_code=a.category_code,
+                    year=a.year,
+                    retention_period=str(a.retention_period),
+                    org_code=a.org_code,
+                )
+                code = archival_code(fonds, a, item)
+                rec = matter_record(st.matter, a, st.version, ctx.run_id)
+                rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
+                rec.package_key = package_key(fonds.code, a.year, str(a.retention_period), code)
+                rec.numbered_at = ctx.now
+                store.record_numbered(s, rec, run_id=ctx.run_id)
+                st.record_id = rec.id
         crashpoint("numbered")
     return ordered
 

@@ -39,30 +39,42 @@ class TransferOutcome:
 
 
 def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]) -> TransferOutcome:
+    """Store the chunk's packages one by one, then record them in one ledger transaction and tell the
+    source (归档回传) in one more. Every package is durable (files, folders, marker) before that
+    transaction, which is all the crash-safety order asks; a run killed before it leaves the rows
+    `numbered`, and the next run's puts find the same bytes and complete."""
     out = TransferOutcome()
-    for st in numbered:
-        try:
-            stored_bytes = transfer_one(ctx, source, st)
-        except QuarantineError as exc:
-            # Only a defect the precheck could not see lands here; the 件号 stays with this row
-            # (state quarantined), so the sequence has no gap and the auditor sees why.
-            discard(st.staged)
-            quarantine_matter(ctx, st.matter, exc.findings, out.summary)
-            with ctx.ledger.transaction() as s:
-                store.mark_state(
-                    s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id, payload={"codes": sorted(exc.codes)}
-                )
-            continue
-        except (SourceUnavailable, RepositoryError) as exc:
-            if isinstance(exc, RepositoryError) and not _transient(exc):
-                raise  # no bucket, no permission, a conflict, corrupt read-back: the run must fail loudly
-            # a hiccup after the store's own retries: the row stays numbered and the next run finishes it
-            out.summary.pending += 1
-            out.pending_updated_at.append(st.matter.updated_at)
-            log.warning("pending %s: %s", st.matter.key, exc)
-            continue
-        out.summary.archived += 1
-        out.summary.bytes += stored_bytes
+    stored: list[StoredPackage] = []
+    try:
+        for st in numbered:
+            try:
+                package = store_package(ctx, source, st)
+            except QuarantineError as exc:
+                # Only a defect the precheck could not see lands here; the 件号 stays with this row
+                # (state quarantined), so the sequence has no gap and the auditor sees why.
+                discard(st.staged)
+                quarantine_matter(ctx, st.matter, exc.findings, out.summary)
+                with ctx.ledger.transaction() as s:
+                    store.mark_state(
+                        s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id,
+                        payload={"codes": sorted(exc.codes)},
+                    )
+                continue
+            except (SourceUnavailable, RepositoryError) as exc:
+                if isinstance(exc, RepositoryError) and not _transient(exc):
+                    raise  # no bucket, no permission, a conflict, corrupt read-back: the run must fail loudly
+                # a hiccup after the store's own retries: the row stays numbered and the next run finishes it
+                out.summary.pending += 1
+                out.pending_updated_at.append(st.matter.updated_at)
+                log.warning("pending %s: %s", st.matter.key, exc)
+                continue
+            if package is not None:
+                stored.append(package)
+            out.summary.archived += 1
+    finally:  # what is stored is recorded, also when a later package of the chunk fails the run
+        record_verified(ctx, stored)
+    out.summary.bytes += sum(p.stored_bytes for p in stored)
+    _acknowledge(ctx, source, [p.record for p in stored])
     return out
 
 
@@ -70,12 +82,26 @@ def _transient(exc: RepositoryError) -> bool:
     return any(f.code in TRANSIENT_REPOSITORY_CODES for f in exc.findings)
 
 
-def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
+@dataclass
+class StoredPackage:
+    """A package whose every file and completion marker is durable in the repository."""
+
+    record: MatterRecord
+    staged: Staged
+    listing: list[dict[str, object]]
+    marker: bytes
+    stored_bytes: int
+    page_count: int | None
+    folder: object  # the package folder in staging, removed once the ledger has it
+
+
+def store_package(ctx: RunContext, source: SourceConfig, st: Staged) -> StoredPackage | None:
+    """Finalize one numbered matter's package and store it; None when it was already verified."""
     with ctx.ledger.read() as s:
         rec = queries.matter(s, st.record_id)
     assert rec is not None and rec.archival_code and rec.package_key and rec.numbered_at
     if rec.state == MatterState.VERIFIED:  # a retried chunk: this one already made it
-        return 0
+        return None
     fonds = ctx.settings.fonds_for(source)
     try:
         result = finalize_package(
@@ -97,18 +123,20 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
     retain_until = date.fromisoformat(rec.disposition_date) if (locking and rec.disposition_date) else None
     permanent = locking and rec.retention_period == "Y"
     total = 0
-    listing = []
-    for f in result.files:
-        ctx.repository.put_file(
-            f"{rec.package_key}/{f.path}",
-            result.folder / f.path,
-            f.sha256,
-            retain_until=retain_until,
-            legal_hold=permanent,
-        )
-        total += f.size
-        listing.append({"path": f.path, "size": f.size, "sha256": f.sha256, "sm3": f.sm3})
-        crashpoint("stored-file")
+    listing: list[dict[str, object]] = []
+    with ctx.repository.batch():  # the package's folders are synced once, when its files are all in
+        for f in result.files:
+            ctx.repository.put_file(
+                f"{rec.package_key}/{f.path}",
+                result.folder / f.path,
+                f.sha256,
+                retain_until=retain_until,
+                legal_hold=permanent,
+                consume=True,  # staging's copy is handed over: on the archive's file system, linked
+            )
+            total += f.size
+            listing.append({"path": f.path, "size": f.size, "sha256": f.sha256, "sm3": f.sm3})
+            crashpoint("stored-file")
     marker = json.dumps(
         {"archival_code": rec.archival_code, "files": listing}, ensure_ascii=False, sort_keys=True, indent=1
     ).encode("utf-8")
@@ -118,49 +146,62 @@ def transfer_one(ctx: RunContext, source: SourceConfig, st: Staged) -> int:
     )
     total += len(marker)  # what this run stored (the summary's bytes), marker included
     crashpoint("after-marker")
+    return StoredPackage(rec, st, listing, marker, total, getattr(result, "page_count", None), result.folder)
+
+
+def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
+    """One transaction: every stored package of the chunk becomes `transferred` then `verified`."""
+    if not packages:
+        return
     now = datetime.now(UTC)
     with ctx.ledger.transaction() as s:
-        store.mark_state(
-            s,
-            rec.id,
-            MatterState.TRANSFERRED,
-            run_id=ctx.run_id,
-            payload={"files": len(listing), "bytes": total, "package_key": rec.package_key},
-            transferred_at=now,
-            # the register's 文件数/字节数: the documents, as 元数据's 件数/总字节数 count them
-            file_count=len(st.staged.documents),
-            total_bytes=sum(d.size for d in st.staged.documents),
-            page_count=getattr(result, "page_count", None),
-        )
-        store.mark_state(
-            s,
-            rec.id,
-            MatterState.VERIFIED,
-            run_id=ctx.run_id,
-            payload={"marker_sha256": sha256_bytes(marker), "files": listing},
-            verified_at=now,
-        )
+        for p in packages:
+            store.mark_state(
+                s,
+                p.record.id,
+                MatterState.TRANSFERRED,
+                run_id=ctx.run_id,
+                payload={"files": len(p.listing), "bytes": p.stored_bytes, "package_key": p.record.package_key},
+                transferred_at=now,
+                # the register's 文件数/字节数: the documents, as 元数据's 件数/总字节数 count them
+                file_count=len(p.staged.staged.documents),
+                total_bytes=sum(d.size for d in p.staged.staged.documents),
+                page_count=p.page_count,
+            )
+            store.mark_state(
+                s,
+                p.record.id,
+                MatterState.VERIFIED,
+                run_id=ctx.run_id,
+                payload={"marker_sha256": sha256_bytes(p.marker), "files": p.listing},
+                verified_at=now,
+            )
     crashpoint("verified")
-    shutil.rmtree(result.folder, ignore_errors=True)
-    _acknowledge(ctx, source, rec)
-    return total
+    for p in packages:
+        shutil.rmtree(p.folder, ignore_errors=True)  # type: ignore[arg-type]
 
 
-def _acknowledge(ctx: RunContext, source: SourceConfig, rec: MatterRecord) -> None:
-    """归档回传 after verification; a failed acknowledgement is retried by the next run, never fatal."""
-    try:
-        ctx.connector(source).acknowledge(rec.project_id, rec.archival_code or "")
-    except GuidangError as exc:
-        log.warning("acknowledgement of %s/%s failed, will retry: %s", rec.source, rec.project_id, exc)
-        return
-    with ctx.ledger.transaction() as s:
-        store.mark_acknowledged(s, rec.id, datetime.now(UTC))
-    crashpoint("acknowledged")
+def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterRecord]) -> None:
+    """归档回传 after verification, then one transaction for those that reached the source; a failed
+    acknowledgement is retried by the next run, never fatal."""
+    done: list[int] = []
+    for rec in records:
+        try:
+            ctx.connector(source).acknowledge(rec.project_id, rec.archival_code or "")
+        except GuidangError as exc:
+            log.warning("acknowledgement of %s/%s failed, will retry: %s", rec.source, rec.project_id, exc)
+            continue
+        done.append(rec.id)
+    if done:
+        at = datetime.now(UTC)
+        with ctx.ledger.transaction() as s:
+            for matter_id in done:
+                store.mark_acknowledged(s, matter_id, at)
+        crashpoint("acknowledged")
 
 
 def acknowledge_pending(ctx: RunContext, source: SourceConfig) -> None:
     """Retry 归档回传 for matters verified earlier whose acknowledgement did not reach the source."""
     with ctx.ledger.read() as s:
         rows = list(queries.unacknowledged(s, source.name))
-    for rec in rows:
-        _acknowledge(ctx, source, rec)
+    _acknowledge(ctx, source, rows)

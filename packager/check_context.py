@@ -9,8 +9,11 @@ why it is a module of its own.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lxml import etree
 
 from packager.check_report import CheckItem, Level, Status
 from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
@@ -25,6 +28,22 @@ from schemas.manifest import read_manifest
 from schemas.metadata import MetadataView
 
 # -- the context shared by the items ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KnownFacts:
+    """What the packager measured while it wrote the package: staging's one pass over each document
+    (digests, format, PDF inspection) and the 元数据.xml it built and validated in memory.
+
+    The 归档 check of a package being built takes these instead of reading every document again; the
+    bytes are proved once more where it matters, by the repository's read-back against the same
+    digests. `guidang check` on a stored package passes none and measures everything itself."""
+
+    digests: Mapping[str, Digests] = field(default_factory=dict)
+    formats: Mapping[str, FormatInfo] = field(default_factory=dict)
+    pdfs: Mapping[str, PdfInspection] = field(default_factory=dict)
+    metadata: etree._ElementTree | None = None  # already valid against metadata.xsd
+
+
 
 @dataclass
 class PackageUnderCheck:
@@ -41,6 +60,12 @@ class PackageUnderCheck:
     _digests: dict[str, Digests] = field(default_factory=dict)
     _formats: dict[str, FormatInfo] = field(default_factory=dict)
     _pdfs: dict[str, PdfInspection] = field(default_factory=dict)
+
+    def take(self, known: KnownFacts) -> None:
+        """Seed the caches with what the packager already measured (see KnownFacts)."""
+        self._digests.update(known.digests)
+        self._formats.update(known.formats)
+        self._pdfs.update(known.pdfs)
 
     def digests(self, rel: str) -> Digests:
         if rel not in self._digests:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from lxml import etree
 
-from packager.check_context import PackageUnderCheck, item_result, no_metadata, read_package_manifest, take_inventory
+from packager.check_context import (
+    KnownFacts,
+    PackageUnderCheck,
+    item_result,
+    no_metadata,
+    read_package_manifest,
+    take_inventory,
+)
 from packager.check_report import CheckItem, CheckReport, Level, Status, code_key
 from packager.content_checks import gd_1_1, gd_1_2, gd_3_2, gd_3_3, gd_4_1, gd_4_3
 from packager.pdf import PDF_PARSE_LIMIT
@@ -37,8 +44,11 @@ REQUIRED_STEPS: tuple[str, ...] = ("受理", "决定")  # 过程信息完整性 
 
 # -- the items ---------------------------------------------------------------------------------
 
-def _gd_3_1(pkg: PackageUnderCheck) -> CheckItem:
+def _gd_3_1(pkg: PackageUnderCheck, built: etree._ElementTree | None) -> CheckItem:
     path = pkg.folder / METADATA_FILE
+    if built is not None and path.is_file():  # the packager validated these very bytes as it wrote them
+        pkg.metadata = read_metadata(built)
+        return CheckItem("GD-3-1", Status.PASS, "well-formed and valid against metadata.xsd")
     if not path.is_file():
         return CheckItem("GD-3-1", Status.FAIL, "元数据.xml is missing", [Finding("GD-3-1", METADATA_FILE, "missing")])
     try:
@@ -226,13 +236,16 @@ def check_package(
     warnings: Collection[str] = (),
     checked_at: datetime | None = None,
     pdf_parse_limit: int | None = PDF_PARSE_LIMIT,
+    known: KnownFacts | None = None,
 ) -> CheckReport:
     """Run every DA/T 70 归档 item over a package folder and return the report.
 
     `source_digests` maps a document's relative path to the digest the source vouched for
     ("sha256:<hex>", "sm3:<hex>", or bare hex = SHA-256); without it GD-1-1 checks against the
     digests 元数据.xml recorded. `archival_code_template` is the fonds' template (DA/T 13 default).
-    Items whose code is in `warnings` are reported but do not make the report fail.
+    Items whose code is in `warnings` are reported but do not make the report fail. `known` is
+    what the packager measured while writing the package (see KnownFacts); without it every file
+    is read and measured here.
     """
     if level not in ("quick", "full"):
         raise GuidangError(f"check level must be 'quick' or 'full', not {level!r}")
@@ -240,7 +253,9 @@ def check_package(
         raise GuidangError(f"package folder {folder} does not exist")
     pkg = PackageUnderCheck(folder=folder, level=level, pdf_parse_limit=pdf_parse_limit)
     take_inventory(pkg)
-    items = [_gd_3_1(pkg)]
+    if known is not None:
+        pkg.take(known)
+    items = [_gd_3_1(pkg, known.metadata if known else None)]
     read_package_manifest(pkg, MANIFEST_SM3)
     read_package_manifest(pkg, MANIFEST_SHA256)
     items += [

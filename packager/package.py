@@ -16,16 +16,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from packager.check_context import KnownFacts
 from packager.check_report import CheckReport, validate_check_report
 from packager.checks import check_package
 from packager.errors import QuarantineError
 from packager.stage import StagedMatter
 from schemas.config import Fonds
-from schemas.digest import digest_chunks, digest_file
+from schemas.digest import Digests, digest_chunks, digest_file
 from schemas.findings import Finding, GuidangError
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE
 from schemas.manifest import manifest_text
-from schemas.metadata import build_metadata, validate_metadata
+from schemas.metadata import build_metadata, parse_xml, validate_metadata
 
 
 class PackageFile(NamedTuple):
@@ -86,7 +87,8 @@ def finalize_package(
         matter, staged.appraisal, [d.entry() for d in staged.documents],
         fonds=fonds, archival_code=archival_code, item_number=item_number, archived_at=archived_at,
     )
-    invalid = validate_metadata(metadata)
+    tree = parse_xml(metadata)
+    invalid = validate_metadata(tree)
     if invalid:
         raise QuarantineError(matter.key, [
             Finding("Q-METADATA-INVALID", f"{matter.key} {f.where}", f.message, details=f.details) for f in invalid
@@ -98,6 +100,14 @@ def finalize_package(
     listed.append(PackageFile(METADATA_FILE, md.size, md.sha256, md.sm3))
     manifests = write_manifests(folder, listed)
 
+    # Every byte here was measured as it was written (staging's pass, the XML in memory): the check
+    # takes those figures instead of reading the package again (the read-back proves the bytes).
+    known = KnownFacts(
+        digests={f.path: Digests(f.sm3, f.sha256, f.size) for f in (*listed, *manifests)},
+        formats={d.path: d.format for d in staged.documents},
+        pdfs={d.path: d.pdf for d in staged.documents if d.pdf is not None},
+        metadata=tree,
+    )
     report = check_package(
         folder,
         level="full",
@@ -106,6 +116,7 @@ def finalize_package(
         warnings=check_warnings,
         checked_at=archived_at,
         pdf_parse_limit=staged.pdf_parse_limit,
+        known=known,
     )
     report_xml = report.to_xml()
     problems = validate_check_report(report_xml)

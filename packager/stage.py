@@ -21,7 +21,7 @@ from pathlib import Path
 
 from packager.errors import QuarantineError
 from packager.formats import HEAD_SIZE, FormatInfo, format_mismatch, identify, is_pdf_claimed
-from packager.pdf import PDF_PARSE_LIMIT, inspect_pdf
+from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from schemas.digest import copy_and_digest
 from schemas.errors import DocumentUnavailable
 from schemas.findings import Finding, GuidangError, Severity
@@ -44,6 +44,7 @@ class StagedDocument:
     format: FormatInfo
     pages: int | None = None
     active_content: tuple[str, ...] = ()
+    pdf: PdfInspection | None = None  # what pypdf found at staging; the package check reuses it
 
     @property
     def stored_name(self) -> str:
@@ -201,20 +202,20 @@ def _stage_one(
                 details={"path": rel, "algorithm": algorithm, "expected": expected, "found": found},
             ))
 
-    fmt, pages, active, readable = _inspect(dest, rel, where, doc.media_type, findings, pdf_parse_limit)
+    fmt, pdf, readable = _inspect(dest, rel, where, doc.media_type, findings, pdf_parse_limit)
     problem = problem or not readable
     if problem:
         return None
     return StagedDocument(
         document=doc, path=rel, size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
-        format=fmt, pages=pages, active_content=active,
+        format=fmt, pages=pdf.pages if pdf else None, active_content=pdf.active_content if pdf else (), pdf=pdf,
     )
 
 
 def _inspect(
     dest: Path, rel: str, where: str, media_type: str | None, findings: list[Finding], pdf_parse_limit: int | None
-) -> tuple[FormatInfo, int | None, tuple[str, ...], bool]:
-    """Format, pages, active content and whether the staged file is fit to keep, from its first
+) -> tuple[FormatInfo, PdfInspection | None, bool]:
+    """Format, PDF inspection and whether the staged file is fit to keep, from its first
     bytes and, for a PDF within the parse limit, from pypdf. Content that is positively another
     format than its name says is Q-FORMAT-MISMATCH (a ZIP named .pdf is not a broken PDF); a file
     that claims PDF and carries no known signature must open as a PDF."""
@@ -226,9 +227,9 @@ def _inspect(
     if mismatch is not None:
         findings.append(Finding("Q-FORMAT-MISMATCH", where, mismatch,
                                 details={"path": rel, "format": fmt.name}))
-        return fmt, None, (), False
+        return fmt, None, False
     if fmt.name != "PDF" and not (fmt.name == "UNKNOWN" and is_pdf_claimed(name, media_type)):
-        return fmt, None, (), True
+        return fmt, None, True
     info = inspect_pdf(dest, parse_limit=pdf_parse_limit)
     if info.encrypted:
         findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
@@ -243,4 +244,4 @@ def _inspect(
             "GD-4-3", where, "active content: " + "; ".join(info.active_content),
             severity=Severity.WARNING, details={"path": rel, "active_content": list(info.active_content)},
         ))
-    return fmt, info.pages, info.active_content, info.readable
+    return fmt, info, info.readable

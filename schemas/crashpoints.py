@@ -23,13 +23,13 @@ CRASH_POINTS: tuple[str, ...] = (
     "not-in-scope",  # one not-in-scope row committed
     "staged",  # one matter's documents fetched into staging
     "prechecked",  # one matter passed the 四性检测 with its provisional 档号
-    "numbered",  # one 件号 allocated and its matter row committed
+    "numbered",  # one chunk's 件号 allocated and its matter rows committed (one transaction)
     "finalized",  # one package built with its real 档号, nothing stored
     "stored-file",  # one package file stored and verified
     "before-marker",  # every file of a package stored, completion marker not yet
     "after-marker",  # completion marker stored, ledger not yet told
-    "verified",  # ledger says verified, source not yet acknowledged
-    "acknowledged",  # 归档回传 done for one matter
+    "verified",  # a chunk's stored packages recorded verified, sources not yet acknowledged
+    "acknowledged",  # 归档回传 done and recorded for a chunk's matters
     "before-watermark",  # a source's matters all done, watermark not moved
     "watermark",  # a source's watermark committed
     "batch-stored",  # a DA/T 93 batch's files stored, ledger not yet told

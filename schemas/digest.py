@@ -66,6 +66,18 @@ def digest_file(path: Path) -> Digests:
         return digest_chunks(iter_file(fh))
 
 
+def sha256_file(path: Path) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a file: the read-back of a stored copy, which needs no SM3 (the
+    document's SM3 was computed on arrival, and equal SHA-256 means equal bytes)."""
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(BLOCK_SIZE):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
 def copy_and_digest(chunks: Iterable[bytes], dest: BinaryIO) -> Digests:
     """Write a stream to `dest` and hash it in the same pass, so the bytes are read exactly once."""
     h = MultiHasher()

@@ -6,6 +6,7 @@ name of the package on its own.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import PurePosixPath
@@ -95,6 +96,9 @@ def transfer_key(batch_id: str) -> str:
     return f"{TRANSFERS_PREFIX}/{batch_id}"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
 def is_dangerous_path(rel: str) -> bool:
     """True when `rel` would escape the folder it is meant to stay in.
 
@@ -102,7 +106,7 @@ def is_dangerous_path(rel: str) -> bool:
     segments, backslashes (a Windows separator a POSIX check would miss) and control characters.
     The single gate every file name from a source and every manifest path passes through.
     """
-    if not rel or rel != rel.strip() or "\\" in rel or any(ord(c) < 32 for c in rel):
+    if not rel or rel != rel.strip() or "\\" in rel or _CONTROL.search(rel):
         return True
     if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
         return True

@@ -182,7 +182,7 @@ class CorruptsBeforeVerify(FilesystemRepository):
         return super()._read_back(path)
 
 
-def test_verification_catches_corruption_after_write(tmp_path: Path) -> None:
+def test_verification_catches_corruption_after_write_and_never_publishes_it(tmp_path: Path) -> None:
     root = tmp_path / "archive"
     root.mkdir()
     bad = CorruptsBeforeVerify(root)
@@ -191,11 +191,23 @@ def test_verification_catches_corruption_after_write(tmp_path: Path) -> None:
     assert codes(exc.value) == ["REPO-VERIFY-FAILED"]
     details = exc.value.findings[0].details
     assert details["expected"] == sha(b"%PDF precious") and details["found"] != details["expected"]
-    # The damaged file is not silently accepted by a re-run either.
-    with pytest.raises(RepositoryConflict):
-        FilesystemRepository(root).put_bytes(f"{PKG}/a.pdf", b"%PDF precious")
-    with pytest.raises(VerificationFailed):
-        FilesystemRepository(root).verify(f"{PKG}/a.pdf", sha(b"%PDF precious"))
+    # The damaged copy never got the final name (nothing may overwrite it there): the key is free,
+    # no temporary is left, and a re-run stores the right bytes.
+    assert not bad.exists(f"{PKG}/a.pdf") and not any((root / PKG).iterdir())
+    good = FilesystemRepository(root)
+    good.put_bytes(f"{PKG}/a.pdf", b"%PDF precious")
+    assert good.verify(f"{PKG}/a.pdf", sha(b"%PDF precious")).size == len(b"%PDF precious")
+
+
+def test_a_damaged_copy_of_a_file_is_not_published(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    root.mkdir()
+    doc = tmp_path / "a.pdf"
+    doc.write_bytes(b"%PDF precious, copied by the kernel")
+    with pytest.raises(VerificationFailed) as exc:
+        CorruptsBeforeVerify(root).put_file(f"{PKG}/a.pdf", doc, sha(doc.read_bytes()))
+    assert codes(exc.value) == ["REPO-VERIFY-FAILED"]  # the source is intact: the write was damaged
+    assert not FilesystemRepository(root).exists(f"{PKG}/a.pdf")
 
 
 def test_concurrent_writers_never_overwrite(repo: FilesystemRepository) -> None:

@@ -8,6 +8,7 @@ re-run after a crash idempotent), with different bytes it raises `RepositoryConf
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -92,8 +93,13 @@ class StoredObject:
 
 class Repository(Protocol):
     def put_file(self, key: str, local_path: Path, sha256: str, *, retain_until: object | None = None,
-                 legal_hold: bool = False) -> StoredObject:
-        """Store a local file under `key`, verify it, and return what is stored."""
+                 legal_hold: bool = False, consume: bool = False) -> StoredObject:
+        """Store a local file under `key`, verify it, and return what is stored. With `consume` the
+        caller hands the file over (it removes it afterwards and never changes it)."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A block of puts that becomes durable as a whole when it ends (the caller records it then)."""
         ...
 
     def put_bytes(self, key: str, data: bytes, *, retain_until: object | None = None,

@@ -1,13 +1,17 @@
 """The embedded archive repository: a folder on a (local or mounted) filesystem.
 
 Durability and never-overwrite come from the order of operations in `_store`:
-write to a temporary name in the target folder, fsync, make it read-only, then *hard-link* it
-to its final name and unlink the temporary name. `os.link` fails when the final name exists, so
-"create if absent" is atomic even against a concurrent writer of the same key, where
-`os.replace` would silently replace whatever that writer had just put there. Where the
-filesystem cannot hard-link (some SMB/FUSE mounts) we fall back to check-then-rename and log that
-the race window exists. A crash at any point leaves either nothing, or a complete read-only file
-plus a temporary leftover that `list`/`exists` ignore and `sweep_temporary` removes.
+write to a temporary name in the target folder (a file is copied by the kernel, `sendfile`, so
+its bytes do not pass through Python), fsync, read it back and compare its SHA-256 with the
+digest the packager recorded, make it read-only, then *hard-link* it to its final name and
+unlink the temporary name. Only verified bytes ever get a final name, so a write damaged on its
+way to the disk is retried, not left in the archive where nothing may overwrite it.
+`os.link` fails when the final name exists, so "create if absent" is atomic even against a
+concurrent writer of the same key, where `os.replace` would silently replace whatever that
+writer had just put there. Where the filesystem cannot hard-link (some SMB/FUSE mounts) we fall
+back to check-then-rename and log that the race window exists. A crash at any point leaves either
+nothing, or a complete read-only file plus a temporary leftover that `list`/`exists` ignore and
+`sweep_temporary` removes.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import errno
 import logging
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,15 +40,36 @@ from connectors.repositories.base import (
     unreadable_source,
 )
 from schemas.crashpoints import crashpoint
-from schemas.digest import Digests, copy_and_digest, digest_file, iter_file, sha256_bytes
+from schemas.digest import iter_file, sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
 # Temporary names start with this; a key segment that does too is refused, so the two never meet.
 TEMP_PREFIX = ".guidang-tmp-"
 READ_ONLY = 0o444
+SENDFILE_BLOCK = 64 * 1024 * 1024
 _NO_HARDLINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _write_all(content: BinaryIO | bytes, out: BinaryIO) -> None:
+    """Write bytes, or copy an open file in the kernel (`sendfile`) when the platform allows it."""
+    if isinstance(content, bytes):
+        out.write(content)
+        out.flush()
+        return
+    out.flush()
+    src, dst, offset = content.fileno(), out.fileno(), 0
+    try:
+        while sent := os.sendfile(dst, src, offset, SENDFILE_BLOCK):
+            offset += sent
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or offset:
+            raise
+        content.seek(0)
+        for chunk in iter_file(content):  # a file system without sendfile: through Python, once
+            out.write(chunk)
+        out.flush()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -61,6 +88,7 @@ class FilesystemRepository:
     """
 
     def __init__(self, root: Path, *, create: bool = False) -> None:
+        self._pending = threading.local()  # folders whose fsync a `batch()` of this thread defers
         # A missing root is an error by default: an unmounted archive volume must not silently
         # turn into a fresh folder on the system disk.
         self.root = Path(root).absolute()
@@ -105,8 +133,8 @@ class FilesystemRepository:
     def _stored(self, key: str, path: Path) -> StoredObject | None:
         if not path.is_file():
             return None
-        d = self._read_back(path)
-        return StoredObject(key, d.size, d.sha256)
+        sha256, size = self._read_back(path)
+        return StoredObject(key, size, sha256)
 
     def open(self, key: str) -> Iterator[bytes]:
         path = self._path(key)
@@ -157,29 +185,76 @@ class FilesystemRepository:
                                    expected=sha256.lower(), found=stored.sha256, size=stored.size)
         return stored
 
-    def _read_back(self, path: Path) -> Digests:
-        """Hash what is on disk now; the one place verification reads from (tests corrupt before it)."""
+    def _read_back(self, path: Path) -> tuple[str, int]:
+        """(SHA-256, size) of what is on disk now; the one place verification reads from (tests corrupt
+        before it)."""
         try:
-            return digest_file(path)
+            return sha256_file(path)
         except OSError as exc:
-            raise self._os_error(exc, str(path.relative_to(self.root)), "cannot read back") from exc
+            where = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+            raise self._os_error(exc, str(where), "cannot read back") from exc
 
     # -- writing --------------------------------------------------------------------------------
 
     def put_file(self, key: str, local_path: Path, sha256: str, *, retain_until: object | None = None,
-                 legal_hold: bool = False) -> StoredObject:
-        """Copy `local_path` to `key`; `sha256` is the digest the packager recorded for it."""
+                 legal_hold: bool = False, consume: bool = False) -> StoredObject:
+        """Copy `local_path` to `key`; `sha256` is the digest the packager recorded for it.
+
+        `consume=True` hands the file over (a staged document the caller removes afterwards and
+        never changes): on the archive's own file system it is then fsynced, verified and
+        hard-linked into place instead of copied, so its bytes are written to disk once."""
         path = self._path(key)
+        local_path = Path(local_path)
+        if consume:
+            stored = self._store_by_link(key, path, local_path, sha256.lower())
+            if stored is not None:
+                return stored
         # _store turns every OSError of its own into a RepositoryError, so one left here is ours.
         try:
-            with Path(local_path).open("rb") as fh:
-                return self._store(key, path, iter_file(fh), sha256.lower(), source=str(local_path))
+            with local_path.open("rb") as fh:
+                return self._store(key, path, fh, sha256.lower(), source=local_path)
         except OSError as exc:
             raise unreadable_source(local_path, key, exc) from exc
 
+    def _store_by_link(self, key: str, path: Path, local_path: Path, sha256: str) -> StoredObject | None:
+        """Store a consumed file by hard link; None when it cannot be linked here (another file
+        system, a mount without hard links): the caller copies it instead."""
+        already = self._existing(key, path, sha256)
+        if already is not None:
+            return already
+        folder = path.parent
+        self._make_folders(folder, key)
+        try:
+            if local_path.stat().st_dev != folder.stat().st_dev:
+                return None
+            with local_path.open("rb") as fh:
+                os.fchmod(fh.fileno(), READ_ONLY)
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise unreadable_source(local_path, key, exc) from exc
+        found, size = self._read_back(local_path)  # the one read-back: the name will point at these bytes
+        if found != sha256:
+            raise source_changed(key, str(local_path), found, sha256)
+        crashpoint("fs-temp-written")
+        try:
+            os.link(local_path, path)
+        except FileExistsError:
+            already = self._existing(key, path, sha256)  # someone else stored it meanwhile
+            if already is None:
+                raise repository_error(RepositoryError, "REPO-IO", key,
+                                       "the key appeared and vanished again while we were writing it") from None
+            return already
+        except OSError as exc:
+            if exc.errno in _NO_HARDLINK:
+                return None
+            raise self._os_error(exc, key, "cannot link into place") from exc
+        crashpoint("fs-linked")
+        self._sync_folder(folder)
+        return StoredObject(key, size, sha256)
+
     def put_bytes(self, key: str, data: bytes, *, retain_until: object | None = None,
                   legal_hold: bool = False) -> StoredObject:
-        return self._store(key, self._path(key), [data], sha256_bytes(data), source="<bytes>")
+        return self._store(key, self._path(key), data, sha256_bytes(data), source=None)
 
     def _existing(self, key: str, path: Path, sha256: str) -> StoredObject | None:
         """None when `key` is free; the stored object when it already holds these bytes; else conflict."""
@@ -188,7 +263,8 @@ class FilesystemRepository:
             raise conflict(key, stored.sha256, sha256)  # type: ignore[arg-type]
         return stored
 
-    def _store(self, key: str, path: Path, chunks: Iterable[bytes], sha256: str, *, source: str) -> StoredObject:
+    def _store(self, key: str, path: Path, content: BinaryIO | bytes, sha256: str, *,
+               source: Path | None) -> StoredObject:
         already = self._existing(key, path, sha256)
         if already is not None:
             return already
@@ -202,14 +278,14 @@ class FilesystemRepository:
         try:
             try:
                 with os.fdopen(fd, "wb") as out:
-                    written = copy_and_digest(chunks, out)
-                    out.flush()
+                    _write_all(content, out)
                     os.fchmod(out.fileno(), READ_ONLY)
                     os.fsync(out.fileno())
             except OSError as exc:
                 raise self._os_error(exc, key, "cannot copy to a temporary file") from exc
-            if written.sha256 != sha256:
-                raise source_changed(key, source, written.sha256, sha256)
+            found, size = self._read_back(tmp)
+            if found != sha256:
+                raise self._not_as_recorded(key, source, found, size, sha256)
             crashpoint("fs-temp-written")
             if not self._publish(tmp, path, key):
                 # Someone else created the key between our check and our link.
@@ -226,11 +302,48 @@ class FilesystemRepository:
                 pass
             except OSError as exc:  # a leftover is harmless: list/exists ignore it, sweep removes it
                 log.warning("could not remove temporary file %s: %s", tmp, exc)
+            self._sync_folder(folder)
+        return StoredObject(key, size, sha256)
+
+    def _not_as_recorded(self, key: str, source: Path | None, found: str, size: int, sha256: str) -> RepositoryError:
+        """The copy's digest is not the recorded one: either the local file changed since the packager
+        measured it (a fault upstream), or the write was damaged on its way to the disk."""
+        if source is not None:
             try:
-                _fsync_dir(folder)
-            except OSError as exc:
-                log.warning("could not fsync folder %s: %s", folder, exc)
-        return self._verify_written(key, path, sha256, written.size)
+                source_sha256, _ = sha256_file(source)
+            except OSError:
+                source_sha256 = None
+            if source_sha256 is not None and source_sha256 != sha256:
+                return source_changed(key, str(source), source_sha256, sha256)
+        return repository_error(VerificationFailed, "REPO-VERIFY-FAILED", key,
+                                f"read back SHA-256 {found} ({size} bytes) after writing {sha256}; nothing was "
+                                "stored under the key", expected=sha256, found=found, found_size=size)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Puts inside the block fsync each file as before, but each folder only once, at the end of
+        the block (a package's files share a few folders). The block's objects are durable when it
+        ends without an exception, which is when the caller may record them."""
+        if getattr(self._pending, "folders", None) is not None:  # nested: the outer block syncs
+            yield
+            return
+        self._pending.folders = folders = set()
+        try:
+            yield
+        finally:
+            self._pending.folders = None
+        for folder in sorted(folders):
+            self._sync_folder(folder)
+
+    def _sync_folder(self, folder: Path) -> None:
+        pending = getattr(self._pending, "folders", None)
+        if pending is not None:
+            pending.add(folder)
+            return
+        try:
+            _fsync_dir(folder)
+        except OSError as exc:
+            log.warning("could not fsync folder %s: %s", folder, exc)
 
     def _publish(self, tmp: Path, path: Path, key: str) -> bool:
         """Give the temporary file its final name without replacing anything; False if the name was taken."""
@@ -251,15 +364,6 @@ class FilesystemRepository:
         except OSError as exc:
             raise self._os_error(exc, key, "cannot rename into place") from exc
         return True
-
-    def _verify_written(self, key: str, path: Path, sha256: str, size: int) -> StoredObject:
-        d = self._read_back(path)
-        if d.sha256 != sha256 or d.size != size:
-            raise repository_error(VerificationFailed, "REPO-VERIFY-FAILED", key,
-                                   f"read back SHA-256 {d.sha256} ({d.size} bytes) after writing "
-                                   f"{sha256} ({size} bytes)",
-                                   expected=sha256, found=d.sha256, expected_size=size, found_size=d.size)
-        return StoredObject(key, d.size, d.sha256)
 
     def _make_folders(self, folder: Path, key: str) -> None:
         """Create missing folders, fsyncing each parent so that the new entries survive a crash."""

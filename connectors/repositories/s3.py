@@ -22,6 +22,7 @@ client, its settings and the translation of boto errors are `s3_client`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -48,7 +49,7 @@ from connectors.repositories.s3_multipart import (
 )
 from connectors.repositories.s3_verify import ObjectLock, Verification, retain_until_datetime
 from schemas.config import S3Repository
-from schemas.digest import digest_file, sha256_bytes
+from schemas.digest import sha256_bytes, sha256_file
 from schemas.layout import is_dangerous_path
 
 __all__ = ["DEFAULT_PART_SIZE", "MIN_PART_SIZE", "S3ObjectRepository", "retain_until_datetime"]
@@ -137,28 +138,35 @@ class S3ObjectRepository:
 
     # -- writing --------------------------------------------------------------------------------
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Each S3 write is durable when the store answers it: nothing to defer (see fs `batch`)."""
+        yield
+
     def put_file(self, key: str, local_path: Path, sha256: str, *, retain_until: object | None = None,
-                 legal_hold: bool = False) -> StoredObject:
-        """Store a local file (multipart above multipart_threshold_mb), verify it, return what is stored."""
+                 legal_hold: bool = False, consume: bool = False) -> StoredObject:
+        """Store a local file (multipart above multipart_threshold_mb), verify it, return what is stored.
+
+        `consume` is the filesystem repository's (a handed-over file may be linked); an upload is a copy."""
         full = self._full(key)
         sha256 = sha256.lower()
         local_path = Path(local_path)
         try:
-            local = digest_file(local_path)
+            local_sha256, local_size = sha256_file(local_path)
         except OSError as exc:
             raise unreadable_source(local_path, key, exc) from exc
-        if local.sha256 != sha256:
-            raise source_changed(key, str(local_path), local.sha256, sha256)
+        if local_sha256 != sha256:
+            raise source_changed(key, str(local_path), local_sha256, sha256)
 
         def write(lock: dict[str, Any]) -> tuple[bool, list[bytes] | None]:
-            if local.size > self.multipart_threshold:
-                part_digests = upload_multipart(self._bucket, key, full, local_path, sha256, local.size, lock,
+            if local_size > self.multipart_threshold:
+                part_digests = upload_multipart(self._bucket, key, full, local_path, sha256, local_size, lock,
                                                 part_size=self.part_size)
                 return part_digests is not None, part_digests
             with local_path.open("rb") as fh:
                 return self._put(full, fh, sha256, lock), None
 
-        return self._store(key, full, sha256, local.size, self._lock.params(key, retain_until, legal_hold), write)
+        return self._store(key, full, sha256, local_size, self._lock.params(key, retain_until, legal_hold), write)
 
     def put_bytes(self, key: str, data: bytes, *, retain_until: object | None = None,
                   legal_hold: bool = False) -> StoredObject:
