@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger.models import ChainHead, Event
@@ -53,9 +54,7 @@ def append_event(
 ) -> Event:
     head = session.get(ChainHead, 1, with_for_update=True)
     if head is None:
-        head = ChainHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
-        session.flush()
+        head = _first_head(session)
     ev = Event(
         seq=head.seq + 1,
         at=utcnow(),
@@ -72,6 +71,20 @@ def append_event(
     session.add(ev)
     head.seq, head.hash = ev.seq, ev.hash
     return ev
+
+
+def _first_head(session: Session) -> ChainHead:
+    """The head row of an empty ledger. Two processes writing their first events at once both find
+    none and both insert it: the loser's insert fails on the primary key (after waiting for the
+    winner's commit), its savepoint is rolled back, and it locks the winner's row like any writer."""
+    try:
+        with session.begin_nested():
+            session.add(ChainHead(id=1, seq=0, hash=GENESIS_HASH))
+    except IntegrityError:
+        pass
+    head = session.get(ChainHead, 1, with_for_update=True, populate_existing=True)
+    assert head is not None
+    return head
 
 
 def verify_chain(

@@ -174,7 +174,11 @@ _CHILD = textwrap.dedent("""
         out["codes"] = sorted(exc.codes)
         out["messages"] = [f.message for f in exc.findings]
     out["seconds"] = time.monotonic() - started
-    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # This process's own peak (VmHWM): ru_maxrss would carry over the forking pytest's peak, which a
+    # long suite run raises above the bound whatever staging does.
+    status = Path("/proc/self/status")
+    hwm = [l for l in status.read_text().splitlines() if l.startswith("VmHWM:")] if status.exists() else []
+    out["max_rss_mb"] = (int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
     print(json.dumps(out))
 """)
 
