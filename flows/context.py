@@ -22,8 +22,9 @@ from connectors.repositories import open_repository
 from connectors.repositories.base import Repository
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
+from flows.anchoring import store_checkpoints
 from flows.retention_book import RetentionBook, load_book
-from ledger import chain, queries, store
+from ledger import anchors, chain, queries, store
 from ledger.models import RunStatus
 from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, source_lock
 from schemas.config import Settings, SqlSource, UnifiedSource
@@ -223,10 +224,12 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)
         store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
+        anchors.record_checkpoint(s, ctx.run_id, "night")  # the night's anchor (issue 12), stored below
         # the head after the run's own last event (run-completed / run-failed): what audit verify sees
         head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
         store.set_run_summary(s, ctx.run_id, summary)
+    store_checkpoints(ctx.ledger, ctx.repository, ctx.settings)
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary
