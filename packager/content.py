@@ -94,9 +94,11 @@ class ContentInspection:
 
 def inspect_content(path: Path, rel: str, where: str, format_name: str, pdf_readable: bool,
                     options: ContentOptions, findings: list[Finding],
-                    pronom: PronomMatch | None = None) -> tuple[ContentInspection, int | None, bool]:
+                    pronom: PronomMatch | None = None, *,
+                    pdf_signed: bool = True) -> tuple[ContentInspection, int | None, bool]:
     """Inspect a staged document; append quarantine findings. Returns the inspection, the page
-    count it found (OFD) and whether the document is fit to keep."""
+    count it found (OFD) and whether the document is fit to keep. `pdf_signed` False: pypdf's walk
+    met no signature field or value, so pyHanko is not asked (its answer would be "none")."""
     pronom = pronom if pronom is not None else identify_pronom(path)
     ofd = sigs = None
     keep = True
@@ -111,7 +113,7 @@ def inspect_content(path: Path, rel: str, where: str, format_name: str, pdf_read
             findings.append(Finding("Q-OFD-INVALID", where, "OFD has no pages", details={"path": rel}))
             keep = False
     elif format_name == "PDF" and pdf_readable:
-        sigs = inspect_pdf_signatures(path, options.trust_roots)
+        sigs = inspect_pdf_signatures(path, options.trust_roots) if pdf_signed else PdfSignatureInspection()
     inspection = ContentInspection(pronom=pronom, ofd=ofd, pdf_signatures=sigs)
     for record in inspection.signatures or ():
         if record.state == SignatureState.INVALID:

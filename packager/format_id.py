@@ -9,13 +9,14 @@ PUIDs, and matches PRONOM's own byte sequences at the beginning and end of a fil
 python-magic and puremagic report media types only; siegfried has no Python distribution.
 
 FIDO is given the first and last `BUFFER_SIZE` bytes, read by seeking: a file is never read whole.
-Its matcher keeps state on the instance, so each thread has its own (loading one takes ~0.2 s).
+Its signatures are compiled once per process (`_Matcher`) and matched as FIDO matches them.
 Formats PRONOM does not register (OFD, GB/T 33190) get no PUID; the caller names them itself.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -34,14 +35,6 @@ class PronomMatch:
     version: str | None  # e.g. "1.7"
     media_type: str | None
     extensions: tuple[str, ...] = ()
-
-
-class _ThreadFido(threading.local):
-    def __init__(self) -> None:
-        self.fido: Any = None
-
-
-_LOCAL = _ThreadFido()
 
 
 @cache
@@ -64,23 +57,125 @@ def signature_version() -> str:
     return _format_files()[0]
 
 
-def _fido() -> Any:
-    if _LOCAL.fido is None:
+class _Matcher:
+    """FIDO's matching (`Fido.match_formats`: the same signatures, positions and priorities), over
+    patterns compiled once. FIDO itself walks its XML elements and looks each regex up again for
+    every file, which cost ~13 ms per document, more than hashing a megabyte; this takes well
+    under one. The matcher holds no per-file state, so every thread shares the one instance."""
+
+    def __init__(self) -> None:
         from fido.fido import Fido
 
-        _LOCAL.fido = Fido(quiet=True, handle_matches=lambda *args, **kwargs: None,
-                           format_files=_format_files(), nocontainer=True)
-    return _LOCAL.fido
+        fido = Fido(quiet=True, handle_matches=lambda *args, **kwargs: None, format_files=_format_files(),
+                    nocontainer=True)
+        self.priority: dict[str, frozenset[str]] = fido.puid_has_priority_over_map
+        self.formats: list[tuple[Any, str, tuple[tuple[tuple[str, re.Pattern[bytes]], ...], ...]]] = []
+        for fmt in fido.formats:
+            try:
+                # A signature matches when all its patterns do, so they are tried cheapest first: an
+                # anchored one (BOF) fails at once where a search (EOF, VAR) would scan 128 KiB.
+                signatures = tuple(
+                    tuple(sorted(
+                        ((p.find("position").text, re.compile(p.find("regex").text.encode("utf8")))
+                         for p in sig.findall("pattern")),
+                        key=lambda pattern: _COST.get(pattern[0], 3),
+                    ))
+                    for sig in fmt.findall("signature")
+                )
+            except (re.error, AttributeError):  # FIDO skips a format whose pattern it cannot use
+                continue
+            self.formats.append((fmt, fmt.find("puid").text, signatures))
+        # Most signatures are anchored at the first byte with a literal: a file need only be tried
+        # against the formats whose signatures could start with its first byte, and those that
+        # cannot be indexed so (in FIDO's order, which its priority rules rely on).
+        self.anywhere: list[int] = []
+        self.by_first_byte: dict[int, list[int]] = {}
+        for i, (_, _, signatures) in enumerate(self.formats):
+            firsts = {_first_byte(patterns) for patterns in signatures}
+            if None in firsts or not firsts:
+                self.anywhere.append(i)
+            else:
+                for b in firsts:
+                    self.by_first_byte.setdefault(b, []).append(i)  # type: ignore[arg-type]
+
+    def _as_good_as_any(self, puid: str, found: list[tuple[Any, str]]) -> bool:
+        return not any(other != puid and puid in self.priority.get(other, frozenset()) for _, other in found)
+
+    def match(self, head: bytes, tail: bytes) -> list[Any]:
+        found: list[tuple[Any, str]] = []
+        candidates = sorted({*self.anywhere, *self.by_first_byte.get(head[0], ())}) if head else self.anywhere
+        for i in candidates:
+            fmt, puid, signatures = self.formats[i]
+            if not self._as_good_as_any(puid, found):
+                continue
+            for patterns in signatures:
+                for position, regex in patterns:
+                    if position == "BOF":
+                        hit = regex.match(head)
+                    elif position == "EOF":
+                        hit = regex.search(tail)
+                    else:  # VAR, IFB: anywhere in the first buffer
+                        hit = regex.search(head)
+                    if not hit:
+                        break
+                else:
+                    found.append((fmt, puid))
+        return [fmt for fmt, puid in found if self._as_good_as_any(puid, found)]
+
+
+_COST = {"BOF": 0, "EOF": 1, "IFB": 2, "VAR": 2}
+_ANCHOR = b"(?s)\\A"
+_ESCAPES = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("f"): 0x0C, ord("v"): 0x0B, ord("0"): 0x00}
+_META = set(b".[](){}^$|?*+\\")
+
+
+def _first_byte(patterns: tuple[tuple[str, re.Pattern[bytes]], ...]) -> int | None:
+    """The byte a signature's match must start with, when its first pattern is anchored at the
+    beginning of the file and opens with a literal; None when it could start with anything."""
+    if not patterns or patterns[0][0] != "BOF":
+        return None
+    regex = patterns[0][1].pattern
+    if not regex.startswith(_ANCHOR) or len(regex) <= len(_ANCHOR):
+        return None
+    rest = regex[len(_ANCHOR):]
+    first, following = rest[0], rest[1:2]
+    if following in (b"?", b"*", b"{"):
+        return None  # the first atom may be absent or repeated: not a fixed first byte
+    if first != 0x5C:  # a plain byte
+        return None if first in _META else first
+    if rest[1:2] == b"x" and len(rest) >= 4:
+        if rest[4:5] in (b"?", b"*", b"{"):
+            return None
+        try:
+            return int(rest[2:4], 16)
+        except ValueError:
+            return None
+    escaped = rest[1]
+    if rest[2:3] in (b"?", b"*", b"{"):
+        return None
+    if escaped in _ESCAPES:
+        return _ESCAPES[escaped]
+    if chr(escaped).isalnum():  # \d, \w, \s, \b ...: a class, not a byte
+        return None
+    return escaped
+_MATCHER_LOCK = threading.Lock()
+_MATCHER: list[_Matcher] = []
+
+
+def _matcher() -> _Matcher:
+    with _MATCHER_LOCK:
+        if not _MATCHER:
+            _MATCHER.append(_Matcher())
+        return _MATCHER[0]
 
 
 def identify_bytes(head: bytes, tail: bytes) -> list[PronomMatch]:
     """Every PRONOM format whose signature matches, inferior matches removed (FIDO's priorities)."""
-    fido = _fido()
     out = []
-    for fmt, _signature in fido.match_formats(head, tail):
+    for fmt in _matcher().match(head, tail):
         version = (fmt.findtext("version") or "").strip() or None
         out.append(PronomMatch(
-            puid=fido.get_puid(fmt),
+            puid=fmt.find("puid").text,
             name=(fmt.findtext("name") or "").strip(),
             version=version,
             media_type=(fmt.findtext("mime") or "").strip() or None,

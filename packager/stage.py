@@ -263,5 +263,6 @@ def _inspect(
         ))
     if not info.readable:
         return fmt, info.pages, info.active_content, False, None, info
-    inspection, _, keep = inspect_content(dest, rel, where, fmt.name, True, content, findings, pronom)
+    inspection, _, keep = inspect_content(dest, rel, where, fmt.name, True, content, findings, pronom,
+                                          pdf_signed=info.signature_objects > 0)
     return fmt, info.pages, info.active_content, keep, inspection, info
