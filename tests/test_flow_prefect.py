@@ -7,11 +7,14 @@ costs ~10 s, so it is shared and used once).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.world_support import unified_running
+
+AS_OF = datetime(2026, 11, 26, 2, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +54,42 @@ def test_nightly_flow_runs_a_subflow_per_source_and_publishes_its_summary(
     subflows, artifact_keys = asyncio.run(flow_runs_and_artifacts())
     assert subflows == ["source-sjjc", "source-tzxm", "source-unified"]
     assert {"transfer-summary", "transfer-report"} <= set(artifact_keys)
+
+
+def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_night_leaves(
+    prefect_harness: None, small_pristine: Path, tmp_path: Path
+) -> None:
+    """Two Dask worker processes (a LocalCluster) run the chunks; they read the configuration
+    themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's."""
+    import shutil
+
+    from flows.night import run_nightly
+    from flows.nightly import nightly_transfer
+    from schemas.config import load_settings
+    from tests.test_scale_out import archive_state, configure, matter_rows
+
+    worlds = {}
+    for mode in ("threads", "dask"):
+        world = tmp_path / mode / "world"
+        shutil.copytree(small_pristine, world)
+        orchestration = {"workers": 1} if mode == "threads" else {"task_runner": "dask", "dask_workers": 2}
+        configure(world, chunk_size=3, orchestration=orchestration)
+        with unified_running(world):
+            if mode == "threads":
+                summary = run_nightly(load_settings(world / "guidang.yaml"), now=AS_OF)
+            else:
+                state = nightly_transfer(config=str(world / "guidang.yaml"), as_of=AS_OF, return_state=True)
+                assert state.is_completed(), state
+                summary = state.result()
+        assert summary["status"] == "completed" and summary["totals"]["archived"] > 20
+        worlds[mode] = world
+
+    def packages(world: Path) -> dict[str, str]:  # checkpoints and batches name their run: not compared
+        return {k: v for k, v in archive_state(world / "archive").items()
+                if not k.startswith(("checkpoints/", "transfers/"))}
+
+    assert packages(worlds["threads"]) == packages(worlds["dask"])
+    assert len(packages(worlds["dask"])) > 100
+    assert matter_rows(f"sqlite:///{worlds['threads'] / 'ledger.sqlite'}") == matter_rows(
+        f"sqlite:///{worlds['dask'] / 'ledger.sqlite'}"
+    )
