@@ -240,6 +240,17 @@ def allocate_item_number(
     return seq.last_item
 
 
+def lock_sequences(session: Session, keys: Sequence[dict[str, Any]]) -> None:
+    """Lock every 件号 sequence a transaction will draw from, in one order, before it draws: two
+    processes numbering matters of the same sequences at once then queue instead of deadlocking
+    (each would otherwise hold one sequence and wait for the other's, or for the event chain)."""
+    for key in sorted({tuple(sorted(k.items())) for k in keys}):
+        values = dict(key)
+        if session.get(ArchiveSequence, values, with_for_update=True) is None:
+            _insert_if_absent(session, ArchiveSequence, {**values, "last_item": 0})
+            session.get(ArchiveSequence, values, with_for_update=True, populate_existing=True)
+
+
 def _insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> None:
     """INSERT the row unless its key exists: two workers numbering the first matter of a sequence at
     once must not fail on a duplicate key (the second then locks the first's row and counts on)."""
