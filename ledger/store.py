@@ -354,12 +354,27 @@ def record_batch(
     session: Session, batch_id: str, matter_ids: Sequence[int], *, run_id: str | None, payload: dict[str, Any]
 ) -> None:
     """A DA/T 93 transfer batch is stored: name it on each of its matters and log it once."""
+    done: list[MatterRecord] = []
     for matter_id in matter_ids:
         rec = session.get(MatterRecord, matter_id)
         if rec is not None:
             rec.batch_id = batch_id
             _matter_event(session, "in-batch", rec, run_id=run_id, payload={"batch_id": batch_id})
+            done.append(rec)
+        if len(done) >= _BATCH_FLUSH:  # a night's batch may list tens of thousands: keep few in memory
+            _flush_and_forget(session, done)
+    _flush_and_forget(session, done)
     append_event(session, "transfer-batch", run_id=run_id, payload=payload)
+
+
+_BATCH_FLUSH = 500
+
+
+def _flush_and_forget(session: Session, records: list[MatterRecord]) -> None:
+    session.flush()
+    for rec in records:
+        session.expunge(rec)
+    records.clear()
 
 
 # ---------------------------------------------------------------- quarantine
