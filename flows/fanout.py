@@ -140,7 +140,7 @@ class ProcessFanout:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             mp = multiprocessing.get_context("forkserver")
-            mp.set_forkserver_preload(["flows.units"])
+            mp.set_forkserver_preload(["flows.worker_preload"])
             queue = mp.Queue()
             self._listener = QueueListener(queue, _Reemit())
             self._listener.start()

@@ -1,0 +1,16 @@
+"""What a night's worker processes share with the server they are forked from (flows/fanout.py).
+
+Imported once in multiprocessing's forkserver before any worker is forked: the modules a work unit
+runs and the tables they build on first use (the PRONOM signatures compiled, the XSDs parsed). A
+worker forked from that server starts with them in pages it shares with the server and its sibling
+workers instead of building its own copy, which is both start-up time and memory per worker.
+"""
+
+from __future__ import annotations
+
+import flows.units  # noqa: F401 - the work units and everything they import
+from packager.format_id import _matcher
+from schemas.metadata import METADATA_XSD, load_xsd
+
+_matcher()
+load_xsd(METADATA_XSD)
