@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flows.context import RunContext
-from ledger import queries, store
+from ledger import anchors, queries, store
 from ledger.models import MatterRecord
 from packager.transfer import TransferRow, write_transfer_batch
 from schemas.crashpoints import crashpoint
@@ -35,7 +35,7 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
         with ctx.ledger.read() as s:
             records = [r for mid in begun["members"] if (r := queries.matter(s, mid)) is not None]
         created_at = datetime.fromisoformat(begun["created_at"]).astimezone(ctx.settings.zone)
-        written.append(_write_batch(ctx, begun["fonds"], records, created_at, begun=True))
+        written.append(_write_batch(ctx, begun["fonds"], records, created_at, begun=begun["begun_seq"]))
     with ctx.ledger.read() as s:
         rows = list(queries.verified_not_in_batch(s))
     by_fonds: dict[str, list[MatterRecord]] = {}
@@ -43,19 +43,23 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
         by_fonds.setdefault(r.fonds or "", []).append(r)
     created_at = ctx.now.astimezone(ctx.settings.zone)  # 移交时间 in the configured zone, same instant
     for fonds_code, records in sorted(by_fonds.items()):
-        written.append(_write_batch(ctx, fonds_code, records, created_at, begun=False))
+        written.append(_write_batch(ctx, fonds_code, records, created_at, begun=None))
     return written
 
 
 def _write_batch(
-    ctx: RunContext, fonds_code: str, records: list[MatterRecord], created_at: datetime, *, begun: bool
+    ctx: RunContext, fonds_code: str, records: list[MatterRecord], created_at: datetime, *, begun: int | None
 ) -> str:
+    """Store one batch; `begun` is the seq of its begun event when a killed run left it unfinished.
+
+    The begun event is the batch's checkpoint (its seq and hash go into the 说明文件 and 登记表), so a
+    finished batch carries the same anchor as its first attempt and rewrites the same bytes."""
     fonds = next(f for f in ctx.settings.fonds if f.code == fonds_code)
     members = sha256_bytes("\n".join(sorted(r.archival_code or "" for r in records)).encode("utf-8"))
     batch_id = f"{fonds_code}-{beijing_date(created_at)}-{members[:8]}"
-    if not begun:
+    if begun is None:
         with ctx.ledger.transaction() as s:
-            store.begin_batch(
+            event = store.begin_batch(
                 s,
                 {
                     "batch_id": batch_id,
@@ -65,6 +69,10 @@ def _write_batch(
                 },
                 run_id=ctx.run_id,
             )
+            anchor = anchors.checkpoint_of(event)
+    else:
+        with ctx.ledger.read() as s:
+            anchor = anchors.checkpoint_of(queries.event(s, begun))
     packages = [
         TransferRow(
             archival_code=r.archival_code or "",
@@ -84,9 +92,13 @@ def _write_batch(
         fonds=fonds,
         packages=packages,
         created_at=created_at,
+        anchor=anchor,
     )
+    digests = {}
     for path in files:
-        ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, digest_file(path).sha256)
+        d = digest_file(path)
+        digests[path.name] = {"sha256": d.sha256, "sm3": d.sm3, "size": d.size}  # for `audit fixity`
+        ctx.repository.put_file(f"{transfer_key(batch_id)}/{path.name}", path, d.sha256)
     crashpoint("batch-stored")
     with ctx.ledger.transaction() as s:
         store.record_batch(
@@ -100,6 +112,7 @@ def _write_batch(
                 "matters": len(records),
                 "bytes": sum(p.bytes for p in packages),
                 "files": [p.name for p in files],
+                "digests": digests,
             },
         )
     crashpoint("batch-recorded")

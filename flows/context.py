@@ -7,13 +7,14 @@ run live here, beside them, so that the stage modules hold only their stage.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy.engine import make_url
 
@@ -21,10 +22,11 @@ from connectors.repositories import open_repository
 from connectors.repositories.base import Repository
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
+from flows.anchoring import store_checkpoints
 from flows.retention_book import RetentionBook, load_book
-from ledger import chain, queries, store
+from ledger import anchors, chain, queries, store
 from ledger.models import RunStatus
-from ledger.runlock import RunLock
+from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, source_lock
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.crashpoints import crashpoint
 
@@ -74,9 +76,10 @@ class RunContext:
     now: datetime  # the run's nominal time: the window's end and the packages' 归档时间
     dry_run: bool = False
     connectors: dict[str, SourceConnector] = field(default_factory=dict)
-    lock: RunLock | None = None  # one night at a time per ledger (ledger/runlock.py)
+    locks: list[RunLock] = field(default_factory=list)  # one night at a time per source (ledger/runlock.py)
     scratch: Path | None = None  # a dry run's own temporary folder (staging, an empty ledger), removed at close
     worker_of: str | None = None  # set in a worker process's view of another process's night (flows/units.py)
+    staging_claim: IO[bytes] | None = None  # held while the run uses its staging folder (claim_staging)
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:
@@ -86,42 +89,87 @@ class RunContext:
     def close(self) -> None:
         for c in self.connectors.values():
             c.close()
-        if self.lock is not None:
-            self.lock.release()
+        for lock in reversed(self.locks):
+            lock.release()
+        if self.staging_claim is not None:
+            self.staging_claim.close()
         self.ledger.close()
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def open_run(
-    settings: Settings, *, parameters: dict[str, Any], dry_run: bool = False, now: datetime | None = None
+    settings: Settings,
+    *,
+    parameters: dict[str, Any],
+    dry_run: bool = False,
+    now: datetime | None = None,
+    sources: list[str] | None = None,
 ) -> RunContext:
-    """Open the ledger, take its run lock (a second night meanwhile is refused: RunLocked), load the
-    retention book and record the run. Nothing of the night is read or written before the lock."""
+    """Open the ledger, take the run lock of every source the run will collect (`sources`, all by
+    default; a second night over any of them meanwhile is refused: RunLocked), load the retention
+    book and record the run. Nothing of the night is read or written before the locks."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     if dry_run:
         return open_dry_run(settings, now)
     ledger = store.Ledger(settings.resolve_url(settings.ledger_url))
     run_id = store.new_run_id()
-    lock = RunLock(ledger)
+    names = sorted(sources if sources is not None else [s.name for s in settings.sources])
+    locks: list[RunLock] = []
     try:
-        lock.acquire(run_id)
-        book = load_book(ledger, settings)
-        repository = open_repository(settings.repository, base_dir=settings.base_dir)
-        with ledger.transaction() as s:
-            run = store.start_run(s, {**parameters, "as_of": now.isoformat()}, run_id=run_id)
+        for name in names:  # in one order, so that two runs cannot each hold what the other waits for
+            lock = RunLock(ledger, source_lock(name))
+            lock.acquire(run_id)
+            locks.append(lock)
+        setup = RunLock(ledger, SETUP)  # the first table import and the run row, one run at a time
+        setup.acquire(run_id, wait_seconds=SETUP_WAIT_SECONDS)
+        try:
+            book = load_book(ledger, settings)
+            repository = open_repository(settings.repository, base_dir=settings.base_dir)
+            with ledger.transaction() as s:
+                run = store.start_run(s, {**parameters, "as_of": now.isoformat()}, run_id=run_id)
+        finally:
+            setup.release()
     except BaseException:
-        lock.release()
+        for lock in reversed(locks):
+            lock.release()
         ledger.close()
         raise
     crashpoint("run-opened")
     staging = settings.resolve(settings.staging)
-    if staging.is_dir():  # scratch folders of runs that were killed: nothing in them is durable
-        for stale in staging.iterdir():
-            shutil.rmtree(stale, ignore_errors=True)
     staging_root = staging / run.id
     staging_root.mkdir(parents=True, exist_ok=True)
-    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, lock=lock)
+    in_use = claim_staging(staging_root)
+    remove_stale_staging(staging)
+    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, locks=locks,
+                      staging_claim=in_use)
+
+
+STAGING_CLAIM = ".in-use"
+
+
+def claim_staging(folder: Path) -> IO[bytes]:
+    """Mark a run's staging folder as in use for as long as the run's process lives (an OS lock on a
+    file inside it, gone when the process dies however it dies)."""
+    claim = (folder / STAGING_CLAIM).open("ab")
+    fcntl.flock(claim.fileno(), fcntl.LOCK_EX)
+    return claim
+
+
+def remove_stale_staging(staging: Path) -> None:
+    """Scratch folders of runs that were killed: nothing in them is durable. A folder another run is
+    using right now (runs over other sources, side by side) is left alone."""
+    for folder in staging.iterdir():
+        claim_path = folder / STAGING_CLAIM
+        try:
+            with claim_path.open("ab") as claim:
+                fcntl.flock(claim.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+        except BlockingIOError:
+            continue  # in use
+        except (FileNotFoundError, NotADirectoryError):
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)  # a folder left before claims existed
 
 
 def open_dry_run(settings: Settings, now: datetime) -> RunContext:
@@ -176,10 +224,12 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)
         store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
+        anchors.record_checkpoint(s, ctx.run_id, "night")  # the night's anchor (issue 12), stored below
         # the head after the run's own last event (run-completed / run-failed): what audit verify sees
         head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
         store.set_run_summary(s, ctx.run_id, summary)
+    store_checkpoints(ctx.ledger, ctx.repository, ctx.settings)
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary

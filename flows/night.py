@@ -67,7 +67,7 @@ def run_nightly(
         "until": until.isoformat() if until else None,
         "dry_run": dry_run,
     }
-    ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now)
+    ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
     units.register(ctx)  # work units run in this process's threads find the open night
     fanout = fanout_for(ctx)
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b, fanout=fanout))

@@ -23,6 +23,7 @@ from flows.context import RunContext, SourceConfig, SourceSummary
 from ledger import queries, store
 from ledger.models import MatterState
 from packager import QuarantineError, StagedMatter, stage_matter
+from packager.content import content_options
 from packager.stage import Opener
 from schemas.crashpoints import crashpoint
 from schemas.digest import json_digest
@@ -181,7 +182,8 @@ def stage_documents(ctx: RunContext, m: Matter, appraisal: Appraisal, open_docum
     is the QuarantineError it always was, and so is now an exception nobody planned for."""
     try:
         return stage_matter(
-            m, appraisal, open_document, ctx.staging_root, pdf_parse_limit=ctx.settings.pdf_parse_limit_mb * 2**20
+            m, appraisal, open_document, ctx.staging_root, pdf_parse_limit=ctx.settings.pdf_parse_limit_mb * 2**20,
+            content=content_options(ctx.settings),
         )
     except (QuarantineError, SourceUnavailable):
         raise

@@ -21,6 +21,7 @@ from typing import Any
 
 from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_DAYS, DEMO_FIRST_DAY, CatalogueEntry, entries_of
 from guidang_demo.identities import person_name, resident_id, uscc
+from guidang_demo.ofds import make_ofd
 from guidang_demo.pdfs import make_broken_pdf, make_pdf
 
 # Asia/Shanghai has had no daylight saving since 1991; a fixed offset keeps the writer free of tzdata.
@@ -338,14 +339,18 @@ def _make_matter(
             f"DEPTCODE {entry.agency_code}",
             f"seed line {rng.randrange(10**9)}",
         ]
-        data = make_pdf(lines, pages=rng.randrange(1, 4))
+        pages = rng.randrange(1, 4)
+        # A licence (行政许可) is issued as a sealed OFD (电子证照 with its 电子印章), as the
+        # unified system's licence service does; everything else is a PDF.
+        as_ofd = group == "结果" and entry.matter_type == "01"
+        data = make_ofd([title, *lines], pages=pages, sealed=True) if as_ofd else make_pdf(lines, pages=pages)
         payloads[fid] = data
         materials.append({
             "FILEID": fid,
             "GROUP": _SHORT_GROUP[group],
             "MATERIALNAME": title,
-            "FILENAME": f"{n:02d}-{title}.pdf",
-            "FILETYPE": "application/pdf",
+            "FILENAME": f"{n:02d}-{title}.{'ofd' if as_ofd else 'pdf'}",
+            "FILETYPE": "application/ofd" if as_ofd else "application/pdf",
             "FILESIZE": len(data),
             "SHA256": hashlib.sha256(data).hexdigest(),
         })
@@ -378,6 +383,8 @@ def _inject_defects(
             mat = mats[-1]
             data = make_broken_pdf([f"PROJID {m['PROJID']}", f"FILEID {mat['FILEID']}", "broken on purpose"])
             payloads[mat["FILEID"]] = data
+            mat["FILENAME"] = mat["FILENAME"].removesuffix(".ofd").removesuffix(".pdf") + ".pdf"
+            mat["FILETYPE"] = "application/pdf"
             mat["FILESIZE"] = len(data)
             mat["SHA256"] = hashlib.sha256(data).hexdigest()
         elif kind == "missing_file":

@@ -10,10 +10,12 @@ altered events and a head that does not match the log's end.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger.models import ChainHead, Event
@@ -52,9 +54,7 @@ def append_event(
 ) -> Event:
     head = session.get(ChainHead, 1, with_for_update=True)
     if head is None:
-        head = ChainHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
-        session.flush()
+        head = _first_head(session)
     ev = Event(
         seq=head.seq + 1,
         at=utcnow(),
@@ -73,10 +73,27 @@ def append_event(
     return ev
 
 
-def verify_chain(session: Session, *, batch: int = 5000) -> tuple[int, list[Finding]]:
+def _first_head(session: Session) -> ChainHead:
+    """The head row of an empty ledger. Two processes writing their first events at once both find
+    none and both insert it: the loser's insert fails on the primary key (after waiting for the
+    winner's commit), its savepoint is rolled back, and it locks the winner's row like any writer."""
+    try:
+        with session.begin_nested():
+            session.add(ChainHead(id=1, seq=0, hash=GENESIS_HASH))
+    except IntegrityError:
+        pass
+    head = session.get(ChainHead, 1, with_for_update=True, populate_existing=True)
+    assert head is not None
+    return head
+
+
+def verify_chain(
+    session: Session, *, batch: int = 5000, on_event: Callable[[Event], None] | None = None
+) -> tuple[int, list[Finding]]:
     """Recompute every event hash in order; a changed, inserted or deleted row breaks the chain.
 
-    Returns (events checked, findings). Streams in batches so millions of events fit in memory.
+    Returns (events checked, findings). Streams in batches so millions of events fit in memory;
+    `on_event` sees each event as it passes (the row check collects its anchors in the same walk).
     """
     findings: list[Finding] = []
     prev_hash, expected_seq, count = GENESIS_HASH, 1, 0
@@ -107,6 +124,8 @@ def verify_chain(session: Session, *, batch: int = 5000) -> tuple[int, list[Find
                         f"content changed after it was written ({ev.kind}, {ev.archival_code or ''})",
                     )
                 )
+            if on_event is not None:
+                on_event(ev)
             prev_hash, expected_seq, last_seq = ev.hash, ev.seq + 1, ev.seq
         session.expunge_all()
     head = session.get(ChainHead, 1)

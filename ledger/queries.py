@@ -69,17 +69,25 @@ def verified_not_in_batch(session: Session) -> Sequence[MatterRecord]:
 
 def unfinished_batches(session: Session) -> list[dict[str, Any]]:
     """DA/T 93 batches begun (their intent logged) but never recorded: a run died while storing
-    them. Each is the begun event's payload (batch id, fonds, time, member matter ids)."""
+    them. Each is the begun event's payload (batch id, fonds, time, member matter ids) and its seq."""
     begun: dict[str, dict[str, Any]] = {}
     for ev in session.scalars(
         select(Event).where(Event.kind.in_(["transfer-batch-begun", "transfer-batch"])).order_by(Event.seq)
     ):
         batch_id = (ev.payload or {}).get("batch_id")
         if ev.kind == "transfer-batch-begun":
-            begun[batch_id] = ev.payload
+            begun[batch_id] = {**ev.payload, "begun_seq": ev.seq}
         else:
             begun.pop(batch_id, None)
     return list(begun.values())
+
+
+def event(session: Session, seq: int) -> Event:
+    """One event by its seq; LookupError when the ledger lacks it (an unfinished batch's begun event)."""
+    ev = session.get(Event, seq)
+    if ev is None:
+        raise LookupError(f"event {seq} is not in the ledger")
+    return ev
 
 
 def stored_by_run(session: Session, run_id: str) -> tuple[int, int]:

@@ -1,8 +1,12 @@
-"""One night at a time per ledger: a lock that dies with its holder.
+"""One night at a time per source: locks that die with their holder.
 
-Two nights over one ledger would race for the same matters, 件号 and chain head; the loser fails
-half-way. So a run takes this lock before it reads or writes anything of the night, and a second run
-started meanwhile is refused at once (cron starts the next one tomorrow, an operator sees why now).
+Two nights over one source would race for the same matters and its watermark; the loser fails
+half-way. So a run takes the lock of every source it will collect before it reads or writes
+anything of the night, and a second run that wants any of them is refused at once (cron starts
+the next one tomorrow, an operator sees why now). Runs over disjoint sources (one deployment per
+source on a work pool) go ahead side by side: what they share, the 件号 sequences and the event
+chain, is taken row by row under the database's own locks. Opening a night (migrating, importing
+the first retention table) is serialised by a short `setup` lock that a second run waits for.
 
 Why these locks and not a lease row with a heartbeat: a lease needs a clock, a heartbeat thread and
 an expiry that is always either too long (a SIGKILLed night blocks the next for minutes) or too short
@@ -34,7 +38,18 @@ if TYPE_CHECKING:
 
 LOCK_NAME = "guidang-nightly-run"
 REFUSE_AFTER_TRIES = 10
-_PG_KEY = zlib.crc32(LOCK_NAME.encode())  # one advisory-lock key per database (their keys are per database)
+SETUP = "setup"  # opening a night: waited for, not refused
+SETUP_WAIT_SECONDS = 120.0
+
+
+def source_lock(name: str) -> str:
+    """The lock name of one source."""
+    return f"source:{name}"
+
+
+def _key(name: str) -> int:
+    """A stable 31-bit number per lock name: the advisory-lock key and the holder row's id."""
+    return zlib.crc32(f"{LOCK_NAME}:{name}".encode()) & 0x7FFFFFFF
 
 
 class RunLocked(GuidangError):
@@ -42,24 +57,26 @@ class RunLocked(GuidangError):
 
 
 class RunLock:
-    """The run lock of one ledger (`ledger.store.Ledger`); `acquire` or raise RunLocked, `release` once."""
+    """One named lock of a ledger (`ledger.store.Ledger`): a source's (`source_lock`), or `SETUP`.
+    `acquire` or raise RunLocked, `release` once."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, name: str = SETUP) -> None:
         self.ledger = ledger
+        self.name = name
         self.dialect = ledger.engine.dialect.name
         self._file: IO[str] | None = None
         self._conn: Connection | None = None
         self.held = False
 
-    def acquire(self, run_id: str) -> None:
-        # A few short tries: a holder that has just taken the lock writes who it is right after, so
-        # the refusal can name it; a run that is really in progress is still refused within seconds.
-        for _ in range(REFUSE_AFTER_TRIES):
-            if self._take():
-                break
+    def acquire(self, run_id: str, *, wait_seconds: float | None = None) -> None:
+        """Take the lock, or raise RunLocked naming its holder. Without `wait_seconds`, a few short
+        tries: a holder that has just taken the lock writes who it is right after, so the refusal can
+        name it, and a run that is really in progress is still refused within seconds."""
+        deadline = time.monotonic() + (wait_seconds if wait_seconds is not None else REFUSE_AFTER_TRIES * 0.2)
+        while not self._take():
+            if time.monotonic() > deadline:
+                raise RunLocked(self._refusal())
             time.sleep(0.2)
-        else:
-            raise RunLocked(self._refusal())
         self.held = True
         try:
             self._describe(run_id)
@@ -73,7 +90,7 @@ class RunLock:
             try:
                 if self.held:
                     sql = "SELECT pg_advisory_unlock(:k)" if self.dialect == "postgresql" else "SELECT RELEASE_LOCK(:n)"
-                    self._conn.execute(text(sql), {"k": _PG_KEY, "n": self._server_name()})
+                    self._conn.execute(text(sql), {"k": _key(self.name), "n": self._server_name()})
             finally:
                 self._conn.close()
                 self._conn = None
@@ -99,7 +116,7 @@ class RunLock:
             return True
         self._conn = self.ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         if self.dialect == "postgresql":
-            got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_KEY}).scalar()
+            got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(self.name)}).scalar()
         else:  # mysql / mariadb: a named lock, server-wide, so the name carries the database
             got = self._conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": self._server_name()}).scalar()
         if not got:
@@ -111,10 +128,12 @@ class RunLock:
         database = make_url(self.ledger.url).database
         if not database or database == ":memory:" or database.startswith("file:"):
             return None
-        return Path(database).with_name(Path(database).name + ".run-lock")
+        return Path(database).with_name(f"{Path(database).name}.lock-{_key(self.name):08x}")
 
     def _server_name(self) -> str:
-        return f"{LOCK_NAME}:{make_url(self.ledger.url).database}"[:64]
+        """MariaDB's lock names are server-wide and at most 64 characters: database and lock, hashed."""
+        database = make_url(self.ledger.url).database or ""
+        return f"{LOCK_NAME}:{zlib.crc32(database.encode()):08x}:{_key(self.name):08x}"
 
     # ------------------------------------------------------------ who holds it
 
@@ -122,18 +141,18 @@ class RunLock:
         """Write who holds it now (after taking it: a stale row of a killed holder is replaced)."""
         holder = f"{socket.gethostname()} pid {os.getpid()}"[:255]
         with self.ledger._write_lock, self.ledger.engine.begin() as c:
-            c.execute(delete(RunLockHolder))
-            c.execute(
-                RunLockHolder.__table__.insert().values(id=1, run_id=run_id, holder=holder, since=datetime.now(UTC))
-            )
+            c.execute(delete(RunLockHolder).where(RunLockHolder.id == _key(self.name)))
+            c.execute(RunLockHolder.__table__.insert().values(
+                id=_key(self.name), run_id=run_id, holder=holder, since=datetime.now(UTC)))
 
     def _refusal(self) -> str:
         with self.ledger.engine.connect() as c:
-            row = c.execute(RunLockHolder.__table__.select().where(RunLockHolder.id == 1)).first()
+            row = c.execute(RunLockHolder.__table__.select().where(RunLockHolder.id == _key(self.name))).first()
+        what = f"the lock of {self.name.removeprefix('source:')}" if self.name != SETUP else "the setup lock"
         if row is None:
-            return "another run holds the lock since a moment ago (run not yet named); this run did nothing"
+            return f"another run holds {what} since a moment ago (run not yet named); this run did nothing"
         since = row.since.replace(tzinfo=row.since.tzinfo or UTC).astimezone(UTC).isoformat(timespec="seconds")
         return (
-            f"another run holds the lock since {since} (run {row.run_id}) on {row.holder}; "
+            f"another run holds {what} since {since} (run {row.run_id}) on {row.holder}; "
             "this run did nothing: start it again when that one has finished"
         )

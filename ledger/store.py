@@ -38,6 +38,7 @@ from ledger.models import (
     RunStatus,
     Watermark,
 )
+from ledger.rows import matter_event
 from schemas.crashpoints import crashpoint
 from schemas.findings import Finding, GuidangError
 
@@ -230,12 +231,30 @@ def allocate_item_number(
         "org_code": org_code,
     }
     seq = session.get(ArchiveSequence, key, with_for_update=True)
-    if seq is None:
-        seq = ArchiveSequence(**key, last_item=0)
-        session.add(seq)
+    if seq is None:  # the sequence's first 件号: create its row, even if another process does so too
+        _insert_if_absent(session, ArchiveSequence, {**key, "last_item": 0})
+        seq = session.get(ArchiveSequence, key, with_for_update=True, populate_existing=True)
+        assert seq is not None
     seq.last_item += 1
     session.flush()
     return seq.last_item
+
+
+def _insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> None:
+    """INSERT the row unless its key exists: two workers numbering the first matter of a sequence at
+    once must not fail on a duplicate key (the second then locks the first's row and counts on)."""
+    table = model.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+    elif dialect in ("mysql", "mariadb"):
+        session.execute(table.insert().values(**values).prefix_with("IGNORE"))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
 
 
 def record_numbered(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
@@ -282,15 +301,8 @@ def _add_matter(
 def _matter_event(
     session: Session, kind: str, rec: MatterRecord, *, run_id: str | None, payload: dict[str, Any]
 ) -> Event:
-    return append_event(
-        session,
-        kind,
-        run_id=run_id,
-        source=rec.source,
-        project_id=rec.project_id,
-        archival_code=rec.archival_code,
-        payload=payload,
-    )
+    # the row's facts and digest ride on the event (ledger/rows.py): an UPDATE behind guidang's back shows
+    return matter_event(session, kind, rec, run_id=run_id, payload=payload)
 
 
 def mark_state(
@@ -318,12 +330,13 @@ def mark_acknowledged(session: Session, matter_id: int, at: datetime) -> None:
     rec = session.get(MatterRecord, matter_id)
     if rec is not None:
         rec.acknowledged_at = at
+        _matter_event(session, "acknowledged", rec, run_id=rec.run_id, payload={})
 
 
-def begin_batch(session: Session, payload: dict[str, Any], *, run_id: str | None) -> None:
+def begin_batch(session: Session, payload: dict[str, Any], *, run_id: str | None) -> Event:
     """Log a DA/T 93 batch's intent (id, fonds, time, members) before any of its files is stored, so
     that a run dying half-way leaves the next run what it needs to finish the same batch."""
-    append_event(session, "transfer-batch-begun", run_id=run_id, payload=payload)
+    return append_event(session, "transfer-batch-begun", run_id=run_id, payload=payload)
 
 
 def record_batch(
@@ -334,6 +347,7 @@ def record_batch(
         rec = session.get(MatterRecord, matter_id)
         if rec is not None:
             rec.batch_id = batch_id
+            _matter_event(session, "in-batch", rec, run_id=run_id, payload={"batch_id": batch_id})
     append_event(session, "transfer-batch", run_id=run_id, payload=payload)
 
 

@@ -16,8 +16,13 @@ from pathlib import Path
 from lxml import etree
 
 from packager.check_report import CheckItem, Level, Status
+from packager.content import ContentInspection, ContentOptions
+from packager.format_id import PronomMatch, identify_pronom
 from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
+from packager.ofd import OfdInspection, inspect_ofd
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
+from packager.signatures import PdfSignatureInspection, inspect_pdf_signatures
+from packager.virus import VirusResult
 from schemas.digest import Digests, digest_file
 from schemas.findings import Finding
 from schemas.layout import (
@@ -60,6 +65,14 @@ class PackageUnderCheck:
     _digests: dict[str, Digests] = field(default_factory=dict)
     _formats: dict[str, FormatInfo] = field(default_factory=dict)
     _pdfs: dict[str, PdfInspection] = field(default_factory=dict)
+    # What staging already learned per document (packager/content.py), so the package check of a
+    # fresh package reads each inspection instead of repeating it; empty for a stored package.
+    options: ContentOptions = field(default_factory=ContentOptions)
+    staged: dict[str, ContentInspection] = field(default_factory=dict)
+    _pronom: dict[str, PronomMatch | None] = field(default_factory=dict)
+    _ofds: dict[str, OfdInspection] = field(default_factory=dict)
+    _signatures: dict[str, PdfSignatureInspection] = field(default_factory=dict)
+    _viruses: dict[str, VirusResult] = field(default_factory=dict)
 
     def take(self, known: KnownFacts) -> None:
         """Seed the caches with what the packager already measured (see KnownFacts)."""
@@ -82,6 +95,40 @@ class PackageUnderCheck:
         if rel not in self._pdfs:
             self._pdfs[rel] = inspect_pdf(self.folder / rel, parse_limit=self.pdf_parse_limit)
         return self._pdfs[rel]
+
+    def pronom(self, rel: str) -> PronomMatch | None:
+        if rel not in self._pronom:
+            known = self.staged.get(rel)
+            self._pronom[rel] = known.pronom if known is not None else identify_pronom(self.folder / rel)
+        return self._pronom[rel]
+
+    def ofd(self, rel: str) -> OfdInspection:
+        if rel not in self._ofds:
+            known = self.staged.get(rel)
+            staged = known.ofd if known is not None else None
+            self._ofds[rel] = staged if staged is not None else inspect_ofd(self.folder / rel)
+        return self._ofds[rel]
+
+    def pdf_signatures(self, rel: str) -> PdfSignatureInspection:
+        if rel not in self._signatures:
+            known = self.staged.get(rel)
+            if known is not None and known.pdf_signatures is not None:
+                self._signatures[rel] = known.pdf_signatures
+            else:
+                self._signatures[rel] = inspect_pdf_signatures(self.folder / rel, self.options.trust_roots)
+        return self._signatures[rel]
+
+    def virus(self, rel: str) -> VirusResult | None:
+        """The scan of one document, None when no scanner is configured."""
+        if self.options.virus is None:
+            return None
+        if rel not in self._viruses:
+            known = self.staged.get(rel)
+            if known is not None and known.virus is not None:
+                self._viruses[rel] = known.virus
+            else:
+                self._viruses[rel] = self.options.virus.scan(self.folder / rel)
+        return self._viruses[rel]
 
     def content_files(self) -> dict[str, int]:
         return {p: s for p, s in self.files.items() if p.split("/", 1)[0] in GROUP_FOLDERS and "/" in p}

@@ -78,6 +78,19 @@ class CheckReport:
     level: Level = "full"
     archival_code: str | None = None
     checked_at: datetime | None = None
+    # Items that must be performed and pass for 通过 (packager.content.DEFAULT_REQUIRED unless the
+    # configuration says otherwise). At the quick level the items it skips by design are exempt.
+    required: frozenset[str] = frozenset()
+
+    @property
+    def not_performed(self) -> list[CheckItem]:
+        return [i for i in self.items if i.status == Status.NOT_PERFORMED]
+
+    @property
+    def missing_required(self) -> list[CheckItem]:
+        """Required items that were not performed: the verdict cannot be 通过 without them."""
+        return [i for i in self.not_performed if i.code in self.required
+                and not (self.level == "quick" and i.detail.startswith("quick level"))]
 
     @property
     def failed_items(self) -> list[CheckItem]:
@@ -90,7 +103,8 @@ class CheckReport:
 
     @property
     def passed(self) -> bool:
-        return not self.failed_items
+        """通过: nothing failed and every required item was performed."""
+        return not self.failed_items and not self.missing_required
 
     @property
     def findings(self) -> list[Finding]:
@@ -111,6 +125,8 @@ class CheckReport:
             "passed": self.passed,
             "failed_items": [i.code for i in self.failed_items],
             "warning_items": [i.code for i in self.warning_items],
+            "not_performed": [i.code for i in self.not_performed],
+            "required_not_performed": [i.code for i in self.missing_required],
             "items": [i.to_dict() for i in self.items],
         }
 
@@ -125,6 +141,10 @@ class CheckReport:
             etree.SubElement(root, "检测时间").text = zoned_time(self.checked_at, "检测时间")
         for algorithm in DIGEST_ALGORITHMS:
             etree.SubElement(root, "摘要算法").text = algorithm
+        missing = {i.code for i in self.missing_required}
+        for item in self.not_performed:
+            etree.SubElement(root, "未检测项目",
+                             {"代码": item.code, "必检": "true" if item.code in missing else "false"})
         for item in self.items:
             attrs = {"代码": item.code, "性质": item.property_name, "状态": str(item.status)}
             if item.warning:

@@ -24,7 +24,9 @@ from packager.check_context import (
     take_inventory,
 )
 from packager.check_report import CheckItem, CheckReport, Level, Status, code_key
-from packager.content_checks import gd_1_1, gd_1_2, gd_3_2, gd_3_3, gd_4_1, gd_4_3
+from packager.content import ContentInspection, ContentOptions
+from packager.content_checks import gd_1_1, gd_1_2, gd_3_2, gd_3_3, gd_4_3
+from packager.content_items import agreement_findings, gd_1_6, gd_4_1
 from packager.pdf import PDF_PARSE_LIMIT
 from retention.archival_code import DEFAULT_TEMPLATE, ArchivalCodeError, parse_archival_code
 from schemas.findings import Finding, GuidangError
@@ -181,6 +183,7 @@ def _gd_1_3(pkg: PackageUnderCheck) -> CheckItem:
             info = pkg.pdf(d.path)
             if info.pages is not None and d.pages != info.pages:
                 findings.append(Finding("GD-1-3", d.path, f"页数 says {d.pages}, the PDF has {info.pages} page(s)"))
+        findings += agreement_findings(pkg, d)
     pages = sum(d.pages or 0 for d in md.documents)
     if md.pages_total != pages:
         findings.append(Finding("GD-1-3", "元数据.xml/形式特征/页数",
@@ -237,6 +240,8 @@ def check_package(
     checked_at: datetime | None = None,
     pdf_parse_limit: int | None = PDF_PARSE_LIMIT,
     known: KnownFacts | None = None,
+    content: ContentOptions | None = None,
+    inspections: Mapping[str, ContentInspection | None] | None = None,
 ) -> CheckReport:
     """Run every DA/T 70 归档 item over a package folder and return the report.
 
@@ -245,13 +250,17 @@ def check_package(
     digests 元数据.xml recorded. `archival_code_template` is the fonds' template (DA/T 13 default).
     Items whose code is in `warnings` are reported but do not make the report fail. `known` is
     what the packager measured while writing the package (see KnownFacts); without it every file
-    is read and measured here.
+    is read and measured here. `content` says how to scan and which signatures and items are
+    required (packager.content.content_options); `inspections` are staging's content inspections
+    by path, read instead of repeated.
     """
     if level not in ("quick", "full"):
         raise GuidangError(f"check level must be 'quick' or 'full', not {level!r}")
     if not folder.is_dir():
         raise GuidangError(f"package folder {folder} does not exist")
-    pkg = PackageUnderCheck(folder=folder, level=level, pdf_parse_limit=pdf_parse_limit)
+    options = content or ContentOptions()
+    pkg = PackageUnderCheck(folder=folder, level=level, pdf_parse_limit=pdf_parse_limit, options=options,
+                            staged={k: v for k, v in (inspections or {}).items() if v is not None})
     take_inventory(pkg)
     if known is not None:
         pkg.take(known)
@@ -261,7 +270,7 @@ def check_package(
     items += [
         _gd_4_2(pkg), _gd_2_1(pkg), _gd_2_2(pkg), _gd_2_3(pkg), _gd_2_4(pkg), _gd_2_5(pkg), _gd_2_6(pkg),
         _gd_1_3(pkg), _gd_1_4(pkg, archival_code_template or DEFAULT_TEMPLATE), _gd_1_5(pkg),
-        gd_3_2(pkg), gd_1_2(pkg), gd_1_1(pkg, source_digests), gd_3_3(pkg), gd_4_3(pkg), gd_4_1(pkg),
+        gd_3_2(pkg), gd_1_2(pkg), gd_1_1(pkg, source_digests), gd_3_3(pkg), gd_1_6(pkg), gd_4_3(pkg), gd_4_1(pkg),
     ]
     for item in items:
         item.warning = item.status == Status.FAIL and item.code in warnings
@@ -271,4 +280,5 @@ def check_package(
         level=level,
         archival_code=pkg.metadata.archival_code if pkg.metadata else None,
         checked_at=checked_at,
+        required=options.required_items,
     )

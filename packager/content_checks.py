@@ -1,25 +1,21 @@
 """The 四性检测 items that read whole files: fixity against the manifests and the source
-(GD-1-1, GD-1-2), format and PDF structure (GD-3-2, GD-3-3), active content (GD-4-3) and the
-virus scan (GD-4-1). They run last, after the cheap structural items of packager/checks.py, and
-`level="quick"` skips them.
+(GD-1-1, GD-1-2), format and PDF/OFD structure (GD-3-2, GD-3-3) and active content (GD-4-3);
+signatures and the virus scan are in packager/content_items.py. They run last, after the cheap
+structural items of packager/checks.py, and `level="quick"` skips them.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Mapping
 
 from packager.check_context import PackageUnderCheck, item_result, no_metadata, skipped_at_quick
 from packager.check_report import CheckItem, Status
+from packager.content_items import ofd_findings, ofd_paths
 from schemas.findings import Finding
 from schemas.layout import (
     MANIFEST_SHA256,
     MANIFEST_SM3,
 )
-
-CLAMAV_TIMEOUT_SECONDS = 1800
 
 
 def gd_3_2(pkg: PackageUnderCheck) -> CheckItem:
@@ -100,7 +96,7 @@ def _pdf_paths(pkg: PackageUnderCheck) -> list[str]:
 
 def gd_3_3(pkg: PackageUnderCheck) -> CheckItem:
     if pkg.level == "quick":
-        return skipped_at_quick("GD-3-3", "PDF parsing")
+        return skipped_at_quick("GD-3-3", "PDF and OFD parsing")
     if pkg.metadata is None:
         return no_metadata("GD-3-3")
     pdfs = _pdf_paths(pkg)
@@ -113,11 +109,15 @@ def gd_3_3(pkg: PackageUnderCheck) -> CheckItem:
             findings.append(Finding("GD-3-3", rel, info.error))
         elif not info.pages:
             findings.append(Finding("GD-3-3", rel, "PDF has no pages"))
-    others = len(pkg.metadata.documents) - len(pdfs)
+    ofds = ofd_paths(pkg)
+    findings += ofd_findings(pkg)
+    others = len(pkg.metadata.documents) - len(pdfs) - len(ofds)
     note = f"{len(pdfs)} PDF(s) open with their page trees"
+    if ofds:
+        note += f"; {len(ofds)} OFD(s) resolve to their pages and fonts"
     if others:
         note += f"; {others} other document(s) not parsed"
-    return item_result("GD-3-3", findings, note, applicable=bool(pdfs))
+    return item_result("GD-3-3", findings, note, applicable=bool(pdfs or ofds))
 
 
 def gd_4_3(pkg: PackageUnderCheck) -> CheckItem:
@@ -132,36 +132,3 @@ def gd_4_3(pkg: PackageUnderCheck) -> CheckItem:
         if pkg.pdf(rel).active_content
     ]
     return item_result("GD-4-3", findings, f"no active content in {len(pdfs)} PDF(s)", applicable=bool(pdfs))
-
-
-def gd_4_1(pkg: PackageUnderCheck) -> CheckItem:
-    if pkg.level == "quick":
-        return skipped_at_quick("GD-4-1", "virus scan")
-    scanners = [s for s in ("clamdscan", "clamscan") if shutil.which(s)]
-    if not scanners:
-        return CheckItem("GD-4-1", Status.NOT_PERFORMED,
-                         "ClamAV is not installed (neither clamdscan nor clamscan on PATH)")
-    paths = [str(pkg.folder / rel) for rel in sorted(pkg.files)]
-    errors = []
-    for scanner in scanners:
-        args = [scanner, "--no-summary"] + (["--fdpass"] if scanner == "clamdscan" else []) + ["--", *paths]
-        try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=CLAMAV_TIMEOUT_SECONDS, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            errors.append(f"{scanner}: {exc}")
-            continue
-        if proc.returncode == 0:
-            return CheckItem("GD-4-1", Status.PASS, f"{scanner}: {len(paths)} file(s) clean")
-        if proc.returncode == 1:
-            findings = []
-            prefix = str(pkg.folder) + os.sep
-            for line in proc.stdout.splitlines():
-                if line.endswith(" FOUND"):
-                    path, _, signature = line.rpartition(": ")
-                    findings.append(Finding("GD-4-1", path.removeprefix(prefix), signature.removesuffix(" FOUND")))
-            return CheckItem("GD-4-1", Status.FAIL, f"{scanner} found malware", findings
-                             or [Finding("GD-4-1", "package", proc.stdout.strip()[:500])])
-        errors.append(f"{scanner} exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:300]}")
-    return CheckItem("GD-4-1", Status.NOT_PERFORMED, "scanner error: " + " | ".join(errors))
-
-

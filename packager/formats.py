@@ -178,6 +178,14 @@ def format_mismatch(head: bytes, file_name: str, declared_media_type: str | None
     return f"content is {_DESCRIPTIONS.get(found, found)}, {by} says {claimed}"
 
 
+def claims_general_format(head: bytes, file_name: str) -> bool:
+    """Whether the name claims a general-purpose format (other than plain text, which has no
+    signature) while the first bytes carry no signature we know: then PRONOM's identification
+    decides whether the content is something else."""
+    claimed = _BY_EXTENSION.get(PurePosixPath(file_name).suffix.lower().lstrip("."))
+    return _sniff(head) is None and claimed in GENERAL_FORMATS and claimed != "TXT"
+
+
 def is_pdf_claimed(file_name: str, declared_media_type: str | None) -> bool:
     """Whether the source says this is a PDF: such a file must open as one, whatever its bytes."""
     return (

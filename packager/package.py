@@ -117,6 +117,7 @@ def finalize_package(
         checked_at=archived_at,
         pdf_parse_limit=staged.pdf_parse_limit,
         known=known,
+        content=staged.content_options, inspections={d.path: d.content for d in staged.documents},
     )
     report_xml = report.to_xml()
     problems = validate_check_report(report_xml)

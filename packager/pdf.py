@@ -41,6 +41,9 @@ class PdfInspection:
     error: str | None = None  # why the PDF did not open or its page tree did not resolve
     too_large: bool = False  # above the parse limit: not parsed (error says so)
     active_content: tuple[str, ...] = field(default_factory=tuple)  # sorted, e.g. "JavaScript (object 8)"
+    # signature fields (/FT /Sig) and signature values (/ByteRange) the walk met: only a PDF with
+    # one is handed to pyHanko (packager/signatures.py), which would otherwise parse every PDF again
+    signature_objects: int = 0
 
     @property
     def readable(self) -> bool:
@@ -78,33 +81,36 @@ def inspect_pdf(path: Path, *, parse_limit: int | None = PDF_PARSE_LIMIT) -> Pdf
         except Exception as exc:
             return PdfInspection(error=f"page tree does not resolve: {type(exc).__name__}: {exc}")
         try:
-            active = _active_content(reader)
+            active, signature_objects = _active_content(reader)
         except Exception as exc:
             return PdfInspection(pages=pages, error=f"objects do not resolve: {type(exc).__name__}: {exc}")
-        return PdfInspection(pages=pages, active_content=active)
+        return PdfInspection(pages=pages, active_content=active, signature_objects=signature_objects)
 
 
-def _active_content(reader: PdfReader) -> tuple[str, ...]:
+def _active_content(reader: PdfReader) -> tuple[tuple[str, ...], int]:
     """Walk every indirect object (including those in object streams) and the trailer, looking for
     JavaScript, Launch and similar actions and embedded files anywhere, not only where a viewer
     would look first: a name tree, an annotation, a form field or an orphan object all count."""
     found: set[str] = set()
+    signatures = [0]
     numbers: set[tuple[int, int]] = set()
     for generation, table in reader.xref.items():
         numbers.update((num, generation) for num in table)
     numbers.update((num, 0) for num in reader.xref_objStm)
     for num, generation in sorted(numbers):
         obj = reader.get_object(IndirectObject(num, generation, reader))
-        _scan(obj, f"object {num}", found)
-    _scan(reader.trailer, "trailer", found)
-    return tuple(sorted(found))
+        _scan(obj, f"object {num}", found, signatures)
+    _scan(reader.trailer, "trailer", found, signatures)
+    return tuple(sorted(found)), signatures[0]
 
 
-def _scan(obj: object, where: str, found: set[str]) -> None:
+def _scan(obj: object, where: str, found: set[str], signatures: list[int]) -> None:
     stack = [obj]
     while stack:
         item = stack.pop()
         if isinstance(item, DictionaryObject):
+            if "/ByteRange" in item or item.get("/FT") == "/Sig":
+                signatures[0] += 1
             for key, value in item.items():
                 if key in _ACTIVE_KEYS:
                     found.add(f"{_ACTIVE_KEYS[key]} ({where})")

@@ -16,11 +16,13 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from packager.content import ContentInspection, ContentOptions, inspect_content
 from packager.errors import QuarantineError
-from packager.formats import HEAD_SIZE, FormatInfo, format_mismatch, identify, is_pdf_claimed
+from packager.format_id import identify_pronom, pronom_mismatch
+from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, identify, is_pdf_claimed
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from schemas.digest import copy_and_digest
 from schemas.errors import DocumentUnavailable
@@ -45,6 +47,7 @@ class StagedDocument:
     pages: int | None = None
     active_content: tuple[str, ...] = ()
     pdf: PdfInspection | None = None  # what pypdf found at staging; the package check reuses it
+    content: ContentInspection | None = None  # PRONOM, OFD, signatures, virus scan (packager/content.py)
 
     @property
     def stored_name(self) -> str:
@@ -65,6 +68,10 @@ class StagedDocument:
             sm3=self.sm3,
             sha256=self.sha256,
             pages=self.pages,
+            format_name=self.content.format_name(self.format.name) if self.content else None,
+            format_version=self.content.format_version(self.format.name) if self.content else None,
+            pronom_id=self.content.puid(self.format.name) if self.content else None,
+            signatures=(self.content.signatures or ()) if self.content else (),
         )
 
     def source_digest(self) -> str:
@@ -88,6 +95,7 @@ class StagedMatter:
     documents: tuple[StagedDocument, ...]
     findings: tuple[Finding, ...] = ()
     pdf_parse_limit: int | None = PDF_PARSE_LIMIT  # the package check parses PDFs within the same budget
+    content_options: ContentOptions = field(default_factory=ContentOptions)  # the check judges alike
 
 
 def staging_folder(staging_root: Path, matter: Matter) -> Path:
@@ -99,7 +107,7 @@ def staging_folder(staging_root: Path, matter: Matter) -> Path:
 
 def stage_matter(
     matter: Matter, appraisal: Appraisal, open_document: Opener, staging_root: Path,
-    *, pdf_parse_limit: int | None = PDF_PARSE_LIMIT,
+    *, pdf_parse_limit: int | None = PDF_PARSE_LIMIT, content: ContentOptions | None = None,
 ) -> StagedMatter:
     """Stream the matter's documents (minus appraisal.excluded_groups) into a fresh staging folder.
 
@@ -117,7 +125,8 @@ def stage_matter(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     try:
-        staged, findings = _stage_documents(matter, appraisal, open_document, folder, pdf_parse_limit)
+        staged, findings = _stage_documents(matter, appraisal, open_document, folder, pdf_parse_limit,
+                                            content or ContentOptions())
         errors = [f for f in findings if f.severity == Severity.ERROR]
         if errors:
             raise QuarantineError(matter.key, errors)
@@ -126,11 +135,12 @@ def stage_matter(
         raise
     notes = tuple(f for f in findings if f.severity != Severity.ERROR)
     return StagedMatter(matter=matter, appraisal=appraisal, folder=folder, documents=tuple(staged), findings=notes,
-                        pdf_parse_limit=pdf_parse_limit)
+                        pdf_parse_limit=pdf_parse_limit, content_options=content or ContentOptions())
 
 
 def _stage_documents(
-    matter: Matter, appraisal: Appraisal, open_document: Opener, folder: Path, pdf_parse_limit: int | None
+    matter: Matter, appraisal: Appraisal, open_document: Opener, folder: Path, pdf_parse_limit: int | None,
+    content: ContentOptions,
 ) -> tuple[list[StagedDocument], list[Finding]]:
     findings: list[Finding] = []
     excluded = set(appraisal.excluded_groups)
@@ -162,7 +172,7 @@ def _stage_documents(
 
     staged: list[StagedDocument] = []
     for doc, name in fetchable:
-        result = _stage_one(matter, doc, name, open_document, folder, findings, pdf_parse_limit)
+        result = _stage_one(matter, doc, name, open_document, folder, findings, pdf_parse_limit, content)
         if result is not None:
             staged.append(result)
     return staged, findings
@@ -170,7 +180,7 @@ def _stage_documents(
 
 def _stage_one(
     matter: Matter, doc: Document, name: str, open_document: Opener, folder: Path, findings: list[Finding],
-    pdf_parse_limit: int | None,
+    pdf_parse_limit: int | None, content: ContentOptions,
 ) -> StagedDocument | None:
     rel = document_path(doc.group, name)
     where = f"{matter.key} {rel}" if name == doc.file_name else f"{matter.key} {rel} (source name {doc.file_name!r})"
@@ -202,34 +212,41 @@ def _stage_one(
                 details={"path": rel, "algorithm": algorithm, "expected": expected, "found": found},
             ))
 
-    fmt, pdf, readable = _inspect(dest, rel, where, doc.media_type, findings, pdf_parse_limit)
+    fmt, pages, active, readable, inspection, pdf = _inspect(dest, rel, where, doc.media_type, findings,
+                                                             pdf_parse_limit, content)
     problem = problem or not readable
     if problem:
         return None
     return StagedDocument(
         document=doc, path=rel, size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
-        format=fmt, pages=pdf.pages if pdf else None, active_content=pdf.active_content if pdf else (), pdf=pdf,
+        format=fmt, pages=pages, active_content=active, content=inspection, pdf=pdf,
     )
 
 
 def _inspect(
-    dest: Path, rel: str, where: str, media_type: str | None, findings: list[Finding], pdf_parse_limit: int | None
-) -> tuple[FormatInfo, PdfInspection | None, bool]:
-    """Format, PDF inspection and whether the staged file is fit to keep, from its first
-    bytes and, for a PDF within the parse limit, from pypdf. Content that is positively another
-    format than its name says is Q-FORMAT-MISMATCH (a ZIP named .pdf is not a broken PDF); a file
-    that claims PDF and carries no known signature must open as a PDF."""
+    dest: Path, rel: str, where: str, media_type: str | None, findings: list[Finding], pdf_parse_limit: int | None,
+    content: ContentOptions,
+) -> tuple[FormatInfo, int | None, tuple[str, ...], bool, ContentInspection | None, PdfInspection | None]:
+    """Format, pages, active content, whether the staged file is fit to keep, and the content
+    inspection (PRONOM, OFD structure, signatures, virus scan), from its first bytes, pypdf for a
+    PDF within the parse limit, and packager/content.py. Content that is positively another format
+    than its name says is Q-FORMAT-MISMATCH (a ZIP named .pdf is not a broken PDF, nor is an RTF file
+    PRONOM recognises); a file that claims PDF and carries no known signature must open as a PDF."""
     name = rel.split("/", 1)[1]
     with dest.open("rb") as fh:
         head = fh.read(HEAD_SIZE)
     fmt = identify(head, name, media_type)
+    pronom = identify_pronom(dest)
     mismatch = format_mismatch(head, name, media_type)
+    if mismatch is None and claims_general_format(head, name):
+        mismatch = pronom_mismatch(pronom, name)
     if mismatch is not None:
         findings.append(Finding("Q-FORMAT-MISMATCH", where, mismatch,
                                 details={"path": rel, "format": fmt.name}))
-        return fmt, None, False
+        return fmt, None, (), False, None, None
     if fmt.name != "PDF" and not (fmt.name == "UNKNOWN" and is_pdf_claimed(name, media_type)):
-        return fmt, None, True
+        inspection, pages, keep = inspect_content(dest, rel, where, fmt.name, False, content, findings, pronom)
+        return fmt, pages, (), keep, inspection, None
     info = inspect_pdf(dest, parse_limit=pdf_parse_limit)
     if info.encrypted:
         findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
@@ -244,4 +261,8 @@ def _inspect(
             "GD-4-3", where, "active content: " + "; ".join(info.active_content),
             severity=Severity.WARNING, details={"path": rel, "active_content": list(info.active_content)},
         ))
-    return fmt, info, info.readable
+    if not info.readable:
+        return fmt, info.pages, info.active_content, False, None, info
+    inspection, _, keep = inspect_content(dest, rel, where, fmt.name, True, content, findings, pronom,
+                                          pdf_signed=info.signature_objects > 0)
+    return fmt, info.pages, info.active_content, keep, inspection, info

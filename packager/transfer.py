@@ -18,6 +18,7 @@ from typing import Any
 from lxml import etree
 
 from schemas import layout
+from schemas.anchor import Checkpoint, readme_line
 from schemas.config import Fonds
 from schemas.findings import Finding, GuidangError
 from schemas.metadata import validate_xml, zoned_time
@@ -93,7 +94,8 @@ def _totals(rows: list[TransferRow]) -> dict[str, int]:
     }
 
 
-def _register(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: datetime) -> bytes:
+def _register(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: datetime,
+              anchor: Checkpoint | None = None) -> bytes:
     t = _totals(rows)
     root = etree.Element("电子档案移交与接收登记表", {"批次号": batch_id})
     for name, value in (
@@ -116,10 +118,16 @@ def _register(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: 
     etree.SubElement(check, "通过件数").text = str(t["passed"])
     etree.SubElement(check, "未通过件数").text = str(t["failed"])
     etree.SubElement(check, "结论").text = "合格" if t["failed"] == 0 else "不合格"
+    if anchor is not None:
+        a = etree.SubElement(root, "账本检查点")
+        for name, value in (("事件序号", anchor.seq), ("事件摘要", anchor.hash), ("记录时间", anchor.at),
+                            ("运行标识", anchor.run_id or "-")):
+            etree.SubElement(a, name).text = str(value)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def _readme(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: datetime) -> str:
+def _readme(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: datetime,
+            anchor: Checkpoint | None = None) -> str:
     t = _totals(rows)
     codes = [r.archival_code for r in rows]
     return "\n".join([
@@ -136,6 +144,7 @@ def _readme(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: da
         f"固化信息：{'、'.join(DIGEST_ALGORITHMS)} 摘要清单（{layout.MANIFEST_SM3}、{layout.MANIFEST_SHA256}）",
         f"四性检测：通过 {t['passed']} 件，未通过 {t['failed']} 件",
         f"随附文件：{CATALOGUE_FILE}、{REGISTER_XML_FILE}、{REGISTER_HTML_FILE}",
+        *([readme_line(anchor)] if anchor is not None else []),
         "",
     ])
 
@@ -144,7 +153,7 @@ def _readme(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: da
 # breaks, rows are not split, page numbers sit in the page margin (CSS paged media, printed by
 # Chromium-based browsers and PDF renderers; others print without them), and the signature block
 # follows the list so that what is signed is what is listed above it.
-_PRINT_CSS = """
+PRINT_CSS = """
 @page { size: A4; margin: 15mm 12mm 18mm 12mm;
   @bottom-center { content: "第 " counter(page) " 页 / 共 " counter(pages) " 页"; font-size: 9pt; } }
 body { font-family: "SimSun", "Songti SC", serif; font-size: 10.5pt; margin: 0 auto; max-width: 186mm; }
@@ -162,7 +171,8 @@ tr { break-inside: avoid; page-break-inside: avoid; }
 """
 
 
-def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: datetime) -> str:
+def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: datetime,
+          anchor: Checkpoint | None = None) -> str:
     t = _totals(rows)
     e = html.escape
     cells = [
@@ -173,6 +183,7 @@ def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: date
         ("摘要算法", "、".join(DIGEST_ALGORITHMS)),
         ("四性检测结果", f"通过 {t['passed']} 件，未通过 {t['failed']} 件"),
         ("移交时间", zoned_time(created_at, "移交时间")),
+        *([("账本检查点", readme_line(anchor).split("：", 1)[1])] if anchor is not None else []),
     ]
     summary = "\n".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in cells)
     listing = "\n".join(
@@ -183,7 +194,7 @@ def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: date
     )
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>电子档案移交与接收登记表 {e(batch_id)}</title>
-<style>{_PRINT_CSS}</style></head>
+<style>{PRINT_CSS}</style></head>
 <body><h1>电子档案移交与接收登记表</h1>
 <p>全宗：{e(fonds.code)} {e(fonds.name)}　批次号：<span class="code">{e(batch_id)}</span></p>
 <table class="summary">
@@ -216,15 +227,17 @@ def write_transfer_batch(
     fonds: Fonds,
     packages: Sequence[TransferRow | Mapping[str, Any]],
     created_at: datetime,
+    anchor: Checkpoint | None = None,
 ) -> list[Path]:
     """Write the batch's four files into `out_dir` (created if needed), rows in 档号 order; both
-    XML files are validated against their XSDs before anything is written."""
+    XML files are validated against their XSDs before anything is written. `anchor`, the ledger's
+    event that began the batch, goes into the 说明文件 and both 登记表 forms (the audit's checkpoint)."""
     rows = sorted((TransferRow.coerce(p) for p in packages), key=lambda r: r.archival_code)
     dup = sorted({r.archival_code for r in rows if [x.archival_code for x in rows].count(r.archival_code) > 1})
     if dup:
         raise GuidangError(f"transfer batch {batch_id}: 档号 listed twice: {', '.join(dup)}")
     catalogue = _catalogue(batch_id, fonds, rows)
-    register = _register(batch_id, fonds, rows, created_at)
+    register = _register(batch_id, fonds, rows, created_at, anchor)
     problems: list[Finding] = [
         *validate_xml(catalogue, CATALOGUE_XSD, code="TRANSFER-INVALID", where=CATALOGUE_FILE),
         *validate_xml(register, REGISTER_XSD, code="TRANSFER-INVALID", where=REGISTER_XML_FILE),
@@ -234,10 +247,10 @@ def write_transfer_batch(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in (
-        (README_FILE, _readme(batch_id, fonds, rows, created_at).encode("utf-8")),
+        (README_FILE, _readme(batch_id, fonds, rows, created_at, anchor).encode("utf-8")),
         (CATALOGUE_FILE, catalogue),
         (REGISTER_XML_FILE, register),
-        (REGISTER_HTML_FILE, _html(batch_id, fonds, rows, created_at).encode("utf-8")),
+        (REGISTER_HTML_FILE, _html(batch_id, fonds, rows, created_at, anchor).encode("utf-8")),
     ):
         (out_dir / name).write_bytes(data)
         written.append(out_dir / name)

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.findings import Finding, GuidangError
@@ -179,6 +179,47 @@ class Alerts(_Config):
                                           "for this many hours")
 
 
+class VirusScanConfig(_Config):
+    """ClamAV (病毒检测, GD-4-1): clamd's socket, or the clamscan program. Configured, it scans every
+    document at staging and GD-4-1 becomes a required item; a scanner that cannot answer fails it."""
+
+    clamd_socket: str | None = Field(default=None, description="clamd's unix socket path (e.g. "
+                                     "/run/clamav/clamd.ctl) or tcp://host:port; preferred: the database loads once")
+    clamscan: str | None = Field(default=None, description="the clamscan program (e.g. /usr/bin/clamscan), used "
+                                 "when clamd_socket is not set; loads the database for every document")
+    database: str | None = Field(default=None, description="clamscan only: signature database folder or file "
+                                 "(--database); ClamAV's default when absent")
+    timeout_seconds: float = Field(default=600, gt=0, description="per document scanned")
+
+    @model_validator(mode="after")
+    def _one_scanner(self) -> VirusScanConfig:
+        if bool(self.clamd_socket) == bool(self.clamscan):
+            raise ValueError("give exactly one of clamd_socket and clamscan")
+        return self
+
+
+class SignatureRule(_Config):
+    """Which documents must carry an electronic signature or seal (电子签名/电子印章)."""
+
+    service_codes: list[str] = Field(default_factory=lambda: ["*"], description="事项编码 patterns (* and ? "
+                                     "wildcards); the rule applies to matters whose 事项编码 matches one")
+    matter_types: list[str] = Field(default_factory=list, description="事项类型 codes (e.g. '01' 行政许可); "
+                                    "empty: any type")
+    groups: list[Literal["申报", "过程", "结果"]] = Field(default_factory=lambda: ["结果"],
+                                                      description="材料类别 whose documents must be signed")
+    each: bool = Field(default=True, description="true: every document of those groups must be signed; false: "
+                       "at least one of them")
+
+
+class SignatureConfig(_Config):
+    required: list[SignatureRule] = Field(default_factory=list, description="rules saying which documents must "
+                                          "be signed (GD-1-6); none: signatures are checked where present")
+    trust_roots: list[str] = Field(default_factory=list, description="PEM/DER certificates a PDF signer must "
+                                   "chain to for 证书可信; without them trust is not judged (nothing is fetched)")
+    accept_unverified: bool = Field(default=True, description="whether a signature recorded 存在未验证 (an SM2 "
+                                    "seal no library can verify) satisfies a rule in `required`")
+
+
 class Settings(_Config):
     """The whole of guidang.yaml."""
 
@@ -200,6 +241,14 @@ class Settings(_Config):
     orchestration: Orchestration = Field(default_factory=Orchestration, description="where the work units run "
                                          "(local worker processes, Prefect threads or a Dask cluster)")
     alerts: Alerts = Field(default_factory=Alerts, description="Prefect automations created by `guidang deploy`")
+
+    virus_scan: VirusScanConfig | None = Field(default=None, description="ClamAV for GD-4-1; without it GD-4-1 "
+                                               "is 未检测 (not performed) and not required")
+    signatures: SignatureConfig = Field(default_factory=SignatureConfig, description="electronic signatures: "
+                                        "which are required, which roots are trusted")
+    required_checks: list[str] | None = Field(default=None, description="DA/T 70 item codes that must be performed "
+                                              "and pass for the verdict 通过; default: every item, GD-4-1 only "
+                                              "when virus_scan is configured")
 
     base_dir: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)  # set by load_settings, not a key
     config_file: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)  # the file it was read from

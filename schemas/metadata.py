@@ -22,6 +22,7 @@ from lxml import etree
 from schemas.config import Fonds
 from schemas.findings import Finding, GuidangError
 from schemas.model import Appraisal, DocumentGroup, Matter, mask_text
+from schemas.signature_info import SignatureRecord, read_signature_info, write_signature_info
 
 METADATA_XSD = "metadata.xsd"
 METADATA_VERSION = "1.0"
@@ -73,6 +74,9 @@ MANDATORY_ELEMENTS: tuple[str, ...] = (
     "文件信息/文件/大小",
     "文件信息/文件/SM3",
     "文件信息/文件/SHA-256",
+    "文件信息/文件/签名信息/签名",
+    "文件信息/文件/签名信息/签名/类型",
+    "文件信息/文件/签名信息/签名/状态",
     "保管信息",
     "保管信息/归档范围",
     "保管信息/保管期限",
@@ -83,7 +87,7 @@ MANDATORY_ELEMENTS: tuple[str, ...] = (
 
 _CONTAINERS = frozenset(
     {"档号", "内容描述", "形式特征", "业务信息", "业务信息/申请人", "业务信息/办理过程", "文件信息",
-     "文件信息/文件", "保管信息"}
+     "文件信息/文件", "保管信息", "文件信息/文件/签名信息/签名"}
 )
 
 
@@ -102,6 +106,10 @@ class DocumentEntry:
     sha256: str
     pages: int | None = None
     original_file_name: str | None = None  # the source's name, when it had to be stored otherwise
+    format_name: str | None = None  # PRONOM's name (OFD: GB/T 33190), packager/format_id.py
+    format_version: str | None = None
+    pronom_id: str | None = None  # PUID, e.g. fmt/276; absent for formats PRONOM does not register
+    signatures: tuple[SignatureRecord, ...] = ()  # 签名信息
 
 
 def matter_title(matter: Matter) -> str:
@@ -140,7 +148,8 @@ def _text(parent: etree._Element, name: str, value: object | None) -> etree._Ele
 _DOCUMENT_PATHS = {
     "group": "材料类别", "title": "题名", "file_name": "文件名", "original_file_name": "原文件名",
     "path": "相对路径", "format": "格式",
-    "media_type": "媒体类型", "size": "大小", "pages": "页数", "sm3": "SM3", "sha256": "SHA-256",
+    "media_type": "媒体类型", "format_name": "格式名称", "format_version": "格式版本", "pronom_id": "PRONOM标识",
+    "size": "大小", "pages": "页数", "sm3": "SM3", "sha256": "SHA-256",
 }
 _STEP_TAGS = {
     "name": "环节名称", "actor": "办理人", "department": "办理部门", "opinion": "办理意见",
@@ -221,6 +230,7 @@ def build_metadata(
         f = etree.SubElement(files, "文件", {"序号": str(i)})
         for name, tag in _DOCUMENT_PATHS.items():
             _text(f, tag, getattr(d, name))
+        write_signature_info(f, d.signatures)
 
     keep = etree.SubElement(root, "保管信息")
     _text(keep, "归档范围", "归档" if appraisal.in_scope else "不归档")
@@ -253,6 +263,7 @@ class _ThreadSchemas(threading.local):
 
 
 _THREAD_SCHEMAS = _ThreadSchemas()
+_XSD_PARSE_LOCK = threading.Lock()
 
 
 def load_xsd(name: str) -> etree.XMLSchema:
@@ -260,7 +271,11 @@ def load_xsd(name: str) -> etree.XMLSchema:
     schema = _THREAD_SCHEMAS.schemas.get(name)
     if schema is None:
         parser = etree.XMLParser(resolve_entities=False, no_network=True)
-        schema = etree.XMLSchema(etree.fromstring(_xsd_bytes(name), parser))
+        # libxml2 builds its table of XSD built-in types on the first schema parse, and two threads
+        # doing that at once corrupt it for the process ("the given type is not a built-in type"
+        # ever after): schema parsing is serialized.
+        with _XSD_PARSE_LOCK:
+            schema = etree.XMLSchema(etree.fromstring(_xsd_bytes(name), parser))
         _THREAD_SCHEMAS.schemas[name] = schema
     return schema
 
@@ -315,6 +330,10 @@ class MetadataDocument:
     sm3: str | None
     sha256: str | None
     original_file_name: str | None = None
+    format_name: str | None = None
+    format_version: str | None = None
+    pronom_id: str | None = None
+    signatures: tuple[SignatureRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +408,7 @@ def _fields(el: etree._Element, paths: dict[str, str]) -> dict[str, Any]:
 def read_metadata(tree: etree._ElementTree) -> MetadataView:
     root = tree.getroot()
     docs = [
-        MetadataDocument(index=i, **_fields(f, _DOCUMENT_PATHS))
+        MetadataDocument(index=i, **_fields(f, _DOCUMENT_PATHS), signatures=read_signature_info(f))
         for i, f in enumerate(root.findall("文件信息/文件"), start=1)
     ]
     return MetadataView(

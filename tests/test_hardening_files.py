@@ -174,7 +174,11 @@ _CHILD = textwrap.dedent("""
         out["codes"] = sorted(exc.codes)
         out["messages"] = [f.message for f in exc.findings]
     out["seconds"] = time.monotonic() - started
-    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this process's own peak; ru_maxrss carries the parent's peak across fork+exec on Linux,
+    # so it measured pytest's size, not staging's, once the suite had loaded enough.
+    status = Path("/proc/self/status")
+    hwm = [l for l in status.read_text().splitlines() if l.startswith("VmHWM:")] if status.exists() else []
+    out["max_rss_mb"] = (int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
     print(json.dumps(out))
 """)
 
@@ -213,6 +217,7 @@ def test_the_pdf_parse_limit_comes_from_the_configuration(tmp_path: Path) -> Non
     from flows.triage import stage_documents
     from packager.errors import QuarantineError as Quarantined
     from packager.package import finalize_package
+    from schemas.config import SignatureConfig
     from tests.test_packager_support import ARCHIVED_AT, FONDS, appraisal, archival_code, doc, make_matter, opener
 
     big = make_pdf(["big scan"], pages=1) + b"%" + b"0" * (2 * 2**20) + b"\n"  # a valid PDF padded past 2 MiB
@@ -221,7 +226,9 @@ def test_the_pdf_parse_limit_comes_from_the_configuration(tmp_path: Path) -> Non
     def ctx(limit_mb: int) -> SimpleNamespace:
         root = tmp_path / f"staging-{limit_mb}"
         root.mkdir()
-        return SimpleNamespace(settings=SimpleNamespace(pdf_parse_limit_mb=limit_mb), staging_root=root)
+        settings = SimpleNamespace(pdf_parse_limit_mb=limit_mb, virus_scan=None, signatures=SignatureConfig(),
+                                   required_checks=None)
+        return SimpleNamespace(settings=settings, staging_root=root)
 
     with pytest.raises(Quarantined) as refused:
         stage_documents(ctx(1), matter, appraisal(), opener(contents))

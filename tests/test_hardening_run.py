@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,7 +92,7 @@ def test_two_runs_started_together_one_completes_the_other_is_refused_at_once(
     assert summaries[0]["status"] == "completed"
     refusal = refusals[0]
     assert isinstance(refusal, GuidangError)
-    assert "another run holds the lock since" in str(refusal)
+    assert re.search(r"another run holds the lock of \w+ since", str(refusal)), refusal
     assert f"(run {summaries[0]['run_id']})" in str(refusal)
     # nothing doubled: one run in the ledger, one retention version, each archived matter once
     assert _count(url, Run) == 1
@@ -102,9 +103,9 @@ def test_two_runs_started_together_one_completes_the_other_is_refused_at_once(
 HOLDER = """
 import sys, time
 from ledger.store import Ledger
-from ledger.runlock import RunLock
+from ledger.runlock import RunLock, source_lock
 led = Ledger(sys.argv[1])
-lock = RunLock(led)
+lock = RunLock(led, source_lock("unified"))
 lock.acquire("deadbeefdeadbeef")
 print("held", flush=True)
 time.sleep(600)
@@ -121,7 +122,8 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over(locked_world: tuple[Path, 
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with unified_running(world):
             settings = load_settings(world / "guidang.yaml")
-            with pytest.raises(GuidangError, match=r"another run holds the lock since .* \(run deadbeefdeadbeef\)"):
+            refused = r"another run holds the lock of unified since .* \(run deadbeefdeadbeef\)"
+            with pytest.raises(GuidangError, match=refused):
                 run_nightly(settings)
             holder.send_signal(signal.SIGKILL)
             holder.wait(timeout=30)

@@ -18,6 +18,7 @@ from schemas.metadata import (
     validate_metadata,
 )
 from schemas.model import Applicant, DocumentGroup
+from schemas.signature_info import SignatureRecord, SignatureState, write_signature_info
 from tests.test_packager_support import ARCHIVED_AT, CARD, FONDS, appraisal, archival_code, build, make_matter
 
 XSD = Path(__file__).resolve().parent.parent / "schemas" / "metadata.xsd"
@@ -71,6 +72,9 @@ def good_metadata(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.mark.parametrize("path", MANDATORY_ELEMENTS)
 def test_removing_a_mandatory_element_fails(good_metadata: bytes, path: str) -> None:
     root = etree.fromstring(good_metadata)
+    if path.startswith("文件信息/文件/签名信息"):  # the good matter's documents are unsigned: give one a seal
+        write_signature_info(root.find("文件信息/文件"), [SignatureRecord(kind="OFD Seal",
+                                                                         state=SignatureState.UNVERIFIED)])
     assert validate_metadata(etree.ElementTree(root)) == []
     targets = root.findall(path)
     if not targets and path == "业务信息/证照/证照名称":

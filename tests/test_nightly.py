@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from lxml import etree
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
@@ -105,6 +106,16 @@ def test_first_night_archives_good_matters_and_quarantines_each_defect(world: Pa
             data = (pkg / rel).read_bytes()
             assert hashlib.sha256(data).hexdigest() == digest, f"{rec.archival_code}/{rel}"
             assert hashlib.new("sm3", data).hexdigest() == sm3[rel], f"{rec.archival_code}/{rel}"
+    # the licences (事项类型 01) are sealed OFD documents: archived with their pages and seal results
+    ofd_entries = []
+    for rec in verified:
+        root = etree.parse(str(archive / rec.package_key / "元数据.xml")).getroot()
+        ofd_entries += [f for f in root.findall("文件信息/文件") if f.findtext("格式") == "OFD"]
+    assert len(ofd_entries) >= 20
+    for f in ofd_entries:
+        assert int(f.findtext("页数")) >= 1 and f.findtext("格式版本") == "1.1"
+        assert f.findtext("签名信息/签名/状态") == "存在未验证"  # an SM2 seal: present, not verified
+        assert f.findtext("签名信息/签名/签名内容完整") == "true"
     # 件号 are gap-free per sequence
     seqs: dict[tuple[Any, ...], list[int]] = {}
     for rec in verified:
@@ -125,7 +136,10 @@ def test_second_night_archives_nothing_again(world: Path) -> None:
     assert second["status"] == "completed"
     assert second["totals"]["archived"] == 0
     assert second["totals"]["quarantined"] == 0
-    assert archive_listing(world / "archive") == files_before
+    after = archive_listing(world / "archive")
+    assert {k: after.get(k) for k in files_before} == files_before  # nothing rewritten, nothing removed
+    added = set(after) - set(files_before)  # only the second night's ledger checkpoint (issue 12)
+    assert len(added) == 1 and next(iter(added)).startswith("checkpoints/"), added
     assert matter_rows(world) == rows_before
 
 

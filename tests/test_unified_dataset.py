@@ -86,8 +86,12 @@ def test_dataset_shape(dataset: tuple[Path, dict]) -> None:
             continue
         assert m["SERVICETYPE"] in {e.matter_type for e in DEMO_CATALOGUE}
         for mat in m["MATERIALS"]:
-            data = (d / "files" / f"{mat['FILEID']}.pdf").read_bytes()
-            assert data.startswith(b"%PDF-") and b"%%EOF" in data[-64:]
+            data = (d / "files" / f"{mat['FILEID']}.pdf").read_bytes()  # the simulator's storage name
+            if mat["FILETYPE"] == "application/ofd":  # a licence: a sealed OFD container
+                assert m["SERVICETYPE"] == "01" and mat["GROUP"] and mat["FILENAME"].endswith(".ofd")
+                assert data.startswith(b"PK\x03\x04") and b"Doc_0/Signs/Signatures.xml" in data
+            else:
+                assert data.startswith(b"%PDF-") and b"%%EOF" in data[-64:]
             assert mat["FILESIZE"] == len(data)
             assert mat["SHA256"] == hashlib.sha256(data).hexdigest()
     assert all(not m.get("FINISHTIME") for m in records if m not in done)

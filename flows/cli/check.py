@@ -31,14 +31,18 @@ export_app = typer.Typer(help="Export archived matters in exchange formats (DA/T
 
 def _record(settings: Settings, archival_code: str) -> MatterRecord:
     """The ledger row of an archived matter, or exit 2 naming the 档号."""
-    from ledger import queries
+    from flows.cli.check_batch import unknown_code
+    from ledger import audit_queries, queries
 
     with open_ledger(settings) as ledger, ledger.read() as s:
         rec = queries.archived_matter(s, archival_code)
+        if rec is None:  # typed with ASCII hyphens for its `·`: the one it can only mean
+            near = audit_queries.archived_matter_loose(s, archival_code)
+            rec = near[0] if len(near) == 1 else None
         if rec is not None:
             s.expunge(rec)
     if rec is None:
-        raise fail(f"档号 {archival_code} is not in the ledger", 2)
+        raise fail(str(unknown_code(settings, archival_code)), 2)
     if not rec.package_key:
         raise fail(f"档号 {archival_code}: the ledger has no package for it (state {rec.state})", 2)
     return rec
@@ -76,7 +80,11 @@ def report_text(report: CheckReport, notes: list[str]) -> str:
         if item.status == "fail":
             lines.extend(f"          {f.where}: {f.message}" for f in item.findings)
     lines.extend(f"  注意: {n}" for n in notes)
-    failed = [i.code for i in report.failed_items]
+    missing = {i.code for i in report.missing_required}
+    if report.not_performed:
+        lines.append("未检测: " + ", ".join(f"{i.code}{' (必检)' if i.code in missing else ''}"
+                                           for i in report.not_performed))
+    failed = [i.code for i in report.failed_items] + [f"{c} 未检测" for c in sorted(missing)]
     if notes:
         failed.append("incomplete")
     lines.append(f"结论: 不通过 ({', '.join(failed)})" if failed else "结论: 通过")
@@ -84,19 +92,26 @@ def report_text(report: CheckReport, notes: list[str]) -> str:
 
 
 def check_command(
-    target: Annotated[str, typer.Argument(metavar="PATH|档号", help="a package folder, or an archived matter's 档号")],
+    target: Annotated[str, typer.Argument(metavar="PATH|档号|BATCH",
+                                          help="a package folder, an archived matter's 档号, a batch folder or id")],
     config: ConfigOpt = Path("guidang.yaml"),
     quick: Annotated[bool, typer.Option("--quick", help="structure, counts and listings only; no hashing")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-run the 四性检测 (DA/T 70) on a package folder or on an archived matter by 档号.
+    """Re-run the 四性检测 (DA/T 70) on a package folder or on an archived matter by 档号; or check a
+    DA/T 93 batch (folder or id): 说明文件, 目录文件, 登记表 against the packages and the ledger.
 
-    Exit 1 if an item fails (or a stored package lacks its completion marker), 2 for a path that does
-    not exist or a 档号 not in the ledger."""
+    Prints the items not performed (未检测), marking those the configuration requires. Exit 1 if an
+    item fails, a required item was not performed, or a stored package lacks its completion marker;
+    2 for a path that does not exist or a 档号 not in the ledger."""
+    from flows.cli.check_batch import check_batch_target
     from flows.lookup import PackageUnavailable, downloaded_package, package_fonds
     from packager.checks import check_package
+    from packager.content import content_options
     from schemas.layout import COMPLETION_MARKER
 
+    if check_batch_target(target, config, as_json):  # a DA/T 93 batch folder or batch id (issue 12)
+        return
     level = "quick" if quick else "full"
     path = Path(target)
     notes: list[str] = []
@@ -108,7 +123,7 @@ def check_command(
         warnings = settings.check_warnings if settings else ()
         fonds = package_fonds(path)
         report = check_package(path, level=level, archival_code_template=_fonds_template(settings, fonds),
-                               warnings=warnings, checked_at=checked_at)
+                               warnings=warnings, checked_at=checked_at, content=content_options(settings))
     elif "/" in target or target.startswith("."):
         raise fail(f"{target}: no such package folder", 2)
     else:
@@ -122,7 +137,8 @@ def check_command(
                     notes.append(f"{rec.package_key}: no {COMPLETION_MARKER} marker, the stored package is incomplete")
                 report = check_package(folder, level=level,
                                        archival_code_template=_fonds_template(settings, rec.fonds),
-                                       warnings=settings.check_warnings, checked_at=checked_at)
+                                       warnings=settings.check_warnings, checked_at=checked_at,
+                                       content=content_options(settings))
         except PackageUnavailable as exc:
             raise fail(f"档号 {rec.archival_code}: {exc}", 1) from exc
     if as_json:

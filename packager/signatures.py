@@ -1,0 +1,173 @@
+"""PDF electronic signatures (电子签名) validated with pyHanko: are the signed byte ranges intact,
+does the signature value verify against the signer's certificate, does it cover the whole file,
+who signed, who issued the certificate, when, and is there a time-stamp.
+
+Authenticity (真实性) is what a signature proves, so the result is recorded per signature in
+元数据 (schemas/signature_info.py) and judged by GD-1-6. Trust is a separate question: a signer
+certificate is "trusted" only when it chains to a root the configuration names
+(`signatures.trust_roots`); without roots the field is left out rather than guessed, and nothing is
+fetched from the network (no OCSP, CRL or AIA: `allow_fetching=False`).
+
+SM2 signatures (OIDs 1.2.156.10197.*) are recorded as present and not verified: no maintained
+Python library verifies SM2 CMS signatures. Their byte ranges are still hashed (SM3) and compared
+with the signed digest where pyHanko can, so a changed document is caught either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from schemas.signature_info import SignatureRecord, SignatureState
+
+# pyHanko logs a full traceback at WARNING for every self-signed or untrusted certificate; the
+# outcome is in the record, so those lines would only flood the night's log.
+for _name in ("pyhanko.sign.validation", "pyhanko.sign.validation.generic_cms", "pyhanko_certvalidator"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+_SM_PREFIX = "1.2.156.10197."
+
+
+@dataclass(frozen=True, slots=True)
+class PdfSignatureInspection:
+    signatures: tuple[SignatureRecord, ...] = ()
+    error: str | None = None  # why the signatures could not be read at all
+    fields: int = 0  # signature fields, signed or not
+
+    @property
+    def invalid(self) -> list[SignatureRecord]:
+        return [s for s in self.signatures if s.state == SignatureState.INVALID]
+
+
+@dataclass(frozen=True, slots=True)
+class TrustRoots:
+    """Certificates a signer must chain to for `trusted`; empty: trust is not judged."""
+
+    paths: tuple[str, ...] = ()
+    certificates: tuple[Any, ...] = field(default_factory=tuple)
+
+
+@cache
+def load_trust_roots(paths: tuple[str, ...]) -> TrustRoots:
+    """PEM or DER certificates, read once per set of paths."""
+    from asn1crypto import pem, x509
+
+    certs = []
+    for p in paths:
+        data = Path(p).read_bytes()
+        if pem.detect(data):
+            certs += [x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
+        else:
+            certs.append(x509.Certificate.load(data))
+    return TrustRoots(paths=paths, certificates=tuple(certs))
+
+
+def _when(value: Any) -> str | None:
+    return value.isoformat() if value is not None and hasattr(value, "isoformat") else None
+
+
+def inspect_pdf_signatures(path: Path, roots: TrustRoots | None = None) -> PdfSignatureInspection:
+    """Every embedded signature of the PDF, validated; a PDF without signatures gives an empty result.
+    The caller has already established that the file opens (packager/pdf.py) and is within the
+    parse limit."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        with path.open("rb") as fh:
+            reader = PdfFileReader(fh, strict=False)
+            embedded = list(reader.embedded_signatures)
+            return PdfSignatureInspection(signatures=tuple(_validate(s, roots) for s in embedded),
+                                          fields=len(embedded))
+    except Exception as exc:  # a PDF pypdf opens may still have a signature dictionary pyHanko refuses
+        return PdfSignatureInspection(error=f"signatures cannot be read: {type(exc).__name__}: {exc}")
+
+
+def _algorithms(sig: Any) -> tuple[str, str]:
+    info = sig.signer_info
+    return info["signature_algorithm"]["algorithm"].dotted, info["digest_algorithm"]["algorithm"].dotted
+
+
+def _cert_names(sig: Any) -> tuple[str | None, str | None]:
+    cert = sig.signer_cert
+    if cert is None:
+        return None, None
+    return cert.subject.human_friendly, cert.issuer.human_friendly
+
+
+def _validate(sig: Any, roots: TrustRoots | None) -> SignatureRecord:
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        sig_oid, digest_oid = _algorithms(sig)
+        signer, issuer = _cert_names(sig)
+    except Exception as exc:
+        return SignatureRecord(kind="PDF", state=SignatureState.INVALID,
+                               note=f"field {sig.field_name!r}: signature value unreadable "
+                               f"({type(exc).__name__}: {exc})")
+    try:
+        level = sig.evaluate_signature_coverage()
+        coverage = level.name if level is not None else None
+    except Exception:  # byte ranges that do not parse: the validation below says why
+        coverage = None
+    base = {"kind": "PDF", "signer": signer, "issuer": issuer, "coverage": coverage,
+            "whole_file": coverage == "ENTIRE_FILE",
+            "signing_time": _when(sig.self_reported_timestamp)}
+    if sig_oid.startswith(_SM_PREFIX) or digest_oid.startswith(_SM_PREFIX):
+        intact = _sm_intact(sig)
+        return SignatureRecord(
+            state=SignatureState.INVALID if intact is False else SignatureState.UNVERIFIED,
+            intact=intact, method=f"SM2 ({sig_oid})",
+            note=f"field {sig.field_name!r}: SM2 signature "
+            + ("whose signed bytes were changed" if intact is False else "present, not verified: no maintained "
+               "library verifies SM2 CMS signatures"), **base)
+    context = ValidationContext(trust_roots=list(roots.certificates) if roots else [], allow_fetching=False)
+    try:
+        status = validate_pdf_signature(sig, context)
+    except Exception as exc:
+        return SignatureRecord(state=SignatureState.INVALID, method=sig_oid,
+                               note=f"field {sig.field_name!r}: validation failed: {type(exc).__name__}: {exc}", **base)
+    ts = status.timestamp_validity
+    state = SignatureState.VALID if status.intact and status.valid else SignatureState.INVALID
+    if not status.intact:
+        note = "the signed byte ranges were changed after signing"
+    elif not status.valid:
+        note = "the signature value does not verify against the signer certificate"
+    else:
+        note = "signed byte ranges intact, signature value verifies"
+        note += "" if base["whole_file"] else f"; covers {coverage} only (content was added after signing)"
+    return SignatureRecord(
+        state=state, intact=bool(status.intact), method=str(status.pkcs7_signature_mechanism or sig_oid),
+        timestamp=_when(ts.timestamp) if ts is not None else None,
+        trusted=bool(status.trusted) if roots and roots.certificates else None,
+        note=f"field {sig.field_name!r}: {note}", **{**base, "signing_time": _when(status.signer_reported_dt)
+                                                     or base["signing_time"]},
+    )
+
+
+def _sm_intact(sig: Any) -> bool | None:
+    """Whether the SM3 digest of the signed byte ranges equals the signed messageDigest attribute;
+    None when that cannot be computed (no signed attributes, an unknown digest)."""
+    try:
+        digest = sig.compute_digest()
+        attrs = sig.signer_info["signed_attrs"]
+        for attr in attrs:
+            if attr["type"].native == "message_digest":
+                return bool(attr["values"][0].native == digest)
+    except Exception:
+        return None
+    return None
+
+
+def signature_kinds(records: Sequence[SignatureRecord]) -> str:
+    """"2 signature(s): 1 有效, 1 存在未验证", for a check item's detail."""
+    if not records:
+        return "no signature"
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.state.value] = counts.get(r.state.value, 0) + 1
+    return f"{len(records)} signature(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())

@@ -1,0 +1,119 @@
+"""A night spread over several processes ends as one process would have ended it.
+
+Two `guidang run` processes at once over one PostgreSQL ledger, the sources partitioned between
+them (one deployment per source on a work pool does exactly this), must archive every matter once
+and never give one 件号 twice, even where their matters share a 件号 sequence. And the local
+orchestrator's worker processes must leave the same archive and ledger as threads in one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import create_engine, text
+
+from tests.dbservers import fresh_database
+from tests.world_support import unified_running
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AS_OF = "2026-11-26T02:00:00+08:00"
+
+
+def configure(world: Path, **changes: Any) -> None:
+    """Rewrite the world's guidang.yaml with `changes` (top-level keys; `chunk_size` goes to every source)."""
+    path = world / "guidang.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    chunk = changes.pop("chunk_size", None)
+    if chunk is not None:
+        for source in config["sources"]:
+            source["chunk_size"] = chunk
+    config.update(changes)
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def start_night(world: Path, *sources: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", str(world / "guidang.yaml"),
+           "--orchestrator", "local", "--as-of", AS_OF, "--json"]
+    for s in sources:
+        cmd += ["--source", s]
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+
+
+def archive_state(archive: Path) -> dict[str, str]:
+    return {
+        p.relative_to(archive).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(archive.rglob("*")) if p.is_file() and not p.name.startswith(".guidang-tmp-")
+    }
+
+
+def matter_rows(url: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return [tuple(r) for r in c.execute(text(
+                "SELECT source, project_id, version, state, archival_code, item_number, package_key, fonds, "
+                "category_code, year, retention_period, org_code FROM matters ORDER BY source, project_id, version"
+            ))]
+    finally:
+        engine.dispose()
+
+
+def test_two_processes_on_one_postgresql_ledger_with_partitioned_sources_archive_each_matter_once(
+    small_world: Path,
+) -> None:
+    with fresh_database("postgresql") as url:
+        configure(small_world, ledger_url=url, chunk_size=3)
+        with unified_running(small_world):
+            nights = [start_night(small_world, "unified"), start_night(small_world, "tzxm", "sjjc")]
+            results = [n.communicate(timeout=300) for n in nights]
+        for night, (out, err) in zip(nights, results, strict=True):
+            assert night.returncode == 0, err[-3000:]
+            assert '"status": "completed"' in out, err[-3000:]
+        rows = matter_rows(url)
+        verified = [r for r in rows if r[3] == "verified"]
+        assert {r[0] for r in verified} == {"unified", "tzxm", "sjjc"}
+        # each matter once, each 件号 of each sequence once, each package key once
+        assert len({(r[0], r[1]) for r in verified}) == len(verified)
+        numbered = [r for r in rows if r[5] is not None]
+        sequence_items = [(r[7], r[8], r[9], r[10], r[11], r[5]) for r in numbered]
+        assert len(set(sequence_items)) == len(sequence_items), "a 件号 was given twice"
+        assert len({r[4] for r in numbered}) == len(numbered) and len({r[6] for r in numbered}) == len(numbered)
+        # gap-free per sequence, although two processes drew from the same sequences at once
+        by_sequence: dict[tuple[Any, ...], list[int]] = {}
+        for *key, item in sequence_items:
+            by_sequence.setdefault(tuple(key), []).append(item)
+        for key, items in by_sequence.items():
+            assert sorted(items) == list(range(1, len(items) + 1)), (key, sorted(items))
+        shared = [k for k, items in by_sequence.items()
+                  if len({r[0] for r in numbered if (r[7], r[8], r[9], r[10], r[11]) == k}) > 1]
+        assert shared, "the sources should share at least one 件号 sequence for this test to mean anything"
+        stored = archive_state(small_world / "archive")
+        assert sum(1 for k in stored if k.endswith("/_COMPLETE")) == len(verified)
+
+
+def test_worker_processes_leave_the_archive_and_ledger_that_threads_leave(
+    small_pristine: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    worlds = {}
+    for mode, workers in (("threads", 1), ("processes", 2)):
+        world = tmp_path / mode / "world"
+        shutil.copytree(small_pristine, world)
+        configure(world, chunk_size=3, orchestration={"workers": workers})
+        with unified_running(world):
+            night = start_night(world)
+            out, err = night.communicate(timeout=300)
+        assert night.returncode == 0 and '"status": "completed"' in out, err[-3000:]
+        worlds[mode] = world
+    assert archive_state(worlds["threads"] / "archive") == archive_state(worlds["processes"] / "archive")
+    assert matter_rows(f"sqlite:///{worlds['threads'] / 'ledger.sqlite'}") == matter_rows(
+        f"sqlite:///{worlds['processes'] / 'ledger.sqlite'}"
+    )
