@@ -7,7 +7,6 @@ person sees it. Their parameters are plain values; the configuration is read by 
 runs them (the parameter, else GUIDANG_CONFIG, else ./guidang.yaml).
 """
 
-import importlib
 import logging
 from typing import Any
 
@@ -29,28 +28,20 @@ def _dated(prefix: str) -> Any:
     return name
 
 
-class FixityUnavailable(GuidangError):
-    """This version of guidang has no fixity check (`flows.fixity`, `guidang audit fixity`) yet."""
-
-
 @flow(name="fixity_check", flow_run_name=_dated("fixity"))
 def fixity_check(config: str | None = None, sample: int | None = None) -> dict[str, Any]:
     """Re-read the repository against the ledger's SM3/SHA-256 (every package, or `sample` at random)
     and record the result in the ledger; the run fails when anything is missing, changed or unexpected."""
     prefect_ops.ship_guidang_logs()
     settings = load_settings(prefect_ops.config_path(config))
-    try:
-        fixity = importlib.import_module("flows.fixity")
-    except ModuleNotFoundError as exc:
-        raise FixityUnavailable("this guidang has no fixity check yet (flows/fixity.py, guidang audit fixity); "
-                                "the deployment runs it once it is installed") from exc
     from connectors.repositories import open_repository
+    from flows.fixity import check_fixity, record_fixity
     from ledger.store import Ledger
 
     repository = open_repository(settings.repository, base_dir=settings.base_dir)
     with Ledger(settings.resolve_url(settings.ledger_url)) as ledger:
-        result = fixity.check_fixity(ledger, repository, sample=sample)
-        seq = fixity.record_fixity(ledger, repository, settings, result)
+        result = check_fixity(ledger, repository, sample=sample)
+        seq = record_fixity(ledger, repository, settings, result)
     out = result.to_dict() | {"event": seq}
     lines = [f"# Fixity check — {'OK' if result.ok else 'FAILED'}", "",
              *(f"- {k}: {v}" for k, v in out.items() if k != "findings")]
