@@ -169,6 +169,10 @@ def publish(settings: Settings, summary: dict[str, Any], windows: dict[str, tupl
             name: str) -> None:
     """The night's artifacts and events. A server that refuses one of them loses that artifact or
     event, never the night (the ledger already holds it): so each failure is logged, not raised."""
+    held = summary["totals"].get("quarantined", 0)
+    if held:  # in the night's own logs too: each matter's warning is in its source's subflow
+        reasons = ", ".join(f"{code} × {n}" for code, n in summary.get("quarantine_reasons", {}).items())
+        log.warning("%s: %d matter(s) quarantined (%s); see guidang quarantine list", name, held, reasons)
     steps: list[tuple[str, Any]] = [
         ("summary table", lambda: create_table_artifact(
             key="transfer-summary", table=summary_rows(summary),
