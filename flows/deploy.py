@@ -196,9 +196,9 @@ def deploy(settings: Settings, pool: str = DEFAULT_POOL) -> dict[str, Any]:
         raise GuidangError("deploy needs the settings read from a file (its path is baked into the deployments)")
     config = Path(config).resolve()
     with get_client(sync_client=True) as client:
-        created = ensure_pool(client, pool)
         block_id = (notification_block_id(client, settings.alerts.notification_block)
-                    if settings.alerts.notification_block else None)
+                    if settings.alerts.notification_block else None)  # refused before anything is changed
+        created = ensure_pool(client, pool)
     names = []
     for spec in SPECS:
         deployment = _runner_deployment(spec, settings, config, name=spec.name, for_pool=True)

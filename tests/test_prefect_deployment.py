@@ -73,6 +73,11 @@ def test_deploy_worker_night_logs_events_alerts_and_serve(small_world: Path, tmp
         config = _prepare_world(small_world, sim.start())
         with prefect_server(processes, home, free_port()) as api, webhook_receiver() as (hook_url, received):
             env = clean_env(PREFECT_API_URL=api.url, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+            deploy = [sys.executable, "-m", "flows.cli", "deploy", "--config", str(config), "--json"]
+            no_server = _run(deploy, clean_env(PREFECT_HOME=str(home)), ROOT)
+            assert no_server.returncode == 2 and "PREFECT_API_URL" in no_server.stderr, no_server.stderr
+            no_block = _run(deploy, env, ROOT)
+            assert no_block.returncode == 2 and f"no custom-webhook block named '{BLOCK}'" in no_block.stderr
             block = _run([sys.executable, "-c",
                           "from prefect.blocks.notifications import CustomWebhookNotificationBlock as B; "
                           f"B(name='guidang', url={hook_url!r}, json_data={{'subject': '{{{{subject}}}}', "
@@ -80,7 +85,7 @@ def test_deploy_worker_night_logs_events_alerts_and_serve(small_world: Path, tmp
             assert block.returncode == 0, block.stderr
 
             # guidang deploy: pool created, four deployments, four automations
-            dep = _run([sys.executable, "-m", "flows.cli", "deploy", "--config", str(config), "--json"], env, ROOT)
+            dep = _run(deploy, env, ROOT)
             assert dep.returncode == 0, dep.stdout + dep.stderr
             made = json.loads(dep.stdout)
             assert made["pool_created"] is True
@@ -111,6 +116,10 @@ def test_deploy_worker_night_logs_events_alerts_and_serve(small_world: Path, tmp
             subflows = api.flow_runs(parent_flow_run_id={"any_": [run["id"]]}) or api.flow_runs(
                 name={"like_": "source-"})
             assert sorted(r["name"] for r in subflows) == ["source-sjjc", "source-tzxm", "source-unified"]
+
+            tasks = {t["name"] for t in api.post("/task_runs/filter", {"limit": 200})}
+            assert {"collect-unified", "stage-tzxm[1-8 of 8]"} <= tasks, tasks
+            assert any(t.startswith("transfer-unified[1-") for t in tasks), tasks
 
             # the archive: what the night's event says it archived is in the ledger and on disk
             completed = wait_for(lambda: api.events("guidang.night.completed"), "guidang.night.completed")
