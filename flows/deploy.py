@@ -60,9 +60,12 @@ SPECS = (
 
 
 def _flow_object(spec: Spec) -> Any:
-    import importlib
+    """The flow a spec names (imported here, not at the top: `guidang --help` loads no Prefect)."""
+    from flows import nightly, operations
 
-    return getattr(importlib.import_module(spec.module), spec.flow)
+    flow = getattr({"flows.nightly": nightly, "flows.operations": operations}[spec.module], spec.flow)
+    assert flow.name == spec.flow, (flow.name, spec.flow)  # the deployment's full name is flow/deployment
+    return flow
 
 
 def _environment(config: Path) -> dict[str, str]:
