@@ -150,6 +150,7 @@ def process_source(
 
     # 3. decide per matter: skip, quarantine, or work on it; 4.–6. the stages
     work = triage(ctx, source, items, summary)
+    del items  # the work holds what is still needed; the rest of the window can go
     pending_times = work_through(ctx, source, work, summary, fanout, resumed=resumed)
     if ctx.dry_run:
         return summary
@@ -164,6 +165,9 @@ def process_source(
     return summary
 
 
+SLICE_CHUNKS = 4  # a slice of the window: this many rounds of chunks in flight
+
+
 def work_through(
     ctx: RunContext,
     source: SourceConfig,
@@ -173,23 +177,33 @@ def work_through(
     *,
     resumed: Sequence[Staged] = (),
 ) -> list[datetime]:
-    """Appraise + stage (fanned out), number (in order), finalize + transfer + verify (fanned out).
+    """Appraise + stage (fanned out), number (in order), finalize + transfer + verify (fanned out),
+    one slice of the window at a time, so that what a night holds in memory (staged matters and
+    their documents' facts) does not grow with the number of matters in its window.
 
+    The work is taken in completion order (completion time, then 办件编号), the order 件号 are
+    given in, so slicing does not change which matter gets which number.
     Returns the updated_at of matters left pending by transient faults, which hold the watermark back.
     """
-    staged: list[Staged] = []
+    ordered = sorted(work, key=lambda w: (w.matter.completed_at, w.matter.project_id))
+    size = source.chunk_size * source.max_concurrency * SLICE_CHUNKS
     pending_times: list[datetime] = []
-    for out in fanout.stage(ctx, source, chunk(work, source.chunk_size)):
-        summary.add(out.summary)
-        staged.extend(out.staged)
-        pending_times.extend(out.pending_updated_at)
-    if ctx.dry_run:
-        summary.archived += len(staged)
-        return pending_times
-    numbered = list(resumed) + number_staged(ctx, source, staged)
-    for res in fanout.transfer(ctx, source, chunk(numbered, source.chunk_size)):
-        summary.add(res.summary)
-        pending_times.extend(res.pending_updated_at)
+    carried = list(resumed)  # numbered by a crashed run: transferred with the first slice
+    for start in range(0, max(len(ordered), 1), size):
+        part = ordered[start : start + size]
+        staged: list[Staged] = []
+        for out in fanout.stage(ctx, source, chunk(part, source.chunk_size)):
+            summary.add(out.summary)
+            staged.extend(out.staged)
+            pending_times.extend(out.pending_updated_at)
+        if ctx.dry_run:
+            summary.archived += len(staged)
+            continue
+        numbered = carried + number_staged(ctx, source, staged)
+        carried = []
+        for res in fanout.transfer(ctx, source, chunk(numbered, source.chunk_size)):
+            summary.add(res.summary)
+            pending_times.extend(res.pending_updated_at)
     return pending_times
 
 

@@ -26,7 +26,7 @@ from flows.report import summary_rows
 from flows.staging import ChunkOutcome
 from flows.transfer import TransferOutcome
 from flows.triage import Work
-from flows.units import RunRef, collect_unit, ref_of, stage_unit, transfer_unit
+from flows.units import RunRef, collect_unit, ref_of, registered, stage_unit, transfer_unit
 from schemas.config import Settings, load_settings
 from schemas.findings import GuidangError
 from schemas.model import mask_text
@@ -110,10 +110,35 @@ def task_runner_for(ctx: RunContext, source: SourceConfig) -> Any:
     return ThreadPoolTaskRunner(max_workers=source.max_concurrency)
 
 
+def _work_ref(ctx: RunContext) -> RunRef:
+    """What the tasks are handed: on Dask, the configuration's path only (workers read it and their
+    own environment: no password crosses the cluster); in this process's threads, the settings too."""
+    ref = ref_of(ctx)
+    if ctx.settings.orchestration.task_runner == "dask" and not ctx.dry_run:
+        if ref.config is None:
+            raise GuidangError("a Dask night needs its settings read from a file (workers read it themselves)")
+        ref = ref.for_cluster()
+    return ref
+
+
+_PROGRESS: dict[str, prefect_ops.Progress] = {}  # the open night's progress artifact, by run id, in this process
+
+
+@flow(name="transfer-source")
+def transfer_source(run_id: str, source_name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+    """One source of a night. Its parameters are plain values (what the server records and shows);
+    the night's open context is found by its run id in this process (flows/units.py), and nothing
+    live is captured by the flow object, which a Dask task runner pickles with every task."""
+    ctx = registered(run_id)
+    summary = process_source(ctx, ctx.settings.source(source_name), since=since, until=until,
+                             fanout=PrefectFanout(_work_ref(ctx), _PROGRESS.get(run_id)))
+    return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
+
+
 class SourceSubflows:
-    """`run_source` for run_nightly: one subflow run per source, named `source-<name>`. The open run
-    context (ledger, repository, connectors) is live state, not a parameter, so the subflow closes
-    over it and its recorded parameters stay plain values. Keeps each source's window for the report."""
+    """`run_source` for run_nightly: one subflow run per source, named `source-<name>`, under the
+    source's task runner (threads bounded by its max_concurrency, or Dask). Keeps each source's
+    window for the report and advances the night's progress."""
 
     def __init__(self, progress: prefect_ops.Progress | None = None) -> None:
         self.progress = progress
@@ -121,20 +146,15 @@ class SourceSubflows:
 
     def __call__(self, ctx: RunContext, source: SourceConfig, since: datetime | None,
                  until: datetime | None) -> SourceSummary:
-        ref = ref_of(ctx)
-        if ctx.settings.orchestration.task_runner == "dask" and not ctx.dry_run:
-            if ref.config is None:
-                raise GuidangError("a Dask night needs its settings read from a file (workers read it themselves)")
-            ref = ref.for_cluster()  # Dask workers read the configuration and their environment themselves
         self.windows[source.name] = source_window(ctx, source, since=since, until=until, now=ctx.now)
-        fanout = PrefectFanout(ref, self.progress)
-
-        @flow(name="transfer-source", flow_run_name=f"source-{source.name}", task_runner=task_runner_for(ctx, source))
-        def transfer_source(source_name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
-            summary = process_source(ctx, source, since=since, until=until, fanout=fanout)
-            return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
-
-        out = transfer_source(source.name, since, until)
+        if self.progress is not None:
+            _PROGRESS[ctx.run_id] = self.progress
+        try:
+            sub = transfer_source.with_options(flow_run_name=f"source-{source.name}",
+                                               task_runner=task_runner_for(ctx, source))
+            out = sub(ctx.run_id, source.name, since, until)
+        finally:
+            _PROGRESS.pop(ctx.run_id, None)
         if self.progress is not None:
             self.progress.finish(source.name)
         summary = SourceSummary(**out["counts"], bytes=out["bytes"])

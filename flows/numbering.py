@@ -52,17 +52,11 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
     for start in range(0, len(ordered), source.chunk_size):
         part = ordered[start : start + source.chunk_size]
         with ctx.ledger.transaction() as s:
+            store.lock_sequences(s, [_sequence_key(fonds, st.appraisal) for st in part])
             for st in part:
                 a = st.appraisal
                 assert a.retention_period is not None
-                item = store.allocate_item_number(
-                    s,
-                    fonds=fonds.code,
-                    category_code=a.category_code,
-                    year=a.year,
-                    retention_period=str(a.retention_period),
-                    org_code=a.org_code,
-                )
+                item = store.allocate_item_number(s, **_sequence_key(fonds, a))
                 code = archival_code(fonds, a, item)
                 rec = matter_record(st.matter, a, st.version, ctx.run_id)
                 rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
@@ -72,6 +66,12 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
                 st.record_id = rec.id
         crashpoint("numbered")
     return ordered
+
+
+def _sequence_key(fonds: Fonds, a: Appraisal) -> dict[str, Any]:
+    """The 件号 sequence a matter draws from: 全宗, 门类, 年度, 保管期限, 机构问题代码."""
+    return {"fonds": fonds.code, "category_code": a.category_code, "year": a.year,
+            "retention_period": str(a.retention_period), "org_code": a.org_code}
 
 
 def archival_code(fonds: Fonds, a: Appraisal, item: int) -> str:

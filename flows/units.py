@@ -76,6 +76,15 @@ def register(ctx: RunContext) -> None:
         _CONTEXTS[ctx.run_id] = ctx
 
 
+def registered(run_id: str) -> RunContext:
+    """The context this process opened for the night (`register`)."""
+    with _LOCK:
+        ctx = _CONTEXTS.get(run_id)
+    if ctx is None or ctx.worker_of is not None:
+        raise GuidangError(f"run {run_id} was not opened in this process")
+    return ctx
+
+
 def forget(run_id: str) -> None:
     with _LOCK:
         _CONTEXTS.pop(run_id, None)

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from ledger.models import Event, MatterRecord, MatterState, QuarantineEntry, RetentionVersion, Watermark
 from schemas.model import RetentionPeriod
@@ -63,7 +63,9 @@ def unacknowledged(session: Session, source: str) -> Sequence[MatterRecord]:
 def verified_not_in_batch(session: Session) -> Sequence[MatterRecord]:
     """Verified matters that no DA/T 93 transfer batch lists yet."""
     return session.scalars(
-        select(MatterRecord).where(MatterRecord.batch_id.is_(None), MatterRecord.state == MatterState.VERIFIED)
+        select(MatterRecord)
+        .where(MatterRecord.batch_id.is_(None), MatterRecord.state == MatterState.VERIFIED)
+        .options(defer(MatterRecord.record), defer(MatterRecord.appraisal))  # a batch lists, it does not re-package
     ).all()
 
 

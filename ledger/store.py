@@ -240,6 +240,17 @@ def allocate_item_number(
     return seq.last_item
 
 
+def lock_sequences(session: Session, keys: Sequence[dict[str, Any]]) -> None:
+    """Lock every 件号 sequence a transaction will draw from, in one order, before it draws: two
+    processes numbering matters of the same sequences at once then queue instead of deadlocking
+    (each would otherwise hold one sequence and wait for the other's, or for the event chain)."""
+    for key in sorted({tuple(sorted(k.items())) for k in keys}):
+        values = dict(key)
+        if session.get(ArchiveSequence, values, with_for_update=True) is None:
+            _insert_if_absent(session, ArchiveSequence, {**values, "last_item": 0})
+            session.get(ArchiveSequence, values, with_for_update=True, populate_existing=True)
+
+
 def _insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> None:
     """INSERT the row unless its key exists: two workers numbering the first matter of a sequence at
     once must not fail on a duplicate key (the second then locks the first's row and counts on)."""
@@ -343,12 +354,27 @@ def record_batch(
     session: Session, batch_id: str, matter_ids: Sequence[int], *, run_id: str | None, payload: dict[str, Any]
 ) -> None:
     """A DA/T 93 transfer batch is stored: name it on each of its matters and log it once."""
+    done: list[MatterRecord] = []
     for matter_id in matter_ids:
         rec = session.get(MatterRecord, matter_id)
         if rec is not None:
             rec.batch_id = batch_id
             _matter_event(session, "in-batch", rec, run_id=run_id, payload={"batch_id": batch_id})
+            done.append(rec)
+        if len(done) >= _BATCH_FLUSH:  # a night's batch may list tens of thousands: keep few in memory
+            _flush_and_forget(session, done)
+    _flush_and_forget(session, done)
     append_event(session, "transfer-batch", run_id=run_id, payload=payload)
+
+
+_BATCH_FLUSH = 500
+
+
+def _flush_and_forget(session: Session, records: list[MatterRecord]) -> None:
+    session.flush()
+    for rec in records:
+        session.expunge(rec)
+    records.clear()
 
 
 # ---------------------------------------------------------------- quarantine

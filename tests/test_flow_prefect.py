@@ -7,11 +7,14 @@ costs ~10 s, so it is shared and used once).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tests.world_support import unified_running
+
+AS_OF = datetime(2026, 11, 26, 2, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +77,38 @@ def test_flow_parameters_validate_as_a_deployment_run_gives_them() -> None:
         {"since": "2026-11-01T00:00:00+08:00", "until": "2026-11-02T00:00:00+08:00"})["until"], datetime)
     assert fixity_check.validate_parameters({"sample": "3"})["sample"] == 3
     assert quarantine_retry.validate_parameters({"entries": [1, 2]})["entries"] == [1, 2]
+
+
+def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_night_leaves(
+    prefect_harness: None, small_pristine: Path, tmp_path: Path
+) -> None:
+    """Two Dask worker processes (a LocalCluster) run the chunks; they read the configuration
+    themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's."""
+    import shutil
+
+    from flows.night import run_nightly
+    from flows.nightly import nightly_transfer
+    from schemas.config import load_settings
+    from tests.test_scale_out import configure, matter_rows, packages
+
+    worlds = {}
+    for mode in ("threads", "dask"):
+        world = tmp_path / mode / "world"
+        shutil.copytree(small_pristine, world)
+        orchestration = {"workers": 1} if mode == "threads" else {"task_runner": "dask", "dask_workers": 2}
+        configure(world, chunk_size=3, orchestration=orchestration)
+        with unified_running(world):
+            if mode == "threads":
+                summary = run_nightly(load_settings(world / "guidang.yaml"), now=AS_OF)
+            else:
+                state = nightly_transfer(config=str(world / "guidang.yaml"), as_of=AS_OF, return_state=True)
+                assert state.is_completed(), state
+                summary = state.result()
+        assert summary["status"] == "completed" and summary["totals"]["archived"] > 20
+        worlds[mode] = world
+
+    assert packages(worlds["threads"] / "archive") == packages(worlds["dask"] / "archive")
+    assert len(packages(worlds["dask"] / "archive")) > 100
+    assert matter_rows(f"sqlite:///{worlds['threads'] / 'ledger.sqlite'}") == matter_rows(
+        f"sqlite:///{worlds['dask'] / 'ledger.sqlite'}"
+    )
