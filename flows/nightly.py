@@ -166,7 +166,12 @@ def run_night_flow(config: str | None, *, sources: list[str] | None, since: date
                    until: datetime | None, dry_run: bool, as_of: datetime | None) -> dict[str, Any]:
     """The body of `nightly_transfer` and `backfill_transfer`: the night, then what the server is told
     (artifacts, events), then the run's state: Failed unless the night completed."""
-    prefect_ops.ship_guidang_logs()
+    with prefect_ops.guidang_logs_to_server():
+        return _night(config, sources=sources, since=since, until=until, dry_run=dry_run, as_of=as_of)
+
+
+def _night(config: str | None, *, sources: list[str] | None, since: datetime | None,
+           until: datetime | None, dry_run: bool, as_of: datetime | None) -> dict[str, Any]:
     name = flow_run.name or "night"
     try:
         settings = load_settings(prefect_ops.config_path(config))

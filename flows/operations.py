@@ -32,7 +32,11 @@ def _dated(prefix: str) -> Any:
 def fixity_check(config: str | None = None, sample: int | None = None) -> dict[str, Any]:
     """Re-read the repository against the ledger's SM3/SHA-256 (every package, or `sample` at random)
     and record the result in the ledger; the run fails when anything is missing, changed or unexpected."""
-    prefect_ops.ship_guidang_logs()
+    with prefect_ops.guidang_logs_to_server():
+        return _fixity(config, sample)
+
+
+def _fixity(config: str | None, sample: int | None) -> dict[str, Any]:
     settings = load_settings(prefect_ops.config_path(config))
     from connectors.repositories import open_repository
     from flows.fixity import check_fixity, record_fixity
@@ -58,9 +62,8 @@ def quarantine_retry(config: str | None = None, entries: list[int] | None = None
     from flows.report import summary_markdown
     from flows.retry import retry_quarantined
 
-    prefect_ops.ship_guidang_logs()
-    settings = load_settings(prefect_ops.config_path(config))
-    summary = retry_quarantined(settings, entries)
+    with prefect_ops.guidang_logs_to_server():
+        summary = retry_quarantined(load_settings(prefect_ops.config_path(config)), entries)
     create_markdown_artifact(key="quarantine-retry-report", markdown=summary_markdown(summary),
                              description="Quarantine retry")
     if summary["status"] != "completed":

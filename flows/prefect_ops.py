@@ -10,6 +10,8 @@ the DA/T 93 batch keys and the ledger's chain head.
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -74,20 +76,56 @@ def night_run_name() -> str:
 # ---------------------------------------------------------------- logs
 
 
-def ship_guidang_logs() -> None:
+class _StampRun(logging.Filter):
+    """Records logged outside any Prefect run context (the plain worker threads of a quarantine retry)
+    are the run's logs too: they carry its flow run id, which Prefect's API handler reads first."""
+
+    def __init__(self, flow_run_id: str) -> None:
+        super().__init__()
+        self.flow_run_id = flow_run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        if not getattr(record, "flow_run_id", None) and FlowRunContext.get() is None and TaskRunContext.get() is None:
+            record.flow_run_id = self.flow_run_id
+        return True
+
+
+@contextmanager
+def guidang_logs_to_server() -> Iterator[None]:
     """guidang's records go to the server as the run's logs, masked, however the process was started
     (a worker, `guidang serve`, `guidang run`): Prefect attaches its API handler to the `guidang`
-    logger only when PREFECT_LOGGING_EXTRA_LOGGERS names it at start-up, so the flow makes sure."""
+    logger only when PREFECT_LOGGING_EXTRA_LOGGERS names it at start-up, so the flow makes sure,
+    for its own length (what it added is removed after, so a later plain call is not shipped)."""
     from prefect.logging.handlers import APILogHandler
+    from prefect.runtime import flow_run
 
     logger = logging.getLogger("guidang")
+    added: APILogHandler | None = None
     if not any(isinstance(h, APILogHandler) for h in logger.handlers):
-        logger.addHandler(APILogHandler())
+        added = APILogHandler()
+        logger.addHandler(added)
+    old_level = logger.level
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)  # the server keeps the night's INFO lines; terminals filter on their handler
     for target in (logger, *logger.handlers):
         if not any(isinstance(f, MaskingFilter) for f in target.filters):
             target.addFilter(MaskingFilter())
+    stamp = _StampRun(str(flow_run.id)) if flow_run.id else None
+    api_handlers = [h for h in logger.handlers if isinstance(h, APILogHandler)]
+    for h in api_handlers:
+        if stamp is not None:
+            h.addFilter(stamp)
+    try:
+        yield
+    finally:
+        for h in api_handlers:
+            if stamp is not None:
+                h.removeFilter(stamp)
+        if added is not None:
+            logger.removeHandler(added)
+        logger.setLevel(old_level)
 
 
 # ---------------------------------------------------------------- progress

@@ -178,6 +178,16 @@ def test_deploy_worker_night_logs_events_alerts_and_serve(small_world: Path, tmp
             assert after is not None and after["work_pool_name"] == "guidang" and not after["paused"]
             assert after["global_concurrency_limit"]["limit"] == 1
 
+            # the weekly fixity check and the quarantine retry, on demand through the worker
+            for deployment in ("fixity_check/fixity", "quarantine_retry/quarantine-retry"):
+                done = _run([sys.executable, "-m", "prefect", "deployment", "run", deployment, "--watch",
+                             "--watch-timeout", "300"], env, outside, timeout=350)
+                assert done.returncode == 0 and "Completed" in done.stdout, done.stdout[-3000:]
+            retry = api.flow_runs(name={"like_": "quarantine-retry-"})
+            assert len(retry) == 1 and retry[0]["state_type"] == "COMPLETED"
+            retried = [e["message"] for e in api.logs([retry[0]["id"]]) if e["name"] == "guidang"]
+            assert any(m.startswith("quarantined tzxm/TZ202611150008: [Q-PDF-BROKEN]") for m in retried), retried
+
             # a failed night (the archive volume is not mounted): Failed, its event, the notification
             shutil.move(small_world / "archive", small_world / "archive.unmounted")
             failed = _run([sys.executable, "-m", "prefect", "deployment", "run", "nightly_transfer/nightly",
