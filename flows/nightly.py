@@ -8,27 +8,30 @@ address, or a local cluster of `dask_workers` processes). Retries sit on the net
 (collect, transfer); staging handles a document's transient failure by leaving the matter pending.
 """
 
-from __future__ import annotations
-
+import logging
 from datetime import datetime
 from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import unmapped
 
+from flows import prefect_ops
 from flows.context import RunContext, SourceConfig, SourceSummary
-from flows.night import process_source, run_nightly
+from flows.night import process_source, run_nightly, source_window
 from flows.numbering import Staged
-from flows.report import summary_markdown, summary_rows
+from flows.report import summary_rows
 from flows.staging import ChunkOutcome
 from flows.transfer import TransferOutcome
 from flows.triage import Work
 from flows.units import RunRef, collect_unit, ref_of, registered, stage_unit, transfer_unit
-from schemas.config import load_settings
+from schemas.config import Settings, load_settings
 from schemas.findings import GuidangError
+from schemas.model import mask_text
+
+log = logging.getLogger("guidang")
 
 
 class RunFailed(Exception):
@@ -58,24 +61,40 @@ def transfer_task(ref: RunRef, source_name: str, staged: list[Staged]) -> Transf
 
 
 class PrefectFanout:
-    """Runs each stage's chunks as Prefect task runs (mapped), waiting for all before going on."""
+    """Runs each stage's chunks as Prefect task runs, each named after its chunk's range
+    (`stage-tzxm[51-100 of 320]`), waiting for all before going on and advancing the progress."""
 
-    def __init__(self, ref: RunRef) -> None:
+    def __init__(self, ref: RunRef, progress: prefect_ops.Progress | None = None) -> None:
         self.ref = ref
+        self.progress = progress
 
     def collect(self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime) -> list[Any]:
-        return collect_task(self.ref, source.name, since, until)
+        items = collect_task.with_options(task_run_name=f"collect-{source.name}")(self.ref, source.name, since, until)
+        self._advance(source, "collect", 1, 1)
+        return items
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
-        return self._map(stage_task, source, chunks)
+        return self._map(stage_task, "stage", source, chunks)
 
     def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
-        return self._map(transfer_task, source, chunks)
+        return self._map(transfer_task, "transfer", source, chunks)
 
-    def _map(self, fn: Any, source: SourceConfig, chunks: list[Any]) -> list[Any]:
-        if not chunks:
-            return []
-        return [f.result() for f in fn.map(unmapped(self.ref), unmapped(source.name), chunks)]
+    def _map(self, fn: Any, stage: str, source: SourceConfig, chunks: list[Any]) -> list[Any]:
+        total = sum(len(c) for c in chunks)
+        futures, first = [], 1
+        for c in chunks:
+            name = f"{stage}-{source.name}[{first}-{first + len(c) - 1} of {total}]"
+            futures.append(fn.with_options(task_run_name=name).submit(self.ref, source.name, c))
+            first += len(c)
+        results = []
+        for i, f in enumerate(futures, 1):
+            results.append(f.result())
+            self._advance(source, stage, i, len(futures))
+        return results
+
+    def _advance(self, source: SourceConfig, stage: str, finished: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(source.name, stage, finished, total)
 
 
 def task_runner_for(ctx: RunContext, source: SourceConfig) -> Any:
@@ -102,6 +121,9 @@ def _work_ref(ctx: RunContext) -> RunRef:
     return ref
 
 
+_PROGRESS: dict[str, prefect_ops.Progress] = {}  # the open night's progress artifact, by run id, in this process
+
+
 @flow(name="transfer-source")
 def transfer_source(run_id: str, source_name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
     """One source of a night. Its parameters are plain values (what the server records and shows);
@@ -109,44 +131,118 @@ def transfer_source(run_id: str, source_name: str, since: datetime | None, until
     live is captured by the flow object, which a Dask task runner pickles with every task."""
     ctx = registered(run_id)
     summary = process_source(ctx, ctx.settings.source(source_name), since=since, until=until,
-                             fanout=PrefectFanout(_work_ref(ctx)))
+                             fanout=PrefectFanout(_work_ref(ctx), _PROGRESS.get(run_id)))
     return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
 
 
-def _run_source_subflow(
-    ctx: RunContext, source: SourceConfig, since: datetime | None, until: datetime | None
-) -> SourceSummary:
-    """One subflow run per source, under the source's task runner (threads bounded by its
-    max_concurrency, or Dask)."""
-    sub = transfer_source.with_options(flow_run_name=f"source-{source.name}", task_runner=task_runner_for(ctx, source))
-    out = sub(ctx.run_id, source.name, since, until)
-    summary = SourceSummary(**out["counts"], bytes=out["bytes"])
-    summary.reasons.update(out["reasons"])
+class SourceSubflows:
+    """`run_source` for run_nightly: one subflow run per source, named `source-<name>`, under the
+    source's task runner (threads bounded by its max_concurrency, or Dask). Keeps each source's
+    window for the report and advances the night's progress."""
+
+    def __init__(self, progress: prefect_ops.Progress | None = None) -> None:
+        self.progress = progress
+        self.windows: dict[str, tuple[datetime, datetime, bool]] = {}
+
+    def __call__(self, ctx: RunContext, source: SourceConfig, since: datetime | None,
+                 until: datetime | None) -> SourceSummary:
+        self.windows[source.name] = source_window(ctx, source, since=since, until=until, now=ctx.now)
+        if self.progress is not None:
+            _PROGRESS[ctx.run_id] = self.progress
+        try:
+            sub = transfer_source.with_options(flow_run_name=f"source-{source.name}",
+                                               task_runner=task_runner_for(ctx, source))
+            out = sub(ctx.run_id, source.name, since, until)
+        finally:
+            _PROGRESS.pop(ctx.run_id, None)
+        if self.progress is not None:
+            self.progress.finish(source.name)
+        summary = SourceSummary(**out["counts"], bytes=out["bytes"])
+        summary.reasons.update(out["reasons"])
+        return summary
+
+
+def run_night_flow(config: str | None, *, sources: list[str] | None, since: datetime | None,
+                   until: datetime | None, dry_run: bool, as_of: datetime | None) -> dict[str, Any]:
+    """The body of `nightly_transfer` and `backfill_transfer`: the night, then what the server is told
+    (artifacts, events), then the run's state: Failed unless the night completed."""
+    with prefect_ops.guidang_logs_to_server():
+        return _night(config, sources=sources, since=since, until=until, dry_run=dry_run, as_of=as_of)
+
+
+def _night(config: str | None, *, sources: list[str] | None, since: datetime | None,
+           until: datetime | None, dry_run: bool, as_of: datetime | None) -> dict[str, Any]:
+    name = flow_run.name or "night"
+    try:
+        settings = load_settings(prefect_ops.config_path(config))
+        progress = prefect_ops.Progress(list(sources) if sources else [s.name for s in settings.sources])
+        subflows = SourceSubflows(progress)
+        summary = run_nightly(settings, sources=sources, since=since, until=until, dry_run=dry_run,
+                              run_source=subflows, now=as_of)
+    except Exception as exc:  # the night could not start or was cut short: say so on the server too
+        message = mask_text(f"{exc.__class__.__name__}: {exc}")
+        log.error("night %s failed: %s", name, message)
+        prefect_ops.emit_night(None, name, error=message)
+        raise
+    publish(settings, summary, subflows.windows, name)
+    if summary["status"] != "completed":
+        raise RunFailed(summary)
     return summary
 
 
-@flow(name="nightly_transfer", flow_run_name="nightly-{config}")
+def publish(settings: Settings, summary: dict[str, Any], windows: dict[str, tuple[datetime, datetime, bool]],
+            name: str) -> None:
+    """The night's artifacts and events. A server that refuses one of them loses that artifact or
+    event, never the night (the ledger already holds it): so each failure is logged, not raised."""
+    held = summary["totals"].get("quarantined", 0)
+    if held:  # in the night's own logs too: each matter's warning is in its source's subflow
+        reasons = ", ".join(f"{code} × {n}" for code, n in summary.get("quarantine_reasons", {}).items())
+        log.warning("%s: %d matter(s) quarantined (%s); see guidang quarantine list", name, held, reasons)
+    steps: list[tuple[str, Any]] = [
+        ("summary table", lambda: create_table_artifact(
+            key="transfer-summary", table=summary_rows(summary),
+            description="Matters per source: collected, archived, quarantined, not in scope")),
+        ("report", lambda: create_markdown_artifact(
+            key="transfer-report", markdown=prefect_ops.report_markdown(summary, windows, settings.timezone),
+            description="Nightly transfer report: window, bytes, DA/T 93 batches, ledger chain head")),
+    ]
+    if not summary.get("dry_run"):
+        steps += [
+            ("agency table", lambda: create_table_artifact(
+                key="transfer-by-agency", table=prefect_ops.agency_rows(settings, summary["run_id"]) or [{}],
+                description="Per 实施机构 (agency): packages archived, bytes, matters quarantined")),
+            ("quarantine events", lambda: prefect_ops.emit_quarantined(settings, summary["run_id"], name)),
+        ]
+    steps.append(("night event", lambda: prefect_ops.emit_night(summary, name)))
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:
+            log.error("night %s: %s not sent to the Prefect server: %s", name, what, mask_text(str(exc)))
+
+
+@flow(name="nightly_transfer", flow_run_name=prefect_ops.night_run_name)
 def nightly_transfer(
-    config: str = "guidang.yaml",
+    config: str | None = None,
     sources: list[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     dry_run: bool = False,
     as_of: datetime | None = None,
 ) -> dict[str, Any]:
-    """Archive every matter completed since each source's watermark (or in [since, until] as a backfill)."""
-    settings = load_settings(config)
-    summary = run_nightly(
-        settings, sources=sources, since=since, until=until, dry_run=dry_run, run_source=_run_source_subflow, now=as_of
-    )
-    create_table_artifact(
-        key="transfer-summary",
-        table=summary_rows(summary),
-        description="Matters per source: collected, archived, quarantined, not in scope",
-    )
-    create_markdown_artifact(
-        key="transfer-report", markdown=summary_markdown(summary), description="Nightly transfer report"
-    )
-    if summary["status"] != "completed":
-        raise RunFailed(summary)
-    return summary
+    """Archive every matter completed since each source's watermark (or in [since, until] as a backfill).
+    `config`: guidang.yaml's path (else GUIDANG_CONFIG, else ./guidang.yaml)."""
+    return run_night_flow(config, sources=sources, since=since, until=until, dry_run=dry_run, as_of=as_of)
+
+
+@flow(name="backfill_transfer", flow_run_name=prefect_ops.night_run_name)
+def backfill_transfer(
+    since: datetime,
+    until: datetime,
+    sources: list[str] | None = None,
+    config: str | None = None,
+) -> dict[str, Any]:
+    """Archive what was completed in [since, until] again (a backfill: the watermark does not move)."""
+    if until <= since:
+        raise GuidangError(f"backfill: until ({until.isoformat()}) must be after since ({since.isoformat()})")
+    return run_night_flow(config, sources=sources, since=since, until=until, dry_run=False, as_of=None)

@@ -166,6 +166,19 @@ class Orchestration(_Config):
     dask_workers: int = Field(default=2, ge=1, le=64, description="worker processes of that local Dask cluster")
 
 
+class Alerts(_Config):
+    """What `guidang deploy` sets up on the Prefect server to tell operations about a night."""
+
+    notification_block: str | None = Field(
+        default=None, pattern=r"^[a-z0-9-]+/[A-Za-z0-9_\-]+$",
+        description="the Prefect notification block the automations send to, as block-type-slug/name "
+        "(e.g. custom-webhook/guidang-alerts; create it first); unset: `guidang deploy` creates no automations")
+    quarantined_more_than: int = Field(default=20, ge=0, description="notify when one night quarantines more "
+                                       "matters than this")
+    no_completed_night_hours: int = Field(default=26, ge=1, description="notify when no night has completed "
+                                          "for this many hours")
+
+
 class VirusScanConfig(_Config):
     """ClamAV (病毒检测, GD-4-1): clamd's socket, or the clamscan program. Configured, it scans every
     document at staging and GD-4-1 becomes a required item; a scanner that cannot answer fails it."""
@@ -227,6 +240,7 @@ class Settings(_Config):
                                     "but quarantined as Q-PDF-TOO-LARGE: parsing holds a few times the file in memory")
     orchestration: Orchestration = Field(default_factory=Orchestration, description="where the work units run "
                                          "(local worker processes, Prefect threads or a Dask cluster)")
+    alerts: Alerts = Field(default_factory=Alerts, description="Prefect automations created by `guidang deploy`")
 
     virus_scan: VirusScanConfig | None = Field(default=None, description="ClamAV for GD-4-1; without it GD-4-1 "
                                                "is 未检测 (not performed) and not required")

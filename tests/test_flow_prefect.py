@@ -56,6 +56,29 @@ def test_nightly_flow_runs_a_subflow_per_source_and_publishes_its_summary(
     assert {"transfer-summary", "transfer-report"} <= set(artifact_keys)
 
 
+def test_flow_parameters_validate_as_a_deployment_run_gives_them() -> None:
+    """A deployment's run hands the flow JSON, which Prefect validates and converts with a model built
+    from the signature: times become aware datetimes, a backfill without `since` is refused. (The
+    served and deployed runs themselves are tests/test_prefect_deployment.py.)"""
+    from datetime import datetime
+
+    from prefect.exceptions import ParameterTypeError
+
+    from flows.nightly import backfill_transfer, nightly_transfer
+    from flows.operations import fixity_check, quarantine_retry
+
+    params = nightly_transfer.validate_parameters({"config": "/srv/g.yaml", "as_of": "2026-12-01T02:00:00+08:00",
+                                                   "sources": ["tzxm"]})
+    assert isinstance(params["as_of"], datetime) and params["as_of"].utcoffset() is not None
+    assert nightly_transfer.validate_parameters({})["config"] is None  # then GUIDANG_CONFIG, else ./guidang.yaml
+    with pytest.raises(ParameterTypeError, match="since"):
+        backfill_transfer.validate_parameters({"until": "2026-12-01"})
+    assert isinstance(backfill_transfer.validate_parameters(
+        {"since": "2026-11-01T00:00:00+08:00", "until": "2026-11-02T00:00:00+08:00"})["until"], datetime)
+    assert fixity_check.validate_parameters({"sample": "3"})["sample"] == 3
+    assert quarantine_retry.validate_parameters({"entries": [1, 2]})["entries"] == [1, 2]
+
+
 def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_night_leaves(
     prefect_harness: None, small_pristine: Path, tmp_path: Path
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from flows.cli import audit, bench, check, config, quarantine, retention, run
+from flows.cli import audit, bench, check, config, deploy, quarantine, retention, run
 from flows.cli.common import setup_logging
 
 
@@ -75,7 +75,8 @@ def main(
 
 
 app.command("run")(run.run)
-app.command("serve")(run.serve)
+app.command("deploy")(deploy.deploy)
+app.command("serve")(deploy.serve)
 app.command("demo")(run.demo)
 app.command("check")(check.check_command)
 app.command("bench")(bench.bench)

@@ -1,4 +1,4 @@
-"""`guidang run`, `guidang serve` and `guidang demo`: one night now, the nightly schedule, a demo world.
+"""`guidang run` and `guidang demo`: one night now, the nightly schedule, a demo world.
 
 A night runs either under Prefect (the deployment's code path: `flows.nightly.nightly_transfer`) or
 on plain threads (`--orchestrator local`); both return the same summary, printed by `report_run`.
@@ -85,6 +85,7 @@ def execute_night(
 
             return run_nightly(settings, **window, now=as_of)
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # a temporary server sends nothing out
         if not verbose:  # Prefect's own console handler, where its configuration uses one
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         from flows.nightly import RunFailed, nightly_transfer
@@ -133,22 +134,6 @@ def run(
         verbose=verbose,
     )
     report_run(summary, as_json, strict)
-
-
-def serve(
-    config: ConfigOpt = Path("guidang.yaml"),
-    cron: Annotated[str, typer.Option(help="schedule")] = "0 2 * * *",
-    timezone: Annotated[str, typer.Option(help="schedule's time zone")] = "Asia/Shanghai",
-) -> None:
-    """Serve the nightly schedule from this machine (needs a Prefect server: set PREFECT_API_URL)."""
-    load_config(config)
-    from prefect.schedules import Cron
-
-    from flows.nightly import nightly_transfer
-
-    nightly_transfer.serve(
-        name="nightly", schedules=[Cron(cron, timezone=timezone)], parameters={"config": str(config.resolve())}
-    )
 
 
 def demo(
