@@ -29,15 +29,19 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
     half-written folder is left under transfers/ whatever day the next run is. The batch id is
     derived from its content, so finishing it rewrites the same objects (no-ops) and completes the rest."""
     written: list[str] = []
+    ours = set(ctx.sources) if ctx.sources is not None else None
     with ctx.ledger.read() as s:
         unfinished = queries.unfinished_batches(s)
     for begun in unfinished:
         with ctx.ledger.read() as s:
             records = [r for mid in begun["members"] if (r := queries.matter(s, mid)) is not None]
+        if ours is not None and any(r.source not in ours for r in records):
+            continue  # another run's (over other sources, maybe still at work): its own next run finishes it
         created_at = datetime.fromisoformat(begun["created_at"]).astimezone(ctx.settings.zone)
         written.append(_write_batch(ctx, begun["fonds"], records, created_at, begun=begun["begun_seq"]))
     with ctx.ledger.read() as s:
-        rows = list(queries.verified_not_in_batch(s))
+        # the run's own sources only: a run over other sources beside it batches its matters itself
+        rows = list(queries.verified_not_in_batch(s, ours))
     by_fonds: dict[str, list[MatterRecord]] = {}
     for r in rows:
         by_fonds.setdefault(r.fonds or "", []).append(r)

@@ -80,6 +80,7 @@ class RunContext:
     scratch: Path | None = None  # a dry run's own temporary folder (staging, an empty ledger), removed at close
     worker_of: str | None = None  # set in a worker process's view of another process's night (flows/units.py)
     staging_claim: IO[bytes] | None = None  # held while the run uses its staging folder (claim_staging)
+    sources: list[str] | None = None  # the sources the run locked (None: a dry run, which locks none)
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:
@@ -142,7 +143,7 @@ def open_run(
     in_use = claim_staging(staging_root)
     remove_stale_staging(staging)
     return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, locks=locks,
-                      staging_claim=in_use)
+                      staging_claim=in_use, sources=names)
 
 
 STAGING_CLAIM = ".in-use"

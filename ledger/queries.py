@@ -8,7 +8,7 @@ finds every read of the ledger in one place. (Writes that change state live in `
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -60,13 +60,16 @@ def unacknowledged(session: Session, source: str) -> Sequence[MatterRecord]:
     ).all()
 
 
-def verified_not_in_batch(session: Session) -> Sequence[MatterRecord]:
-    """Verified matters that no DA/T 93 transfer batch lists yet."""
-    return session.scalars(
+def verified_not_in_batch(session: Session, sources: Collection[str] | None = None) -> Sequence[MatterRecord]:
+    """Verified matters (of `sources`, all when None) that no DA/T 93 transfer batch lists yet."""
+    query = (
         select(MatterRecord)
         .where(MatterRecord.batch_id.is_(None), MatterRecord.state == MatterState.VERIFIED)
         .options(defer(MatterRecord.record), defer(MatterRecord.appraisal))  # a batch lists, it does not re-package
-    ).all()
+    )
+    if sources is not None:
+        query = query.where(MatterRecord.source.in_(sorted(sources)))
+    return session.scalars(query).all()
 
 
 def unfinished_batches(session: Session) -> list[dict[str, Any]]:
