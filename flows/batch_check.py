@@ -70,32 +70,40 @@ class _Read:
     register_batch: str | None = None
 
 
+def _valid_root(folder: Path, name: str, xsd: str, report: BatchReport) -> Any:
+    """The root of the batch's XML file `name`, parsed once and valid against `xsd`; None (and the
+    findings in the report) when it is absent, not well-formed or invalid."""
+    path = folder / name
+    if not path.is_file():
+        return None
+    try:
+        tree = parse_xml(path)
+    except (etree.XMLSyntaxError, OSError):
+        tree = None  # validate_xml names what is wrong with it
+    problems = validate_xml(tree if tree is not None else path, xsd, code="A-BATCH-INVALID", where=name)
+    report.findings += problems
+    return tree.getroot() if tree is not None and not problems else None
+
+
 def _read_batch(folder: Path, report: BatchReport) -> _Read:
     got = _Read()
     for name in BATCH_FILES:
         if not (folder / name).is_file():
             report.findings.append(Finding("A-BATCH-FILE-MISSING", name, "the batch lacks this file"))
-    cat_path, reg_path = folder / CATALOGUE_FILE, folder / REGISTER_XML_FILE
-    if cat_path.is_file():
-        problems = validate_xml(cat_path, CATALOGUE_XSD, code="A-BATCH-INVALID", where=CATALOGUE_FILE)
-        report.findings += problems
-        if not problems:
-            root = parse_xml(cat_path).getroot()
-            got.catalogue_batch = root.get("批次号")
-            got.codes = [(e.findtext("档号") or "") for e in root.iter("条目")]
-            got.pages = sum(int(e.findtext("页数") or 0) for e in root.iter("条目"))
-    if reg_path.is_file():
-        problems = validate_xml(reg_path, REGISTER_XSD, code="A-BATCH-INVALID", where=REGISTER_XML_FILE)
-        report.findings += problems
-        if not problems:
-            root = parse_xml(reg_path).getroot()
-            got.register_batch = root.get("批次号")
-            got.register = {e.tag: (e.text or "") for e in root if isinstance(e.tag, str)}
-            a = root.find("账本检查点")
-            if a is not None:
-                got.register_anchor = Checkpoint(int(a.findtext("事件序号") or 0), a.findtext("事件摘要") or "",
-                                                 a.findtext("记录时间") or "", a.findtext("运行标识"),
-                                                 where=REGISTER_XML_FILE)
+    root = _valid_root(folder, CATALOGUE_FILE, CATALOGUE_XSD, report)
+    if root is not None:
+        got.catalogue_batch = root.get("批次号")
+        got.codes = [(e.findtext("档号") or "") for e in root.iter("条目")]
+        got.pages = sum(int(e.findtext("页数") or 0) for e in root.iter("条目"))
+    root = _valid_root(folder, REGISTER_XML_FILE, REGISTER_XSD, report)
+    if root is not None:
+        got.register_batch = root.get("批次号")
+        got.register = {e.tag: (e.text or "") for e in root if isinstance(e.tag, str)}
+        a = root.find("账本检查点")
+        if a is not None:
+            got.register_anchor = Checkpoint(int(a.findtext("事件序号") or 0), a.findtext("事件摘要") or "",
+                                             a.findtext("记录时间") or "", a.findtext("运行标识"),
+                                             where=REGISTER_XML_FILE)
     if (folder / README_FILE).is_file():
         text = (folder / README_FILE).read_text(encoding="utf-8", errors="replace")
         got.readme_anchor = anchor.parse_readme(README_FILE, text)

@@ -29,7 +29,7 @@ from flows.numbering import Staged
 from flows.staging import ChunkOutcome, stage_chunk
 from flows.transfer import TransferOutcome, transfer_chunk
 from flows.triage import Work
-from flows.units import RunRef, ref_of, stage_unit, transfer_unit
+from flows.units import RunRef, collect_matters, ref_of, stage_unit, transfer_unit
 from schemas.crashpoints import PARENT_ENV
 from schemas.model import InvalidMatter, Matter
 
@@ -44,13 +44,6 @@ class Fanout(Protocol):
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]: ...
 
     def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]: ...
-
-
-def collect_matters(
-    ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-) -> list[Matter | InvalidMatter]:
-    """The whole window, as the source gives it. A source that stays unreachable raises SourceUnavailable."""
-    return list(ctx.connector(source).completed_between(since, until))
 
 
 class ThreadFanout:

@@ -122,10 +122,17 @@ def _source(ctx: RunContext, name: str) -> SourceConfig:
     return ctx.settings.source(name)
 
 
+def collect_matters(
+    ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
+) -> list[Matter | InvalidMatter]:
+    """The whole window, as the source gives it. A source that stays unreachable raises SourceUnavailable."""
+    return list(ctx.connector(source).completed_between(since, until))
+
+
 def collect_unit(ref: RunRef, source_name: str, since: datetime, until: datetime) -> list[Matter | InvalidMatter]:
-    """The source's whole window, as it gives it (SourceUnavailable when it stays unreachable)."""
+    """`collect_matters` as a work unit."""
     ctx = context_for(ref)
-    return list(ctx.connector(_source(ctx, source_name)).completed_between(since, until))
+    return collect_matters(ctx, _source(ctx, source_name), since, until)
 
 
 def stage_unit(ref: RunRef, source_name: str, works: list[Work]) -> ChunkOutcome:

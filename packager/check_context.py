@@ -46,6 +46,7 @@ class KnownFacts:
     digests: Mapping[str, Digests] = field(default_factory=dict)
     formats: Mapping[str, FormatInfo] = field(default_factory=dict)
     pdfs: Mapping[str, PdfInspection] = field(default_factory=dict)
+    content: Mapping[str, ContentInspection] = field(default_factory=dict)  # PRONOM, OFD, signatures, virus
     metadata: etree._ElementTree | None = None  # already valid against metadata.xsd
 
 
@@ -79,6 +80,7 @@ class PackageUnderCheck:
         self._digests.update(known.digests)
         self._formats.update(known.formats)
         self._pdfs.update(known.pdfs)
+        self.staged.update(known.content)
 
     def digests(self, rel: str) -> Digests:
         if rel not in self._digests:

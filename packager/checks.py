@@ -24,7 +24,7 @@ from packager.check_context import (
     take_inventory,
 )
 from packager.check_report import CheckItem, CheckReport, Level, Status, code_key
-from packager.content import ContentInspection, ContentOptions
+from packager.content import ContentOptions
 from packager.content_checks import gd_1_1, gd_1_2, gd_3_2, gd_3_3, gd_4_3
 from packager.content_items import agreement_findings, gd_1_6, gd_4_1
 from packager.pdf import PDF_PARSE_LIMIT
@@ -241,7 +241,6 @@ def check_package(
     pdf_parse_limit: int | None = PDF_PARSE_LIMIT,
     known: KnownFacts | None = None,
     content: ContentOptions | None = None,
-    inspections: Mapping[str, ContentInspection | None] | None = None,
 ) -> CheckReport:
     """Run every DA/T 70 归档 item over a package folder and return the report.
 
@@ -251,16 +250,14 @@ def check_package(
     Items whose code is in `warnings` are reported but do not make the report fail. `known` is
     what the packager measured while writing the package (see KnownFacts); without it every file
     is read and measured here. `content` says how to scan and which signatures and items are
-    required (packager.content.content_options); `inspections` are staging's content inspections
-    by path, read instead of repeated.
+    required (packager.content.content_options).
     """
     if level not in ("quick", "full"):
         raise GuidangError(f"check level must be 'quick' or 'full', not {level!r}")
     if not folder.is_dir():
         raise GuidangError(f"package folder {folder} does not exist")
     options = content or ContentOptions()
-    pkg = PackageUnderCheck(folder=folder, level=level, pdf_parse_limit=pdf_parse_limit, options=options,
-                            staged={k: v for k, v in (inspections or {}).items() if v is not None})
+    pkg = PackageUnderCheck(folder=folder, level=level, pdf_parse_limit=pdf_parse_limit, options=options)
     take_inventory(pkg)
     if known is not None:
         pkg.take(known)

@@ -106,6 +106,7 @@ def finalize_package(
         digests={f.path: Digests(f.sm3, f.sha256, f.size) for f in (*listed, *manifests)},
         formats={d.path: d.format for d in staged.documents},
         pdfs={d.path: d.pdf for d in staged.documents if d.pdf is not None},
+        content={d.path: d.content for d in staged.documents if d.content is not None},
         metadata=tree,
     )
     report = check_package(
@@ -117,7 +118,7 @@ def finalize_package(
         checked_at=archived_at,
         pdf_parse_limit=staged.pdf_parse_limit,
         known=known,
-        content=staged.content_options, inspections={d.path: d.content for d in staged.documents},
+        content=staged.content_options,
     )
     report_xml = report.to_xml()
     problems = validate_check_report(report_xml)

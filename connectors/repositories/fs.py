@@ -239,11 +239,7 @@ class FilesystemRepository:
         try:
             os.link(local_path, path)
         except FileExistsError:
-            already = self._existing(key, path, sha256)  # someone else stored it meanwhile
-            if already is None:
-                raise repository_error(RepositoryError, "REPO-IO", key,
-                                       "the key appeared and vanished again while we were writing it") from None
-            return already
+            return self._stored_meanwhile(key, path, sha256)
         except OSError as exc:
             if exc.errno in _NO_HARDLINK:
                 return None
@@ -288,12 +284,7 @@ class FilesystemRepository:
                 raise self._not_as_recorded(key, source, found, size, sha256)
             crashpoint("fs-temp-written")
             if not self._publish(tmp, path, key):
-                # Someone else created the key between our check and our link.
-                already = self._existing(key, path, sha256)
-                if already is not None:
-                    return already
-                raise repository_error(RepositoryError, "REPO-IO", key,
-                                       "the key appeared and vanished again while we were writing it")
+                return self._stored_meanwhile(key, path, sha256)
             crashpoint("fs-linked")
         finally:
             try:
@@ -304,6 +295,14 @@ class FilesystemRepository:
                 log.warning("could not remove temporary file %s: %s", tmp, exc)
             self._sync_folder(folder)
         return StoredObject(key, size, sha256)
+
+    def _stored_meanwhile(self, key: str, path: Path, sha256: str) -> StoredObject:
+        """Someone else created the key between our check and our link: the same bytes are ours."""
+        already = self._existing(key, path, sha256)
+        if already is None:
+            raise repository_error(RepositoryError, "REPO-IO", key,
+                                   "the key appeared and vanished again while we were writing it")
+        return already
 
     def _not_as_recorded(self, key: str, source: Path | None, found: str, size: int, sha256: str) -> RepositoryError:
         """The copy's digest is not the recorded one: either the local file changed since the packager
