@@ -32,16 +32,20 @@ from schemas.crashpoints import crashpoint
 
 SourceConfig = UnifiedSource | SqlSource
 
-SUMMARY_KEYS = ("collected", "archived", "quarantined", "not_in_scope", "unchanged", "held", "pending", "superseded")
+SUMMARY_KEYS = (
+    "collected", "archived", "quarantined", "not_in_scope", "waiting", "unchanged", "held", "pending", "superseded",
+)
 
 
 @dataclass
 class SourceSummary:
     """What one source did in one run; `pending` are matters left for the next run (transient faults),
     `held` those collected again while still in quarantine as they are (not "unchanged": held back),
-    `superseded` rows of a 办件编号 that a newer row of the same collect replaced."""
+    `superseded` rows of a 办件编号 that a newer row of the same collect replaced, `waiting` matters of a
+    unit or 事项类型 not yet enabled (待启用, schemas/units.py)."""
 
     collected: int = 0
+    waiting: int = 0
     archived: int = 0
     quarantined: int = 0
     not_in_scope: int = 0

@@ -30,6 +30,7 @@ from typing import Any
 from flows import units
 from flows.batches import write_transfer_batches
 from flows.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
+from flows.enablement import close_reached, waiting_window, windows_to_collect
 from flows.fanout import Fanout, ThreadFanout, fanout_for
 from flows.numbering import Staged, number_staged, resume_unfinished
 from flows.transfer import acknowledge_pending
@@ -143,8 +144,10 @@ def process_source(
     if not ctx.dry_run:
         acknowledge_pending(ctx, source)
 
-    # 2. collect the window
-    items = fanout.collect(ctx, source, start, end)
+    # 2. collect the window, and the window of matters that waited for a unit now enabled
+    items = []
+    for since_, until_ in windows_to_collect(start, end, waiting_window(ctx, source)):
+        items.extend(fanout.collect(ctx, source, since_, until_))
     summary.collected = len(items)
     crashpoint("collected")
 
@@ -154,6 +157,7 @@ def process_source(
     pending_times = work_through(ctx, source, work, summary, fanout, resumed=resumed)
     if ctx.dry_run:
         return summary
+    close_reached(ctx, source)
 
     # 7. the watermark: never ahead of a matter that is not in an end state
     if not backfill:

@@ -47,14 +47,14 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
     uninterrupted one number the same matters alike; a transaction commits each 件号 with the row
     that uses it, so a rollback returns the numbers and the sequence stays gap-free.
     """
-    fonds = ctx.settings.fonds_for(source)
+    fonds_of = {id(st): ctx.settings.fonds_for(source, st.matter.agency, st.matter.agency_code) for st in staged}
     ordered = sorted(staged, key=lambda x: (x.matter.completed_at, x.matter.project_id))
     for start in range(0, len(ordered), source.chunk_size):
         part = ordered[start : start + source.chunk_size]
         with ctx.ledger.transaction() as s:
-            store.lock_sequences(s, [_sequence_key(fonds, st.appraisal) for st in part])
+            store.lock_sequences(s, [_sequence_key(fonds_of[id(st)], st.appraisal) for st in part])
             for st in part:
-                a = st.appraisal
+                a, fonds = st.appraisal, fonds_of[id(st)]
                 assert a.retention_period is not None
                 item = store.allocate_item_number(s, **_sequence_key(fonds, a))
                 code = archival_code(fonds, a, item)

@@ -17,6 +17,7 @@ HEADERS = {
     "archived": "archived 归档",
     "quarantined": "quarantined 隔离",
     "not_in_scope": "not in scope 不归档",
+    "waiting": "waiting 待启用",
     "unchanged": "unchanged 未变",
     "held": "held 仍隔离",
     "pending": "pending 待续",

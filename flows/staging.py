@@ -34,6 +34,14 @@ class ChunkOutcome:
     pending_updated_at: list[datetime] = field(default_factory=list)
 
 
+def with_unit_org_code(ctx: RunContext, m: Matter, appraisal: Appraisal) -> Appraisal:
+    """The unit's 机构问题代码 where the deciding rule names none (the rule, being specific, wins)."""
+    unit = ctx.settings.unit_index.find(m.agency, m.agency_code)
+    if appraisal.org_code or unit is None or not unit.org_code:
+        return appraisal
+    return appraisal.model_copy(update={"org_code": unit.org_code})
+
+
 def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> ChunkOutcome:
     out = ChunkOutcome()
     connector = ctx.connector(source)
@@ -43,7 +51,7 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
             quarantine_matter(ctx, m, [completed_in_future(m, ctx.now)], out.summary)
             continue
         try:
-            appraisal = appraise(ctx.book.table_for(m.completed_at.date()), m)
+            appraisal = with_unit_org_code(ctx, m, appraise(ctx.book.table_for(m.completed_at.date()), m))
         except AppraisalError as exc:
             quarantine_matter(ctx, m, exc.findings, out.summary)
             continue
@@ -99,7 +107,7 @@ def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appr
     after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files).
 
     Any failure is the matter's QuarantineError (an unexpected one as Q-STAGE-FAILED)."""
-    fonds = ctx.settings.fonds_for(source)
+    fonds = ctx.settings.fonds_for(source, staged.matter.agency, staged.matter.agency_code)
     try:
         finalize_package(
             staged,

@@ -102,7 +102,7 @@ def store_package(ctx: RunContext, source: SourceConfig, st: Staged) -> StoredPa
     assert rec is not None and rec.archival_code and rec.package_key and rec.numbered_at
     if rec.state == MatterState.VERIFIED:  # a retried chunk: this one already made it
         return None
-    fonds = ctx.settings.fonds_for(source)
+    fonds = ctx.settings.fonds_for(source, rec.agency, st.matter.agency_code)
     try:
         result = finalize_package(
             st.staged,

@@ -21,6 +21,7 @@ from pathlib import Path, PurePath
 
 from flows.context import RunContext, SourceConfig, SourceSummary
 from ledger import queries, store
+from ledger import waiting as ledger_waiting
 from ledger.models import MatterState
 from packager import QuarantineError, StagedMatter, stage_matter
 from packager.content import content_options
@@ -46,6 +47,8 @@ def triage(
 ) -> list[Work]:
     """Decide, per collected record, whether it is new, a new version (补充材料), unchanged, or invalid."""
     work: list[Work] = []
+    waiting: list[tuple[Matter, str]] = []
+    day = ctx.now.astimezone(ctx.settings.zone).date()  # the night's date decides what is enabled
     for item in newest_rows(items, summary):
         if isinstance(item, InvalidMatter):
             quarantine_invalid(ctx, item, summary)
@@ -57,15 +60,38 @@ def triage(
         if open_q is not None and open_q.content_hash == h:
             summary.held += 1  # still quarantined as it is; `guidang quarantine retry` re-tries it
             continue
+        if latest is not None and latest.content_hash == h:
+            summary.unchanged += 1
+            continue
+        reason = ctx.settings.unit_index.waiting_reason(item.agency, item.agency_code, item.matter_type, day)
+        if reason is not None:
+            waiting.append((item, reason.value))
+            continue
         if latest is None:
             work.append(Work(item, 1, open_q.id if open_q else None))
-        elif latest.content_hash == h:
-            summary.unchanged += 1
         elif latest.state in (MatterState.NUMBERED, MatterState.TRANSFERRED):
             summary.unchanged += 1  # the source changed a matter we are still finishing: next run versions it
         else:
             work.append(Work(item, latest.version + 1, open_q.id if open_q else None))
+    record_waiting(ctx, waiting, summary)
     return work
+
+
+WAITING_BATCH = 200  # waiting matters recorded per ledger transaction
+
+
+def record_waiting(ctx: RunContext, waiting: list[tuple[Matter, str]], summary: SourceSummary) -> None:
+    """Count and record the matters of units or types not yet enabled (待启用): the watermark passes
+    them like any other, so the ledger is where they are found again when the unit is enabled."""
+    summary.waiting += len(waiting)
+    for m, reason in waiting:
+        log.info("waiting %s: %s (%s, 事项类型 %s)", m.key, reason, mask_text(m.agency), m.matter_type)
+    if ctx.dry_run:
+        return
+    for start in range(0, len(waiting), WAITING_BATCH):
+        with ctx.ledger.transaction() as s:
+            for m, reason in waiting[start : start + WAITING_BATCH]:
+                ledger_waiting.record_waiting(s, m, reason, run_id=ctx.run_id)
 
 
 def newest_rows(items: Iterable[Matter | InvalidMatter], summary: SourceSummary) -> list[Matter | InvalidMatter]:

@@ -36,6 +36,11 @@ _AGENCIES: dict[str, tuple[str, str]] = {
 }
 
 
+def agency_of(org: str) -> tuple[str, str]:
+    """(实施机构, its code) of a demo 机构问题代码."""
+    return _AGENCIES[org]
+
+
 def _entry(code: str, name: str, matter_type: str, org: str, source: str, retention: str) -> CatalogueEntry:
     agency, agency_code = _AGENCIES[org]
     return CatalogueEntry(code, name, matter_type, agency, agency_code, source, retention, org)

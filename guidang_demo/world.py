@@ -227,4 +227,42 @@ sources:
 {tzxm}
   # 自建系统: {SJJC_NAME} (市场监管、生态环境). Snake-case tables; the files are relative
   # paths under {SOURCES_DIR}/sjjc_files. Every record is a 行政检查, hence the constant 事项类型 06.
-{sjjc}"""
+{sjjc}
+# 实施机构: the units the bureau enables for online archiving one by one, first for 行政许可 (01)
+# and then for every category, against the dates it sets. A matter of a unit or 事项类型 not yet
+# enabled waits (待启用): it is counted, never lost, and archived by the first night after the unit
+# is enabled (`guidang audit rollout` shows where each unit stands).
+units:
+{_units_block()}"""
+
+
+# (机构问题代码, enabled, enabled_from, matter_types, target_date) of the demo's units: two start
+# disabled, one with a target date, one enabled for licensing only.
+DEMO_UNITS: tuple[tuple[str, bool, str | None, list[str], str | None], ...] = (
+    ("SJ", True, "2026-09-01", [], None),
+    ("ZJ", True, "2026-09-01", ["01"], "2026-09-30"),
+    ("MZ", True, "2026-10-01", [], None),
+    ("RS", True, "2026-10-01", [], None),
+    ("FG", True, "2026-10-15", [], "2026-10-31"),
+    ("HB", False, None, [], "2026-12-31"),
+    ("WJ", False, None, [], None),
+)
+
+
+def _units_block() -> str:
+    from guidang_demo.catalogue import agency_of
+
+    lines: list[str] = []
+    for org, enabled, since, types, target in DEMO_UNITS:
+        name, code = agency_of(org)
+        lines.append(f"  - name: {name}")
+        lines.append(f"    code: {code}")
+        lines.append(f"    org_code: {org}")
+        lines.append(f"    enabled: {'true' if enabled else 'false'}")
+        if since:
+            lines.append(f"    enabled_from: {since}")
+        if types:
+            lines.append(f"    matter_types: [{', '.join(repr(t) for t in types)}]")
+        if target:
+            lines.append(f"    target_date: {target}")
+    return "\n".join(lines) + "\n"

@@ -256,3 +256,32 @@ class RunLockHolder(Base):
     run_id: Mapped[str64]
     holder: Mapped[str255]  # host and process id, for the operator who wonders where it runs
     since: Mapped[utc]
+
+
+class WaitingMatter(Base):
+    """A completed matter of a unit or 事项类型 not yet enabled for online archiving (ledger/waiting.py).
+
+    Counted, never lost: the first night that finds its unit and type enabled collects it again
+    and archives it, and the row is then closed (`resolved_at`) by the end state it reached."""
+
+    __tablename__ = "waiting"
+    __table_args__ = (
+        UniqueConstraint("source", "project_id"),
+        Index("ix_waiting_open", "source", "resolved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str64]
+    project_id: Mapped[str128]
+    agency: Mapped[str255]
+    agency_code: Mapped[str64 | None]
+    matter_type: Mapped[str16]
+    service_code: Mapped[str64]
+    completed_at: Mapped[utc]
+    source_updated_at: Mapped[utc]
+    content_hash: Mapped[str64]
+    reason: Mapped[str64]
+    first_seen_at: Mapped[utc]
+    run_id: Mapped[str64 | None]
+    resolved_at: Mapped[utc | None]
+    resolution: Mapped[str64 | None]

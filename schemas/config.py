@@ -15,10 +15,20 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.findings import Finding, GuidangError
+from schemas.units import Unit, Units, fold
 
 
 def _known_zone(name: str) -> str:
@@ -241,6 +251,8 @@ class Settings(_Config):
     orchestration: Orchestration = Field(default_factory=Orchestration, description="where the work units run "
                                          "(local worker processes, Prefect threads or a Dask cluster)")
     alerts: Alerts = Field(default_factory=Alerts, description="Prefect automations created by `guidang deploy`")
+    units: list[Unit] = Field(default_factory=list, description="实施机构 enabled for online archiving one by one "
+                              "(the bureau's rollout); empty: every matter is archived")
 
     virus_scan: VirusScanConfig | None = Field(default=None, description="ClamAV for GD-4-1; without it GD-4-1 "
                                                "is 未检测 (not performed) and not required")
@@ -252,6 +264,7 @@ class Settings(_Config):
 
     base_dir: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)  # set by load_settings, not a key
     config_file: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)  # the file it was read from
+    _units: Units | None = PrivateAttr(default=None)
 
     @field_validator("sources")
     @classmethod
@@ -262,13 +275,34 @@ class Settings(_Config):
             raise ValueError(f"source names must be unique; repeated: {', '.join(sorted(dup))}")
         return v
 
+    @model_validator(mode="after")
+    def _units_known(self) -> Settings:
+        names = [fold(n) for u in self.units for n in (u.name, *u.aliases)]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"units: a name or alias is given to more than one unit: {', '.join(dup)}")
+        declared = {f.code for f in self.fonds}
+        for u in self.units:
+            if u.fonds is not None and u.fonds not in declared:
+                raise ValueError(f"units: {u.name}: fonds {u.fonds!r} is not declared under fonds:")
+        return self
+
+    @property
+    def unit_index(self) -> Units:
+        """The units looked up by a matter's 实施机构 (built once per Settings)."""
+        if self._units is None:
+            self._units = Units(self.units)
+        return self._units
+
     @property
     def zone(self) -> ZoneInfo:
         """The configured zone, in which every time a package, register or report shows is written."""
         return ZoneInfo(self.timezone)
 
-    def fonds_for(self, source: SourceBase) -> Fonds:
-        code = source.fonds or self.fonds[0].code
+    def fonds_for(self, source: SourceBase, agency: str | None = None, agency_code: str | None = None) -> Fonds:
+        """The unit's fonds when the matter's 实施机构 has one, else the source's, else the first."""
+        unit = self.unit_index.find(agency, agency_code) if agency else None
+        code = (unit.fonds if unit else None) or source.fonds or self.fonds[0].code
         for f in self.fonds:
             if f.code == code:
                 return f
