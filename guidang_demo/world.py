@@ -240,7 +240,7 @@ units:
 # disabled, one with a target date, one enabled for licensing only.
 DEMO_UNITS: tuple[tuple[str, bool, str | None, list[str], str | None], ...] = (
     ("SJ", True, "2026-09-01", [], None),
-    ("ZJ", True, "2026-09-01", ["01"], "2026-09-30"),
+    ("ZJ", True, "2026-09-01", ["01"], "2026-09-30"),  # licensing matters by the end of September
     ("MZ", True, "2026-10-01", [], None),
     ("RS", True, "2026-10-01", [], None),
     ("FG", True, "2026-10-15", [], "2026-10-31"),
@@ -265,4 +265,6 @@ def _units_block() -> str:
             lines.append(f"    matter_types: [{', '.join(repr(t) for t in types)}]")
         if target:
             lines.append(f"    target_date: {target}")
+            if types:
+                lines.append(f"    target_matter_types: [{', '.join(repr(t) for t in types)}]")
     return "\n".join(lines) + "\n"

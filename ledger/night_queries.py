@@ -29,7 +29,7 @@ class Quarantined:
     agency: str
 
 
-def _agency_of(record: dict[str, Any]) -> str:
+def agency_of_record(record: dict[str, Any]) -> str:
     matter = record.get("matter")
     if isinstance(matter, dict) and matter.get("agency"):
         return str(matter["agency"])
@@ -46,7 +46,7 @@ def quarantined_in_run(session: Session, run_id: str) -> list[Quarantined]:
     ).all()
     return [
         Quarantined(e.source, e.project_id, list(e.codes),
-                    [str(f.get("message", "")) for f in e.findings if isinstance(f, dict)], _agency_of(e.record))
+                    [str(f.get("message", "")) for f in e.findings if isinstance(f, dict)], agency_of_record(e.record))
         for e in rows
     ]
 

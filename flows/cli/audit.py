@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from flows.cli.audit_bureau import reconcile_command, rollout_command
 from flows.cli.audit_log import log_command
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger
 from schemas.findings import GuidangError, code_text
@@ -157,3 +158,7 @@ def register(
                 typer.echo(f"written: {out}")
     if not data.agrees:
         raise typer.Exit(1)
+
+
+app.command("rollout")(rollout_command)
+app.command("reconcile")(reconcile_command)

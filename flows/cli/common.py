@@ -206,29 +206,39 @@ def write_rows(path: Path, headers: Sequence[str], rows: Iterable[Mapping[str, A
                 w.writerow([_csv_cell(row.get(h)) for h in headers])
                 n += 1
         return n
+    return write_sheets(path, [(path.stem, headers, rows)])[0]
+
+
+def write_sheets(path: Path, sheets: Sequence[tuple[str, Sequence[str], Iterable[Mapping[str, Any]]]]) -> list[int]:
+    """An XLSX workbook of several sheets (title, headers, rows), every cell a string cell as in
+    `write_rows`; returns the rows written per sheet."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
 
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet(path.stem[:31] or "sheet")
+    written: list[int] = []
+    for title, headers, rows in sheets:
+        ws = wb.create_sheet(title[:31] or "sheet")
 
-    def text_cells(values: Iterable[Any]) -> list[Any]:
-        cells = []
-        for value in values:
-            if value is None:
-                cells.append(None)
-                continue
-            cell = WriteOnlyCell(ws, value=_cell_text(value))
-            cell.data_type = "s"  # openpyxl would otherwise mark "=…" as a formula ("f")
-            cells.append(cell)
-        return cells
+        def text_cells(values: Iterable[Any], ws: Any = ws) -> list[Any]:
+            cells = []
+            for value in values:
+                if value is None:
+                    cells.append(None)
+                    continue
+                cell = WriteOnlyCell(ws, value=_cell_text(value))
+                cell.data_type = "s"  # openpyxl would otherwise mark "=…" as a formula ("f")
+                cells.append(cell)
+            return cells
 
-    ws.append(text_cells(headers))
-    for row in rows:
-        ws.append(text_cells(row.get(h) for h in headers))
-        n += 1
+        ws.append(text_cells(headers))
+        n = 0
+        for row in rows:
+            ws.append(text_cells(row.get(h) for h in headers))
+            n += 1
+        written.append(n)
     wb.save(path)
-    return n
+    return written
 
 
 def report_run(summary: dict[str, Any], as_json: bool, strict: bool) -> None:
