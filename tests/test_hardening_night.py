@@ -265,7 +265,7 @@ def test_a_corrected_row_sent_twice_in_one_collect_archives_the_correction(
     counts = summary["sources"]["sjjc"]
     assert counts["superseded"] == 1  # the older row is counted, so the counts add up to what was collected
     assert counts["collected"] == sum(
-        counts[k] for k in ("archived", "quarantined", "not_in_scope", "unchanged", "pending", "superseded")
+        counts[k] for k in ("archived", "quarantined", "not_in_scope", "waiting", "unchanged", "pending", "superseded")
     )
     warned = [r.getMessage() for r in caplog.records if victim in r.getMessage() and "superseded" in r.getMessage()]
     assert warned, "the dropped older row is never dropped silently"

@@ -78,7 +78,7 @@ def test_first_night_archives_good_matters_and_quarantines_each_defect(world: Pa
     assert totals["collected"] >= 300
     assert set(summary["sources"]) == {"unified", "tzxm", "sjjc"}
     assert totals["collected"] == sum(
-        totals[k] for k in ("archived", "quarantined", "not_in_scope", "unchanged", "pending")
+        totals[k] for k in ("archived", "quarantined", "not_in_scope", "waiting", "unchanged", "pending")
     )
     assert totals["pending"] == 0
     assert totals["not_in_scope"] > 0  # 婚姻登记档案查询 is 不归档
