@@ -93,7 +93,8 @@ def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int) -> t
     ):
         u = unit(run_id, agency)
         u.archived, u.bytes = int(n), int(size)
-    agency_json = QuarantineEntry.record["agency"].as_string()
+    # grouped by the label, not the expression again: PostgreSQL would see two different bound keys
+    agency_json = QuarantineEntry.record["agency"].as_string().label("agency")
     for run_id, agency, n in session.execute(
         select(QuarantineEntry.run_id, agency_json, func.count())
         .where(QuarantineEntry.run_id.in_(list(rows)))
