@@ -126,6 +126,7 @@ class MatterRecord(Base):
         Index("ix_matters_fonds_year", "fonds", "year"),
         Index("ix_matters_service_code", "service_code"),
         Index("ix_matters_state", "state"),
+        Index("ix_matters_run_overview", "run_id", "state", "agency", "total_bytes"),  # the console's 概览
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -167,7 +168,10 @@ class MatterRecord(Base):
 
 class QuarantineEntry(Base):
     __tablename__ = "quarantine"
-    __table_args__ = (Index("ix_quarantine_open", "source", "project_id", "resolved_at"),)
+    __table_args__ = (
+        Index("ix_quarantine_open", "source", "project_id", "resolved_at"),
+        Index("ix_quarantine_run_id", "run_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str64]

@@ -29,6 +29,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from schemas.findings import Finding, GuidangError
 from schemas.units import Unit, Units, fold
+from schemas.web_config import WebConfig
 
 
 def _known_zone(name: str) -> str:
@@ -261,6 +262,8 @@ class Settings(_Config):
     required_checks: list[str] | None = Field(default=None, description="DA/T 70 item codes that must be performed "
                                               "and pass for the verdict 通过; default: every item, GD-4-1 only "
                                               "when virus_scan is configured")
+    web: WebConfig | None = Field(default=None, description="the bureau's console (`guidang web`): users, roles, "
+                                  "sessions; the console refuses to start without it")
 
     base_dir: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)  # set by load_settings, not a key
     config_file: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)  # the file it was read from

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from flows.cli import audit, bench, check, config, deploy, quarantine, retention, run
+from flows.cli import audit, bench, check, config, deploy, quarantine, retention, run, web
 from flows.cli.common import setup_logging
 
 
@@ -80,6 +80,7 @@ app.command("serve")(deploy.serve)
 app.command("demo")(run.demo)
 app.command("check")(check.check_command)
 app.command("bench")(bench.bench)
+app.command("web")(web.web)
 app.add_typer(audit.app, name="audit")
 app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(retention.app, name="retention")

@@ -1,7 +1,7 @@
 """matters waiting for their unit's enablement
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003_web_overview
 Create Date: 2026-12-01
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import ledger.models
 
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003_web_overview'
 branch_labels = None
 depends_on = None
 

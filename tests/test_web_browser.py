@@ -1,0 +1,88 @@
+"""The console in a real browser: Debian's headless chromium driven by Playwright (never a browser
+Playwright downloads). Signs in, searches a 档号, opens the package, sees its 检测报告, downloads the
+night's register and finds that night's rows in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from ledger.models import MatterRecord, MatterState
+from tests.web_support import PASSWORDS, Console
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    if CHROMIUM is None:
+        if os.environ.get("GUIDANG_REQUIRE_SERVICES") == "1":
+            pytest.fail("chromium is not installed (apt-get install chromium); .ci/run installs it")
+        pytest.skip("chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _verified(world: Path) -> list[MatterRecord]:
+    engine = create_engine(f"sqlite:///{world / 'ledger.sqlite'}")
+    with Session(engine) as s:
+        rows = list(s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED)))
+        s.expunge_all()
+    engine.dispose()
+    return rows
+
+
+def test_sign_in_search_open_the_package_and_download_the_nights_register(
+    console: Console, browser, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    from openpyxl import load_workbook
+
+    verified = _verified(console.world)
+    record = verified[len(verified) // 2]
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    try:
+        page.goto(console.url + "/search")
+        assert "/login" in page.url  # sent to sign in first
+        page.fill("input[name=username]", "audra")
+        page.fill("input[name=password]", "wrong-password")
+        page.click("button[type=submit]")
+        assert "用户名或密码错误" in page.inner_text("main")
+        page.fill("input[name=username]", "audra")
+        page.fill("input[name=password]", PASSWORDS["audra"][1])
+        page.click("main button[type=submit]")
+        page.wait_for_url(console.url + "/search")  # back where it was going
+
+        page.fill("input[name=code]", record.archival_code.replace("·", "-"))
+        page.click("form.search button[type=submit]")
+        page.click(f"a[href='/matter/{record.id}']")
+        page.wait_for_url(f"{console.url}/matter/{record.id}")
+        assert page.inner_text("h1") == f"档案 {record.archival_code}"
+        report = page.locator("#report + p.conclusion").inner_text()
+        assert "结论" in report and "通过" in report
+        assert page.locator("table.report tbody tr").count() >= 15  # DA/T 70's items, one row each
+        assert "GD-2-2" in page.inner_text("table.report")
+
+        page.click("nav a[href='/downloads']")
+        link = page.locator("a[href^='/downloads/register/night/'][href$='.xlsx']").first
+        with page.expect_download() as info:
+            link.click()
+        saved = tmp_path / "register.xlsx"
+        info.value.save_as(saved)
+    finally:
+        context.close()
+    assert saved.read_bytes()[:2] == b"PK"  # a real zip container, as XLSX is
+    cells = {str(v) for ws in load_workbook(saved).worksheets for row in ws.iter_rows(values_only=True)
+             for v in row if v is not None}
+    assert {r.archival_code for r in verified} <= cells
