@@ -255,7 +255,8 @@ def test_second_night_counts_still_quarantined_matters_as_held_not_unchanged(sma
     assert again["totals"]["held"] == still_open
     assert again["totals"]["unchanged"] == first["totals"]["archived"] + first["totals"]["not_in_scope"]
     assert again["totals"]["collected"] == sum(
-        again["totals"][k] for k in ("archived", "quarantined", "not_in_scope", "waiting", "unchanged", "held", "pending"))
+        again["totals"][k]
+        for k in ("archived", "quarantined", "not_in_scope", "waiting", "unchanged", "held", "pending"))
 
 
 def test_a_failed_run_reports_what_it_stored(small_world: Path) -> None:

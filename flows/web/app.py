@@ -62,7 +62,7 @@ def signing_key(settings: Settings) -> bytes:
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The console over `settings`' ledger and repository. ConsoleConfigError when it cannot start."""
     from connectors.repositories import open_repository
-    from flows.web import downloads, pages, signin
+    from flows.web import downloads, pages, reports, signin
     from ledger.store import Ledger
 
     key = signing_key(settings)
@@ -123,6 +123,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     app.include_router(signin.router)
     app.include_router(pages.router)
+    app.include_router(reports.router)
     app.include_router(downloads.router)
     return app
 

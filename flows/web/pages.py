@@ -8,7 +8,6 @@ here with `Depends(require("key"))`, a template.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -151,32 +150,3 @@ def audit(request: Request, session: Annotated[Session, Depends(require("audit")
     mask = masker(request, session)
     return _render(request, "audit.html", head_seq=head_seq, head_hash=head_hash, events=events, fixity=fixity,
                    checkpoint=checkpoint, result=result, mask=mask, code_text=code_text)
-
-
-# ---------------------------------------------------------------- reports the lead's modules provide
-
-# page key -> (title, the CLI command giving the same report, a builder `(settings, ledger) -> report with
-# to_dict()` or None while its module is not part of guidang yet). Fill a builder in to show the report.
-ReportBuilder = Callable[[Any, Any], Any]
-REPORTS: dict[str, tuple[str, str, ReportBuilder | None]] = {
-    "rollout": ("推进", "guidang audit rollout", None),
-    "reconcile": ("对账", "guidang audit reconcile", None),
-}
-
-
-def _report(request: Request, session: Session, key: str) -> Response:
-    title, command, build = REPORTS[key]
-    data = None
-    if build is not None:
-        data = build(request.app.state.settings, request.app.state.ledger).to_dict()
-    return _render(request, "report.html", title=title, command=command, data=data, mask=masker(request, session))
-
-
-@router.get("/rollout")
-def rollout(request: Request, session: Annotated[Session, Depends(require("rollout"))]) -> Response:
-    return _report(request, session, "rollout")
-
-
-@router.get("/reconcile")
-def reconcile(request: Request, session: Annotated[Session, Depends(require("reconcile"))]) -> Response:
-    return _report(request, session, "reconcile")
