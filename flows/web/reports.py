@@ -55,7 +55,8 @@ def reconcile(request: Request, session: Annotated[Session, Depends(require("rec
               date_from: Annotated[str, Query(alias="from", max_length=10)] = "",
               date_to: Annotated[str, Query(alias="to", max_length=10)] = "",
               unit: Annotated[str, Query(max_length=255)] = "") -> Response:
-    from flows.reconcile import FINDING_TEXT, reconcile as run_reconcile
+    from flows.reconcile import FINDING_TEXT
+    from flows.reconcile import reconcile as run_reconcile
 
     settings = request.app.state.settings
     yesterday = _today(request) - timedelta(days=1)
