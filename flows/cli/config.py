@@ -72,8 +72,9 @@ def _result_keys(conn: Any, sql: str, what: str) -> list[str]:
     params: dict[str, Any] = {"project_id": ""}
     bounds = {"matters_query": ("since", "until"), "count_query": ("start", "end"), "list_query": ("start", "end")}
     if what in bounds:
-        stmt = stmt.bindparams(*(bindparam(n, type_=DateTime()) for n in bounds[what]))
-        params = dict.fromkeys(bounds[what], datetime(2000, 1, 1))
+        used = [n for n in bounds[what] if n in stmt.compile().params]  # one missing is reported, not fatal
+        stmt = stmt.bindparams(*(bindparam(n, type_=DateTime()) for n in used))
+        params = dict.fromkeys(used, datetime(2000, 1, 1))
     return list(conn.execute(stmt, params).keys())
 
 
