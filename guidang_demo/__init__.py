@@ -6,6 +6,8 @@ may import `schemas`, `connectors` and `retention`, never `packager`, `ledger` o
     world          build_world: the whole demo folder (config, retention workbook, three sources)
     catalogue      the demo 事项目录, 全宗 and week every source draws from
     unified        UnifiedSimulator: the unified system's interface over HTTP on 127.0.0.1
+    unified_completed  its 办结 statistics and listing endpoints (应归尽归)
+    unified_changes    changes while it runs: 补充材料, corrections, a matter behind the watermark
     faults         Fault, FaultPlan: the simulator's deterministic fault injection
     serving        the HTTP plumbing under the simulator (answers a fault can cut short)
     unified_data   write_unified_dataset: the unified system's 办件 records and PDFs as files

@@ -15,7 +15,7 @@ from typing import Literal
 __all__ = ["ENDPOINTS", "Fault", "FaultKind", "FaultPlan"]
 
 # The names FaultPlan and the request counters use for the endpoints.
-ENDPOINTS = ("matters", "matter", "files", "catalogue", "ack", "acks")
+ENDPOINTS = ("matters", "matter", "files", "catalogue", "ack", "acks", "statistics", "completed")
 FaultKind = Literal["status", "delay", "truncate"]
 
 

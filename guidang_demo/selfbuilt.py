@@ -224,6 +224,23 @@ def tzxm_source(url: str = "sqlite:///sources/tzxm.sqlite", *, name: str = "tzxm
             "UPDATE XM_APPROVAL SET GDZT = '1', GDDH = :archival_code, GDSJ = CURRENT_TIMESTAMP\n"
             " WHERE SPBH = :project_id\n"
         ),
+        # 应归尽归: the platform's own count of what it completed (BJSJ 办结时间 in [:start, :end)),
+        # and the same approvals one by one, which `audit reconcile` holds the archive against.
+        "count_query": (
+            "SELECT a.SPBM, a.SXLX, count(*) AS BJS\n"
+            "  FROM XM_APPROVAL a\n"
+            " WHERE a.BLZT = 'BJ' AND a.BJSJ >= :start AND a.BJSJ < :end\n"
+            " GROUP BY a.SPBM, a.SXLX\n"
+        ),
+        "count_columns": {"agency": "SPBM", "matter_type": "SXLX", "count": "BJS"},
+        "list_query": (
+            "SELECT a.SPBH, a.SPBM, a.SXLX, a.SXBM, a.BJSJ, a.GXSJ\n"
+            "  FROM XM_APPROVAL a\n"
+            " WHERE a.BLZT = 'BJ' AND a.BJSJ >= :start AND a.BJSJ < :end\n"
+            " ORDER BY a.BJSJ, a.SPBH\n"
+        ),
+        "list_columns": {"project_id": "SPBH", "agency": "SPBM", "matter_type": "SXLX", "service_code": "SXBM",
+                         "completed_at": "BJSJ", "updated_at": "GXSJ"},
     }
 
 
@@ -278,4 +295,21 @@ def sjjc_source(
         "group_values": {"notice": "申报", "onsite": "过程", "result": "结果"},
         **_steps("inspection_log", "record_no", "seq", "step", "operator", "dept", "note", "begin_time", "end_time"),
         "timezone": "Asia/Shanghai",
+        # 应归尽归: closed records per department by completed_at in [:start, :end); 事项类型 is the
+        # constant 06, so neither query selects it.
+        "count_query": (
+            "SELECT t.dept_name, count(*) AS n_completed\n"
+            "  FROM inspection_record r JOIN inspection_task t ON t.task_no = r.task_no\n"
+            " WHERE r.status = 'closed' AND r.completed_at >= :start AND r.completed_at < :end\n"
+            " GROUP BY t.dept_name\n"
+        ),
+        "count_columns": {"agency": "dept_name", "count": "n_completed"},
+        "list_query": (
+            "SELECT r.record_no, t.dept_name, t.item_code, r.completed_at, r.modified_at\n"
+            "  FROM inspection_record r JOIN inspection_task t ON t.task_no = r.task_no\n"
+            " WHERE r.status = 'closed' AND r.completed_at >= :start AND r.completed_at < :end\n"
+            " ORDER BY r.completed_at, r.record_no\n"
+        ),
+        "list_columns": {"project_id": "record_no", "agency": "dept_name", "service_code": "item_code",
+                         "completed_at": "completed_at", "updated_at": "modified_at"},
     }

@@ -11,8 +11,14 @@ Endpoints (JSON, UTF-8; optional `Authorization: Bearer <token>`):
     GET  /api/v1/matters/{PROJID}
     GET  /api/v1/files/{FILEID}                              streamed; honours `Range: bytes=N-`
     GET  /api/v1/catalogue
+    GET  /api/v1/statistics/completed?from=ISO&to=ISO        办结 counts per DEPTNAME and SERVICETYPE,
+                                                             FINISHTIME in [from, to)
+    GET  /api/v1/completed?from=ISO&to=ISO&page=N&size=M     the same matters, PROJID … FINISHTIME, UPDATETIME
     POST /api/v1/matters/{PROJID}/archive-ack                {"archival_code": "..."} (归档回传)
     GET  /api/v1/acks
+
+The two 办结 endpoints (`unified_completed`) answer for every completed record, including those the
+connector refuses as invalid; `unified_changes` changes the data while the simulator runs.
 
 Run `python -m guidang_demo DATA_DIR [--port N]` to look at a dataset by hand (a dataset is
 written first when DATA_DIR holds none).
@@ -26,13 +32,15 @@ import json
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from guidang_demo.faults import ENDPOINTS, Fault, FaultPlan
 from guidang_demo.serving import Handler, Server, Truncated, parse_time, range_start, send_file, send_json
+from guidang_demo.unified_changes import DataChanges
+from guidang_demo.unified_completed import CompletedEndpoints
 from guidang_demo.unified_data import (
     CATALOGUE_FILE,
     FILES_DIR,
@@ -44,10 +52,8 @@ from guidang_demo.unified_data import (
 
 __all__ = ["ENDPOINTS", "Fault", "FaultPlan", "UnifiedSimulator", "write_unified_dataset"]
 
-_GROUPS = {"申报": "申报", "申报材料": "申报", "过程": "过程", "过程材料": "过程", "结果": "结果", "结果材料": "结果"}
 
-
-class UnifiedSimulator:
+class UnifiedSimulator(DataChanges, CompletedEndpoints):
     """Serves one dataset; usable as a context manager (`with UnifiedSimulator(d) as url:`).
 
     `requests` counts requests per endpoint name (see ENDPOINTS), `faults_served` counts injected
@@ -124,62 +130,7 @@ class UnifiedSimulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- changing data while running (补充材料) --------------------------------------------------
-
-    def _bump(self, record: dict[str, Any], at: datetime | None) -> str:
-        if at is None:
-            latest = max(datetime.fromisoformat(m["UPDATETIME"]) for m in self._matters.values())
-            at = max(datetime.now(SHANGHAI), latest + timedelta(seconds=1))
-        elif at.tzinfo is None:
-            at = at.replace(tzinfo=SHANGHAI)
-        record["UPDATETIME"] = at.astimezone(SHANGHAI).replace(microsecond=0).isoformat()
-        return record["UPDATETIME"]
-
-    def update_matter(self, projid: str, *, at: datetime | None = None, **changes: Any) -> str:
-        """Change fields of a matter (uppercase names, None deletes) and bump its UPDATETIME, to `at`
-        or past every UPDATETIME in the data; return the new UPDATETIME."""
-        with self._lock:
-            record = self._matters[projid]
-            for k, v in changes.items():
-                if v is None:
-                    record.pop(k, None)
-                else:
-                    record[k] = v
-            return self._bump(record, at)
-
-    def add_document(
-        self,
-        projid: str,
-        group: str,
-        file_name: str,
-        data: bytes,
-        *,
-        title: str | None = None,
-        media_type: str = "application/pdf",
-        at: datetime | None = None,
-    ) -> str:
-        """Attach a document (补充材料) to a matter, bump its UPDATETIME; return the new FILEID."""
-        if group not in _GROUPS:
-            raise ValueError(f"unknown group {group!r} (申报/过程/结果)")
-        with self._lock:
-            record = self._matters[projid]
-            materials = record.setdefault("MATERIALS", [])
-            fid = f"{projid}-{len(materials) + 1:02d}"
-            while fid in self._files:
-                fid += "b"
-            materials.append({
-                "FILEID": fid,
-                "GROUP": _GROUPS[group],
-                "MATERIALNAME": title or file_name.rsplit(".", 1)[0],
-                "FILENAME": file_name,
-                "FILETYPE": media_type,
-                "FILESIZE": len(data),
-                "SHA256": hashlib.sha256(data).hexdigest(),
-            })
-            self._files[fid] = projid
-            self._extra_files[fid] = bytes(data)
-            self._bump(record, at)
-            return fid
+    # -- what tests read; the changes they make are `DataChanges` -----------------------------------
 
     def matter(self, projid: str) -> dict[str, Any]:
         """A copy of the stored record, as the server holds it (before any fault)."""
@@ -211,6 +162,10 @@ class UnifiedSimulator:
                 return "files", rest[1]
             if rest == ["catalogue"]:
                 return "catalogue", None
+            if rest == ["statistics", "completed"]:
+                return "statistics", None
+            if rest == ["completed"]:
+                return "completed", None
             if rest == ["acks"]:
                 return "acks", None
         elif method == "POST" and len(rest) == 3 and rest[0] == "matters" and rest[2] == "archive-ack":

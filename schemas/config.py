@@ -105,6 +105,8 @@ class SqlSource(SourceBase):
     `matters_query` takes `:since` and `:until`; `documents_query` and `steps_query` take
     `:project_id`. `columns` maps canonical field names to result columns; `constants` fills fields
     the system does not hold (e.g. every row of an inspection system is 事项类型 06).
+    `count_query` and `list_query` take `:start` and `:end` (办结时间 in [start, end), the
+    source's local time) and let `audit reconcile` hold the archive against the system's own count.
     """
 
     kind: Literal["sql"] = Field(description="sql: a self-built system (自建系统) read with SQLAlchemy")
@@ -129,6 +131,18 @@ class SqlSource(SourceBase):
                                description="IANA zone of the naive date-times the database holds")
     ack_statement: str | None = Field(default=None, description="归档回传: run after verification with :project_id "
                                       "and :archival_code; should be idempotent")
+    count_query: str | None = Field(default=None, description="应归尽归: how many matters the system completed "
+                                    "(办结时间) in [:start, :end), one row per 实施机构 and 事项类型; both parameters "
+                                    "required; without it `audit reconcile` cannot check this source")
+    count_columns: dict[str, str] = Field(default_factory=dict, description="count_query field -> result column: "
+                                          "agency, matter_type, count (agency / matter_type may be constants "
+                                          "instead); required with count_query")
+    list_query: str | None = Field(default=None, description="the same matters one row each, so that a "
+                                   "difference names its 办件; takes :start and :end")
+    list_columns: dict[str, str] = Field(default_factory=dict, description="list_query field -> result column: "
+                                         "project_id, completed_at (both required), agency, matter_type, "
+                                         "service_code, updated_at (a field the system does not hold may be a "
+                                         "constant)")
 
 
 Source = Annotated[UnifiedSource | SqlSource, Field(discriminator="kind")]

@@ -33,8 +33,10 @@ from sqlalchemy.sql.elements import TextClause
 
 from connectors.retry import Backoff, with_retries
 from connectors.sources.http import stream_document
+from connectors.sources.sql_completion import counts_from_rows, items_from_rows, not_configured
 from connectors.sources.sql_mapping import MatterMapping, Rows
 from connectors.sources.sql_queries import ALL_TIME, Queries, check_config, resolve_path, resolve_sqlite
+from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import SqlSource
 from schemas.digest import iter_file
 from schemas.errors import DocumentUnavailable, SourceUnavailable
@@ -150,6 +152,29 @@ class SqlConnector:
             return
         params = {"project_id": project_id, "archival_code": archival_code}
         self._run(lambda c: c.execute(stmt, params), "ack_statement", transaction=True)
+
+    # ----------------------------------------------------------------- 应归尽归: the source's own count
+
+    def count_completed(self, start: datetime, end: datetime) -> list[CompletedCount]:
+        """Matters whose 办结时间 lies in [start, end), counted by `count_query` (the bounds given
+        as the source's naive local time); GuidangError naming the key when it is not configured."""
+        stmt = self._queries.count
+        if stmt is None:
+            raise not_configured(self.config, "count_query", "count")
+        keys, rows = self._run(lambda c: _fetch(c, stmt, self._completion_params(start, end)), "count_query")
+        return counts_from_rows(self.config, keys, rows)
+
+    def list_completed(self, start: datetime, end: datetime) -> Iterator[CompletedItem] | None:
+        """The same matters one by one, by `list_query` (read at once: one small row each); None
+        when the source has no list_query."""
+        stmt = self._queries.listing
+        if stmt is None:
+            return None
+        keys, rows = self._run(lambda c: _fetch(c, stmt, self._completion_params(start, end)), "list_query")
+        return iter(items_from_rows(self.config, self._mapping, keys, rows))
+
+    def _completion_params(self, start: datetime, end: datetime) -> dict[str, datetime]:
+        return {"start": self._mapping.source_time(start), "end": self._mapping.source_time(end)}
 
     def close(self) -> None:
         with self._lock:

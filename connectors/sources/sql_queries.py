@@ -47,6 +47,11 @@ DOCUMENT_FIELDS: tuple[str, ...] = (
 REQUIRED_DOCUMENT_FIELDS: tuple[str, ...] = ("group", "file_name")
 STEP_FIELDS: tuple[str, ...] = ("name", "actor", "department", "opinion", "started_at", "ended_at")
 STEP_DATETIMES = frozenset({"started_at", "ended_at"})
+# What `count_query` / `list_query` rows carry (应归尽归). agency and matter_type may be constants
+# (`constants:`), the rest must be columns; service_code and updated_at may be left out of a listing.
+COUNT_FIELDS: tuple[str, ...] = ("agency", "matter_type", "count")
+LIST_FIELDS: tuple[str, ...] = ("project_id", "agency", "matter_type", "service_code", "completed_at", "updated_at")
+CONSTANT_OK_FIELDS = frozenset({"agency", "matter_type", "service_code"})
 
 # fetch_matter's window: wide enough for any record, narrow enough for MySQL DATETIME's range.
 ALL_TIME = (datetime(1900, 1, 1), datetime(9999, 12, 31, 23, 59, 59))
@@ -86,6 +91,7 @@ def check_config(c: SqlSource) -> None:
     for key in REQUIRED_DOCUMENT_FIELDS:
         if key not in c.document_columns:
             bad(f"document_columns.{key}", "required")
+    _check_completion(c, bad)
     if c.steps_query and "name" not in c.step_columns:
         bad("step_columns.name", "required when steps_query is set")
     if c.content.kind == "path" and c.content.root is None:
@@ -101,6 +107,28 @@ def check_config(c: SqlSource) -> None:
         bad("timezone", f"unknown time zone {c.timezone!r}: {exc}")
     if findings:
         raise GuidangError(f"{where}: invalid configuration\n" + "\n".join(map(str, findings)), findings)
+
+
+def _check_completion(c: SqlSource, bad: Callable[[str, str], None]) -> None:
+    """count_query / list_query and their mappings: every field either a column of the result or,
+    where the system does not hold it, a constant of the source."""
+    for query, section, mapping, allowed, required in (
+        ("count_query", "count_columns", c.count_columns, COUNT_FIELDS, ("count",)),
+        ("list_query", "list_columns", c.list_columns, LIST_FIELDS, ("project_id", "completed_at")),
+    ):
+        for key in mapping:
+            if key not in allowed:
+                bad(f"{section}.{key}", f"unknown field {key!r}; known: {', '.join(allowed)}")
+        if not getattr(c, query):
+            if mapping:
+                bad(section, f"given, but {query} is not")
+            continue
+        for key in required:
+            if key not in mapping:
+                bad(f"{section}.{key}", f"required with {query} (a result column)")
+        for key in ("agency", "matter_type"):
+            if key not in mapping and key not in c.constants:
+                bad(f"{section}.{key}", f"required with {query}: a result column, or a constant under constants")
 
 
 def strip_sql(sql: str) -> str:
@@ -211,6 +239,19 @@ class Queries:
         if not self.config.steps_query:
             return None
         return self._statement(strip_sql(self.config.steps_query), "steps_query")
+
+    @cached_property
+    def count(self) -> TextClause | None:
+        """`count_query` as written, its `:start` / `:end` typed as date-times like the window's."""
+        if not self.config.count_query:
+            return None
+        return self._statement(strip_sql(self.config.count_query), "count_query", datetimes=("start", "end"))
+
+    @cached_property
+    def listing(self) -> TextClause | None:
+        if not self.config.list_query:
+            return None
+        return self._statement(strip_sql(self.config.list_query), "list_query", datetimes=("start", "end"))
 
     @cached_property
     def ack(self) -> TextClause | None:

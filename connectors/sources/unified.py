@@ -29,6 +29,8 @@ from pydantic import ValidationError
 
 from connectors.retry import Backoff, Transient, with_retries
 from connectors.sources.http import GONE, check_status, stream_document, transient_reason
+from connectors.sources.unified_completion import iter_completed, parse_counts
+from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import UnifiedSource
 from schemas.digest import json_digest
 from schemas.errors import SourceUnavailable
@@ -181,6 +183,21 @@ class UnifiedConnector:
             check_status(resp, what, auth_hint=self._auth_hint)
 
         self._with_retries(what, attempt)
+
+    def count_completed(self, start: datetime, end: datetime) -> list[CompletedCount]:
+        """Matters with FINISHTIME in [start, end), counted by the platform's statistics call (per
+        DEPTNAME and SERVICETYPE, invalid records included), under the same retries as the rest."""
+        url = f"{self._base}{API}/statistics/completed"
+        body = self._get_json(url, {"from": _iso(start), "to": _iso(end)})
+        return parse_counts(body, f"source {self.name}: GET {url}")
+
+    def list_completed(self, start: datetime, end: datetime) -> Iterator[CompletedItem] | None:
+        """The same matters one by one from the platform's 办结 listing, read page by page as the
+        iterator is consumed (so a fault raises from the iteration)."""
+        return iter_completed(
+            self._get_json, f"{self._base}{API}/completed", {"from": _iso(start), "to": _iso(end)},
+            page_size=self.config.page_size, source=self.name, tz=SHANGHAI, max_restarts=MAX_WINDOW_RESTARTS,
+        )
 
     def fetch_catalogue(self) -> list[dict[str, Any]]:
         """The platform's matter catalogue as its raw rows (SERVICECODE, SERVICENAME, …)."""

@@ -2,10 +2,12 @@
 
 Answers before a night is run (and without running one): the file loads; each sql source's mapping
 passes the connector's own checks; each query uses exactly the parameters it is given (`:since` and
-`:until`, `:project_id`, `:archival_code` for the acknowledgement) and prepares against its database,
-wrapped so that it returns no row (`WHERE 1 = 0`), and every column named in `columns`,
-`document_columns`, `step_columns` and `content.column` is in its result; the unified source answers
-an empty window. Nothing is written anywhere (the acknowledgement statement is never run).
+`:until`, `:project_id`, `:archival_code` for the acknowledgement, `:start` and `:end` for the
+count and list queries) and prepares against its database, wrapped so that it returns no row
+(`WHERE 1 = 0`), and every column named in `columns`, `document_columns`, `step_columns`,
+`count_columns`, `list_columns` and `content.column` is in its result; the unified source answers
+an empty window and counts its completed matters in it. Nothing is written anywhere (the
+acknowledgement statement is never run).
 
 Exit 0 when everything is fine, 2 when a configuration problem was found (each named: source, key,
 column), 1 when a source could not be reached at all.
@@ -33,7 +35,11 @@ _PARAMETERS = {
     "documents_query": ({"project_id"}, {"project_id"}),
     "steps_query": ({"project_id"}, {"project_id"}),
     "ack_statement": (set(), {"project_id", "archival_code"}),
+    "count_query": ({"start", "end"}, {"start", "end"}),
+    "list_query": ({"start", "end"}, {"start", "end"}),
 }
+# Statements whose result columns are checked against a mapping, and the mapping's key.
+_MAPPED = ("matters_query", "documents_query", "steps_query", "count_query", "list_query")
 _EMPTY_WINDOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -64,9 +70,11 @@ def _result_keys(conn: Any, sql: str, what: str) -> list[str]:
 
     stmt = text(f"SELECT * FROM (\n{strip_sql(sql)}\n) guidang_check WHERE 1 = 0")
     params: dict[str, Any] = {"project_id": ""}
-    if what == "matters_query":
-        stmt = stmt.bindparams(*(bindparam(n, type_=DateTime()) for n in ("since", "until")))
-        params = {"since": datetime(2000, 1, 1), "until": datetime(2000, 1, 1)}
+    bounds = {"matters_query": ("since", "until"), "count_query": ("start", "end"), "list_query": ("start", "end")}
+    if what in bounds:
+        used = [n for n in bounds[what] if n in stmt.compile().params]  # one missing is reported, not fatal
+        stmt = stmt.bindparams(*(bindparam(n, type_=DateTime()) for n in used))
+        params = dict.fromkeys(used, datetime(2000, 1, 1))
     return list(conn.execute(stmt, params).keys())
 
 
@@ -89,6 +97,10 @@ def check_sql(source: SqlSource, base_dir: Path) -> tuple[list[Finding], list[st
         statements["steps_query"] = source.steps_query
     if source.ack_statement:
         statements["ack_statement"] = source.ack_statement
+    if source.count_query:
+        statements["count_query"] = source.count_query
+    if source.list_query:
+        statements["list_query"] = source.list_query
     problems: list[Finding] = []
     runnable = set()
     for what, sql in statements.items():
@@ -101,7 +113,9 @@ def check_sql(source: SqlSource, base_dir: Path) -> tuple[list[Finding], list[st
         raise _Unreachable(f"source {name}: database file not found: {url.database}")
     document_columns = dict(source.document_columns) | {"content.column": source.content.column}
     mappings = {"matters_query": ("columns", source.columns), "documents_query": ("document_columns",
-                document_columns), "steps_query": ("step_columns", source.step_columns)}
+                document_columns), "steps_query": ("step_columns", source.step_columns),
+                "count_query": ("count_columns", source.count_columns),
+                "list_query": ("list_columns", source.list_columns)}
     notes = []
     engine = create_engine(url)
     try:
@@ -110,7 +124,7 @@ def check_sql(source: SqlSource, base_dir: Path) -> tuple[list[Finding], list[st
         except sa_exc.DBAPIError as exc:
             raise _Unreachable(f"source {name}: cannot connect: {exc.orig}") from exc
         with conn:
-            for what in ("matters_query", "documents_query", "steps_query"):
+            for what in _MAPPED:
                 if what not in runnable:
                     continue
                 key, mapping = mappings[what]
@@ -127,6 +141,8 @@ def check_sql(source: SqlSource, base_dir: Path) -> tuple[list[Finding], list[st
                 notes.append(f"{what} returns {len(keys)} column(s)")
     finally:
         engine.dispose()
+    if not source.count_query:
+        notes.append("no count_query: `audit reconcile` cannot count this source's completed matters")
     return problems, notes
 
 
@@ -138,9 +154,11 @@ def check_unified(source: UnifiedSource) -> list[str]:
     try:
         with UnifiedConnector(source) as connector:
             listed = sum(1 for _ in connector.completed_between(_EMPTY_WINDOW, _EMPTY_WINDOW))
+            counted = sum(c.count for c in connector.count_completed(_EMPTY_WINDOW, _EMPTY_WINDOW))
     except SourceUnavailable as exc:
         raise _Unreachable(str(exc)) from exc
-    return [f"answers (an empty window lists {listed} record(s))"]
+    return [f"answers (an empty window lists {listed} record(s))",
+            f"counts its completed matters (an empty window counts {counted})"]
 
 
 def check_settings(settings: Settings) -> dict[str, Any]:
