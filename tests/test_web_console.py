@@ -293,3 +293,29 @@ def test_httpx_is_what_a_browser_sees_no_cache_and_no_frames(console: Console) -
         r = sign_in(c, "audra", PASSWORDS["audra"][1])
     session_cookie = r.headers["set-cookie"]
     assert "guidang_session=" in session_cookie and "HttpOnly" in session_cookie and "lax" in session_cookie.lower()
+
+
+def test_rollout_page_shows_the_disabled_units_and_the_target(console: Console) -> None:
+    with console.signed_in("opal") as c:  # operations may follow the rollout too
+        page = c.get("/rollout?as_of=2026-12-01")
+    assert page.status_code == 200
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr class=\"status-\w+\">\s*<td>([^<]+)<.*?</tr>",
+                                                         page.text, re.S)}
+    hb = rows["杭州市生态环境局西湖分局"]
+    assert "未启用" in hb and "2026-12-31" in hb and "有风险" in hb
+    assert "未启用" in rows["西湖区卫生健康局"]
+    assert "已达成" in rows["西湖区住房和城乡建设局"] and "2026-09-30" in rows["西湖区住房和城乡建设局"]
+
+
+def test_reconcile_page_asks_the_sources_and_names_what_is_missing(console: Console) -> None:
+    with console.signed_in("audra") as c:
+        page = c.get("/reconcile", params={"from": "2026-10-01", "to": "2026-10-31"})
+        assert page.status_code == 200 and "源系统办结的事项均有下落" in page.text
+        week = c.get("/reconcile", params={"from": "2026-11-15", "to": "2026-12-14"})
+        assert week.status_code == 200, week.text
+        assert "源系统办结的事项均有下落" in week.text, week.text
+        assert "待启用" in week.text
+        too_long = c.get("/reconcile", params={"from": "2026-01-01", "to": "2026-12-31"})
+        assert too_long.status_code == 400
+    with console.signed_in("opal") as c:
+        assert c.get("/reconcile").status_code == 403
