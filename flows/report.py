@@ -54,6 +54,9 @@ def summary_text(summary: dict[str, Any]) -> str:
                          " set it at the source")
         for code, n in s.get("quarantine_reasons", {}).items():
             lines.append(f"  {name}: quarantined {n} × {code} {code_text(code)} / {code_text(code, 'en')}")
+        if s.get("waiting"):
+            lines.append(f"  {name}: {s['waiting']} matter(s) of units or 事项类型 not yet enabled wait 待启用 "
+                         "(guidang audit rollout)")
         if s.get("in_quarantine"):
             lines.append(f"  {name}: {s['in_quarantine']} matter(s) held in quarantine 隔离区 "
                          "(guidang quarantine list)")

@@ -233,7 +233,40 @@ sources:
 # enabled waits (待启用): it is counted, never lost, and archived by the first night after the unit
 # is enabled (`guidang audit rollout` shows where each unit stands).
 units:
-{_units_block()}"""
+{_units_block()}
+# 控制台 (`guidang web`): read-only, sign-in required. DEMO users only, their passwords are
+# written here in the clear for the demo's sake: {", ".join(f"{u} / {pw}" for u, _r, pw in DEMO_USERS)}.
+# A real install makes each hash with `guidang web --hash-password` and never writes a password.
+# The session-signing key comes from the environment, e.g. GUIDANG_WEB_KEY=$(openssl rand -hex 32).
+web:
+  secret_key_env: GUIDANG_WEB_KEY
+  session_minutes: 30
+  users:
+{_users_block()}"""
+
+
+# (username, role, password) of the demo console's users: one per role.
+DEMO_USERS: tuple[tuple[str, str, str], ...] = (
+    ("auditor", "auditor", "demo-auditor"),
+    ("archivist", "archivist", "demo-archivist"),
+    ("operations", "operations", "demo-operations"),
+)
+
+
+def _users_block() -> str:
+    """argon2id hashes with a salt derived from the username, so that two demo worlds are the same
+    bytes (a real hash takes a random salt: `guidang web --hash-password`)."""
+    import hashlib
+
+    from argon2.low_level import Type, hash_secret
+
+    lines = []
+    for user, role, password in DEMO_USERS:
+        salt = hashlib.sha256(f"guidang-demo:{user}".encode()).digest()[:16]
+        hashed = hash_secret(password.encode(), salt, time_cost=2, memory_cost=19456, parallelism=1, hash_len=32,
+                             type=Type.ID).decode()
+        lines += [f"    - username: {user}", f"      role: {role}", f"      password_hash: '{hashed}'"]
+    return "\n".join(lines) + "\n"
 
 
 # (机构问题代码, enabled, enabled_from, matter_types, target_date) of the demo's units: two start

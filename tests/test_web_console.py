@@ -319,3 +319,17 @@ def test_reconcile_page_asks_the_sources_and_names_what_is_missing(console: Cons
         assert too_long.status_code == 400
     with console.signed_in("opal") as c:
         assert c.get("/reconcile").status_code == 403
+
+
+def test_the_demo_worlds_console_users_sign_in_with_the_passwords_its_config_names(small_pristine: Path) -> None:
+    from argon2 import PasswordHasher
+
+    from guidang_demo.world import DEMO_USERS
+
+    settings = load_settings(small_pristine / "guidang.yaml")
+    assert settings.web is not None
+    text = (small_pristine / "guidang.yaml").read_text(encoding="utf-8")
+    for username, role, password in DEMO_USERS:
+        user = settings.web.user(username)
+        assert user is not None and user.role == role and f"{username} / {password}" in text
+        assert PasswordHasher().verify(user.password_hash, password)
