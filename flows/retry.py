@@ -13,8 +13,8 @@ from typing import Any
 from flows.context import SourceSummary, close_run, open_run
 from flows.fanout import ThreadFanout
 from flows.night import work_through
-from flows.triage import Work, quarantine_invalid
-from ledger import queries
+from flows.triage import Work, quarantine_invalid, record_waiting
+from ledger import queries, store
 from ledger.models import QuarantineEntry
 from schemas.config import Settings
 from schemas.findings import GuidangError
@@ -27,6 +27,7 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
     ctx = open_run(settings, parameters={"retry": list(entry_ids) if entry_ids else "all-open"})
     summaries: dict[str, SourceSummary] = {}
     failed: list[str] = []
+    day = ctx.now.astimezone(settings.zone).date()
     try:
         with ctx.ledger.read() as s:
             entries = list(queries.open_quarantine_entries(s, entry_ids))
@@ -38,6 +39,7 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
             try:
                 source = settings.source(name)
                 work: list[Work] = []
+                waiting: list[tuple[Matter, str]] = []
                 for e in group:
                     item = ctx.connector(source).fetch_matter(e.project_id)
                     if item is None and "matter" in e.record:
@@ -49,10 +51,17 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
                     if isinstance(item, InvalidMatter):
                         quarantine_invalid(ctx, item, summary, force=True)
                         continue
+                    reason = settings.unit_index.waiting_reason(item.agency, item.agency_code, item.matter_type, day)
+                    if reason is not None:  # fixed, but its unit is not enabled: it waits like a night's would
+                        waiting.append((item, reason.value))
+                        with ctx.ledger.transaction() as s:
+                            store.resolve_quarantine(s, e.id, f"waiting: {reason.value}", run_id=ctx.run_id)
+                        continue
                     with ctx.ledger.read() as s:
                         latest = queries.latest_version(s, item.source, item.project_id)
                     version = 1 if latest is None else latest.version + 1
                     work.append(Work(item, version, e.id))
+                record_waiting(ctx, waiting, summary)
                 work_through(ctx, source, work, summary, ThreadFanout())
             except GuidangError as exc:
                 message = mask_text(f"{name}: {exc.__class__.__name__}: {exc}")

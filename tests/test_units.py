@@ -181,3 +181,20 @@ def test_rollout_shows_each_unit_and_its_target(small_world: Path) -> None:
     _, after = rollout(small_world, "--as-of", "2026-12-01")
     hb = {u["unit"]: u for u in after["units"]}[HB]
     assert hb["status"] == "met" and hb["waiting"] == 0 and hb["archived"] > 0
+
+
+def test_a_quarantine_retry_of_a_disabled_units_matter_leaves_it_waiting(small_world: Path) -> None:
+    from flows.retry import retry_quarantined
+    from ledger.models import QuarantineEntry
+
+    night(small_world)
+    entries = [q for q in rows(small_world, QuarantineEntry)
+               if q.resolved_at is None and (q.record.get("matter") or {}).get("agency") == "西湖区市场监督管理局"]
+    assert entries, "the small world quarantines a matter of 西湖区市场监督管理局"
+    edit_units(small_world, **{"西湖区市场监督管理局": {"enabled": False}})
+    with unified_running(small_world):
+        retry_quarantined(load_settings(small_world / "guidang.yaml"), [e.id for e in entries])
+    after = {q.id: q for q in rows(small_world, QuarantineEntry)}
+    assert all(after[e.id].resolution == "waiting: unit-disabled" for e in entries)
+    waiting = {w.project_id: w.reason for w in rows(small_world, WaitingMatter) if w.resolved_at is None}
+    assert all(waiting.get(e.project_id) == "unit-disabled" for e in entries)
