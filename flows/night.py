@@ -32,6 +32,7 @@ from flows.batches import write_transfer_batches
 from flows.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
 from flows.fanout import Fanout, ThreadFanout, fanout_for
 from flows.numbering import Staged, number_staged, resume_unfinished
+from flows.progress import NightCallback, NightProgress
 from flows.transfer import acknowledge_pending
 from flows.triage import Work, triage
 from ledger import queries, store
@@ -54,6 +55,7 @@ def run_nightly(
     dry_run: bool = False,
     run_source: RunSource | None = None,
     now: datetime | None = None,
+    progress: NightCallback | None = None,
 ) -> dict[str, Any]:
     """One night over the selected sources (all by default); returns the run summary.
 
@@ -68,6 +70,7 @@ def run_nightly(
         "dry_run": dry_run,
     }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
+    ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
     units.register(ctx)  # work units run in this process's threads find the open night
     fanout = fanout_for(ctx)
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b, fanout=fanout))
@@ -84,6 +87,7 @@ def run_nightly(
                 log.error("source failed: %s", message, exc_info=not isinstance(exc, GuidangError))
                 summaries[src.name] = SourceSummary(error=message)
                 failed.append(message)
+            ctx.progress.finished(src.name)
         if not dry_run:
             try:
                 batches = write_transfer_batches(ctx)
@@ -150,6 +154,7 @@ def process_source(
 
     # 3. decide per matter: skip, quarantine, or work on it; 4.–6. the stages
     work = triage(ctx, source, items, summary)
+    ctx.progress.triaged(source.name, collected=summary.collected, to_work=len(work))
     del items  # the work holds what is still needed; the rest of the window can go
     pending_times = work_through(ctx, source, work, summary, fanout, resumed=resumed)
     if ctx.dry_run:
