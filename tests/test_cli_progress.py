@@ -214,3 +214,38 @@ def test_retention_import_bar_counts_the_rows(small_pristine: Path, tmp_path: Pa
     assert runs["tty"].stdout == runs["piped"].stdout  # byte for byte
     assert runs["json"].stdout == runs["piped-json"].stdout
     assert json.loads(runs["json"].stdout)["rules"] == 2500
+
+
+def test_a_bar_after_a_crash_ends_full_with_the_resumed_matters(small_pristine: Path, tmp_path: Path) -> None:
+    """A night killed after its first chunk was numbered leaves matters that the next night finishes
+    beside its own window: they widen that source's bar, which still ends at n/n."""
+    world = copy_of(small_pristine, tmp_path, "a")
+    killed = night(world, tty=False, env={"GUIDANG_CRASH_AT": "numbered:1"})
+    assert killed.code != 0
+    again = night(world, tty=True)
+    assert again.code == 0, again.stderr[-2000:]
+    collected = int(re.search(r"^unified\s+(\d+)", again.stdout, re.M).group(1))  # type: ignore[union-attr]
+    final = final_count(again.screen, "unified")
+    assert final is not None, again.screen[-2000:]
+    done, total = map(int, final.split("/"))
+    assert done == total > collected, (final, collected)  # the crashed night's first chunk, finished too
+
+
+def test_a_listener_that_fails_does_not_stop_the_count() -> None:
+    """flows/progress.py on its own: a callback that raises is logged and the counting goes on."""
+    from flows.progress import NightProgress, SourceProgress
+
+    seen: list[SourceProgress] = []
+
+    def flaky(p: SourceProgress) -> None:
+        seen.append(p)
+        if len(seen) == 1:
+            raise RuntimeError("terminal gone")
+
+    progress = NightProgress(flaky)
+    progress.triaged("tzxm", collected=10, to_work=8)
+    progress.staged("tzxm", 8, went_on=7)
+    progress.transferred("tzxm", 7)
+    progress.finished("tzxm")
+    assert [(p.settled, p.total) for p in seen] == [(2, 10), (3, 10), (10, 10), (10, 10)]
+    assert seen[-1].finished and seen[-1].staged == 8 and seen[-1].transferred == 7
