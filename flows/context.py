@@ -23,6 +23,7 @@ from connectors.repositories.base import Repository
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
 from flows.anchoring import store_checkpoints
+from flows.progress import NightProgress
 from flows.retention_book import RetentionBook, load_book
 from ledger import anchors, chain, queries, store
 from ledger.models import RunStatus
@@ -85,6 +86,7 @@ class RunContext:
     worker_of: str | None = None  # set in a worker process's view of another process's night (flows/units.py)
     staging_claim: IO[bytes] | None = None  # held while the run uses its staging folder (claim_staging)
     sources: list[str] | None = None  # the sources the run locked (None: a dry run, which locks none)
+    progress: NightProgress = field(default_factory=NightProgress)  # counts for a listener (flows/progress.py)
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:

@@ -46,6 +46,17 @@ class Fanout(Protocol):
     def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]: ...
 
 
+ChunkDone = Callable[[Sequence[Any], Any], None]  # (the chunk, its outcome): told as each chunk finishes
+
+
+def staged_reporter(ctx: RunContext, source: SourceConfig) -> ChunkDone:
+    return lambda c, out: ctx.progress.staged(source.name, len(c), len(out.staged))
+
+
+def transferred_reporter(ctx: RunContext, source: SourceConfig) -> ChunkDone:
+    return lambda c, out: ctx.progress.transferred(source.name, len(c))
+
+
 class ThreadFanout:
     """Chunks over a bounded thread pool (the source's max_concurrency) in the run's own process."""
 
@@ -55,17 +66,24 @@ class ThreadFanout:
         return collect_matters(ctx, source, since, until)
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
-        return self._map(source, lambda c: stage_chunk(ctx, source, c), chunks)
+        return self._map(source, lambda c: stage_chunk(ctx, source, c), chunks, staged_reporter(ctx, source))
 
     def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
-        return self._map(source, lambda c: transfer_chunk(ctx, source, c), chunks)
+        return self._map(source, lambda c: transfer_chunk(ctx, source, c), chunks, transferred_reporter(ctx, source))
 
     @staticmethod
-    def _map(source: SourceConfig, fn: Callable[[Any], Any], chunks: list[Any]) -> list[Any]:
+    def _map(source: SourceConfig, fn: Callable[[Any], Any], chunks: list[Any], report: ChunkDone) -> list[Any]:
+        results: list[Any] = []
         if len(chunks) <= 1:
-            return [fn(c) for c in chunks]
+            for c in chunks:
+                results.append(fn(c))
+                report(c, results[-1])
+            return results
         with ThreadPoolExecutor(max_workers=source.max_concurrency, thread_name_prefix="guidang") as pool:
-            return list(pool.map(fn, chunks))
+            for c, out in zip(chunks, pool.map(fn, chunks), strict=True):  # in order, as each is done
+                report(c, out)
+                results.append(out)
+        return results
 
 
 def worker_count(ctx: RunContext) -> int:
@@ -97,14 +115,19 @@ class ProcessFanout:
         return collect_matters(ctx, source, since, until)  # here: one connection pages the window
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
-        return self._map(source, stage_unit, chunks)
+        return self._map(source, stage_unit, chunks, staged_reporter(ctx, source))
 
     def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
-        return self._map(source, transfer_unit, chunks)
+        return self._map(source, transfer_unit, chunks, transferred_reporter(ctx, source))
 
-    def _map(self, source: SourceConfig, unit: Callable[[RunRef, str, Any], Any], chunks: Sequence[Any]) -> list[Any]:
+    def _map(self, source: SourceConfig, unit: Callable[[RunRef, str, Any], Any], chunks: Sequence[Any],
+             report: ChunkDone) -> list[Any]:
         if len(chunks) <= 1:
-            return [unit(self.ref, source.name, c) for c in chunks]
+            results = []
+            for c in chunks:
+                results.append(unit(self.ref, source.name, c))
+                report(c, results[-1])
+            return results
         pool = self._executor()
         limit = min(self.workers, source.max_concurrency)
         results: list[Any] = [None] * len(chunks)
@@ -114,9 +137,9 @@ class ProcessFanout:
             for i, c in queued:
                 running[pool.submit(unit, self.ref, source.name, c)] = i
                 if len(running) >= limit:
-                    self._collect_done(running, results)
+                    self._collect_done(running, results, chunks, report)
             while running:
-                self._collect_done(running, results)
+                self._collect_done(running, results, chunks, report)
         except BaseException:
             for f in running:
                 f.cancel()
@@ -125,10 +148,13 @@ class ProcessFanout:
         return results
 
     @staticmethod
-    def _collect_done(running: dict[Future[Any], int], results: list[Any]) -> None:
+    def _collect_done(running: dict[Future[Any], int], results: list[Any], chunks: Sequence[Any],
+                      report: ChunkDone) -> None:
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         for f in done:
-            results[running.pop(f)] = f.result()
+            i = running.pop(f)
+            results[i] = f.result()
+            report(chunks[i], results[i])
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:

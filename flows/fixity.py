@@ -15,7 +15,7 @@ The result is itself an event (`fixity-checked`), anchored by a checkpoint.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from schemas.findings import Finding
 from schemas.layout import COMPLETION_MARKER, transfer_key
 
 FINDINGS_LOGGED = 100  # the event names this many findings; the counts cover all
+ObjectsRead = Callable[[int, int], None]  # (objects re-read so far, objects to re-read)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +142,9 @@ def _read(repository: Repository, exp: Expected, result: FixityResult) -> None:
 
 
 def check_fixity(ledger: Ledger, repository: Repository, *, sample: int | None = None,
-                 rng: random.Random | None = None) -> FixityResult:
-    """Compare the repository with the ledger; `sample` N reads N random packages instead of all."""
+                 rng: random.Random | None = None, progress: ObjectsRead | None = None) -> FixityResult:
+    """Compare the repository with the ledger; `sample` N reads N random packages instead of all.
+    Reading is the long part: `progress` is told (objects re-read, objects to re-read) after each."""
     result = FixityResult(mode=f"sample {sample}" if sample is not None else "all")
     listed = {o.key: o for o in repository.list("")}
     result.objects_listed = len(listed)
@@ -171,8 +173,10 @@ def check_fixity(ledger: Ledger, repository: Repository, *, sample: int | None =
         else:
             to_read.append(exp)
     result.objects_expected = len(expected_keys)
-    for exp in to_read:
+    for done, exp in enumerate(to_read, 1):
         _read(repository, exp, result)
+        if progress is not None:
+            progress(done, len(to_read))
     busy = tuple(p.rstrip("/") + "/" for p in _in_progress(ledger))
     for key, obj in sorted(listed.items()):
         if key not in expected_keys and not key.startswith(busy):

@@ -33,6 +33,7 @@ from flows.context import RunContext, SourceConfig, SourceSummary, close_run, op
 from flows.enablement import close_reached, waiting_window, windows_to_collect
 from flows.fanout import Fanout, ThreadFanout, fanout_for
 from flows.numbering import Staged, number_staged, resume_unfinished
+from flows.progress import NightCallback, NightProgress
 from flows.transfer import acknowledge_pending
 from flows.triage import Work, triage
 from ledger import queries, store
@@ -55,6 +56,7 @@ def run_nightly(
     dry_run: bool = False,
     run_source: RunSource | None = None,
     now: datetime | None = None,
+    progress: NightCallback | None = None,
 ) -> dict[str, Any]:
     """One night over the selected sources (all by default); returns the run summary.
 
@@ -69,6 +71,7 @@ def run_nightly(
         "dry_run": dry_run,
     }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
+    ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
     units.register(ctx)  # work units run in this process's threads find the open night
     fanout = fanout_for(ctx)
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b, fanout=fanout))
@@ -85,6 +88,7 @@ def run_nightly(
                 log.error("source failed: %s", message, exc_info=not isinstance(exc, GuidangError))
                 summaries[src.name] = SourceSummary(error=message)
                 failed.append(message)
+            ctx.progress.finished(src.name)
         if not dry_run:
             try:
                 batches = write_transfer_batches(ctx)
@@ -153,6 +157,7 @@ def process_source(
 
     # 3. decide per matter: skip, quarantine, or work on it; 4.–6. the stages
     work = triage(ctx, source, items, summary)
+    ctx.progress.triaged(source.name, collected=summary.collected, to_work=len(work))
     del items  # the work holds what is still needed; the rest of the window can go
     pending_times = work_through(ctx, source, work, summary, fanout, resumed=resumed)
     if ctx.dry_run:

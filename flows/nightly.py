@@ -19,7 +19,9 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import prefect_ops
+from flows import progress as night_progress
 from flows.context import RunContext, SourceConfig, SourceSummary
+from flows.fanout import ChunkDone, staged_reporter, transferred_reporter
 from flows.night import process_source, run_nightly, source_window
 from flows.numbering import Staged
 from flows.report import summary_rows
@@ -74,12 +76,12 @@ class PrefectFanout:
         return items
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
-        return self._map(stage_task, "stage", source, chunks)
+        return self._map(stage_task, "stage", source, chunks, staged_reporter(ctx, source))
 
     def transfer(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Staged]]) -> list[TransferOutcome]:
-        return self._map(transfer_task, "transfer", source, chunks)
+        return self._map(transfer_task, "transfer", source, chunks, transferred_reporter(ctx, source))
 
-    def _map(self, fn: Any, stage: str, source: SourceConfig, chunks: list[Any]) -> list[Any]:
+    def _map(self, fn: Any, stage: str, source: SourceConfig, chunks: list[Any], report: ChunkDone) -> list[Any]:
         total = sum(len(c) for c in chunks)
         futures, first = [], 1
         for c in chunks:
@@ -89,6 +91,7 @@ class PrefectFanout:
         results = []
         for i, f in enumerate(futures, 1):
             results.append(f.result())
+            report(chunks[i - 1], results[-1])
             self._advance(source, stage, i, len(futures))
         return results
 
@@ -178,7 +181,7 @@ def _night(config: str | None, *, sources: list[str] | None, since: datetime | N
         progress = prefect_ops.Progress(list(sources) if sources else [s.name for s in settings.sources])
         subflows = SourceSubflows(progress)
         summary = run_nightly(settings, sources=sources, since=since, until=until, dry_run=dry_run,
-                              run_source=subflows, now=as_of)
+                              run_source=subflows, now=as_of, progress=night_progress.listener())
     except Exception as exc:  # the night could not start or was cut short: say so on the server too
         message = mask_text(f"{exc.__class__.__name__}: {exc}")
         log.error("night %s failed: %s", name, message)

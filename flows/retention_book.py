@@ -16,6 +16,7 @@ from pathlib import Path
 from ledger import queries, store
 from ledger.models import RetentionVersion
 from retention import RetentionTable, load_table
+from retention.load import RowsRead
 from schemas.config import Settings
 from schemas.crashpoints import crashpoint
 from schemas.findings import Finding, GuidangError, errors
@@ -44,11 +45,13 @@ class RetentionBook:
 
 
 def import_table(
-    ledger: store.Ledger, path: Path, *, effective: date | None = None, imported_by: str | None = None
+    ledger: store.Ledger, path: Path, *, effective: date | None = None, imported_by: str | None = None,
+    progress: RowsRead | None = None,
 ) -> tuple[RetentionVersion, list[Finding], bool]:
     """Validate and store a version. Returns (version, warnings, created); the same content twice is
-    one version (created=False). Raises RetentionTableInvalid with every error when the table has any."""
-    loaded = load_table(path)
+    one version (created=False). Raises RetentionTableInvalid with every error when the table has any.
+    `progress` is told how far the rows have been read and checked (retention.load_table)."""
+    loaded = load_table(path, progress=progress)
     table, findings = loaded.table, loaded.findings
     if errors(findings):
         raise RetentionTableInvalid(

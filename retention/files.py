@@ -70,23 +70,25 @@ def detect_encoding(p: Path) -> str | None:
     return None
 
 
-def _csv_problem(p: Path, encoding: str, place: Place, limits: Limits) -> Finding | None:
-    """One streaming pass: too many records, a field longer than a cell may be, or a broken record."""
+def _csv_problem(p: Path, encoding: str, place: Place, limits: Limits) -> tuple[Finding | None, int]:
+    """One streaming pass: too many records, a field longer than a cell may be, or a broken record;
+    and how many records there are (what reading the rows will go through)."""
     row = 0
     try:
         with p.open("r", encoding=encoding, newline="") as fh:
             for row, record in enumerate(csv.reader(fh), start=1):
                 if row > limits.rows:
                     message = f"the file has more than {limits.rows:,} rows; a retention table is far smaller: split it"
-                    return place.finding("R-FILE-TOO-LARGE", message, row=None, column=None, limit=limits.rows)
+                    found = place.finding("R-FILE-TOO-LARGE", message, row=None, column=None, limit=limits.rows)
+                    return found, row
                 for i, value in enumerate(record):
                     if len(value) > limits.cell_chars:
-                        return _too_long(place, row, i, limits)
+                        return _too_long(place, row, i, limits), row
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):
-            return _too_long(place, row + 1, None, limits)
-        return place.finding("R-FILE-STRUCTURE", f"{p} is not well-formed CSV: {exc}", row=row + 1, column=None)
-    return None
+            return _too_long(place, row + 1, None, limits), row
+        return place.finding("R-FILE-STRUCTURE", f"{p} is not well-formed CSV: {exc}", row=row + 1, column=None), row
+    return None, row
 
 
 def _too_long(place: Place, row: int, index: int | None, limits: Limits) -> Finding:
@@ -107,12 +109,13 @@ def _csv_tabular(p: Path, place: Place, spec: HeaderSpec, limits: Limits) -> Ite
     if encoding is None:
         yield unread(place, f"{p} is neither UTF-8 nor GB18030 text; save it as CSV UTF-8", letters=True)
         return
-    if problem := _csv_problem(p, encoding, place, limits):
+    problem, records = _csv_problem(p, encoding, place, limits)
+    if problem:
         yield Tabular(place, [], iter(()), True, [problem])
         return
     with p.open("r", encoding=encoding, newline="") as fh:
         header_row, header, rows = find_header(enumerate(csv.reader(fh), start=1), spec)
-        yield Tabular(place, list(header), rows, True, [], header_row)
+        yield Tabular(place, list(header), rows, True, [], header_row, records)
 
 
 @contextmanager

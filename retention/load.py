@@ -8,7 +8,7 @@ table in any of the three formats gives the same rows and the same content hash.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -37,6 +37,9 @@ TABLE_ALIASES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 TABLE_SPEC = HeaderSpec(TABLE_ALIASES, required=("scope", "period"))
+
+RowsRead = Callable[[int, int | None], None]  # (rows read and checked, rows after the header or None if unknown)
+PROGRESS_EVERY = 100  # rows between two reports: a bar needs no more, a big table pays nothing
 
 
 @dataclass(slots=True)
@@ -95,13 +98,16 @@ class ValidationReport:
         }
 
 
-def load_table(path: str | os.PathLike[str], *, version: str | None = None) -> LoadResult:
+def load_table(
+    path: str | os.PathLike[str], *, version: str | None = None, progress: RowsRead | None = None
+) -> LoadResult:
     """Read and check a retention table file (.xlsx/.xlsm, .csv, .yaml/.yml) in one pass.
 
     Never raises for bad content: an unreadable file, a missing column or a wrong cell is a finding.
+    A province's table takes a while: `progress` is told how far the rows have been read and checked.
     """
     with open_tabular(path, TABLE_SPEC) as tab:
-        return _finish(tab, version=version, source=str(path))
+        return _finish(tab, version=version, source=str(path), progress=progress)
 
 
 def validate_table(path: str | os.PathLike[str]) -> ValidationReport:
@@ -118,11 +124,11 @@ def load_records(
         return _finish(tab, version=version, source=source)
 
 
-def _finish(tab: Tabular, *, version: str | None, source: str) -> LoadResult:
+def _finish(tab: Tabular, *, version: str | None, source: str, progress: RowsRead | None = None) -> LoadResult:
     findings: list[Finding] = []
     rules: list[Rule] = []
     if tab.headers:
-        rules, row_findings, headers = _read_rules(tab)
+        rules, row_findings, headers = _read_rules(tab, progress)
         findings.extend(row_findings)
         findings.extend(check_conflicts(rules, tab.place, headers))
     findings[:0] = tab.findings  # after the rows: reading them may have added some (a formula cell)
@@ -132,11 +138,15 @@ def _finish(tab: Tabular, *, version: str | None, source: str) -> LoadResult:
     return LoadResult(RetentionTable(rules, version=version, source=source), findings, source, tab.place.sheet)
 
 
-def _read_rules(tab: Tabular) -> tuple[list[Rule], list[Finding], dict[str, str]]:
+def _read_rules(tab: Tabular, progress: RowsRead | None) -> tuple[list[Rule], list[Finding], dict[str, str]]:
     columns, findings = map_headers(tab, TABLE_SPEC)
     headers = {fld: cell_text(tab.headers[i]).strip() for fld, i in columns.items()}
     rules: list[Rule] = []
+    total = None if tab.rows_in_file is None else max(tab.rows_in_file - tab.header_row, 0)
+    row_no = tab.header_row
     for row_no, cells, extra in iter_cells(tab, columns, "R-COLUMN-UNKNOWN"):
+        if progress is not None and (row_no - tab.header_row) % PROGRESS_EVERY == 0:
+            progress(row_no - tab.header_row, total)
         findings.extend(extra)
         rule, row_findings = rule_from_row(cells, row=row_no, place=tab.place)
         findings.extend(row_findings)
@@ -147,6 +157,9 @@ def _read_rules(tab: Tabular) -> tuple[list[Rule], list[Finding], dict[str, str]
                                                    severity=Severity.WARNING))
         if rule is not None:
             rules.append(rule)
+    if progress is not None:  # every row read, the blank ones after the last too
+        done = max(total or 0, row_no - tab.header_row)
+        progress(done, done)
     return rules, findings, headers
 
 

@@ -137,6 +137,7 @@ class Tabular:
     # Grows while `rows` is read (a formula cell, a row past the limit): read it after the rows.
     findings: list[Finding] = field(default_factory=list)
     header_row: int = 1
+    rows_in_file: int | None = None  # what a pre-scan counted, the header included: how far reading has to go
 
 
 def map_headers(tab: Tabular, spec: HeaderSpec) -> tuple[dict[str, int], list[Finding]]:

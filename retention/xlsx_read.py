@@ -30,22 +30,22 @@ def _refused(place: Place, problem: Problem) -> Tabular:
     return Tabular(place, [], iter(()), True, [finding])
 
 
-def _prescan(p: Path, place: Place, limits: Limits) -> tuple[Place, list[str], Tabular | None]:
-    """(place with the first sheet's name, its merged ranges, a refusal or None), from the zip's
-    directory and one streamed pass over the sheet: nothing is inflated past the limits."""
+def _prescan(p: Path, place: Place, limits: Limits) -> tuple[Place, list[str], Tabular | None, int]:
+    """(place with the first sheet's name, its merged ranges, a refusal or None, its row count), from
+    the zip's directory and one streamed pass over the sheet: nothing is inflated past the limits."""
     with zipfile.ZipFile(p) as zf:
         if problem := zip_problem(zf, limits):
-            return place, [], _refused(place, problem)
+            return place, [], _refused(place, problem), 0
         found = first_sheet_member(zf)
         if found is None:
-            return place, [], unread(place, f"{p} has no worksheet", letters=True, code="R-FILE-STRUCTURE")
+            return place, [], unread(place, f"{p} has no worksheet", letters=True, code="R-FILE-STRUCTURE"), 0
         member, title = found
         place = Place(place.file, title)
         with zf.open(member) as fh:
             scan = scan_sheet(fh, limits)
     if scan.problem is not None:
-        return place, [], _refused(place, scan.problem)
-    return place, scan.merged, None
+        return place, [], _refused(place, scan.problem), scan.rows
+    return place, scan.merged, None, scan.rows
 
 
 @contextmanager
@@ -54,7 +54,7 @@ def xlsx_tabular(p: Path, place: Place, spec: HeaderSpec, limits: Limits = LIMIT
     import openpyxl
 
     try:
-        place, merged, refusal = _prescan(p, place, limits)
+        place, merged, refusal, rows_in_sheet = _prescan(p, place, limits)
         wb = None if refusal else openpyxl.load_workbook(p, read_only=True, data_only=False)
     except Exception as exc:  # a hostile file can make zipfile, lxml or openpyxl raise nearly anything
         yield unread(place, f"{p} is not a readable XLSX workbook: {type(exc).__name__}: {exc}", letters=True)
@@ -79,7 +79,7 @@ def xlsx_tabular(p: Path, place: Place, spec: HeaderSpec, limits: Limits = LIMIT
             findings.append(place.finding("R-FILE-STRUCTURE", message, row=header_row, column=None))
             yield Tabular(place, [], iter(()), True, findings)
             return
-        yield Tabular(place, header, rest, True, findings, header_row)
+        yield Tabular(place, header, rest, True, findings, header_row, rows_in_sheet)
     finally:
         wb.close()
 

@@ -14,6 +14,7 @@ import typer
 from flows.cli.audit_bureau import reconcile_command, rollout_command
 from flows.cli.audit_log import log_command
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger
+from flows.cli.progress import progress_bar, show_progress
 from schemas.findings import GuidangError, code_text
 
 if TYPE_CHECKING:
@@ -75,9 +76,10 @@ def fixity(
     settings = load_config(config)
     repository = open_archive(settings, required=True)
     assert repository is not None
-    with open_ledger(settings) as ledger:
+    with open_ledger(settings) as ledger, progress_bar("复核 fixity: objects re-read",
+                                                       enabled=show_progress(as_json)) as bar:
         try:
-            result = check_fixity(ledger, repository, sample=sample)
+            result = check_fixity(ledger, repository, sample=sample, progress=bar.to)
         except GuidangError as exc:  # the store could not be listed: nothing was checked
             raise fail(f"fixity not checked: {exc}", 1) from exc
         seq = record_fixity(ledger, repository, settings, result)

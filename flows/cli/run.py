@@ -27,9 +27,11 @@ from flows.cli.common import (
     setup_logging,
     source_config,
 )
+from flows.cli.progress import night_bars, show_progress
 from schemas.findings import GuidangError
 
 if TYPE_CHECKING:
+    from flows.progress import NightCallback
     from schemas.config import Settings
 
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="run as if it were this time (reproducible re-runs)")]
@@ -70,28 +72,32 @@ def execute_night(
     until: datetime | None = None,
     dry_run: bool = False,
     verbose: bool = False,
+    progress: NightCallback | None = None,
 ) -> dict[str, Any]:
     """Run one night with Prefect (the deployment's code path) or with plain threads.
 
     The configuration is checked first (exit 2, Prefect never started). A GuidangError (the night
     could not start, or was cut short) exits 1 with its message; a night that ran returns its
     summary, failed or not. Under Prefect the terminal shows guidang's lines and the summary:
-    Prefect's INFO lines go to its API (the UI's logs) and reach the terminal only with --verbose."""
+    Prefect's INFO lines go to its API (the UI's logs) and reach the terminal only with --verbose.
+    `progress` is told each source's counts as the night goes (flows/progress.py), either way."""
     settings = check_night_config(config_path, sources)
     window: dict[str, Any] = {"sources": sources, "since": since, "until": until, "dry_run": dry_run}
     try:
         if orchestrator is Orchestrator.local:
             from flows.night import run_nightly
 
-            return run_nightly(settings, **window, now=as_of)
+            return run_nightly(settings, **window, now=as_of, progress=progress)
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # a temporary server sends nothing out
         if not verbose:  # Prefect's own console handler, where its configuration uses one
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         from flows.nightly import RunFailed, nightly_transfer
+        from flows.progress import listening
 
         mask_loggers("guidang", "prefect", "prefect.extra", "prefect.flow_runs", "prefect.task_runs")
-        state = nightly_transfer(config=str(config_path), **window, as_of=as_of, return_state=True)
+        with listening(progress):  # the flow's parameters are plain values: it finds the listener here
+            state = nightly_transfer(config=str(config_path), **window, as_of=as_of, return_state=True)
         result = state.result(raise_on_failure=False)
         if isinstance(result, RunFailed):
             return result.summary
@@ -123,16 +129,19 @@ def run(
     since, until = parse_datetime(from_, "--from"), parse_datetime(to, "--to")
     if since and until and until <= since:
         raise fail("--to must be after --from")
-    summary = execute_night(
-        config,
-        orchestrator=orchestrator,
-        sources=source,
-        since=since,
-        until=until,
-        dry_run=dry_run,
-        as_of=parse_datetime(as_of, "--as-of"),
-        verbose=verbose,
-    )
+    nominal = parse_datetime(as_of, "--as-of")
+    with night_bars(show_progress(as_json)) as on_progress:  # ended before the summary is printed
+        summary = execute_night(
+            config,
+            orchestrator=orchestrator,
+            sources=source,
+            since=since,
+            until=until,
+            dry_run=dry_run,
+            as_of=nominal,
+            verbose=verbose,
+            progress=on_progress,
+        )
     report_run(summary, as_json, strict)
 
 
@@ -161,12 +170,15 @@ def demo(
         if as_json:
             echo_json(world)
         return
-    with UnifiedSimulator(directory / "sources" / "unified") as base_url:
+    nominal = parse_datetime(as_of, "--as-of")
+    with UnifiedSimulator(directory / "sources" / "unified") as base_url, \
+            night_bars(show_progress(as_json)) as on_progress:
         os.environ["GUIDANG_UNIFIED_URL"] = base_url
         summary = execute_night(
             directory / "guidang.yaml",
             orchestrator=orchestrator,
-            as_of=parse_datetime(as_of, "--as-of"),
+            as_of=nominal,
             verbose=verbose,
+            progress=on_progress,
         )
     report_run(summary, as_json, strict)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, echo_table, fail, load_config, open_ledger, parse_date
+from flows.cli.progress import progress_bar, show_progress
 from schemas.findings import GuidangError, Severity
 
 if TYPE_CHECKING:
@@ -142,8 +143,9 @@ def import_(
     eff = parse_date(effective, "--effective")
     settings = load_config(config)
     try:
-        with open_ledger(settings) as ledger:
-            version, warnings, created = import_table(ledger, file, effective=eff)
+        with open_ledger(settings) as ledger, progress_bar("导入 import: rows read and checked",
+                                                           enabled=show_progress(as_json)) as bar:
+            version, warnings, created = import_table(ledger, file, effective=eff, progress=bar.to)
     except RetentionTableInvalid as exc:
         errs, warns = split_findings(exc.findings)
         if as_json:
