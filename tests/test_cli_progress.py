@@ -249,3 +249,19 @@ def test_a_listener_that_fails_does_not_stop_the_count() -> None:
     progress.finished("tzxm")
     assert [(p.settled, p.total) for p in seen] == [(2, 10), (3, 10), (10, 10), (10, 10)]
     assert seen[-1].finished and seen[-1].staged == 8 and seen[-1].transferred == 7
+
+
+def test_reconcile_bar_counts_the_sources_it_asked(small_pristine: Path, tmp_path: Path) -> None:
+    world = copy_of(small_pristine, tmp_path, "r")
+    assert night(world, tty=False).code == 0
+    args = ["audit", "reconcile", "-c", str(world / "guidang.yaml"), "--from", "2026-10-01", "--to", "2026-12-31"]
+    with simulator(world):
+        on_tty = guidang(args, world, tty=True)
+        as_json = guidang([*args, "--json"], world, tty=True)
+        piped = guidang(args, world, tty=False)
+    assert on_tty.code == as_json.code == piped.code == 0, on_tty.stdout + on_tty.stderr[-2000:]
+    assert final_count(on_tty.screen, "对账 reconcile") == "3/3", on_tty.screen[-2000:]
+    assert json.loads(as_json.stdout)["ok"] is True
+    no_bar(as_json)
+    no_bar(piped)
+    assert on_tty.stdout == piped.stdout
