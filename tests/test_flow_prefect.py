@@ -39,7 +39,8 @@ def test_nightly_flow_runs_a_subflow_per_source_and_publishes_its_summary(
     summary = state.result()
     assert summary["status"] == "completed"
     assert set(summary["sources"]) == {"unified", "tzxm", "sjjc"}
-    assert summary["totals"]["archived"] > 200 and summary["totals"]["waiting"] > 0 and summary["totals"]["quarantined"] > 0
+    totals = summary["totals"]
+    assert totals["archived"] > 200 and totals["waiting"] > 0 and totals["quarantined"] > 0
 
     async def flow_runs_and_artifacts() -> tuple[list[str], list[str]]:
         async with get_client() as client:
