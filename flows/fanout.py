@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Protocol
@@ -66,6 +68,17 @@ class ThreadFanout:
             return [fn(c) for c in chunks]
         with ThreadPoolExecutor(max_workers=source.max_concurrency, thread_name_prefix="guidang") as pool:
             return list(pool.map(fn, chunks))
+
+    def pipeline(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]], carried: list[Staged],
+                 number: Number) -> SliceOutcome | None:
+        if len(chunks) <= 1:
+            return None
+        with ThreadPoolExecutor(max_workers=source.max_concurrency, thread_name_prefix="guidang") as pool:
+            return pipelined(
+                lambda c: pool.submit(stage_chunk, ctx, source, c),
+                lambda c: pool.submit(transfer_chunk, ctx, source, c),
+                source.max_concurrency, source.chunk_size, chunks, carried, number,
+            )
 
 
 def worker_count(ctx: RunContext) -> int:
@@ -124,6 +137,17 @@ class ProcessFanout:
             raise
         return results
 
+    def pipeline(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]], carried: list[Staged],
+                 number: Number) -> SliceOutcome | None:
+        if len(chunks) <= 1:
+            return None  # a small source: in this process, stage by stage, as _map would
+        pool = self._executor()
+        return pipelined(
+            lambda c: pool.submit(stage_unit, self.ref, source.name, c),
+            lambda c: pool.submit(transfer_unit, self.ref, source.name, c),
+            min(self.workers, source.max_concurrency), source.chunk_size, chunks, carried, number,
+        )
+
     @staticmethod
     def _collect_done(running: dict[Future[Any], int], results: list[Any]) -> None:
         done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -171,6 +195,82 @@ def _start_worker(queue: Any, parent_pid: int, level: int, environ: dict[str, st
     root = logging.getLogger()
     root.handlers[:] = [QueueHandler(queue)]
     root.setLevel(level)
+
+
+Number = Callable[[list[Staged]], list[Staged]]  # flows/numbering.number_staged, in the run's process
+
+
+@dataclass
+class SliceOutcome:
+    staged: list[ChunkOutcome] = field(default_factory=list)
+    transferred: list[TransferOutcome] = field(default_factory=list)
+
+
+def run_slice(fanout: Fanout, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]],
+              carried: list[Staged], number: Number) -> SliceOutcome:
+    """Stage, number and transfer one slice of a source's window.
+
+    A fanout that can (`pipeline`: threads, worker processes) runs it as a pipeline: a chunk is
+    numbered as soon as it and every chunk before it are staged, and its transfer is queued at
+    once, so workers stage later chunks while earlier ones are stored, instead of waiting at two
+    barriers for the slowest chunk of each stage. 件号 are given exactly as stage by stage: the
+    chunks are consecutive runs of the slice in completion order, numbered in that order. Any other
+    fanout (Prefect tasks) runs the stages one after the other."""
+    pipeline = getattr(fanout, "pipeline", None)
+    if pipeline is not None:
+        done = pipeline(ctx, source, chunks, carried, number)
+        if done is not None:
+            return done
+    out = SliceOutcome(staged=fanout.stage(ctx, source, chunks))
+    numbered = carried + number([st for o in out.staged for st in o.staged])
+    out.transferred = fanout.transfer(ctx, source, _chunk(numbered, source.chunk_size))
+    return out
+
+
+def pipelined(
+    submit_stage: Callable[[list[Work]], Future[ChunkOutcome]],
+    submit_transfer: Callable[[list[Staged]], Future[TransferOutcome]],
+    limit: int, chunk_size: int, chunks: list[list[Work]], carried: list[Staged], number: Number,
+) -> SliceOutcome:
+    """At most `limit` chunks in flight; a numbered chunk's transfer goes before the next stage
+    chunk (what is numbered is stored soonest). A failed chunk fails the slice as `_map` does:
+    nothing more is submitted, the running ones finish, the exception propagates."""
+    out = SliceOutcome()
+    to_stage = deque(enumerate(chunks))
+    to_transfer: deque[list[Staged]] = deque(_chunk(carried, chunk_size))
+    finished: dict[int, ChunkOutcome] = {}
+    next_to_number = 0
+    running: dict[Future[Any], int | None] = {}  # a stage chunk's index; None for a transfer
+    try:
+        while to_stage or to_transfer or running:
+            while len(running) < limit and (to_transfer or to_stage):
+                if to_transfer:
+                    running[submit_transfer(to_transfer.popleft())] = None
+                else:
+                    i, c = to_stage.popleft()
+                    running[submit_stage(c)] = i
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                i = running.pop(f)
+                if i is None:
+                    out.transferred.append(f.result())
+                else:
+                    finished[i] = f.result()
+            while next_to_number in finished:  # in order: chunk i after chunks 0..i-1
+                staged = finished.pop(next_to_number)
+                out.staged.append(staged)
+                next_to_number += 1
+                to_transfer.extend(_chunk(number(staged.staged), chunk_size))
+    except BaseException:
+        for f in running:
+            f.cancel()
+        wait(running)  # a failed chunk fails the source; let the others finish writing first
+        raise
+    return out
+
+
+def _chunk(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def fanout_for(ctx: RunContext) -> ThreadFanout | ProcessFanout:
