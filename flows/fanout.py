@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -103,11 +104,32 @@ class ProcessFanout:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._listener: QueueListener | None = None
+        self._pool_lock = threading.Lock()
+        self._warming: threading.Thread | None = None
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
     ) -> list[Matter | InvalidMatter]:
-        return collect_matters(ctx, source, since, until)  # here: one connection pages the window
+        items = collect_matters(ctx, source, since, until)  # here: one connection pages the window
+        if len(items) > source.chunk_size:
+            self._warm_up()
+        return items
+
+    def _warm_up(self) -> None:
+        """Start the workers in the background while this process triages the window: the forkserver
+        imports the work units and builds the PRONOM matcher and the XSDs (seconds) once, and
+        the first chunks find the workers ready instead of waiting for that."""
+        if self._warming is None and self._pool is None:
+            self._warming = threading.Thread(target=self._start_workers, name="guidang-warm-up", daemon=True)
+            self._warming.start()
+
+    def _start_workers(self) -> None:
+        try:
+            pool = self._executor()
+            for f in [pool.submit(_ready) for _ in range(self.workers)]:
+                f.result()
+        except Exception as exc:  # the first real chunk meets the same fault and reports it
+            logging.getLogger("guidang").debug("worker warm-up failed: %s", exc)
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
         return self._map(source, stage_unit, chunks)
@@ -155,6 +177,10 @@ class ProcessFanout:
             results[running.pop(f)] = f.result()
 
     def _executor(self) -> ProcessPoolExecutor:
+        with self._pool_lock:
+            return self._open_executor()
+
+    def _open_executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             mp = multiprocessing.get_context("forkserver")
             mp.set_forkserver_preload(["flows.worker_preload"])
@@ -171,6 +197,8 @@ class ProcessFanout:
         return self._pool
 
     def close(self) -> None:
+        if self._warming is not None:
+            self._warming.join()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -186,6 +214,10 @@ class _Reemit(logging.Handler):
         logger = logging.getLogger(record.name)
         if logger.isEnabledFor(record.levelno):
             logger.handle(record)
+
+
+def _ready() -> None:
+    """The warm-up's task: a worker that runs it is forked and initialised."""
 
 
 def _start_worker(queue: Any, parent_pid: int, level: int, environ: dict[str, str]) -> None:
