@@ -18,8 +18,11 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Protocol
@@ -85,6 +88,18 @@ class ThreadFanout:
                 results.append(out)
         return results
 
+    def pipeline(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]], carried: list[Staged],
+                 number: Number) -> SliceOutcome | None:
+        if len(chunks) <= 1:
+            return None
+        with ThreadPoolExecutor(max_workers=source.max_concurrency, thread_name_prefix="guidang") as pool:
+            return pipelined(
+                lambda c: pool.submit(stage_chunk, ctx, source, c),
+                lambda c: pool.submit(transfer_chunk, ctx, source, c),
+                source.max_concurrency, source.chunk_size, chunks, carried, number,
+                staged_reporter(ctx, source), transferred_reporter(ctx, source),
+            )
+
 
 def worker_count(ctx: RunContext) -> int:
     """`orchestration.workers`, 0 meaning one per CPU core this process may use."""
@@ -108,11 +123,32 @@ class ProcessFanout:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._listener: QueueListener | None = None
+        self._pool_lock = threading.Lock()
+        self._warming: threading.Thread | None = None
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
     ) -> list[Matter | InvalidMatter]:
-        return collect_matters(ctx, source, since, until)  # here: one connection pages the window
+        items = collect_matters(ctx, source, since, until)  # here: one connection pages the window
+        if len(items) > source.chunk_size:
+            self._warm_up()
+        return items
+
+    def _warm_up(self) -> None:
+        """Start the workers in the background while this process triages the window: the forkserver
+        imports the work units and builds the PRONOM matcher and the XSDs (seconds) once, and
+        the first chunks find the workers ready instead of waiting for that."""
+        if self._warming is None and self._pool is None:
+            self._warming = threading.Thread(target=self._start_workers, name="guidang-warm-up", daemon=True)
+            self._warming.start()
+
+    def _start_workers(self) -> None:
+        try:
+            pool = self._executor()
+            for f in [pool.submit(_ready) for _ in range(self.workers)]:
+                f.result()
+        except Exception as exc:  # the first real chunk meets the same fault and reports it
+            logging.getLogger("guidang").debug("worker warm-up failed: %s", exc)
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
         return self._map(source, stage_unit, chunks, staged_reporter(ctx, source))
@@ -147,6 +183,18 @@ class ProcessFanout:
             raise
         return results
 
+    def pipeline(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]], carried: list[Staged],
+                 number: Number) -> SliceOutcome | None:
+        if len(chunks) <= 1:
+            return None  # a small source: in this process, stage by stage, as _map would
+        pool = self._executor()
+        return pipelined(
+            lambda c: pool.submit(stage_unit, self.ref, source.name, c),
+            lambda c: pool.submit(transfer_unit, self.ref, source.name, c),
+            min(self.workers, source.max_concurrency), source.chunk_size, chunks, carried, number,
+            staged_reporter(ctx, source), transferred_reporter(ctx, source),
+        )
+
     @staticmethod
     def _collect_done(running: dict[Future[Any], int], results: list[Any], chunks: Sequence[Any],
                       report: ChunkDone) -> None:
@@ -157,6 +205,10 @@ class ProcessFanout:
             report(chunks[i], results[i])
 
     def _executor(self) -> ProcessPoolExecutor:
+        with self._pool_lock:
+            return self._open_executor()
+
+    def _open_executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             mp = multiprocessing.get_context("forkserver")
             mp.set_forkserver_preload(["flows.worker_preload"])
@@ -173,6 +225,8 @@ class ProcessFanout:
         return self._pool
 
     def close(self) -> None:
+        if self._warming is not None:
+            self._warming.join()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -190,6 +244,10 @@ class _Reemit(logging.Handler):
             logger.handle(record)
 
 
+def _ready() -> None:
+    """The warm-up's task: a worker that runs it is forked and initialised."""
+
+
 def _start_worker(queue: Any, parent_pid: int, level: int, environ: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(environ)
@@ -197,6 +255,86 @@ def _start_worker(queue: Any, parent_pid: int, level: int, environ: dict[str, st
     root = logging.getLogger()
     root.handlers[:] = [QueueHandler(queue)]
     root.setLevel(level)
+
+
+Number = Callable[[list[Staged]], list[Staged]]  # flows/numbering.number_staged, in the run's process
+
+
+@dataclass
+class SliceOutcome:
+    staged: list[ChunkOutcome] = field(default_factory=list)
+    transferred: list[TransferOutcome] = field(default_factory=list)
+
+
+def run_slice(fanout: Fanout, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]],
+              carried: list[Staged], number: Number) -> SliceOutcome:
+    """Stage, number and transfer one slice of a source's window.
+
+    A fanout that can (`pipeline`: threads, worker processes) runs it as a pipeline: a chunk is
+    numbered as soon as it and every chunk before it are staged, and its transfer is queued at
+    once, so workers stage later chunks while earlier ones are stored, instead of waiting at two
+    barriers for the slowest chunk of each stage. 件号 are given exactly as stage by stage: the
+    chunks are consecutive runs of the slice in completion order, numbered in that order. Any other
+    fanout (Prefect tasks) runs the stages one after the other."""
+    pipeline = getattr(fanout, "pipeline", None)
+    if pipeline is not None:
+        done = pipeline(ctx, source, chunks, carried, number)
+        if done is not None:
+            return done
+    out = SliceOutcome(staged=fanout.stage(ctx, source, chunks))
+    numbered = carried + number([st for o in out.staged for st in o.staged])
+    out.transferred = fanout.transfer(ctx, source, _chunk(numbered, source.chunk_size))
+    return out
+
+
+def pipelined(
+    submit_stage: Callable[[list[Work]], Future[ChunkOutcome]],
+    submit_transfer: Callable[[list[Staged]], Future[TransferOutcome]],
+    limit: int, chunk_size: int, chunks: list[list[Work]], carried: list[Staged], number: Number,
+    on_staged: ChunkDone, on_transferred: ChunkDone,
+) -> SliceOutcome:
+    """At most `limit` chunks in flight; a numbered chunk's transfer goes before the next stage
+    chunk (what is numbered is stored soonest). A failed chunk fails the slice as `_map` does:
+    nothing more is submitted, the running ones finish, the exception propagates."""
+    out = SliceOutcome()
+    to_stage = deque(enumerate(chunks))
+    to_transfer: deque[list[Staged]] = deque(_chunk(carried, chunk_size))
+    finished: dict[int, ChunkOutcome] = {}
+    next_to_number = 0
+    running: dict[Future[Any], tuple[int | None, list[Any]]] = {}  # (a stage chunk's index or None, chunk)
+    try:
+        while to_stage or to_transfer or running:
+            while len(running) < limit and (to_transfer or to_stage):
+                if to_transfer:
+                    t = to_transfer.popleft()
+                    running[submit_transfer(t)] = (None, t)
+                else:
+                    i, c = to_stage.popleft()
+                    running[submit_stage(c)] = (i, c)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                i, c = running.pop(f)
+                if i is None:
+                    out.transferred.append(f.result())
+                    on_transferred(c, out.transferred[-1])
+                else:
+                    finished[i] = f.result()
+                    on_staged(c, finished[i])
+            while next_to_number in finished:  # in order: chunk i after chunks 0..i-1
+                staged = finished.pop(next_to_number)
+                out.staged.append(staged)
+                next_to_number += 1
+                to_transfer.extend(_chunk(number(staged.staged), chunk_size))
+    except BaseException:
+        for f in running:
+            f.cancel()
+        wait(running)  # a failed chunk fails the source; let the others finish writing first
+        raise
+    return out
+
+
+def _chunk(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def fanout_for(ctx: RunContext) -> ThreadFanout | ProcessFanout:

@@ -31,7 +31,7 @@ from flows import units
 from flows.batches import write_transfer_batches
 from flows.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
 from flows.enablement import close_reached, waiting_window, windows_to_collect
-from flows.fanout import Fanout, ThreadFanout, fanout_for
+from flows.fanout import Fanout, ThreadFanout, fanout_for, run_slice
 from flows.numbering import Staged, number_staged, resume_unfinished
 from flows.progress import NightCallback, NightProgress
 from flows.transfer import acknowledge_pending
@@ -186,9 +186,10 @@ def work_through(
     *,
     resumed: Sequence[Staged] = (),
 ) -> list[datetime]:
-    """Appraise + stage (fanned out), number (in order), finalize + transfer + verify (fanned out),
-    one slice of the window at a time, so that what a night holds in memory (staged matters and
-    their documents' facts) does not grow with the number of matters in its window.
+    """Appraise + stage (fanned out), number (in order), finalize + transfer + verify (fanned out,
+    pipelined where the fanout can: flows/fanout.run_slice), one slice of the window at a time, so
+    that what a night holds in memory (staged matters and their documents' facts) does not grow
+    with the number of matters in its window.
 
     The work is taken in completion order (completion time, then 办件编号), the order 件号 are
     given in, so slicing does not change which matter gets which number.
@@ -200,19 +201,18 @@ def work_through(
     carried = list(resumed)  # numbered by a crashed run: transferred with the first slice
     for start in range(0, max(len(ordered), 1), size):
         part = ordered[start : start + size]
-        staged: list[Staged] = []
-        for out in fanout.stage(ctx, source, chunk(part, source.chunk_size)):
-            summary.add(out.summary)
-            staged.extend(out.staged)
-            pending_times.extend(out.pending_updated_at)
         if ctx.dry_run:
-            summary.archived += len(staged)
+            for out in fanout.stage(ctx, source, chunk(part, source.chunk_size)):
+                summary.add(out.summary)
+                summary.archived += len(out.staged)
+                pending_times.extend(out.pending_updated_at)
             continue
-        numbered = carried + number_staged(ctx, source, staged)
+        done = run_slice(fanout, ctx, source, chunk(part, source.chunk_size), carried,
+                         lambda staged: number_staged(ctx, source, staged))
         carried = []
-        for res in fanout.transfer(ctx, source, chunk(numbered, source.chunk_size)):
-            summary.add(res.summary)
-            pending_times.extend(res.pending_updated_at)
+        for outcome in [*done.staged, *done.transferred]:
+            summary.add(outcome.summary)
+            pending_times.extend(outcome.pending_updated_at)
     return pending_times
 
 

@@ -45,10 +45,12 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
     `numbered`, and the next run's puts find the same bytes and complete."""
     out = TransferOutcome()
     stored: list[StoredPackage] = []
+    with ctx.ledger.read() as s:  # the chunk's rows in one query, not one read per package
+        rows = queries.matters(s, [st.record_id for st in numbered if st.record_id is not None])
     try:
         for st in numbered:
             try:
-                package = store_package(ctx, source, st)
+                package = store_package(ctx, source, st, rows.get(st.record_id))  # type: ignore[arg-type]
             except QuarantineError as exc:
                 # Only a defect the precheck could not see lands here; the 件号 stays with this row
                 # (state quarantined), so the sequence has no gap and the auditor sees why.
@@ -95,10 +97,14 @@ class StoredPackage:
     folder: object  # the package folder in staging, removed once the ledger has it
 
 
-def store_package(ctx: RunContext, source: SourceConfig, st: Staged) -> StoredPackage | None:
-    """Finalize one numbered matter's package and store it; None when it was already verified."""
-    with ctx.ledger.read() as s:
-        rec = queries.matter(s, st.record_id)
+def store_package(
+    ctx: RunContext, source: SourceConfig, st: Staged, rec: MatterRecord | None = None
+) -> StoredPackage | None:
+    """Finalize one numbered matter's package and store it; None when it was already verified.
+    `rec` is the matter's row as the chunk read it (read here when not given)."""
+    if rec is None:
+        with ctx.ledger.read() as s:
+            rec = queries.matter(s, st.record_id)
     assert rec is not None and rec.archival_code and rec.package_key and rec.numbered_at
     if rec.state == MatterState.VERIFIED:  # a retried chunk: this one already made it
         return None
@@ -155,10 +161,11 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
         return
     now = datetime.now(UTC)
     with ctx.ledger.transaction() as s:
+        rows = queries.matters(s, [p.record.id for p in packages], for_update=True)  # one SELECT for the chunk
         for p in packages:
             store.mark_state(
                 s,
-                p.record.id,
+                rows.get(p.record.id, p.record.id),
                 MatterState.TRANSFERRED,
                 run_id=ctx.run_id,
                 payload={"files": len(p.listing), "bytes": p.stored_bytes, "package_key": p.record.package_key},
@@ -170,7 +177,7 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
             )
             store.mark_state(
                 s,
-                p.record.id,
+                rows.get(p.record.id, p.record.id),
                 MatterState.VERIFIED,
                 run_id=ctx.run_id,
                 payload={"marker_sha256": sha256_bytes(p.marker), "files": p.listing},
@@ -195,6 +202,7 @@ def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterReco
     if done:
         at = datetime.now(UTC)
         with ctx.ledger.transaction() as s:
+            queries.matters(s, done)
             for matter_id in done:
                 store.mark_acknowledged(s, matter_id, at)
         crashpoint("acknowledged")

@@ -8,9 +8,16 @@ workers instead of building its own copy, which is both start-up time and memory
 
 from __future__ import annotations
 
+import gc
+
 import flows.units  # noqa: F401 - the work units and everything they import
 from packager.format_id import _matcher
 from schemas.metadata import METADATA_XSD, load_xsd
 
 _matcher()
 load_xsd(METADATA_XSD)
+
+# What is built above is kept for the worker's whole life and never freed: keep the cyclic garbage
+# collector off those objects, whose pages a collection would otherwise touch and so copy into
+# every worker (copy-on-write) instead of sharing them with the server.
+gc.freeze()

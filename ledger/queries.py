@@ -31,6 +31,19 @@ def matter(session: Session, matter_id: int) -> MatterRecord | None:
     return session.get(MatterRecord, matter_id)
 
 
+def matters(session: Session, matter_ids: Sequence[int], *, for_update: bool = False) -> dict[int, MatterRecord]:
+    """Rows by id in one query (a chunk's), loaded into the session: a later `session.get` of one
+    of them issues no SQL. `for_update` locks them as `session.get(..., with_for_update=True)` would."""
+    found: dict[int, MatterRecord] = {}
+    ids = list(dict.fromkeys(matter_ids))
+    for start in range(0, len(ids), 500):  # bound the IN list
+        query = select(MatterRecord).where(MatterRecord.id.in_(ids[start:start + 500]))
+        if for_update:
+            query = query.with_for_update()
+        found.update((r.id, r) for r in session.scalars(query))
+    return found
+
+
 def latest_version(session: Session, source: str, project_id: str) -> MatterRecord | None:
     """The newest row of a matter: what a re-collected record is compared with (补充材料 → a new version)."""
     return session.scalars(

@@ -318,14 +318,19 @@ def _matter_event(
 
 def mark_state(
     session: Session,
-    matter_id: int,
+    matter_id: int | MatterRecord,
     state: MatterState,
     *,
     run_id: str | None,
     payload: dict[str, Any] | None = None,
     **fields: Any,
 ) -> MatterRecord:
-    rec = session.get(MatterRecord, matter_id, with_for_update=True)
+    """`matter_id` may be the row itself when this session loaded it FOR UPDATE already (a chunk's
+    rows in one query: queries.matters(..., for_update=True)), which saves a SELECT per change."""
+    if isinstance(matter_id, MatterRecord):
+        rec: MatterRecord | None = matter_id
+    else:
+        rec = session.get(MatterRecord, matter_id, with_for_update=True)
     if rec is None:
         raise LedgerError(f"matter row {matter_id} is not in the ledger")
     rec.state = state

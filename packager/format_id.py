@@ -23,6 +23,8 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from packager.format_index import PatternFacts, best_anchor, pattern_facts
+
 BUFFER_SIZE = 128 * 1024  # FIDO's own default window
 
 
@@ -60,8 +62,11 @@ def signature_version() -> str:
 class _Matcher:
     """FIDO's matching (`Fido.match_formats`: the same signatures, positions and priorities), over
     patterns compiled once. FIDO itself walks its XML elements and looks each regex up again for
-    every file, which cost ~13 ms per document, more than hashing a megabyte; this takes well
-    under one. The matcher holds no per-file state, so every thread shares the one instance."""
+    every file, which cost ~13 ms per document, more than hashing a megabyte; and it tries all
+    ~2,300 formats on every file. This tries a file only against the formats one of whose
+    signatures it could match (packager/format_index.py: a byte at a fixed offset, a literal the
+    match must contain, the window an end-anchored pattern can reach), in FIDO's order, which its
+    priority rules rely on. The matcher holds no per-file state: every thread shares one instance."""
 
     def __init__(self) -> None:
         from fido.fido import Fido
@@ -69,53 +74,67 @@ class _Matcher:
         fido = Fido(quiet=True, handle_matches=lambda *args, **kwargs: None, format_files=_format_files(),
                     nocontainer=True)
         self.priority: dict[str, frozenset[str]] = fido.puid_has_priority_over_map
-        self.formats: list[tuple[Any, str, tuple[tuple[tuple[str, re.Pattern[bytes]], ...], ...]]] = []
+        self.formats: list[tuple[Any, str, tuple[tuple[_Pattern, ...], ...]]] = []
+        self.anywhere: list[int] = []  # formats with a signature no anchor narrows: tried on every file
+        self.by_anchor: dict[tuple[str, int], dict[int, list[int]]] = {}
         for fmt in fido.formats:
             try:
                 # A signature matches when all its patterns do, so they are tried cheapest first: an
                 # anchored one (BOF) fails at once where a search (EOF, VAR) would scan 128 KiB.
                 signatures = tuple(
                     tuple(sorted(
-                        ((p.find("position").text, re.compile(p.find("regex").text.encode("utf8")))
-                         for p in sig.findall("pattern")),
+                        (_pattern(p.find("position").text, p.find("regex").text) for p in sig.findall("pattern")),
                         key=lambda pattern: _COST.get(pattern[0], 3),
                     ))
                     for sig in fmt.findall("signature")
                 )
             except (re.error, AttributeError):  # FIDO skips a format whose pattern it cannot use
                 continue
-            self.formats.append((fmt, fmt.find("puid").text, signatures))
-        # Most signatures are anchored at the first byte with a literal: a file need only be tried
-        # against the formats whose signatures could start with its first byte, and those that
-        # cannot be indexed so (in FIDO's order, which its priority rules rely on).
-        self.anywhere: list[int] = []
-        self.by_first_byte: dict[int, list[int]] = {}
-        for i, (_, _, signatures) in enumerate(self.formats):
-            firsts = {_first_byte(patterns) for patterns in signatures}
-            if None in firsts or not firsts:
+            i = len(self.formats)
+            self.formats.append((fmt, fmt.find("puid").text, tuple(tuple(p[:4] for p in s) for s in signatures)))
+            if not signatures:  # an extension-only entry: FIDO never finds it by content
+                continue
+            anchors = [best_anchor([p[4] for p in patterns]) for patterns in signatures]
+            if None in anchors:
                 self.anywhere.append(i)
-            else:
-                for b in firsts:
-                    self.by_first_byte.setdefault(b, []).append(i)  # type: ignore[arg-type]
+                continue
+            for anchor in dict.fromkeys(anchors):
+                table = self.by_anchor.setdefault((anchor.side, anchor.offset), {})
+                for b in anchor.allowed:
+                    if not table.get(b) or table[b][-1] != i:
+                        table.setdefault(b, []).append(i)
 
     def _as_good_as_any(self, puid: str, found: list[tuple[Any, str]]) -> bool:
         return not any(other != puid and puid in self.priority.get(other, frozenset()) for _, other in found)
 
+    def candidates(self, head: bytes, tail: bytes) -> list[int]:
+        """The formats the file could match, in FIDO's order."""
+        chosen = set(self.anywhere)
+        for (side, offset), table in self.by_anchor.items():
+            if side == "B":
+                if offset < len(head):
+                    chosen.update(table.get(head[offset], ()))
+            elif offset < len(tail):
+                chosen.update(table.get(tail[-1 - offset], ()))
+        return sorted(chosen)
+
     def match(self, head: bytes, tail: bytes) -> list[Any]:
         found: list[tuple[Any, str]] = []
-        candidates = sorted({*self.anywhere, *self.by_first_byte.get(head[0], ())}) if head else self.anywhere
-        for i in candidates:
+        seen: dict[bytes, bool] = {}
+        for i in self.candidates(head, tail):
             fmt, puid, signatures = self.formats[i]
             if not self._as_good_as_any(puid, found):
                 continue
             for patterns in signatures:
-                for position, regex in patterns:
+                for position, regex, needles, window in patterns:
                     if position == "BOF":
-                        hit = regex.match(head)
+                        hit = (all(head.find(lit, lo, end or len(head)) >= 0 for lit, lo, end in needles)
+                               and regex.match(head))
                     elif position == "EOF":
-                        hit = regex.search(tail)
-                    else:  # VAR, IFB: anywhere in the first buffer
-                        hit = regex.search(head)
+                        start = len(tail) - window if window is not None and window < len(tail) else 0
+                        hit = all(tail.find(lit, start) >= 0 for lit, _, _ in needles) and regex.search(tail, start)
+                    else:  # VAR, IFB: anywhere in the first buffer (PDF/A's eight share one needle)
+                        hit = all(_contains(head, lit, seen) for lit, _, _ in needles) and regex.search(head)
                     if not hit:
                         break
                 else:
@@ -123,41 +142,32 @@ class _Matcher:
         return [fmt for fmt, puid in found if self._as_good_as_any(puid, found)]
 
 
+def _contains(buffer: bytes, needle: bytes, seen: dict[bytes, bool]) -> bool:
+    if needle not in seen:
+        seen[needle] = needle in buffer
+    return seen[needle]
+
+
+# position, regex, needles (literal, first offset, end offset or None: the buffer's end), window
+_Pattern = tuple[str, "re.Pattern[bytes]", tuple[tuple[bytes, int, int | None], ...], int | None]
+
+
+def _pattern(position: str, regex: str) -> tuple[str, re.Pattern[bytes], tuple[tuple[bytes, int, int | None], ...],
+                                                 int | None, PatternFacts]:
+    """A FIDO pattern compiled, with the necessary conditions that let most files skip its regex."""
+    source = regex.encode("utf8")
+    compiled = re.compile(source)
+    facts = pattern_facts(position, source)
+    needles = []
+    for lit, lo, hi in facts.needles:
+        end = None if hi is None else hi + len(lit)
+        if position == "BOF" and facts.window is not None:
+            end = facts.window if end is None else min(end, facts.window)
+        needles.append((lit, lo if position == "BOF" else 0, end if position == "BOF" else None))
+    return position, compiled, tuple(needles), facts.window, facts
+
+
 _COST = {"BOF": 0, "EOF": 1, "IFB": 2, "VAR": 2}
-_ANCHOR = b"(?s)\\A"
-_ESCAPES = {ord("n"): 0x0A, ord("r"): 0x0D, ord("t"): 0x09, ord("f"): 0x0C, ord("v"): 0x0B, ord("0"): 0x00}
-_META = set(b".[](){}^$|?*+\\")
-
-
-def _first_byte(patterns: tuple[tuple[str, re.Pattern[bytes]], ...]) -> int | None:
-    """The byte a signature's match must start with, when its first pattern is anchored at the
-    beginning of the file and opens with a literal; None when it could start with anything."""
-    if not patterns or patterns[0][0] != "BOF":
-        return None
-    regex = patterns[0][1].pattern
-    if not regex.startswith(_ANCHOR) or len(regex) <= len(_ANCHOR):
-        return None
-    rest = regex[len(_ANCHOR):]
-    first, following = rest[0], rest[1:2]
-    if following in (b"?", b"*", b"{"):
-        return None  # the first atom may be absent or repeated: not a fixed first byte
-    if first != 0x5C:  # a plain byte
-        return None if first in _META else first
-    if rest[1:2] == b"x" and len(rest) >= 4:
-        if rest[4:5] in (b"?", b"*", b"{"):
-            return None
-        try:
-            return int(rest[2:4], 16)
-        except ValueError:
-            return None
-    escaped = rest[1]
-    if rest[2:3] in (b"?", b"*", b"{"):
-        return None
-    if escaped in _ESCAPES:
-        return _ESCAPES[escaped]
-    if chr(escaped).isalnum():  # \d, \w, \s, \b ...: a class, not a byte
-        return None
-    return escaped
 _MATCHER_LOCK = threading.Lock()
 _MATCHER: list[_Matcher] = []
 

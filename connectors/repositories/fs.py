@@ -329,10 +329,10 @@ class FilesystemRepository:
         self._pending.folders = folders = set()
         try:
             yield
-        finally:
+        finally:  # also after a failed put: a folder made here is never made (and its parent synced) again
             self._pending.folders = None
-        for folder in sorted(folders):
-            self._sync_folder(folder)
+            for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # children first
+                self._sync_folder(folder)
 
     def _sync_folder(self, folder: Path) -> None:
         pending = getattr(self._pending, "folders", None)
@@ -365,7 +365,10 @@ class FilesystemRepository:
         return True
 
     def _make_folders(self, folder: Path, key: str) -> None:
-        """Create missing folders, fsyncing each parent so that the new entries survive a crash."""
+        """Create missing folders, fsyncing each parent so that the new entries survive a crash:
+        at once, or inside a `batch()` once per parent when the block ends, with the folders its
+        files were linked into (a new folder's entry is needed only when its files are, and
+        nothing may count on those before the block ends)."""
         missing: list[Path] = []
         p = folder
         while not p.is_dir():
@@ -373,12 +376,16 @@ class FilesystemRepository:
                 break
             missing.append(p)
             p = p.parent
+        deferred = getattr(self._pending, "folders", None)
         for d in reversed(missing):
             try:
                 d.mkdir(exist_ok=True)
-                _fsync_dir(d.parent)
+                if deferred is None:
+                    _fsync_dir(d.parent)
             except OSError as exc:
                 raise self._os_error(exc, key, f"cannot create folder {d.relative_to(self.root)}") from exc
+            if deferred is not None:
+                deferred.add(d.parent)
 
     # -- housekeeping ---------------------------------------------------------------------------
 
