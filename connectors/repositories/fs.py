@@ -253,10 +253,20 @@ class FilesystemRepository:
         return self._store(key, self._path(key), data, sha256_bytes(data), source=None)
 
     def _existing(self, key: str, path: Path, sha256: str) -> StoredObject | None:
-        """None when `key` is free; the stored object when it already holds these bytes; else conflict."""
+        """None when `key` is free; the stored object when it already holds these bytes; else conflict.
+
+        A key found stored may be what a killed run linked before its folders were synced (a batch
+        syncs them when it ends), so the folders from it up to the root are synced again before the
+        caller may count on it: the rare resume pays a few folder fsyncs, the night none."""
         stored = self._stored(key, path)
         if stored is not None and stored.sha256 != sha256:
             raise conflict(key, stored.sha256, sha256)  # type: ignore[arg-type]
+        if stored is not None:
+            folder = path.parent
+            while folder != self.root and self.root in folder.parents:
+                self._sync_folder(folder)
+                folder = folder.parent
+            self._sync_folder(self.root)
         return stored
 
     def _store(self, key: str, path: Path, content: BinaryIO | bytes, sha256: str, *,
