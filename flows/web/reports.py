@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from flows.web.auth import Session
 from flows.web.guard import require
-from flows.web.pages import _render, masker
+from flows.web.pages import _date, _render, masker
 
 router = APIRouter()
 MAX_RECONCILE_DAYS = 31
@@ -27,15 +27,6 @@ def _today(request: Request) -> date:
     return datetime.now(request.app.state.settings.zone).date()
 
 
-def _day(value: str, name: str) -> date | None:
-    if not value.strip():
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise HTTPException(400, f"{name}: {value!r} 不是日期 (YYYY-MM-DD)") from None
-
-
 @router.get("/rollout")
 def rollout(request: Request, session: Annotated[Session, Depends(require("rollout"))],
             as_of: Annotated[str, Query(max_length=10)] = "") -> Response:
@@ -43,7 +34,7 @@ def rollout(request: Request, session: Annotated[Session, Depends(require("rollo
     from flows.rollout import STATUS_TEXT, rollout_report
 
     settings, ledger = request.app.state.settings, request.app.state.ledger
-    today = _day(as_of, "as_of") or _today(request)
+    today = _date(as_of, "as_of") or _today(request)
     report = rollout_report(settings, ledger, table_for(settings, ledger, today), today=today)
     return _render(request, "rollout.html", report=report.to_dict(), status_text=STATUS_TEXT,
                    night_labels=NIGHT_LABELS,
@@ -60,8 +51,8 @@ def reconcile(request: Request, session: Annotated[Session, Depends(require("rec
 
     settings = request.app.state.settings
     yesterday = _today(request) - timedelta(days=1)
-    first = _day(date_from, "from") or yesterday
-    last = _day(date_to, "to") or first
+    first = _date(date_from, "from") or yesterday
+    last = _date(date_to, "to") or first
     if last < first or (last - first).days >= MAX_RECONCILE_DAYS:
         raise HTTPException(400, f"对账期间须在 1 至 {MAX_RECONCILE_DAYS} 天之间")
     chosen = settings.unit_index.find(unit) if unit.strip() else None
