@@ -86,3 +86,24 @@ def test_sign_in_search_open_the_package_and_download_the_nights_register(
     cells = {str(v) for ws in load_workbook(saved).worksheets for row in ws.iter_rows(values_only=True)
              for v in row if v is not None}
     assert {r.archival_code for r in verified} <= cells
+
+
+def test_in_the_browser_no_session_and_the_wrong_role_are_refused(console: Console, browser) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        answer = page.goto(console.url + "/downloads/register/night/2026-12-01.xlsx")
+        assert answer is not None and answer.status == 401  # a download without a session
+        page.goto(console.url + "/login")
+        page.fill("input[name=username]", "opal")  # operations: no 检索, no 对账
+        page.fill("input[name=password]", PASSWORDS["opal"][1])
+        page.click("main button[type=submit]")
+        page.wait_for_url(console.url + "/")
+        assert page.locator("nav a[href='/search']").count() == 0
+        for path in ("/search", "/reconcile"):
+            answer = page.goto(console.url + path)
+            assert answer is not None and answer.status == 403, path
+        answer = page.goto(console.url + "/rollout")
+        assert answer is not None and answer.status == 200 and "杭州市生态环境局西湖分局" in page.inner_text("main")
+    finally:
+        context.close()
