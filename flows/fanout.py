@@ -20,8 +20,9 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
@@ -169,18 +170,13 @@ class ProcessFanout:
         results: list[Any] = [None] * len(chunks)
         running: dict[Future[Any], int] = {}
         queued = iter(enumerate(chunks))
-        try:
+        with settled_on_failure(running):
             for i, c in queued:
                 running[pool.submit(unit, self.ref, source.name, c)] = i
                 if len(running) >= limit:
                     self._collect_done(running, results, chunks, report)
             while running:
                 self._collect_done(running, results, chunks, report)
-        except BaseException:
-            for f in running:
-                f.cancel()
-            wait(running)  # a failed chunk fails the source; let the others finish writing first
-            raise
         return results
 
     def pipeline(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]], carried: list[Staged],
@@ -302,7 +298,7 @@ def pipelined(
     finished: dict[int, ChunkOutcome] = {}
     next_to_number = 0
     running: dict[Future[Any], tuple[int | None, list[Any]]] = {}  # (a stage chunk's index or None, chunk)
-    try:
+    with settled_on_failure(running):
         while to_stage or to_transfer or running:
             while len(running) < limit and (to_transfer or to_stage):
                 if to_transfer:
@@ -325,12 +321,20 @@ def pipelined(
                 out.staged.append(staged)
                 next_to_number += 1
                 to_transfer.extend(_chunk(number(staged.staged), chunk_size))
+    return out
+
+
+@contextmanager
+def settled_on_failure(running: dict[Future[Any], Any]) -> Iterator[None]:
+    """A failed chunk fails the source: nothing more starts, the queued ones are cancelled, and the
+    running ones are waited for so that they finish writing before the exception goes on."""
+    try:
+        yield
     except BaseException:
         for f in running:
             f.cancel()
-        wait(running)  # a failed chunk fails the source; let the others finish writing first
+        wait(running)
         raise
-    return out
 
 
 def _chunk(items: Sequence[Any], size: int) -> list[list[Any]]:

@@ -71,6 +71,18 @@ class RolloutReport:
                 "units": [u.to_dict() for u in self.units]}
 
 
+def table_in_force(settings: Settings, ledger: Ledger, on: date) -> RetentionTable | None:
+    """The retention table in force on `on`, read only (nothing is imported, as a first night
+    would); None when there is none yet, and then no 事项 counts as having a rule."""
+    from flows.retention_book import load_book
+    from schemas.findings import GuidangError
+
+    try:
+        return load_book(ledger, settings, dry_run=True).table_for(on)
+    except GuidangError:
+        return None
+
+
 def rollout_report(
     settings: Settings, ledger: Ledger, table: RetentionTable | None, *, today: date,
     catalogue: Sequence[tuple[str, str, str]] = (),

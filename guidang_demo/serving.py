@@ -107,3 +107,12 @@ def parse_time(q: dict[str, list[str]], name: str, default_tz: tzinfo) -> dateti
     except ValueError as exc:
         raise ValueError(f"{name}: not an ISO date-time: {values[0]!r}") from exc
     return dt if dt.tzinfo else dt.replace(tzinfo=default_tz)
+
+
+def page_args(q: dict[str, list[str]]) -> tuple[int, int]:
+    """(page, size) of a paged listing; ValueError with the message the client gets as a 400."""
+    page = int((q.get("page") or ["1"])[0])
+    size = int((q.get("size") or ["50"])[0])
+    if page < 1 or not 1 <= size <= 1000:
+        raise ValueError("page must be >= 1 and size within 1..1000")
+    return page, size

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from guidang_demo.faults import ENDPOINTS, Fault, FaultPlan
-from guidang_demo.serving import Handler, Server, Truncated, parse_time, range_start, send_file, send_json
+from guidang_demo.serving import Handler, Server, Truncated, page_args, parse_time, range_start, send_file, send_json
 from guidang_demo.unified_changes import DataChanges
 from guidang_demo.unified_completed import CompletedEndpoints
 from guidang_demo.unified_data import (
@@ -216,13 +216,9 @@ class UnifiedSimulator(DataChanges, CompletedEndpoints):
         try:
             since = parse_time(q, "since", SHANGHAI)
             until = parse_time(q, "until", SHANGHAI)
-            page = int((q.get("page") or ["1"])[0])
-            size = int((q.get("size") or ["50"])[0])
+            page, size = page_args(q)
         except ValueError as exc:
             send_json(h, 400, {"error": str(exc)})
-            return
-        if page < 1 or not 1 <= size <= 1000:
-            send_json(h, 400, {"error": "page must be >= 1 and size within 1..1000"})
             return
         with self._lock:
             rows = []

@@ -17,7 +17,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from guidang_demo.serving import Handler, parse_time, send_json
+from guidang_demo.serving import Handler, page_args, parse_time, send_json
 from guidang_demo.unified_data import SHANGHAI
 
 # What the 办结 listing tells of each matter: who, which type and service, when completed and updated.
@@ -61,15 +61,11 @@ class CompletedEndpoints:
 
     def _do_completed(self, h: Handler, _a: str | None, q: dict[str, list[str]], _b: bytes, trunc: bool) -> None:
         try:
-            page = int((q.get("page") or ["1"])[0])
-            size = int((q.get("size") or ["50"])[0])
+            page, size = page_args(q)
             with self._lock:
                 rows = self._completed_rows(q)
         except ValueError as exc:
             send_json(h, 400, {"error": str(exc)})
-            return
-        if page < 1 or not 1 <= size <= 1000:
-            send_json(h, 400, {"error": "page must be >= 1 and size within 1..1000"})
             return
         items = [{k: r.get(k) for k in _LISTED} for _, _, r in rows[(page - 1) * size : page * size]]
         send_json(h, 200, {"total": len(rows), "page": page, "size": size, "items": items}, trunc)

@@ -16,10 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.chain import append_event, utcnow
-from ledger.models import MatterRecord, MatterState, QuarantineEntry, WaitingMatter
+from ledger.models import MatterState, WaitingMatter
+from ledger.reconcile_queries import outcomes
 from schemas.model import Matter
-
-END_STATES = (MatterState.VERIFIED, MatterState.NOT_IN_SCOPE, MatterState.QUARANTINED)
 
 
 def record_waiting(session: Session, m: Matter, reason: str, *, run_id: str | None) -> bool:
@@ -60,10 +59,14 @@ def open_waiting(session: Session, source: str | None = None) -> Sequence[Waitin
 
 def resolve_reached(session: Session, source: str, *, run_id: str | None) -> int:
     """Close the open waiting rows of `source` whose matter has reached an end state (archived,
-    not in scope, quarantined); returns how many were closed."""
+    not in scope, quarantined); returns how many were closed. Looked up in bulk, as reconciliation
+    does (`reconcile_queries.outcomes`), so a unit with thousands of waiting matters costs a few
+    queries a night, not two per matter."""
+    rows = open_waiting(session, source)
+    found = outcomes(session, source, [r.project_id for r in rows])
     closed = 0
-    for row in open_waiting(session, source):
-        state = _end_state(session, row.source, row.project_id)
+    for row in rows:
+        state = _RESOLUTION.get(found.get(row.project_id, ""))
         if state is None:
             continue
         row.resolved_at, row.resolution = utcnow(), state
@@ -73,18 +76,9 @@ def resolve_reached(session: Session, source: str, *, run_id: str | None) -> int
     return closed
 
 
-def _end_state(session: Session, source: str, project_id: str) -> str | None:
-    states = session.scalars(
-        select(MatterRecord.state).where(MatterRecord.source == source, MatterRecord.project_id == project_id)
-    ).all()
-    for state in END_STATES:
-        if state in states:
-            return state.value
-    held = session.scalars(
-        select(QuarantineEntry.id).where(QuarantineEntry.source == source, QuarantineEntry.project_id == project_id,
-                                         QuarantineEntry.resolved_at.is_(None))
-    ).first()
-    return MatterState.QUARANTINED.value if held is not None else None
+# an outcome that ends waiting -> the resolution written (the matter state's own name)
+_RESOLUTION = {"archived": MatterState.VERIFIED.value, "not_in_scope": MatterState.NOT_IN_SCOPE.value,
+               "quarantined": MatterState.QUARANTINED.value}
 
 
 def waiting_window(rows: Sequence[WaitingMatter]) -> tuple[datetime, datetime] | None:

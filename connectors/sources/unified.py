@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from connectors.retry import Backoff, Transient, with_retries
 from connectors.sources.http import GONE, check_status, stream_document, transient_reason
-from connectors.sources.unified_completion import iter_completed, parse_counts
+from connectors.sources.unified_completion import aware_time, iter_completed, parse_counts
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import UnifiedSource
 from schemas.digest import json_digest
@@ -302,13 +302,8 @@ def _page_items(body: Any, url: str) -> tuple[list[dict[str, Any]], int]:
 def _parse_time(value: Any) -> Any:
     """ISO text -> aware datetime (naive text is Asia/Shanghai); anything else is left for the model
     to reject with the field's name."""
-    if not isinstance(value, str):
-        return value
-    try:
-        dt = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return value
-    return dt if dt.tzinfo else dt.replace(tzinfo=SHANGHAI)
+    dt = aware_time(value, SHANGHAI)
+    return value if dt is None else dt
 
 
 def _present(value: Any) -> bool:

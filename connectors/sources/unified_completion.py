@@ -36,7 +36,8 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _time(value: Any, tz: Any) -> datetime | None:
+def aware_time(value: Any, tz: Any) -> datetime | None:
+    """ISO text as an aware datetime (naive text is in `tz`); None for anything else."""
     if not isinstance(value, str) or not value.strip():
         return None
     try:
@@ -71,7 +72,7 @@ def parse_item(row: Any, what: str, tz: Any) -> CompletedItem:
     projid = _text(row.get("PROJID"))
     if projid is None:
         raise SourceUnavailable(f"{what}: an item has no PROJID")
-    finished = _time(row.get("FINISHTIME"), tz)
+    finished = aware_time(row.get("FINISHTIME"), tz)
     if finished is None:
         raise SourceUnavailable(f"{what}: PROJID {projid}: FINISHTIME is not a date-time: {row.get('FINISHTIME')!r}")
     return CompletedItem(
@@ -80,7 +81,7 @@ def parse_item(row: Any, what: str, tz: Any) -> CompletedItem:
         matter_type=_text(row.get("SERVICETYPE")) or "",
         service_code=_text(row.get("SERVICECODE")),
         completed_at=finished,
-        updated_at=_time(row.get("UPDATETIME"), tz),
+        updated_at=aware_time(row.get("UPDATETIME"), tz),
     )
 
 

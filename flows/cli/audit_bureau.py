@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger, parse_date
-
-if TYPE_CHECKING:
-    from retention import RetentionTable
-    from schemas.config import Settings
 
 
 def rollout_command(
@@ -28,7 +24,7 @@ def rollout_command(
     """Per unit (实施机构): enabled or not and since when, the share of its 事项 with a retention rule,
     matters archived to date, last night's result, the target date and whether it is met, on track or
     at risk. Exit 1 when a unit's target is missed or at risk."""
-    from flows.rollout import STATUS_TEXT, rollout_report
+    from flows.rollout import STATUS_TEXT, rollout_report, table_in_force
 
     settings = load_config(config)
     today = parse_date(as_of, "--as-of") or datetime.now(settings.zone).date()
@@ -42,7 +38,8 @@ def rollout_command(
             raise fail(f"{catalogue}: " + "; ".join(str(f) for f in errors(findings)))
         entries = [(i.agency, i.service_code, i.matter_type) for i in items if i.agency and i.matter_type]
     with open_ledger(settings) as ledger:
-        report = rollout_report(settings, ledger, table_for(settings, ledger, today), today=today, catalogue=entries)
+        report = rollout_report(settings, ledger, table_in_force(settings, ledger, today), today=today,
+                                catalogue=entries)
     data = report.to_dict()
     if as_json:
         echo_json(data)
@@ -67,18 +64,6 @@ def rollout_command(
         raise typer.Exit(1)
 
 
-def table_for(settings: Settings, ledger: object, on: object) -> RetentionTable | None:
-    """The retention table in force, read only (nothing imported); None when there is none yet."""
-    from flows.retention_book import load_book
-    from schemas.findings import GuidangError
-
-    try:
-        return load_book(ledger, settings, dry_run=True).table_for(on)  # type: ignore[arg-type]
-    except GuidangError:
-        return None
-
-
-__all__ = ["fail", "rollout_command"]
 
 
 ROW_HEADERS = {"unit": "实施机构", "matter_type": "事项类型", "completed": "源系统办结", "archived": "已归档",

@@ -30,12 +30,11 @@ def _today(request: Request) -> date:
 @router.get("/rollout")
 def rollout(request: Request, session: Annotated[Session, Depends(require("rollout"))],
             as_of: Annotated[str, Query(max_length=10)] = "") -> Response:
-    from flows.cli.audit_bureau import table_for
-    from flows.rollout import STATUS_TEXT, rollout_report
+    from flows.rollout import STATUS_TEXT, rollout_report, table_in_force
 
     settings, ledger = request.app.state.settings, request.app.state.ledger
     today = _date(as_of, "as_of") or _today(request)
-    report = rollout_report(settings, ledger, table_for(settings, ledger, today), today=today)
+    report = rollout_report(settings, ledger, table_in_force(settings, ledger, today), today=today)
     return _render(request, "rollout.html", report=report.to_dict(), status_text=STATUS_TEXT,
                    night_labels=NIGHT_LABELS,
                    mask=masker(request, session))
