@@ -15,7 +15,7 @@ from typing import Any
 
 from flows.context import RunContext, SourceConfig, SourceSummary
 from flows.triage import quarantine_matter, stage_documents
-from ledger import queries, store
+from ledger import queries, sequences, store
 from ledger.models import MatterRecord, MatterState
 from packager import QuarantineError
 from retention import compose_archival_code
@@ -52,11 +52,11 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
     for start in range(0, len(ordered), source.chunk_size):
         part = ordered[start : start + source.chunk_size]
         with ctx.ledger.transaction() as s:
-            store.lock_sequences(s, [_sequence_key(fonds_of[id(st)], st.appraisal) for st in part])
+            locked = sequences.lock_sequences(s, [_sequence_key(fonds_of[id(st)], st.appraisal) for st in part])
             for st in part:
                 a, fonds = st.appraisal, fonds_of[id(st)]
                 assert a.retention_period is not None
-                item = store.allocate_item_number(s, **_sequence_key(fonds, a))
+                item = sequences.take_item_number(locked, _sequence_key(fonds, a))
                 code = archival_code(fonds, a, item)
                 rec = matter_record(st.matter, a, st.version, ctx.run_id)
                 rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledger import queries
 from ledger.chain import append_event, utcnow
 from ledger.models import (
-    ArchiveSequence,
     Event,
     MatterRecord,
     MatterState,
@@ -216,56 +215,6 @@ def set_watermark(session: Session, source: str, value: datetime, run_id: str | 
 
 
 # ---------------------------------------------------------------- matters
-
-
-def allocate_item_number(
-    session: Session, *, fonds: str, category_code: str, year: int, retention_period: str, org_code: str
-) -> int:
-    """Next 件号 of the sequence, under a row lock: gap-free as long as the caller's transaction commits
-    the matter row that uses it (a rollback returns the number with it)."""
-    key = {
-        "fonds": fonds,
-        "category_code": category_code,
-        "year": year,
-        "retention_period": retention_period,
-        "org_code": org_code,
-    }
-    seq = session.get(ArchiveSequence, key, with_for_update=True)
-    if seq is None:  # the sequence's first 件号: create its row, even if another process does so too
-        _insert_if_absent(session, ArchiveSequence, {**key, "last_item": 0})
-        seq = session.get(ArchiveSequence, key, with_for_update=True, populate_existing=True)
-        assert seq is not None
-    seq.last_item += 1
-    session.flush()
-    return seq.last_item
-
-
-def lock_sequences(session: Session, keys: Sequence[dict[str, Any]]) -> None:
-    """Lock every 件号 sequence a transaction will draw from, in one order, before it draws: two
-    processes numbering matters of the same sequences at once then queue instead of deadlocking
-    (each would otherwise hold one sequence and wait for the other's, or for the event chain)."""
-    for key in sorted({tuple(sorted(k.items())) for k in keys}):
-        values = dict(key)
-        if session.get(ArchiveSequence, values, with_for_update=True) is None:
-            _insert_if_absent(session, ArchiveSequence, {**values, "last_item": 0})
-            session.get(ArchiveSequence, values, with_for_update=True, populate_existing=True)
-
-
-def _insert_if_absent(session: Session, model: type[Any], values: dict[str, Any]) -> None:
-    """INSERT the row unless its key exists: two workers numbering the first matter of a sequence at
-    once must not fail on a duplicate key (the second then locks the first's row and counts on)."""
-    table = model.__table__
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        session.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
-    elif dialect in ("mysql", "mariadb"):
-        session.execute(table.insert().values(**values).prefix_with("IGNORE"))
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        session.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
 
 
 def record_numbered(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:

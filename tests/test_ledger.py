@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import delete, select, text, update
 
-from ledger import chain, store
+from ledger import chain, sequences, store
 from ledger.models import ArchiveSequence, Base, Event, MatterRecord, MatterState
 from tests.dbservers import fresh_database
 
@@ -80,7 +80,7 @@ def test_item_numbers_are_gap_free_under_concurrent_writers(ledger: store.Ledger
     def worker() -> None:
         for _ in range(15):
             with ledger.transaction() as s:
-                n = store.allocate_item_number(
+                n = sequences.allocate_item_number(
                     s, fonds="Z109", category_code="WS", year=2026, retention_period="D30", org_code="SJ"
                 )
                 chain.append_event(s, "numbered", payload={"item": n})
@@ -102,13 +102,15 @@ def test_item_numbers_are_gap_free_under_concurrent_writers(ledger: store.Ledger
 def test_rolled_back_allocation_leaves_no_gap(ledger: store.Ledger) -> None:
     def allocate() -> int:
         with ledger.transaction() as s:
-            return store.allocate_item_number(
+            return sequences.allocate_item_number(
                 s, fonds="Z109", category_code="WS", year=2026, retention_period="Y", org_code=""
             )
 
     assert allocate() == 1
     with pytest.raises(RuntimeError), ledger.transaction() as s:
-        store.allocate_item_number(s, fonds="Z109", category_code="WS", year=2026, retention_period="Y", org_code="")
+        sequences.allocate_item_number(
+            s, fonds="Z109", category_code="WS", year=2026, retention_period="Y", org_code=""
+        )
         raise RuntimeError("crash after allocating, before the matter row was committed")
     assert allocate() == 2
 
