@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -258,6 +260,30 @@ def _start_worker(queue: Any, parent_pid: int, level: int, environ: dict[str, st
     root = logging.getLogger()
     root.handlers[:] = [QueueHandler(queue)]
     root.setLevel(level)
+    threading.Thread(target=_exit_with, args=(parent_pid,), name="guidang-run-watch", daemon=True).start()
+
+
+def _exit_with(run_pid: int) -> None:
+    """End this worker when the run's process is gone. A run killed outright (SIGKILL, the OOM
+    killer, a crash point) cannot shut its pool down, and its idle workers would otherwise wait for
+    work forever, with the forkserver and the run's stdout and stderr held open (seen: a killed
+    night left three processes behind). Ending at once is what the crash order already allows."""
+    try:
+        watch = os.pidfd_open(run_pid)  # Linux: readable once the process has exited
+    except (AttributeError, OSError):
+        watch = None
+    if watch is not None:
+        select.select([watch], [], [])
+    else:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(run_pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:  # alive, another user's (the pid was reused): keep watching
+                continue
+    os._exit(70)
 
 
 Number = Callable[[list[Staged]], list[Staged]]  # flows/numbering.number_staged, in the run's process

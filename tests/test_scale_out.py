@@ -123,3 +123,37 @@ def test_worker_processes_leave_the_archive_and_ledger_that_threads_leave(
     assert matter_rows(f"sqlite:///{worlds['threads'] / 'ledger.sqlite'}") == matter_rows(
         f"sqlite:///{worlds['processes'] / 'ledger.sqlite'}"
     )
+
+
+def test_a_night_killed_outright_takes_its_workers_with_it_and_resumes(small_pristine: Path, tmp_path: Path) -> None:
+    """SIGKILL of the run's process (here at a crash point in it: numbering runs there) cannot shut
+    the pool down; the workers must end by themselves, or they and the forkserver wait forever with
+    the run's stdout held open, which is what `communicate` below would then do. Resumed, the night
+    ends with the rows and packages of a night that was never killed."""
+    import shutil
+
+    from schemas.crashpoints import ENV
+
+    worlds = {}
+    for mode in ("clean", "killed"):
+        world = worlds[mode] = tmp_path / mode / "world"
+        shutil.copytree(small_pristine, world)
+        configure(world, chunk_size=3, orchestration={"workers": 2})
+    with unified_running(worlds["clean"]):
+        clean = start_night(worlds["clean"])
+        out, err = clean.communicate(timeout=300)
+        assert clean.returncode == 0, err[-3000:]
+    with unified_running(worlds["killed"]):
+        os.environ[ENV] = "numbered:3"
+        try:
+            killed = start_night(worlds["killed"])
+        finally:
+            del os.environ[ENV]
+        _out, err = killed.communicate(timeout=120)  # returns once no worker holds the pipes
+        assert killed.returncode == -9, err[-3000:]
+        resumed = start_night(worlds["killed"])
+        out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0 and '"status": "completed"' in out, err[-3000:]
+    rows = {mode: matter_rows(f"sqlite:///{w / 'ledger.sqlite'}") for mode, w in worlds.items()}
+    assert rows["killed"] == rows["clean"] and len(rows["clean"]) > 20
+    assert packages(worlds["killed"] / "archive") == packages(worlds["clean"] / "archive")

@@ -21,10 +21,12 @@ headers (a bearer token) are never named.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import httpx
 
 from connectors.retry import Backoff, Transient, failed
+from connectors.sources.http_direct import TRANSPORT_FAULTS, Answer, DirectGet, basic_authorization
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.model import mask_text
 
@@ -53,15 +55,27 @@ def check_status(resp: httpx.Response, what: str, *, auth_hint: str = "") -> Non
     `what` names the exchange ("source x: GET <url>"); `auth_hint` follows a 401/403 (which
     setting holds the credentials). Callers that accept 404/410 check for them first.
     """
+    _check_code(resp.status_code, what, auth_hint, _error_text(resp))
+
+
+def _error_text(resp: httpx.Response) -> str:
+    """The start of the body of an answer whose message quotes it (not 2xx, 401/403 or transient)."""
     code = resp.status_code
+    if 200 <= code < 300 or code >= 500 or code in TRANSIENT_STATUS or code in (401, 403):
+        return ""
+    resp.read()  # a streamed answer has not read its (short) error body yet
+    return resp.text[:200]
+
+
+def _check_code(code: int, what: str, auth_hint: str, error_text: str) -> None:
+    """check_status's rules on a status code and the start of the answer's body."""
     if 200 <= code < 300:
         return
     if code >= 500 or code in TRANSIENT_STATUS:
         raise Transient(f"HTTP {code}")
     if code in (401, 403):
         raise SourceUnavailable(f"{what}: HTTP {code}{auth_hint}")
-    resp.read()  # a streamed answer has not read its (short) error body yet
-    raise SourceUnavailable(f"{what}: HTTP {code}: {mask_text(resp.text[:200])}")
+    raise SourceUnavailable(f"{what}: HTTP {code}: {mask_text(error_text)}")
 
 
 def _split_credentials(url: str | httpx.URL) -> tuple[httpx.URL, httpx.BasicAuth | None]:
@@ -82,30 +96,39 @@ def stream_document(
     timeout: httpx.Timeout | float,
     headers: Mapping[str, str] | None = None,
     auth_hint: str = "",
+    direct: DirectGet | None = None,
 ) -> Iterator[bytes]:
     """GET `url` and yield its body as it arrives, resuming after a transient failure (see the
     module docstring). `where` opens every message ("source x: document y"); `headers` go with
-    every request and are never shown."""
+    every request and are never shown. With `direct`, the GET goes through http.client
+    (connectors/sources/http_direct.py) wherever that path fetches as httpx would."""
     target, auth = _split_credentials(url)
     what = f"{where}: GET {target}"
     delivered = 0
     last = ""
+    use_direct = direct is not None and direct.handles(target)
     for attempt in backoff:
         request_headers = dict(headers or {})
         if delivered:
             request_headers["Range"] = f"bytes={delivered}-"
         try:
-            with client.stream("GET", target, headers=request_headers, timeout=timeout,
-                               auth=auth or httpx.USE_CLIENT_DEFAULT) as resp:
-                if resp.status_code in GONE:
-                    raise DocumentUnavailable(f"{what} answered HTTP {resp.status_code}")
-                check_status(resp, what, auth_hint=auth_hint)
-                skip = 0 if resp.status_code == 206 else delivered
-                declared = resp.headers.get("Content-Length")
+            if use_direct:
+                assert direct is not None
+                if auth is not None:
+                    request_headers["Authorization"] = basic_authorization(*_credentials(url))
+                answering = direct.get(target, request_headers)
+            else:
+                answering = _via_httpx(client, target, request_headers, timeout, auth)
+            with answering as answer:
+                if answer.status in GONE:
+                    raise DocumentUnavailable(f"{what} answered HTTP {answer.status}")
+                _check_code(answer.status, what, auth_hint, answer.error_text)
+                skip = 0 if answer.status == 206 else delivered
+                declared = answer.content_length
                 received = 0
-                # Chunks as they arrive (at most the transport's read size): a re-chunking buffer
+                # Blocks as they arrive (at most the transport's read size): a re-chunking buffer
                 # would hold back bytes that a cut-short body then never delivers.
-                for chunk in resp.iter_bytes():
+                for chunk in answer.blocks:
                     received += len(chunk)
                     if skip:
                         cut = min(skip, len(chunk))
@@ -120,5 +143,20 @@ def stream_document(
             last = exc.reason
         except httpx.HTTPError as exc:  # transport errors, and a broken encoding or redirect loop
             last = describe(exc)
+        except TRANSPORT_FAULTS as exc:  # the direct path's: refused, reset, timed out, cut short
+            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         failed(what, last, attempt, backoff)
     raise SourceUnavailable(f"{what} failed after {backoff.attempts} attempts: {last}")
+
+
+@contextmanager
+def _via_httpx(client: httpx.Client, target: httpx.URL, headers: dict[str, str],
+               timeout: httpx.Timeout | float, auth: httpx.BasicAuth | None) -> Iterator[Answer]:
+    with client.stream("GET", target, headers=headers, timeout=timeout,
+                       auth=auth or httpx.USE_CLIENT_DEFAULT) as resp:
+        yield Answer(resp.status_code, resp.headers.get("Content-Length"), resp.iter_bytes(), _error_text(resp))
+
+
+def _credentials(url: str | httpx.URL) -> tuple[str, str]:
+    parsed = httpx.URL(url)
+    return parsed.username, parsed.password

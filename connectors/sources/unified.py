@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from connectors.retry import Backoff, Transient, with_retries
 from connectors.sources.http import GONE, check_status, stream_document, transient_reason
+from connectors.sources.http_direct import DirectGet
 from connectors.sources.unified_completion import aware_time, iter_completed, parse_counts
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import UnifiedSource
@@ -110,6 +111,9 @@ class UnifiedConnector:
         self._backoff = Backoff(config.retries + 1, config.backoff_seconds, MAX_BACKOFF_SECONDS)
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=self._timeout)
+        # documents through http.client (connectors/sources/http_direct.py), unless a client with
+        # its own transport was handed in: then that client fetches everything
+        self._direct = DirectGet(config.timeout_seconds) if client is None else None
 
     # -- the SourceConnector protocol -----------------------------------------------------------
 
@@ -169,6 +173,7 @@ class UnifiedConnector:
             self._client, f"{self._base}{API}/files/{quote(document.locator, safe='')}",
             where=f"source {self.name}: document {document.locator} ({document.file_name})",
             backoff=self._backoff, timeout=self._timeout, headers=self._headers, auth_hint=self._auth_hint,
+            direct=self._direct,
         )
 
     def acknowledge(self, project_id: str, archival_code: str) -> None:
@@ -211,6 +216,8 @@ class UnifiedConnector:
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+        if self._direct is not None:
+            self._direct.close()
 
     def __enter__(self) -> UnifiedConnector:
         return self
