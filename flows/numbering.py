@@ -53,6 +53,7 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
         part = ordered[start : start + source.chunk_size]
         with ctx.ledger.transaction() as s:
             locked = sequences.lock_sequences(s, [_sequence_key(fonds_of[id(st)], st.appraisal) for st in part])
+            records = []
             for st in part:
                 a, fonds = st.appraisal, fonds_of[id(st)]
                 assert a.retention_period is not None
@@ -62,7 +63,9 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
                 rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
                 rec.package_key = package_key(fonds.code, a.year, str(a.retention_period), code)
                 rec.numbered_at = ctx.now
-                store.record_numbered(s, rec, run_id=ctx.run_id)
+                records.append(rec)
+            store.record_numbered_chunk(s, records, run_id=ctx.run_id)
+            for st, rec in zip(part, records, strict=True):
                 st.record_id = rec.id
         crashpoint("numbered")
     return ordered

@@ -218,20 +218,25 @@ def set_watermark(session: Session, source: str, value: datetime, run_id: str | 
 
 
 def record_numbered(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
-    return _add_matter(
-        session,
-        record,
-        "numbered",
-        run_id=run_id,
-        payload={
+    record_numbered_chunk(session, [record], run_id=run_id)
+    return record
+
+
+def record_numbered_chunk(session: Session, records: Sequence[MatterRecord], *, run_id: str | None) -> None:
+    """The rows of a chunk's numbered matters and their `numbered` events, in the records' order.
+    The rows go in with one flush (one multi-row INSERT where the database returns the ids), not
+    one flush each: an event carries its row's id, so the rows must be written before the events."""
+    session.add_all(records)
+    session.flush()
+    for record in records:
+        _matter_event(session, "numbered", record, run_id=run_id, payload={
             "version": record.version,
             "content_hash": record.content_hash,
             "retention_period": record.retention_period,
             "retention_version": record.retention_version,
             "retention_row": record.retention_row,
             "item_number": record.item_number,
-        },
-    )
+        })
 
 
 def record_not_in_scope(session: Session, record: MatterRecord, *, run_id: str | None) -> MatterRecord:
