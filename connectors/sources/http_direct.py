@@ -131,6 +131,9 @@ class DirectGet:
         conns = self._connections()
         if conns.get(_origin(url)) is conn:
             del conns[_origin(url)]
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
 
     def close(self) -> None:
         with self._lock:
