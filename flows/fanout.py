@@ -36,8 +36,8 @@ from flows.staging import ChunkOutcome, stage_chunk
 from flows.transfer import TransferOutcome, transfer_chunk
 from flows.triage import Work
 from flows.units import RunRef, collect_matters, ref_of, stage_unit, transfer_unit
+from flows.window import Collected
 from schemas.crashpoints import PARENT_ENV
-from schemas.model import InvalidMatter, Matter
 
 
 class Fanout(Protocol):
@@ -45,7 +45,7 @@ class Fanout(Protocol):
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-    ) -> list[Matter | InvalidMatter]: ...
+    ) -> list[Collected]: ...
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]: ...
 
@@ -68,7 +68,7 @@ class ThreadFanout:
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-    ) -> list[Matter | InvalidMatter]:
+    ) -> list[Collected]:
         return collect_matters(ctx, source, since, until)
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
@@ -131,7 +131,7 @@ class ProcessFanout:
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-    ) -> list[Matter | InvalidMatter]:
+    ) -> list[Collected]:
         items = collect_matters(ctx, source, since, until)  # here: one connection pages the window
         if len(items) > source.chunk_size:
             self._warm_up()

@@ -195,7 +195,7 @@ def work_through(
     given in, so slicing does not change which matter gets which number.
     Returns the updated_at of matters left pending by transient faults, which hold the watermark back.
     """
-    ordered = sorted(work, key=lambda w: (w.matter.completed_at, w.matter.project_id))
+    ordered = sorted(work, key=lambda w: (w.packed.completed_at, w.packed.project_id))
     size = source.chunk_size * source.max_concurrency * SLICE_CHUNKS
     pending_times: list[datetime] = []
     carried = list(resumed)  # numbered by a crashed run: transferred with the first slice

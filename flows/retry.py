@@ -60,7 +60,7 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
                     with ctx.ledger.read() as s:
                         latest = queries.latest_version(s, item.source, item.project_id)
                     version = 1 if latest is None else latest.version + 1
-                    work.append(Work(item, version, e.id))
+                    work.append(Work.of(item, version, e.id))
                 record_waiting(ctx, waiting, summary)
                 work_through(ctx, source, work, summary, ThreadFanout())
             except GuidangError as exc:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
 from flows.context import RunContext, SourceConfig, SourceSummary
+from flows.window import Collected, Packed
 from ledger import queries, store
 from ledger import waiting as ledger_waiting
 from ledger.models import MatterState
@@ -37,22 +38,35 @@ log = logging.getLogger("guidang")
 
 @dataclass
 class Work:
-    matter: Matter
+    """A matter to stage, packed (flows/window.py) until its chunk is worked on."""
+
+    packed: Packed
     version: int
     reopened_quarantine: int | None = None
 
+    @classmethod
+    def of(cls, m: Matter, version: int, reopened_quarantine: int | None = None) -> Work:
+        return cls(Packed.of(m), version, reopened_quarantine)
+
+    @property
+    def matter(self) -> Matter:
+        """The matter, unpacked: each read builds it anew, so a stage reads it once."""
+        return self.packed.load()
+
 
 def triage(
-    ctx: RunContext, source: SourceConfig, items: Iterable[Matter | InvalidMatter], summary: SourceSummary
+    ctx: RunContext, source: SourceConfig, items: Iterable[Collected], summary: SourceSummary
 ) -> list[Work]:
-    """Decide, per collected record, whether it is new, a new version (补充材料), unchanged, or invalid."""
+    """Decide, per collected record, whether it is new, a new version (补充材料), unchanged, or invalid.
+    Each matter is unpacked on its own and only its packed form is kept."""
     work: list[Work] = []
-    waiting: list[tuple[Matter, str]] = []
+    waiting: list[tuple[Packed, str]] = []
     day = ctx.now.astimezone(ctx.settings.zone).date()  # the night's date decides what is enabled
-    for item in newest_rows(items, summary):
-        if isinstance(item, InvalidMatter):
-            quarantine_invalid(ctx, item, summary)
+    for row in newest_rows(items, summary):
+        if isinstance(row, InvalidMatter):
+            quarantine_invalid(ctx, row, summary)
             continue
+        item = row.load()
         h = item.content_hash()
         with ctx.ledger.read() as s:
             latest = queries.latest_version(s, item.source, item.project_id)
@@ -65,14 +79,14 @@ def triage(
             continue
         reason = ctx.settings.unit_index.waiting_reason(item.agency, item.agency_code, item.matter_type, day)
         if reason is not None:
-            waiting.append((item, reason.value))
+            waiting.append((row, reason.value))
             continue
         if latest is None:
-            work.append(Work(item, 1, open_q.id if open_q else None))
+            work.append(Work(row, 1, open_q.id if open_q else None))
         elif latest.state in (MatterState.NUMBERED, MatterState.TRANSFERRED):
             summary.unchanged += 1  # the source changed a matter we are still finishing: next run versions it
         else:
-            work.append(Work(item, latest.version + 1, open_q.id if open_q else None))
+            work.append(Work(row, latest.version + 1, open_q.id if open_q else None))
     record_waiting(ctx, waiting, summary)
     return work
 
@@ -80,21 +94,24 @@ def triage(
 WAITING_BATCH = 200  # waiting matters recorded per ledger transaction
 
 
-def record_waiting(ctx: RunContext, waiting: list[tuple[Matter, str]], summary: SourceSummary) -> None:
+def record_waiting(ctx: RunContext, waiting: list[tuple[Packed | Matter, str]], summary: SourceSummary) -> None:
     """Count and record the matters of units or types not yet enabled (待启用): the watermark passes
-    them like any other, so the ledger is where they are found again when the unit is enabled."""
+    them like any other, so the ledger is where they are found again when the unit is enabled.
+    Packed ones are unpacked a batch at a time (a unit not yet enabled may have thousands)."""
     summary.waiting += len(waiting)
-    for m, reason in waiting:
-        log.info("waiting %s: %s (%s, 事项类型 %s)", m.key, reason, mask_text(m.agency), m.matter_type)
-    if ctx.dry_run:
-        return
     for start in range(0, len(waiting), WAITING_BATCH):
+        batch = [(p.load() if isinstance(p, Packed) else p, reason)
+                 for p, reason in waiting[start : start + WAITING_BATCH]]
+        for m, reason in batch:
+            log.info("waiting %s: %s (%s, 事项类型 %s)", m.key, reason, mask_text(m.agency), m.matter_type)
+        if ctx.dry_run:
+            continue
         with ctx.ledger.transaction() as s:
-            for m, reason in waiting[start : start + WAITING_BATCH]:
+            for m, reason in batch:
                 ledger_waiting.record_waiting(s, m, reason, run_id=ctx.run_id)
 
 
-def newest_rows(items: Iterable[Matter | InvalidMatter], summary: SourceSummary) -> list[Matter | InvalidMatter]:
+def newest_rows(items: Iterable[Collected], summary: SourceSummary) -> list[Collected]:
     """One record per 办件编号, the newest: by the update column, then by the order the source gave.
 
     A system without a primary key re-sends a corrected row beside the old one, and a source that
@@ -123,18 +140,18 @@ def newest_rows(items: Iterable[Matter | InvalidMatter], summary: SourceSummary)
     return [item for n, item in enumerate(rows) if n in kept]
 
 
-def _recency(item: Matter | InvalidMatter, n: int) -> tuple[bool, datetime, int]:
+def _recency(item: Collected, n: int) -> tuple[bool, datetime, int]:
     at = item.updated_at
     if at is not None and at.tzinfo is None:  # never compare naive and aware times
         at = at.replace(tzinfo=UTC)
     return at is not None, at or datetime.min.replace(tzinfo=UTC), n
 
 
-def _fingerprint(item: Matter | InvalidMatter) -> str:
-    return item.content_hash() if isinstance(item, Matter) else json_digest(item.raw)
+def _fingerprint(item: Collected) -> str:
+    return item.load().content_hash() if isinstance(item, Packed) else json_digest(item.raw)
 
 
-def _when(item: Matter | InvalidMatter) -> str:
+def _when(item: Collected) -> str:
     return item.updated_at.isoformat() if item.updated_at else "unknown"
 
 

@@ -30,10 +30,10 @@ from flows.retention_book import load_book
 from flows.staging import ChunkOutcome, stage_chunk
 from flows.transfer import TransferOutcome, transfer_chunk
 from flows.triage import Work
+from flows.window import Collected, pack
 from ledger import store
 from schemas.config import Settings, load_settings
 from schemas.findings import GuidangError
-from schemas.model import InvalidMatter, Matter
 
 
 @dataclass(frozen=True)
@@ -122,14 +122,13 @@ def _source(ctx: RunContext, name: str) -> SourceConfig:
     return ctx.settings.source(name)
 
 
-def collect_matters(
-    ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
-) -> list[Matter | InvalidMatter]:
-    """The whole window, as the source gives it. A source that stays unreachable raises SourceUnavailable."""
-    return list(ctx.connector(source).completed_between(since, until))
+def collect_matters(ctx: RunContext, source: SourceConfig, since: datetime, until: datetime) -> list[Collected]:
+    """The whole window, as the source gives it, each matter packed as it arrives (flows/window.py).
+    A source that stays unreachable raises SourceUnavailable."""
+    return [pack(item) for item in ctx.connector(source).completed_between(since, until)]
 
 
-def collect_unit(ref: RunRef, source_name: str, since: datetime, until: datetime) -> list[Matter | InvalidMatter]:
+def collect_unit(ref: RunRef, source_name: str, since: datetime, until: datetime) -> list[Collected]:
     """`collect_matters` as a work unit."""
     ctx = context_for(ref)
     return collect_matters(ctx, _source(ctx, source_name), since, until)

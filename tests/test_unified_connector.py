@@ -421,3 +421,21 @@ def test_a_corrected_record_resent_with_the_same_update_time_is_not_dropped(tmp_
         server.server_close()
     assert [m.project_id for m in got] == [first["PROJID"], first["PROJID"]]
     assert [m.result for m in got if isinstance(m, Matter)] == [first["RESULT"], corrected["RESULT"]]
+
+
+def test_a_packed_matter_comes_back_equal_with_the_same_content_hash(served) -> None:
+    """flows/window.py holds a night's window packed; what triage and staging unpack must be the
+    matter collected, or a re-collected matter would look changed (补充材料) to the next night, and
+    its times must keep the connector's tzinfo (pydantic-core's crashes the interpreter's exit)."""
+    from flows.window import Packed
+
+    _sim, conn, _summary = served
+    matters = [m for m in conn.completed_between(SINCE, UNTIL) if isinstance(m, Matter)]
+    assert len(matters) > 100 and any(m.documents and m.steps for m in matters)
+    for m in matters:
+        packed = Packed.of(m)
+        back = packed.load()
+        assert back == m and back.content_hash() == m.content_hash(), m.key
+        assert type(back.completed_at.tzinfo) is type(m.completed_at.tzinfo), m.key
+        assert (packed.key, packed.updated_at, packed.completed_at) == (m.key, m.updated_at, m.completed_at)
+        assert len(packed.data) < 4000  # the point of packing: a fraction of the objects' 8 KB
