@@ -438,4 +438,4 @@ def test_a_packed_matter_comes_back_equal_with_the_same_content_hash(served) -> 
         assert back == m and back.content_hash() == m.content_hash(), m.key
         assert type(back.completed_at.tzinfo) is type(m.completed_at.tzinfo), m.key
         assert (packed.key, packed.updated_at, packed.completed_at) == (m.key, m.updated_at, m.completed_at)
-        assert len(packed.data) < 4000  # the point of packing: a fraction of the objects' 8 KB
+        assert len(packed.data) < 2500  # the point of packing: a fraction of the objects' 8 KB
