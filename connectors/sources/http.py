@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import httpx
 
 from connectors.retry import Backoff, Transient, failed
-from connectors.sources.http_direct import TRANSPORT_FAULTS, Answer, DirectGet, basic_authorization
+from connectors.sources.http_direct import TRANSPORT_FAULTS, Answer, DirectGet
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.model import mask_text
 
@@ -107,15 +107,17 @@ def stream_document(
     delivered = 0
     last = ""
     use_direct = direct is not None and direct.handles(target)
+    base_headers = dict(headers or {})
+    if use_direct and auth is not None:  # httpx sends it for its path; for http.client, httpx builds it once
+        signed = next(auth.sync_auth_flow(httpx.Request("GET", target)))
+        base_headers["Authorization"] = signed.headers["Authorization"]
     for attempt in backoff:
-        request_headers = dict(headers or {})
+        request_headers = dict(base_headers)
         if delivered:
             request_headers["Range"] = f"bytes={delivered}-"
         try:
             if use_direct:
                 assert direct is not None
-                if auth is not None:
-                    request_headers["Authorization"] = basic_authorization(*_credentials(url))
                 answering = direct.get(target, request_headers)
             else:
                 answering = _via_httpx(client, target, request_headers, timeout, auth)
@@ -156,7 +158,3 @@ def _via_httpx(client: httpx.Client, target: httpx.URL, headers: dict[str, str],
                        auth=auth or httpx.USE_CLIENT_DEFAULT) as resp:
         yield Answer(resp.status_code, resp.headers.get("Content-Length"), resp.iter_bytes(), _error_text(resp))
 
-
-def _credentials(url: str | httpx.URL) -> tuple[str, str]:
-    parsed = httpx.URL(url)
-    return parsed.username, parsed.password

@@ -17,7 +17,6 @@ authorities. Redirects are not followed, as the unified connector's httpx client
 
 from __future__ import annotations
 
-import base64
 import http.client
 import ssl
 import threading
@@ -151,7 +150,3 @@ def _blocks(resp: http.client.HTTPResponse) -> Iterator[bytes]:
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
 
-
-def basic_authorization(username: str, password: str) -> str:
-    """The Authorization header httpx.BasicAuth sends for a URL's user:password."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
