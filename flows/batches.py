@@ -6,21 +6,26 @@ is verified, so it lists exactly what the repository holds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from flows.context import RunContext
 from ledger import anchors, queries, store
-from ledger.models import MatterRecord
 from packager.transfer import TransferRow, write_transfer_batch
 from schemas.crashpoints import crashpoint
 from schemas.digest import digest_file, sha256_bytes
+from schemas.findings import GuidangError
 from schemas.layout import transfer_key
 from schemas.metadata import beijing_date
 
 
 def write_transfer_batches(ctx: RunContext) -> list[str]:
-    """One DA/T 93 transfer per fonds for every verified matter not yet in a batch: 说明文件, 目录文件,
-    登记表, stored under transfers/<batch id>/ beside the packages and recorded on each matter row.
+    """DA/T 93 transfers (移交批次) for every verified matter not yet in a batch, one fonds each and at
+    most `transfer_batch_max` matters, in 档号 order: 说明文件, 目录文件, 登记表, stored under
+    transfers/<batch id>/ beside the packages and recorded on each matter row. The limit keeps a
+    batch's files a size the bureau can open, and the run's memory (a batch's rows and XML trees
+    are held while it is written) independent of how many matters the night archived.
 
     "Not yet in a batch" rather than "verified by this run", so that matters verified by a run that
     was killed before its batch was written join the next batch instead of none. A batch's intent
@@ -39,20 +44,38 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
             continue  # another run's (over other sources, maybe still at work): its own next run finishes it
         created_at = datetime.fromisoformat(begun["created_at"]).astimezone(ctx.settings.zone)
         written.append(_write_batch(ctx, begun["fonds"], records, created_at, begun=begun["begun_seq"]))
-    with ctx.ledger.read() as s:
-        # the run's own sources only: a run over other sources beside it batches its matters itself
-        rows = list(queries.verified_not_in_batch(s, ours))
-    by_fonds: dict[str, list[MatterRecord]] = {}
-    for r in rows:
-        by_fonds.setdefault(r.fonds or "", []).append(r)
     created_at = ctx.now.astimezone(ctx.settings.zone)  # 移交时间 in the configured zone, same instant
-    for fonds_code, records in sorted(by_fonds.items()):
-        written.append(_write_batch(ctx, fonds_code, records, created_at, begun=None))
-    return written
+    limit, last_first = ctx.settings.transfer_batch_max, None
+    while True:  # one batch of at most `limit` matters at a time: memory bounded by a batch, not by the night
+        with ctx.ledger.read() as s:
+            # the run's own sources only: a run over other sources beside it batches its matters itself
+            rows = queries.verified_not_in_batch(s, ours, limit=limit)
+        if not rows:
+            return written
+        fonds_code = rows[0].fonds or ""
+        if rows[0].id == last_first:  # recorded batches leave the query: the same head twice is a bug, not a loop
+            raise GuidangError(f"transfer batch: matter {rows[0].id} was batched but is still listed as not in a batch")
+        last_first = rows[0].id
+        written.append(_write_batch(ctx, fonds_code, [r for r in rows if (r.fonds or "") == fonds_code],
+                                    created_at, begun=None))
+
+
+class Member(Protocol):
+    """What a batch lists of a matter: a ledger row, or the few columns `verified_not_in_batch` reads."""
+
+    id: int
+    archival_code: str | None
+    agency: str
+    title: str | None
+    completed_at: datetime
+    retention_period: str | None
+    page_count: int | None
+    total_bytes: int | None
+    file_count: int | None
 
 
 def _write_batch(
-    ctx: RunContext, fonds_code: str, records: list[MatterRecord], created_at: datetime, *, begun: int | None
+    ctx: RunContext, fonds_code: str, records: Sequence[Member], created_at: datetime, *, begun: int | None
 ) -> str:
     """Store one batch; `begun` is the seq of its begun event when a killed run left it unfinished.
 

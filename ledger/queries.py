@@ -12,8 +12,8 @@ from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import Row, func, or_, select
+from sqlalchemy.orm import Session
 
 from ledger.models import Event, MatterRecord, MatterState, QuarantineEntry, RetentionVersion, Watermark
 from schemas.model import RetentionPeriod
@@ -73,16 +73,23 @@ def unacknowledged(session: Session, source: str) -> Sequence[MatterRecord]:
     ).all()
 
 
-def verified_not_in_batch(session: Session, sources: Collection[str] | None = None) -> Sequence[MatterRecord]:
-    """Verified matters (of `sources`, all when None) that no DA/T 93 transfer batch lists yet."""
+def verified_not_in_batch(
+    session: Session, sources: Collection[str] | None = None, *, limit: int | None = None
+) -> Sequence[Row[Any]]:
+    """Verified matters (of `sources`, all when None) that no DA/T 93 transfer batch lists yet, in
+    (全宗, 档号) order, the first `limit` of them: the columns a batch lists, not whole rows (a
+    batch of thousands would otherwise hold every matter's record in the session)."""
+    m = MatterRecord
     query = (
-        select(MatterRecord)
-        .where(MatterRecord.batch_id.is_(None), MatterRecord.state == MatterState.VERIFIED)
-        .options(defer(MatterRecord.record), defer(MatterRecord.appraisal))  # a batch lists, it does not re-package
+        select(m.id, m.source, m.fonds, m.archival_code, m.agency, m.title, m.completed_at, m.retention_period,
+               m.page_count, m.total_bytes, m.file_count)
+        .where(m.batch_id.is_(None), m.state == MatterState.VERIFIED)
+        .order_by(m.fonds, m.archival_code, m.id)
+        .limit(limit)
     )
     if sources is not None:
-        query = query.where(MatterRecord.source.in_(sorted(sources)))
-    return session.scalars(query).all()
+        query = query.where(m.source.in_(sorted(sources)))
+    return session.execute(query).all()
 
 
 def unfinished_batches(session: Session) -> list[dict[str, Any]]:

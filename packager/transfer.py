@@ -9,6 +9,7 @@ inputs (`created_at` is passed in), so a re-written batch is byte-identical.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -233,7 +234,7 @@ def write_transfer_batch(
     XML files are validated against their XSDs before anything is written. `anchor`, the ledger's
     event that began the batch, goes into the 说明文件 and both 登记表 forms (the audit's checkpoint)."""
     rows = sorted((TransferRow.coerce(p) for p in packages), key=lambda r: r.archival_code)
-    dup = sorted({r.archival_code for r in rows if [x.archival_code for x in rows].count(r.archival_code) > 1})
+    dup = sorted(code for code, n in Counter(r.archival_code for r in rows).items() if n > 1)
     if dup:
         raise GuidangError(f"transfer batch {batch_id}: 档号 listed twice: {', '.join(dup)}")
     catalogue = _catalogue(batch_id, fonds, rows)

@@ -263,6 +263,8 @@ class Settings(_Config):
                                       "failure is reported as a warning instead of quarantining")
     pdf_parse_limit_mb: int = Field(default=64, ge=1, description="a PDF larger than this (MiB) is not parsed "
                                     "but quarantined as Q-PDF-TOO-LARGE: parsing holds a few times the file in memory")
+    transfer_batch_max: int = Field(default=2000, ge=1, description="most matters in one DA/T 93 transfer batch "
+                                    "(移交批次); a larger night is handed over in several, in 档号 order")
     orchestration: Orchestration = Field(default_factory=Orchestration, description="where the work units run "
                                          "(local worker processes, Prefect threads or a Dask cluster)")
     alerts: Alerts = Field(default_factory=Alerts, description="Prefect automations created by `guidang deploy`")

@@ -206,6 +206,29 @@ def test_each_fonds_gets_one_dat93_batch_listing_exactly_the_archived_matters(wo
     assert int(register.findtext("移交电子档案数量")) == len(verified)
 
 
+def test_a_night_larger_than_the_batch_limit_is_handed_over_in_several_batches_in_archival_code_order(
+    world: Path,
+) -> None:
+    from packager.transfer import CATALOGUE_FILE
+
+    config = yaml.safe_load((world / "guidang.yaml").read_text(encoding="utf-8"))
+    config["transfer_batch_max"] = 7
+    (world / "limited.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    summary = night(world, "limited.yaml")
+
+    with ledger_session(world) as s:
+        verified = s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.VERIFIED)).all()
+    assert len(verified) > 2 * 7  # the demo night needs three batches or more at this limit
+    listed: dict[str, list[str]] = {}
+    for batch_id in summary["transfer_batches"]:
+        catalogue = etree.parse(str(world / "archive" / "transfers" / batch_id / CATALOGUE_FILE)).getroot()
+        listed[batch_id] = [e.findtext("档号") or "" for e in catalogue.findall("条目")]
+    assert len(listed) == -(-len(verified) // 7) and all(len(codes) <= 7 for codes in listed.values())
+    in_order = [code for codes in listed.values() for code in codes]
+    assert in_order == sorted(r.archival_code for r in verified)  # every matter once, batches in 档号 order
+    assert {r.archival_code: r.batch_id for r in verified} == {c: b for b, codes in listed.items() for c in codes}
+
+
 def test_backfill_window_archives_without_moving_the_watermark(world: Path) -> None:
     from datetime import datetime
     from zoneinfo import ZoneInfo
