@@ -25,6 +25,7 @@ from connectors.sources.base import SourceConnector
 from flows.anchoring import store_checkpoints
 from flows.progress import NightProgress
 from flows.retention_book import RetentionBook, load_book
+from flows.window import WINDOW_SPOOL, Spool
 from ledger import anchors, chain, queries, store
 from ledger.models import RunStatus
 from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, source_lock
@@ -87,6 +88,16 @@ class RunContext:
     staging_claim: IO[bytes] | None = None  # held while the run uses its staging folder (claim_staging)
     sources: list[str] | None = None  # the sources the run locked (None: a dry run, which locks none)
     progress: NightProgress = field(default_factory=NightProgress)  # counts for a listener (flows/progress.py)
+    _spool: Spool | None = None
+
+    def spool(self) -> Spool | None:
+        """Where the run's own process keeps its collected window (flows/window.py); a worker's view
+        of another process's night has none, and hands what it collects back whole."""
+        if self.worker_of is not None:
+            return None
+        if self._spool is None:
+            self._spool = Spool(self.staging_root / WINDOW_SPOOL)
+        return self._spool
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:
@@ -94,6 +105,8 @@ class RunContext:
         return self.connectors[source.name]
 
     def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
         for c in self.connectors.values():
             c.close()
         for lock in reversed(self.locks):

@@ -36,6 +36,7 @@ from flows.numbering import Staged, number_staged, resume_unfinished
 from flows.progress import NightCallback, NightProgress
 from flows.transfer import acknowledge_pending
 from flows.triage import Work, triage
+from flows.window import spooled
 from ledger import queries, store
 from schemas.config import Settings
 from schemas.crashpoints import crashpoint
@@ -151,7 +152,7 @@ def process_source(
     # 2. collect the window, and the window of matters that waited for a unit now enabled
     items = []
     for since_, until_ in windows_to_collect(start, end, waiting_window(ctx, source)):
-        items.extend(fanout.collect(ctx, source, since_, until_))
+        items.extend(spooled(fanout.collect(ctx, source, since_, until_), ctx.spool()))
     summary.collected = len(items)
     crashpoint("collected")
 

@@ -36,7 +36,7 @@ from schemas.model import Appraisal, InvalidMatter, Matter, mask_text
 log = logging.getLogger("guidang")
 
 
-@dataclass
+@dataclass(slots=True)
 class Work:
     """A matter to stage, packed (flows/window.py) until its chunk is worked on."""
 

@@ -123,9 +123,11 @@ def _source(ctx: RunContext, name: str) -> SourceConfig:
 
 
 def collect_matters(ctx: RunContext, source: SourceConfig, since: datetime, until: datetime) -> list[Collected]:
-    """The whole window, as the source gives it, each matter packed as it arrives (flows/window.py).
-    A source that stays unreachable raises SourceUnavailable."""
-    return [pack(item) for item in ctx.connector(source).completed_between(since, until)]
+    """The whole window, as the source gives it, each matter packed as it arrives (flows/window.py),
+    into the run's spool when this is the run's own process. A source that stays unreachable raises
+    SourceUnavailable."""
+    spool = ctx.spool()
+    return [pack(item, spool) for item in ctx.connector(source).completed_between(since, until)]
 
 
 def collect_unit(ref: RunRef, source_name: str, since: datetime, until: datetime) -> list[Collected]:

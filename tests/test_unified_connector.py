@@ -439,3 +439,28 @@ def test_a_packed_matter_comes_back_equal_with_the_same_content_hash(served) -> 
         assert type(back.completed_at.tzinfo) is type(m.completed_at.tzinfo), m.key
         assert (packed.key, packed.updated_at, packed.completed_at) == (m.key, m.updated_at, m.completed_at)
         assert len(packed.data) < 2500  # the point of packing: a fraction of the objects' 8 KB
+
+
+def test_a_spooled_window_keeps_its_matters_on_disk_and_sends_them_whole(served, tmp_path: Path) -> None:
+    """The run's process keeps its window in a spool file, not in memory; a packed matter sent to
+    another process (a worker, a Dask or Prefect task) must carry its bytes, or the worker could
+    only read them on this machine while the spool exists."""
+    import pickle
+
+    from flows.window import Packed, Spool, spooled
+
+    _sim, conn, _summary = served
+    matters = [m for m in conn.completed_between(SINCE, UNTIL) if isinstance(m, Matter)]
+    spool = Spool(tmp_path / "window.spool")
+    window = spooled([Packed.of(m) for m in matters], spool)
+    assert spool.path.stat().st_size == sum(len(p.data) for p in window)  # every matter's bytes are in the file
+    assert all(p._data is None for p in window)  # and none of them in memory
+    assert [p.load() for p in window] == matters
+    size = spool.path.stat().st_size
+    assert spooled(window, spool) == window and spool.path.stat().st_size == size  # already there: not written twice
+    sent = pickle.dumps(window)
+    spool.close()
+    spool.path.unlink()
+    back = pickle.loads(sent)  # the spool is gone: what was sent stands on its own
+    assert [p.load() for p in back] == matters
+    assert [(p.key, p.completed_at) for p in back] == [(m.key, m.completed_at) for m in matters]
