@@ -16,7 +16,6 @@ killed a single process.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import select
 import threading
@@ -30,6 +29,7 @@ from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Protocol
 
+from flows import forkserver
 from flows.context import RunContext, SourceConfig
 from flows.numbering import Staged
 from flows.staging import ChunkOutcome, stage_chunk
@@ -106,13 +106,7 @@ class ThreadFanout:
 
 def worker_count(ctx: RunContext) -> int:
     """`orchestration.workers`, 0 meaning one per CPU core this process may use."""
-    wanted = ctx.settings.orchestration.workers
-    if wanted:
-        return wanted
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return forkserver.workers(ctx.settings.orchestration.workers)
 
 
 class ProcessFanout:
@@ -134,10 +128,18 @@ class ProcessFanout:
     ) -> list[Collected]:
         items = collect_matters(ctx, source, since, until)  # here: one connection pages the window
         if len(items) > source.chunk_size:
-            self._warm_up()
+            self.warm_up()
         return items
 
-    def _warm_up(self) -> None:
+    def run_unit(self, unit: Callable[[RunRef, str, Any], Any], ref: RunRef, source_name: str, chunk: Any) -> Any:
+        """One unit for a caller in the run's process (a Prefect task on the flow's threads): in a
+        worker once the pool is started or starting (a window of more than one chunk), else here,
+        as `_map` runs a single chunk."""
+        if self._pool is None and self._warming is None:
+            return unit(ref, source_name, chunk)
+        return self._executor().submit(unit, ref, source_name, chunk).result()
+
+    def warm_up(self) -> None:
         """Start the workers in the background while this process triages the window: the forkserver
         imports the work units and builds the PRONOM matcher and the XSDs (seconds) once, and
         the first chunks find the workers ready instead of waiting for that."""
@@ -215,8 +217,7 @@ class ProcessFanout:
 
     def _open_executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            mp = multiprocessing.get_context("forkserver")
-            mp.set_forkserver_preload(["flows.worker_preload"])
+            mp = forkserver.context()
             queue = mp.Queue()
             self._listener = QueueListener(queue, _Reemit())
             self._listener.start()

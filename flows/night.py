@@ -31,7 +31,7 @@ from flows import units
 from flows.batches import write_transfer_batches
 from flows.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
 from flows.enablement import close_reached, waiting_window, windows_to_collect
-from flows.fanout import Fanout, ThreadFanout, fanout_for, run_slice
+from flows.fanout import Fanout, ProcessFanout, ThreadFanout, fanout_for, run_slice
 from flows.numbering import Staged, number_staged, resume_unfinished
 from flows.progress import NightCallback, NightProgress
 from flows.transfer import acknowledge_pending
@@ -73,8 +73,9 @@ def run_nightly(
     }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
     ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
-    units.register(ctx)  # work units run in this process's threads find the open night
     fanout = fanout_for(ctx)
+    # work units run in this process's threads find the open night, and its worker processes if any
+    units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b, fanout=fanout))
     summaries: dict[str, SourceSummary] = {}
     failed: list[str] = []

@@ -6,9 +6,16 @@ threads (a ThreadPoolTaskRunner bounded by the source's `max_concurrency`, so on
 overload a department's database) or on Dask (`orchestration.task_runner: dask`: a scheduler
 address, or a local cluster of `dask_workers` processes). Retries sit on the network-facing tasks
 (collect, transfer); staging handles a document's transient failure by leaving the matter pending.
+
+A chunk goes to its task inside `quote()`: the task receives the chunk itself, but Prefect does not
+walk it looking for futures to link (it walked every Staged matter's documents and facts, in the
+flow's process, under the GIL the night's numbering needs: a 1 MB Prefect night spent some 1.8
+s of its run process's time in that walk).
 """
 
 import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -17,18 +24,27 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from flows import prefect_ops
 from flows import progress as night_progress
 from flows.context import RunContext, SourceConfig, SourceSummary
-from flows.fanout import ChunkDone, staged_reporter, transferred_reporter
+from flows.fanout import (
+    ChunkDone,
+    Number,
+    SliceOutcome,
+    pipelined,
+    staged_reporter,
+    transferred_reporter,
+    worker_count,
+)
 from flows.night import process_source, run_nightly, source_window
 from flows.numbering import Staged
 from flows.report import summary_rows
 from flows.staging import ChunkOutcome
 from flows.transfer import TransferOutcome
 from flows.triage import Work
-from flows.units import RunRef, collect_unit, ref_of, registered, stage_unit, transfer_unit
+from flows.units import RunRef, collect_unit, ref_of, registered, run_unit, stage_unit, transfer_unit, warm_up
 from schemas.config import Settings, load_settings
 from schemas.findings import GuidangError
 from schemas.model import mask_text
@@ -54,26 +70,69 @@ def collect_task(ref: RunRef, source_name: str, since: datetime, until: datetime
 
 @task(name="stage-chunk", cache_policy=NO_CACHE)
 def stage_task(ref: RunRef, source_name: str, works: list[Work]) -> ChunkOutcome:
-    return stage_unit(ref, source_name, works)
+    return run_unit(stage_unit, ref, source_name, works)
 
 
 @task(name="transfer-chunk", retries=2, retry_delay_seconds=[10, 60], cache_policy=NO_CACHE)
 def transfer_task(ref: RunRef, source_name: str, staged: list[Staged]) -> TransferOutcome:
-    return transfer_unit(ref, source_name, staged)
+    return run_unit(transfer_unit, ref, source_name, staged)
 
 
 class PrefectFanout:
     """Runs each stage's chunks as Prefect task runs, each named after its chunk's range
-    (`stage-tzxm[51-100 of 320]`), waiting for all before going on and advancing the progress."""
+    (`stage-tzxm[51-100 of 320]`), pipelined as the local night is (flows/fanout.pipelined: a
+    chunk is numbered once it and those before it are staged, and its transfer goes at once),
+    advancing the progress as each finishes. On the flow's threads a task hands its chunk to the
+    night's local worker processes (flows/units.run_unit); on Dask it runs on the Dask worker."""
 
-    def __init__(self, ref: RunRef, progress: prefect_ops.Progress | None = None) -> None:
+    def __init__(self, ref: RunRef, progress: prefect_ops.Progress | None = None, *, in_flight: int = 0,
+                 threads: bool = True) -> None:
         self.ref = ref
         self.progress = progress
+        self.in_flight = in_flight  # chunks at once in a pipeline; 0: the source's max_concurrency
+        self.threads = threads  # the flow's own task runner (else Dask)
+
+    def _arg(self, chunk: list[Any]) -> Any:
+        """The chunk as a task's argument: quoted on the flow's threads (module docstring); as it is
+        for Dask, whose runner rebuilds a quoted argument as a plain tuple on its way to the worker."""
+        return quote(chunk) if self.threads else chunk
 
     def collect(self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime) -> list[Any]:
         items = collect_task.with_options(task_run_name=f"collect-{source.name}")(self.ref, source.name, since, until)
         self._advance(source, "collect", 1, 1)
+        if len(items) > source.chunk_size:
+            warm_up(self.ref.run_id)  # the workers start while the window is triaged
         return items
+
+    def pipeline(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]], carried: list[Staged],
+                 number: Number) -> SliceOutcome | None:
+        if len(chunks) <= 1:
+            return None  # a small source: stage by stage, as _map would
+        limit = min(self.in_flight or source.max_concurrency, source.max_concurrency)
+        total = sum(len(c) for c in chunks)
+        counts = {"stage": [1, 0], "transfer": [1, 0]}  # per stage: the next chunk's first position, matters done
+
+        def submit(fn: Any, stage: str, waiter: ThreadPoolExecutor) -> Callable[[list[Any]], Future[Any]]:
+            def go(c: list[Any]) -> Future[Any]:
+                first = counts[stage][0]
+                counts[stage][0] += len(c)
+                name = f"{stage}-{source.name}[{first}-{first + len(c) - 1} of {total}]"
+                task_run = fn.with_options(task_run_name=name).submit(self.ref, source.name, self._arg(c))
+                return waiter.submit(task_run.result)
+            return go
+
+        def reporter(stage: str, report: ChunkDone) -> ChunkDone:
+            def done(c: Sequence[Any], out: Any) -> None:
+                report(c, out)
+                counts[stage][1] += len(c)
+                self._advance(source, stage, counts[stage][1], total)
+            return done
+
+        with ThreadPoolExecutor(max_workers=limit, thread_name_prefix="guidang-task") as waiter:
+            return pipelined(submit(stage_task, "stage", waiter), submit(transfer_task, "transfer", waiter),
+                             limit, source.chunk_size, chunks, carried, number,
+                             reporter("stage", staged_reporter(ctx, source)),
+                             reporter("transfer", transferred_reporter(ctx, source)))
 
     def stage(self, ctx: RunContext, source: SourceConfig, chunks: list[list[Work]]) -> list[ChunkOutcome]:
         return self._map(stage_task, "stage", source, chunks, staged_reporter(ctx, source))
@@ -86,7 +145,7 @@ class PrefectFanout:
         futures, first = [], 1
         for c in chunks:
             name = f"{stage}-{source.name}[{first}-{first + len(c) - 1} of {total}]"
-            futures.append(fn.with_options(task_run_name=name).submit(self.ref, source.name, c))
+            futures.append(fn.with_options(task_run_name=name).submit(self.ref, source.name, self._arg(c)))
             first += len(c)
         results = []
         for i, f in enumerate(futures, 1):
@@ -124,6 +183,16 @@ def _work_ref(ctx: RunContext) -> RunRef:
     return ref
 
 
+def _in_flight(ctx: RunContext) -> int:
+    """Chunks a pipeline keeps going at once: on the flow's threads with local workers, one more than
+    there are workers, as the local night does (flows/fanout.ProcessFanout); else 0, the source's
+    max_concurrency (a Dask cluster's size is not known here)."""
+    workers = worker_count(ctx)
+    if ctx.settings.orchestration.task_runner == "threads" and workers > 1 and not ctx.dry_run:
+        return workers + 1
+    return 0
+
+
 _PROGRESS: dict[str, prefect_ops.Progress] = {}  # the open night's progress artifact, by run id, in this process
 
 
@@ -134,7 +203,8 @@ def transfer_source(run_id: str, source_name: str, since: datetime | None, until
     live is captured by the flow object, which a Dask task runner pickles with every task."""
     ctx = registered(run_id)
     summary = process_source(ctx, ctx.settings.source(source_name), since=since, until=until,
-                             fanout=PrefectFanout(_work_ref(ctx), _PROGRESS.get(run_id)))
+                             fanout=PrefectFanout(_work_ref(ctx), _PROGRESS.get(run_id), in_flight=_in_flight(ctx),
+                                                 threads=ctx.settings.orchestration.task_runner == "threads"))
     return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
 
 

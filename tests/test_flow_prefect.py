@@ -6,6 +6,7 @@ costs ~10 s, so it is shared and used once).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -113,3 +114,74 @@ def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_nigh
     assert matter_rows(f"sqlite:///{worlds['threads'] / 'ledger.sqlite'}") == matter_rows(
         f"sqlite:///{worlds['dask'] / 'ledger.sqlite'}"
     )
+
+
+def test_a_prefect_night_on_threads_hands_its_chunks_to_the_local_workers_and_equals_a_local_night(
+    prefect_harness: None, small_pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the flow's threads, each stage and transfer task hands its chunk to the night's worker
+    processes (the run's one interpreter would otherwise do every chunk's parsing under one GIL),
+    pipelined as the local night is: the packages, 件号 and matter rows are the local night's, and
+    every chunk is a task run on the server named after its range."""
+    import asyncio
+    import shutil
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from flows.fanout import ProcessFanout
+    from flows.night import run_nightly
+    from flows.nightly import nightly_transfer
+    from schemas.config import load_settings
+    from tests.test_scale_out import configure, matter_rows, packages
+
+    handed: list[bool] = []
+    run_unit = ProcessFanout.run_unit
+
+    def spy(self: ProcessFanout, *args: object) -> object:
+        handed.append(self._pool is not None or self._warming is not None)
+        return run_unit(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ProcessFanout, "run_unit", spy)
+    worlds = {}
+    for mode in ("local", "prefect"):
+        world = tmp_path / mode / "world"
+        shutil.copytree(small_pristine, world)
+        configure(world, chunk_size=3, orchestration={"workers": 2})
+        with unified_running(world):
+            if mode == "local":
+                summary = run_nightly(load_settings(world / "guidang.yaml"), now=AS_OF)
+            else:
+                state = nightly_transfer(config=str(world / "guidang.yaml"), as_of=AS_OF, return_state=True)
+                assert state.is_completed(), state
+                summary = state.result()
+        assert summary["status"] == "completed" and summary["totals"]["archived"] > 20
+        worlds[mode] = world
+
+    assert handed and all(handed)  # every stage and transfer task ran its chunk in a worker process
+    assert packages(worlds["local"] / "archive") == packages(worlds["prefect"] / "archive")
+    assert matter_rows(f"sqlite:///{worlds['local'] / 'ledger.sqlite'}") == matter_rows(
+        f"sqlite:///{worlds['prefect'] / 'ledger.sqlite'}"
+    )
+
+    async def chunk_runs() -> list[str]:
+        async with get_client() as client:
+            subflow = (await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["source-unified"])),
+                sort=FlowRunSort.START_TIME_DESC, limit=1))[0]  # this night's (the module's harness is shared)
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[subflow.id])), limit=200)
+        return [r.name for r in runs]
+
+    names = asyncio.run(chunk_runs())
+    ranges = sorted(tuple(int(x) for x in n.split("[")[1].split(" of ")[0].split("-"))
+                    for n in names if n.startswith("stage-unified["))
+    assert len(ranges) > 3 and ranges[0][0] == 1  # the window's chunks as task runs, from its first matter
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))  # consecutive, none twice
+    assert any(n.startswith("transfer-unified[") for n in names)
