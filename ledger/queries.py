@@ -54,6 +54,20 @@ def latest_version(session: Session, source: str, project_id: str) -> MatterReco
     ).first()
 
 
+def latest_versions(session: Session, source: str, project_ids: Sequence[str]) -> dict[str, Row[Any]]:
+    """`latest_version` for many matters of one source at once, as (project_id, version,
+    content_hash, state) rows: the columns triage compares, not whole rows."""
+    m = MatterRecord
+    newest: dict[str, Row[Any]] = {}
+    for row in session.execute(
+        select(m.project_id, m.version, m.content_hash, m.state)
+        .where(m.source == source, m.project_id.in_(sorted(set(project_ids))))
+    ):
+        if row.project_id not in newest or row.version > newest[row.project_id].version:
+            newest[row.project_id] = row
+    return newest
+
+
 def unfinished(session: Session, source: str | None = None) -> Sequence[MatterRecord]:
     """Matters numbered or transferred but not verified: a crash left them; the next run finishes them."""
     q = select(MatterRecord).where(MatterRecord.state.in_([MatterState.NUMBERED, MatterState.TRANSFERRED]))
@@ -147,6 +161,19 @@ def open_quarantine(session: Session, source: str, project_id: str) -> Quarantin
         .order_by(QuarantineEntry.id.desc())
         .limit(1)
     ).first()
+
+
+def open_quarantines(session: Session, source: str, project_ids: Sequence[str]) -> dict[str, Row[Any]]:
+    """`open_quarantine` for many matters of one source at once, as (project_id, id, content_hash) rows."""
+    q = QuarantineEntry
+    entries: dict[str, Row[Any]] = {}
+    for row in session.execute(
+        select(q.project_id, q.id, q.content_hash)
+        .where(q.source == source, q.project_id.in_(sorted(set(project_ids))), q.resolved_at.is_(None))
+    ):
+        if row.project_id not in entries or row.id > entries[row.project_id].id:
+            entries[row.project_id] = row
+    return entries
 
 
 def open_quarantine_entries(session: Session, entry_ids: Sequence[int] | None = None) -> Sequence[QuarantineEntry]:
