@@ -16,6 +16,7 @@ killed a single process.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import select
 import threading
@@ -29,7 +30,6 @@ from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Protocol
 
-from flows import forkserver
 from flows.context import RunContext, SourceConfig
 from flows.numbering import Staged
 from flows.staging import ChunkOutcome, stage_chunk
@@ -42,6 +42,8 @@ from schemas.crashpoints import PARENT_ENV
 
 class Fanout(Protocol):
     """How the chunks of one source are run: threads, worker processes, or Prefect tasks (flows/nightly.py)."""
+
+    taper: bool  # whether a long window's last chunks are cut smaller (flows/night.tapered)
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
@@ -65,6 +67,8 @@ def transferred_reporter(ctx: RunContext, source: SourceConfig) -> ChunkDone:
 
 class ThreadFanout:
     """Chunks over a bounded thread pool (the source's max_concurrency) in the run's own process."""
+
+    taper = True
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
@@ -106,7 +110,13 @@ class ThreadFanout:
 
 def worker_count(ctx: RunContext) -> int:
     """`orchestration.workers`, 0 meaning one per CPU core this process may use."""
-    return forkserver.workers(ctx.settings.orchestration.workers)
+    wanted = ctx.settings.orchestration.workers
+    if wanted:
+        return wanted
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class ProcessFanout:
@@ -114,6 +124,8 @@ class ProcessFanout:
 
     A source with a single chunk runs it here, in the run's process: a small night pays for no
     worker. The pool starts with the first source that has more and serves the rest of the night."""
+
+    taper = True
 
     def __init__(self, ctx: RunContext, workers: int) -> None:
         self.ref: RunRef = ref_of(ctx)
@@ -217,7 +229,8 @@ class ProcessFanout:
 
     def _open_executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            mp = forkserver.context()
+            mp = multiprocessing.get_context("forkserver")
+            mp.set_forkserver_preload(["flows.worker_preload"])
             queue = mp.Queue()
             self._listener = QueueListener(queue, _Reemit())
             self._listener.start()

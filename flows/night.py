@@ -210,7 +210,8 @@ def work_through(
                 pending_times.extend(out.pending_updated_at)
             continue
         last = start + size >= len(ordered)
-        done = run_slice(fanout, ctx, source, (tapered if last else chunk)(part, source.chunk_size), carried,
+        cut = tapered if last and fanout.taper else chunk
+        done = run_slice(fanout, ctx, source, cut(part, source.chunk_size), carried,
                          lambda staged: number_staged(ctx, source, staged))
         carried = []
         for outcome in [*done.staged, *done.transferred]:

@@ -10,6 +10,7 @@ the DA/T 93 batch keys and the ledger's chain head.
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -140,6 +141,7 @@ class Progress:
 
         self.sources = sources or ["-"]
         self.done: dict[str, float] = dict.fromkeys(self.sources, 0.0)
+        self._sent = 0.0  # when the last update went (time.monotonic)
         self.artifact: UUID | None = create_progress_artifact(
             0.0, key="night-progress", description="share of the night's sources collected, staged and transferred"
         )
@@ -147,7 +149,8 @@ class Progress:
     def advance(self, source: str, stage: str, finished: int, total: int) -> None:
         start, width = {"collect": (0.0, 0.1), "stage": (0.1, 0.5), "transfer": (0.6, 0.4)}[stage]
         self.done[source] = max(self.done.get(source, 0.0), start + width * (finished / total if total else 1.0))
-        self._update()
+        if time.monotonic() - self._sent >= PROGRESS_EVERY:  # each update is a call the server works on
+            self._update()
 
     def finish(self, source: str) -> None:
         self.done[source] = 1.0
@@ -158,11 +161,15 @@ class Progress:
 
         if self.artifact is None:
             return
+        self._sent = time.monotonic()
         value = 100.0 * sum(self.done.values()) / len(self.done)
         try:
             update_progress_artifact(self.artifact, round(value, 1))
         except Exception as exc:  # the server being slow must not fail the night
             log.info("progress artifact not updated: %s", exc)
+
+
+PROGRESS_EVERY = 2.0  # seconds between two progress updates of one night (a source's end is always sent)
 
 
 # ---------------------------------------------------------------- events

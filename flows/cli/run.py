@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows import forkserver
 from flows.cli.common import (
     ConfigOpt,
     JsonOpt,
@@ -83,10 +82,6 @@ def execute_night(
     Prefect's INFO lines go to its API (the UI's logs) and reach the terminal only with --verbose.
     `progress` is told each source's counts as the night goes (flows/progress.py), either way."""
     settings = check_night_config(config_path, sources)
-    o = settings.orchestration
-    if not dry_run and forkserver.workers(o.workers) > 1 and (orchestrator is Orchestrator.local
-                                                              or o.task_runner == "threads"):
-        forkserver.start()  # the workers' imports go on beside this process's own (flows/forkserver.py)
     window: dict[str, Any] = {"sources": sources, "since": since, "until": until, "dry_run": dry_run}
     try:
         if orchestrator is Orchestrator.local:
