@@ -81,33 +81,43 @@ def test_flow_parameters_validate_as_a_deployment_run_gives_them() -> None:
     assert quarantine_retry.validate_parameters({"entries": [1, 2]})["entries"] == [1, 2]
 
 
-def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_night_leaves(
-    prefect_harness: None, small_pristine: Path, tmp_path: Path
-) -> None:
-    """Two Dask worker processes (a LocalCluster) run the chunks; they read the configuration
-    themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's."""
+def night_over_a_copy(pristine: Path, folder: Path, orchestration: dict[str, object], *, flow: bool) -> Path:
+    """A copy of the small world in chunks of 3 under `orchestration`, after one night over it: the
+    Prefect flow (`flow`) or the plain runner. Every matter it can archive is archived."""
     import shutil
 
     from flows.night import run_nightly
     from flows.nightly import nightly_transfer
     from schemas.config import load_settings
-    from tests.test_scale_out import configure, matter_rows, packages
+    from tests.test_scale_out import configure
 
-    worlds = {}
-    for mode in ("threads", "dask"):
-        world = tmp_path / mode / "world"
-        shutil.copytree(small_pristine, world)
-        orchestration = {"workers": 1} if mode == "threads" else {"task_runner": "dask", "dask_workers": 2}
-        configure(world, chunk_size=3, orchestration=orchestration)
-        with unified_running(world):
-            if mode == "threads":
-                summary = run_nightly(load_settings(world / "guidang.yaml"), now=AS_OF)
-            else:
-                state = nightly_transfer(config=str(world / "guidang.yaml"), as_of=AS_OF, return_state=True)
-                assert state.is_completed(), state
-                summary = state.result()
-        assert summary["status"] == "completed" and summary["totals"]["archived"] > 20
-        worlds[mode] = world
+    world = folder / "world"
+    shutil.copytree(pristine, world)
+    configure(world, chunk_size=3, orchestration=orchestration)
+    with unified_running(world):
+        if flow:
+            state = nightly_transfer(config=str(world / "guidang.yaml"), as_of=AS_OF, return_state=True)
+            assert state.is_completed(), state
+            summary = state.result()
+        else:
+            summary = run_nightly(load_settings(world / "guidang.yaml"), now=AS_OF)
+    assert summary["status"] == "completed" and summary["totals"]["archived"] > 20
+    return world
+
+
+def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_night_leaves(
+    prefect_harness: None, small_pristine: Path, tmp_path: Path
+) -> None:
+    """Two Dask worker processes (a LocalCluster) run the chunks; they read the configuration
+    themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's."""
+
+    from tests.test_scale_out import matter_rows, packages
+
+    worlds = {
+        "threads": night_over_a_copy(small_pristine, tmp_path / "threads", {"workers": 1}, flow=False),
+        "dask": night_over_a_copy(small_pristine, tmp_path / "dask", {"task_runner": "dask", "dask_workers": 2},
+                                  flow=True),
+    }
 
     assert packages(worlds["threads"] / "archive") == packages(worlds["dask"] / "archive")
     assert len(packages(worlds["dask"] / "archive")) > 100
@@ -124,7 +134,6 @@ def test_a_prefect_night_on_threads_hands_its_chunks_to_the_local_workers_and_eq
     pipelined as the local night is: the packages, 件号 and matter rows are the local night's, and
     every chunk is a task run on the server named after its range."""
     import asyncio
-    import shutil
 
     from prefect import get_client
     from prefect.client.schemas.filters import (
@@ -136,10 +145,7 @@ def test_a_prefect_night_on_threads_hands_its_chunks_to_the_local_workers_and_eq
     from prefect.client.schemas.sorting import FlowRunSort
 
     from flows.fanout import ProcessFanout
-    from flows.night import run_nightly
-    from flows.nightly import nightly_transfer
-    from schemas.config import load_settings
-    from tests.test_scale_out import configure, matter_rows, packages
+    from tests.test_scale_out import matter_rows, packages
 
     handed: list[bool] = []
     run_unit = ProcessFanout.run_unit
@@ -149,20 +155,8 @@ def test_a_prefect_night_on_threads_hands_its_chunks_to_the_local_workers_and_eq
         return run_unit(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ProcessFanout, "run_unit", spy)
-    worlds = {}
-    for mode in ("local", "prefect"):
-        world = tmp_path / mode / "world"
-        shutil.copytree(small_pristine, world)
-        configure(world, chunk_size=3, orchestration={"workers": 2})
-        with unified_running(world):
-            if mode == "local":
-                summary = run_nightly(load_settings(world / "guidang.yaml"), now=AS_OF)
-            else:
-                state = nightly_transfer(config=str(world / "guidang.yaml"), as_of=AS_OF, return_state=True)
-                assert state.is_completed(), state
-                summary = state.result()
-        assert summary["status"] == "completed" and summary["totals"]["archived"] > 20
-        worlds[mode] = world
+    worlds = {mode: night_over_a_copy(small_pristine, tmp_path / mode, {"workers": 2}, flow=mode == "prefect")
+              for mode in ("local", "prefect")}
 
     assert handed and all(handed)  # every stage and transfer task ran its chunk in a worker process
     assert packages(worlds["local"] / "archive") == packages(worlds["prefect"] / "archive")
