@@ -90,6 +90,9 @@ def execute_night(
             return run_nightly(settings, **window, now=as_of, progress=progress)
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # a temporary server sends nothing out
+        # A temporary server's first start on a machine creates and migrates its database: seen to
+        # take longer than Prefect's 20 s default on 2 busy cores, and the first `make demo` failed.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
         if not verbose:  # Prefect's own console handler, where its configuration uses one
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         from flows.nightly import RunFailed, nightly_transfer
