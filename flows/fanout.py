@@ -108,6 +108,15 @@ class ThreadFanout:
             )
 
 
+def in_flight(workers: int, source: SourceConfig) -> int:
+    """Chunks kept going at once for `workers` local worker processes: one more than there are
+    workers (within the source's max_concurrency), so a worker that finishes finds the next chunk
+    already queued instead of idling while the run's process numbers the chunk it just handed back
+    (measured: a 2-worker night went from 22.1 to 22.8 matters/s). Without local workers (a Dask
+    cluster, whose size is not known here): the source's max_concurrency."""
+    return min(workers + 1, source.max_concurrency) if workers > 1 else source.max_concurrency
+
+
 def worker_count(ctx: RunContext) -> int:
     """`orchestration.workers`, 0 meaning one per CPU core this process may use."""
     wanted = ctx.settings.orchestration.workers
@@ -208,11 +217,7 @@ class ProcessFanout:
         )
 
     def _in_flight(self, source: SourceConfig) -> int:
-        """One chunk more than there are workers (within the source's max_concurrency): a worker that
-        finishes finds the next chunk already queued instead of idling while the run's process
-        numbers the chunk it just handed back (measured: a 2-worker night went from 22.1 to 22.8
-        matters/s)."""
-        return min(self.workers + 1, source.max_concurrency)
+        return in_flight(self.workers, source)
 
     @staticmethod
     def _collect_done(running: dict[Future[Any], int], results: list[Any], chunks: Sequence[Any],

@@ -33,6 +33,7 @@ from flows.fanout import (
     ChunkDone,
     Number,
     SliceOutcome,
+    in_flight,
     pipelined,
     staged_reporter,
     transferred_reporter,
@@ -90,11 +91,11 @@ class PrefectFanout:
     # tail would add six, so a Prefect night's chunks stay whole.
     taper = False
 
-    def __init__(self, ref: RunRef, progress: prefect_ops.Progress | None = None, *, in_flight: int = 0,
+    def __init__(self, ref: RunRef, progress: prefect_ops.Progress | None = None, *, workers: int = 0,
                  threads: bool = True) -> None:
         self.ref = ref
         self.progress = progress
-        self.in_flight = in_flight  # chunks at once in a pipeline; 0: the source's max_concurrency
+        self.workers = workers  # the local worker processes the tasks hand chunks to (0: none, as on Dask)
         self.threads = threads  # the flow's own task runner (else Dask)
 
     def _arg(self, chunk: list[Any]) -> Any:
@@ -113,7 +114,7 @@ class PrefectFanout:
                  number: Number) -> SliceOutcome | None:
         if len(chunks) <= 1:
             return None  # a small source: stage by stage, as _map would
-        limit = min(self.in_flight or source.max_concurrency, source.max_concurrency)
+        limit = in_flight(self.workers, source)
         total = sum(len(c) for c in chunks)
         counts = {"stage": [1, 0], "transfer": [1, 0]}  # per stage: the next chunk's first position, matters done
 
@@ -188,14 +189,12 @@ def _work_ref(ctx: RunContext) -> RunRef:
     return ref
 
 
-def _in_flight(ctx: RunContext) -> int:
-    """Chunks a pipeline keeps going at once: on the flow's threads with local workers, one more than
-    there are workers, as the local night does (flows/fanout.ProcessFanout); else 0, the source's
-    max_concurrency (a Dask cluster's size is not known here)."""
-    workers = worker_count(ctx)
-    if ctx.settings.orchestration.task_runner == "threads" and workers > 1 and not ctx.dry_run:
-        return workers + 1
-    return 0
+def _fanout(ctx: RunContext) -> PrefectFanout:
+    """The night's tasks; on the flow's threads they hand their chunks to the local workers the
+    night has when it writes and has more than one (flows/fanout.fanout_for)."""
+    threads = ctx.settings.orchestration.task_runner == "threads"
+    workers = worker_count(ctx) if threads and not ctx.dry_run else 0
+    return PrefectFanout(_work_ref(ctx), _PROGRESS.get(ctx.run_id), workers=workers, threads=threads)
 
 
 _PROGRESS: dict[str, prefect_ops.Progress] = {}  # the open night's progress artifact, by run id, in this process
@@ -208,8 +207,7 @@ def transfer_source(run_id: str, source_name: str, since: datetime | None, until
     live is captured by the flow object, which a Dask task runner pickles with every task."""
     ctx = registered(run_id)
     summary = process_source(ctx, ctx.settings.source(source_name), since=since, until=until,
-                             fanout=PrefectFanout(_work_ref(ctx), _PROGRESS.get(run_id), in_flight=_in_flight(ctx),
-                                                 threads=ctx.settings.orchestration.task_runner == "threads"))
+                             fanout=_fanout(ctx))
     return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
 
 
