@@ -104,7 +104,8 @@ def completed_in_future(m: Matter, run_time: datetime) -> Finding:
 
 def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appraisal) -> None:
     """Build the package once with 件号 1 of its sequence and run every check on it; the real build
-    after numbering differs only in the 档号 and 件号 (finalize_package rewrites those files).
+    after numbering differs only in the 档号 and 件号, and is the one that writes 元数据, the manifests
+    and 检测报告 (the precheck writes nothing).
 
     Any failure is the matter's QuarantineError (an unexpected one as Q-STAGE-FAILED)."""
     fonds = ctx.settings.fonds_for(source, staged.matter.agency, staged.matter.agency_code)
@@ -116,6 +117,7 @@ def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appr
             item_number=1,
             archived_at=ctx.now,
             check_warnings=ctx.settings.check_warnings,
+            write=False,  # the provisional package is judged in memory; the real build writes it
         )
     except QuarantineError:
         raise

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import gc
 
+# the connectors a unit opens on its first chunk, which open_source imports only when asked for
+import connectors.sources.sql
+import connectors.sources.unified  # noqa: F401
 import flows.units  # noqa: F401 - the work units and everything they import
 from packager.format_id import _matcher
 from schemas.metadata import METADATA_XSD, load_xsd

@@ -8,6 +8,7 @@ why it is a module of its own.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,7 +49,10 @@ class KnownFacts:
     pdfs: Mapping[str, PdfInspection] = field(default_factory=dict)
     content: Mapping[str, ContentInspection] = field(default_factory=dict)  # PRONOM, OFD, signatures, virus
     metadata: etree._ElementTree | None = None  # already valid against metadata.xsd
-
+    # Files the package will hold that are built but not written yet (元数据.xml, the manifests):
+    # the precheck before numbering judges them in memory, and its provisional package never
+    # touches the disk (flows/staging.precheck).
+    unwritten: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,9 +78,14 @@ class PackageUnderCheck:
     _ofds: dict[str, OfdInspection] = field(default_factory=dict)
     _signatures: dict[str, PdfSignatureInspection] = field(default_factory=dict)
     _viruses: dict[str, VirusResult] = field(default_factory=dict)
+    unwritten: Mapping[str, bytes] = field(default_factory=dict)
 
     def take(self, known: KnownFacts) -> None:
-        """Seed the caches with what the packager already measured (see KnownFacts)."""
+        """Seed the caches with what the packager already measured (see KnownFacts); the files it
+        has not written yet join the inventory as if they were there."""
+        self.unwritten = known.unwritten
+        for rel, data in known.unwritten.items():
+            self.files[rel] = len(data)
         self._digests.update(known.digests)
         self._formats.update(known.formats)
         self._pdfs.update(known.pdfs)
@@ -171,11 +180,14 @@ def take_inventory(pkg: PackageUnderCheck) -> None:
 
 def read_package_manifest(pkg: PackageUnderCheck, name: str) -> None:
     path = pkg.folder / name
-    if not path.is_file():
+    if name in pkg.unwritten:
+        manifest = read_manifest(io.StringIO(pkg.unwritten[name].decode("utf-8", errors="replace"), newline="\n"))
+    elif not path.is_file():
         pkg.manifest_findings.append(Finding("GD-1-2", name, "manifest is missing"))
         return
-    with path.open("r", encoding="utf-8", errors="replace", newline="\n") as fh:
-        manifest = read_manifest(fh)
+    else:
+        with path.open("r", encoding="utf-8", errors="replace", newline="\n") as fh:
+            manifest = read_manifest(fh)
     for p in manifest.problems:
         pkg.manifest_findings.append(Finding("GD-1-2", f"{name}:{p.line}", p.message))
     pkg.manifests[name] = manifest.entries

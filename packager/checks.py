@@ -48,7 +48,8 @@ REQUIRED_STEPS: tuple[str, ...] = ("受理", "决定")  # 过程信息完整性 
 
 def _gd_3_1(pkg: PackageUnderCheck, built: etree._ElementTree | None) -> CheckItem:
     path = pkg.folder / METADATA_FILE
-    if built is not None and path.is_file():  # the packager validated these very bytes as it wrote them
+    if built is not None and (METADATA_FILE in pkg.unwritten or path.is_file()):
+        # the packager validated these very bytes as it built them
         pkg.metadata = read_metadata(built)
         return CheckItem("GD-3-1", Status.PASS, "well-formed and valid against metadata.xsd")
     if not path.is_file():

@@ -49,16 +49,11 @@ class PackageResult:
     page_count: int = 0  # 页数: pages of all documents (those with pages)
 
 
-def write_manifests(folder: Path, files: Iterable[PackageFile]) -> list[PackageFile]:
-    """Write manifest-sm3.txt and manifest-sha256.txt for `files`; returns the two manifests' own rows."""
+def manifest_texts(files: Iterable[PackageFile]) -> dict[str, bytes]:
+    """manifest-sm3.txt and manifest-sha256.txt for `files`, as the bytes to write."""
     files = list(files)
-    rows = []
-    for name, attr in ((MANIFEST_SM3, "sm3"), (MANIFEST_SHA256, "sha256")):
-        data = manifest_text((f.path, getattr(f, attr)) for f in files).encode("utf-8")
-        (folder / name).write_bytes(data)
-        d = digest_chunks([data])
-        rows.append(PackageFile(name, d.size, d.sha256, d.sm3))
-    return rows
+    return {name: manifest_text((f.path, getattr(f, attr)) for f in files).encode("utf-8")
+            for name, attr in ((MANIFEST_SM3, "sm3"), (MANIFEST_SHA256, "sha256"))}
 
 
 def finalize_package(
@@ -69,19 +64,26 @@ def finalize_package(
     item_number: int,
     archived_at: datetime,
     check_warnings: Collection[str] = (),
+    write: bool = True,
 ) -> PackageResult:
     """Write 元数据.xml, the manifests and 检测报告.xml into the staged folder, checking the package.
 
     Raises QuarantineError with Q-METADATA-INVALID (nothing written) when the metadata does not
     validate, or with Q-CHECK-FAILED plus the failed items' findings when an item not listed in
     `check_warnings` fails (the folder, report included, is left for inspection; `discard` it).
+
+    `write=False` builds and checks the same package in memory and writes nothing: the precheck
+    before numbering (flows/staging.precheck), whose provisional 档号 is never stored, so writing its
+    four files only for the real build to delete and write them again cost eight file operations
+    a matter. Its 检测报告 is not serialised either; the real build's is.
     """
     matter = staged.matter
     if item_number < 1:
         raise GuidangError(f"matter {matter.key}: 件号 must be >= 1, got {item_number}")
     folder = staged.folder
-    for name in (CHECK_REPORT_FILE, MANIFEST_SM3, MANIFEST_SHA256, METADATA_FILE):
-        (folder / name).unlink(missing_ok=True)
+    if write:
+        for name in (CHECK_REPORT_FILE, MANIFEST_SM3, MANIFEST_SHA256, METADATA_FILE):
+            (folder / name).unlink(missing_ok=True)
 
     metadata = build_metadata(
         matter, staged.appraisal, [d.entry() for d in staged.documents],
@@ -93,12 +95,17 @@ def finalize_package(
         raise QuarantineError(matter.key, [
             Finding("Q-METADATA-INVALID", f"{matter.key} {f.where}", f.message, details=f.details) for f in invalid
         ])
-    (folder / METADATA_FILE).write_bytes(metadata)
     md = digest_chunks([metadata])
-
     listed = [PackageFile(d.path, d.size, d.sha256, d.sm3) for d in staged.documents]
     listed.append(PackageFile(METADATA_FILE, md.size, md.sha256, md.sm3))
-    manifests = write_manifests(folder, listed)
+    texts = manifest_texts(listed)
+    unwritten = {METADATA_FILE: metadata, **texts}
+    if write:
+        for name, data in unwritten.items():
+            (folder / name).write_bytes(data)
+        unwritten = {}
+    manifests = [PackageFile(name, d.size, d.sha256, d.sm3)
+                 for name, d in ((name, digest_chunks([data])) for name, data in texts.items())]
 
     # Every byte here was measured as it was written (staging's pass, the XML in memory): the check
     # takes those figures instead of reading the package again (the read-back proves the bytes).
@@ -108,6 +115,7 @@ def finalize_package(
         pdfs={d.path: d.pdf for d in staged.documents if d.pdf is not None},
         content={d.path: d.content for d in staged.documents if d.content is not None},
         metadata=tree,
+        unwritten=unwritten,
     )
     report = check_package(
         folder,
@@ -120,12 +128,15 @@ def finalize_package(
         known=known,
         content=staged.content_options,
     )
-    report_xml = report.to_xml()
-    problems = validate_check_report(report_xml)
-    if problems:  # our own output: a bug, not the matter's fault
-        raise GuidangError(f"matter {matter.key}: 检测报告.xml does not validate: {problems}")
-    (folder / CHECK_REPORT_FILE).write_bytes(report_xml)
-    rd = digest_chunks([report_xml])
+    written: list[PackageFile] = []  # the report, when it is written
+    if write:
+        report_xml = report.to_xml()
+        problems = validate_check_report(report_xml)
+        if problems:  # our own output: a bug, not the matter's fault
+            raise GuidangError(f"matter {matter.key}: 检测报告.xml does not validate: {problems}")
+        (folder / CHECK_REPORT_FILE).write_bytes(report_xml)
+        rd = digest_chunks([report_xml])
+        written.append(PackageFile(CHECK_REPORT_FILE, rd.size, rd.sha256, rd.sm3))
 
     if not report.passed:
         failed = ", ".join(i.code for i in report.failed_items)
@@ -134,7 +145,7 @@ def finalize_package(
                     details={"items": [i.code for i in report.failed_items]}),
             *[f for i in report.failed_items for f in i.findings],
         ])
-    files = sorted([*listed, *manifests, PackageFile(CHECK_REPORT_FILE, rd.size, rd.sha256, rd.sm3)])
+    files = sorted([*listed, *manifests, *written])
     return PackageResult(folder=folder, files=files, report=report, findings=report.findings, passed=True,
                          page_count=sum(d.pages or 0 for d in staged.documents))
 

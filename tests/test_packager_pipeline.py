@@ -291,3 +291,37 @@ def test_executable_document_fails_the_format_check(tmp_path: Path) -> None:
         finalize(stage(tmp_path, matter, contents))
     assert err.value.codes == {"Q-CHECK-FAILED", "GD-3-2"}
     assert [f.where for f in err.value.findings if f.code == "GD-3-2"] == ["申报材料/setup.exe"]
+
+
+def test_a_package_checked_in_memory_is_judged_as_the_written_one_and_leaves_the_folder_as_staged(
+    tmp_path: Path,
+) -> None:
+    """The precheck before numbering builds the package with write=False: the same items must pass
+    and fail as on the written package, and staging's folder must hold only the documents after it."""
+    documents = [*good_documents(), doc("申报材料", "带脚本.pdf", make_javascript_pdf(["js"]))]
+    matter, contents = make_matter(documents)
+    staged = stage(tmp_path, matter, contents)
+    before = _files_on_disk(staged.folder)
+
+    in_memory = finalize(staged, check_warnings=("GD-4-3",), write=False)
+    assert _files_on_disk(staged.folder) == before
+    with pytest.raises(QuarantineError) as err:
+        finalize(staged, write=False)
+    assert err.value.codes == {"Q-CHECK-FAILED", "GD-4-3"}
+    assert _files_on_disk(staged.folder) == before
+
+    written = finalize(staged, check_warnings=("GD-4-3",))
+    assert [(i.code, i.status, i.warning) for i in in_memory.report.items] == [
+        (i.code, i.status, i.warning) for i in written.report.items
+    ]
+    assert {i.code for i in written.report.items if i.status == Status.PASS} >= {"GD-1-2", "GD-3-1", "GD-4-2"}
+    assert {f.path for f in written.files} - {f.path for f in in_memory.files} == {CHECK_REPORT_FILE}
+
+
+def test_a_package_checked_in_memory_still_fails_on_a_stray_file(tmp_path: Path) -> None:
+    matter, contents = make_matter()
+    staged = stage(tmp_path, matter, contents)
+    (staged.folder / "stray.txt").write_bytes(b"not listed")
+    with pytest.raises(QuarantineError) as err:
+        finalize(staged, write=False)
+    assert "GD-4-2" in err.value.codes

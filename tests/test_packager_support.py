@@ -14,7 +14,7 @@ from pathlib import Path
 from lxml import etree
 
 from guidang_demo.pdfs import make_pdf
-from packager.package import PackageFile, PackageResult, finalize_package, write_manifests
+from packager.package import PackageFile, PackageResult, finalize_package, manifest_texts
 from packager.stage import StagedMatter, stage_matter
 from retention.archival_code import compose_archival_code
 from schemas.config import Fonds
@@ -152,7 +152,8 @@ def rewrite_manifests(folder: Path) -> None:
         if p.is_file() and (rel == METADATA_FILE or rel.split("/", 1)[0] in GROUP_FOLDERS):
             data = p.read_bytes()
             rows.append(PackageFile(rel, len(data), sha256(data), sm3(data)))
-    write_manifests(folder, rows)
+    for name, data in manifest_texts(rows).items():
+        (folder / name).write_bytes(data)
 
 
 def edit_metadata(folder: Path, edit) -> None:
