@@ -202,9 +202,9 @@ def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterReco
     if done:
         at = datetime.now(UTC)
         with ctx.ledger.transaction() as s:
-            queries.matters(s, done)
+            rows = queries.matters(s, done)  # held here: the session keeps loaded rows only while referenced
             for matter_id in done:
-                store.mark_acknowledged(s, matter_id, at)
+                store.mark_acknowledged(s, rows.get(matter_id, matter_id), at)
         crashpoint("acknowledged")
 
 

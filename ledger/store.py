@@ -295,9 +295,10 @@ def mark_state(
     return rec
 
 
-def mark_acknowledged(session: Session, matter_id: int, at: datetime) -> None:
-    """归档回传 reached the source: later runs stop retrying it."""
-    rec = session.get(MatterRecord, matter_id)
+def mark_acknowledged(session: Session, matter_id: int | MatterRecord, at: datetime) -> None:
+    """归档回传 reached the source: later runs stop retrying it. `matter_id` may be the row this
+    session already loaded (a chunk's rows in one query), which saves a SELECT per matter."""
+    rec = matter_id if isinstance(matter_id, MatterRecord) else session.get(MatterRecord, matter_id)
     if rec is not None:
         rec.acknowledged_at = at
         _matter_event(session, "acknowledged", rec, run_id=rec.run_id, payload={})
