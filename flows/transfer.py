@@ -20,7 +20,7 @@ from flows.numbering import Staged
 from flows.triage import quarantine_matter, unexpected_failure
 from ledger import queries, store
 from ledger.models import MatterRecord, MatterState
-from packager import QuarantineError, discard, finalize_package
+from packager import PackageResult, QuarantineError, discard, finalize_package
 from schemas.crashpoints import crashpoint
 from schemas.digest import sha256_bytes
 from schemas.errors import SourceUnavailable
@@ -39,29 +39,38 @@ class TransferOutcome:
 
 
 def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]) -> TransferOutcome:
-    """Store the chunk's packages one by one, then record them in one ledger transaction and tell the
-    source (归档回传) in one more. Every package is durable (files, folders, marker) before that
-    transaction, which is all the crash-safety order asks; a run killed before it leaves the rows
-    `numbered`, and the next run's puts find the same bytes and complete."""
+    """Build the chunk's packages, make their files durable together (`make_durable`: one sync
+    instead of one fsync per file), store them one by one, then record them in one ledger
+    transaction and tell the source (归档回传) in one more. Every package is durable (files,
+    folders, marker) before that transaction, which is all the crash-safety order asks; a run
+    killed before it leaves the rows `numbered`, and the next run's puts find the same bytes and
+    complete."""
     out = TransferOutcome()
     stored: list[StoredPackage] = []
     with ctx.ledger.read() as s:  # the chunk's rows in one query, not one read per package
         rows = queries.matters(s, [st.record_id for st in numbered if st.record_id is not None])
+    built: list[tuple[Staged, MatterRecord, PackageResult]] = []
+    for st in numbered:
+        try:
+            built.append(build_package(ctx, source, st, rows.get(st.record_id)))  # type: ignore[arg-type]
+        except QuarantineError as exc:
+            # Only a defect the precheck could not see lands here; the 件号 stays with this row
+            # (state quarantined), so the sequence has no gap and the auditor sees why.
+            discard(st.staged)
+            quarantine_matter(ctx, st.matter, exc.findings, out.summary)
+            with ctx.ledger.transaction() as s:
+                store.mark_state(
+                    s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id,
+                    payload={"codes": sorted(exc.codes)},
+                )
+        except AlreadyVerified:
+            out.summary.archived += 1
+    # every file the chunk hands over made durable at once, not with one fsync each
+    ctx.repository.make_durable(result.folder / f.path for _, _, result in built for f in result.files)
     try:
-        for st in numbered:
+        for st, rec, result in built:
             try:
-                package = store_package(ctx, source, st, rows.get(st.record_id))  # type: ignore[arg-type]
-            except QuarantineError as exc:
-                # Only a defect the precheck could not see lands here; the 件号 stays with this row
-                # (state quarantined), so the sequence has no gap and the auditor sees why.
-                discard(st.staged)
-                quarantine_matter(ctx, st.matter, exc.findings, out.summary)
-                with ctx.ledger.transaction() as s:
-                    store.mark_state(
-                        s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id,
-                        payload={"codes": sorted(exc.codes)},
-                    )
-                continue
+                package = store_package(ctx, st, rec, result)
             except (SourceUnavailable, RepositoryError) as exc:
                 if isinstance(exc, RepositoryError) and not _transient(exc):
                     raise  # no bucket, no permission, a conflict, corrupt read-back: the run must fail loudly
@@ -70,8 +79,7 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
                 out.pending_updated_at.append(st.matter.updated_at)
                 log.warning("pending %s: %s", st.matter.key, exc)
                 continue
-            if package is not None:
-                stored.append(package)
+            stored.append(package)
             out.summary.archived += 1
     finally:  # what is stored is recorded, also when a later package of the chunk fails the run
         record_verified(ctx, stored)
@@ -97,17 +105,21 @@ class StoredPackage:
     folder: object  # the package folder in staging, removed once the ledger has it
 
 
-def store_package(
+class AlreadyVerified(Exception):
+    """A retried chunk's matter that already made it: nothing to build or store."""
+
+
+def build_package(
     ctx: RunContext, source: SourceConfig, st: Staged, rec: MatterRecord | None = None
-) -> StoredPackage | None:
-    """Finalize one numbered matter's package and store it; None when it was already verified.
+) -> tuple[Staged, MatterRecord, PackageResult]:
+    """Finalize one numbered matter's package in staging (AlreadyVerified when it was).
     `rec` is the matter's row as the chunk read it (read here when not given)."""
     if rec is None:
         with ctx.ledger.read() as s:
             rec = queries.matter(s, st.record_id)
     assert rec is not None and rec.archival_code and rec.package_key and rec.numbered_at
     if rec.state == MatterState.VERIFIED:  # a retried chunk: this one already made it
-        return None
+        raise AlreadyVerified(rec.id)
     fonds = ctx.settings.fonds_for(source, rec.agency, st.matter.agency_code)
     try:
         result = finalize_package(
@@ -123,6 +135,11 @@ def store_package(
     except Exception as exc:  # nothing is stored yet: the matter is quarantined like any defect
         raise unexpected_failure(st.matter.key, "finalize", exc, ctx.staging_root) from exc
     crashpoint("finalized")
+    return st, rec, result
+
+
+def store_package(ctx: RunContext, st: Staged, rec: MatterRecord, result: PackageResult) -> StoredPackage:
+    """Store one finalized package: its files, then its completion marker."""
     # Object Lock only when the configuration asks for it (a bucket without it is then a clear error):
     # retain until the disposition date; 永久 is a legal hold, which has no end date.
     locking = getattr(ctx.settings.repository, "object_lock_mode", None) is not None
@@ -152,7 +169,7 @@ def store_package(
     )
     total += len(marker)  # what this run stored (the summary's bytes), marker included
     crashpoint("after-marker")
-    return StoredPackage(rec, st, listing, marker, total, getattr(result, "page_count", None), result.folder)
+    return StoredPackage(rec, st, listing, marker, total, result.page_count, result.folder)
 
 
 def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:

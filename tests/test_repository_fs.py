@@ -292,3 +292,59 @@ def test_open_repository_resolves_relative_fs_path(tmp_path: Path) -> None:
     with pytest.raises(RepositoryError):
         open_repository(FsRepository(path="elsewhere"), base_dir=tmp_path)
     assert open_repository(FsRepository(path="elsewhere"), base_dir=tmp_path, create=True).root.is_dir()
+
+
+def _fsynced_files(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The inodes of regular files os.fsync is called on from now (folder syncs are not counted)."""
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            synced.append(st.st_ino)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+def test_files_made_durable_with_their_chunk_are_linked_without_an_fsync_each_unless_they_changed(
+    repo: FilesystemRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make_durable (one syncfs for a chunk's files) stands in for each put's own fsync only for a
+    file that has not changed since; one written to afterwards is fsynced before it is linked."""
+    from connectors.repositories import fs_durable
+
+    staged = tmp_path / "staging"
+    staged.mkdir()
+    same, changed = staged / "01.pdf", staged / "02.pdf"
+    same.write_bytes(b"%PDF-1.7 one" * 500)
+    changed.write_bytes(b"%PDF-1.7 two" * 500)
+    synced = _fsynced_files(monkeypatch)
+    repo.make_durable([same, changed])
+    settled = fs_durable._syncfs() is not None  # Linux >= 5.8; elsewhere every put fsyncs, as before
+    if settled:
+        assert stat.S_IMODE(same.stat().st_mode) == 0o444
+    os.chmod(changed, 0o644)
+    with changed.open("ab") as fh:
+        fh.write(b" appended after the sync")
+    inodes = {p.name: p.stat().st_ino for p in (same, changed)}
+
+    for p in (same, changed):
+        data = p.read_bytes()
+        repo.put_file(f"{PKG}/申报材料/{p.name}", p, sha(data), consume=True)
+        stored = repo.root / PKG / "申报材料" / p.name
+        assert stored.read_bytes() == data and stat.S_IMODE(stored.stat().st_mode) == 0o444
+
+    assert inodes["02.pdf"] in synced
+    assert (inodes["01.pdf"] in synced) is not settled
+
+
+def test_a_file_made_durable_is_still_verified_against_its_digest(repo: FilesystemRepository, tmp_path: Path) -> None:
+    doc = tmp_path / "03.pdf"
+    doc.write_bytes(b"%PDF-1.7 three" * 500)
+    repo.make_durable([doc])
+    with pytest.raises(VerificationFailed):
+        repo.put_file(f"{PKG}/申报材料/03.pdf", doc, sha(b"what the packager recorded"), consume=True)
+    assert not (repo.root / PKG / "申报材料" / "03.pdf").exists()

@@ -7,7 +7,7 @@ re-run after a crash idempotent), with different bytes it raises `RepositoryConf
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +96,11 @@ class Repository(Protocol):
                  legal_hold: bool = False, consume: bool = False) -> StoredObject:
         """Store a local file under `key`, verify it, and return what is stored. With `consume` the
         caller hands the file over (it removes it afterwards and never changes it)."""
+        ...
+
+    def make_durable(self, local_paths: Iterable[Path]) -> None:
+        """Files the caller is about to hand over with `put_file(consume=True)`: where the store
+        links such files in place, it may make them durable now, together, instead of one by one."""
         ...
 
     def batch(self) -> AbstractContextManager[None]:

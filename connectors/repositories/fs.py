@@ -20,10 +20,9 @@ import errno
 import logging
 import os
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,6 +38,7 @@ from connectors.repositories.base import (
     source_changed,
     unreadable_source,
 )
+from connectors.repositories.fs_durable import PendingFolders, Settled, fsync_dir
 from schemas.crashpoints import crashpoint
 from schemas.digest import iter_file, sha256_bytes, sha256_file
 
@@ -72,14 +72,6 @@ def _write_all(content: BinaryIO | bytes, out: BinaryIO) -> None:
         out.flush()
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FilesystemRepository:
     """Archive objects as read-only files under `root`; see the module docstring for the write order.
 
@@ -88,7 +80,8 @@ class FilesystemRepository:
     """
 
     def __init__(self, root: Path, *, create: bool = False) -> None:
-        self._pending = threading.local()  # folders whose fsync a `batch()` of this thread defers
+        self._folders = PendingFolders()  # folders whose fsync a `batch()` of this thread defers
+        self._settled = Settled()  # staged files made durable ahead of their puts (make_durable)
         # A missing root is an error by default: an unmounted archive volume must not silently
         # turn into a fresh folder on the system disk.
         self.root = Path(root).absolute()
@@ -201,8 +194,9 @@ class FilesystemRepository:
         """Copy `local_path` to `key`; `sha256` is the digest the packager recorded for it.
 
         `consume=True` hands the file over (a staged document the caller removes afterwards and
-        never changes): on the archive's own file system it is then fsynced, verified and
-        hard-linked into place instead of copied, so its bytes are written to disk once."""
+        never changes): on the archive's own file system it is then fsynced (unless `make_durable`
+        synced it with its chunk and it has not changed since), verified and hard-linked into place
+        instead of copied, so its bytes are written to disk once."""
         path = self._path(key)
         local_path = Path(local_path)
         if consume:
@@ -225,11 +219,13 @@ class FilesystemRepository:
         folder = path.parent
         self._make_folders(folder, key)
         try:
-            if local_path.stat().st_dev != folder.stat().st_dev:
+            st = local_path.stat()
+            if st.st_dev != folder.stat().st_dev:
                 return None
-            with local_path.open("rb") as fh:
-                os.fchmod(fh.fileno(), READ_ONLY)
-                os.fsync(fh.fileno())
+            if not self._settled.take(st):  # not made durable with its chunk (make_durable): now
+                with local_path.open("rb") as fh:
+                    os.fchmod(fh.fileno(), READ_ONLY)
+                    os.fsync(fh.fileno())
         except OSError as exc:
             raise unreadable_source(local_path, key, exc) from exc
         found, size = self._read_back(local_path)  # the one read-back: the name will point at these bytes
@@ -328,31 +324,23 @@ class FilesystemRepository:
                                 f"read back SHA-256 {found} ({size} bytes) after writing {sha256}; nothing was "
                                 "stored under the key", expected=sha256, found=found, found_size=size)
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Puts inside the block fsync each file as before, but each folder only once, at the end of
-        the block (a package's files share a few folders). The block's objects are durable when it
-        ends without an exception, which is when the caller may record them."""
-        if getattr(self._pending, "folders", None) is not None:  # nested: the outer block syncs
-            yield
-            return
-        self._pending.folders = folders = set()
+    def make_durable(self, local_paths: Iterable[Path]) -> None:
+        """Files about to be handed over (`put_file(consume=True)`) made read-only and durable in
+        one sync of the archive's file system, so that their puts need no fsync each
+        (connectors/repositories/fs_durable.py); where that sync is unavailable, a no-op."""
         try:
-            yield
-        finally:  # also after a failed put: a folder made here is never made (and its parent synced) again
-            self._pending.folders = None
-            for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # children first
-                self._sync_folder(folder)
+            self._settled.settle(self.root, local_paths, READ_ONLY)
+        except OSError as exc:
+            raise self._os_error(exc, str(self.root), "cannot sync the archive's file system") from exc
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Puts inside the block sync each folder only once, at the end of the block (a package's
+        files share a few folders; fs_durable.PendingFolders). The block's objects are durable when
+        it ends without an exception, which is when the caller may record them."""
+        return self._folders.batch()
 
     def _sync_folder(self, folder: Path) -> None:
-        pending = getattr(self._pending, "folders", None)
-        if pending is not None:
-            pending.add(folder)
-            return
-        try:
-            _fsync_dir(folder)
-        except OSError as exc:
-            log.warning("could not fsync folder %s: %s", folder, exc)
+        self._folders.sync(folder)
 
     def _publish(self, tmp: Path, path: Path, key: str) -> bool:
         """Give the temporary file its final name without replacing anything; False if the name was taken."""
@@ -386,12 +374,12 @@ class FilesystemRepository:
                 break
             missing.append(p)
             p = p.parent
-        deferred = getattr(self._pending, "folders", None)
+        deferred = self._folders.deferred()
         for d in reversed(missing):
             try:
                 d.mkdir(exist_ok=True)
                 if deferred is None:
-                    _fsync_dir(d.parent)
+                    fsync_dir(d.parent)
             except OSError as exc:
                 raise self._os_error(exc, key, f"cannot create folder {d.relative_to(self.root)}") from exc
             if deferred is not None:

@@ -21,7 +21,7 @@ client, its settings and the translation of boto errors are `s3_client`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -137,6 +137,9 @@ class S3ObjectRepository:
         return self._checks.check(key, full, sha256.lower(), int(r["ContentLength"]), None, r, full_read=True)
 
     # -- writing --------------------------------------------------------------------------------
+
+    def make_durable(self, local_paths: Iterable[Path]) -> None:
+        """An upload copies the file: nothing local needs to be durable first (see fs `make_durable`)."""
 
     @contextmanager
     def batch(self) -> Iterator[None]:
