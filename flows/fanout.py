@@ -16,7 +16,6 @@ killed a single process.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import select
 import threading
@@ -30,6 +29,7 @@ from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Protocol
 
+from flows import forkserver
 from flows.context import RunContext, SourceConfig
 from flows.numbering import Staged
 from flows.staging import ChunkOutcome, stage_chunk
@@ -118,14 +118,7 @@ def in_flight(workers: int, source: SourceConfig) -> int:
 
 
 def worker_count(ctx: RunContext) -> int:
-    """`orchestration.workers`, 0 meaning one per CPU core this process may use."""
-    wanted = ctx.settings.orchestration.workers
-    if wanted:
-        return wanted
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return forkserver.workers_wanted(ctx.settings)
 
 
 class ProcessFanout:
@@ -234,8 +227,7 @@ class ProcessFanout:
 
     def _open_executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            mp = multiprocessing.get_context("forkserver")
-            mp.set_forkserver_preload(["flows.worker_preload"])
+            mp = forkserver.pool_context()
             queue = mp.Queue()
             self._listener = QueueListener(queue, _Reemit())
             self._listener.start()

@@ -157,3 +157,48 @@ def test_a_night_killed_outright_takes_its_workers_with_it_and_resumes(small_pri
     rows = {mode: matter_rows(f"sqlite:///{w / 'ledger.sqlite'}") for mode, w in worlds.items()}
     assert rows["killed"] == rows["clean"] and len(rows["clean"]) > 20
     assert packages(worlds["killed"] / "archive") == packages(worlds["clean"] / "archive")
+
+
+def _processes_marked(mark: str) -> list[int]:
+    """Processes whose environment carries `mark` (ours: readable under /proc on Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if f"GUIDANG_TEST_MARK={mark}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_night_whose_workers_are_never_needed_leaves_no_worker_server_behind(
+    small_pristine: Path, tmp_path: Path
+) -> None:
+    """`guidang run` starts the workers' forkserver as it starts (flows/forkserver.py); a night whose
+    every source fits in one chunk never opens the pool, and the server, perhaps still importing,
+    must be gone when the command is: else it holds the command's output open and a caller reading
+    it waits."""
+    import shutil
+    import uuid
+
+    if not Path("/proc/self/environ").exists():
+        import pytest
+
+        pytest.skip("needs /proc to see the processes")
+    world = tmp_path / "world"
+    shutil.copytree(small_pristine, world)
+    configure(world, chunk_size=10_000, orchestration={"workers": 2})
+    mark = uuid.uuid4().hex
+    with unified_running(world), (tmp_path / "out.json").open("w") as out, (tmp_path / "err.log").open("w") as err:
+        night = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "run", "--config", str(world / "guidang.yaml"),
+             "--orchestrator", "local", "--as-of", AS_OF, "--json"],
+            cwd=REPO_ROOT, stdout=out, stderr=err, timeout=300,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "GUIDANG_TEST_MARK": mark},
+        )
+        left = _processes_marked(mark)
+    assert night.returncode == 0, (tmp_path / "err.log").read_text()[-3000:]
+    assert '"status": "completed"' in (tmp_path / "out.json").read_text()
+    assert left == [], f"processes of the night still running after it exited: {left}"

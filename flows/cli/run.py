@@ -83,6 +83,7 @@ def execute_night(
     `progress` is told each source's counts as the night goes (flows/progress.py), either way."""
     settings = check_night_config(config_path, sources)
     window: dict[str, Any] = {"sources": sources, "since": since, "until": until, "dry_run": dry_run}
+    _start_workers_early(settings, orchestrator, dry_run)
     try:
         if orchestrator is Orchestrator.local:
             from flows.night import run_nightly
@@ -109,6 +110,21 @@ def execute_night(
         return result
     except GuidangError as exc:
         raise fail(str(exc), 1) from exc
+    finally:
+        from flows import forkserver
+
+        forkserver.stop_unused()
+
+
+def _start_workers_early(settings: Settings, orchestrator: Orchestrator, dry_run: bool) -> None:
+    """Start the workers' forkserver (flows/forkserver.py) now, beside this process's own imports,
+    when the night will have local workers: more than one wanted, a night that writes, and the
+    local orchestrator or Prefect on the flow's threads (flows/fanout.fanout_for, nightly._fanout)."""
+    from flows import forkserver  # light: importing it starts nothing
+
+    threads = orchestrator is Orchestrator.local or settings.orchestration.task_runner == "threads"
+    if threads and not dry_run and forkserver.workers_wanted(settings) > 1:
+        forkserver.start()
 
 
 def run(

@@ -1,0 +1,81 @@
+"""The server the night's worker processes are forked from, started as soon as `guidang run` has read
+its configuration.
+
+Starting it imports everything a work unit needs (flows/worker_preload.py: about 1.4 s of one core).
+A night used to start it once it had collected a window of more than one chunk, and its first
+chunks then waited for the workers while the run's process had nothing left to do (a 200-matter
+night of 100 KB documents spent 1.4 s of its 8 that way). Started with the run, the server's
+imports run beside the run process's own, on the other core.
+
+A night that never needs its workers (a window of one chunk, a dry run, a source that failed) must
+not pay for that: the server, still importing, would hold the command's output streams open until
+it finished, and a caller reading them would wait for it. `stop_unused` ends it at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+from multiprocessing import forkserver
+from multiprocessing.context import BaseContext
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schemas.config import Settings
+
+PRELOAD = ["flows.worker_preload"]
+log = logging.getLogger("guidang")
+_state = {"early": False, "used": False}  # started by `start`; a pool was opened on it since
+
+
+def context() -> BaseContext:
+    """The multiprocessing context of the night's worker pool, its server told what to preload."""
+    mp = multiprocessing.get_context("forkserver")
+    mp.set_forkserver_preload(PRELOAD)
+    return mp
+
+
+def pool_context() -> BaseContext:
+    """`context()` for a worker pool about to be opened: the server is then in use."""
+    _state["used"] = True
+    return context()
+
+
+def start() -> None:
+    """Start the server now; it preloads in its own process and this returns at once."""
+    context()
+    forkserver.ensure_running()
+    _state.update(early=True, used=False)
+
+
+def stop_unused() -> None:
+    """End the server `start` started when no pool was opened on it since (it may still be
+    importing): killed, reaped and forgotten, so that a later pool in this process starts a new
+    one. A server a pool used stays, as multiprocessing keeps it, for the next pool."""
+    if not _state["early"] or _state["used"]:
+        return
+    _state["early"] = False
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if server is None or pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    try:
+        server._stop()  # closes its pipe, reaps it (at once: it is dead), removes its socket
+    except (AttributeError, OSError) as exc:  # another Python's internals: the kill is what matters
+        log.debug("forkserver not reset after its kill: %s", exc)
+
+
+def workers_wanted(settings: Settings) -> int:
+    """`orchestration.workers`, 0 meaning one per CPU core this process may use."""
+    wanted = settings.orchestration.workers
+    if wanted:
+        return wanted
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
