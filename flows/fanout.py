@@ -154,9 +154,10 @@ class ProcessFanout:
         return self._executor().submit(unit, ref, source_name, chunk).result()
 
     def warm_up(self) -> None:
-        """Start the workers in the background while this process triages the window: the forkserver
-        imports the work units and builds the PRONOM matcher and the XSDs (seconds) once, and
-        the first chunks find the workers ready instead of waiting for that."""
+        """Fork the workers in the background while this process triages the window, so that the
+        first chunks find them ready. Their server (flows/forkserver.py) imports the work units
+        and builds the PRONOM matcher and the XSDs once; `guidang run` starts it with the run,
+        and here it is started if nobody did."""
         if self._warming is None and self._pool is None:
             self._warming = threading.Thread(target=self._start_workers, name="guidang-warm-up", daemon=True)
             self._warming.start()
