@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import flows
+from flows.bench_memory import TreeRss
 from schemas.digest import BLOCK_SIZE, MultiHasher, iter_file
 from schemas.findings import GuidangError
 
@@ -264,7 +265,7 @@ def run_night(config: Path, *, orchestrator: str, as_of: str, unified_url: str, 
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, env=child_env(GUIDANG_UNIFIED_URL=unified_url),
                                 cwd=config.parent)
-        sampler = TreeRss(proc.pid)
+        sampler = TreeRss(proc.pid)  # flows/bench_memory.py
         sampler.start()
         _pid, status, usage = os.wait4(proc.pid, 0)
         process_seconds = time.perf_counter() - start
@@ -280,52 +281,6 @@ def run_night(config: Path, *, orchestrator: str, as_of: str, unified_url: str, 
         peak_rss_mb=max(sampler.peak, usage.ru_maxrss * 1024) / MB,  # Linux reports ru_maxrss in KiB
         summary=summary,
     )
-
-
-class TreeRss(threading.Thread):
-    """The peak memory of a process and all its descendants, sampled from /proc every 0.1 s: the
-    sum of their proportional set sizes (PSS), so pages a forked worker shares with its parent are
-    counted once, not once per process (Linux; elsewhere it stays 0 and ru_maxrss is all there is)."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(name="bench-rss", daemon=True)
-        self.pid, self.peak, self._stop_event = pid, 0, threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(0.1):
-            self.peak = max(self.peak, tree_memory(self.pid))
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-
-def tree_memory(root: int) -> int:
-    """Bytes of memory (PSS) of `root` and every process below it, now."""
-    proc = Path("/proc")
-    parents: dict[int, int] = {}
-    for entry in proc.iterdir() if proc.is_dir() else ():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    tree, grew = {root}, True
-    while grew:
-        below = {pid for pid, parent in parents.items() if parent in tree} - tree
-        grew = bool(below)
-        tree |= below
-    total = 0
-    for pid in tree:
-        try:
-            for line in (proc / str(pid) / "smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-        except (OSError, ValueError):
-            continue
-    return total
 
 
 def run_duration(config: Path, run_id: str) -> float:
