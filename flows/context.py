@@ -31,6 +31,7 @@ from ledger.models import RunStatus
 from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, source_lock
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.crashpoints import crashpoint
+from schemas.digest import keep_blocks_on_the_heap
 
 SourceConfig = UnifiedSource | SqlSource
 
@@ -130,6 +131,7 @@ def open_run(
     default; a second night over any of them meanwhile is refused: RunLocked), load the retention
     book and record the run. Nothing of the night is read or written before the locks."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    keep_blocks_on_the_heap()  # this process reads documents too (a night of one chunk per source)
     if dry_run:
         return open_dry_run(settings, now)
     ledger = store.Ledger(settings.resolve_url(settings.ledger_url))

@@ -35,6 +35,7 @@ from flows.triage import Work
 from flows.window import Collected, pack
 from ledger import store
 from schemas.config import Settings, load_settings
+from schemas.digest import keep_blocks_on_the_heap
 from schemas.findings import GuidangError
 
 
@@ -144,6 +145,7 @@ def _open_worker_context(ref: RunRef) -> RunContext:
     """A worker's view of a night another process opened: the same ledger (no migration, no run
     lock: the opener holds it), repository and retention versions, and the night's staging folder."""
     settings = ref.load_settings()
+    keep_blocks_on_the_heap()  # a Dask or work-pool worker; local workers have it from their server
     ledger = store.Ledger(settings.resolve_url(settings.ledger_url), migrate=False)
     try:
         book = load_book(ledger, settings)

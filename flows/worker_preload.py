@@ -15,7 +15,10 @@ import connectors.sources.sql
 import connectors.sources.unified  # noqa: F401
 import flows.units  # noqa: F401 - the work units and everything they import
 from packager.format_id import _matcher
+from schemas.digest import keep_blocks_on_the_heap
 from schemas.metadata import METADATA_XSD, load_xsd
+
+keep_blocks_on_the_heap()  # glibc's setting, which the workers forked from here inherit (schemas/digest.py)
 
 _matcher()
 load_xsd(METADATA_XSD)
