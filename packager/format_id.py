@@ -119,25 +119,40 @@ class _Matcher:
         return sorted(chosen)
 
     def match(self, head: bytes, tail: bytes) -> list[Any]:
+        # The loops are written out (no all() over generators): this runs for ~230 formats on every
+        # document, and most fail at their first literal, where the generator's setup was the cost.
         found: list[tuple[Any, str]] = []
         seen: dict[bytes, bool] = {}
+        head_len, tail_len = len(head), len(tail)
         for i in self.candidates(head, tail):
             fmt, puid, signatures = self.formats[i]
-            if not self._as_good_as_any(puid, found):
+            if found and not self._as_good_as_any(puid, found):
                 continue
             for patterns in signatures:
                 for position, lazy, needles, window in patterns:
                     if position == "BOF":
-                        hit = (all(head.find(lit, lo, end or len(head)) >= 0 for lit, lo, end in needles)
-                               and lazy.compiled().match(head))
+                        for lit, lo, end in needles:
+                            if head.find(lit, lo, end or head_len) < 0:
+                                break
+                        else:
+                            if lazy.compiled().match(head):
+                                continue  # this pattern holds: the signature's next one
                     elif position == "EOF":
-                        start = len(tail) - window if window is not None and window < len(tail) else 0
-                        hit = (all(tail.find(lit, start) >= 0 for lit, _, _ in needles)
-                               and lazy.compiled().search(tail, start))
+                        start = tail_len - window if window is not None and window < tail_len else 0
+                        for lit, _, _ in needles:
+                            if tail.find(lit, start) < 0:
+                                break
+                        else:
+                            if lazy.compiled().search(tail, start):
+                                continue
                     else:  # VAR, IFB: anywhere in the first buffer (PDF/A's eight share one needle)
-                        hit = all(_contains(head, lit, seen) for lit, _, _ in needles) and lazy.compiled().search(head)
-                    if not hit:
-                        break
+                        for lit, _, _ in needles:
+                            if not _contains(head, lit, seen):
+                                break
+                        else:
+                            if lazy.compiled().search(head):
+                                continue
+                    break  # a pattern failed: so did the signature
                 else:
                     found.append((fmt, puid))
         return [fmt for fmt, puid in found if self._as_good_as_any(puid, found)]
