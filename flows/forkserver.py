@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from schemas.config import Settings
 
 PRELOAD = ["flows.worker_preload"]
+RUN_PID_ENV = "GUIDANG_FORKSERVER_RUN"  # the run's pid, which the server watches while it imports
 log = logging.getLogger("guidang")
 _state = {"early": False, "used": False}  # started by `start`; a pool was opened on it since
 
@@ -47,6 +48,7 @@ def pool_context() -> BaseContext:
 def start() -> None:
     """Start the server now; it preloads in its own process and this returns at once."""
     context()
+    os.environ[RUN_PID_ENV] = str(os.getpid())  # the server inherits this environment
     forkserver.ensure_running()
     _state.update(early=True, used=False)
 

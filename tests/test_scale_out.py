@@ -202,3 +202,49 @@ def test_a_night_whose_workers_are_never_needed_leaves_no_worker_server_behind(
     assert night.returncode == 0, (tmp_path / "err.log").read_text()[-3000:]
     assert '"status": "completed"' in (tmp_path / "out.json").read_text()
     assert left == [], f"processes of the night still running after it exited: {left}"
+
+
+def test_a_night_killed_while_its_worker_server_is_still_importing_takes_the_server_with_it(
+    small_pristine: Path, tmp_path: Path
+) -> None:
+    """The server started with the run imports for about a second; a run killed meanwhile cannot
+    stop it, so it watches the run itself (flows/worker_preload.py): it must be gone at once, not
+    hold the run's output open until its imports are done."""
+    import shutil
+    import signal
+    import time
+    import uuid
+
+    if not Path("/proc/self/environ").exists():
+        import pytest
+
+        pytest.skip("needs /proc to see the processes")
+    world = tmp_path / "world"
+    shutil.copytree(small_pristine, world)
+    configure(world, orchestration={"workers": 2})
+    mark = uuid.uuid4().hex
+    night = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "--config", str(world / "guidang.yaml"),
+         "--orchestrator", "local", "--as-of", AS_OF, "--json"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "GUIDANG_TEST_MARK": mark,
+             "GUIDANG_UNIFIED_URL": "http://127.0.0.1:9"},  # nothing answers: the night never gets far
+    )
+    deadline = time.monotonic() + 30
+    while len(_processes_marked(mark)) < 2 and night.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # until the server is there beside the run's process
+    assert len(_processes_marked(mark)) >= 2, "the run started no worker server"
+    night.send_signal(signal.SIGKILL)
+    night.wait(timeout=10)
+    time.sleep(0.5)
+    left = _processes_marked(mark)
+    assert night.stdout is not None
+    night.stdout.close()
+    assert left == [], f"processes of the killed night still running: {[_cmdline(p) for p in left]}"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return f"{pid} (gone)"
