@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
@@ -115,10 +113,6 @@ def in_flight(workers: int, source: SourceConfig) -> int:
     (measured: a 2-worker night went from 22.1 to 22.8 matters/s). Without local workers (a Dask
     cluster, whose size is not known here): the source's max_concurrency."""
     return min(workers + 1, source.max_concurrency) if workers > 1 else source.max_concurrency
-
-
-def worker_count(ctx: RunContext) -> int:
-    return forkserver.workers_wanted(ctx.settings)
 
 
 class ProcessFanout:
@@ -280,21 +274,7 @@ def _exit_with(run_pid: int) -> None:
     killer, a crash point) cannot shut its pool down, and its idle workers would otherwise wait for
     work forever, with the forkserver and the run's stdout and stderr held open (seen: a killed
     night left three processes behind). Ending at once is what the crash order already allows."""
-    try:
-        watch = os.pidfd_open(run_pid)  # Linux: readable once the process has exited
-    except (AttributeError, OSError):
-        watch = None
-    if watch is not None:
-        select.select([watch], [], [])
-    else:
-        while True:
-            time.sleep(1.0)
-            try:
-                os.kill(run_pid, 0)
-            except ProcessLookupError:
-                break
-            except PermissionError:  # alive, another user's (the pid was reused): keep watching
-                continue
+    forkserver.wait_for_exit(run_pid)
     os._exit(70)
 
 
@@ -389,7 +369,5 @@ def _chunk(items: Sequence[Any], size: int) -> list[list[Any]]:
 def fanout_for(ctx: RunContext) -> ThreadFanout | ProcessFanout:
     """Worker processes when there is more than one to have and the night writes (a dry run's
     scratch ledger and staging live with its process); threads otherwise."""
-    workers = worker_count(ctx)
-    if workers > 1 and not ctx.dry_run:
-        return ProcessFanout(ctx, workers)
-    return ThreadFanout()
+    workers = forkserver.local_workers(ctx.settings, dry_run=ctx.dry_run)
+    return ProcessFanout(ctx, workers) if workers else ThreadFanout()

@@ -18,7 +18,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import select
 import signal
+import threading
+import time
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING
@@ -70,6 +73,49 @@ def stop_unused() -> None:
         server._stop()  # closes its pipe, reaps it (at once: it is dead), removes its socket
     except (AttributeError, OSError) as exc:  # another Python's internals: the kill is what matters
         log.debug("forkserver not reset after its kill: %s", exc)
+
+
+def local_workers(settings: Settings, *, dry_run: bool) -> int:
+    """The worker processes a night on this machine has: `workers_wanted` when that is more than
+    one and the night writes (a dry run's scratch ledger and staging live with its process), else
+    0. The one rule for the local fanout (flows/fanout.fanout_for), Prefect's tasks on threads
+    (flows/nightly._fanout) and starting this server early (flows/cli/run.py)."""
+    wanted = workers_wanted(settings)
+    return wanted if wanted > 1 and not dry_run else 0
+
+
+def wait_for_exit(pid: int, until: threading.Event | None = None, poll: float = 1.0) -> bool:
+    """Block until process `pid` has exited (True), or until `until` is set (False; without one,
+    only the exit ends the wait). A pidfd (Linux) wakes at the exit itself; elsewhere the pid is
+    polled every `poll` seconds, and a pid that answers with another user's permission error counts
+    as alive. A worker watches its run this way (flows/fanout.py), and so does this server while
+    it imports (flows/worker_preload.py)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):
+        fd = None
+    try:
+        while until is None or not until.is_set():
+            if fd is not None:
+                if select.select([fd], [], [], None if until is None else poll)[0]:
+                    return True
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+            if until is None:
+                time.sleep(poll)
+            else:
+                until.wait(poll)
+        return False
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def workers_wanted(settings: Settings) -> int:

@@ -26,7 +26,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from flows import prefect_ops
+from flows import forkserver, prefect_ops
 from flows import progress as night_progress
 from flows.context import RunContext, SourceConfig, SourceSummary
 from flows.fanout import (
@@ -37,7 +37,6 @@ from flows.fanout import (
     pipelined,
     staged_reporter,
     transferred_reporter,
-    worker_count,
 )
 from flows.night import process_source, run_nightly, source_window
 from flows.numbering import Staged
@@ -191,9 +190,9 @@ def _work_ref(ctx: RunContext) -> RunRef:
 
 def _fanout(ctx: RunContext) -> PrefectFanout:
     """The night's tasks; on the flow's threads they hand their chunks to the local workers the
-    night has when it writes and has more than one (flows/fanout.fanout_for)."""
+    night has (forkserver.local_workers)."""
     threads = ctx.settings.orchestration.task_runner == "threads"
-    workers = worker_count(ctx) if threads and not ctx.dry_run else 0
+    workers = forkserver.local_workers(ctx.settings, dry_run=ctx.dry_run) if threads else 0
     return PrefectFanout(_work_ref(ctx), _PROGRESS.get(ctx.run_id), workers=workers, threads=threads)
 
 

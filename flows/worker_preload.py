@@ -11,58 +11,30 @@ from __future__ import annotations
 
 import gc
 import os
-import select
 import threading
 
-from flows.forkserver import RUN_PID_ENV
+from flows.forkserver import RUN_PID_ENV, wait_for_exit
 
 
-def _end_with_the_run_while_loading() -> threading.Event:
+def _end_with_the_run_while_loading() -> tuple[threading.Event, threading.Thread]:
     """Exit if the run's process dies while this server is still importing. `guidang run` starts
     the server before it knows whether it will need it (flows/forkserver.py); a run killed in that
     time (SIGKILL, a crash point) cannot stop it, and an importing server holds the run's output
     streams open, so whoever waits on them would wait for the imports. Set the returned event once
-    loaded: the watch ends, and no thread of it is left when workers are forked from here."""
-    # the run names itself (it may be gone already, and this process adopted, by the time it gets here)
+    loaded and join the thread: the watch ends, and no thread of it is left when workers are forked
+    from here. The run names itself: it may be gone, and this process adopted, by the time it looks."""
     run, loaded = int(os.environ.get(RUN_PID_ENV) or os.getppid()), threading.Event()
 
     def watch() -> None:
-        try:
-            gone = os.pidfd_open(run)  # Linux: readable once the run's process has exited
-        except ProcessLookupError:
+        if wait_for_exit(run, loaded, poll=0.05):
             os._exit(0)
-        except (AttributeError, OSError):
-            gone = None
-        try:
-            while not loaded.is_set():
-                if gone is not None:
-                    if select.select([gone], [], [], 0.05)[0]:
-                        os._exit(0)
-                elif not _alive(run):
-                    os._exit(0)
-                else:
-                    loaded.wait(0.05)
-        finally:
-            if gone is not None:
-                os.close(gone)
 
     watcher = threading.Thread(target=watch, name="guidang-preload-watch", daemon=True)
     watcher.start()
-    loaded.watcher = watcher  # type: ignore[attr-defined]
-    return loaded
+    return loaded, watcher
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's: the pid was reused, the run is gone
-        return False
-    return True
-
-
-_loaded = _end_with_the_run_while_loading()
+_loaded, _watcher = _end_with_the_run_while_loading()
 
 # the connectors a unit opens on its first chunk, which open_source imports only when asked for
 import connectors.sources.sql
@@ -82,4 +54,4 @@ load_xsd(METADATA_XSD)
 # every worker (copy-on-write) instead of sharing them with the server.
 gc.freeze()
 _loaded.set()
-_loaded.watcher.join()  # type: ignore[attr-defined]
+_watcher.join()

@@ -123,7 +123,7 @@ def _start_workers_early(settings: Settings, orchestrator: Orchestrator, dry_run
     from flows import forkserver  # light: importing it starts nothing
 
     threads = orchestrator is Orchestrator.local or settings.orchestration.task_runner == "threads"
-    if threads and not dry_run and forkserver.workers_wanted(settings) > 1:
+    if threads and forkserver.local_workers(settings, dry_run=dry_run):
         forkserver.start()
 
 
