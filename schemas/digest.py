@@ -12,6 +12,7 @@ disagree about what "the same record" means.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,7 @@ BLOCK_SIZE = 1024 * 1024
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
+@functools.cache  # once a process: every night and worker context asks, and forks inherit it
 def keep_blocks_on_the_heap() -> bool:
     """Have glibc serve BLOCK_SIZE buffers from its heap, reused from one read to the next.
 
