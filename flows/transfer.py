@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -20,7 +19,7 @@ from flows.numbering import Staged
 from flows.triage import quarantine_matter, unexpected_failure
 from ledger import queries, store
 from ledger.models import MatterRecord, MatterState
-from packager import PackageResult, QuarantineError, discard, finalize_package
+from packager import PackageResult, QuarantineError, discard, finalize_package, retire
 from schemas.crashpoints import crashpoint
 from schemas.digest import sha256_bytes
 from schemas.errors import SourceUnavailable
@@ -102,7 +101,7 @@ class StoredPackage:
     marker: bytes
     stored_bytes: int
     page_count: int | None
-    folder: object  # the package folder in staging, removed once the ledger has it
+    folder: object  # the package folder in staging, retired once the ledger has it
 
 
 class AlreadyVerified(Exception):
@@ -202,7 +201,7 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
             )
     crashpoint("verified")
     for p in packages:
-        shutil.rmtree(p.folder, ignore_errors=True)  # type: ignore[arg-type]
+        retire(p.folder)  # type: ignore[arg-type]
 
 
 def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterRecord]) -> None:
