@@ -313,17 +313,19 @@ def begin_batch(session: Session, payload: dict[str, Any], *, run_id: str | None
 def record_batch(
     session: Session, batch_id: str, matter_ids: Sequence[int], *, run_id: str | None, payload: dict[str, Any]
 ) -> None:
-    """A DA/T 93 transfer batch is stored: name it on each of its matters and log it once."""
-    done: list[MatterRecord] = []
-    for matter_id in matter_ids:
-        rec = session.get(MatterRecord, matter_id)
-        if rec is not None:
+    """A DA/T 93 transfer batch is stored: name it on each of its matters and log it once.
+
+    The rows are loaded `_BATCH_FLUSH` at a time in one query each (one SELECT per matter was most
+    of the time a night spends after its last chunk), and flushed and forgotten in those slices:
+    a night's batch may list tens of thousands, and memory stays bounded by a slice."""
+    for start in range(0, len(matter_ids), _BATCH_FLUSH):
+        part = matter_ids[start:start + _BATCH_FLUSH]
+        rows = queries.matters(session, part)
+        done = [rows[mid] for mid in part if mid in rows]
+        for rec in done:
             rec.batch_id = batch_id
             _matter_event(session, "in-batch", rec, run_id=run_id, payload={"batch_id": batch_id})
-            done.append(rec)
-        if len(done) >= _BATCH_FLUSH:  # a night's batch may list tens of thousands: keep few in memory
-            _flush_and_forget(session, done)
-    _flush_and_forget(session, done)
+        _flush_and_forget(session, done)
     append_event(session, "transfer-batch", run_id=run_id, payload=payload)
 
 
