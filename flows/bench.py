@@ -153,8 +153,8 @@ def best_of(repeat: int, measure: Callable[[], float]) -> tuple[float, list[floa
 def bagit_seconds(files: list[Path], work_dir: Path) -> float:
     """Copy each matter's documents into a folder of its own under `work_dir` (a new folder per
     pass; untimed), then time `make_bag` over all the folders in this one process. The copies are
-    left for `run_bench` to remove after the last night (`remove_later`): removing them here would
-    make the next timed contender pay for it (see `remove_later`)."""
+    left for `run_bench` to remove after the last night: removing them here would make the next
+    timed contender pay for it (see `set_aside`)."""
     import bagit
 
     groups: dict[str, list[Path]] = defaultdict(list)
@@ -312,9 +312,9 @@ def check_night(night: Night, matters: int) -> None:
 
 
 def reset_state(world_dir: Path) -> None:
-    """What a night leaves behind (ledger, archive, staging) moved aside into `later/`, so that the
-    next night starts as the first without paying for their removal (`remove_later`)."""
-    aside = remove_later(world_dir) / f"night-{len(list(remove_later(world_dir).iterdir()))}"
+    """What a night leaves behind (ledger, archive, staging) set aside, so that the next night
+    starts as the first without paying for their removal (`set_aside`)."""
+    aside = set_aside(world_dir, "night")
     aside.mkdir()
     for path in [*world_dir.glob("ledger.sqlite*"), world_dir / "archive", world_dir / "staging"]:
         if path.exists():
@@ -322,17 +322,20 @@ def reset_state(world_dir: Path) -> None:
     (world_dir / "archive").mkdir()
 
 
-def remove_later(world_dir: Path) -> Path:
-    """Where the bench puts what it is done with (bagit's copies, an earlier night's archive) until
-    its last night has run; `run_bench` removes it at the end.
+LATER = "later"  # a bench world's folder of what it is done with, removed after its last night
 
-    Why not at once: on ext4 without a journal (the bench machine's file system), every inode freed
-    in the last 10-15 seconds is skipped, one lookup each, whenever a file is created (ialloc.c,
-    recently_deleted). A night starting right after bagit's thousands of copies were deleted would
-    spend part of its CPU on that, a cost of the bench's order and not of the night."""
-    folder = world_dir / "later"
-    folder.mkdir(exist_ok=True)
-    return folder
+
+def set_aside(world_dir: Path, kind: str) -> Path:
+    """A new path (not created) under the world's `later/` folder, for something the bench is done
+    with (bagit's copies, an earlier night's archive); `run_bench` removes the folder at the end.
+
+    Why not remove it at once: on ext4 without a journal (the bench machine's file system), every
+    inode freed in the last 10-15 seconds is skipped, one lookup each, whenever a file is created
+    (ialloc.c, recently_deleted). A night starting right after bagit's thousands of copies were
+    deleted would spend part of its CPU on that, a cost of the bench's order and not of the night."""
+    later = world_dir / LATER
+    later.mkdir(exist_ok=True)
+    return later / f"{kind}-{sum(1 for _ in later.iterdir())}"
 
 
 def prefect_server() -> str:
@@ -361,9 +364,7 @@ def run_bench(
     say(f"hash split: {HASH_THREADS} threads over the files, each SM3 + SHA-256 (best of {repeat})")
     split_s, split_passes = best_of(repeat, lambda: hash_split_seconds(files))
     say(f"bagit-python make_bag (sha256 + sha512, one process; best of {repeat})")
-    passes_done = iter(range(max(1, repeat)))
-    bagit_s, bagit_passes = best_of(
-        repeat, lambda: bagit_seconds(files, remove_later(world_dir) / f"bagit-{next(passes_done)}"))
+    bagit_s, bagit_passes = best_of(repeat, lambda: bagit_seconds(files, set_aside(world_dir, "bagit")))
     server = prefect_server() if orchestrator == "prefect" else None
     logs = world_dir / "bench-logs"
     logs.mkdir(exist_ok=True)
@@ -380,7 +381,7 @@ def run_bench(
             check_night(prefect, world["matters"])
     finally:
         stop_process(simulator)
-        shutil.rmtree(remove_later(world_dir), ignore_errors=True)
+        shutil.rmtree(world_dir / LATER, ignore_errors=True)
     passes = {"hash_limit": hash_passes, "hash_split": split_passes, "bagit": bagit_passes}
     return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s, local=local,
                    prefect=prefect, passes=passes,

@@ -201,7 +201,7 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
             )
     crashpoint("verified")
     for p in packages:
-        retire(p.folder)  # type: ignore[arg-type]
+        retire(p.folder, p.folder / str(p.listing[0]["path"]))  # type: ignore[operator, arg-type]
 
 
 def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterRecord]) -> None:

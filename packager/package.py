@@ -168,23 +168,29 @@ def discard(staged: StagedMatter) -> None:
 RETIRED = ".retired"  # a staging root's folder of transferred matters, removed with the root
 
 
-def retire(folder: Path) -> None:
+def retire(folder: Path, document: Path) -> None:
     """Move a transferred matter's staging folder out of the way, into `.retired` of its staging
     root, which goes when the run's staging does (flows/context.close_run; a killed run's with the
-    next run's remove_stale_staging).
+    next run's remove_stale_staging) - when its files are hard links of the archive's, which one
+    `document` of it tells (one stat). A folder of copies (an S3 archive, another file system) is
+    removed at once: kept, a night's staging would hold every document it transferred.
 
-    Deleting it now would free nothing worth having: its documents are hard-links of the archive's
-    files, so only the folders' own inodes would go. And freed inodes cost the files created after
-    them: ext4 without a journal skips each inode freed in the last 10-15 seconds when it allocates
-    one (ialloc.c, recently_deleted), and a night creating thousands of files in those seconds spent
-    about a tenth of its CPU there on the bench machine. One rename frees nothing and is a single
-    system call where the removal was a dozen. A name already retired (the same matter version
-    transferred twice in one run cannot happen, but a retried worker might) is removed instead."""
-    target = folder.parent / RETIRED / folder.name
+    Deleting a folder of links frees nothing worth having, only the folders' own inodes. And freed
+    inodes cost the files created after them: ext4 without a journal skips each inode freed in the
+    last 10-15 seconds when it allocates one (ialloc.c, recently_deleted), and a night creating
+    thousands of files in those seconds spent about a tenth of its CPU there on the bench machine.
+    One rename frees nothing and is a single system call where the removal was a dozen. A name
+    already retired (a retried worker's) is removed instead."""
     try:
-        target.parent.mkdir(exist_ok=True)
-        folder.rename(target)
-    except FileNotFoundError:
-        return
+        linked = document.stat().st_nlink > 1
     except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
+        linked = False
+    if linked:
+        try:
+            target = folder.parent / RETIRED / folder.name
+            target.parent.mkdir(exist_ok=True)
+            folder.rename(target)
+            return
+        except OSError:
+            pass
+    shutil.rmtree(folder, ignore_errors=True)
