@@ -325,3 +325,21 @@ def test_a_package_checked_in_memory_still_fails_on_a_stray_file(tmp_path: Path)
     with pytest.raises(QuarantineError) as err:
         finalize(staged, write=False)
     assert "GD-4-2" in err.value.codes
+
+
+def test_a_transferred_folder_of_links_is_set_aside_and_a_folder_of_copies_is_removed(tmp_path):
+    """An archive on the same file system holds the staged bytes (hard links): the folder waits in
+    .retired for the run's end. Copies (an S3 archive) must not pile up in staging over a night."""
+    import os
+
+    from packager import retire
+
+    linked, copied = tmp_path / "m-linked", tmp_path / "m-copied"
+    for folder in (linked, copied):
+        folder.mkdir()
+        (folder / "1.pdf").write_bytes(b"%PDF-1.7")
+    os.link(linked / "1.pdf", tmp_path / "archived.pdf")
+    retire(linked, linked / "1.pdf")
+    retire(copied, copied / "1.pdf")
+    assert not linked.exists() and (tmp_path / ".retired" / "m-linked" / "1.pdf").is_file()
+    assert not copied.exists() and not (tmp_path / ".retired" / "m-copied").exists()
