@@ -246,6 +246,12 @@ def identify_pronom(path: Path) -> PronomMatch | None:
         else:
             fh.seek(size - BUFFER_SIZE)
             tail = fh.read(BUFFER_SIZE)
+    return best_pronom(head, tail)
+
+
+def best_pronom(head: bytes, tail: bytes) -> PronomMatch | None:
+    """`identify_pronom` over a file's first and last BUFFER_SIZE bytes, already in memory (staging
+    keeps them as the document streams past)."""
     matches = identify_bytes(head, tail)
     if not matches:
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from pypdf import PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
@@ -54,13 +55,15 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):,.0f} MiB"
 
 
-def inspect_pdf(path: Path, *, parse_limit: int | None = PDF_PARSE_LIMIT) -> PdfInspection:
+def inspect_pdf(path: Path, *, parse_limit: int | None = PDF_PARSE_LIMIT,
+                held: BinaryIO | None = None) -> PdfInspection:
     """What pypdf finds in the file, or why it was not asked (no PDF header; above `parse_limit`
-    bytes, None for no limit)."""
-    with path.open("rb") as fh:
+    bytes, None for no limit). `held`: the same bytes already in memory (staging's), read instead
+    of the file."""
+    with held if held is not None else path.open("rb") as fh:
         if b"%PDF-" not in fh.read(PDF_HEADER_WINDOW):
             return PdfInspection(error=f"not a PDF: no %PDF- header in the first {PDF_HEADER_WINDOW:,} bytes")
-        size = path.stat().st_size
+        size = fh.seek(0, 2) if held is not None else path.stat().st_size
         if parse_limit is not None and size > parse_limit:
             return PdfInspection(too_large=True, error=(
                 f"not parsed: {size:,} bytes ({_mib(size)}) is above the PDF parse limit of {_mib(parse_limit)}"))

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from packager.content import ContentInspection, ContentOptions, inspect_content
 from packager.errors import QuarantineError
-from packager.format_id import identify_pronom, pronom_mismatch
+from packager.format_id import BUFFER_SIZE, best_pronom, identify_pronom, pronom_mismatch
 from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, identify, is_pdf_claimed
+from packager.held import Held
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from schemas.digest import copy_and_digest
+from schemas.direct_io import DirectWriter
 from schemas.errors import DocumentUnavailable
 from schemas.findings import Finding, GuidangError, Severity
 from schemas.layout import document_path, is_dangerous_path, stored_names
@@ -186,9 +188,10 @@ def _stage_one(
     where = f"{matter.key} {rel}" if name == doc.file_name else f"{matter.key} {rel} (source name {doc.file_name!r})"
     dest = folder / rel
     dest.parent.mkdir(exist_ok=True)
+    held = Held()
     try:
-        with dest.open("xb") as fh:
-            digests = copy_and_digest(open_document(doc), fh)
+        with DirectWriter(dest) as fh:  # to the medium, not the page cache (schemas/direct_io.py)
+            digests = copy_and_digest(held.keep(open_document(doc)), fh)
     except DocumentUnavailable as exc:
         dest.unlink(missing_ok=True)
         findings.append(Finding("Q-DOC-FETCH-FAILED", where, mask_text(str(exc)), details={"path": rel}))
@@ -212,7 +215,7 @@ def _stage_one(
                 details={"path": rel, "algorithm": algorithm, "expected": expected, "found": found},
             ))
 
-    fmt, pages, active, readable, inspection, pdf = _inspect(dest, rel, where, doc.media_type, findings,
+    fmt, pages, active, readable, inspection, pdf = _inspect(dest, held, rel, where, doc.media_type, findings,
                                                              pdf_parse_limit, content)
     problem = problem or not readable
     if problem:
@@ -224,8 +227,8 @@ def _stage_one(
 
 
 def _inspect(
-    dest: Path, rel: str, where: str, media_type: str | None, findings: list[Finding], pdf_parse_limit: int | None,
-    content: ContentOptions,
+    dest: Path, held: Held, rel: str, where: str, media_type: str | None, findings: list[Finding],
+    pdf_parse_limit: int | None, content: ContentOptions,
 ) -> tuple[FormatInfo, int | None, tuple[str, ...], bool, ContentInspection | None, PdfInspection | None]:
     """Format, pages, active content, whether the staged file is fit to keep, and the content
     inspection (PRONOM, OFD structure, signatures, virus scan), from its first bytes, pypdf for a
@@ -233,10 +236,13 @@ def _inspect(
     than its name says is Q-FORMAT-MISMATCH (a ZIP named .pdf is not a broken PDF, nor is an RTF file
     PRONOM recognises); a file that claims PDF and carries no known signature must open as a PDF."""
     name = rel.split("/", 1)[1]
-    with dest.open("rb") as fh:
-        head = fh.read(HEAD_SIZE)
+    head = held.head(HEAD_SIZE)
+    if head is None:  # too large to keep: read from the file
+        with dest.open("rb") as fh:
+            head = fh.read(HEAD_SIZE)
     fmt = identify(head, name, media_type)
-    pronom = identify_pronom(dest)
+    window, tail = held.head(BUFFER_SIZE), held.tail(BUFFER_SIZE)
+    pronom = best_pronom(window, tail) if window is not None and tail is not None else identify_pronom(dest)
     mismatch = format_mismatch(head, name, media_type)
     if mismatch is None and claims_general_format(head, name):
         mismatch = pronom_mismatch(pronom, name)
@@ -247,7 +253,7 @@ def _inspect(
     if fmt.name != "PDF" and not (fmt.name == "UNKNOWN" and is_pdf_claimed(name, media_type)):
         inspection, pages, keep = inspect_content(dest, rel, where, fmt.name, False, content, findings, pronom)
         return fmt, pages, (), keep, inspection, None
-    info = inspect_pdf(dest, parse_limit=pdf_parse_limit)
+    info = inspect_pdf(dest, parse_limit=pdf_parse_limit, held=held.reader())
     if info.encrypted:
         findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
     elif info.too_large:

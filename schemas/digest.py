@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from schemas.direct_io import read_blocks
+
 BLOCK_SIZE = 1024 * 1024
 
 # glibc's mallopt parameters (malloc.h)
@@ -90,19 +92,20 @@ def digest_chunks(chunks: Iterable[bytes]) -> Digests:
 
 
 def digest_file(path: Path) -> Digests:
-    with path.open("rb") as fh:
-        return digest_chunks(iter_file(fh))
+    """SM3 and SHA-256 of a stored file as the medium holds it (`guidang check`, the fixity audit):
+    read directly, so that auditing an archive neither trusts nor floods the page cache."""
+    return digest_chunks(read_blocks(path))
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
-    """(SHA-256 hex, size) of a file: the read-back of a stored copy, which needs no SM3 (the
-    document's SM3 was computed on arrival, and equal SHA-256 means equal bytes)."""
+    """(SHA-256 hex, size) of a file as the medium holds it (schemas/direct_io.py): the read-back
+    of a stored copy, which needs no SM3 (the document's SM3 was computed on arrival, and equal
+    SHA-256 means equal bytes)."""
     h = hashlib.sha256()
     size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(BLOCK_SIZE):
-            h.update(chunk)
-            size += len(chunk)
+    for block in read_blocks(path):
+        h.update(block)
+        size += len(block)
     return h.hexdigest(), size
 
 
