@@ -2,7 +2,7 @@
 
 The stage order is flows/night.py's; a `Fanout` only decides where each chunk (a work unit,
 flows/units.py) runs. Threads share the run's open context and suit small nights and the Prefect
-flow; worker processes (`orchestration.workers`, one per core by default) are what makes a night
+flow; worker processes (`orchestration.workers`, one per core and one more by default) are what makes a night
 use every core: hashing releases the GIL, but parsing PDFs, building 元数据 and talking to the
 ledger do not, and in one process they ran one at a time.
 

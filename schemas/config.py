@@ -183,7 +183,7 @@ class Orchestration(_Config):
     """Where the night's work units (chunks of matters) run; see README "Scale-out"."""
 
     workers: int = Field(default=0, ge=0, le=64, description="worker processes for `--orchestrator local`: 0 = one "
-                         "per CPU core, 1 = threads inside the run's own process")
+                         "per CPU core and one more, 1 = threads inside the run's own process")
     task_runner: Literal["threads", "dask"] = Field(default="threads", description="how the Prefect flow runs a "
                                                     "source's chunks: threads in the flow's process, or Dask")
     dask_address: str | None = Field(default=None, description="scheduler of a running Dask cluster "
