@@ -74,6 +74,14 @@ class _Matcher:
         fido = Fido(quiet=True, handle_matches=lambda *args, **kwargs: None, format_files=_format_files(),
                     nocontainer=True)
         self.priority: dict[str, frozenset[str]] = fido.puid_has_priority_over_map
+        # the other way round: which PUIDs have priority over this one (checked for every candidate
+        # once a first match is found, so a set intersection instead of a walk over the matches)
+        beaten: dict[str, set[str]] = {}
+        for other, below in self.priority.items():
+            for puid in below:
+                if puid != other:
+                    beaten.setdefault(puid, set()).add(other)
+        self.beaten_by: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in beaten.items()}
         self.formats: list[tuple[Any, str, tuple[tuple[_Pattern, ...], ...]]] = []
         self.anywhere: list[int] = []  # formats with a signature no anchor narrows: tried on every file
         self.by_anchor: dict[tuple[str, int], dict[int, list[int]]] = {}
@@ -104,8 +112,10 @@ class _Matcher:
                     if not table.get(b) or table[b][-1] != i:
                         table.setdefault(b, []).append(i)
 
-    def _as_good_as_any(self, puid: str, found: list[tuple[Any, str]]) -> bool:
-        return not any(other != puid and puid in self.priority.get(other, frozenset()) for _, other in found)
+    def _as_good_as_any(self, puid: str, found: set[str]) -> bool:
+        """No PUID found so far has priority over `puid`."""
+        above = self.beaten_by.get(puid)
+        return above is None or above.isdisjoint(found)
 
     def candidates(self, head: bytes, tail: bytes) -> list[int]:
         """The formats the file could match, in FIDO's order."""
@@ -122,11 +132,12 @@ class _Matcher:
         # The loops are written out (no all() over generators): this runs for ~230 formats on every
         # document, and most fail at their first literal, where the generator's setup was the cost.
         found: list[tuple[Any, str]] = []
+        found_puids: set[str] = set()
         seen: dict[bytes, bool] = {}
         head_len, tail_len = len(head), len(tail)
         for i in self.candidates(head, tail):
             fmt, puid, signatures = self.formats[i]
-            if found and not self._as_good_as_any(puid, found):
+            if found_puids and not self._as_good_as_any(puid, found_puids):
                 continue
             for patterns in signatures:
                 for position, lazy, needles, window in patterns:
@@ -155,7 +166,8 @@ class _Matcher:
                     break  # a pattern failed: so did the signature
                 else:
                     found.append((fmt, puid))
-        return [fmt for fmt, puid in found if self._as_good_as_any(puid, found)]
+                    found_puids.add(puid)
+        return [fmt for fmt, puid in found if self._as_good_as_any(puid, found_puids)]
 
 
 def _contains(buffer: bytes, needle: bytes, seen: dict[bytes, bool]) -> bool:

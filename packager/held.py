@@ -61,7 +61,7 @@ class _BlocksRaw(io.RawIOBase):
     """A read-only, seekable raw stream over a list of blocks (what pypdf needs of a file)."""
 
     def __init__(self, blocks: list[bytes]) -> None:
-        self._blocks = blocks
+        self._blocks = [memoryview(b) for b in blocks]  # sliced without copying
         self._starts: list[int] = []
         total = 0
         for block in blocks:
