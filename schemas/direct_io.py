@@ -43,8 +43,10 @@ class DirectWriter:
     """A new file (created exclusively, like open(path, "xb")) written through O_DIRECT.
 
     Bytes are gathered into the aligned buffer and written a megabyte at a time; the last partial
-    block is written padded to ALIGN and the file is then truncated to its true size. If the file
-    system refuses O_DIRECT, at open or at the first write, the rest is written buffered."""
+    block (under ALIGN bytes) goes through the page cache. Not padded and truncated: cutting the
+    padding off makes ext4 read that block back from the disk to zero its tail, a synchronous read
+    per document. If the file system refuses O_DIRECT, at open or at the first write, the rest is
+    written buffered."""
 
     def __init__(self, path: Path) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -74,6 +76,7 @@ class DirectWriter:
             view = view[n:]
             if self._fill == BUFFER:
                 self._flush(BUFFER)
+                self._fill = 0
         self.size += len(data)
 
     def _flush(self, length: int) -> None:
@@ -87,7 +90,6 @@ class DirectWriter:
             # refused at the first write (alignment the device does not take): buffered from here
             self._drop_direct()
             self._write_all(memoryview(self._buf)[:length])
-        self._fill = 0
 
     def _drop_direct(self) -> None:
         import fcntl
@@ -108,11 +110,13 @@ class DirectWriter:
     def close(self) -> None:
         try:
             if self._buf is not None and self._fill:
-                tail = self._fill
-                padded = -(-tail // ALIGN) * ALIGN
-                self._buf[tail:padded] = bytes(padded - tail)
-                self._flush(padded)
-                os.ftruncate(self._fd, self.size)
+                whole = self._fill - self._fill % ALIGN
+                if whole:
+                    self._flush(whole)
+                if self._fill > whole:
+                    if self.direct:
+                        self._drop_direct()
+                    self._write_all(memoryview(self._buf)[whole:self._fill])
         finally:
             os.close(self._fd)
 
