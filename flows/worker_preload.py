@@ -40,14 +40,18 @@ _loaded, _watcher = _end_with_the_run_while_loading()
 import connectors.sources.sql
 import connectors.sources.unified  # noqa: F401
 import flows.units  # noqa: F401 - the work units and everything they import
+from connectors.sources.http_direct import trust_context
 from packager.format_id import _matcher
 from schemas.digest import keep_blocks_on_the_heap
+from schemas.findings import load_codes
 from schemas.metadata import METADATA_XSD, load_xsd
 
 keep_blocks_on_the_heap()  # glibc's setting, which the workers forked from here inherit (schemas/digest.py)
 
 _matcher()
 load_xsd(METADATA_XSD)
+load_codes()  # the finding codes' texts (eight YAML files)
+trust_context()  # the CA certificates every HTTPS connection of a worker trusts
 
 # What is built above is kept for the worker's whole life and never freed: keep the cyclic garbage
 # collector off those objects, whose pages a collection would otherwise touch and so copy into

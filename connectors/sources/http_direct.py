@@ -17,6 +17,7 @@ authorities. Redirects are not followed, as the unified connector's httpx client
 
 from __future__ import annotations
 
+import functools
 import http.client
 import ssl
 import threading
@@ -46,6 +47,14 @@ class Answer:
     error_text: str = ""  # the start of a non-2xx answer's body, for the message
 
 
+@functools.cache
+def trust_context() -> ssl.SSLContext:
+    """The certificates every HTTPS client of a process trusts (`httpx.create_ssl_context`: certifi,
+    or SSL_CERT_FILE / SSL_CERT_DIR), made once: loading them takes a tenth of a second, which every
+    connector of every worker paid again. The night's worker server makes it before it forks."""
+    return httpx.create_ssl_context()
+
+
 def uses_proxy(url: httpx.URL) -> bool:
     """Whether the environment names a proxy for this URL (then httpx, which honours it, fetches it)."""
     proxies = urllib.request.getproxies()
@@ -63,7 +72,6 @@ class DirectGet:
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
-        self._ssl: ssl.SSLContext | None = None
         self._handled: dict[tuple[str, str, int | None], bool] = {}
 
     def handles(self, url: httpx.URL) -> bool:
@@ -122,9 +130,8 @@ class DirectGet:
         conn = conns.get(_origin(url))
         if conn is None:
             if url.scheme == "https":
-                if self._ssl is None:
-                    self._ssl = httpx.create_ssl_context()
-                conn = http.client.HTTPSConnection(url.host, url.port, timeout=self._timeout, context=self._ssl)
+                conn = http.client.HTTPSConnection(url.host, url.port, timeout=self._timeout,
+                                                   context=trust_context())
             else:
                 conn = http.client.HTTPConnection(url.host, url.port, timeout=self._timeout)
             conns[_origin(url)] = conn

@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from connectors.retry import Backoff, with_retries
 from connectors.sources.http import stream_document
+from connectors.sources.http_direct import trust_context
 from connectors.sources.sql_completion import counts_from_rows, items_from_rows, not_configured
 from connectors.sources.sql_mapping import MatterMapping, Rows
 from connectors.sources.sql_queries import ALL_TIME, Queries, check_config, resolve_path, resolve_sqlite
@@ -345,7 +346,8 @@ class SqlConnector:
     def _http_client(self) -> httpx.Client:
         with self._lock:
             if self._http is None:
-                self._http = httpx.Client(timeout=self.http_timeout_seconds, follow_redirects=True)
+                self._http = httpx.Client(timeout=self.http_timeout_seconds, follow_redirects=True,
+                                          verify=trust_context())
             return self._http
 
 

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from connectors.retry import Backoff, Transient, with_retries
 from connectors.sources.http import GONE, check_status, stream_document, transient_reason
-from connectors.sources.http_direct import DirectGet
+from connectors.sources.http_direct import DirectGet, trust_context
 from connectors.sources.unified_completion import aware_time, iter_completed, parse_counts
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import UnifiedSource
@@ -110,7 +110,7 @@ class UnifiedConnector:
         self._timeout = httpx.Timeout(config.timeout_seconds)
         self._backoff = Backoff(config.retries + 1, config.backoff_seconds, MAX_BACKOFF_SECONDS)
         self._owns_client = client is None
-        self._client = client or httpx.Client(timeout=self._timeout)
+        self._client = client or httpx.Client(timeout=self._timeout, verify=trust_context())
         # documents through http.client (connectors/sources/http_direct.py), unless a client with
         # its own transport was handed in: then that client fetches everything
         self._direct = DirectGet(config.timeout_seconds) if client is None else None
