@@ -110,13 +110,14 @@ def test_a_document_over_the_limit_is_not_kept() -> None:
     assert held.reader() is None and held.head(10) is None and held.size == 1200
 
 
-def test_pypdf_finds_the_same_in_kept_blocks_as_in_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block", [1000, 1 << 20])  # many blocks, or the whole document in one
+def test_pypdf_finds_the_same_in_kept_blocks_as_in_the_file(tmp_path: Path, block: int) -> None:
     from tests.pdf_support import make_javascript_pdf
 
     path = tmp_path / "scan.pdf"
     path.write_bytes(make_javascript_pdf(["申请表", "第二行"]))
     data = path.read_bytes()
     held = Held()
-    list(held.keep([data[i:i + 1000] for i in range(0, len(data), 1000)]))
+    list(held.keep([data[i:i + block] for i in range(0, len(data), block)]))
     from_file, from_memory = inspect_pdf(path), inspect_pdf(path, held=held.reader())
     assert from_memory == from_file and from_file.pages == 1 and from_file.active_content
