@@ -73,6 +73,16 @@ def stop_unused() -> None:
         server._stop()  # closes its pipe, reaps it (at once: it is dead), removes its socket
     except (AttributeError, OSError) as exc:  # another Python's internals: the kill is what matters
         log.debug("forkserver not reset after its kill: %s", exc)
+    # The resource tracker `start` launched with the server inherited this command's output too;
+    # left to notice this process's exit on its own it outlives the command by a few milliseconds
+    # (often enough for a caller to see it). No pool was opened, so it tracks nothing: stop it and
+    # reap it now (a later pool starts a new one).
+    from multiprocessing import resource_tracker
+
+    try:
+        resource_tracker._resource_tracker._stop()
+    except (AttributeError, OSError, ChildProcessError) as exc:
+        log.debug("resource tracker not stopped: %s", exc)
 
 
 def local_workers(settings: Settings, *, dry_run: bool) -> int:
