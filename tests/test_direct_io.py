@@ -86,7 +86,7 @@ def test_a_refused_first_write_falls_back_and_loses_nothing(tmp_path: Path, monk
     data = random.Random(8).randbytes(2 * BUFFER + 5)
     path = tmp_path / "scan.pdf"
     out = _write(path, data, random.Random(8))
-    assert not out.direct and len(calls) > 1
+    assert not out.direct and len(calls) > 1 and out.direct_bytes == 0
     assert path.read_bytes() == data
 
 
@@ -121,3 +121,17 @@ def test_pypdf_finds_the_same_in_kept_blocks_as_in_the_file(tmp_path: Path, bloc
     list(held.keep([data[i:i + block] for i in range(0, len(data), block)]))
     from_file, from_memory = inspect_pdf(path), inspect_pdf(path, held=held.reader())
     assert from_memory == from_file and from_file.pages == 1 and from_file.active_content
+
+
+def test_large_files_go_past_the_page_cache_and_small_ones_through_it(tmp_path: Path) -> None:
+    probe = tmp_path / "probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | direct_io._O_DIRECT, 0o644))
+    except OSError:
+        pytest.skip("this file system refuses O_DIRECT")
+    if not direct_io._O_DIRECT:
+        pytest.skip("no O_DIRECT on this platform")
+    rng = random.Random(10)
+    large = _write(tmp_path / "scan.pdf", rng.randbytes(direct_io.DIRECT_MIN + 1), rng)
+    small = _write(tmp_path / "元数据.xml", rng.randbytes(direct_io.DIRECT_MIN - 1), rng)
+    assert large.direct_bytes == direct_io.DIRECT_MIN and small.direct_bytes == 0  # the last byte: cached
