@@ -92,3 +92,21 @@ def test_a_night_that_quarantines_a_matter_gives_no_figures_but_says_why(tmp_pat
     message = str(failed.value)
     assert "did not archive all 2 matters" in message
     assert "archived 1" in message and "quarantined 1" in message and "quarantine reasons: Q-" in message, message
+
+
+def test_the_prefect_target_allows_fifteen_percent_and_no_more() -> None:
+    """"At most 15% slower than local": a Prefect night of 1.14 times the local one meets it, one of
+    1.16 times does not (prefect_share, 1 - t_local / t_prefect, is then 0.138, under 0.15)."""
+    from flows.bench import Night
+    from flows.bench_report import figures
+
+    world = {"matters": 200, "docs": 5, "size": 1_000_000, "documents": 1000, "bytes": 10**9}
+    summary = {"totals": {"archived": 200}, "run_id": "r1"}
+    local = Night("local", 10.0, 12.0, 300.0, summary)
+    met = {}
+    for ratio in (1.14, 1.16):
+        prefect = Night("prefect", 10.0 * ratio, 12.0 * ratio, 300.0, summary)
+        out = figures(world, hash_seconds=4.0, split_seconds=2.0, bagit_seconds=3.0, local=local, prefect=prefect,
+                      passes={}, prefect_server="http://127.0.0.1:4200/api", measured_at="2026-12-02T15:00:00+08:00")
+        met[ratio] = out["targets"]["prefect_share"]["met"]
+    assert met == {1.14: True, 1.16: False}
