@@ -136,8 +136,11 @@ class DirectWriter:
     def __enter__(self) -> DirectWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the stream or a write failed: the caller removes the file, nothing more is written
+            os.close(self._fd)
 
 
 def read_blocks(path: Path) -> Iterator[memoryview]:
