@@ -236,13 +236,14 @@ def _inspect(
     than its name says is Q-FORMAT-MISMATCH (a ZIP named .pdf is not a broken PDF, nor is an RTF file
     PRONOM recognises); a file that claims PDF and carries no known signature must open as a PDF."""
     name = rel.split("/", 1)[1]
-    head = held.head(HEAD_SIZE)
-    if head is None:  # too large to keep: read from the file
+    window = held.head(BUFFER_SIZE)
+    if window is None:  # too large to keep: the file is read instead
         with dest.open("rb") as fh:
             head = fh.read(HEAD_SIZE)
+        pronom = identify_pronom(dest)
+    else:
+        head, pronom = window[:HEAD_SIZE], best_pronom(window, held.tail(BUFFER_SIZE) or b"")
     fmt = identify(head, name, media_type)
-    window, tail = held.head(BUFFER_SIZE), held.tail(BUFFER_SIZE)
-    pronom = best_pronom(window, tail) if window is not None and tail is not None else identify_pronom(dest)
     mismatch = format_mismatch(head, name, media_type)
     if mismatch is None and claims_general_format(head, name):
         mismatch = pronom_mismatch(pronom, name)

@@ -99,10 +99,7 @@ class DirectWriter:
             self._write_all(memoryview(self._buf)[:length])
 
     def _drop_direct(self) -> None:
-        import fcntl
-
-        fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~_O_DIRECT)
-        self.direct = False
+        self.direct = _buffered(self._fd)
 
     def _write_all(self, view: memoryview) -> None:
         while view:
@@ -118,12 +115,9 @@ class DirectWriter:
 
     def close(self) -> None:
         try:
-            if self._buf is not None and self._fill and not self._written and self._fill < DIRECT_MIN:
-                if self.direct:
-                    self._drop_direct()
-                self._write_all(memoryview(self._buf)[:self._fill])
-            elif self._buf is not None and self._fill:
-                whole = self._fill - self._fill % ALIGN
+            if self._buf is not None and self._fill:
+                small = not self._written and self._fill < DIRECT_MIN  # all of it buffered, whole
+                whole = 0 if small else self._fill - self._fill % ALIGN
                 if whole:
                     self._flush(whole)
                 if self._fill > whole:
@@ -144,45 +138,44 @@ class DirectWriter:
 
 
 def read_blocks(path: Path) -> Iterator[memoryview]:
-    """The file's bytes as the device holds them, a block at a time (O_DIRECT, else buffered).
+    """The file's bytes as the device holds them, a block at a time (O_DIRECT for a file of
+    DIRECT_MIN bytes and more, else buffered), through one descriptor.
 
     Each block is a view of this thread's reused buffer, valid until the next one is asked for:
     hash it, don't keep it. Dirty cached pages of the file are written out by the kernel before a
     direct read, so what is read is what the file holds."""
-    fd = -1
-    if _O_DIRECT:
-        try:
-            fd = os.open(path, os.O_RDONLY | _O_DIRECT | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            if exc.errno not in _REFUSED:
-                raise
-    if fd >= 0 and os.fstat(fd).st_size < DIRECT_MIN:  # small: the cache is cheaper (module docstring)
-        os.close(fd)
-        fd = -1
-    if fd < 0:
-        yield from _read_buffered(path)
-        return
-    buf = _buffer("read")
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    direct = bool(_O_DIRECT)
     try:
+        fd = os.open(path, flags | _O_DIRECT)
+    except OSError as exc:
+        if not direct or exc.errno not in _REFUSED:
+            raise
+        direct, fd = False, os.open(path, flags)
+    try:
+        if direct and os.fstat(fd).st_size < DIRECT_MIN:  # small: the cache is cheaper (module docstring)
+            direct = _buffered(fd)
+        buf = _buffer("read")
         while True:
             try:
                 n = os.readv(fd, [buf])
             except OSError as exc:
-                if exc.errno not in _REFUSED or os.lseek(fd, 0, os.SEEK_CUR):
+                if not direct or exc.errno not in _REFUSED or os.lseek(fd, 0, os.SEEK_CUR):
                     raise
-                break  # refused at the first read: buffered instead
+                direct = _buffered(fd)  # refused at the first read: buffered instead
+                continue
             if n <= 0:
                 return
             yield memoryview(buf)[:n]
-            if n % ALIGN:  # a short read ends at the file's end
+            if direct and n % ALIGN:  # a short direct read ends at the file's end
                 return
     finally:
         os.close(fd)
-    yield from _read_buffered(path)
 
 
-def _read_buffered(path: Path) -> Iterator[memoryview]:
-    with path.open("rb", buffering=0) as fh:
-        buf = _buffer("read")
-        while n := fh.readinto(buf):
-            yield memoryview(buf)[:n]
+def _buffered(fd: int) -> bool:
+    """Take O_DIRECT off an open descriptor; returns False (the descriptor's new mode)."""
+    import fcntl
+
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_O_DIRECT)
+    return False
