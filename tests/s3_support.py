@@ -2,9 +2,9 @@
 
 A pytest plugin (registered from tests/conftest.py with `pytest_plugins = ["tests.s3_support"]`).
 Fixtures:
-- `moto_endpoint` (session): "http://127.0.0.1:<port>" of a ThreadedMotoServer; while the session
-  runs, fake credentials are in the environment (restored afterwards), both as AWS_* and under
-  the names `s3_config` puts into an S3Repository.
+- `moto_endpoint` (session): "http://127.0.0.1:<port>" of moto's server in its own process
+  (tests/moto_serve.py); while the session runs, fake credentials are in the environment
+  (restored afterwards), both as AWS_* and under the names `s3_config` puts into an S3Repository.
 - `s3_admin` (session): a plain boto3 client talking straight to moto, for assertions.
 - `s3_bucket` / `s3_lock_bucket` (function): a fresh bucket name, without / with Object Lock.
 - `s3_fault_proxy` (function): a `FaultProxy` in front of moto, its plan empty at start and end.
@@ -13,21 +13,22 @@ Fixtures:
 from __future__ import annotations
 
 import http.client
-import logging
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from schemas.config import S3Repository
 
@@ -250,15 +251,21 @@ def moto_endpoint() -> Iterator[str]:
             mp.setenv(name, value)
         for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
             mp.delenv(name, raising=False)
-        werkzeug_log = logging.getLogger("werkzeug")
-        mp.setattr(werkzeug_log, "level", logging.WARNING)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
+        server = subprocess.Popen([sys.executable, "-m", "tests.moto_serve"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
         try:
-            yield f"http://{host}:{port}"
+            line = server.stdout.readline() if server.stdout else ""
+            if not line.startswith("port "):
+                raise RuntimeError(f"the moto server did not start: {line!r}, exit {server.poll()}")
+            yield f"http://127.0.0.1:{int(line.split()[1])}"
         finally:
-            server.stop()
+            if server.stdin:
+                server.stdin.close()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 @pytest.fixture(scope="session")
