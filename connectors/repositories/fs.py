@@ -1,11 +1,17 @@
 """The embedded archive repository: a folder on a (local or mounted) filesystem.
 
-Durability and never-overwrite come from the order of operations in `_store`:
-write to a temporary name in the target folder (a file is copied by the kernel, `sendfile`, so
-its bytes do not pass through Python), fsync, read it back and compare its SHA-256 with the
-digest the packager recorded, make it read-only, then *hard-link* it to its final name and
-unlink the temporary name. Only verified bytes ever get a final name, so a write damaged on its
-way to the disk is retried, not left in the archive where nothing may overwrite it.
+Only verified bytes ever get a final name, and no name is ever given twice. There are two ways in:
+
+- A staged file handed over (`put_file(consume=True)`) on the archive's own file system is made
+  read-only and durable (with its chunk's one syncfs, `make_durable`, or an fsync of its own),
+  read back once and compared with the packager's SHA-256, then hard-linked to its final name:
+  its bytes are written to disk once and never copied.
+- Anything else (bytes, another file system, a mount without hard links) is written to a
+  temporary name in the target folder (a file is copied by the kernel, `sendfile`), fsynced,
+  read back and compared, made read-only, hard-linked to its final name, and the temporary
+  name unlinked. A write damaged on its way to the disk is retried, not left in the archive
+  where nothing may overwrite it.
+
 `os.link` fails when the final name exists, so "create if absent" is atomic even against a
 concurrent writer of the same key, where `os.replace` would silently replace whatever that
 writer had just put there. Where the filesystem cannot hard-link (some SMB/FUSE mounts) we fall
@@ -38,7 +44,7 @@ from connectors.repositories.base import (
     source_changed,
     unreadable_source,
 )
-from connectors.repositories.fs_durable import PendingFolders, Settled, fsync_dir
+from connectors.repositories.fs_durable import PendingFolders, Settled, copy_into, fsync_dir
 from schemas.crashpoints import crashpoint
 from schemas.digest import iter_file, sha256_bytes, sha256_file
 
@@ -47,29 +53,8 @@ log = logging.getLogger(__name__)
 # Temporary names start with this; a key segment that does too is refused, so the two never meet.
 TEMP_PREFIX = ".guidang-tmp-"
 READ_ONLY = 0o444
-SENDFILE_BLOCK = 64 * 1024 * 1024
 _NO_HARDLINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
-
-
-def _write_all(content: BinaryIO | bytes, out: BinaryIO) -> None:
-    """Write bytes, or copy an open file in the kernel (`sendfile`) when the platform allows it."""
-    if isinstance(content, bytes):
-        out.write(content)
-        out.flush()
-        return
-    out.flush()
-    src, dst, offset = content.fileno(), out.fileno(), 0
-    try:
-        while sent := os.sendfile(dst, src, offset, SENDFILE_BLOCK):
-            offset += sent
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or offset:
-            raise
-        content.seek(0)
-        for chunk in iter_file(content):  # a file system without sendfile: through Python, once
-            out.write(chunk)
-        out.flush()
 
 
 class FilesystemRepository:
@@ -280,7 +265,7 @@ class FilesystemRepository:
         try:
             try:
                 with os.fdopen(fd, "wb") as out:
-                    _write_all(content, out)
+                    copy_into(content, out)
                     os.fchmod(out.fileno(), READ_ONLY)
                     os.fsync(out.fileno())
             except OSError as exc:
