@@ -14,7 +14,7 @@ from flows.context import SourceSummary, close_run, open_run
 from flows.fanout import ThreadFanout
 from flows.night import work_through
 from flows.triage import Work, quarantine_invalid, record_waiting
-from ledger import queries, store
+from ledger import holds, queries
 from ledger.models import QuarantineEntry
 from schemas.config import Settings
 from schemas.findings import GuidangError
@@ -55,7 +55,7 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
                     if reason is not None:  # fixed, but its unit is not enabled: it waits like a night's would
                         waiting.append((item, reason.value))
                         with ctx.ledger.transaction() as s:
-                            store.resolve_quarantine(s, e.id, f"waiting: {reason.value}", run_id=ctx.run_id)
+                            holds.resolve_quarantine(s, e.id, f"waiting: {reason.value}", run_id=ctx.run_id)
                         continue
                     with ctx.ledger.read() as s:
                         latest = queries.latest_version(s, item.source, item.project_id)

@@ -16,7 +16,7 @@ from typing import Any
 from flows.context import RunContext, SourceConfig, SourceSummary
 from flows.numbering import Staged, archival_code, matter_record
 from flows.triage import Work, quarantine_matter, stage_documents, unexpected_failure
-from ledger import store
+from ledger import holds, store
 from packager import QuarantineError, discard, finalize_package
 from retention import AppraisalError, appraise
 from schemas.crashpoints import crashpoint
@@ -61,7 +61,7 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
                 with ctx.ledger.transaction() as s:
                     store.record_not_in_scope(s, matter_record(m, appraisal, w.version, ctx.run_id), run_id=ctx.run_id)
                     if w.reopened_quarantine:
-                        store.resolve_quarantine(s, w.reopened_quarantine, "not in scope", run_id=ctx.run_id)
+                        holds.resolve_quarantine(s, w.reopened_quarantine, "not in scope", run_id=ctx.run_id)
                 crashpoint("not-in-scope")
             continue
         try:
@@ -85,7 +85,7 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
         out.staged.append(Staged(m, appraisal, w.version, staged, None))
         if w.reopened_quarantine and not ctx.dry_run:
             with ctx.ledger.transaction() as s:
-                store.resolve_quarantine(s, w.reopened_quarantine, "passed on re-collection", run_id=ctx.run_id)
+                holds.resolve_quarantine(s, w.reopened_quarantine, "passed on re-collection", run_id=ctx.run_id)
     return out
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from flows.context import RunContext, SourceConfig, SourceSummary
 from flows.window import Collected, Packed
-from ledger import queries, store
+from ledger import holds, queries
 from ledger import waiting as ledger_waiting
 from ledger.models import MatterState
 from packager import QuarantineError, StagedMatter, stage_matter
@@ -185,17 +185,17 @@ def quarantine_invalid(ctx: RunContext, item: InvalidMatter, summary: SourceSumm
         summary.held += 1
         return
     record = {"invalid": item.model_dump(mode="json")}
-    hold = store.Hold(item.source, item.project_id, raw_hash, item.updated_at, record)
+    hold = holds.Hold(item.source, item.project_id, raw_hash, item.updated_at, record)
     _put_in_quarantine(ctx, summary, item.key, hold, findings)
 
 
 def quarantine_matter(ctx: RunContext, m: Matter, findings: list[Finding], summary: SourceSummary) -> None:
-    hold = store.Hold(m.source, m.project_id, m.content_hash(), m.updated_at, {"matter": m.model_dump(mode="json")})
+    hold = holds.Hold(m.source, m.project_id, m.content_hash(), m.updated_at, {"matter": m.model_dump(mode="json")})
     _put_in_quarantine(ctx, summary, m.key, hold, findings)
 
 
 def _put_in_quarantine(
-    ctx: RunContext, summary: SourceSummary, key: str, hold: store.Hold, findings: list[Finding]
+    ctx: RunContext, summary: SourceSummary, key: str, hold: holds.Hold, findings: list[Finding]
 ) -> None:
     """Count, log (masked) and record one quarantined matter with everything needed to retry it."""
     summary.quarantined += 1
@@ -204,7 +204,7 @@ def _put_in_quarantine(
     if ctx.dry_run:
         return
     with ctx.ledger.transaction() as s:
-        store.quarantine(s, hold, findings, run_id=ctx.run_id)
+        holds.quarantine(s, hold, findings, run_id=ctx.run_id)
     crashpoint("quarantined")
 
 

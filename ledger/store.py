@@ -1,4 +1,5 @@
-"""Ledger access: the engine, write transactions, and the writes the pipeline makes.
+"""Ledger access: the engine, write transactions, and the writes the pipeline makes (the
+quarantine's are in ledger/holds.py).
 
 Functions take a Session and leave the transaction to the caller (SQLAlchemy 2.0 habit), so that
 "allocate a 件号 and record it" or "mark verified and log the event" are one commit each. Every
@@ -15,7 +16,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -31,7 +31,6 @@ from ledger.models import (
     Event,
     MatterRecord,
     MatterState,
-    QuarantineEntry,
     RetentionVersion,
     Run,
     RunStatus,
@@ -39,7 +38,7 @@ from ledger.models import (
 )
 from ledger.rows import matter_event
 from schemas.crashpoints import crashpoint
-from schemas.findings import Finding, GuidangError
+from schemas.findings import GuidangError
 
 
 class LedgerError(GuidangError):
@@ -337,61 +336,6 @@ def _flush_and_forget(session: Session, records: list[MatterRecord]) -> None:
     for rec in records:
         session.expunge(rec)
     records.clear()
-
-
-# ---------------------------------------------------------------- quarantine
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """What the quarantine keeps of one record so that it can be retried: which matter, the digest
-    that tells "unchanged since" from "changed at the source", and the record itself."""
-
-    source: str
-    project_id: str
-    content_hash: str | None
-    source_updated_at: datetime | None
-    record: dict[str, Any]
-
-
-def quarantine(session: Session, hold: Hold, findings: list[Finding], *, run_id: str | None) -> QuarantineEntry:
-    """Quarantine a matter, or count another attempt on its open entry (never two open entries)."""
-    codes = sorted({f.code for f in findings})
-    dicts = [f.to_dict() for f in findings]
-    facts = {**asdict(hold), "codes": codes, "findings": dicts, "run_id": run_id}
-    entry = queries.open_quarantine(session, hold.source, hold.project_id)
-    if entry is not None:
-        entry.attempts += 1
-        for name, value in facts.items():
-            setattr(entry, name, value)
-    else:
-        entry = QuarantineEntry(**facts, created_at=utcnow(), attempts=1, resolved_at=None, resolution=None)
-        session.add(entry)
-    session.flush()
-    append_event(
-        session,
-        "quarantined",
-        run_id=run_id,
-        source=hold.source,
-        project_id=hold.project_id,
-        payload={"codes": codes, "attempt": entry.attempts, "content_hash": hold.content_hash},
-    )
-    return entry
-
-
-def resolve_quarantine(session: Session, entry_id: int, resolution: str, *, run_id: str | None) -> None:
-    entry = session.get(QuarantineEntry, entry_id, with_for_update=True)
-    if entry is None or entry.resolved_at is not None:
-        return
-    entry.resolved_at, entry.resolution = utcnow(), resolution
-    append_event(
-        session,
-        "quarantine-resolved",
-        run_id=run_id,
-        source=entry.source,
-        project_id=entry.project_id,
-        payload={"entry": entry_id, "resolution": resolution},
-    )
 
 
 # ---------------------------------------------------------------- retention-table versions

@@ -25,7 +25,7 @@ from openpyxl import load_workbook
 from typer.testing import CliRunner
 
 from flows.cli import app
-from ledger import store
+from ledger import holds
 from ledger.models import MatterRecord, MatterState
 from ledger.store import Ledger
 from retention import write_table_xlsx
@@ -62,8 +62,8 @@ def _quarantine(config: Path, entries: list[tuple[str, str]]) -> None:
     with Ledger(f"sqlite:///{config.parent / 'ledger.sqlite'}") as ledger, ledger.transaction() as s:
         for project_id, name in entries:
             where = f"unified/{project_id} 申报材料/{name}"
-            hold = store.Hold("unified", project_id, None, None, {"matter": {"documents": [{"file_name": name}]}})
-            store.quarantine(s, hold, [Finding("Q-PDF-BROKEN", where, f"{where}: does not open")], run_id=None)
+            hold = holds.Hold("unified", project_id, None, None, {"matter": {"documents": [{"file_name": name}]}})
+            holds.quarantine(s, hold, [Finding("Q-PDF-BROKEN", where, f"{where}: does not open")], run_id=None)
 
 
 def _probe(args: list[str], cwd: Path) -> dict[str, Any]:
