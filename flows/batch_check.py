@@ -32,7 +32,7 @@ from schemas.anchor import Checkpoint
 from schemas.digest import digest_file
 from schemas.findings import Finding
 from schemas.layout import COMPLETION_MARKER
-from schemas.metadata import parse_xml, validate_xml
+from schemas.xmlio import parse_xml, validate_xml
 
 BATCH_FILES = (README_FILE, CATALOGUE_FILE, REGISTER_XML_FILE, REGISTER_HTML_FILE)
 

@@ -110,7 +110,8 @@ def package_fonds(folder: Path) -> str | None:
     from lxml import etree
 
     from schemas.layout import METADATA_FILE
-    from schemas.metadata import parse_xml, read_metadata
+    from schemas.metadata import read_metadata
+    from schemas.xmlio import parse_xml
 
     try:
         return read_metadata(parse_xml(folder / METADATA_FILE)).fonds

@@ -44,7 +44,8 @@ from connectors.sources.http_direct import trust_context
 from packager.format_id import _matcher
 from schemas.digest import keep_blocks_on_the_heap
 from schemas.findings import load_codes
-from schemas.metadata import METADATA_XSD, load_xsd
+from schemas.metadata import METADATA_XSD
+from schemas.xmlio import load_xsd
 
 keep_blocks_on_the_heap()  # glibc's setting, which the workers forked from here inherit (schemas/digest.py)
 

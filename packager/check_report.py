@@ -17,7 +17,8 @@ from lxml import etree
 
 from schemas.findings import Finding, code_text
 from schemas.layout import CHECK_REPORT_FILE
-from schemas.metadata import validate_xml, zoned_time
+from schemas.metadata import zoned_time
+from schemas.xmlio import validate_xml
 
 CHECK_REPORT_XSD = "check_report.xsd"
 CHECK_REPORT_VERSION = "1.0"

@@ -38,8 +38,9 @@ from schemas.layout import (
     MANIFEST_SM3,
     METADATA_FILE,
 )
-from schemas.metadata import parse_xml, read_metadata, validate_metadata
+from schemas.metadata import read_metadata, validate_metadata
 from schemas.model import DocumentGroup
+from schemas.xmlio import parse_xml
 
 REQUIRED_STEPS: tuple[str, ...] = ("受理", "决定")  # 过程信息完整性 (GD-2-4)
 

@@ -28,8 +28,9 @@ from schemas.digest import iter_file
 from schemas.findings import Finding, GuidangError
 from schemas.layout import MANIFEST_SHA256, METADATA_FILE
 from schemas.manifest import read_manifest
-from schemas.metadata import MetadataDocument, MetadataView, parse_xml, read_metadata
+from schemas.metadata import MetadataDocument, MetadataView, read_metadata
 from schemas.model import mask_text
+from schemas.xmlio import parse_xml
 
 EEP_XSD = "eep.xsd"
 EEP_VERSION = "2009"

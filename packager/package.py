@@ -26,7 +26,8 @@ from schemas.digest import Digests, digest_chunks, digest_file
 from schemas.findings import Finding, GuidangError
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE
 from schemas.manifest import manifest_text
-from schemas.metadata import build_metadata, parse_xml, validate_metadata
+from schemas.metadata import build_metadata, validate_metadata
+from schemas.xmlio import parse_xml
 
 
 class PackageFile(NamedTuple):

@@ -22,7 +22,8 @@ from schemas import layout
 from schemas.anchor import Checkpoint, readme_line
 from schemas.config import Fonds
 from schemas.findings import Finding, GuidangError
-from schemas.metadata import validate_xml, zoned_time
+from schemas.metadata import zoned_time
+from schemas.xmlio import validate_xml
 
 CATALOGUE_FILE = "目录文件.xml"
 README_FILE = "说明文件.txt"

@@ -9,16 +9,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from schemas.metadata import (
-    MANDATORY_ELEMENTS,
-    DocumentEntry,
-    build_metadata,
-    parse_xml,
-    read_metadata,
-    validate_metadata,
-)
+from schemas.metadata import MANDATORY_ELEMENTS, DocumentEntry, build_metadata, read_metadata, validate_metadata
 from schemas.model import Applicant, DocumentGroup
 from schemas.signature_info import SignatureRecord, SignatureState, write_signature_info
+from schemas.xmlio import parse_xml
 from tests.test_packager_support import ARCHIVED_AT, CARD, FONDS, appraisal, archival_code, build, make_matter
 
 XSD = Path(__file__).resolve().parent.parent / "schemas" / "metadata.xsd"

@@ -27,8 +27,9 @@ from ledger.models import MatterRecord, MatterState, QuarantineEntry, RetentionV
 from ledger.store import Ledger
 from retention import explain_matter, write_table_xlsx
 from schemas.config import load_settings
-from schemas.metadata import parse_xml, read_metadata
+from schemas.metadata import read_metadata
 from schemas.model import Matter
+from schemas.xmlio import parse_xml
 
 AGENCY_A = "西湖区市场监督管理局"
 AGENCY_B = "西湖区生态环境分局"

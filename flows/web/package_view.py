@@ -15,8 +15,9 @@ from lxml import etree
 
 from connectors.repositories.base import Repository, RepositoryError
 from schemas.layout import CHECK_REPORT_FILE, METADATA_FILE
-from schemas.metadata import MetadataDocument, parse_xml, read_metadata
+from schemas.metadata import MetadataDocument, read_metadata
 from schemas.model import mask_id, mask_text
+from schemas.xmlio import parse_xml
 
 # the largest XML the console parses from a package (元数据 and 检测报告 are a few KB)
 XML_LIMIT = 8 * 1024 * 1024
