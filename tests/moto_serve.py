@@ -11,6 +11,7 @@ kept per host (it never changes for a host), and the server has a core to itself
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from typing import Any
@@ -36,6 +37,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     server = make_server("127.0.0.1", 0, _Dispatcher(), threaded=True, request_handler=MotoRequestHandler)
     print(f"port {server.server_address[1]}", flush=True)
+    os.dup2(2, 1)  # the parent reads one line only: anything moto prints later goes to stderr, not a full pipe
     threading.Thread(target=server.serve_forever, daemon=True).start()
     sys.stdin.read()  # returns when the parent closes the pipe, or dies
     server.shutdown()
