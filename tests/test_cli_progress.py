@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.prefect_server_support import seeded_home
 from tests.world_support import simulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,10 +157,10 @@ def test_dumb_terminal_and_no_color(small_pristine: Path, tmp_path: Path) -> Non
     assert not re.search(r"\x1b\[[0-9;]*(3[0-8]|9[0-7])(;[0-9;]*)?m", plain.stderr), "colours despite NO_COLOR"
 
 
-def test_run_under_prefect_draws_the_same_bars(tiny_pristine: Path, tmp_path: Path) -> None:
+def test_run_under_prefect_draws_the_same_bars(tiny_pristine: Path, tmp_path: Path, prefect_db: Path) -> None:
     """The default orchestrator: the flow finds the CLI's listener in its own process."""
     clean: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PREFECT_")}
-    clean["PREFECT_HOME"] = str(tmp_path / "prefect")
+    clean["PREFECT_HOME"] = str(seeded_home(tmp_path / "prefect", prefect_db))  # its temporary server's database
     done = night(copy_of(tiny_pristine, tmp_path, "a"), tty=True, orchestrator="prefect", env=clean)
     assert done.code == 0, done.stderr[-3000:]
     assert "guidang nightly transfer" in done.stdout and "\x1b" not in done.stdout

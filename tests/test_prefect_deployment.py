@@ -31,6 +31,7 @@ from tests.prefect_server_support import (
     clean_env,
     free_port,
     prefect_server,
+    seeded_home,
     wait_for,
     webhook_receiver,
 )
@@ -62,10 +63,9 @@ def _night_runs(api: Api, deployment_id: str) -> list[dict]:
 
 @pytest.mark.prefect
 @pytest.mark.timeout(900)
-def test_deploy_worker_night_logs_events_alerts_and_serve(small_world: Path, tmp_path: Path) -> None:
+def test_deploy_worker_night_logs_events_alerts_and_serve(small_world: Path, tmp_path: Path, prefect_db: Path) -> None:
     processes = Processes(tmp_path)
-    home = tmp_path / "prefect-home"
-    home.mkdir()
+    home = seeded_home(tmp_path / "prefect-home", prefect_db)
     outside = tmp_path / "elsewhere"  # the worker's folder: not the project, not the world
     outside.mkdir()
     sim = UnifiedSimulator(small_world / "sources" / "unified")
@@ -166,8 +166,9 @@ def test_deploy_worker_night_logs_events_alerts_and_serve(small_world: Path, tmp
                      "the too-many-quarantined notification", timeout=90)
 
             # guidang serve: its own names, its run completes, the deployed nightly left as it was
+            # (its runner's polling shortened as the worker's is: it looks for its runs every 10 s by default)
             serve = processes.start("serve", [sys.executable, "-m", "flows.cli", "serve", "--config", str(config)],
-                                    env=env, cwd=ROOT)
+                                    env=env | {"PREFECT_RUNNER_POLL_FREQUENCY": "1"}, cwd=ROOT)
             wait_for(lambda: api.deployment("nightly_transfer/served-nightly"), "the served deployments", timeout=120)
             served = _run([sys.executable, "-m", "prefect", "deployment", "run", "nightly_transfer/served-nightly",
                            "--watch", "--watch-timeout", "300"], env, outside, timeout=350)

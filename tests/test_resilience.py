@@ -65,7 +65,8 @@ def test_flaky_source_and_flaky_store_still_archive_every_good_matter(
         unified={"timeout_seconds": 0.5, "retries": 6, "backoff_seconds": 0.02},
         repository={"kind": "s3", "bucket": s3_bucket, "endpoint_url": s3_fault_proxy.url, "region": "us-east-1"},
     )
-    # every fifth PUT fails, in every way a store or a network can fail it
+    # a third of the first 90 PUTs fail, six times in each way a store or a network can fail one (the
+    # night makes about 370; each failure costs botocore's backoff, up to a second, so not all of them)
     s3_fault_proxy.plan(
         "PUT",
         [
@@ -85,7 +86,7 @@ def test_flaky_source_and_flaky_store_still_archive_every_good_matter(
             "ok",
             "drop",
         ]
-        * 60,
+        * 6,
     )
     faults = FaultPlan.flaky(share=0.12, delay_seconds=1.0, seed=11)
     faults = FaultPlan(faults=faults.faults, wrong_digest=frozenset({victim}), seed=faults.seed)

@@ -314,10 +314,10 @@ def test_five_thousand_rows_validate_fast(tmp_path: Path) -> None:
         )
     ws.append(["330106-ZZ-00007", "", "01", "", "", "归档", "20年", "WS", "", "", "", ""])
     wb.save(path)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: tests running beside this one (pytest-xdist) do not lengthen it
     report = validate_table(path)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert report.rules == 5000
     assert [(e["row"], e["column"]) for e in report.to_dict()["errors"]] == [(5002, "保管期限")]
     assert elapsed < 5.0, f"5,000-row workbook took {elapsed:.2f} s"
-    print(f"5,000-row workbook validated in {elapsed:.2f} s")
+    print(f"5,000-row workbook validated in {elapsed:.2f} s of CPU")
