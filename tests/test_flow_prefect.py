@@ -1,9 +1,11 @@
-"""The Prefect flow itself (the deployment's code path): nights run in this process against one real
-Prefect server the module shares (tests/prefect_server_support.py).
+"""The Prefect flow itself (the deployment's code path): one night under a shared test harness.
 
-The other tests call the stages directly, apart from those of Prefect operations (deployments,
-the worker, `guidang serve`), the temporary server of `--orchestrator prefect` and its progress
-bars: a server costs about 10 s to start even on a migrated database, so it is shared here.
+Of the tests that run flows in their own process, only this module starts Prefect (the others run
+Prefect in subprocesses: deployments, the worker, `guidang serve`, the temporary server of
+`--orchestrator prefect`); the harness costs 20-30 s here, so it is shared and used once. Why not
+a server started from the session's migrated database (`prefect_db`) as those do: Prefect's log
+and event workers run on threads of their own that see only the process's global settings, and
+would report to a temporary server of their own; the harness sets those global settings too.
 """
 
 from __future__ import annotations
@@ -15,27 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.prefect_server_support import Processes, free_port, prefect_server, seeded_home
 from tests.world_support import unified_running
 
 AS_OF = datetime(2026, 11, 26, 2, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
 @pytest.fixture(scope="module")
-def prefect_harness(prefect_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """A real `prefect server start` (its database copied from the session's migrated one, which
-    saves the 13 s of migrations `prefect_test_harness` paid on an empty one) that the flows run in
-    this process report to."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def prefect_harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
 
-    root = tmp_path_factory.mktemp("prefect-server")
-    processes = Processes(root)
-    try:
-        with prefect_server(processes, seeded_home(root / "home", prefect_db), free_port()) as api, \
-                temporary_settings(updates={PREFECT_API_URL: api.url}):
-            yield
-    finally:
-        processes.stop_all()
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 def test_nightly_flow_runs_a_subflow_per_source_and_publishes_its_summary(
