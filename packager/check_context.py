@@ -159,23 +159,39 @@ class PackageUnderCheck:
 
 
 def take_inventory(pkg: PackageUnderCheck) -> None:
-    for dirpath, dirnames, filenames in os.walk(pkg.folder, followlinks=False):
-        base = Path(dirpath)
-        for name in sorted(dirnames):
-            rel = (base / name).relative_to(pkg.folder).as_posix()
-            if (base / name).is_symlink():
-                pkg.links.append(rel)
-            else:
-                pkg.folders.append(rel)
-        for name in filenames:
-            p = base / name
-            rel = p.relative_to(pkg.folder).as_posix()
-            if p.is_symlink():
-                pkg.links.append(rel)
-            elif p.is_file():
-                pkg.files[rel] = p.stat().st_size
-            else:
-                pkg.links.append(rel)  # sockets, fifos: not something a package may hold
+    """Every file (with its size), folder and link or other special entry of the package, in
+    os.walk's order (a folder's entries, then its sub-folders in listing order; links never followed).
+
+    Why scandir and not os.walk over Paths: a directory entry already knows whether it is a link, a
+    folder or a file, so a file costs one stat (its size) instead of three (is_symlink, is_file, stat)
+    and no Path objects; a night checks every package twice (staging's precheck and the real one)."""
+    _inventory(os.fspath(pkg.folder), "", pkg)
+
+
+def _inventory(folder: str, prefix: str, pkg: PackageUnderCheck) -> None:
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError:  # as os.walk: a folder that cannot be listed is skipped
+        return
+    folders, others = [], []
+    for entry in entries:
+        try:
+            is_folder = entry.is_dir()  # follows a link, as os.walk sorts its entries
+        except OSError:
+            is_folder = False
+        (folders if is_folder else others).append(entry)
+    for entry in sorted(folders, key=lambda e: e.name):
+        (pkg.links if entry.is_symlink() else pkg.folders).append(prefix + entry.name)
+    for entry in others:
+        rel = prefix + entry.name
+        if not entry.is_symlink() and entry.is_file():
+            pkg.files[rel] = entry.stat().st_size
+        else:
+            pkg.links.append(rel)  # links, sockets, fifos: not something a package may hold
+    for entry in folders:
+        if not entry.is_symlink():
+            _inventory(entry.path, prefix + entry.name + "/", pkg)
 
 
 def read_package_manifest(pkg: PackageUnderCheck, name: str) -> None:
