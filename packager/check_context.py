@@ -174,7 +174,8 @@ def _inventory(folder: str, prefix: str, pkg: PackageUnderCheck) -> None:
             entries = list(listing)
     except OSError:  # as os.walk: a folder that cannot be listed is skipped
         return
-    folders, others = [], []
+    folders: list[os.DirEntry[str]] = []
+    others: list[os.DirEntry[str]] = []
     for entry in entries:
         try:
             is_folder = entry.is_dir()  # follows a link, as os.walk sorts its entries
