@@ -1,8 +1,7 @@
-"""`guidang bench`: the real night over a generated world, beside the two figures it must be read against.
+"""`guidang bench`: the real night over a generated world, beside the figures it must be read against.
 
 A night's speed alone says little; the issue's question is how it compares with what the same
-bytes cost elsewhere on the same machine. So one bench run measures three contenders over the same
-document files, in this order:
+bytes cost elsewhere on the same machine. So one bench run measures, over the same document files:
 
 1. the *hash limit*, as issue 9 measured it: one pass over every file (each 1 MiB block read
    once), SM3 on one thread and SHA-256 on another: what reading and hashing alone cost, which
@@ -11,11 +10,12 @@ document files, in this order:
 2. *bagit-python*: `bagit.make_bag(..., checksums=["sha256", "sha512"], processes=1)` over one
    folder per matter holding copies of its documents (copying is not timed): a well-known
    packager that reads each file once and writes two manifests, in one process;
-3. the *night*: `python -m flows.cli run ... --json` as a child process against the unified-system
+3. the *required-work floor* (flows/bench_floor.py): the night's mandatory per-document steps alone;
+4. the *night*: `python -m flows.cli run ... --json` as a child process against the unified-system
    simulator (its own process, over real HTTP), fs repository with fsync, SQLite ledger.
 
 The page cache cannot be dropped without root, so every file is read once, untimed, before the
-first contender: all three read from memory, which favours none of them. The night's rate uses the
+first contender: all of them read from memory, which favours none. The night's rate uses the
 run's own duration as the ledger records it (`runs.started_at` .. `finished_at`: after the run
 lock, before the summary is printed), so interpreter start-up and imports are excluded, as they
 are for bagit and the hash limit, which run inside this process. The child's wall time is reported
@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import flows
+from flows.bench_floor import best_floor
 from flows.bench_memory import TreeRss
 from schemas.digest import BLOCK_SIZE, MultiHasher, iter_file
 from schemas.findings import GuidangError
@@ -374,6 +375,8 @@ def run_bench(
     split_s, split_passes = best_of(repeat, lambda: hash_split_seconds(files))
     say(f"bagit-python make_bag (sha256 + sha512, one process; best of {repeat})")
     bagit_s, bagit_passes = best_of(repeat, lambda: bagit_seconds(files, set_aside(world_dir, "bagit")))
+    say(f"required-work floor: each document's mandatory steps once, one thread (least of {repeat})")
+    floor = best_floor(files, repeat)  # flows/bench_floor.py
     server = prefect_server() if orchestrator == "prefect" else None
     logs = world_dir / "bench-logs"
     logs.mkdir(exist_ok=True)
@@ -394,6 +397,6 @@ def run_bench(
         stop_process(simulator)
         shutil.rmtree(world_dir / LATER, ignore_errors=True)
     passes = {"hash_limit": hash_passes, "hash_split": split_passes, "bagit": bagit_passes}
-    return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s, local=local,
-                   prefect=prefect, passes=passes,
+    return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s, floor=floor,
+                   local=local, prefect=prefect, passes=passes,
                    prefect_server=server, measured_at=datetime.now().astimezone().isoformat(timespec="seconds"))

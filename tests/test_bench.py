@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
     "matters", "docs", "size", "bytes", "orchestrator", "matters_per_s", "mb_per_s", "night_seconds",
     "process_seconds", "peak_rss_mb", "prefect_share", "bagit_matters_per_s", "hash_limit_matters_per_s",
-    "hash_limit_mb_per_s", "vs_bagit", "vs_hash_limit", "targets",
+    "hash_limit_mb_per_s", "vs_bagit", "vs_hash_limit", "targets", "floor_seconds", "floor_matters_per_s",
+    "floor_cores", "floor_cpu_seconds", "floor_vs_bagit",
 }
 
 
@@ -50,6 +51,15 @@ def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
     for name in ("vs_bagit", "vs_hash_limit", "peak_rss"):
         assert isinstance(figures["targets"][name]["met"], bool), name
     assert figures["targets"]["prefect_share"]["met"] is None  # a local-only bench does not measure it
+    # the required-work floor: every step timed, and a lower bound that the real night never beats
+    assert set(figures["floor_cpu_seconds"]) == {"sm3_sha256", "sha256_readback", "pypdf", "pronom"}
+    assert all(cpu > 0 for cpu in figures["floor_cpu_seconds"].values()), figures["floor_cpu_seconds"]
+    assert figures["floor_cores"] >= 1
+    assert abs(figures["floor_seconds"] - sum(figures["floor_cpu_seconds"].values()) / figures["floor_cores"]) < 0.01
+    assert 0 < figures["floor_seconds"] < figures["night_seconds"]
+    reach = figures["targets"]["vs_bagit"]
+    assert reach["reachable"] == (figures["floor_matters_per_s"] >= figures["bagit_matters_per_s"])
+    assert reach["at_most"] == figures["floor_vs_bagit"]
     assert not world.exists()  # removed without --keep
 
 
@@ -59,6 +69,7 @@ def test_bench_keeps_the_world_it_archived_when_asked(tmp_path: Path) -> None:
                   cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "guidang night (local)" in done.stdout and "targets (issue 9):" in done.stdout
+    assert "required-work floor (" in done.stdout
     assert (world / "ledger.sqlite").exists()
     assert len(list((world / "archive").rglob("元数据.xml"))) == 2  # one package per matter
     assert (world / "bench-logs" / "night-local.json").exists()
@@ -98,15 +109,47 @@ def test_the_prefect_target_allows_fifteen_percent_and_no_more() -> None:
     """"At most 15% slower than local": a Prefect night of 1.14 times the local one meets it, one of
     1.16 times does not (prefect_share, 1 - t_local / t_prefect, is then 0.138, under 0.15)."""
     from flows.bench import Night
-    from flows.bench_report import figures
 
-    world = {"matters": 200, "docs": 5, "size": 1_000_000, "documents": 1000, "bytes": 10**9}
-    summary = {"totals": {"archived": 200}, "run_id": "r1"}
-    local = Night("local", 10.0, 12.0, 300.0, summary)
+    local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
     met = {}
     for ratio in (1.14, 1.16):
-        prefect = Night("prefect", 10.0 * ratio, 12.0 * ratio, 300.0, summary)
-        out = figures(world, hash_seconds=4.0, split_seconds=2.0, bagit_seconds=3.0, local=local, prefect=prefect,
-                      passes={}, prefect_server="http://127.0.0.1:4200/api", measured_at="2026-12-02T15:00:00+08:00")
+        prefect = Night("prefect", 10.0 * ratio, 12.0 * ratio, 300.0, SUMMARY)
+        out = _figures(local=local, prefect=prefect, prefect_server="http://127.0.0.1:4200/api")
         met[ratio] = out["targets"]["prefect_share"]["met"]
     assert met == {1.14: True, 1.16: False}
+
+
+def test_a_floor_slower_than_bagit_marks_the_bagit_target_out_of_reach() -> None:
+    """8 CPU seconds of required work on 2 cores is 4 s, against bagit's 3 s: no night can do better
+    than 0.75x bagit there, and the report says so beside the missed target; a floor of 4 s on one core
+    against bagit's 3 s is out of reach too, one of 2 s (4 CPU seconds on 2 cores) is not."""
+    from flows.bench import Night
+    from flows.bench_floor import Floor
+    from flows.bench_report import bench_text
+
+    local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
+    steps = {"sha256_readback": 1.0, "pypdf": 1.0, "pronom": 1.0}
+    slow = _figures(local=local, floor=Floor({"sm3_sha256": 5.0, **steps}, 2))
+    assert slow["floor_seconds"] == 4.0 and slow["floor_matters_per_s"] == 50.0
+    assert slow["targets"]["vs_bagit"]["reachable"] is False and slow["targets"]["vs_bagit"]["at_most"] == 0.75
+    assert "(out of reach here: the floor allows at most 0.75)" in bench_text(slow)
+    assert _figures(local=local, floor=Floor({"sm3_sha256": 1.0, **steps}, 1))["targets"]["vs_bagit"]["at_most"] == 0.75
+    fast = _figures(local=local, floor=Floor({"sm3_sha256": 1.0, **steps}, 2))
+    assert fast["targets"]["vs_bagit"]["reachable"] is True and "out of reach" not in bench_text(fast)
+
+
+WORLD = {"matters": 200, "docs": 5, "size": 1_000_000, "documents": 1000, "bytes": 10**9}
+SUMMARY = {"totals": {"archived": 200}, "run_id": "r1"}
+
+
+def _figures(**given: object) -> dict[str, object]:
+    """bench_report.figures over a 200-matter world with the contenders' times given (bagit 3 s)."""
+    from flows.bench_floor import Floor
+    from flows.bench_report import figures
+
+    args: dict[str, object] = {
+        "hash_seconds": 4.0, "split_seconds": 2.0, "bagit_seconds": 3.0, "prefect": None, "passes": {},
+        "prefect_server": None, "measured_at": "2026-12-02T15:00:00+08:00",
+        "floor": Floor({"sm3_sha256": 2.0, "sha256_readback": 0.5, "pypdf": 0.5, "pronom": 0.5}, 2),
+    }
+    return figures(WORLD, **{**args, **given})  # type: ignore[arg-type]
