@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import partial
+from typing import TypeVar
 
 from connectors.repositories.base import RepositoryError
 from flows.context import RunContext, SourceConfig, SourceSummary
@@ -27,6 +30,7 @@ from schemas.findings import GuidangError
 from schemas.layout import COMPLETION_MARKER
 
 log = logging.getLogger("guidang")
+T = TypeVar("T")
 
 TRANSIENT_REPOSITORY_CODES = frozenset({"REPO-TRANSIENT", "REPO-UNREACHABLE"})
 
@@ -39,11 +43,15 @@ class TransferOutcome:
 
 def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]) -> TransferOutcome:
     """Build the chunk's packages, make their files durable together (`make_durable`: one sync
-    instead of one fsync per file), store them one by one, then record them in one ledger
-    transaction and tell the source (归档回传) in one more. Every package is durable (files,
-    folders, marker) before that transaction, which is all the crash-safety order asks; a run
-    killed before it leaves the rows `numbered`, and the next run's puts find the same bytes and
-    complete."""
+    instead of one fsync per file), store every package's files, then every package's completion
+    marker, then record them in one ledger transaction and tell the source (归档回传) in one more.
+
+    Each of the two stores is one repository `batch`, durable as a whole when it ends (on the fs
+    repository one sync of the file system instead of an fsync per folder), and the second starts
+    only when the first has ended: no marker is written before the files it vouches for are durable,
+    and every package is durable (files, folders, marker) before the ledger transaction, which is
+    all the crash-safety order asks. A run killed before it leaves the rows `numbered`, and the
+    next run's puts find the same bytes and complete."""
     out = TransferOutcome()
     stored: list[StoredPackage] = []
     with ctx.ledger.read() as s:  # the chunk's rows in one query, not one read per package
@@ -66,25 +74,39 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
             out.summary.archived += 1
     # every file the chunk hands over made durable at once, not with one fsync each
     ctx.repository.make_durable(result.folder / f.path for _, _, result in built for f in result.files)
-    try:
+    filed: list[tuple[Staged, MatterRecord, PackageResult, list[dict[str, object]]]] = []
+    with ctx.repository.batch():  # the chunk's folders made durable once, when all its files are in
         for st, rec, result in built:
-            try:
-                package = store_package(ctx, st, rec, result)
-            except (SourceUnavailable, RepositoryError) as exc:
-                if isinstance(exc, RepositoryError) and not _transient(exc):
-                    raise  # no bucket, no permission, a conflict, corrupt read-back: the run must fail loudly
-                # a hiccup after the store's own retries: the row stays numbered and the next run finishes it
-                out.summary.pending += 1
-                out.pending_updated_at.append(st.matter.updated_at)
-                log.warning("pending %s: %s", st.matter.key, exc)
-                continue
-            stored.append(package)
-            out.summary.archived += 1
+            listing = _or_pending(out, st, partial(store_files, ctx, rec, result))
+            if listing is not None:
+                filed.append((st, rec, result, listing))
+    try:
+        with ctx.repository.batch():  # the markers' folder entries, likewise
+            for st, rec, result, listing in filed:
+                package = _or_pending(out, st, partial(store_marker, ctx, st, rec, result, listing))
+                if package is not None:
+                    stored.append(package)
+                    out.summary.archived += 1
     finally:  # what is stored is recorded, also when a later package of the chunk fails the run
         record_verified(ctx, stored)
     out.summary.bytes += sum(p.stored_bytes for p in stored)
     _acknowledge(ctx, source, [p.record for p in stored])
     return out
+
+
+def _or_pending(out: TransferOutcome, st: Staged, store_step: Callable[[], T]) -> T | None:
+    """`store_step()`, or None when the source or the store had a hiccup after their own retries:
+    the row stays numbered and the next run finishes it. Any other repository error (no bucket, no
+    permission, a conflict, a corrupt read-back) fails the run loudly."""
+    try:
+        return store_step()
+    except (SourceUnavailable, RepositoryError) as exc:
+        if isinstance(exc, RepositoryError) and not _transient(exc):
+            raise
+        out.summary.pending += 1
+        out.pending_updated_at.append(st.matter.updated_at)
+        log.warning("pending %s: %s", st.matter.key, exc)
+        return None
 
 
 def _transient(exc: RepositoryError) -> bool:
@@ -137,28 +159,38 @@ def build_package(
     return st, rec, result
 
 
-def store_package(ctx: RunContext, st: Staged, rec: MatterRecord, result: PackageResult) -> StoredPackage:
-    """Store one finalized package: its files, then its completion marker."""
-    # Object Lock only when the configuration asks for it (a bucket without it is then a clear error):
-    # retain until the disposition date; 永久 is a legal hold, which has no end date.
+def _lock(ctx: RunContext, rec: MatterRecord) -> tuple[date | None, bool]:
+    """(retain_until, legal_hold) of the package's objects. Object Lock only when the configuration
+    asks for it (a bucket without it is then a clear error): retain until the disposition date;
+    永久 is a legal hold, which has no end date."""
     locking = getattr(ctx.settings.repository, "object_lock_mode", None) is not None
     retain_until = date.fromisoformat(rec.disposition_date) if (locking and rec.disposition_date) else None
-    permanent = locking and rec.retention_period == "Y"
-    total = 0
+    return retain_until, locking and rec.retention_period == "Y"
+
+
+def store_files(ctx: RunContext, rec: MatterRecord, result: PackageResult) -> list[dict[str, object]]:
+    """Store one finalized package's files (inside the caller's batch); returns their listing."""
+    retain_until, permanent = _lock(ctx, rec)
     listing: list[dict[str, object]] = []
-    with ctx.repository.batch():  # the package's folders are synced once, when its files are all in
-        for f in result.files:
-            ctx.repository.put_file(
-                f"{rec.package_key}/{f.path}",
-                result.folder / f.path,
-                f.sha256,
-                retain_until=retain_until,
-                legal_hold=permanent,
-                consume=True,  # staging's copy is handed over: on the archive's file system, linked
-            )
-            total += f.size
-            listing.append({"path": f.path, "size": f.size, "sha256": f.sha256, "sm3": f.sm3})
-            crashpoint("stored-file")
+    for f in result.files:
+        ctx.repository.put_file(
+            f"{rec.package_key}/{f.path}",
+            result.folder / f.path,
+            f.sha256,
+            retain_until=retain_until,
+            legal_hold=permanent,
+            consume=True,  # staging's copy is handed over: on the archive's file system, linked
+        )
+        listing.append({"path": f.path, "size": f.size, "sha256": f.sha256, "sm3": f.sm3})
+        crashpoint("stored-file")
+    return listing
+
+
+def store_marker(ctx: RunContext, st: Staged, rec: MatterRecord, result: PackageResult,
+                 listing: list[dict[str, object]]) -> StoredPackage:
+    """Store one package's completion marker, once its files are durable (`store_files`' batch ended)."""
+    retain_until, permanent = _lock(ctx, rec)
+    total = sum(f.size for f in result.files)
     marker = json.dumps(
         {"archival_code": rec.archival_code, "files": listing}, ensure_ascii=False, sort_keys=True, indent=1
     ).encode("utf-8")

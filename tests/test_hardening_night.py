@@ -329,3 +329,60 @@ def load_tz(world: Path) -> Any:
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(load_settings(world / "guidang.yaml").timezone)
+
+
+def test_a_chunk_writes_no_completion_marker_before_its_files_are_durable_nor_records_one_before_its_marker(
+    small_world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash order of a chunk's store, as the file system sees it: every package's files are
+    linked into the archive, then one syncfs makes them and their folders durable, then the markers
+    (_COMPLETE) are linked, one more syncfs, and only then does the ledger record the packages. A
+    marker that could outlive one of its files in a power cut would vouch for a package that is not
+    there."""
+    import os
+
+    from connectors.repositories import fs_durable
+    from schemas.layout import COMPLETION_MARKER
+
+    syncfs = fs_durable._syncfs()
+    if syncfs is None:
+        pytest.skip("no usable syncfs (Linux >= 5.8): every folder is fsynced by itself")
+    archive = (small_world / "archive").resolve()
+    seen: list[str] = []
+    real_link, real_record = os.link, flows.transfer.record_verified
+
+    def link(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        real_link(src, dst, *args, **kwargs)
+        where = Path(dst).resolve()
+        if where.is_relative_to(archive) and where.relative_to(archive).parts[0] not in ("transfers", "checkpoints"):
+            seen.append("marker" if where.name == COMPLETION_MARKER else "file")  # a package's
+
+    def recording_syncfs(fd: int) -> int:
+        seen.append("sync")
+        return syncfs(fd)
+
+    def record(ctx: Any, packages: list[Any]) -> None:
+        if packages:
+            seen.append(f"record {len(packages)}")
+        real_record(ctx, packages)
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(fs_durable, "_syncfs", lambda: recording_syncfs)
+    monkeypatch.setattr(flows.transfer, "record_verified", record)
+
+    assert night(small_world)["status"] == "completed"
+
+    chunks, start = [], 0
+    for i, step in enumerate(seen):
+        if step.startswith("record"):
+            chunks.append((seen[start:i], int(step.split()[1])))
+            start = i + 1
+    assert chunks and not [s for s in seen[start:] if s != "sync"], seen
+    for steps, recorded in chunks:
+        links = [s for s in steps if s != "sync"]
+        assert links.count("marker") == recorded, steps
+        first_marker = links.index("marker")
+        assert all(s == "file" for s in links[:first_marker]) and set(links[first_marker:]) == {"marker"}, steps
+        # a sync between the last file and the first marker, and after the last marker
+        between = steps[len(steps) - steps[::-1].index("file"):steps.index("marker")]
+        assert "sync" in between and steps[-1] == "sync", steps

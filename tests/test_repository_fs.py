@@ -348,3 +348,62 @@ def test_a_file_made_durable_is_still_verified_against_its_digest(repo: Filesyst
     with pytest.raises(VerificationFailed):
         repo.put_file(f"{PKG}/申报材料/03.pdf", doc, sha(b"what the packager recorded"), consume=True)
     assert not (repo.root / PKG / "申报材料" / "03.pdf").exists()
+
+
+def _folder_syncs(monkeypatch: pytest.MonkeyPatch, syncfs_usable: bool) -> tuple[list[str], list[int]]:
+    """(folders os.fsync is called on, syncfs calls) from now; syncfs made unusable when asked."""
+    from connectors.repositories import fs_durable
+
+    folders: list[str] = []
+    syncfs_calls: list[int] = []
+    real_fsync, real_syncfs = os.fsync, fs_durable._syncfs()
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            folders.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def syncfs(fd: int) -> int:
+        syncfs_calls.append(fd)
+        return real_syncfs(fd)  # type: ignore[misc]
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(fs_durable, "_syncfs", lambda: syncfs if syncfs_usable else None)
+    return folders, syncfs_calls
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs and /proc/self/fd are Linux's")
+def test_a_batch_makes_its_new_folders_durable_with_one_sync_of_the_file_system(
+    repo: FilesystemRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two packages of three folders each put in one batch: no folder is fsynced by itself, one
+    syncfs covers them all when the block ends, and not before."""
+    from connectors.repositories import fs_durable
+
+    if fs_durable._syncfs() is None:
+        pytest.skip("this kernel's syncfs does not report write errors (Linux < 5.8)")
+    folders, syncs = _folder_syncs(monkeypatch, syncfs_usable=True)
+    with repo.batch():
+        for n in (1, 2):
+            for sub in ("申报材料", "结果材料"):
+                repo.put_bytes(f"Z109/2026/Y/Z109-WS·2026·Y·XK-000{n}/{sub}/01.pdf", b"%PDF-1.7 " + bytes([n]) * 100)
+        assert syncs == []  # deferred to the end of the block
+    assert len(syncs) == 1 and folders == []
+    assert sorted(p.relative_to(repo.root).as_posix() for p in repo.root.rglob("01.pdf")) == [
+        f"Z109/2026/Y/Z109-WS·2026·Y·XK-000{n}/{sub}/01.pdf" for n in (1, 2) for sub in ("申报材料", "结果材料")
+    ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd is Linux's")
+def test_without_syncfs_a_batch_fsyncs_every_folder_it_changed_children_first(
+    repo: FilesystemRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folders, syncs = _folder_syncs(monkeypatch, syncfs_usable=False)
+    with repo.batch():
+        repo.put_bytes(f"{PKG}/申报材料/01.pdf", b"%PDF-1.7 one")
+        assert folders == []
+    relative = [Path(f).relative_to(repo.root.resolve()).as_posix() if f != str(repo.root.resolve()) else "."
+                for f in folders]
+    made = [f"{PKG}/申报材料", PKG, "Z109/2026/D30", "Z109/2026", "Z109", "."]  # each new folder and the root
+    assert syncs == [] and sorted(relative) == sorted(made)
+    assert relative.index(f"{PKG}/申报材料") < relative.index(PKG) < relative.index(".")

@@ -65,11 +65,11 @@ class FilesystemRepository:
     """
 
     def __init__(self, root: Path, *, create: bool = False) -> None:
-        self._folders = PendingFolders()  # folders whose fsync a `batch()` of this thread defers
         self._settled = Settled()  # staged files made durable ahead of their puts (make_durable)
         # A missing root is an error by default: an unmounted archive volume must not silently
         # turn into a fresh folder on the system disk.
         self.root = Path(root).absolute()
+        self._folders = PendingFolders(self.root)  # folders whose fsync a `batch()` of this thread defers
         if create and not self.root.exists():
             try:
                 self.root.mkdir(parents=True)
@@ -319,9 +319,9 @@ class FilesystemRepository:
             raise self._os_error(exc, str(self.root), "cannot sync the archive's file system") from exc
 
     def batch(self) -> AbstractContextManager[None]:
-        """Puts inside the block sync each folder only once, at the end of the block (a package's
-        files share a few folders; fs_durable.PendingFolders). The block's objects are durable when
-        it ends without an exception, which is when the caller may record them."""
+        """Puts inside the block leave their folders to the end of the block, which makes them all
+        durable at once (one syncfs where it can; fs_durable.PendingFolders). The block's objects
+        are durable when it ends without an exception, which is when the caller may record them."""
         return self._folders.batch()
 
     def _sync_folder(self, folder: Path) -> None:

@@ -121,10 +121,16 @@ class Settled:
 
 
 class PendingFolders:
-    """Folders whose fsync a `batch()` defers to its end, per thread: a package's files share a
-    few folders, each synced once when the package is in rather than after every file."""
+    """Folders whose fsync a `batch()` defers to its end, per thread: a chunk's packages share a
+    few folders, and their new entries (links, subfolders) need be durable only when the block ends.
 
-    def __init__(self) -> None:
+    At the end, where syncfs is usable (see `_syncfs`), the folders on the archive's own file system
+    are made durable by one syncfs of it instead of one fsync each: a block that linked fifty
+    packages used to sync some 250 folders, each a cache flush of the disk, and now flushes once. A
+    folder on another file system (a volume mounted inside the archive) is still fsynced by itself."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
         self._local = threading.local()
 
     def deferred(self) -> set[Path] | None:
@@ -141,8 +147,27 @@ class PendingFolders:
             yield
         finally:  # also after a failed put: a folder made here is never made (and its parent synced) again
             self._local.folders = None
-            for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # children first
-                self.sync(folder)
+            for folder in sorted(self._beyond_one_sync(folders), key=lambda f: len(f.parts), reverse=True):
+                self.sync(folder)  # children first
+
+    def _beyond_one_sync(self, folders: set[Path]) -> list[Path]:
+        """Sync the folders that lie on the root's file system with one syncfs, and return the others
+        (all of them where syncfs is unusable or fails: they are then fsynced one by one)."""
+        syncfs = _syncfs()
+        if not folders or syncfs is None:
+            return list(folders)
+        try:
+            device = os.stat(self.root).st_dev
+            here = {f for f in folders if os.stat(f).st_dev == device}
+            fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            try:
+                if syncfs(fd) != 0:
+                    return list(folders)
+            finally:
+                os.close(fd)
+        except OSError:
+            return list(folders)
+        return [f for f in folders if f not in here]
 
     def sync(self, folder: Path) -> None:
         pending = self.deferred()
