@@ -9,8 +9,9 @@ bytes cost elsewhere on the same machine. So one bench run measures, over the sa
    that each compute both digests (`hash_split_*`), a ceiling for two cores doing nothing else;
 2. *bagit-python*: `bagit.make_bag(..., checksums=["sha256", "sha512"], processes=1)` over one
    folder per matter holding copies of its documents (copying is not timed): a well-known
-   packager that reads each file once and writes two manifests, in one process;
-3. the *required-work floor* (flows/bench_floor.py): the night's mandatory per-document steps alone;
+   packager that reads each file once and writes two manifests, in one process; and again with
+   the digests the archive records (sm3 + sha256), reported beside it, not a target;
+3. the *required-work floor* (flows/bench_yardsticks.py): the night's mandatory per-document steps alone;
 4. the *night*: `python -m flows.cli run ... --json` as a child process against the unified-system
    simulator (its own process, over real HTTP), fs repository with fsync, SQLite ledger.
 
@@ -28,33 +29,37 @@ met true/false, and the exit code says only whether the night itself archived ev
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import flows
-from flows.bench_floor import best_floor
 from flows.bench_memory import TreeRss
-from schemas.digest import BLOCK_SIZE, MultiHasher, iter_file
+from flows.bench_yardsticks import (
+    ARCHIVE_DIGESTS,
+    HASH_THREADS,
+    bagit_seconds,
+    best_floor,
+    best_of,
+    document_files,
+    hash_limit_seconds,
+    hash_split_seconds,
+    settle_disk,
+    warm_page_cache,
+)
 from schemas.findings import GuidangError
 
 MB = 1_000_000  # every MB and MB/s of the bench is 10^6 bytes (ru_maxrss KiB are converted to it too)
-HASH_THREADS = 2
 SIMULATOR_START_TIMEOUT = 60.0
 
 Say = Callable[[str], None]
@@ -77,117 +82,6 @@ class Night:
 
 def _say_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def document_files(documents_dir: Path) -> list[Path]:
-    return sorted(p for p in Path(documents_dir).iterdir() if p.is_file())
-
-
-def warm_page_cache(files: list[Path]) -> int:
-    """Read every file once (untimed), so that every contender then reads from the page cache."""
-    total = 0
-    for path in files:
-        with path.open("rb") as fh:
-            for chunk in iter_file(fh):
-                total += len(chunk)
-    return total
-
-
-def hash_limit_seconds(files: list[Path]) -> float:
-    """Seconds for one pass over the files, each block hashed by SM3 on a second thread while this
-    one hashes it with SHA-256 (hashlib releases the GIL while it hashes a block)."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-sm3") as sm3_thread:
-        start = time.perf_counter()
-        for path in files:
-            sm3, sha256 = hashlib.new("sm3"), hashlib.sha256()
-            with path.open("rb") as fh:
-                for chunk in iter_file(fh, BLOCK_SIZE):
-                    pending = sm3_thread.submit(sm3.update, chunk)
-                    sha256.update(chunk)
-                    pending.result()
-            sm3.hexdigest(), sha256.hexdigest()
-        return time.perf_counter() - start
-
-
-def hash_split_seconds(files: list[Path], threads: int = HASH_THREADS) -> float:
-    """Seconds for `threads` threads to read the files (split between them) once into SM3 + SHA-256.
-
-    hashlib releases the GIL while it hashes a block, so two threads use two cores."""
-    shares = [files[i::threads] for i in range(threads)]
-    errors: list[BaseException] = []
-
-    def work(share: list[Path]) -> None:
-        try:
-            for path in share:
-                hasher = MultiHasher()
-                with path.open("rb") as fh:
-                    for chunk in iter_file(fh, BLOCK_SIZE):
-                        hasher.update(chunk)
-                hasher.digests()
-        except BaseException as exc:  # reported by the caller's thread, not lost in this one
-            errors.append(exc)
-
-    workers = [threading.Thread(target=work, args=(share,), name=f"bench-hash-{i}") for i, share in enumerate(shares)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return elapsed
-
-
-def matter_of(path: Path) -> str:
-    """The matter a bench document belongs to: its file name is `<PROJID>-<nn>.pdf`."""
-    return path.stem.rsplit("-", 1)[0]
-
-
-def best_of(repeat: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
-    """The fastest of `repeat` passes, and all of them. On a shared machine a pass can lose a core
-    to another process; the contenders' best is the stricter yardstick for the night."""
-    passes = [measure() for _ in range(max(1, repeat))]
-    return min(passes), passes
-
-
-def settle_disk() -> None:
-    """Write out what earlier steps left dirty in the page cache (the generated world, bagit's copies),
-    untimed, before a contender is timed. The night syncs its file system with every chunk (the crash
-    order), so it would otherwise pay for flushing gigabytes of copies it never made."""
-    if hasattr(os, "sync"):
-        os.sync()
-
-
-def bagit_seconds(files: list[Path], work_dir: Path) -> float:
-    """Copy each matter's documents into a folder of its own under `work_dir` (a new folder per
-    pass; untimed), then time `make_bag` over all the folders in this one process. The copies are
-    left for `run_bench` to remove after the last night: removing them here would make the next
-    timed contender pay for it (see `set_aside`)."""
-    import bagit
-
-    groups: dict[str, list[Path]] = defaultdict(list)
-    for path in files:
-        groups[matter_of(path)].append(path)
-    work_dir.mkdir(parents=True)
-    folders = []
-    for projid, paths in sorted(groups.items()):
-        folder = work_dir / projid
-        folder.mkdir()
-        for path in paths:
-            shutil.copyfile(path, folder / path.name)
-        folders.append(folder)
-    settle_disk()
-    bagit_log = logging.getLogger("bagit")
-    level = bagit_log.level
-    bagit_log.setLevel(logging.WARNING)  # one INFO line per file otherwise
-    try:
-        start = time.perf_counter()
-        for folder in folders:
-            bagit.make_bag(str(folder), checksums=["sha256", "sha512"], processes=1)
-        return time.perf_counter() - start
-    finally:
-        bagit_log.setLevel(level)
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -375,8 +269,10 @@ def run_bench(
     split_s, split_passes = best_of(repeat, lambda: hash_split_seconds(files))
     say(f"bagit-python make_bag (sha256 + sha512, one process; best of {repeat})")
     bagit_s, bagit_passes = best_of(repeat, lambda: bagit_seconds(files, set_aside(world_dir, "bagit")))
+    say(f"bagit-python make_bag with the archive's digests (sm3 + sha256; best of {repeat})")
+    like_s, like_passes = best_of(repeat, lambda: bagit_seconds(files, set_aside(world_dir, "bagit"), ARCHIVE_DIGESTS))
     say(f"required-work floor: each document's mandatory steps once, one thread (least of {repeat})")
-    floor = best_floor(files, repeat)  # flows/bench_floor.py
+    floor = best_floor(files, repeat)  # flows/bench_yardsticks.py
     server = prefect_server() if orchestrator == "prefect" else None
     logs = world_dir / "bench-logs"
     logs.mkdir(exist_ok=True)
@@ -396,7 +292,8 @@ def run_bench(
     finally:
         stop_process(simulator)
         shutil.rmtree(world_dir / LATER, ignore_errors=True)
-    passes = {"hash_limit": hash_passes, "hash_split": split_passes, "bagit": bagit_passes}
-    return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s, floor=floor,
+    passes = {"hash_limit": hash_passes, "hash_split": split_passes, "bagit": bagit_passes, "bagit_sm3": like_passes}
+    return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s,
+                   bagit_sm3_seconds=like_s, floor=floor,
                    local=local, prefect=prefect, passes=passes,
                    prefect_server=server, measured_at=datetime.now().astimezone().isoformat(timespec="seconds"))

@@ -57,6 +57,8 @@ def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
     assert figures["floor_cores"] >= 1
     assert abs(figures["floor_seconds"] - sum(figures["floor_cpu_seconds"].values()) / figures["floor_cores"]) < 0.01
     assert 0 < figures["floor_seconds"] < figures["night_seconds"]
+    assert figures["bagit_sm3_matters_per_s"] > 0 and len(figures["passes"]["bagit_sm3"]) == 3
+    assert abs(figures["vs_bagit_sm3"] - figures["matters_per_s"] / figures["bagit_sm3_matters_per_s"]) < 0.01
     reach = figures["targets"]["vs_bagit"]
     assert reach["reachable"] == (figures["floor_matters_per_s"] >= figures["bagit_matters_per_s"])
     assert reach["at_most"] == figures["floor_vs_bagit"]
@@ -124,8 +126,8 @@ def test_a_floor_slower_than_bagit_marks_the_bagit_target_out_of_reach() -> None
     than 0.75x bagit there, and the report says so beside the missed target; a floor of 4 s on one core
     against bagit's 3 s is out of reach too, one of 2 s (4 CPU seconds on 2 cores) is not."""
     from flows.bench import Night
-    from flows.bench_floor import Floor
     from flows.bench_report import bench_text
+    from flows.bench_yardsticks import Floor
 
     local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
     steps = {"sha256_readback": 1.0, "pypdf": 1.0, "pronom": 1.0}
@@ -144,8 +146,8 @@ SUMMARY = {"totals": {"archived": 200}, "run_id": "r1"}
 
 def _figures(**given: object) -> dict[str, object]:
     """bench_report.figures over a 200-matter world with the contenders' times given (bagit 3 s)."""
-    from flows.bench_floor import Floor
     from flows.bench_report import figures
+    from flows.bench_yardsticks import Floor
 
     args: dict[str, object] = {
         "hash_seconds": 4.0, "split_seconds": 2.0, "bagit_seconds": 3.0, "prefect": None, "passes": {},
@@ -153,3 +155,20 @@ def _figures(**given: object) -> dict[str, object]:
         "floor": Floor({"sm3_sha256": 2.0, "sha256_readback": 0.5, "pypdf": 0.5, "pronom": 0.5}, 2),
     }
     return figures(WORLD, **{**args, **given})  # type: ignore[arg-type]
+
+
+def test_the_like_for_like_bagit_writes_the_archive_s_own_digests(tmp_path: Path) -> None:
+    """bagit-python skips a digest hashlib lacks with a warning and carries on; the like-for-like
+    contender must really have computed SM3 and SHA-256, the same values the archive records."""
+    from flows.bench_yardsticks import ARCHIVE_DIGESTS, bagit_seconds
+    from schemas.digest import digest_chunks
+
+    doc = tmp_path / "docs" / "GD202611010001-01.pdf"
+    doc.parent.mkdir()
+    doc.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 400)
+    assert bagit_seconds([doc], tmp_path / "bags", ARCHIVE_DIGESTS) > 0
+    bag = tmp_path / "bags" / "GD202611010001"
+    expected = digest_chunks([doc.read_bytes()])
+    assert (bag / "manifest-sm3.txt").read_text(encoding="utf-8").split() == [expected.sm3, f"data/{doc.name}"]
+    assert (bag / "manifest-sha256.txt").read_text(encoding="utf-8").split() == [expected.sha256, f"data/{doc.name}"]
+    assert not (bag / "manifest-sha512.txt").exists()
