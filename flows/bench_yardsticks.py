@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from packager.format_id import BUFFER_SIZE, best_pronom
+from packager.format_id import identify_pronom
 from packager.pdf import inspect_pdf
-from schemas.digest import BLOCK_SIZE, MultiHasher, iter_file
+from schemas.digest import BLOCK_SIZE, digest_chunks, iter_file
 
 HASH_THREADS = 2
 STEPS = ("sm3_sha256", "sha256_readback", "pypdf", "pronom")
@@ -70,11 +70,8 @@ def floor_of(files: list[Path], cores: int | None = None) -> Floor:
     spent = dict.fromkeys(STEPS, 0.0)
     for path in files:
         t0 = time.thread_time()
-        hasher = MultiHasher()
         with path.open("rb") as fh:
-            for block in iter_file(fh, BLOCK_SIZE):
-                hasher.update(block)
-        hasher.digests()
+            digest_chunks(iter_file(fh, BLOCK_SIZE))
         t1 = time.thread_time()
         readback = hashlib.sha256()
         with path.open("rb") as fh:
@@ -84,22 +81,11 @@ def floor_of(files: list[Path], cores: int | None = None) -> Floor:
         t2 = time.thread_time()
         inspect_pdf(path)  # the night's parse limit applies here too
         t3 = time.thread_time()
-        best_pronom(*_head_and_tail(path))
+        identify_pronom(path)  # the first and last 128 KiB, as staging keeps them
         t4 = time.thread_time()
         for step, seconds in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             spent[step] += seconds
     return Floor(steps=spent, cores=cores or usable_cores())
-
-
-def _head_and_tail(path: Path) -> tuple[bytes, bytes]:
-    """The windows PRONOM's signatures look at, as staging keeps them while a document streams past."""
-    with path.open("rb") as fh:
-        head = fh.read(BUFFER_SIZE)
-        size = fh.seek(0, os.SEEK_END)
-        if size <= BUFFER_SIZE:
-            return head, head
-        fh.seek(size - BUFFER_SIZE)
-        return head, fh.read(BUFFER_SIZE)
 
 
 def document_files(documents_dir: Path) -> list[Path]:
@@ -142,11 +128,8 @@ def hash_split_seconds(files: list[Path], threads: int = HASH_THREADS) -> float:
     def work(share: list[Path]) -> None:
         try:
             for path in share:
-                hasher = MultiHasher()
                 with path.open("rb") as fh:
-                    for chunk in iter_file(fh, BLOCK_SIZE):
-                        hasher.update(chunk)
-                hasher.digests()
+                    digest_chunks(iter_file(fh, BLOCK_SIZE))
         except BaseException as exc:  # reported by the caller's thread, not lost in this one
             errors.append(exc)
 

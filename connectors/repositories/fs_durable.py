@@ -69,6 +69,17 @@ def _syncfs() -> Callable[[int], int] | None:
     return fn  # type: ignore[no-any-return]
 
 
+def sync_file_system(syncfs: Callable[[int], int], root: Path) -> None:
+    """One syncfs of the file system `root` lies on; OSError when it reports a write error."""
+    fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs: {os.strerror(err)}", str(root))
+    finally:
+        os.close(fd)
+
+
 class Settled:
     """Identities of files made durable by `settle`, each good for one put (`take`) in the same
     thread (a chunk is settled and stored by one thread). A thread's next `settle` forgets what its
@@ -99,13 +110,7 @@ class Settled:
                 continue
         if not seen:
             return 0
-        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            if syncfs(fd) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"syncfs: {os.strerror(err)}", str(root))
-        finally:
-            os.close(fd)
+        sync_file_system(syncfs, root)
         self._local.known = set(seen)
         return len(seen)
 
@@ -159,12 +164,7 @@ class PendingFolders:
         try:
             device = os.stat(self.root).st_dev
             here = {f for f in folders if os.stat(f).st_dev == device}
-            fd = os.open(self.root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-            try:
-                if syncfs(fd) != 0:
-                    return list(folders)
-            finally:
-                os.close(fd)
+            sync_file_system(syncfs, self.root)
         except OSError:
             return list(folders)
         return [f for f in folders if f not in here]
