@@ -1,6 +1,6 @@
 """The Prefect side: `nightly_transfer` with one subflow per source, tasks over chunks of matters.
 
-Tasks are work units (flows/units.py): they take a `RunRef`, a source name and a chunk, all plain
+Tasks are work units (night/work_units.py): they take a `RunRef`, a source name and a chunk, all plain
 values, and open what they need in the process that runs them. So the same flow runs its chunks in
 threads (a ThreadPoolTaskRunner bounded by the source's `max_concurrency`, so one night cannot
 overload a department's database) or on Dask (`orchestration.task_runner: dask`: a scheduler
@@ -26,10 +26,12 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from flows import forkserver, prefect_ops
-from flows import progress as night_progress
-from flows.context import RunContext, SourceConfig, SourceSummary
-from flows.fanout import (
+from flows import prefect_ops
+from night import forkserver
+from night import progress as night_progress
+from night.context import RunContext, SourceConfig, SourceSummary
+from night.engine import process_source, run_nightly, source_window
+from night.fanout import (
     ChunkDone,
     Number,
     SliceOutcome,
@@ -38,13 +40,12 @@ from flows.fanout import (
     staged_reporter,
     transferred_reporter,
 )
-from flows.night import process_source, run_nightly, source_window
-from flows.numbering import Staged
-from flows.report import summary_rows
-from flows.staging import ChunkOutcome
-from flows.transfer import TransferOutcome
-from flows.triage import Work
-from flows.units import RunRef, collect_unit, ref_of, registered, run_unit, stage_unit, transfer_unit, warm_up
+from night.numbering import Staged
+from night.report import summary_rows
+from night.staging import ChunkOutcome
+from night.transferring import TransferOutcome
+from night.triage import Work
+from night.work_units import RunRef, collect_unit, ref_of, registered, run_unit, stage_unit, transfer_unit, warm_up
 from schemas.config import Settings, load_settings
 from schemas.findings import GuidangError
 from schemas.model import mask_text
@@ -80,10 +81,10 @@ def transfer_task(ref: RunRef, source_name: str, staged: list[Staged]) -> Transf
 
 class PrefectFanout:
     """Runs each stage's chunks as Prefect task runs, each named after its chunk's range
-    (`stage-tzxm[51-100 of 320]`), pipelined as the local night is (flows/fanout.pipelined: a
+    (`stage-tzxm[51-100 of 320]`), pipelined as the local night is (night/fanout.pipelined: a
     chunk is numbered once it and those before it are staged, and its transfer goes at once),
     advancing the progress as each finishes. On the flow's threads a task hands its chunk to the
-    night's local worker processes (flows/units.run_unit); on Dask it runs on the Dask worker."""
+    night's local worker processes (night/work_units.run_unit); on Dask it runs on the Dask worker."""
 
     # A task run costs the server some 0.1 CPU-s (a 1 MB night's 21 task runs: 2.1 CPU-s of the
     # server's, on the cores the night uses); the quarter-size chunks that shorten a local night's
@@ -202,7 +203,7 @@ _PROGRESS: dict[str, prefect_ops.Progress] = {}  # the open night's progress art
 @flow(name="transfer-source")
 def transfer_source(run_id: str, source_name: str, since: datetime | None, until: datetime | None) -> dict[str, Any]:
     """One source of a night. Its parameters are plain values (what the server records and shows);
-    the night's open context is found by its run id in this process (flows/units.py), and nothing
+    the night's open context is found by its run id in this process (night/work_units.py), and nothing
     live is captured by the flow object, which a Dask task runner pickles with every task."""
     ctx = registered(run_id)
     summary = process_source(ctx, ctx.settings.source(source_name), since=since, until=until,

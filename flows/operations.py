@@ -39,7 +39,7 @@ def fixity_check(config: str | None = None, sample: int | None = None) -> dict[s
 def _fixity(config: str | None, sample: int | None) -> dict[str, Any]:
     settings = load_settings(prefect_ops.config_path(config))
     from connectors.repositories import open_repository
-    from flows.fixity import check_fixity, record_fixity
+    from custody.fixity import check_fixity, record_fixity
     from ledger.store import Ledger
 
     repository = open_repository(settings.repository, base_dir=settings.base_dir)
@@ -59,8 +59,8 @@ def _fixity(config: str | None, sample: int | None) -> dict[str, Any]:
 @flow(name="quarantine_retry", flow_run_name=_dated("quarantine-retry"))
 def quarantine_retry(config: str | None = None, entries: list[int] | None = None) -> dict[str, Any]:
     """Put quarantined matters (these entry ids, or every open one) through the stages again."""
-    from flows.report import summary_markdown
-    from flows.retry import retry_quarantined
+    from night.quarantine_retry import retry_quarantined
+    from night.report import summary_markdown
 
     with prefect_ops.guidang_logs_to_server():
         summary = retry_quarantined(load_settings(prefect_ops.config_path(config)), entries)

@@ -33,6 +33,14 @@ EVENTS_PER_NIGHT = 1000  # quarantined-matter events one night sends at most; th
 # ---------------------------------------------------------------- configuration and names
 
 
+def prefect_server() -> str:
+    """Which Prefect API a child process's night will talk to (its settings: environment or profile)."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return f"the Prefect server at {url}" if url else "a temporary Prefect server started by the night itself"
+
+
 def config_path(config: str | None) -> str:
     """The parameter, else GUIDANG_CONFIG (a worker's or `guidang serve`'s environment), else ./guidang.yaml."""
     return config or os.environ.get("GUIDANG_CONFIG") or "guidang.yaml"
@@ -239,7 +247,7 @@ def report_markdown(summary: dict[str, Any], windows: dict[str, tuple[datetime, 
                     zone: str) -> str:
     """The night's report: what the console prints, plus the window each source covered, the bytes,
     the DA/T 93 batch keys and the chain head an auditor checks the ledger against."""
-    from flows.report import summary_markdown
+    from night.report import summary_markdown
 
     tz = ZoneInfo(zone)
     out = [summary_markdown(summary), "", "## Window 时间窗口", ""]

@@ -1,7 +1,7 @@
 """guidang's demo world: simulators of the source systems and the folder `guidang demo` runs a night over.
 
 Not part of a production night: only the `guidang demo` command (lazily) and the tests load it. It
-may import `schemas`, `connectors` and `retention`, never `packager`, `ledger` or `flows`.
+may import `schemas`, `connectors` and `retention`, never `packager`, `ledger`, `night`, `custody` or `flows`.
 
     world          build_world: the whole demo folder (config, retention workbook, three sources)
     catalogue      the demo 事项目录, 全宗 and week every source draws from

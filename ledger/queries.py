@@ -1,8 +1,8 @@
 """The questions the flows and the commands ask the ledger, each written once.
 
 Functions take a session and return rows or plain values; the caller owns the session and the
-transaction (STYLE habit 8). Nothing in `flows/` writes a `select()` of its own: when a stage or a
-command needs to know something new, the query goes here, beside the others, so the next engineer
+transaction (STYLE habit 8). Nothing in `night/`, `custody/` or `flows/` writes a `select()` of its
+own: when a stage or a command needs to know something new, the query goes here, beside the others, so the next engineer
 finds every read of the ledger in one place. (Writes that change state live in `ledger/store.py`.)
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ledger.models import Event, MatterRecord, MatterState, QuarantineEntry, RetentionVersion, Watermark
 from schemas.model import RetentionPeriod
 
-# ---------------------------------------------------------------- the nightly run (flows/)
+# ---------------------------------------------------------------- the nightly run (night/)
 
 
 def get_watermark(session: Session, source: str) -> datetime | None:

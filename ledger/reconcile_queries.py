@@ -1,4 +1,4 @@
-"""The ledger's side of a reconciliation (对账, flows/reconcile.py): where each matter of a source ended.
+"""The ledger's side of a reconciliation (对账, custody/reconcile.py): where each matter of a source ended.
 
 A matter the source lists is looked up by 办件编号 wherever it may be: a matter row (archived, not in
 scope, quarantined, or still in progress), an open waiting row (待启用), an open quarantine entry (a

@@ -1,4 +1,4 @@
-"""What the ledger knows per 实施机构 (agency), for the bureau's rollout view (flows/rollout.py).
+"""What the ledger knows per 实施机构 (agency), for the bureau's rollout view (custody/rollout.py).
 
 All of it is aggregated by the database (GROUP BY agency), so the view costs a handful of queries
 whatever the number of matters; only open quarantine entries are read row by row, because a

@@ -3,7 +3,7 @@
 A matter of a unit or 事项类型 the bureau has not enabled yet moves the watermark like any other
 (the night is finished with it), so it must be somewhere the bureau can count it: here, one row per
 (source, 办件编号), with an event in the chain for each time it starts waiting. When its unit is
-enabled the night collects the waiting window again (flows/enablement.py); the row is closed by the
+enabled the night collects the waiting window again (night/enablement.py); the row is closed by the
 end state the matter then reaches, never before, so a matter that fails on the way stays waiting.
 """
 

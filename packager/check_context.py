@@ -51,7 +51,7 @@ class KnownFacts:
     metadata: etree._ElementTree | None = None  # already valid against metadata.xsd
     # Files the package will hold that are built but not written yet (元数据.xml, the manifests):
     # the precheck before numbering judges them in memory, and its provisional package never
-    # touches the disk (flows/staging.precheck).
+    # touches the disk (night/staging.precheck).
     unwritten: Mapping[str, bytes] = field(default_factory=dict)
 
 

@@ -74,7 +74,7 @@ def finalize_package(
     `check_warnings` fails (the folder, report included, is left for inspection; `discard` it).
 
     `write=False` builds and checks the same package in memory and writes nothing: the precheck
-    before numbering (flows/staging.precheck), whose provisional 档号 is never stored, so writing its
+    before numbering (night/staging.precheck), whose provisional 档号 is never stored, so writing its
     four files only for the real build to delete and write them again cost eight file operations
     a matter. Its 检测报告 is not serialised either; the real build's is.
     """
@@ -171,7 +171,7 @@ RETIRED = ".retired"  # a staging root's folder of transferred matters, removed 
 
 def retire(folder: Path, document: Path) -> None:
     """Move a transferred matter's staging folder out of the way, into `.retired` of its staging
-    root, which goes when the run's staging does (flows/context.close_run; a killed run's with the
+    root, which goes when the run's staging does (night/context.close_run; a killed run's with the
     next run's remove_stale_staging) - when its files are hard links of the archive's, which one
     `document` of it tells (one stat). A folder of copies (an S3 archive, another file system) is
     removed at once: kept, a night's staging would hold every document it transferred.

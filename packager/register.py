@@ -1,7 +1,7 @@
 """A register on demand (`guidang audit register`): 移交与接收登记表 and 目录 of a night or a batch, as a
 printable A4 HTML page and as an XLSX workbook, with the ledger's totals beside the repository's.
 
-Pure rendering from plain values (flows/register.py gathers them from the ledger and the repository):
+Pure rendering from plain values (custody/register_gather.py gathers them from the ledger and the repository):
 the 目录 lists the packages in 档号 order, the 登记表 sums them, the 核对 block states what the
 repository holds for the same packages and whether the two agree, and the ledger checkpoint links the
 paper to the chain (`audit verify` checks the same seq and hash). Every text cell is masked, and in

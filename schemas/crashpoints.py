@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 
 ENV = "GUIDANG_CRASH_AT"
-# Set in a night's worker processes (flows/fanout.py): the run's process, which a crash kills with them.
+# Set in a night's worker processes (night/fanout.py): the run's process, which a crash kills with them.
 PARENT_ENV = "GUIDANG_CRASH_PARENT"
 
 CRASH_POINTS: tuple[str, ...] = (

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.night import run_nightly
 from ledger.models import Event, MatterRecord, MatterState
+from night.engine import run_nightly
 from schemas.config import load_settings
 from schemas.layout import METADATA_FILE
 from tests.world_support import unified_running

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.night import run_nightly
 from ledger.models import MatterRecord, MatterState, Run
+from night.engine import run_nightly
 from packager.transfer import CATALOGUE_FILE, REGISTER_XML_FILE
 from schemas.config import load_settings
 from schemas.layout import COMPLETION_MARKER, GROUP_FOLDERS

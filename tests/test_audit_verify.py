@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.night import run_nightly
 from ledger import chain
 from ledger.models import Event, MatterRecord, MatterState
+from night.engine import run_nightly
 from schemas.config import load_settings
 from schemas.digest import json_digest
 from tests.dbservers import ADMIN_DB, SERVERS, fresh_database

@@ -92,7 +92,7 @@ def test_a_night_that_quarantines_a_matter_gives_no_figures_but_says_why(tmp_pat
     and the bench reports the night's outcome instead of rates over a night that did not archive all."""
     import pytest
 
-    from flows.bench import BenchFailed, run_bench
+    from guidang_bench.timing import BenchFailed, run_bench
     from guidang_demo.bench_world import build_bench_world
 
     world = build_bench_world(tmp_path / "w", matters=2, docs=1, size=5000) | {"size": 5000}
@@ -110,7 +110,7 @@ def test_a_night_that_quarantines_a_matter_gives_no_figures_but_says_why(tmp_pat
 def test_the_prefect_target_allows_fifteen_percent_and_no_more() -> None:
     """"At most 15% slower than local": a Prefect night of 1.14 times the local one meets it, one of
     1.16 times does not (prefect_share, 1 - t_local / t_prefect, is then 0.138, under 0.15)."""
-    from flows.bench import Night
+    from guidang_bench.timing import Night
 
     local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
     met = {}
@@ -125,9 +125,9 @@ def test_a_floor_slower_than_bagit_marks_the_bagit_target_out_of_reach() -> None
     """8 CPU seconds of required work on 2 cores is 4 s, against bagit's 3 s: no night can do better
     than 0.75x bagit there, and the report says so beside the missed target; a floor of 4 s on one core
     against bagit's 3 s is out of reach too, one of 2 s (4 CPU seconds on 2 cores) is not."""
-    from flows.bench import Night
-    from flows.bench_report import bench_text
-    from flows.bench_yardsticks import Floor
+    from guidang_bench.figures import bench_text
+    from guidang_bench.timing import Night
+    from guidang_bench.yardsticks import Floor
 
     local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
     steps = {"sha256_readback": 1.0, "pypdf": 1.0, "pronom": 1.0}
@@ -146,8 +146,8 @@ SUMMARY = {"totals": {"archived": 200}, "run_id": "r1"}
 
 def _figures(**given: object) -> dict[str, object]:
     """bench_report.figures over a 200-matter world with the contenders' times given (bagit 3 s)."""
-    from flows.bench_report import figures
-    from flows.bench_yardsticks import Floor
+    from guidang_bench.figures import figures
+    from guidang_bench.yardsticks import Floor
 
     args: dict[str, object] = {
         "hash_seconds": 4.0, "split_seconds": 2.0, "bagit_seconds": 3.0, "prefect": None, "passes": {},
@@ -160,7 +160,7 @@ def _figures(**given: object) -> dict[str, object]:
 def test_the_like_for_like_bagit_writes_the_archive_s_own_digests(tmp_path: Path) -> None:
     """bagit-python skips a digest hashlib lacks with a warning and carries on; the like-for-like
     contender must really have computed SM3 and SHA-256, the same values the archive records."""
-    from flows.bench_yardsticks import ARCHIVE_DIGESTS, bagit_seconds
+    from guidang_bench.yardsticks import ARCHIVE_DIGESTS, bagit_seconds
     from schemas.digest import digest_chunks
 
     doc = tmp_path / "docs" / "GD202611010001-01.pdf"

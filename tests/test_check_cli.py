@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from connectors.repositories import FilesystemRepository
 from connectors.repositories.base import StoredObject
 from flows.cli import app
-from flows.lookup import PackageUnavailable, downloaded_package
+from night.lookup import PackageUnavailable, downloaded_package
 from schemas.findings import code_text
 from schemas.layout import COMPLETION_MARKER
 from tests.pdf_support import make_encrypted_pdf

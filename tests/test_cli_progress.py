@@ -234,8 +234,8 @@ def test_a_bar_after_a_crash_ends_full_with_the_resumed_matters(small_pristine: 
 
 
 def test_a_listener_that_fails_does_not_stop_the_count() -> None:
-    """flows/progress.py on its own: a callback that raises is logged and the counting goes on."""
-    from flows.progress import NightProgress, SourceProgress
+    """night/progress.py on its own: a callback that raises is logged and the counting goes on."""
+    from night.progress import NightProgress, SourceProgress
 
     seen: list[SourceProgress] = []
 

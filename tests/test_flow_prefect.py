@@ -90,8 +90,8 @@ def night_over_a_copy(pristine: Path, folder: Path, orchestration: dict[str, obj
     Prefect flow (`flow`) or the plain runner. Every matter it can archive is archived."""
     import shutil
 
-    from flows.night import run_nightly
     from flows.nightly import nightly_transfer
+    from night.engine import run_nightly
     from schemas.config import load_settings
     from tests.test_scale_out import configure
 
@@ -148,7 +148,7 @@ def test_a_prefect_night_on_threads_hands_its_chunks_to_the_local_workers_and_eq
     )
     from prefect.client.schemas.sorting import FlowRunSort
 
-    from flows.fanout import ProcessFanout
+    from night.fanout import ProcessFanout
     from tests.test_scale_out import matter_rows, packages
 
     handed: list[bool] = []

@@ -29,13 +29,12 @@ from lxml import etree
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-import flows.fanout
-import flows.night
-import flows.staging
-import flows.transfer
-import flows.triage
-from flows.night import run_nightly
 from ledger.models import MatterRecord, MatterState, QuarantineEntry, Run
+from night import fanout as night_fanout
+from night import staging as night_staging
+from night import transferring as night_transferring
+from night import triage as night_triage
+from night.engine import run_nightly
 from schemas.config import load_settings
 from tests.world_support import Outcome, outcome
 
@@ -110,15 +109,16 @@ LONG_NAME = "检查现场照片" * 170 + ".pdf"  # 1,024 characters, over 3,000 
 FAILURES = {
     # staging the documents: what `open(…/1,000-character name)` raises on every common file system
     "staging-OSError": (
-        flows.triage,
+        night_triage,
         "stage_matter",
         OSError(errno.ENAMETOOLONG, "File name too long", f"/staging/run/m-1/过程材料/{LONG_NAME}"),
         "OSError",
     ),
     # a bug inside the 四性检测 precheck, before a 件号 is given
-    "precheck-bug": (flows.staging, "finalize_package", KeyError("GD-9-9"), "KeyError"),
+    "precheck-bug": (night_staging, "finalize_package", KeyError("GD-9-9"), "KeyError"),
     # a bug while building the package with its real 档号, after numbering
-    "finalize-bug": (flows.transfer, "finalize_package", ZeroDivisionError("division by zero"), "ZeroDivisionError"),
+    "finalize-bug": (night_transferring, "finalize_package", ZeroDivisionError("division by zero"),
+                     "ZeroDivisionError"),
 }
 
 
@@ -149,7 +149,7 @@ def test_a_failure_inside_one_matter_quarantines_it_and_the_night_archives_the_r
 
     # the cause is gone: the next night leaves it held (unchanged), and a retry archives it
     monkeypatch.undo()
-    from flows.retry import retry_quarantined
+    from night.quarantine_retry import retry_quarantined
 
     retried = retry_quarantined(load_settings(small_world / "guidang.yaml"))
     assert retried["status"] == "completed" and retried["totals"]["archived"] == 1
@@ -184,7 +184,7 @@ def test_a_full_staging_disk_fails_the_source_and_blames_no_matter(
     cause; the source fails for the night, and the next night archives what it would have."""
     victim = first_good(clean)
     full = OSError(errno.ENOSPC, "No space left on device", "/staging/run/m-1/过程材料/a.pdf")
-    monkeypatch.setattr(flows.triage, "stage_matter", failing_for(victim, flows.triage.stage_matter, full))
+    monkeypatch.setattr(night_triage, "stage_matter", failing_for(victim, night_triage.stage_matter, full))
     summary = night(small_world)
     assert summary["status"] == "failed"
     assert "No space left on device" in summary["sources"]["sjjc"]["error"]
@@ -198,14 +198,14 @@ def test_a_full_staging_disk_fails_the_source_and_blames_no_matter(
 def test_a_source_that_breaks_outright_fails_the_run_and_never_leaves_it_running(
     small_world: Path, clean: Outcome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = flows.fanout.collect_matters
+    real = night_fanout.collect_matters
 
     def collect(ctx: Any, source: Any, since: datetime, until: datetime) -> Any:
         if source.name == "sjjc":
             raise AttributeError("'NoneType' object has no attribute 'fetchall'")  # a bug, not a GuidangError
         return real(ctx, source, since, until)
 
-    monkeypatch.setattr(flows.fanout, "collect_matters", collect)
+    monkeypatch.setattr(night_fanout, "collect_matters", collect)
     summary = night(small_world)
     assert summary["status"] == "failed"
     assert "AttributeError" in summary["sources"]["sjjc"]["error"]
@@ -349,7 +349,7 @@ def test_a_chunk_writes_no_completion_marker_before_its_files_are_durable_nor_re
         pytest.skip("no usable syncfs (Linux >= 5.8): every folder is fsynced by itself")
     archive = (small_world / "archive").resolve()
     seen: list[str] = []
-    real_link, real_record = os.link, flows.transfer.record_verified
+    real_link, real_record = os.link, night_transferring.record_verified
 
     def link(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
         real_link(src, dst, *args, **kwargs)
@@ -368,7 +368,7 @@ def test_a_chunk_writes_no_completion_marker_before_its_files_are_durable_nor_re
 
     monkeypatch.setattr(os, "link", link)
     monkeypatch.setattr(fs_durable, "_syncfs", lambda: recording_syncfs)
-    monkeypatch.setattr(flows.transfer, "record_verified", record)
+    monkeypatch.setattr(night_transferring, "record_verified", record)
 
     assert night(small_world)["status"] == "completed"
 

@@ -19,7 +19,7 @@ from lxml import html as lxml_html
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.night import run_nightly
+from night.engine import run_nightly
 from schemas.config import load_settings
 from schemas.findings import GuidangError
 from schemas.layout import CHECK_REPORT_FILE, COMPLETION_MARKER, METADATA_FILE, TRANSFERS_PREFIX

@@ -18,9 +18,9 @@ import yaml
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from flows.context import RunContext, SourceConfig, SourceSummary
-from flows.night import process_source, run_nightly
 from ledger.models import MatterRecord, MatterState, RetentionVersion, Run
+from night.context import RunContext, SourceConfig, SourceSummary
+from night.engine import process_source, run_nightly
 from schemas.config import load_settings
 from schemas.findings import GuidangError
 from tests.dbservers import fresh_database
@@ -165,7 +165,7 @@ def _ledger_state(url: str) -> dict[str, Any]:
 
 
 def test_dry_run_on_a_fresh_world_creates_no_ledger_and_leaves_the_repository_alone(small_world: Path) -> None:
-    from flows.report import summary_text
+    from night.report import summary_text
 
     settings = load_settings(small_world / "guidang.yaml")
     before = _tree(small_world)
@@ -200,7 +200,7 @@ def test_rows_with_a_null_update_column_are_counted_and_reported_per_source(
 ) -> None:
     import sqlite3
 
-    from flows.report import summary_text
+    from night.report import summary_text
 
     db = sqlite3.connect(small_world / "sources" / "sjjc.sqlite")
     with db:  # the department's system allows a NULL update time (the demo's schema does not)
@@ -234,8 +234,8 @@ def test_rows_with_a_null_update_column_are_counted_and_reported_per_source(
 def test_second_night_counts_still_quarantined_matters_as_held_not_unchanged(small_world: Path) -> None:
     from datetime import UTC, datetime
 
-    from flows.report import summary_text
     from ledger.models import QuarantineEntry
+    from night.report import summary_text
 
     url = f"sqlite:///{small_world / 'ledger.sqlite'}"
     with unified_running(small_world):
@@ -260,7 +260,7 @@ def test_second_night_counts_still_quarantined_matters_as_held_not_unchanged(sma
 
 
 def test_a_failed_run_reports_what_it_stored(small_world: Path) -> None:
-    from flows.report import summary_text
+    from night.report import summary_text
 
     def store_then_fail(c: RunContext, src: SourceConfig, a: Any, b: Any) -> SourceSummary:
         done = process_source(c, src, since=a, until=b)

@@ -23,7 +23,11 @@ ALLOWED: dict[str, set[str]] = {
     "connectors": {"schemas"},
     "packager": {"schemas", "retention"},
     "guidang_demo": {"schemas", "connectors", "retention"},
-    "flows": {"schemas", "retention", "ledger", "connectors", "packager", "guidang_demo"},
+    "night": {"schemas", "retention", "ledger", "connectors", "packager"},
+    "custody": {"schemas", "retention", "ledger", "connectors", "packager", "night"},
+    "guidang_bench": {"schemas", "retention", "ledger", "connectors", "packager", "night", "guidang_demo"},
+    "flows": {"schemas", "retention", "ledger", "connectors", "packager", "guidang_demo", "night", "custody",
+              "guidang_bench"},
     "scripts": {"schemas", "retention", "ledger", "connectors", "packager"},
 }
 OURS = set(ALLOWED) - {"scripts"}
@@ -96,7 +100,19 @@ def test_only_the_demo_command_loads_the_demo_package() -> None:
         for line, name in _imports(path)
         if name == "guidang_demo"
     }
-    assert all(u.startswith("flows/cli/") for u in users), users
+    assert all(u.startswith(("flows/cli/", "guidang_bench/")) for u in users), users
+
+
+def test_the_night_never_reaches_the_bureau_or_the_console() -> None:
+    """The bureau's side (custody/, its console custody/web/) reads what the night wrote; a night that
+    imported it would load the console's web stack into every worker and tie the stages to audit code."""
+    wrong = [
+        f"{_where(path, line)} imports {name}"
+        for path in _python_files("night")
+        for line, name in _imports(path)
+        if name in {"custody", "flows", "fastapi", "jinja2", "uvicorn"}
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
 def test_no_lazy_import_by_name_in_the_product() -> None:

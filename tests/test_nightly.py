@@ -19,8 +19,8 @@ from lxml import etree
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from flows.night import run_nightly
 from ledger.models import MatterRecord, MatterState, QuarantineEntry
+from night.engine import run_nightly
 from schemas.config import load_settings
 from schemas.layout import COMPLETION_MARKER, MANIFEST_SHA256, MANIFEST_SM3
 from tests.world_support import unified_running

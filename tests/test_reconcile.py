@@ -21,10 +21,10 @@ from openpyxl import load_workbook
 from sqlalchemy import create_engine, delete, select
 from sqlalchemy.orm import Session
 
-from flows.night import run_nightly
-from flows.reconcile import reconcile
+from custody.reconcile import reconcile
 from ledger.models import MatterRecord, MatterState, Watermark
 from ledger.store import Ledger
+from night.engine import run_nightly
 from schemas.config import load_settings
 from tests.world_support import simulator
 

@@ -22,10 +22,10 @@ import yaml
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from flows.night import run_nightly
 from guidang_demo.pdfs import make_pdf
 from guidang_demo.unified import FaultPlan
 from ledger.models import MatterRecord, MatterState, Watermark
+from night.engine import run_nightly
 from schemas.config import load_settings
 from tests.world_support import outcome, simulator
 

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.retention_book import load_book
 from ledger.models import MatterRecord, MatterState, QuarantineEntry, RetentionVersion
 from ledger.store import Ledger
+from night.retention_book import load_book
 from retention import explain_matter, write_table_xlsx
 from schemas.config import load_settings
 from schemas.metadata import read_metadata
@@ -374,9 +374,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from flows.night import run_nightly
     from guidang_demo.unified import UnifiedSimulator
     from guidang_demo.world import build_world
+    from night.engine import run_nightly
 
     world = tmp_path_factory.mktemp("retention-cli") / "world"
     build_world(world)

@@ -176,7 +176,7 @@ def _processes_marked(mark: str) -> list[int]:
 def test_a_night_whose_workers_are_never_needed_leaves_no_worker_server_behind(
     small_pristine: Path, tmp_path: Path
 ) -> None:
-    """`guidang run` starts the workers' forkserver as it starts (flows/forkserver.py); a night whose
+    """`guidang run` starts the workers' forkserver as it starts (night/forkserver.py); a night whose
     every source fits in one chunk never opens the pool, and the server, perhaps still importing,
     must be gone when the command is: else it holds the command's output open and a caller reading
     it waits."""
@@ -208,7 +208,7 @@ def test_a_night_killed_while_its_worker_server_is_still_importing_takes_the_ser
     small_pristine: Path, tmp_path: Path
 ) -> None:
     """The server started with the run imports for about a second; a run killed meanwhile cannot
-    stop it, so it watches the run itself (flows/worker_preload.py): it must be gone at once, not
+    stop it, so it watches the run itself (night/worker_preload.py): it must be gone at once, not
     hold the run's output open until its imports are done."""
     import shutil
     import signal

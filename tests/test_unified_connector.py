@@ -424,10 +424,10 @@ def test_a_corrected_record_resent_with_the_same_update_time_is_not_dropped(tmp_
 
 
 def test_a_packed_matter_comes_back_equal_with_the_same_content_hash(served) -> None:
-    """flows/window.py holds a night's window packed; what triage and staging unpack must be the
+    """night/window.py holds a night's window packed; what triage and staging unpack must be the
     matter collected, or a re-collected matter would look changed (补充材料) to the next night, and
     its times must keep the connector's tzinfo (pydantic-core's crashes the interpreter's exit)."""
-    from flows.window import Packed
+    from night.window import Packed
 
     _sim, conn, _summary = served
     matters = [m for m in conn.completed_between(SINCE, UNTIL) if isinstance(m, Matter)]
@@ -447,7 +447,7 @@ def test_a_spooled_window_keeps_its_matters_on_disk_and_sends_them_whole(served,
     only read them on this machine while the spool exists."""
     import pickle
 
-    from flows.window import Packed, Spool, spooled
+    from night.window import Packed, Spool, spooled
 
     _sim, conn, _summary = served
     matters = [m for m in conn.completed_between(SINCE, UNTIL) if isinstance(m, Matter)]

@@ -18,8 +18,8 @@ import yaml
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from flows.night import run_nightly
 from ledger.models import Event, MatterRecord, MatterState, WaitingMatter
+from night.engine import run_nightly
 from schemas.config import load_settings
 from schemas.findings import GuidangError
 from tests.world_support import unified_running
@@ -184,8 +184,8 @@ def test_rollout_shows_each_unit_and_its_target(small_world: Path) -> None:
 
 
 def test_a_quarantine_retry_of_a_disabled_units_matter_leaves_it_waiting(small_world: Path) -> None:
-    from flows.retry import retry_quarantined
     from ledger.models import QuarantineEntry
+    from night.quarantine_retry import retry_quarantined
 
     night(small_world)
     entries = [q for q in rows(small_world, QuarantineEntry)

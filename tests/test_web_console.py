@@ -233,7 +233,7 @@ def _state(world: Path) -> tuple[str, str]:
 
 
 def test_only_sign_in_and_sign_out_accept_a_write_and_no_request_changes_the_archive(console: Console) -> None:
-    from flows.web.app import create_app
+    from custody.web.app import create_app
 
     app = create_app(load_settings(console.world / "guidang.yaml"))
 

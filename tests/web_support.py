@@ -18,8 +18,8 @@ import httpx
 import pytest
 import yaml
 
-from flows.night import run_nightly
-from flows.web.auth import Clock
+from custody.web.auth import Clock
+from night.engine import run_nightly
 from schemas.config import load_settings
 from tests.world_support import unified_running
 
@@ -86,7 +86,7 @@ def serve(world: Path) -> Iterator[tuple[str, Clock]]:
     """The real app under uvicorn in a thread until the block ends."""
     import uvicorn
 
-    from flows.web.app import create_app
+    from custody.web.app import create_app
 
     clock = Clock()
     app = create_app(load_settings(world / "guidang.yaml"), clock=clock)

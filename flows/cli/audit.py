@@ -14,7 +14,7 @@ import typer
 from flows.cli.audit_bureau import reconcile_command, rollout_command
 from flows.cli.audit_log import log_command
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger
-from flows.cli.progress import progress_bar, show_progress
+from flows.cli.progress_bars import progress_bar, show_progress
 from schemas.findings import GuidangError, code_text
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def open_archive(settings: Settings, *, required: bool) -> Repository | None:
 def verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = False) -> None:
     """Recompute the event chain, compare every matter row with its last event, and check the ledger
     against every checkpoint in the archive repository. Exit 1 if anything differs."""
-    from flows.audit_verify import verify_ledger
+    from custody.audit_verify import verify_ledger
 
     settings = load_config(config)
     repository = open_archive(settings, required=False)
@@ -69,7 +69,7 @@ def fixity(
 ) -> None:
     """Re-read the repository's objects and compare them with the ledger's SM3 and SHA-256; report
     missing, changed and unexpected objects by key; record the result as an event. Exit 1 if any."""
-    from flows.fixity import check_fixity, record_fixity
+    from custody.fixity import check_fixity, record_fixity
 
     if sample is not None and every:
         raise fail("--sample and --all exclude each other", 2)
@@ -114,8 +114,8 @@ def register(
 ) -> None:
     """A night's or a batch's 移交与接收登记表 and 目录 (A4 HTML, XLSX), its totals checked against what the
     repository holds. Exit 1 when they differ, 2 for bad usage or nothing to register."""
+    from custody.register_gather import NothingToRegister, build_register
     from flows.cli.common import parse_date
-    from flows.register import NothingToRegister, build_register
     from packager.register import catalogue_rows, write_html, write_xlsx
 
     if (night is None) == (batch is None):

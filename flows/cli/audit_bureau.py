@@ -24,7 +24,7 @@ def rollout_command(
     """Per unit (实施机构): enabled or not and since when, the share of its 事项 with a retention rule,
     matters archived to date, last night's result, the target date and whether it is met, on track or
     at risk. Exit 1 when a unit's target is missed or at risk."""
-    from flows.rollout import STATUS_TEXT, rollout_report, table_in_force
+    from custody.rollout import STATUS_TEXT, rollout_report, table_in_force
 
     settings = load_config(config)
     today = parse_date(as_of, "--as-of") or datetime.now(settings.zone).date()
@@ -84,8 +84,8 @@ def reconcile_command(
     """应归尽归: per unit and 事项类型, matters completed at the source against archived + not in scope
     + quarantined + waiting + pending in the ledger; each difference a finding naming its matters
     (where the source can list them). Exit 1 when anything is unaccounted for."""
-    from flows.cli.progress import progress_bar, show_progress
-    from flows.reconcile import reconcile
+    from custody.reconcile import reconcile
+    from flows.cli.progress_bars import progress_bar, show_progress
 
     settings = load_config(config)
     first, last = parse_date(date_from, "--from"), parse_date(date_to, "--to")

@@ -45,8 +45,9 @@ def bench(
 
     if find_spec("bagit") is None:
         raise fail("guidang bench needs bagit-python: pip install 'guidang[bench]' (or bagit)")
-    from flows.bench import BenchFailed, run_bench
-    from flows.bench_report import bench_text
+    from flows.prefect_ops import prefect_server
+    from guidang_bench.figures import bench_text
+    from guidang_bench.timing import BenchFailed, run_bench
     from guidang_demo.bench_world import build_bench_world
 
     world_dir = (directory or Path(tempfile.mkdtemp(prefix="guidang-bench-"))).resolve()
@@ -55,7 +56,8 @@ def bench(
         typer.echo(f"generating {matters} matters x {docs} PDFs of about {size:,} bytes in {world_dir}", err=True)
         world = build_bench_world(world_dir, matters=matters, docs=docs, size=size) | {"size": size}
         try:
-            result = run_bench(world, world_dir, orchestrator=str(orchestrator), repeat=repeat)
+            result = run_bench(world, world_dir, orchestrator=str(orchestrator), repeat=repeat,
+                               prefect_server=prefect_server)
         except BenchFailed as exc:
             raise fail(f"bench: {exc}", 1) from exc
         if as_json:

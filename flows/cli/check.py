@@ -1,7 +1,7 @@
 """`guidang check` (re-run the 四性检测) and `guidang export eep` (DA/T 48 EEP of an archived matter).
 
 Both take a package either as a folder or as a 档号 looked up in the ledger and read from the
-archive repository (fs or s3) under the ledger row's package_key (flows/lookup.py brings it out).
+archive repository (fs or s3) under the ledger row's package_key (night/lookup.py brings it out).
 Exit codes: 0 done, 1 a check or the export failed, 2 bad usage (unknown 档号, a path that does not
 exist, configuration).
 """
@@ -105,7 +105,7 @@ def check_command(
     item fails, a required item was not performed, or a stored package lacks its completion marker;
     2 for a path that does not exist or a 档号 not in the ledger."""
     from flows.cli.check_batch import check_batch_target
-    from flows.lookup import PackageUnavailable, downloaded_package, package_fonds
+    from night.lookup import PackageUnavailable, downloaded_package, package_fonds
     from packager.checks import check_package
     from packager.content import content_options
     from schemas.layout import COMPLETION_MARKER

@@ -1,4 +1,4 @@
-"""`guidang check` for a DA/T 93 batch (folder or id) and the 档号 hint; flows/batch_check.py checks.
+"""`guidang check` for a DA/T 93 batch (folder or id) and the 档号 hint; custody/batch_check.py checks.
 
 Kept beside flows/cli/check.py so that command stays about packages: `check_command` hands a target
 here first, and goes on with a package when this says it is not a batch.
@@ -24,7 +24,7 @@ BATCH_ID = re.compile(r"[A-Za-z0-9_]+-\d{8}-[0-9a-f]{8}")
 def check_batch_target(target: str, config: Path, as_json: bool) -> bool:
     """Check `target` if it is a batch folder or batch id (then exit 0/1/2 as the checks say); False
     if it is neither, for the package check to take it."""
-    from flows.batch_check import check_batch, is_batch_folder
+    from custody.batch_check import check_batch, is_batch_folder
     from packager.transfer import README_FILE
 
     path = Path(target)
@@ -40,8 +40,8 @@ def check_batch_target(target: str, config: Path, as_json: bool) -> bool:
                 report = check_batch(path, batch_id, ledger=ledger, repository=open_archive(settings, required=False))
     elif BATCH_ID.fullmatch(target) and not path.exists():
         from flows.cli.audit import open_archive
-        from flows.lookup import PackageUnavailable, downloaded_package
         from ledger import audit_queries
+        from night.lookup import PackageUnavailable, downloaded_package
         from schemas.layout import transfer_key
 
         settings = load_config(config)

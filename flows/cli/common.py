@@ -244,7 +244,7 @@ def write_sheets(path: Path, sheets: Sequence[tuple[str, Sequence[str], Iterable
 def report_run(summary: dict[str, Any], as_json: bool, strict: bool) -> None:
     """A night's (or a retry's) summary, then its exit code: 1 unless completed, and with `strict`
     1 when anything was quarantined."""
-    from flows.report import summary_text
+    from night.report import summary_text
 
     if as_json:
         echo_json(summary)

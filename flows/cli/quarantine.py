@@ -101,7 +101,7 @@ def retry(
     as_json: JsonOpt = False,
 ) -> None:
     """Fetch each matter afresh and put it through the stages again; fixed ones are archived."""
-    from flows.retry import retry_quarantined
+    from night.quarantine_retry import retry_quarantined
 
     settings = load_config(config)
     try:

@@ -27,11 +27,11 @@ from flows.cli.common import (
     setup_logging,
     source_config,
 )
-from flows.cli.progress import night_bars, show_progress
+from flows.cli.progress_bars import night_bars, show_progress
 from schemas.findings import GuidangError
 
 if TYPE_CHECKING:
-    from flows.progress import NightCallback
+    from night.progress import NightCallback
     from schemas.config import Settings
 
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="run as if it were this time (reproducible re-runs)")]
@@ -80,13 +80,13 @@ def execute_night(
     could not start, or was cut short) exits 1 with its message; a night that ran returns its
     summary, failed or not. Under Prefect the terminal shows guidang's lines and the summary:
     Prefect's INFO lines go to its API (the UI's logs) and reach the terminal only with --verbose.
-    `progress` is told each source's counts as the night goes (flows/progress.py), either way."""
+    `progress` is told each source's counts as the night goes (night/progress.py), either way."""
     settings = check_night_config(config_path, sources)
     window: dict[str, Any] = {"sources": sources, "since": since, "until": until, "dry_run": dry_run}
     _start_workers_early(settings, orchestrator, dry_run)
     try:
         if orchestrator is Orchestrator.local:
-            from flows.night import run_nightly
+            from night.engine import run_nightly
 
             return run_nightly(settings, **window, now=as_of, progress=progress)
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
@@ -97,7 +97,7 @@ def execute_night(
         if not verbose:  # Prefect's own console handler, where its configuration uses one
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         from flows.nightly import RunFailed, nightly_transfer
-        from flows.progress import listening
+        from night.progress import listening
 
         mask_loggers("guidang", "prefect", "prefect.extra", "prefect.flow_runs", "prefect.task_runs")
         with listening(progress):  # the flow's parameters are plain values: it finds the listener here
@@ -111,16 +111,16 @@ def execute_night(
     except GuidangError as exc:
         raise fail(str(exc), 1) from exc
     finally:
-        from flows import forkserver
+        from night import forkserver
 
         forkserver.stop_unused()
 
 
 def _start_workers_early(settings: Settings, orchestrator: Orchestrator, dry_run: bool) -> None:
-    """Start the workers' forkserver (flows/forkserver.py) now, beside this process's own imports,
+    """Start the workers' forkserver (night/forkserver.py) now, beside this process's own imports,
     when the night will have local workers: more than one wanted, a night that writes, and the
-    local orchestrator or Prefect on the flow's threads (flows/fanout.fanout_for, nightly._fanout)."""
-    from flows import forkserver  # light: importing it starts nothing
+    local orchestrator or Prefect on the flow's threads (night/fanout.fanout_for, nightly._fanout)."""
+    from night import forkserver  # light: importing it starts nothing
 
     threads = orchestrator is Orchestrator.local or settings.orchestration.task_runner == "threads"
     if threads and forkserver.local_workers(settings, dry_run=dry_run):

@@ -45,7 +45,7 @@ def web(
         return
     import uvicorn
 
-    from flows.web.app import create_app
+    from custody.web.app import create_app
 
     settings = load_config(config)
     try:

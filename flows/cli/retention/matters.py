@@ -188,7 +188,7 @@ def explain_cmd(
 
 
 def _explain_matter_cmd(source: str, matter_id: str, table_file: Path | None, config: Path, as_json: bool) -> None:
-    from flows.lookup import MatterNotFound, matter_from_source_or_ledger
+    from night.lookup import MatterNotFound, matter_from_source_or_ledger
 
     settings = load_config(config)
     try:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, echo_table, fail, load_config, open_ledger, parse_date
-from flows.cli.progress import progress_bar, show_progress
+from flows.cli.progress_bars import progress_bar, show_progress
 from schemas.findings import GuidangError, Severity
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def table_from_file(path: Path, *, as_json: bool) -> RetentionTable:
 
 def table_in_force(settings: Settings, on: date) -> RetentionTable:
     """The version in force on `on` among those stored in the ledger; exit 1 if there is none."""
-    from flows.retention_book import load_book
+    from night.retention_book import load_book
 
     try:
         with open_ledger(settings) as ledger:
@@ -81,7 +81,7 @@ def resolve_table(value: str, config: Path, *, as_json: bool) -> RetentionTable:
     path = Path(value)
     if path.is_file():
         return table_from_file(path, as_json=as_json)
-    from flows.retention_book import find_version, table_of
+    from night.retention_book import find_version, table_of
 
     settings = load_config(config)
     try:
@@ -137,7 +137,7 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Store the table as a version in the ledger, only when it has no errors (exit 1 otherwise)."""
-    from flows.retention_book import RetentionTableInvalid, import_table
+    from night.retention_book import RetentionTableInvalid, import_table
     from retention.load import ValidationReport
 
     eff = parse_date(effective, "--effective")
@@ -180,7 +180,7 @@ def import_(
 
 def list_(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = False) -> None:
     """The versions stored in the ledger, and which one is in force today."""
-    from flows.retention_book import versions
+    from night.retention_book import versions
 
     settings = load_config(config)
     with open_ledger(settings) as ledger:

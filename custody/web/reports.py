@@ -1,0 +1,64 @@
+"""The console's 推进 (rollout) and 对账 (reconciliation) pages: the same reports as
+`guidang audit rollout` and `guidang audit reconcile`, built by custody/rollout.py and custody/reconcile.py.
+
+Reconciliation asks the sources for their counts while the page is built (it reads, never writes);
+the window defaults to yesterday in the configured zone and is capped, so a page view cannot turn
+into a year-long listing of every source.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from custody.web.auth import Session
+from custody.web.guard import require
+from custody.web.pages import _date, _render, masker
+
+router = APIRouter()
+MAX_RECONCILE_DAYS = 31
+NIGHT_LABELS = {"archived": "归档", "quarantined": "隔离", "waiting": "待启用", "not_in_scope": "不归档",
+                "numbered": "已编号", "transferred": "已写入"}
+
+
+def _today(request: Request) -> date:
+    return datetime.now(request.app.state.settings.zone).date()
+
+
+@router.get("/rollout")
+def rollout(request: Request, session: Annotated[Session, Depends(require("rollout"))],
+            as_of: Annotated[str, Query(max_length=10)] = "") -> Response:
+    from custody.rollout import STATUS_TEXT, rollout_report, table_in_force
+
+    settings, ledger = request.app.state.settings, request.app.state.ledger
+    today = _date(as_of, "as_of") or _today(request)
+    report = rollout_report(settings, ledger, table_in_force(settings, ledger, today), today=today)
+    return _render(request, "rollout.html", report=report.to_dict(), status_text=STATUS_TEXT,
+                   night_labels=NIGHT_LABELS,
+                   mask=masker(request, session))
+
+
+@router.get("/reconcile")
+def reconcile(request: Request, session: Annotated[Session, Depends(require("reconcile"))],
+              date_from: Annotated[str, Query(alias="from", max_length=10)] = "",
+              date_to: Annotated[str, Query(alias="to", max_length=10)] = "",
+              unit: Annotated[str, Query(max_length=255)] = "") -> Response:
+    from custody.reconcile import FINDING_TEXT
+    from custody.reconcile import reconcile as run_reconcile
+
+    settings = request.app.state.settings
+    yesterday = _today(request) - timedelta(days=1)
+    first = _date(date_from, "from") or yesterday
+    last = _date(date_to, "to") or first
+    if last < first or (last - first).days >= MAX_RECONCILE_DAYS:
+        raise HTTPException(400, f"对账期间须在 1 至 {MAX_RECONCILE_DAYS} 天之间")
+    chosen = settings.unit_index.find(unit) if unit.strip() else None
+    if unit.strip() and chosen is None:
+        raise HTTPException(400, f"没有名为 {unit!r} 的实施机构")
+    report: dict[str, Any] = run_reconcile(settings, request.app.state.ledger, first, last,
+                                           unit=chosen.name if chosen else None).to_dict()
+    return _render(request, "reconcile.html", report=report, finding_text=FINDING_TEXT,
+                   units=[u.name for u in settings.units], unit=chosen.name if chosen else "",
+                   mask=masker(request, session))

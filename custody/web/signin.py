@@ -1,0 +1,79 @@
+"""登录 / 退出: the console's only POST routes. Both check a CSRF token; neither touches the ledger.
+
+A wrong password and an unknown user get the same message and take the same time (auth.PasswordCheck);
+`next` only ever sends the browser to a path of this console, never to another site.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+
+from custody.web.auth import LOGIN_NONCE_COOKIE, SESSION_COOKIE, Sessions
+from custody.web.guard import NotSignedIn
+
+router = APIRouter()
+BAD_SIGN_IN = "用户名或密码错误"
+BAD_FORM = "表单已失效，请重新登录（CSRF 校验未通过）"
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _form(request: Request, *, next_: str, message: str = "", status: int = 200, username: str = "") -> Response:
+    sessions: Sessions = request.app.state.sessions
+    nonce, token = sessions.new_login_nonce()
+    response = request.app.state.templates.TemplateResponse(
+        request, "login.html", {"session": None, "csrf": token, "next": _safe_next(next_), "message": message,
+                                "username": username},
+        status_code=status)
+    response.set_cookie(LOGIN_NONCE_COOKIE, nonce, httponly=True, samesite="lax", path="/login",
+                        secure=request.app.state.settings.web.secure_cookies, max_age=3600)
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    return _form(request, next_=next)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    sessions: Sessions = request.app.state.sessions
+    if not sessions.login_token_ok(request.cookies.get(LOGIN_NONCE_COOKIE), csrf):
+        return _form(request, next_=next, message=BAD_FORM, status=403)
+    session = sessions.sign_in(username.strip(), password)
+    if session is None:
+        return _form(request, next_=next, message=BAD_SIGN_IN, status=401, username=username.strip()[:64])
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, sessions.cookie_value(session), httponly=True, samesite="lax", path="/",
+                        secure=request.app.state.settings.web.secure_cookies)
+    response.delete_cookie(LOGIN_NONCE_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    import hmac
+
+    sessions: Sessions = request.app.state.sessions
+    session = sessions.current(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise NotSignedIn(download=False)
+    if not hmac.compare_digest(csrf, session.csrf):
+        return Response(BAD_FORM, status_code=403, media_type="text/plain; charset=utf-8")
+    sessions.sign_out(session)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

@@ -1,0 +1,203 @@
+"""What the night is read against: the hash limit, bagit-python, and the required-work floor,
+each timed over the bench world's document files in the bench's own process (guidang_bench/timing.py runs
+them, then the night).
+
+The required-work floor is what the steps issue 9 names for every document cost on this machine
+when they are done once each and nothing else is. A night cannot be faster than the work it must
+do. The issue asks for SM3 + SHA-256 on arrival, one verifying read-back of the stored copy, and
+pypdf over every PDF; guidang's 四性检测 adds the PRONOM identification of every document. Timed
+here one after the other in one thread, over files already in the page cache, their CPU seconds
+are divided by the cores this process may use: the time they would take if they were shared
+perfectly between the cores and the night spent nothing on HTTP, 元数据 and its XSD, fsync, the
+ledger or starting its workers. So the floor is a lower bound, and `matters / floor` an upper
+bound on any night's rate over this world. Where it is below bagit-python's rate, matching bagit
+is out of reach on this machine whatever the code does; the bench prints both so that a reader
+sees which case a world is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from packager.format_id import identify_pronom
+from packager.pdf import inspect_pdf
+from schemas.digest import BLOCK_SIZE, digest_chunks, iter_file
+
+HASH_THREADS = 2
+STEPS = ("sm3_sha256", "sha256_readback", "pypdf", "pronom")
+
+
+@dataclass(frozen=True)
+class Floor:
+    """CPU seconds per step over all the files, and the cores they are shared between."""
+
+    steps: dict[str, float]
+    cores: int
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.steps.values()) / self.cores
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, as a container or taskset limits it)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def best_floor(files: list[Path], repeat: int) -> Floor:
+    """The least CPU time of each step over `repeat` passes: on a shared machine a pass can be slowed
+    by a neighbour, and the floor is meant as the lowest cost of the work."""
+    passes = [floor_of(files) for _ in range(max(1, repeat))]
+    return Floor(steps={s: min(p.steps[s] for p in passes) for s in STEPS}, cores=passes[0].cores)
+
+
+def floor_of(files: list[Path], cores: int | None = None) -> Floor:
+    """Each step over every file, its thread CPU time summed per step (page cache warm: the bench
+    reads every file once before any contender)."""
+    spent = dict.fromkeys(STEPS, 0.0)
+    for path in files:
+        t0 = time.thread_time()
+        with path.open("rb") as fh:
+            digest_chunks(iter_file(fh, BLOCK_SIZE))
+        t1 = time.thread_time()
+        readback = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter_file(fh, BLOCK_SIZE):
+                readback.update(block)
+        readback.hexdigest()
+        t2 = time.thread_time()
+        inspect_pdf(path)  # the night's parse limit applies here too
+        t3 = time.thread_time()
+        identify_pronom(path)  # the first and last 128 KiB, as staging keeps them
+        t4 = time.thread_time()
+        for step, seconds in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            spent[step] += seconds
+    return Floor(steps=spent, cores=cores or usable_cores())
+
+
+def document_files(documents_dir: Path) -> list[Path]:
+    return sorted(p for p in Path(documents_dir).iterdir() if p.is_file())
+
+
+def warm_page_cache(files: list[Path]) -> int:
+    """Read every file once (untimed), so that every contender then reads from the page cache."""
+    total = 0
+    for path in files:
+        with path.open("rb") as fh:
+            for chunk in iter_file(fh):
+                total += len(chunk)
+    return total
+
+
+def hash_limit_seconds(files: list[Path]) -> float:
+    """Seconds for one pass over the files, each block hashed by SM3 on a second thread while this
+    one hashes it with SHA-256 (hashlib releases the GIL while it hashes a block)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bench-sm3") as sm3_thread:
+        start = time.perf_counter()
+        for path in files:
+            sm3, sha256 = hashlib.new("sm3"), hashlib.sha256()
+            with path.open("rb") as fh:
+                for chunk in iter_file(fh, BLOCK_SIZE):
+                    pending = sm3_thread.submit(sm3.update, chunk)
+                    sha256.update(chunk)
+                    pending.result()
+            sm3.hexdigest(), sha256.hexdigest()
+        return time.perf_counter() - start
+
+
+def hash_split_seconds(files: list[Path], threads: int = HASH_THREADS) -> float:
+    """Seconds for `threads` threads to read the files (split between them) once into SM3 + SHA-256.
+
+    hashlib releases the GIL while it hashes a block, so two threads use two cores."""
+    shares = [files[i::threads] for i in range(threads)]
+    errors: list[BaseException] = []
+
+    def work(share: list[Path]) -> None:
+        try:
+            for path in share:
+                with path.open("rb") as fh:
+                    digest_chunks(iter_file(fh, BLOCK_SIZE))
+        except BaseException as exc:  # reported by the caller's thread, not lost in this one
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(share,), name=f"bench-hash-{i}") for i, share in enumerate(shares)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def matter_of(path: Path) -> str:
+    """The matter a bench document belongs to: its file name is `<PROJID>-<nn>.pdf`."""
+    return path.stem.rsplit("-", 1)[0]
+
+
+def best_of(repeat: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
+    """The fastest of `repeat` passes, and all of them. On a shared machine a pass can lose a core
+    to another process; the contenders' best is the stricter yardstick for the night."""
+    passes = [measure() for _ in range(max(1, repeat))]
+    return min(passes), passes
+
+
+def settle_disk() -> None:
+    """Write out what earlier steps left dirty in the page cache (the generated world, bagit's copies),
+    untimed, before a contender is timed. The night syncs its file system with every chunk (the crash
+    order), so it would otherwise pay for flushing gigabytes of copies it never made."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
+BAGIT_DIGESTS = ("sha256", "sha512")  # issue 9's yardstick
+ARCHIVE_DIGESTS = ("sm3", "sha256")  # what the archive records of every document: bagit doing the same work
+
+
+def bagit_seconds(files: list[Path], work_dir: Path, checksums: tuple[str, ...] = BAGIT_DIGESTS) -> float:
+    """Copy each matter's documents into a folder of its own under `work_dir` (a new folder per
+    pass; untimed), then time `make_bag` with `checksums` over all the folders in this one process.
+    The copies are left for `run_bench` to remove after the last night: removing them here would
+    make the next timed contender pay for it (see `set_aside`).
+
+    bagit-python takes any digest hashlib offers, so ARCHIVE_DIGESTS times the same packager
+    computing the digests guidang must compute: the like-for-like figure beside the issue's one."""
+    import bagit
+
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for path in files:
+        groups[matter_of(path)].append(path)
+    work_dir.mkdir(parents=True)
+    folders = []
+    for projid, paths in sorted(groups.items()):
+        folder = work_dir / projid
+        folder.mkdir()
+        for path in paths:
+            shutil.copyfile(path, folder / path.name)
+        folders.append(folder)
+    settle_disk()
+    bagit_log = logging.getLogger("bagit")
+    level = bagit_log.level
+    bagit_log.setLevel(logging.WARNING)  # one INFO line per file otherwise
+    try:
+        start = time.perf_counter()
+        for folder in folders:
+            bagit.make_bag(str(folder), checksums=list(checksums), processes=1)
+        return time.perf_counter() - start
+    finally:
+        bagit_log.setLevel(level)

@@ -1,0 +1,101 @@
+"""Checkpoints into the archive repository and back out (ledger/anchors.py says what they are).
+
+`anchor_night` is the end of every night (night/context.py close_run): the checkpoint event is
+appended in the night's last transaction, and its document is stored after the commit, together
+with any earlier document a failed store left unwritten (they are pure functions of their events,
+so a repeat is a no-op, never an overwrite). Where the store has Object Lock (`object_lock_mode`),
+each document is put under a legal hold: no retention date ends an anchor.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from connectors.repositories.base import Repository, RepositoryError
+from ledger import anchors
+from ledger.store import Ledger
+from packager.transfer import README_FILE
+from schemas import anchor
+from schemas.anchor import CHECKPOINT_PREFIX, Checkpoint
+from schemas.config import Settings
+from schemas.findings import Finding
+from schemas.layout import TRANSFERS_PREFIX
+
+log = logging.getLogger("guidang")
+
+MAX_DOCUMENT_BYTES = 64 * 1024  # a checkpoint document or a 说明文件 is small; larger is not one
+
+
+def _locking(settings: Settings) -> bool:
+    return getattr(settings.repository, "object_lock_mode", None) is not None
+
+
+def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings) -> list[str]:
+    """Store every checkpoint document the ledger records and the repository lacks; returns their keys.
+
+    A store failure is logged, not raised: the night is recorded already, `audit verify` reports the
+    missing anchor (A-CHECKPOINT-MISSING) and the next night writes it."""
+    with ledger.read() as s:
+        recorded = anchors.checkpoint_events(s)
+    try:
+        stored = {o.key for o in repository.list(CHECKPOINT_PREFIX + "/")}
+        written = []
+        for cp in recorded:
+            if cp.where not in stored:
+                repository.put_bytes(cp.where, anchor.checkpoint_bytes(cp), legal_hold=_locking(settings))
+                written.append(cp.where)
+        return written
+    except RepositoryError as exc:
+        log.error("checkpoint not stored in the repository (the next night retries): %s", exc)
+        return []
+
+
+def checkpoint_now(ledger: Ledger, repository: Repository, settings: Settings, *, run_id: str | None,
+                   reason: str) -> Checkpoint:
+    """A checkpoint outside a night (after a fixity check, or on demand): event, then document."""
+    with ledger.transaction() as s:
+        cp = anchors.record_checkpoint(s, run_id, reason)
+    store_checkpoints(ledger, repository, settings)
+    return cp
+
+
+def _read_small(repository: Repository, key: str) -> bytes:
+    data = bytearray()
+    for chunk in repository.open(key):
+        data += chunk
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"{key}: larger than {MAX_DOCUMENT_BYTES} bytes, not a checkpoint")
+    return bytes(data)
+
+
+@dataclass
+class StoredAnchors:
+    """What the repository holds: checkpoint documents, batch 说明文件 anchors, and unreadable ones."""
+
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    document_keys: set[str] = field(default_factory=set)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def read_anchors(repository: Repository) -> StoredAnchors:
+    """Every checkpoint the repository holds: under `checkpoints/`, and in each batch's 说明文件."""
+    out = StoredAnchors()
+    for obj in repository.list(CHECKPOINT_PREFIX + "/"):
+        out.document_keys.add(obj.key)
+        try:
+            out.checkpoints.append(anchor.parse_checkpoint(obj.key, _read_small(repository, obj.key)))
+        except (ValueError, RepositoryError) as exc:
+            out.findings.append(Finding("A-CHECKPOINT-UNREADABLE", obj.key, str(exc)))
+    for obj in repository.list(TRANSFERS_PREFIX + "/"):
+        if not obj.key.endswith("/" + README_FILE):
+            continue
+        try:
+            text = _read_small(repository, obj.key).decode("utf-8")
+        except (ValueError, RepositoryError, UnicodeDecodeError) as exc:
+            out.findings.append(Finding("A-CHECKPOINT-UNREADABLE", obj.key, str(exc)))
+            continue
+        cp = anchor.parse_readme(obj.key, text)
+        if cp is not None:  # batches written before checkpoints existed carry none
+            out.checkpoints.append(cp)
+    return out

@@ -1,0 +1,240 @@
+"""One nightly transfer as plain functions: the order of the stages, written once.
+
+The Prefect flow (flows/nightly.py) and the plain runner both call `process_source`, handing it a
+`Fanout` that runs chunks of matters (Prefect tasks under a bounded runner, or a thread pool); so
+the stage order, the crash-safety order and the counting exist in one place. Each stage is its own
+module: night/triage.py, night/staging.py, night/numbering.py, night/transferring.py, night/batches.py.
+
+Crash-safety order for one matter (DESIGN.md "Archive repository", STYLE habit 9):
+  stage (fetch + fixity + PDF checks, in a scratch folder)       nothing durable yet
+  number (one ledger transaction: 件号 + matter row `numbered`)    the recovery point
+  finalize (元数据, manifests, 检测报告; bytes depend only on the ledger row)
+  put every file (each verified by read-back), then the completion marker
+  ledger: `verified` (one transaction)
+A re-run finds `numbered` rows and finishes them by re-staging from the stored record: the same
+bytes, the same keys, so every put is a no-op or a completion, never a second copy.
+
+For one source, `process_source` first finishes what a crashed run left numbered and retries
+归档回传, then collects, triages, stages, numbers and transfers the window, and moves the watermark
+last, never past a matter that is not in an end state. `run_nightly` writes the DA/T 93 batches
+after every source and closes the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ledger import queries, store
+from night import work_units as units
+from night.batches import write_transfer_batches
+from night.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
+from night.enablement import close_reached, waiting_window, windows_to_collect
+from night.fanout import Fanout, ProcessFanout, ThreadFanout, fanout_for, run_slice
+from night.numbering import Staged, number_staged, resume_unfinished
+from night.progress import NightCallback, NightProgress
+from night.transferring import acknowledge_pending
+from night.triage import Work, triage
+from night.window import spooled
+from schemas.config import Settings
+from schemas.crashpoints import crashpoint
+from schemas.findings import GuidangError
+from schemas.model import mask_text
+
+log = logging.getLogger("guidang")
+
+RunSource = Callable[[RunContext, SourceConfig, datetime | None, datetime | None], SourceSummary]
+
+
+def run_nightly(
+    settings: Settings,
+    *,
+    sources: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    dry_run: bool = False,
+    run_source: RunSource | None = None,
+    now: datetime | None = None,
+    progress: NightCallback | None = None,
+) -> dict[str, Any]:
+    """One night over the selected sources (all by default); returns the run summary.
+
+    A source that fails (unreachable after retries, repository or ledger unwritable) is reported in
+    the summary with its error and marks the run failed; the other sources still run.
+    """
+    selected = [settings.source(n) for n in sources] if sources else list(settings.sources)
+    parameters = {
+        "sources": [s.name for s in selected],
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "dry_run": dry_run,
+    }
+    ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
+    ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
+    fanout = fanout_for(ctx)
+    # work units run in this process's threads find the open night, and its worker processes if any
+    units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)
+    run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b, fanout=fanout))
+    summaries: dict[str, SourceSummary] = {}
+    failed: list[str] = []
+    batches: list[str] = []
+    closed = False
+    try:
+        for src in selected:
+            try:
+                summaries[src.name] = run_source(ctx, src, since, until)
+            except Exception as exc:  # a bug in one source's path fails that source, not the night
+                message = mask_text(f"{src.name}: {exc.__class__.__name__}: {exc}")
+                log.error("source failed: %s", message, exc_info=not isinstance(exc, GuidangError))
+                summaries[src.name] = SourceSummary(error=message)
+                failed.append(message)
+            ctx.progress.finished(src.name)
+        if not dry_run:
+            try:
+                batches = write_transfer_batches(ctx)
+            except GuidangError as exc:
+                failed.append(mask_text(f"transfer batch: {exc}"))
+        crashpoint("before-run-closed")
+        result = close_run(ctx, summaries, failed=failed)
+        closed = True
+    finally:
+        close = getattr(fanout, "close", None)
+        if close is not None:
+            close()
+        units.forget(ctx.run_id)
+        if not closed:  # interrupted, or a fault outside every source: the run is failed, never left running
+            _close_failed(ctx, summaries, failed)
+    result["transfer_batches"] = batches
+    return result
+
+
+def _close_failed(ctx: RunContext, summaries: dict[str, SourceSummary], failed: list[str]) -> None:
+    """Close a run that did not reach its end; the exception that stopped it goes on propagating."""
+    try:
+        close_run(ctx, summaries, failed=failed or ["the run stopped before it was finished"])
+    except Exception as exc:  # the ledger itself is down: say so, and let the first error speak
+        log.error("run %s could not be closed in the ledger: %s", ctx.run_id, mask_text(str(exc)))
+
+
+def source_window(
+    ctx: RunContext, source: SourceConfig, *, since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime, bool]:
+    """(since, until, is_backfill). A backfill window never moves the watermark."""
+    if since is not None:
+        return since, until or now, True
+    with ctx.ledger.read() as s:
+        wm = queries.get_watermark(s, source.name)
+    start = (wm - timedelta(minutes=source.overlap_minutes)) if wm else source.initial_since
+    return start, until or now, False
+
+
+def process_source(
+    ctx: RunContext,
+    source: SourceConfig,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    fanout: Fanout | None = None,
+    now: datetime | None = None,
+) -> SourceSummary:
+    """Collect, appraise, stage, number, transfer and verify every matter of one source's window."""
+    fanout = fanout or ThreadFanout()
+    now = now or ctx.now
+    summary = SourceSummary()
+    start, end, backfill = source_window(ctx, source, since=since, until=until, now=now)
+
+    # 1. finish what a crashed run left numbered but not verified (before anything new is numbered)
+    resumed = [] if ctx.dry_run else resume_unfinished(ctx, source, summary)
+    if not ctx.dry_run:
+        acknowledge_pending(ctx, source)
+
+    # 2. collect the window, and the window of matters that waited for a unit now enabled
+    items = []
+    for since_, until_ in windows_to_collect(start, end, waiting_window(ctx, source)):
+        items.extend(spooled(fanout.collect(ctx, source, since_, until_), ctx.spool()))
+    summary.collected = len(items)
+    crashpoint("collected")
+
+    # 3. decide per matter: skip, quarantine, or work on it; 4.–6. the stages
+    work = triage(ctx, source, items, summary)
+    ctx.progress.triaged(source.name, collected=summary.collected, to_work=len(work))
+    del items  # the work holds what is still needed; the rest of the window can go
+    pending_times = work_through(ctx, source, work, summary, fanout, resumed=resumed)
+    if ctx.dry_run:
+        return summary
+    close_reached(ctx, source)
+
+    # 7. the watermark: never ahead of a matter that is not in an end state
+    if not backfill:
+        crashpoint("before-watermark")
+        new_mark = (min(pending_times) - timedelta(microseconds=1)) if pending_times else end
+        with ctx.ledger.transaction() as s:
+            store.set_watermark(s, source.name, max(new_mark, start), ctx.run_id)
+        crashpoint("watermark")
+    return summary
+
+
+SLICE_CHUNKS = 4  # a slice of the window: this many rounds of chunks in flight
+
+
+def work_through(
+    ctx: RunContext,
+    source: SourceConfig,
+    work: list[Work],
+    summary: SourceSummary,
+    fanout: Fanout,
+    *,
+    resumed: Sequence[Staged] = (),
+) -> list[datetime]:
+    """Appraise + stage (fanned out), number (in order), finalize + transfer + verify (fanned out,
+    pipelined where the fanout can: night/fanout.run_slice), one slice of the window at a time, so
+    that what a night holds in memory (staged matters and their documents' facts) does not grow
+    with the number of matters in its window.
+
+    The work is taken in completion order (completion time, then 办件编号), the order 件号 are
+    given in, so slicing does not change which matter gets which number.
+    Returns the updated_at of matters left pending by transient faults, which hold the watermark back.
+    """
+    ordered = sorted(work, key=lambda w: (w.packed.completed_at, w.packed.project_id))
+    size = source.chunk_size * source.max_concurrency * SLICE_CHUNKS
+    pending_times: list[datetime] = []
+    carried = list(resumed)  # numbered by a crashed run: transferred with the first slice
+    for start in range(0, max(len(ordered), 1), size):
+        part = ordered[start : start + size]
+        if ctx.dry_run:
+            for out in fanout.stage(ctx, source, chunk(part, source.chunk_size)):
+                summary.add(out.summary)
+                summary.archived += len(out.staged)
+                pending_times.extend(out.pending_updated_at)
+            continue
+        last = start + size >= len(ordered)
+        cut = tapered if last and fanout.taper else chunk
+        done = run_slice(fanout, ctx, source, cut(part, source.chunk_size), carried,
+                         lambda staged: number_staged(ctx, source, staged))
+        carried = []
+        for outcome in [*done.staged, *done.transferred]:
+            summary.add(outcome.summary)
+            pending_times.extend(outcome.pending_updated_at)
+    return pending_times
+
+
+def chunk(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+TAPER = 4  # the window's last two chunks are cut into pieces this many times smaller
+
+
+def tapered(items: Sequence[Any], size: int) -> list[list[Any]]:
+    """`chunk`, with the last 2 x `size` items of a window longer than 3 x `size` in chunks of
+    size / TAPER: the end of a window is where one worker stores the last chunk while the others
+    have nothing left to do, and a smaller last chunk shortens that tail (a 2-worker night of 200
+    matters in chunks of 50 spent its last second on one core). A shorter window is chunked as it
+    was: a night of one chunk still runs in the run's own process, with no worker to start."""
+    if len(items) <= 3 * size:
+        return chunk(items, size)
+    cut = len(items) - 2 * size
+    cut -= cut % size  # the chunks before the tail stay exactly as `chunk` makes them
+    return chunk(items[:cut], size) + chunk(items[cut:], max(1, -(-size // TAPER)))
