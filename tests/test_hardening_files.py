@@ -214,7 +214,7 @@ def test_the_pdf_parse_limit_comes_from_the_configuration(tmp_path: Path) -> Non
     refused under 1 MiB and archived under 8), and the package built from it passes its check."""
     from types import SimpleNamespace
 
-    from night.triage import stage_documents
+    from night.staging import stage_documents
     from packager.errors import QuarantineError as Quarantined
     from packager.package import finalize_package
     from schemas.config import SignatureConfig
