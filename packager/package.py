@@ -19,7 +19,7 @@ from typing import NamedTuple
 from packager.check_context import KnownFacts
 from packager.check_report import CheckReport, validate_check_report
 from packager.checks import check_package
-from packager.errors import QuarantineError
+from packager.quarantine_error import QuarantineError
 from packager.stage import StagedMatter
 from schemas.config import Fonds
 from schemas.digest import Digests, digest_chunks, digest_file

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.content import ContentInspection, ContentOptions, inspect_content
-from packager.errors import QuarantineError
 from packager.format_id import BUFFER_SIZE, best_pronom, identify_pronom, pronom_mismatch
 from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, identify, is_pdf_claimed
 from packager.held import Held
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
+from packager.quarantine_error import QuarantineError
 from schemas.digest import copy_and_digest
 from schemas.direct_io import DirectWriter
 from schemas.errors import DocumentUnavailable

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from guidang_demo.unified import UnifiedSimulator
+from guidang_demo.unified_simulator import UnifiedSimulator
 from schemas.crashpoints import CRASH_POINTS, ENV
 from schemas.layout import COMPLETION_MARKER
 
