@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from guidang_io.crashpoints import crashpoint
 from ledger import queries, store
 from night import work_units as units
 from night.batches import write_transfer_batches
@@ -42,7 +43,6 @@ from night.triage import triage
 from night.window import spooled
 from night.work import Staged, Work
 from schemas.config import Settings
-from schemas.crashpoints import crashpoint
 from schemas.findings import GuidangError
 from schemas.model import mask_text
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from guidang_io.crashpoints import crashpoint
 from ledger import queries, sequences, store
 from night.context import RunContext, SourceConfig, SourceSummary
 from night.quarantine import quarantine_matter
@@ -19,7 +20,6 @@ from night.staging import stage_documents
 from night.work import Staged, archival_code, matter_record
 from packager import QuarantineError
 from schemas.config import Fonds
-from schemas.crashpoints import crashpoint
 from schemas.errors import SourceUnavailable
 from schemas.layout import package_key
 from schemas.model import Appraisal, Matter

@@ -14,10 +14,10 @@ import logging
 import traceback
 from pathlib import Path, PurePath
 
+from guidang_io.crashpoints import crashpoint
 from ledger import holds, queries
 from night.context import RunContext, SourceSummary
 from packager import QuarantineError
-from schemas.crashpoints import crashpoint
 from schemas.digest import json_digest
 from schemas.findings import Finding, GuidangError
 from schemas.model import InvalidMatter, Matter, mask_text

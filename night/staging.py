@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from guidang_io.crashpoints import crashpoint
 from ledger import holds, store
 from night.context import RunContext, SourceConfig, SourceSummary
 from night.quarantine import quarantine_matter, unexpected_failure
@@ -22,7 +23,6 @@ from packager import QuarantineError, StagedMatter, discard, finalize_package, s
 from packager.content import content_options
 from packager.stage import Opener
 from retention import AppraisalError, appraise
-from schemas.crashpoints import crashpoint
 from schemas.errors import SourceUnavailable
 from schemas.findings import Finding
 from schemas.model import Appraisal, Matter

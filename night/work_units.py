@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from connectors.repositories import open_repository
+from guidang_io.block_reads import keep_blocks_on_the_heap
 from ledger import store
 from night.context import RunContext, SourceConfig
 from night.retention_book import load_book
@@ -34,7 +35,6 @@ from night.transferring import TransferOutcome, transfer_chunk
 from night.window import Collected, pack
 from night.work import Staged, Work
 from schemas.config import Settings, load_settings
-from schemas.digest import keep_blocks_on_the_heap
 from schemas.findings import GuidangError
 
 
