@@ -11,7 +11,7 @@ from packager.check_report import CheckItem, Status
 from packager.content import signature_demand
 from packager.format_id import recorded_puid
 from packager.signatures import signature_kinds
-from schemas.findings import Finding
+from schemas.findings import Finding, Severity
 from schemas.metadata import MetadataDocument
 from schemas.signature_info import SignatureRecord, SignatureState
 
@@ -27,11 +27,14 @@ def ofd_paths(pkg: PackageUnderCheck) -> list[str]:
 
 
 def ofd_findings(pkg: PackageUnderCheck) -> list[Finding]:
-    """GD-3-3 for OFD: the container, OFD.xml, DocBody, Document.xml, pages and fonts."""
+    """GD-3-3 for OFD: the container, OFD.xml, DocBody, Document.xml, pages and fonts; what readers
+    tolerate comes as findings of severity warning, which do not fail the item."""
     findings = []
     for rel in ofd_paths(pkg):
         info = pkg.ofd(rel)
-        findings += [Finding("GD-3-3", rel, p) for p in (*info.problems, *info.font_problems)]
+        findings += [Finding("GD-3-3", rel, p) for p in info.problems]
+        findings += [Finding("GD-3-3", rel, w.message if w.count == 1 else f"{w.message} ({w.count} times)",
+                             Severity.WARNING, {"code": w.code}) for w in info.warnings]
         if not info.problems and not info.pages:
             findings.append(Finding("GD-3-3", rel, "OFD has no pages"))
     return findings
