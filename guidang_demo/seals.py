@@ -170,6 +170,10 @@ def ses_v1(identity: SealIdentity, signature_xml: bytes, path: str, when: dateti
 def cms_sign(identity: SealIdentity, signature_xml: bytes, when: datetime, *, signed_attributes: bool) -> bytes:
     """CMS SignedData with SM2 (1.2.156.10197.6.1.4.2.2): with signed attributes (messageDigest =
     SM3(Signature.xml)) or without (the content is SM3(Signature.xml), signed directly)."""
+    # pyHanko adds CMS attribute and content type names to asn1crypto's tables when imported, and
+    # asn1crypto freezes its reverse tables at first use: load it first, or a later PDF signature fails.
+    import pyhanko.pdf_utils.reader
+    import pyhanko.sign.general  # noqa: F401
     from asn1crypto import cms, x509
 
     i = identity

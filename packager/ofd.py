@@ -160,12 +160,14 @@ def _doc_body(walk: _Walk, body: etree._Element, n: int) -> int:
         raise Broken(f"{doc_name}: lists {len(page_elements):,} pages, above the limit of "
                      f"{box.limits.max_pages:,} pages for one OFD")
     checked: set[str] = set()
+    missing: dict[str, int] = {}  # a missing part listed as many pages: named with its first page, counted
     for i, page in enumerate(page_elements, start=1):
         base = page.get("BaseLoc") or ""
         name = box.resolve(base, doc_name)
         if name is None:
             expected = box.expected(base, doc_name) if base else "(no BaseLoc)"
-            walk.problem(f"{expected}: listed as page {i} in {doc_name} but not in the container")
+            first = missing.setdefault(expected, i)
+            walk.problem(f"{expected}: listed as page {first} in {doc_name} but not in the container")
         elif name not in checked:  # one content part listed as many pages is checked once
             checked.add(name)
             _page(walk, name, i, doc_name, declared)

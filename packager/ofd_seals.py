@@ -114,7 +114,7 @@ def _signature(box: Container, name: str, kind: str, list_name: str, position: i
         problem(f"{name}: References lists {len(entries):,} files, above the limit of {box.limits.max_references:,}")
         entries = []
     check_method = (refs.get("CheckMethod") if refs is not None else None) or "1.2.156.10197.1.401"
-    bad, intact = _references(box, entries, check_method, verdict, list_name, position, total)
+    bad, intact = _references(box, name, entries, check_method, verdict, list_name, position, total)
     if not entries:
         bad.append("References lists no signed file")
     failed = [*(f"reference digest of {b}" for b in bad), *verdict.failed]
@@ -134,7 +134,7 @@ def _signature(box: Container, name: str, kind: str, list_name: str, position: i
         seal=verdict.seal, note=f"{name}: {notes}")
 
 
-def _references(box: Container, entries: list[etree._Element], check_method: str, verdict: Verdict,
+def _references(box: Container, name: str, entries: list[etree._Element], check_method: str, verdict: Verdict,
                 list_name: str, position: int, total: int) -> tuple[list[str], bool | None]:
     """The references that fail (counted when repeated) and whether all matched (None: not judged)."""
     algorithm = _DIGESTS.get(check_method.strip().lower())
@@ -151,7 +151,7 @@ def _references(box: Container, entries: list[etree._Element], check_method: str
     bad: Counter[str] = Counter()
     for ref in entries:
         file_ref = ref.get("FileRef") or ""
-        target = box.resolve(file_ref, list_name)
+        target = box.resolve(file_ref, name)
         try:
             expected = base64.b64decode(text(child(ref, "CheckValue")) or "", validate=True)
         except (binascii.Error, ValueError):

@@ -182,6 +182,8 @@ def _v1(parts: list[Tlv], fields: list[Tlv], signature_xml: bytes, roots: tuple[
 def _timestamp(tlv: Tlv) -> str | None:
     """The time of an RFC 3161 token, when it parses; "present" otherwise (it is recorded, not judged)."""
     try:
+        import pyhanko.pdf_utils.reader
+        import pyhanko.sign.general  # noqa: F401
         from asn1crypto import cms
 
         raw = tlv.value[1:] if tlv.tag == 0x03 else tlv.value
@@ -224,6 +226,10 @@ def verify_sign(value: bytes, signature_xml: bytes, signers: tuple[Certificate, 
 def _cms(value: bytes, signature_xml: bytes, digest: bytes, signers: tuple[Certificate, ...],
          verdict: Verdict) -> None:
     """`value`: the SignedData inside the ContentInfo (whose type is PKCS #7's or the SM2 one)."""
+    # pyHanko adds CMS attribute and content type names to asn1crypto's tables when imported, and
+    # asn1crypto freezes its reverse tables at first use: load it first, or a later PDF check fails.
+    import pyhanko.pdf_utils.reader
+    import pyhanko.sign.general  # noqa: F401
     from asn1crypto import cms
 
     try:
