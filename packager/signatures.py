@@ -1,6 +1,8 @@
-"""PDF electronic signatures (电子签名) validated with pyHanko: are the signed byte ranges intact,
-does the signature value verify against the signer's certificate, does it cover the whole file,
-who signed, who issued the certificate, when, and is there a time-stamp.
+"""PDF electronic signatures (电子签名) validated with pyHanko and judged whole: are the signed byte
+ranges intact, does the value verify against the signer's certificate, does it cover its whole
+revision, and does what was added after it stay within what it permits (pyHanko's coverage level,
+modification level and DocMDP verdict); who signed, who issued the certificate, when, and is there a
+time-stamp.
 
 Authenticity (真实性) is what a signature proves, so the result is recorded per signature in
 元数据 (schemas/signature_info.py) and judged by GD-1-6. Trust is a separate question: a signer
@@ -132,21 +134,48 @@ def _validate(sig: Any, roots: TrustRoots | None) -> SignatureRecord:
         return SignatureRecord(state=SignatureState.INVALID, method=sig_oid,
                                note=f"field {sig.field_name!r}: validation failed: {type(exc).__name__}: {exc}", **base)
     ts = status.timestamp_validity
-    state = SignatureState.VALID if status.intact and status.valid else SignatureState.INVALID
-    if not status.intact:
-        note = "the signed byte ranges were changed after signing"
-    elif not status.valid:
-        note = "the signature value does not verify against the signer certificate"
-    else:
-        note = "signed byte ranges intact, signature value verifies"
-        note += "" if base["whole_file"] else f"; covers {coverage} only (content was added after signing)"
+    state, note = _judge(status, coverage)
+    level = status.modification_level
+    modification = None if level is None else level.name + (
+        "" if status.docmdp_ok is None else f"; DocMDP {'permits' if status.docmdp_ok else 'forbids'} it")
     return SignatureRecord(
         state=state, intact=bool(status.intact), method=str(status.pkcs7_signature_mechanism or sig_oid),
         timestamp=_when(ts.timestamp) if ts is not None else None,
-        trusted=bool(status.trusted) if roots and roots.certificates else None,
+        trusted=bool(status.trusted) if roots and roots.certificates else None, modification=modification,
         note=f"field {sig.field_name!r}: {note}", **{**base, "signing_time": _when(status.signer_reported_dt)
                                                      or base["signing_time"]},
     )
+
+
+def _judge(status: Any, coverage: str | None) -> tuple[SignatureState, str]:
+    """The signature judged whole, as pyHanko reports it: 有效 only when intact, valid, covering its
+    whole revision (or the file) and followed only by changes its DocMDP rules permit (form filling,
+    annotations where allowed, later signatures and time-stamps); a nonstandard coverage or a later
+    change beyond that is 无效, naming which; a cryptographic constraint failure (a digest the
+    algorithm disallows) is 存在未验证, naming it."""
+    indication = getattr(status.trust_problem_indic, "name", None) or ""
+    if not status.intact:
+        return SignatureState.INVALID, "the signed byte ranges were changed after signing"
+    if not status.valid:
+        return SignatureState.INVALID, "the signature value does not verify against the signer certificate"
+    if coverage not in ("ENTIRE_FILE", "ENTIRE_REVISION"):
+        return SignatureState.INVALID, (f"nonstandard coverage ({coverage or 'unreadable'}): the signed byte ranges "
+                                        "leave a gap or an uncovered part of their revision")
+    level = status.modification_level
+    if coverage == "ENTIRE_REVISION" and status.docmdp_ok is not True:
+        return SignatureState.INVALID, (f"changed after signing beyond what the signature permits (modification level "
+                                        f"{level.name if level is not None else 'unknown'}"
+                                        + (f": {str(status.diff_result).splitlines()[0]}"
+                                           if level is None or level.name == "OTHER" else "")
+                                        + ")")
+    if "CRYPTO_CONSTRAINTS" in indication:
+        return SignatureState.UNVERIFIED, (f"cryptographic constraint failure ({indication}): the algorithm "
+                                           f"{status.pkcs7_signature_mechanism} with {status.md_algorithm} is "
+                                           "disallowed, so the signature is not judged")
+    note = "signed byte ranges intact, signature value verifies"
+    if coverage != "ENTIRE_FILE":
+        note += f"; covers its revision; later changes are {level.name if level else 'unknown'}, which it permits"
+    return SignatureState.VALID, note
 
 
 def _sm_intact(sig: Any) -> bool | None:

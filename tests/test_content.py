@@ -179,13 +179,14 @@ def test_a_pdf_whose_signed_bytes_changed_is_quarantined(tmp_path: Path, signer)
     assert "signed byte ranges were changed" in findings[0].message
 
 
-def test_a_revision_after_signing_is_recorded_as_not_covering_the_whole_file(tmp_path: Path, signer) -> None:
+def test_a_revision_after_signing_beyond_what_it_permits_is_invalid(tmp_path: Path, signer) -> None:
+    """The catalogue changed after signing: not form filling, not a later signature (see
+    tests/test_pdf_signatures.py for the changes a signature permits)."""
     cert, key, _ = signer
     data = append_revision(sign_pdf(make_pdf(["decision"]), cert, key))
-    pkg = build_with(tmp_path, [doc("结果材料", "决定书.pdf", data)])
-    sig = file_entry(pkg.folder, "决定书.pdf").find("签名信息/签名")
-    assert sig.findtext("状态") == "有效" and sig.findtext("覆盖整个文件") == "false"
-    assert sig.findtext("覆盖范围") == "ENTIRE_REVISION"
+    findings = quarantined(tmp_path, [doc("结果材料", "决定书.pdf", data)])
+    assert [f.code for f in findings] == ["Q-SIGNATURE-INVALID"]
+    assert "changed after signing beyond what the signature permits (modification level OTHER" in findings[0].message
 
 
 def test_a_required_signature_that_is_missing_is_a_finding(tmp_path: Path, signer) -> None:
