@@ -87,12 +87,22 @@ def _name(cn: str) -> bytes:
     return x509.Name.build({"country_name": "CN", "organization_name": "guidang demo", "common_name": cn}).dump()
 
 
+def producer_name(cn: str, email: str) -> bytes:
+    """A subject as some sealing systems write it and strict X.509 parsers refuse: a non-ASCII e-mail
+    in an IA5String and an x500UniqueIdentifier given as a UTF8String."""
+    def rdn(dotted: str, tag: int, value: str) -> bytes:
+        return tlv(0x31, seq(oid(dotted), tlv(tag, value.encode())))
+    return seq(rdn("2.5.4.6", 0x13, "CN"), rdn("2.5.4.3", 0x0C, cn), rdn("1.2.840.113549.1.9.1", 0x16, email),
+               rdn("2.5.4.45", 0x0C, "uid-0001"))
+
+
 def certificate(cn: str, public: bytes, issuer_cn: str, issuer_private: bytes, issuer_public: bytes,
-                not_before: datetime, not_after: datetime, serial: int) -> bytes:
-    """An X.509 v3 certificate for an SM2 key, signed SM2-with-SM3 by the issuer."""
+                not_before: datetime, not_after: datetime, serial: int, *, subject: bytes | None = None) -> bytes:
+    """An X.509 v3 certificate for an SM2 key, signed SM2-with-SM3 by the issuer (`subject`: the
+    subject Name's DER, instead of one built from `cn`)."""
     spki = seq(seq(oid("1.2.840.10045.2.1"), oid(SM2_CURVE)), bits(b"\x04" + public))
     tbs = seq(tlv(0xA0, integer(2)), integer(serial), seq(oid(SM2_SIGN)), _name(issuer_cn),
-              seq(utctime(not_before), utctime(not_after)), _name(cn), spki)
+              seq(utctime(not_before), utctime(not_after)), subject or _name(cn), spki)
     return seq(tbs, seq(oid(SM2_SIGN)), bits(sm2_sign(issuer_private, issuer_public, tbs)))
 
 
@@ -111,7 +121,7 @@ class SealIdentity:
 
 
 def make_identity(seed: str = "guidang demo", *, valid_from: datetime | None = None, valid_days: int = 3650,
-                  office: str = "示范市行政审批局") -> SealIdentity:
+                  office: str = "示范市行政审批局", signer_subject: bytes | None = None) -> SealIdentity:
     """Keys and certificates derived from `seed` (the same bytes for the same seed); the signer's
     certificate is valid `valid_days` from `valid_from`."""
     start = valid_from or datetime(2025, 1, 1, tzinfo=UTC)
@@ -124,7 +134,7 @@ def make_identity(seed: str = "guidang demo", *, valid_from: datetime | None = N
     maker = certificate("guidang demo seal maker", maker_pub, "guidang demo seal root", root_priv, root_pub,
                         long_ago, far, 2)
     signer = certificate(office, signer_pub, "guidang demo seal root", root_priv, root_pub, start,
-                         start + timedelta(days=valid_days), 3)
+                         start + timedelta(days=valid_days), 3, subject=signer_subject)
     return SealIdentity(root, maker_pub, maker_priv, maker, signer_pub, signer_priv, signer,
                         seal_name=f"{office}电子印章")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from guidang_demo.ofds import SM3_WITH_Z_OID, ofd_parts, seal_parts, zip_parts
-from guidang_demo.seals import SealIdentity, make_identity
+from guidang_demo.seals import SealIdentity, make_identity, producer_name
 from packager.ofd import OfdOptions, inspect_ofd
 from packager.ofd_seals import SealOptions
 from packager.sm2 import load_certificate, sm2_verify
@@ -196,6 +196,16 @@ def test_a_list_rewritten_beyond_an_appended_entry_is_not_valid(tmp_path: Path, 
     first = inspect(tmp_path, parts)[0]
     assert first.state == "存在未验证"
     assert "was rewritten when a later seal was added and its earlier form cannot be rebuilt" in (first.note or "")
+
+
+def test_a_signer_certificate_strict_parsers_refuse_is_read_leniently(tmp_path: Path) -> None:
+    from asn1crypto import x509
+
+    odd = make_identity("tests/odd", signer_subject=producer_name("示范市行政审批局", "印章@例子.cn"))
+    with pytest.raises(ValueError):
+        x509.Certificate.load(odd.signer_cert).subject.native  # noqa: B018  (asn1crypto refuses it)
+    seal = only(inspect(tmp_path, sealed(odd)))
+    assert seal.state == "有效" and seal.signer == "CN, 示范市行政审批局, 印章@例子.cn, uid-0001"
 
 
 def test_the_sm2_library_agrees_on_a_library_made_signature() -> None:
