@@ -18,7 +18,16 @@ from datetime import UTC, datetime
 from functools import cache
 from xml.sax.saxutils import escape
 
-from guidang_demo.seals import SealIdentity, cms_sign, make_identity, ses_v1, ses_v4, sm2_sign, z_prefix
+from guidang_demo.seals import (
+    SealIdentity,
+    cms_sign,
+    eseal_v4,
+    make_identity,
+    ses_v1,
+    ses_v4,
+    sm2_sign,
+    z_prefix,
+)
 
 NS = "http://www.ofdspec.org/2016"
 _FIXED_TIME = (2026, 1, 1, 0, 0, 0)  # ZIP member times: the same bytes from every build
@@ -92,7 +101,7 @@ def demo_identity() -> SealIdentity:
 def seal_parts(parts: dict[str, bytes], identity: SealIdentity, *, provider: str = "guidang demo seal service",
                kind: str = "Seal", version: int = 4, check_method: str = SM3_OID,
                when: datetime = _SEAL_TIME, raw_signature: bool = False,
-               signed_attributes: bool = True, bare: bool = False) -> dict[str, bytes]:
+               signed_attributes: bool = True, bare: bool = False, seal_file: bool = False) -> dict[str, bytes]:
     """A further signature over `parts`: its Signatures.xml entry (appended to the list when there is
     one), Signature.xml with a reference per part (the list included), and SignedValue.dat."""
     listing_name = "Doc_0/Signs/Signatures.xml"
@@ -113,13 +122,14 @@ def seal_parts(parts: dict[str, bytes], identity: SealIdentity, *, provider: str
         for name, data in sorted(protected.items())
     )
     sign_path = f"Doc_0/Signs/Sign_{n}"
+    seal_ref = f"<ofd:Seal><ofd:BaseLoc>/{sign_path}/Seal.esl</ofd:BaseLoc></ofd:Seal>" if seal_file else ""
     signature = (
         f'{_HEADER}<ofd:Signature xmlns:ofd="{NS}"><ofd:SignedInfo>'
         f'<ofd:Provider ProviderName="{escape(provider)}" Version="1.0" Company="guidang"/>'
         f"<ofd:SignatureMethod>{SM2_OID}</ofd:SignatureMethod>"
         f"<ofd:SignatureDateTime>{when:%Y%m%d%H%M%S}Z</ofd:SignatureDateTime>"
         f'<ofd:References CheckMethod="{check_method}">{refs}</ofd:References>'
-        f'<ofd:StampAnnot ID="{n + 1}" PageRef="10" Boundary="120 200 40 40"/></ofd:SignedInfo>'
+        f'<ofd:StampAnnot ID="{n + 1}" PageRef="10" Boundary="120 200 40 40"/>{seal_ref}</ofd:SignedInfo>'
         f"<ofd:SignedValue>/{sign_path}/SignedValue.dat</ofd:SignedValue></ofd:Signature>"
     ).encode()
     if kind == "Seal":
@@ -130,7 +140,10 @@ def seal_parts(parts: dict[str, bytes], identity: SealIdentity, *, provider: str
         value = sm2_sign(identity.signer_private, identity.signer_public, signature)
     else:
         value = cms_sign(identity, signature, when, signed_attributes=signed_attributes)
-    return {listing_name: listing, f"{sign_path}/Signature.xml": signature, f"{sign_path}/SignedValue.dat": value}
+    out = {listing_name: listing, f"{sign_path}/Signature.xml": signature, f"{sign_path}/SignedValue.dat": value}
+    if seal_file:
+        out[f"{sign_path}/Seal.esl"] = eseal_v4(identity)
+    return out
 
 
 def licence_variant(file_id: str) -> dict[str, object]:

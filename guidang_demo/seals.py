@@ -144,17 +144,23 @@ def z_prefix(public: bytes) -> bytes:
     return sm2_math.z_value(public)
 
 
-def ses_v4(identity: SealIdentity, signature_xml: bytes, path: str, when: datetime, *,
-           raw_signature: bool = False) -> bytes:
-    """GB/T 38540 SES_Signature: the maker signs DER(SES_SealInfo); the signer signs TBS_Sign."""
+def eseal_v4(identity: SealIdentity) -> bytes:
+    """The office's GB/T 38540 seal (SESeal), as the seal authority made it: the maker signs
+    DER(SES_SealInfo). The same bytes every time (the nonce is deterministic), as Seal.esl holds it."""
     i = identity
     prop = seq(integer(1), tlv(0x0C, i.seal_name.encode()), integer(1), seq(tlv(0x04, i.signer_cert)),
                gtime(datetime(2025, 1, 1, tzinfo=UTC)), gtime(datetime(2025, 1, 1, tzinfo=UTC)),
                gtime(datetime(2035, 1, 1, tzinfo=UTC)))
     picture = seq(tlv(0x16, b"PNG"), tlv(0x04, _PNG), integer(40), integer(40))
     info = seq(seq(tlv(0x16, b"ES"), integer(4), tlv(0x16, b"guidang")), tlv(0x16, b"GD-SEAL-0001"), prop, picture)
-    eseal = seq(info, tlv(0x04, i.maker_cert), oid(SM2_SIGN), bits(sm2_sign(i.maker_private, i.maker_public, info)))
-    tbs = seq(integer(4), eseal, gtime(when), bits(hashlib.new("sm3", signature_xml).digest()),
+    return seq(info, tlv(0x04, i.maker_cert), oid(SM2_SIGN), bits(sm2_sign(i.maker_private, i.maker_public, info)))
+
+
+def ses_v4(identity: SealIdentity, signature_xml: bytes, path: str, when: datetime, *,
+           raw_signature: bool = False) -> bytes:
+    """GB/T 38540 SES_Signature: the signer signs TBS_Sign, which holds the seal, the time and dataHash."""
+    i = identity
+    tbs = seq(integer(4), eseal_v4(identity), gtime(when), bits(hashlib.new("sm3", signature_xml).digest()),
               tlv(0x16, path.encode()))
     sig = sm2_sign(i.signer_private, i.signer_public, tbs)
     return seq(tbs, tlv(0x04, i.signer_cert), oid(SM2_SIGN), bits(raw_rs(sig) if raw_signature else sig))

@@ -108,6 +108,13 @@ def _signature(box: Container, name: str, kind: str, list_name: str, position: i
         value = box.read_small(value_name)
         verdict = verify_seal(value, xml, options.roots) if kind == "Seal" else \
             verify_sign(value, xml, options.signers, options.roots)
+    seal_loc = text(child(child(info, "Seal"), "BaseLoc"))
+    if seal_loc and verdict.eseal is not None:  # Seal.esl, where present, is the seal the signature holds
+        seal_name = box.resolve(seal_loc, name)
+        if seal_name is None:
+            verdict.notes.append(f"Seal {seal_loc!r} named in SignedInfo is not in the container")
+        elif box.read_small(seal_name) != verdict.eseal:
+            verdict.failed.append(f"Seal.esl: {seal_name} differs from the seal inside the signed value")
     refs = child(info, "References")
     entries = children(refs, "Reference")
     if len(entries) > box.limits.max_references:

@@ -49,6 +49,7 @@ class Verdict:
     method: str | None = None
     trusted: bool | None = None
     seal: str | None = None  # "name (ID …, type n, valid a to b, maker …)"
+    eseal: bytes | None = None  # the seal (SESeal) inside the signature, to compare with Seal.esl
 
 
 def _der(tag: int, body: bytes) -> bytes:
@@ -136,6 +137,7 @@ def _trust(signer: Certificate | None, maker: Certificate | None, roots: tuple[C
 
 def _v4(parts: list[Tlv], fields: list[Tlv], signature_xml: bytes, roots: tuple[Certificate, ...],
         verdict: Verdict) -> None:
+    verdict.eseal = fields[1].raw
     eseal = fields[1].items()
     seal_info, maker_raw, maker_alg, maker_sig = eseal[0], eseal[1].value, eseal[2], bit_string(eseal[3])
     when, data_hash = der_time(fields[2]), bit_string(fields[3])
@@ -156,6 +158,7 @@ def _v4(parts: list[Tlv], fields: list[Tlv], signature_xml: bytes, roots: tuple[
 
 def _v1(parts: list[Tlv], fields: list[Tlv], signature_xml: bytes, roots: tuple[Certificate, ...],
         verdict: Verdict) -> None:
+    verdict.eseal = fields[1].raw
     eseal = fields[1].items()
     seal_info, sign_info = eseal[0], eseal[1].items()
     maker = _cert(sign_info[0].value, "seal maker", verdict)

@@ -216,3 +216,11 @@ def test_the_sm2_library_agrees_on_a_library_made_signature() -> None:
     signature = gmssl_pyx.sm2_sign(private, public, b"Signature.xml bytes", b"1234567812345678")
     assert sm2_verify(public, b"Signature.xml bytes", signature)
     assert not sm2_verify(public, b"Signature.xml byteS", signature)
+
+
+def test_a_seal_file_must_be_the_seal_the_signature_holds(tmp_path: Path, office: SealIdentity) -> None:
+    parts = sealed(office, seal_file=True)
+    assert only(inspect(tmp_path, parts)).state == "有效"
+    parts[f"{SIGN_0}/Seal.esl"] = make_identity("tests/other-seal").signer_cert  # another seal's bytes
+    seal = only(inspect(tmp_path, parts))
+    assert seal.state == "无效" and f"Seal.esl: {SIGN_0}/Seal.esl differs from the seal inside" in (seal.note or "")
