@@ -10,9 +10,8 @@ certificate is "trusted" only when it chains to a root the configuration names
 (`signatures.trust_roots`); without roots the field is left out rather than guessed, and nothing is
 fetched from the network (no OCSP, CRL or AIA: `allow_fetching=False`).
 
-SM2 signatures (OIDs 1.2.156.10197.*) are recorded as present and not verified: no maintained
-Python library verifies SM2 CMS signatures. Their byte ranges are still hashed (SM3) and compared
-with the signed digest where pyHanko can, so a changed document is caught either way.
+SM2 signatures (OIDs 1.2.156.10197.*) are verified with gmssl-pyx (packager/pdf_sm2.py) and judged
+by the same rules.
 """
 
 from __future__ import annotations
@@ -120,13 +119,7 @@ def _validate(sig: Any, roots: TrustRoots | None) -> SignatureRecord:
             "whole_file": coverage == "ENTIRE_FILE",
             "signing_time": _when(sig.self_reported_timestamp)}
     if sig_oid.startswith(_SM_PREFIX) or digest_oid.startswith(_SM_PREFIX):
-        intact = _sm_intact(sig)
-        return SignatureRecord(
-            state=SignatureState.INVALID if intact is False else SignatureState.UNVERIFIED,
-            intact=intact, method=f"SM2 ({sig_oid})",
-            note=f"field {sig.field_name!r}: SM2 signature "
-            + ("whose signed bytes were changed" if intact is False else "present, not verified: no maintained "
-               "library verifies SM2 CMS signatures"), **base)
+        return _sm2(sig, roots, base)
     context = ValidationContext(trust_roots=list(roots.certificates) if roots else [], allow_fetching=False)
     try:
         status = validate_pdf_signature(sig, context)
@@ -178,18 +171,43 @@ def _judge(status: Any, coverage: str | None) -> tuple[SignatureState, str]:
     return SignatureState.VALID, note
 
 
-def _sm_intact(sig: Any) -> bool | None:
-    """Whether the SM3 digest of the signed byte ranges equals the signed messageDigest attribute;
-    None when that cannot be computed (no signed attributes, an unknown digest)."""
+def _sm2(sig: Any, roots: TrustRoots | None, base: dict[str, Any]) -> SignatureRecord:
+    """An SM2 signature, verified with gmssl-pyx (packager/pdf_sm2.py) and judged like any other."""
+    from packager.pdf_sm2 import sm2_status
+
+    sm2_roots = _sm2_roots(roots.paths) if roots and roots.paths else ()
+    where = f"field {sig.field_name!r}: "
     try:
-        digest = sig.compute_digest()
-        attrs = sig.signer_info["signed_attrs"]
-        for attr in attrs:
-            if attr["type"].native == "message_digest":
-                return bool(attr["values"][0].native == digest)
-    except Exception:
-        return None
-    return None
+        status, cert, why = sm2_status(sig, sm2_roots)
+    except Exception as exc:  # a structure pyHanko or the walk refuses
+        return SignatureRecord(state=SignatureState.INVALID, method="SM2-with-SM3",
+                               note=f"{where}SM2 signature unreadable ({type(exc).__name__}: {exc})", **base)
+    if why is not None:
+        return SignatureRecord(state=SignatureState.UNVERIFIED, method="SM2-with-SM3", note=where + why, **base)
+    state, note = _judge(status, base["coverage"])
+    when = sig.self_reported_timestamp
+    if state == SignatureState.VALID and cert is not None and when is not None and not cert.valid_at(when):
+        state, note = SignatureState.INVALID, (f"certificate validity: the signer certificate was not valid at the "
+                                               f"signing time {when:%Y-%m-%d %H:%M:%S}")
+    level = status.modification_level
+    verdict = "permits" if status.docmdp_ok else "forbids"
+    return SignatureRecord(
+        state=state, intact=bool(status.intact), method="SM2-with-SM3", trusted=status.trusted,
+        modification=None if level is None else f"{level.name}; DocMDP {verdict} it", note=where + note, **base)
+
+
+@cache
+def _sm2_roots(paths: tuple[str, ...]) -> tuple[Any, ...]:
+    """The configured roots as SM2 certificates (those that are), for SM2 signers."""
+    from packager.sm2 import DerError, load_certificates
+
+    certs: list[Any] = []
+    for p in paths:
+        try:
+            certs += [c for c in load_certificates(Path(p).read_bytes()) if c.public_key is not None]
+        except (OSError, DerError, IndexError, ValueError):
+            continue
+    return tuple(certs)
 
 
 def signature_kinds(records: Sequence[SignatureRecord]) -> str:

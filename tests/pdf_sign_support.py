@@ -95,3 +95,29 @@ def resign(data: bytes, signer, *, gap: int = 0, tail: int = 0) -> bytes:
     hexed = asyncio.run(signer.async_sign(h.finalize(), "sha256")).dump().hex().encode()
     slot = (c - 1) - (b + 1)  # the hex digits between < and >
     return data[:b + 1] + hexed + b"0" * (slot - len(hexed)) + data[c - 1:]
+
+
+def sm2_signer(identity):
+    """A pyHanko signer that signs SM2-with-SM3 over SM3 digests with a guidang_demo seal identity's
+    signer key, as Chinese PDF signing tools do (asn1crypto is taught the SM3 OID's name, which
+    pyHanko needs to pick cryptography's SM3)."""
+    from asn1crypto import algos, x509
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    from guidang_demo import sm2_math
+
+    algos.DigestAlgorithmId._map["1.2.156.10197.1.401"] = "sm3"
+    if algos.DigestAlgorithmId._reverse_map is not None:
+        algos.DigestAlgorithmId._reverse_map["sm3"] = "1.2.156.10197.1.401"
+    cert = x509.Certificate.load(identity.signer_cert)
+
+    class Sm2Signer(signers.Signer):
+        def __init__(self) -> None:
+            super().__init__(signing_cert=cert, cert_registry=SimpleCertificateStore.from_certs([cert]),
+                             signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "1.2.156.10197.1.501"}))
+
+        async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+            return b"\0" * 72 if dry_run else sm2_math.sign(identity.signer_private, identity.signer_public, data)
+
+    return Sm2Signer()

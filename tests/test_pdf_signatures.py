@@ -13,10 +13,11 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from packager.signatures import inspect_pdf_signatures
+from guidang_demo.seals import make_identity
+from packager.signatures import TrustRoots, inspect_pdf_signatures
 from schemas.signature_info import SignatureRecord
 from tests.content_support import make_certificate
-from tests.pdf_sign_support import fill_field, form_pdf, resign, shadow_appearance
+from tests.pdf_sign_support import fill_field, form_pdf, resign, shadow_appearance, sm2_signer
 from tests.test_content import build_with, file_entry, quarantined
 from tests.test_packager_support import doc
 
@@ -101,3 +102,31 @@ def test_an_invalid_pdf_signature_quarantines_and_a_valid_one_is_recorded(tmp_pa
     pkg = build_with(tmp_path / "ok", [doc("结果材料", "决定书.pdf", fill_field(signed, "ten years"))])
     sig = file_entry(pkg.folder, "决定书.pdf").find("签名信息/签名")
     assert sig.findtext("状态") == "有效" and sig.findtext("签名后修改") == "FORM_FILLING; DocMDP permits it"
+
+
+def test_an_sm2_pdf_signature_is_verified_and_judged_alike(tmp_path: Path) -> None:
+    office = make_identity("tests/pdf-sm2")
+    signed = sign(form_pdf(), sm2_signer(office), md_algorithm="sm3")
+    record = judged(tmp_path, signed)
+    assert (record.state, record.method, record.coverage) == ("有效", "SM2-with-SM3", "ENTIRE_FILE"), record.note
+    assert "示范市行政审批局" in (record.signer or "")
+    assert judged(tmp_path, fill_field(signed, "ten years")).state == "有效"  # a permitted fill
+    at = signed.index(b"/CreationDate (D:2026") + len(b"/CreationDate (D:")
+    changed = judged(tmp_path, signed[:at] + b"2027" + signed[at + 4:])
+    assert changed.state == "无效" and changed.intact is False
+    assert "signed byte ranges were changed" in (changed.note or "")
+    # trust: against SM2 roots configured like any other
+    (tmp_path / "root.der").write_bytes(office.root_cert)
+    path = tmp_path / "signed.pdf"
+    path.write_bytes(signed)
+    roots = TrustRoots(paths=(str(tmp_path / "root.der"),))
+    assert inspect_pdf_signatures(path, roots).signatures[0].trusted is True
+
+
+def test_an_sm2_pdf_signed_after_its_certificate_expired_is_invalid(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    lapsed = make_identity("tests/pdf-lapsed", valid_from=datetime(2020, 1, 1, tzinfo=UTC), valid_days=365)
+    record = judged(tmp_path, sign(form_pdf(), sm2_signer(lapsed), md_algorithm="sm3"))
+    assert record.state == "无效" and "certificate validity: the signer certificate was not valid at the signing " \
+        "time" in (record.note or "")
