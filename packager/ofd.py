@@ -32,7 +32,7 @@ from packager.ofd_seals import SealOptions, inspect_signatures
 from packager.sm2 import Certificate, DerError, load_certificates
 from schemas.config import Settings
 from schemas.findings import GuidangError
-from schemas.ofd_config import DEFAULT_STANDARD_FONTS
+from schemas.ofd_config import DEFAULT_STANDARD_FONTS, OfdConfig
 from schemas.signature_info import SignatureRecord
 
 OFD_FORMAT_NAME = "Open Fixed-layout Document (GB/T 33190-2016)"
@@ -243,7 +243,7 @@ def _font(walk: _Walk, res_name: str, folder: str, font: etree._Element) -> None
 
 def ofd_options(settings: Settings) -> OfdOptions:
     """The configuration's `ofd:` and `signatures:` as the inspection takes them (certificates read once)."""
-    cfg = settings.ofd
+    cfg = getattr(settings, "ofd", None) or OfdConfig()  # a partial settings object (tests, tools) has none
     paths = settings.signatures
     return OfdOptions(
         standard_fonts=frozenset(f.casefold() for f in cfg.standard_fonts),
