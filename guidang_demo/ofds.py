@@ -101,13 +101,17 @@ def demo_identity() -> SealIdentity:
 def seal_parts(parts: dict[str, bytes], identity: SealIdentity, *, provider: str = "guidang demo seal service",
                kind: str = "Seal", version: int = 4, check_method: str = SM3_OID,
                when: datetime = _SEAL_TIME, raw_signature: bool = False,
-               signed_attributes: bool = True, bare: bool = False, seal_file: bool = False) -> dict[str, bytes]:
+               signed_attributes: bool = True, bare: bool = False, seal_file: bool = False,
+               append_max_id: bool = False) -> dict[str, bytes]:
     """A further signature over `parts`: its Signatures.xml entry (appended to the list when there is
     one), Signature.xml with a reference per part (the list included), and SignedValue.dat."""
     listing_name = "Doc_0/Signs/Signatures.xml"
     n = sum(1 for name in parts if name.endswith("/Signature.xml"))
     entry = f'<ofd:Signature ID="{n + 1}" Type="{kind}" BaseLoc="Sign_{n}/Signature.xml"/>'
-    if listing_name in parts:
+    if listing_name in parts and append_max_id:  # as some producers add a seal: entry and MaxSignId appended
+        listing = parts[listing_name].replace(
+            b"</ofd:Signatures>", f"{entry}<ofd:MaxSignId>{n + 1}</ofd:MaxSignId></ofd:Signatures>".encode())
+    elif listing_name in parts:
         old = parts[listing_name].decode()
         old = old.replace(f"<ofd:MaxSignId>{n}</ofd:MaxSignId>", f"<ofd:MaxSignId>{n + 1}</ofd:MaxSignId>")
         listing = old.replace("</ofd:Signatures>", f"{entry}</ofd:Signatures>").encode()

@@ -5,7 +5,9 @@ references (each protected file's digest by CheckMethod: SM3, SM3 with Z_A as GM
 A document sealed twice: the second seal's addition rewrites Signs/Signatures.xml, which the first
 seal's references often protect. That is told apart from a change by rebuilding the earlier list:
 the current list's bytes with the entries that follow the first seal's own entry cut out (and
-MaxSignId put back to the highest remaining ID, or left as it is); if one of those candidates has
+MaxSignId put back to the highest remaining ID, or left as it is, or, for producers that append
+their own MaxSignId after their entry, everything after the first seal's entry up to the list's
+end tag cut out); if one of those candidates has
 the protected digest, the list changed only by the later seals' entries and nothing they protect
 is affected. A list whose earlier form cannot be rebuilt that way is 存在未验证 for that seal (it
 may be a producer that rewrote the whole list), never 有效; any other protected file that differs
@@ -41,6 +43,7 @@ _SIGNATURE_METHODS = {
     "1.2.840.113549.1.1.11": "RSA-with-SHA256", "1.2.840.10045.4.3.2": "ECDSA-with-SHA256",
 }
 _ENTRY = re.compile(rb"\s*<(?:[\w.-]+:)?Signature[\s/>].*?(?:/>|</(?:[\w.-]+:)?Signature\s*>)", re.S)
+_CLOSE = re.compile(rb"\s*</(?:[\w.-]+:)?Signatures\s*>")
 _MAX_ID = re.compile(rb"(<(?:[\w.-]+:)?MaxSignId\s*>)\s*([^<]*?)\s*(</)")
 
 
@@ -195,11 +198,15 @@ def _earlier_list(box: Container, list_name: str, position: int, algorithm: str,
     spans = list(_ENTRY.finditer(current))
     if len(spans) <= position + 1:
         return False
-    cut = current[:spans[position + 1].start()] + current[spans[-1].end():]
-    ids = [int(m) for m in re.findall(rb'\bID="(\d+)"', b"".join(s.group() for s in spans[:position + 1]))]
+    head = current[:spans[position + 1].start()]
+    cut = head + current[spans[-1].end():]
     candidates = [cut]
+    ids = [int(m) for m in re.findall(rb'\bID="(\d+)"', b"".join(s.group() for s in spans[:position + 1]))]
     if ids:
         candidates.append(_MAX_ID.sub(lambda m: m.group(1) + str(max(ids)).encode() + m.group(3), cut, count=1))
+    close = _CLOSE.search(current, spans[-1].end())
+    if close is not None:  # producers that append their own MaxSignId after their entry
+        candidates.append(head + current[close.start():])
     for candidate in candidates:
         h = hashlib.new(algorithm)
         h.update(prefix + candidate)

@@ -179,6 +179,16 @@ def test_two_seals_where_the_second_appended_its_entry(tmp_path: Path, office: S
     assert "市场监督管理局" in (second.signer or "")
 
 
+def test_two_seals_where_the_second_appended_its_entry_and_its_own_max_id(tmp_path: Path,
+                                                                          office: SealIdentity) -> None:
+    """How one real producer adds a seal: <Signature/><MaxSignId/> appended after the first pair."""
+    parts = sealed(office)
+    parts.update(seal_parts(parts, make_identity("tests/second"), append_max_id=True))
+    assert parts["Doc_0/Signs/Signatures.xml"].count(b"<ofd:MaxSignId>") == 2
+    first, second = inspect(tmp_path, parts)
+    assert first.state == "有效" and second.state == "有效", first.note
+
+
 def test_a_change_after_two_seals_is_still_caught(tmp_path: Path, office: SealIdentity) -> None:
     parts = sealed(office)
     parts.update(seal_parts(parts, make_identity("tests/second")))
