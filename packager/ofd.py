@@ -127,7 +127,7 @@ def inspect_ofd(path: Path, options: OfdOptions | None = None) -> OfdInspection:
                 pages += _doc_body(walk, body, n)
                 sig_loc = text(child(body, "Signatures"))
                 if sig_loc is not None and not walk.problems:
-                    signatures += inspect_signatures(walk.box, sig_loc, options.seals, walk.problem)
+                    signatures += inspect_signatures(walk.box, sig_loc, options.seals, walk.problem, walk.warn)
         except Broken as exc:
             walk.problem(str(exc))
         return OfdInspection(

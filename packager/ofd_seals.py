@@ -31,6 +31,7 @@ from packager.sm2 import Certificate, z_value
 from schemas.signature_info import SignatureRecord, SignatureState
 
 SM3_WITH_Z = "sm3-z"
+SIGNATURES_WARNING = "W-OFD-SIGNATURES-MISSING"
 # CheckMethod of Signature.xml/SignedInfo/References, as OID or name -> hashlib name.
 _DIGESTS = {
     "1.2.156.10197.1.401": "sm3", "sm3": "sm3", "1.2.156.10197.1.401.1": "sm3",
@@ -56,11 +57,14 @@ class SealOptions:
     signers: tuple[Certificate, ...] = ()
 
 
-def inspect_signatures(box: Container, loc: str, options: SealOptions,
-                       problem: Callable[[str], None]) -> list[SignatureRecord]:
+def inspect_signatures(box: Container, loc: str, options: SealOptions, problem: Callable[[str], None],
+                       warn: Callable[[str, str], None]) -> list[SignatureRecord]:
+    """Every signature of the list at `loc`. A list OFD.xml names but the container lacks is a
+    warning (readers render the pages; there is no signature to check), not a quarantine."""
     list_name = box.resolve(loc, "OFD.xml")
     if list_name is None:
-        problem(f"OFD.xml: Signatures {loc!r} is not in the container")
+        warn(SIGNATURES_WARNING, f"{box.expected(loc, 'OFD.xml')}: signature list named in OFD.xml is not in the "
+             "container (no signature to check)")
         return []
     try:
         listing = box.parse(list_name)

@@ -183,3 +183,14 @@ def test_the_zip_of_an_ofd_is_read_lazily_for_an_unreadable_container(tmp_path: 
 
 def test_content_options_default_carries_the_standard_faces() -> None:
     assert "方正小标宋简体" in ContentOptions().ofd.standard_fonts
+
+
+def test_a_signature_list_named_but_absent_is_a_warning(tmp_path: Path) -> None:
+    parts = ofd_parts(["发票模板"], sealed=True, seals=0)  # OFD.xml names Doc_0/Signs/Signatures.xml
+    path = tmp_path / "a.ofd"
+    path.write_bytes(zip_parts(parts))
+    result = inspect_ofd(path)
+    assert not result.problems and result.signatures == ()
+    assert [(w.code, w.message) for w in result.warnings] == [(
+        "W-OFD-SIGNATURES-MISSING", "Doc_0/Signs/Signatures.xml: signature list named in OFD.xml is not in the "
+        "container (no signature to check)")]
