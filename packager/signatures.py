@@ -100,7 +100,7 @@ def _cert_names(sig: Any) -> tuple[str | None, str | None]:
 
 
 def _validate(sig: Any, roots: TrustRoots | None) -> SignatureRecord:
-    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
     from pyhanko_certvalidator import ValidationContext
 
     try:
@@ -121,22 +121,27 @@ def _validate(sig: Any, roots: TrustRoots | None) -> SignatureRecord:
     if sig_oid.startswith(_SM_PREFIX) or digest_oid.startswith(_SM_PREFIX):
         return _sm2(sig, roots, base)
     context = ValidationContext(trust_roots=list(roots.certificates) if roots else [], allow_fetching=False)
+    document_timestamp = sig.sig_object_type == "/DocTimeStamp"  # PAdES-LTA: a time-stamp over the document
     try:
-        status = validate_pdf_signature(sig, context)
+        status = validate_pdf_timestamp(sig, context) if document_timestamp else validate_pdf_signature(sig, context)
     except Exception as exc:
         return SignatureRecord(state=SignatureState.INVALID, method=sig_oid,
                                note=f"field {sig.field_name!r}: validation failed: {type(exc).__name__}: {exc}", **base)
-    ts = status.timestamp_validity
+    if document_timestamp:
+        base["kind"] = "PDF document time-stamp"
+        stamp = _when(status.timestamp)
+    else:
+        ts = status.timestamp_validity
+        stamp = _when(ts.timestamp) if ts is not None else None
     state, note = _judge(status, coverage)
     level = status.modification_level
     modification = None if level is None else level.name + (
         "" if status.docmdp_ok is None else f"; DocMDP {'permits' if status.docmdp_ok else 'forbids'} it")
     return SignatureRecord(
         state=state, intact=bool(status.intact), method=str(status.pkcs7_signature_mechanism or sig_oid),
-        timestamp=_when(ts.timestamp) if ts is not None else None,
-        trusted=bool(status.trusted) if roots and roots.certificates else None, modification=modification,
-        note=f"field {sig.field_name!r}: {note}", **{**base, "signing_time": _when(status.signer_reported_dt)
-                                                     or base["signing_time"]},
+        timestamp=stamp, trusted=bool(status.trusted) if roots and roots.certificates else None,
+        modification=modification, note=f"field {sig.field_name!r}: {note}",
+        **{**base, "signing_time": _when(getattr(status, "signer_reported_dt", None)) or base["signing_time"]},
     )
 
 
@@ -155,7 +160,9 @@ def _judge(status: Any, coverage: str | None) -> tuple[SignatureState, str]:
         return SignatureState.INVALID, (f"nonstandard coverage ({coverage or 'unreadable'}): the signed byte ranges "
                                         "leave a gap or an uncovered part of their revision")
     level = status.modification_level
-    if coverage == "ENTIRE_REVISION" and status.docmdp_ok is not True:
+    # docmdp_ok None: no DocMDP verdict (a document time-stamp); the difference analysis decides
+    beyond = status.docmdp_ok is False or (status.docmdp_ok is None and (level is None or level.name == "OTHER"))
+    if coverage == "ENTIRE_REVISION" and beyond:
         return SignatureState.INVALID, (f"changed after signing beyond what the signature permits (modification level "
                                         f"{level.name if level is not None else 'unknown'}"
                                         + (f": {str(status.diff_result).splitlines()[0]}"

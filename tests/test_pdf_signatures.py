@@ -130,3 +130,18 @@ def test_an_sm2_pdf_signed_after_its_certificate_expired_is_invalid(tmp_path: Pa
     record = judged(tmp_path, sign(form_pdf(), sm2_signer(lapsed), md_algorithm="sm3"))
     assert record.state == "无效" and "certificate validity: the signer certificate was not valid at the signing " \
         "time" in (record.note or "")
+
+
+def test_a_document_time_stamp_after_signing_is_judged_as_one(tmp_path: Path, signer) -> None:
+    """PAdES-LTA: a document time-stamp (/DocTimeStamp) is validated as a time-stamp, not refused as
+    "not a /Sig", and the signature before it stays valid (LTA updates are permitted)."""
+    from pyhanko.sign import timestamps
+
+    tsa_cert, tsa_key, _ = make_certificate("Test TSA", tsa=True)
+    stamper = signers.PdfTimeStamper(timestamps.DummyTimeStamper(tsa_cert=tsa_cert, tsa_key=tsa_key))
+    out = stamper.timestamp_pdf(IncrementalPdfFileWriter(io.BytesIO(sign(form_pdf(), signer))), "sha256")
+    path = tmp_path / "lta.pdf"
+    path.write_bytes(out.getvalue())
+    first, stamp = inspect_pdf_signatures(path).signatures
+    assert first.state == "有效" and first.modification == "LTA_UPDATES; DocMDP permits it", first.note
+    assert stamp.kind == "PDF document time-stamp" and stamp.state == "有效" and stamp.timestamp, stamp.note
