@@ -102,7 +102,7 @@ def seal_parts(parts: dict[str, bytes], identity: SealIdentity, *, provider: str
                kind: str = "Seal", version: int = 4, check_method: str = SM3_OID,
                when: datetime = _SEAL_TIME, raw_signature: bool = False,
                signed_attributes: bool = True, bare: bool = False, seal_file: bool = False,
-               append_max_id: bool = False) -> dict[str, bytes]:
+               append_max_id: bool = False, timestamp: bytes | None = None) -> dict[str, bytes]:
     """A further signature over `parts`: its Signatures.xml entry (appended to the list when there is
     one), Signature.xml with a reference per part (the list included), and SignedValue.dat."""
     listing_name = "Doc_0/Signs/Signatures.xml"
@@ -138,7 +138,7 @@ def seal_parts(parts: dict[str, bytes], identity: SealIdentity, *, provider: str
     ).encode()
     if kind == "Seal":
         make = ses_v4 if version == 4 else ses_v1
-        extra = {"raw_signature": raw_signature} if version == 4 else {}
+        extra = {"raw_signature": raw_signature, "timestamp": timestamp} if version == 4 else {}
         value = make(identity, signature, f"/{sign_path}/Signature.xml", when, **extra)
     elif bare:
         value = sm2_sign(identity.signer_private, identity.signer_public, signature)

@@ -157,13 +157,14 @@ def eseal_v4(identity: SealIdentity) -> bytes:
 
 
 def ses_v4(identity: SealIdentity, signature_xml: bytes, path: str, when: datetime, *,
-           raw_signature: bool = False) -> bytes:
+           raw_signature: bool = False, timestamp: bytes | None = None) -> bytes:
     """GB/T 38540 SES_Signature: the signer signs TBS_Sign, which holds the seal, the time and dataHash."""
     i = identity
     tbs = seq(integer(4), eseal_v4(identity), gtime(when), bits(hashlib.new("sm3", signature_xml).digest()),
               tlv(0x16, path.encode()))
     sig = sm2_sign(i.signer_private, i.signer_public, tbs)
-    return seq(tbs, tlv(0x04, i.signer_cert), oid(SM2_SIGN), bits(raw_rs(sig) if raw_signature else sig))
+    stamp = tlv(0x80, b"\x00" + timestamp) if timestamp else b""  # timeStamp [0] IMPLICIT BIT STRING
+    return seq(tbs, tlv(0x04, i.signer_cert), oid(SM2_SIGN), bits(raw_rs(sig) if raw_signature else sig), stamp)
 
 
 def ses_v1(identity: SealIdentity, signature_xml: bytes, path: str, when: datetime) -> bytes:

@@ -183,17 +183,25 @@ def _v1(parts: list[Tlv], fields: list[Tlv], signature_xml: bytes, roots: tuple[
 
 
 def _timestamp(tlv: Tlv) -> str | None:
-    """The time of an RFC 3161 token, when it parses; "present" otherwise (it is recorded, not judged)."""
-    try:
-        import pyhanko.pdf_utils.reader
-        import pyhanko.sign.general  # noqa: F401
-        from asn1crypto import cms
+    """The time of the RFC 3161 token in timeStamp [0] (implicit BIT STRING, or explicit around one),
+    when it parses; "present (not parsed)" otherwise: it is recorded, not judged."""
+    import pyhanko.pdf_utils.reader
+    import pyhanko.sign.general  # noqa: F401
+    from asn1crypto import cms
 
-        raw = tlv.value[1:] if tlv.tag == 0x03 else tlv.value
-        token = cms.ContentInfo.load(raw)
-        return str(token["content"]["encap_content_info"]["content"].parsed["gen_time"].native.isoformat())
-    except Exception:
-        return "present (not parsed)"
+    candidates = [tlv.value[1:], tlv.value]
+    try:
+        inner = read_tlv(tlv.value)
+        candidates.append(inner.value[1:] if inner.tag == 0x03 else inner.raw)
+    except DerError:
+        pass
+    for raw in candidates:
+        try:
+            token = cms.ContentInfo.load(raw)
+            return str(token["content"]["encap_content_info"]["content"].parsed["gen_time"].native.isoformat())
+        except Exception:  # not this reading; try the next
+            continue
+    return "present (not parsed)"
 
 
 def verify_sign(value: bytes, signature_xml: bytes, signers: tuple[Certificate, ...],

@@ -234,3 +234,18 @@ def test_a_seal_file_must_be_the_seal_the_signature_holds(tmp_path: Path, office
     parts[f"{SIGN_0}/Seal.esl"] = make_identity("tests/other-seal").signer_cert  # another seal's bytes
     seal = only(inspect(tmp_path, parts))
     assert seal.state == "无效" and f"Seal.esl: {SIGN_0}/Seal.esl differs from the seal inside" in (seal.note or "")
+
+
+def test_a_seal_time_stamp_is_recorded(tmp_path: Path, office: SealIdentity) -> None:
+    import asyncio
+    import hashlib
+
+    from pyhanko.sign import timestamps
+
+    from tests.content_support import make_certificate
+
+    tsa_cert, tsa_key, _ = make_certificate("Test TSA", tsa=True)
+    token = asyncio.run(timestamps.DummyTimeStamper(tsa_cert=tsa_cert, tsa_key=tsa_key).async_timestamp(
+        hashlib.sha256(b"signature").digest(), "sha256"))
+    seal = only(inspect(tmp_path, sealed(office, timestamp=token.dump())))
+    assert seal.state == "有效" and seal.timestamp is not None and seal.timestamp[:2] == "20", seal.timestamp
