@@ -41,7 +41,7 @@ def ofd_findings(pkg: PackageUnderCheck) -> list[Finding]:
 
 
 def agreement_findings(pkg: PackageUnderCheck, d: MetadataDocument) -> list[Finding]:
-    """GD-1-3 for what the content inspection recorded: the PRONOM identifier and an OFD's pages."""
+    """GD-1-3 for what the content inspection recorded: the PRONOM identifier, an OFD's pages and profile."""
     rel = d.path or ""
     findings = []
     found = recorded_puid(_format(pkg, d), pkg.pronom(rel))
@@ -49,9 +49,13 @@ def agreement_findings(pkg: PackageUnderCheck, d: MetadataDocument) -> list[Find
         findings.append(Finding("GD-1-3", rel, f"PRONOM标识 says {d.pronom_id or 'none'}, the content is "
                                 f"{found or 'not identified by PRONOM'}"))
     if pkg.level == "full" and _format(pkg, d) == "OFD":
-        pages = pkg.ofd(rel).pages
-        if pages is not None and d.pages != pages:
-            findings.append(Finding("GD-1-3", rel, f"页数 says {d.pages}, the OFD has {pages} page(s)"))
+        info = pkg.ofd(rel)
+        if info.pages is not None and d.pages != info.pages:
+            findings.append(Finding("GD-1-3", rel, f"页数 says {d.pages}, the OFD has {info.pages} page(s)"))
+        profile = info.doc_type if not info.problems else None
+        if profile is not None and d.format_profile != profile:
+            findings.append(Finding("GD-1-3", rel, f"格式子类型 says {d.format_profile or 'nothing'}, the OFD's "
+                                    f"DocType is {profile}"))
     return findings
 
 

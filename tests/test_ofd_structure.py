@@ -15,11 +15,12 @@ from pathlib import Path
 from lxml import etree
 
 from guidang_demo.ofds import demo_identity, make_ofd, ofd_parts, seal_parts, zip_parts
+from packager.checks import check_package
 from packager.content import ContentOptions
 from packager.ofd import OfdOptions, inspect_ofd
 from packager.ofd_container import OfdLimits
 from schemas.config import load_settings
-from schemas.layout import CHECK_REPORT_FILE
+from schemas.layout import CHECK_REPORT_FILE, METADATA_FILE
 from tests.test_content import OFD_TYPE, build_with, file_entry, quarantined
 from tests.test_packager_support import doc
 
@@ -31,6 +32,12 @@ def test_ofd_a_is_archived_and_its_profile_recorded(tmp_path: Path) -> None:
     assert entry.findtext("格式子类型") == "OFD-A" and entry.findtext("签名信息/签名/状态") == "有效"
     plain = build_with(tmp_path / "plain", [doc("结果材料", "执照.ofd", make_ofd(["x"]), media_type=OFD_TYPE)])
     assert file_entry(plain.folder, "执照.ofd").findtext("格式子类型") == "OFD"
+    # a stored package checked from scratch agrees, and a 元数据 that says otherwise is caught (GD-1-3)
+    assert check_package(pkg.folder).passed
+    meta = pkg.folder / METADATA_FILE
+    meta.write_bytes(meta.read_bytes().replace("<格式子类型>OFD-A<".encode(), "<格式子类型>OFD<".encode()))
+    again = check_package(pkg.folder)
+    assert any(f.message == "格式子类型 says OFD, the OFD's DocType is OFD-A" for f in again.item("GD-1-3").findings)
 
 
 def test_a_doc_type_no_producer_writes_is_quarantined(tmp_path: Path) -> None:
