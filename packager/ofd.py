@@ -69,6 +69,7 @@ class OfdInspection:
     problems: tuple[str, ...] = ()  # each names the part: "Doc_0/Document.xml: …"; each quarantines
     warnings: tuple[OfdWarning, ...] = ()
     signatures: tuple[SignatureRecord, ...] = field(default_factory=tuple)
+    read_bytes: int = 0  # decompressed bytes the inspection read (each part once, within the limit)
 
     @property
     def readable(self) -> bool:
@@ -134,7 +135,7 @@ def inspect_ofd(path: Path, options: OfdOptions | None = None) -> OfdInspection:
             version=version, doc_type=doc_type, pages=pages if not walk.problems else (pages or None),
             problems=tuple(_counted(m, n) for m, n in walk.problems.items()),
             warnings=tuple(OfdWarning(c, m, n) for (c, m), n in walk.warnings.items()),
-            signatures=tuple(signatures))
+            signatures=tuple(signatures), read_bytes=walk.box.spent)
 
 
 def _doc_body(walk: _Walk, body: etree._Element, n: int) -> int:

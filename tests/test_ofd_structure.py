@@ -141,8 +141,9 @@ def test_one_large_part_listed_as_a_thousand_pages_is_read_once(tmp_path: Path) 
     assert path.stat().st_size < 200_000
     started = time.perf_counter()
     result = inspect_ofd(path)
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < 30  # seconds, on a loaded machine; the bytes below are the proof
     assert result.pages == 1000 and not result.problems
+    assert len(big) < result.read_bytes < 2 * len(big)  # the 12 MB part parsed once, not a thousand times
     # the same missing part listed a thousand times: one finding with its count, not a thousand
     path.write_bytes(_pages_of_one_part(1000, b"", missing=True))
     result = inspect_ofd(path)
@@ -169,9 +170,10 @@ def test_a_seal_referencing_a_zip_bomb_member_many_times_is_bounded(tmp_path: Pa
     path.write_bytes(data)
     started = time.perf_counter()
     result = inspect_ofd(path)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 5, elapsed  # digested once (SM3 of 64 MiB), not eight times
+    assert time.perf_counter() - started < 30  # seconds, on a loaded machine; the bytes below are the proof
     assert not result.problems and result.signatures[0].references == 13
+    bomb = 64 * 1024 * 1024
+    assert bomb < result.read_bytes < 2 * bomb  # the member digested once, not eight times
     # with a smaller budget of decompressed bytes the walk stops, naming the part
     tight = OfdOptions(limits=OfdLimits(max_decompressed_bytes=16 * 1024 * 1024))
     result = inspect_ofd(path, tight)
