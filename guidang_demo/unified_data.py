@@ -21,7 +21,7 @@ from typing import Any
 
 from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_DAYS, DEMO_FIRST_DAY, CatalogueEntry, entries_of
 from guidang_demo.identities import person_name, resident_id, uscc
-from guidang_demo.ofds import make_ofd
+from guidang_demo.ofds import licence_variant, make_ofd
 from guidang_demo.pdfs import make_broken_pdf, make_pdf
 
 # Asia/Shanghai has had no daylight saving since 1991; a fixed offset keeps the writer free of tzdata.
@@ -343,7 +343,8 @@ def _make_matter(
         # A licence (行政许可) is issued as a sealed OFD (电子证照 with its 电子印章), as the
         # unified system's licence service does; everything else is a PDF.
         as_ofd = group == "结果" and entry.matter_type == "01"
-        data = make_ofd([title, *lines], pages=pages, sealed=True) if as_ofd else make_pdf(lines, pages=pages)
+        data = make_ofd([title, *lines], pages=pages, sealed=True, **licence_variant(fid)) if as_ofd \
+            else make_pdf(lines, pages=pages)
         payloads[fid] = data
         materials.append({
             "FILEID": fid,

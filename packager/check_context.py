@@ -118,7 +118,7 @@ class PackageUnderCheck:
         if rel not in self._ofds:
             known = self.staged.get(rel)
             staged = known.ofd if known is not None else None
-            self._ofds[rel] = staged if staged is not None else inspect_ofd(self.folder / rel)
+            self._ofds[rel] = staged if staged is not None else inspect_ofd(self.folder / rel, self.options.ofd)
         return self._ofds[rel]
 
     def pdf_signatures(self, rel: str) -> PdfSignatureInspection:

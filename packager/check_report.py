@@ -156,7 +156,8 @@ class CheckReport:
             if item.detail:
                 etree.SubElement(el, "说明").text = item.detail
             for f in item.findings:
-                etree.SubElement(el, "问题", {"位置": f.where}).text = f.message
+                attrs = {"位置": f.where, **({"级别": "警告"} if f.severity == "warning" else {})}
+                etree.SubElement(el, "问题", attrs).text = f.message
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.format_id import PronomMatch, identify_pronom, recorded_puid
-from packager.ofd import OFD_FORMAT_NAME, OfdInspection, inspect_ofd
+from packager.ofd import OFD_FORMAT_NAME, OfdInspection, OfdOptions, inspect_ofd, ofd_options
 from packager.signatures import PdfSignatureInspection, TrustRoots, inspect_pdf_signatures, load_trust_roots
 from packager.virus import VirusResult, VirusScanner
 from schemas.config import Settings, SignatureRule
-from schemas.findings import Finding
+from schemas.findings import Finding, Severity
 from schemas.signature_info import SignatureRecord, SignatureState
 
 # Every DA/T 70 item the check runs (schemas/codes/dat70.yaml); GD-4-1 is required only with a scanner.
@@ -37,6 +37,7 @@ class ContentOptions:
     signature_rules: tuple[SignatureRule, ...] = ()
     accept_unverified: bool = True
     required_items: frozenset[str] = DEFAULT_REQUIRED
+    ofd: OfdOptions = field(default_factory=OfdOptions)
 
 
 def content_options(settings: Settings | None) -> ContentOptions:
@@ -57,7 +58,8 @@ def content_options(settings: Settings | None) -> ContentOptions:
     else:
         required = DEFAULT_REQUIRED | ({"GD-4-1"} if virus else set())
     return ContentOptions(virus=virus, trust_roots=roots, signature_rules=tuple(settings.signatures.required),
-                          accept_unverified=settings.signatures.accept_unverified, required_items=required)
+                          accept_unverified=settings.signatures.accept_unverified, required_items=required,
+                          ofd=ofd_options(settings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,15 @@ class ContentInspection:
         if self.pdf_signatures is not None:
             return self.pdf_signatures.signatures
         return None
+
+    @property
+    def format_profile(self) -> str | None:
+        return self.ofd.doc_type if self.ofd is not None and not self.ofd.problems else None
+
+    def warnings(self, rel: str) -> tuple[Finding, ...]:
+        """What readers tolerate (an OFD font not embedded, an unused resource file missing), for 元数据."""
+        return tuple(Finding(w.code, rel, w.message, Severity.WARNING, {"count": w.count})
+                     for w in (self.ofd.warnings if self.ofd is not None else ()))
 
     def format_name(self, short: str) -> str | None:
         if short == "OFD":
@@ -104,9 +115,9 @@ def inspect_content(path: Path, rel: str, where: str, format_name: str, pdf_read
     keep = True
     pages = None
     if format_name == "OFD":
-        ofd = inspect_ofd(path)
+        ofd = inspect_ofd(path, options.ofd)
         pages = ofd.pages
-        for problem in (*ofd.problems, *ofd.font_problems):
+        for problem in ofd.problems:
             findings.append(Finding("Q-OFD-INVALID", where, problem, details={"path": rel}))
             keep = False
         if not ofd.problems and not ofd.pages:

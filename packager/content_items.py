@@ -11,7 +11,7 @@ from packager.check_report import CheckItem, Status
 from packager.content import signature_demand
 from packager.format_id import recorded_puid
 from packager.signatures import signature_kinds
-from schemas.findings import Finding
+from schemas.findings import Finding, Severity
 from schemas.metadata import MetadataDocument
 from schemas.signature_info import SignatureRecord, SignatureState
 
@@ -27,18 +27,21 @@ def ofd_paths(pkg: PackageUnderCheck) -> list[str]:
 
 
 def ofd_findings(pkg: PackageUnderCheck) -> list[Finding]:
-    """GD-3-3 for OFD: the container, OFD.xml, DocBody, Document.xml, pages and fonts."""
+    """GD-3-3 for OFD: the container, OFD.xml, DocBody, Document.xml, pages and fonts; what readers
+    tolerate comes as findings of severity warning, which do not fail the item."""
     findings = []
     for rel in ofd_paths(pkg):
         info = pkg.ofd(rel)
-        findings += [Finding("GD-3-3", rel, p) for p in (*info.problems, *info.font_problems)]
+        findings += [Finding("GD-3-3", rel, p) for p in info.problems]
+        findings += [Finding("GD-3-3", rel, w.message if w.count == 1 else f"{w.message} ({w.count} times)",
+                             Severity.WARNING, {"code": w.code}) for w in info.warnings]
         if not info.problems and not info.pages:
             findings.append(Finding("GD-3-3", rel, "OFD has no pages"))
     return findings
 
 
 def agreement_findings(pkg: PackageUnderCheck, d: MetadataDocument) -> list[Finding]:
-    """GD-1-3 for what the content inspection recorded: the PRONOM identifier and an OFD's pages."""
+    """GD-1-3 for what the content inspection recorded: the PRONOM identifier, an OFD's pages and profile."""
     rel = d.path or ""
     findings = []
     found = recorded_puid(_format(pkg, d), pkg.pronom(rel))
@@ -46,9 +49,13 @@ def agreement_findings(pkg: PackageUnderCheck, d: MetadataDocument) -> list[Find
         findings.append(Finding("GD-1-3", rel, f"PRONOM标识 says {d.pronom_id or 'none'}, the content is "
                                 f"{found or 'not identified by PRONOM'}"))
     if pkg.level == "full" and _format(pkg, d) == "OFD":
-        pages = pkg.ofd(rel).pages
-        if pages is not None and d.pages != pages:
-            findings.append(Finding("GD-1-3", rel, f"页数 says {d.pages}, the OFD has {pages} page(s)"))
+        info = pkg.ofd(rel)
+        if info.pages is not None and d.pages != info.pages:
+            findings.append(Finding("GD-1-3", rel, f"页数 says {d.pages}, the OFD has {info.pages} page(s)"))
+        profile = info.doc_type if not info.problems else None
+        if profile is not None and d.format_profile != profile:
+            findings.append(Finding("GD-1-3", rel, f"格式子类型 says {d.format_profile or 'nothing'}, the OFD's "
+                                    f"DocType is {profile}"))
     return findings
 
 

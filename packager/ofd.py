@@ -1,342 +1,267 @@
-"""OFD (GB/T 33190-2016, the national fixed-layout format) checked as an archive must: does the
-container open, does OFD.xml lead through DocBody to Document.xml, does every page's content
-resolve, is every font embedded or a standard one, and do the signatures' references still hold.
+"""OFD (GB/T 33190-2016, the national fixed-layout format) checked as readers and the archive need
+it: does the container open, does OFD.xml lead through DocBody to Document.xml, does every listed
+page's content resolve with the resources it uses, and do the signatures and seals hold
+(packager/ofd_seals.py).
 
-Electronic licences (电子证照) and decisions carrying an 电子印章 are issued as OFD, so a broken
-part must be named precisely: every problem says which part of the container is wrong
-("Doc_0/Pages/Page_1/Content.xml: listed as page 2 in Doc_0/Document.xml but not in the container").
+Electronic licences (电子证照) and decisions carrying an 电子印章 are issued as OFD by many
+producers, so the line between a problem and a warning follows what readers do. What stops a page
+from rendering (DocRoot, Document.xml, a listed page's content, a resource or font a page uses that
+no resource file declares, an embedded font file that is missing) is a problem naming the part, and
+quarantines. What readers tolerate is a warning recorded in 元数据 and the 检测报告: a font neither
+embedded nor among the standard faces (readers substitute; most 公文 never embed their 小标宋 title
+face) and a referenced resource file that is missing while no page uses anything from it. Fonts
+become problems only when the configuration asks (`ofd.require_embedded_fonts`).
 
-Everything is read from the ZIP as a stream: XML parts are parsed from the member's stream (and
-refused above `XML_PART_LIMIT`), signed files are digested chunk by chunk; no member is read whole.
-A signature's references (Signature.xml, SignedInfo/References) are resolved and their digests
-recomputed (SM3, SHA-256 or SHA-1 by CheckMethod); the signed value itself (SignedValue.dat, a
-GB/T 38540 SM2 seal as a rule) is not verified, because no maintained library verifies those: such a
-signature is recorded "present, not verified" (see packager/signatures.py), never valid.
+Both profiles a conforming producer writes are accepted (OFD.xml `DocType` "OFD", and "OFD-A",
+the archival profile) and the profile is recorded. Identical findings are reported once with a
+count, and the container is read within limits (packager/ofd_container.py).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 from lxml import etree
 
-from schemas.signature_info import SignatureRecord, SignatureState
+from packager.ofd_container import Broken, Container, OfdLimits, child, children, local, text
+from packager.ofd_seals import SealOptions, inspect_signatures
+from packager.sm2 import Certificate, DerError, load_certificates
+from schemas.config import Settings
+from schemas.findings import GuidangError
+from schemas.ofd_config import DEFAULT_STANDARD_FONTS, OfdConfig
+from schemas.signature_info import SignatureRecord
 
-XML_PART_LIMIT = 16 * 1024 * 1024  # an OFD XML part larger than this is not parsed
 OFD_FORMAT_NAME = "Open Fixed-layout Document (GB/T 33190-2016)"
+DOC_TYPES = frozenset({"OFD", "OFD-A"})
+FONT_WARNING = "W-OFD-FONT-NOT-EMBEDDED"
+RESOURCE_WARNING = "W-OFD-RESOURCE-MISSING"
 
-# Fonts every OFD reader provides (GB/T 33190 readers carry the four Chinese faces and the Latin base
-# faces); any other font must be embedded (Font/FontFile).
-STANDARD_FONTS = frozenset({
-    "宋体", "黑体", "楷体", "仿宋", "仿宋_gb2312", "楷体_gb2312", "方正书宋", "方正黑体", "方正楷体", "方正仿宋",
-    "simsun", "nsimsun", "simhei", "kaiti", "fangsong", "kaiti_gb2312", "fangsong_gb2312", "stsong",
-    "courier", "courier new", "times", "times new roman", "helvetica", "arial", "symbol",
-    "新宋体", "微软雅黑", "microsoft yahei", "宋体-方正超大字符集",
-})
+# Resource groups of a Res file and the elements in them that declare an ID pages refer to.
+_RESOURCE_GROUPS = ("Fonts", "ColorSpaces", "DrawParams", "MultiMedias", "CompositeGraphicUnits")
 
-# CheckMethod of Signature.xml/SignedInfo/References, as OID or name -> hashlib name.
-_DIGESTS = {
-    "1.2.156.10197.1.401": "sm3", "sm3": "sm3",
-    "2.16.840.1.101.3.4.2.1": "sha256", "sha256": "sha256", "sha-256": "sha256",
-    "1.3.14.3.2.26": "sha1", "sha1": "sha1", "sha-1": "sha1",
-}
-# SignatureMethod OIDs -> names, for the record.
-_SIGNATURE_METHODS = {
-    "1.2.156.10197.1.501": "SM2-with-SM3", "1.2.156.10197.1.301.1": "SM2",
-    "1.2.840.113549.1.1.11": "RSA-with-SHA256", "1.2.840.10045.4.3.2": "ECDSA-with-SHA256",
-}
+
+@dataclass(frozen=True, slots=True)
+class OfdOptions:
+    """What the configuration says about OFD (`ofd:` and `signatures:` in guidang.yaml)."""
+
+    standard_fonts: frozenset[str] = frozenset(f.casefold() for f in DEFAULT_STANDARD_FONTS)
+    require_embedded_fonts: bool = False
+    limits: OfdLimits = field(default_factory=OfdLimits)
+    seals: SealOptions = field(default_factory=SealOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class OfdWarning:
+    code: str  # schemas/codes/ofd.yaml
+    message: str  # names the part
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class OfdInspection:
     version: str | None = None  # OFD.xml Version
+    doc_type: str | None = None  # OFD.xml DocType: OFD or OFD-A
     pages: int | None = None
-    problems: tuple[str, ...] = ()  # each names the part: "Doc_0/Document.xml: …"
-    font_problems: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # each names the part: "Doc_0/Document.xml: …"; each quarantines
+    warnings: tuple[OfdWarning, ...] = ()
     signatures: tuple[SignatureRecord, ...] = field(default_factory=tuple)
+    read_bytes: int = 0  # decompressed bytes the inspection read (each part once, within the limit)
 
     @property
     def readable(self) -> bool:
-        return not self.problems and not self.font_problems and bool(self.pages)
+        return not self.problems and bool(self.pages)
 
 
-class _Broken(Exception):
-    """A part that stops the walk (no OFD.xml, no Document.xml): nothing after it can be checked."""
+class _Walk:
+    """One inspection's findings, each distinct one kept once with how often it occurred."""
 
+    def __init__(self, box: Container, options: OfdOptions) -> None:
+        self.box = box
+        self.options = options
+        self.problems: Counter[str] = Counter()
+        self.warnings: Counter[tuple[str, str]] = Counter()
 
-def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+    def problem(self, message: str) -> None:
+        self.problems[message] += 1
 
-
-def _children(el: etree._Element, name: str) -> list[etree._Element]:
-    return [c for c in el if _local(c) == name]
-
-
-def _child(el: etree._Element, name: str) -> etree._Element | None:
-    found = _children(el, name)
-    return found[0] if found else None
-
-
-def _text(el: etree._Element | None) -> str | None:
-    return (el.text or "").strip() or None if el is not None else None
-
-
-class _Container:
-    """The ZIP, its member names, and part resolution as GB/T 33190 §7.5 puts it: a location
-    starting with "/" is from the container root, any other is relative to the referring part's
-    folder (a root-relative reading is accepted too, as several producers write them so)."""
-
-    def __init__(self, zf: zipfile.ZipFile) -> None:
-        self.zf = zf
-        self.names = {i.filename: i for i in zf.infolist() if not i.is_dir()}
-
-    def resolve(self, loc: str, base: str) -> str | None:
-        loc = loc.strip().replace("\\", "/")
-        if not loc:
-            return None
-        candidates = [loc.lstrip("/")] if loc.startswith("/") else [
-            str(PurePosixPath(base).parent / loc) if PurePosixPath(base).parent.name else loc, loc]
-        for c in candidates:
-            norm = _normalise(c)
-            if norm is not None and norm in self.names:
-                return norm
-        return None
-
-    def expected(self, loc: str, base: str) -> str:
-        """Where a location points, for a message about a part that is not there."""
-        loc = loc.strip().replace("\\", "/")
-        parent = PurePosixPath(base).parent
-        joined = loc.lstrip("/") if loc.startswith("/") or not parent.name else str(parent / loc)
-        return _normalise(joined) or loc
-
-    def parse(self, name: str) -> etree._Element:
-        info = self.names[name]
-        if info.file_size > XML_PART_LIMIT:
-            raise _Broken(f"{name}: {info.file_size:,} bytes, above the {XML_PART_LIMIT:,}-byte limit for an XML part")
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-        try:
-            with self.zf.open(info) as fh:
-                return etree.parse(fh, parser).getroot()
-        except etree.XMLSyntaxError as exc:
-            raise _Broken(f"{name}: not well-formed XML ({exc})") from exc
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # bad CRC, cut member
-            raise _Broken(f"{name}: cannot be read from the container ({exc})") from exc
-
-    def digest(self, name: str, algorithm: str) -> bytes:
-        h = hashlib.new(algorithm)
-        with self.zf.open(self.names[name]) as fh:
-            while chunk := fh.read(1024 * 1024):
-                h.update(chunk)
-        return h.digest()
-
-
-def _normalise(path: str) -> str | None:
-    parts: list[str] = []
-    for p in path.split("/"):
-        if p in ("", "."):
-            continue
-        if p == "..":
-            if not parts:
-                return None
-            parts.pop()
+    def warn(self, code: str, message: str) -> None:
+        if code == FONT_WARNING and self.options.require_embedded_fonts:
+            self.problem(message)
         else:
-            parts.append(p)
-    return "/".join(parts)
+            self.warnings[(code, message)] += 1
 
 
-def inspect_ofd(path: Path) -> OfdInspection:
-    """The OFD's version, pages, structural problems and signatures; never raises for bad input."""
+def _counted(message: str, n: int) -> str:
+    return message if n == 1 else f"{message} ({n} times)"
+
+
+def inspect_ofd(path: Path, options: OfdOptions | None = None) -> OfdInspection:
+    """The OFD's version, profile, pages, problems, warnings and signatures; never raises for bad input."""
+    options = options or OfdOptions()
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         return OfdInspection(problems=(f"container: not a readable ZIP container ({exc})",))
     with zf:
-        box = _Container(zf)
-        problems: list[str] = []
-        fonts: list[str] = []
+        walk = _Walk(Container(zf, options.limits), options)
         signatures: list[SignatureRecord] = []
-        version = None
+        version = doc_type = None
         pages = 0
         try:
-            if "OFD.xml" not in box.names:
-                raise _Broken("OFD.xml: missing from the container root")
-            root = box.parse("OFD.xml")
-            if _local(root) != "OFD":
-                raise _Broken(f"OFD.xml: root element is {_local(root)!r}, not OFD")
+            if "OFD.xml" not in walk.box.names:
+                raise Broken("OFD.xml: missing from the container root")
+            root = walk.box.parse("OFD.xml")
+            if local(root) != "OFD":
+                raise Broken(f"OFD.xml: root element is {local(root)!r}, not OFD")
             version = root.get("Version")
-            if (root.get("DocType") or "OFD") != "OFD":
-                problems.append(f"OFD.xml: DocType is {root.get('DocType')!r}, not OFD")
-            bodies = _children(root, "DocBody")
+            doc_type = (root.get("DocType") or "OFD").strip()
+            if doc_type not in DOC_TYPES:
+                walk.problem(f"OFD.xml: DocType is {doc_type!r}, neither OFD nor OFD-A")
+            bodies = children(root, "DocBody")
             if not bodies:
-                raise _Broken("OFD.xml: no DocBody")
+                raise Broken("OFD.xml: no DocBody")
             for n, body in enumerate(bodies, start=1):
-                pages += _doc_body(box, body, n, problems, fonts, signatures)
-        except _Broken as exc:
-            problems.append(str(exc))
-        return OfdInspection(version=version, pages=pages if not problems else (pages or None),
-                             problems=tuple(problems), font_problems=tuple(fonts), signatures=tuple(signatures))
+                pages += _doc_body(walk, body, n)
+                sig_loc = text(child(body, "Signatures"))
+                if sig_loc is not None and not walk.problems:
+                    signatures += inspect_signatures(walk.box, sig_loc, options.seals, walk.problem, walk.warn)
+        except Broken as exc:
+            walk.problem(str(exc))
+        return OfdInspection(
+            version=version, doc_type=doc_type, pages=pages if not walk.problems else (pages or None),
+            problems=tuple(_counted(m, n) for m, n in walk.problems.items()),
+            warnings=tuple(OfdWarning(c, m, n) for (c, m), n in walk.warnings.items()),
+            signatures=tuple(signatures), read_bytes=walk.box.spent)
 
 
-def _doc_body(box: _Container, body: etree._Element, n: int, problems: list[str], fonts: list[str],
-              signatures: list[SignatureRecord]) -> int:
-    loc = _text(_child(body, "DocRoot"))
+def _doc_body(walk: _Walk, body: etree._Element, n: int) -> int:
+    box = walk.box
+    loc = text(child(body, "DocRoot"))
     if loc is None:
-        raise _Broken(f"OFD.xml: DocBody {n} has no DocRoot")
+        raise Broken(f"OFD.xml: DocBody {n} has no DocRoot")
     doc_name = box.resolve(loc, "OFD.xml")
     if doc_name is None:
-        raise _Broken(f"OFD.xml: DocBody {n} DocRoot {loc!r} is not in the container")
+        raise Broken(f"OFD.xml: DocBody {n} DocRoot {loc!r} is not in the container")
     doc = box.parse(doc_name)
-    if _local(doc) != "Document":
-        raise _Broken(f"{doc_name}: root element is {_local(doc)!r}, not Document")
-    font_ids = _fonts(box, doc, doc_name, fonts)
-    page_list = _child(doc, "Pages")
-    page_elements = _children(page_list, "Page") if page_list is not None else []
+    if local(doc) != "Document":
+        raise Broken(f"{doc_name}: root element is {local(doc)!r}, not Document")
+    common = child(doc, "CommonData")
+    declared: set[str] = set()
+    for el in common if common is not None else []:
+        if local(el) in ("PublicRes", "DocumentRes") and text(el):
+            declared |= _resources(walk, doc_name, text(el) or "")
+    page_elements = children(child(doc, "Pages"), "Page")
     if not page_elements:
-        problems.append(f"{doc_name}: Pages lists no page")
+        walk.problem(f"{doc_name}: Pages lists no page")
+    if len(page_elements) > box.limits.max_pages:
+        raise Broken(f"{doc_name}: lists {len(page_elements):,} pages, above the limit of "
+                     f"{box.limits.max_pages:,} pages for one OFD")
+    checked: set[str] = set()
+    missing: dict[str, int] = {}  # a missing part listed as many pages: named with its first page, counted
     for i, page in enumerate(page_elements, start=1):
         base = page.get("BaseLoc") or ""
         name = box.resolve(base, doc_name)
         if name is None:
             expected = box.expected(base, doc_name) if base else "(no BaseLoc)"
-            problems.append(f"{expected}: listed as page {i} in {doc_name} but not in the container")
-            continue
-        try:
-            content = box.parse(name)
-        except _Broken as exc:
-            problems.append(str(exc))
-            continue
-        if _local(content) != "Page":
-            problems.append(f"{name}: root element is {_local(content)!r}, not Page")
-            continue
-        page_fonts = set(font_ids)
-        for res_loc in filter(None, (_text(e) for e in content if _local(e) == "PageRes")):
-            page_fonts |= _font_file(box, name, res_loc, fonts)
-        for el in content.iter():
-            ref = el.get("Font") if isinstance(el.tag, str) and _local(el) == "TextObject" else None
-            if ref is not None and ref not in page_fonts:
-                problems.append(f"{name}: page {i} uses font {ref!r}, which no resource file of {doc_name} declares")
-                break
-    sig_loc = _text(_child(body, "Signatures"))
-    if sig_loc is not None:
-        signatures += _signatures(box, sig_loc, problems)
+            first = missing.setdefault(expected, i)
+            walk.problem(f"{expected}: listed as page {first} in {doc_name} but not in the container")
+        elif name not in checked:  # one content part listed as many pages is checked once
+            checked.add(name)
+            _page(walk, name, i, doc_name, declared)
     return len(page_elements)
 
 
-def _fonts(box: _Container, doc: etree._Element, doc_name: str, fonts: list[str]) -> set[str]:
-    """The font IDs the document's resource files declare; a font neither embedded nor standard,
-    or whose embedded file is missing, is a font problem."""
-    ids: set[str] = set()
-    common = _child(doc, "CommonData")
-    res_locs = [_text(e) for e in (common if common is not None else []) if _local(e) in ("PublicRes", "DocumentRes")]
-    for loc in filter(None, res_locs):
-        ids |= _font_file(box, doc_name, loc, fonts)
-    return ids
+def _page(walk: _Walk, name: str, i: int, doc_name: str, declared: set[str]) -> None:
+    try:
+        content = walk.box.parse(name)
+    except Broken as exc:
+        if walk.box.spent > walk.box.limits.max_decompressed_bytes:
+            raise
+        walk.problem(str(exc))
+        return
+    if local(content) != "Page":
+        walk.problem(f"{name}: root element is {local(content)!r}, not Page")
+        return
+    known = set(declared)
+    for res_loc in filter(None, (text(e) for e in content if local(e) == "PageRes")):
+        known |= _resources(walk, name, res_loc)
+    for el in content.iter():
+        if not isinstance(el.tag, str):
+            continue
+        kind = local(el)
+        ref = el.get("Font") if kind == "TextObject" else el.get("ResourceID") if kind in (
+            "ImageObject", "CompositeObject") else None
+        if ref is not None and ref.strip() not in known:
+            what = "font" if kind == "TextObject" else "resource"
+            walk.problem(f"{name}: page {i} uses {what} {ref!r}, which no resource file of {doc_name} declares")
+            return
 
 
-def _font_file(box: _Container, referrer: str, loc: str, fonts: list[str]) -> set[str]:
-    """The font IDs one resource file (PublicRes, DocumentRes or a page's PageRes) declares."""
-    ids: set[str] = set()
+def _resources(walk: _Walk, referrer: str, loc: str) -> set[str]:
+    """The resource IDs one resource file (PublicRes, DocumentRes or a page's PageRes) declares.
+    A missing file is a warning: if a page uses one of its resources, the page's own check says so."""
+    box = walk.box
     res_name = box.resolve(loc, referrer)
     if res_name is None:
-        raise _Broken(f"{referrer}: resource file {loc!r} is not in the container")
-    res = box.parse(res_name)
+        walk.warn(RESOURCE_WARNING, f"{box.expected(loc, referrer)}: resource file named in {referrer} is not in "
+                  "the container")
+        return set()
+    try:
+        res = box.parse(res_name)
+    except Broken as exc:
+        if box.spent > box.limits.max_decompressed_bytes:
+            raise
+        walk.problem(str(exc))
+        return set()
     res_base = res.get("BaseLoc") or ""
-    for group in _children(res, "Fonts"):
-        for font in _children(group, "Font"):
-            fid = font.get("ID") or ""
-            ids.add(fid)
-            font_file = _text(_child(font, "FontFile"))
-            label = f"{res_name}: font {fid} {font.get('FontName')!r}"
-            if font_file is not None:
-                folder = str(PurePosixPath(res_name).parent / res_base) + "/x" if res_base else res_name
-                if box.resolve(font_file, folder) is None and box.resolve(font_file, res_name) is None:
-                    fonts.append(f"{label}: embedded font file {font_file!r} is not in the container")
-            elif (font.get("FontName") or "").strip().lower() not in STANDARD_FONTS:
-                fonts.append(f"{label} is neither embedded nor a standard font")
+    folder = str(PurePosixPath(res_name).parent / res_base) + "/x" if res_base else res_name
+    ids: set[str] = set()
+    for group in (g for g in res if local(g) in _RESOURCE_GROUPS):
+        for item in group:
+            if isinstance(item.tag, str) and item.get("ID"):
+                ids.add((item.get("ID") or "").strip())
+        for font in children(group, "Font"):
+            _font(walk, res_name, folder, font)
     return ids
 
 
-def _signatures(box: _Container, loc: str, problems: list[str]) -> list[SignatureRecord]:
-    list_name = box.resolve(loc, "OFD.xml")
-    if list_name is None:
-        problems.append(f"OFD.xml: Signatures {loc!r} is not in the container")
-        return []
-    try:
-        listing = box.parse(list_name)
-    except _Broken as exc:
-        problems.append(str(exc))
-        return []
-    records = []
-    for n, sig in enumerate(_children(listing, "Signature"), start=1):
-        base = sig.get("BaseLoc") or ""
-        name = box.resolve(base, list_name)
-        kind = sig.get("Type") or "Seal"
-        if name is None:
-            records.append(SignatureRecord(kind=f"OFD {kind}", state=SignatureState.INVALID,
-                                           note=f"{list_name}: signature {n} {base!r} is not in the container"))
-            continue
-        records.append(_signature(box, name, kind))
-    return records
+def _font(walk: _Walk, res_name: str, folder: str, font: etree._Element) -> None:
+    box = walk.box
+    name = (font.get("FontName") or "").strip()
+    label = f"{res_name}: font {font.get('ID') or ''} {name!r}"
+    font_file = text(child(font, "FontFile"))
+    if font_file is not None:
+        if box.resolve(font_file, folder) is None and box.resolve(font_file, res_name) is None:
+            walk.problem(f"{label}: embedded font file {font_file!r} is not in the container")
+    elif name.casefold() not in walk.options.standard_fonts and \
+            (font.get("FamilyName") or "").strip().casefold() not in walk.options.standard_fonts:
+        walk.warn(FONT_WARNING, f"{label} is neither embedded nor a standard face (readers substitute it)")
 
 
-def _signature(box: _Container, name: str, kind: str) -> SignatureRecord:
-    try:
-        root = box.parse(name)
-    except _Broken as exc:
-        return SignatureRecord(kind=f"OFD {kind}", state=SignatureState.INVALID, note=str(exc))
-    info = _child(root, "SignedInfo")
-    if info is None:
-        return SignatureRecord(kind=f"OFD {kind}", state=SignatureState.INVALID, note=f"{name}: no SignedInfo")
-    method = _text(_child(info, "SignatureMethod"))
-    provider = _child(info, "Provider")
-    refs = _child(info, "References")
-    check_method = (refs.get("CheckMethod") if refs is not None else None) or "1.2.156.10197.1.401"
-    algorithm = _DIGESTS.get(check_method.strip().lower())
-    bad: list[str] = []
-    count = 0
-    for ref in _children(refs, "Reference") if refs is not None else []:
-        count += 1
-        file_ref = ref.get("FileRef") or ""
-        target = box.resolve(file_ref, name)
-        expected = _text(_child(ref, "CheckValue")) or ""
-        if target is None:
-            bad.append(f"{file_ref!r} is not in the container")
-        elif algorithm is None:
-            bad.append(f"CheckMethod {check_method!r} is not a digest guidang knows")
-        else:
-            try:
-                ok = base64.b64decode(expected, validate=True) == box.digest(target, algorithm)
-            except (binascii.Error, ValueError):
-                ok = False
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                bad.append(f"{target} cannot be read ({exc})")
-                continue
-            if not ok:
-                bad.append(f"{target}: {algorithm.upper()} differs from its CheckValue "
-                           "(the file was changed after signing)")
-    value_loc = _text(_child(root, "SignedValue"))
-    value_name = box.resolve(value_loc, name) if value_loc else None
-    if value_name is None:
-        bad.append(f"SignedValue {value_loc!r} is not in the container")
-    if count == 0:
-        bad.append("References lists no signed file")
-    common = {
-        "kind": f"OFD {kind}",
-        "method": _SIGNATURE_METHODS.get(method or "", method),
-        "signing_time": _text(_child(info, "SignatureDateTime")),
-        "signer": provider.get("ProviderName") if provider is not None else None,
-        "references": count,
-    }
-    if bad:
-        return SignatureRecord(state=SignatureState.INVALID, intact=False, note=f"{name}: " + "; ".join(bad), **common)
-    return SignatureRecord(
-        state=SignatureState.UNVERIFIED, intact=True,
-        note=f"{name}: {count} signed file(s) match their digests; the signed value ({common['method'] or 'unknown'}) "
-        "is not verified: no maintained library verifies GB/T 38540 seals",
-        **common,
-    )
+def ofd_options(settings: Settings) -> OfdOptions:
+    """The configuration's `ofd:` and `signatures:` as the inspection takes them (certificates read once)."""
+    cfg = getattr(settings, "ofd", None) or OfdConfig()  # a partial settings object (tests, tools) has none
+    paths = settings.signatures
+    return OfdOptions(
+        standard_fonts=frozenset(f.casefold() for f in cfg.standard_fonts),
+        require_embedded_fonts=cfg.require_embedded_fonts,
+        limits=OfdLimits(max_pages=cfg.max_pages, max_references=cfg.max_signature_references,
+                         max_signatures=cfg.max_signatures,
+                         max_decompressed_bytes=cfg.max_decompressed_mb * 1024 * 1024),
+        seals=SealOptions(roots=_certificates(tuple(str(settings.resolve(p)) for p in paths.trust_roots)),
+                          signers=_certificates(tuple(str(settings.resolve(p)) for p in paths.signer_certificates))))
+
+
+@cache
+def _certificates(paths: tuple[str, ...]) -> tuple[Certificate, ...]:
+    certs: list[Certificate] = []
+    for p in paths:
+        try:
+            certs += load_certificates(Path(p).read_bytes())
+        except (OSError, DerError, IndexError) as exc:
+            raise GuidangError(f"signatures: certificate file {p} cannot be read ({exc})") from exc
+    return tuple(certs)

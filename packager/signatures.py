@@ -1,6 +1,8 @@
-"""PDF electronic signatures (电子签名) validated with pyHanko: are the signed byte ranges intact,
-does the signature value verify against the signer's certificate, does it cover the whole file,
-who signed, who issued the certificate, when, and is there a time-stamp.
+"""PDF electronic signatures (电子签名) validated with pyHanko and judged whole: are the signed byte
+ranges intact, does the value verify against the signer's certificate, does it cover its whole
+revision, and does what was added after it stay within what it permits (pyHanko's coverage level,
+modification level and DocMDP verdict); who signed, who issued the certificate, when, and is there a
+time-stamp.
 
 Authenticity (真实性) is what a signature proves, so the result is recorded per signature in
 元数据 (schemas/signature_info.py) and judged by GD-1-6. Trust is a separate question: a signer
@@ -8,9 +10,8 @@ certificate is "trusted" only when it chains to a root the configuration names
 (`signatures.trust_roots`); without roots the field is left out rather than guessed, and nothing is
 fetched from the network (no OCSP, CRL or AIA: `allow_fetching=False`).
 
-SM2 signatures (OIDs 1.2.156.10197.*) are recorded as present and not verified: no maintained
-Python library verifies SM2 CMS signatures. Their byte ranges are still hashed (SM3) and compared
-with the signed digest where pyHanko can, so a changed document is caught either way.
+SM2 signatures (OIDs 1.2.156.10197.*) are verified with gmssl-pyx (packager/pdf_sm2.py) and judged
+by the same rules.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def _cert_names(sig: Any) -> tuple[str | None, str | None]:
 
 
 def _validate(sig: Any, roots: TrustRoots | None) -> SignatureRecord:
-    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
     from pyhanko_certvalidator import ValidationContext
 
     try:
@@ -118,49 +119,102 @@ def _validate(sig: Any, roots: TrustRoots | None) -> SignatureRecord:
             "whole_file": coverage == "ENTIRE_FILE",
             "signing_time": _when(sig.self_reported_timestamp)}
     if sig_oid.startswith(_SM_PREFIX) or digest_oid.startswith(_SM_PREFIX):
-        intact = _sm_intact(sig)
-        return SignatureRecord(
-            state=SignatureState.INVALID if intact is False else SignatureState.UNVERIFIED,
-            intact=intact, method=f"SM2 ({sig_oid})",
-            note=f"field {sig.field_name!r}: SM2 signature "
-            + ("whose signed bytes were changed" if intact is False else "present, not verified: no maintained "
-               "library verifies SM2 CMS signatures"), **base)
+        return _sm2(sig, roots, base)
     context = ValidationContext(trust_roots=list(roots.certificates) if roots else [], allow_fetching=False)
+    document_timestamp = sig.sig_object_type == "/DocTimeStamp"  # PAdES-LTA: a time-stamp over the document
     try:
-        status = validate_pdf_signature(sig, context)
+        status = validate_pdf_timestamp(sig, context) if document_timestamp else validate_pdf_signature(sig, context)
     except Exception as exc:
         return SignatureRecord(state=SignatureState.INVALID, method=sig_oid,
                                note=f"field {sig.field_name!r}: validation failed: {type(exc).__name__}: {exc}", **base)
-    ts = status.timestamp_validity
-    state = SignatureState.VALID if status.intact and status.valid else SignatureState.INVALID
-    if not status.intact:
-        note = "the signed byte ranges were changed after signing"
-    elif not status.valid:
-        note = "the signature value does not verify against the signer certificate"
+    if document_timestamp:
+        base["kind"] = "PDF document time-stamp"
+        stamp = _when(status.timestamp)
     else:
-        note = "signed byte ranges intact, signature value verifies"
-        note += "" if base["whole_file"] else f"; covers {coverage} only (content was added after signing)"
+        ts = status.timestamp_validity
+        stamp = _when(ts.timestamp) if ts is not None else None
+    state, note = _judge(status, coverage)
+    level = status.modification_level
+    modification = None if level is None else level.name + (
+        "" if status.docmdp_ok is None else f"; DocMDP {'permits' if status.docmdp_ok else 'forbids'} it")
     return SignatureRecord(
         state=state, intact=bool(status.intact), method=str(status.pkcs7_signature_mechanism or sig_oid),
-        timestamp=_when(ts.timestamp) if ts is not None else None,
-        trusted=bool(status.trusted) if roots and roots.certificates else None,
-        note=f"field {sig.field_name!r}: {note}", **{**base, "signing_time": _when(status.signer_reported_dt)
-                                                     or base["signing_time"]},
+        timestamp=stamp, trusted=bool(status.trusted) if roots and roots.certificates else None,
+        modification=modification, note=f"field {sig.field_name!r}: {note}",
+        **{**base, "signing_time": _when(getattr(status, "signer_reported_dt", None)) or base["signing_time"]},
     )
 
 
-def _sm_intact(sig: Any) -> bool | None:
-    """Whether the SM3 digest of the signed byte ranges equals the signed messageDigest attribute;
-    None when that cannot be computed (no signed attributes, an unknown digest)."""
+def _judge(status: Any, coverage: str | None) -> tuple[SignatureState, str]:
+    """The signature judged whole, as pyHanko reports it: 有效 only when intact, valid, covering its
+    whole revision (or the file) and followed only by changes its DocMDP rules permit (form filling,
+    annotations where allowed, later signatures and time-stamps); a nonstandard coverage or a later
+    change beyond that is 无效, naming which; a cryptographic constraint failure (a digest the
+    algorithm disallows) is 存在未验证, naming it."""
+    indication = getattr(status.trust_problem_indic, "name", None) or ""
+    if not status.intact:
+        return SignatureState.INVALID, "the signed byte ranges were changed after signing"
+    if not status.valid:
+        return SignatureState.INVALID, "the signature value does not verify against the signer certificate"
+    if coverage not in ("ENTIRE_FILE", "ENTIRE_REVISION"):
+        return SignatureState.INVALID, (f"nonstandard coverage ({coverage or 'unreadable'}): the signed byte ranges "
+                                        "leave a gap or an uncovered part of their revision")
+    level = status.modification_level
+    # docmdp_ok None: no DocMDP verdict (a document time-stamp); the difference analysis decides
+    beyond = status.docmdp_ok is False or (status.docmdp_ok is None and (level is None or level.name == "OTHER"))
+    if coverage == "ENTIRE_REVISION" and beyond:
+        return SignatureState.INVALID, (f"changed after signing beyond what the signature permits (modification level "
+                                        f"{level.name if level is not None else 'unknown'}"
+                                        + (f": {str(status.diff_result).splitlines()[0]}"
+                                           if level is None or level.name == "OTHER" else "")
+                                        + ")")
+    if "CRYPTO_CONSTRAINTS" in indication:
+        return SignatureState.UNVERIFIED, (f"cryptographic constraint failure ({indication}): the algorithm "
+                                           f"{status.pkcs7_signature_mechanism} with {status.md_algorithm} is "
+                                           "disallowed, so the signature is not judged")
+    note = "signed byte ranges intact, signature value verifies"
+    if coverage != "ENTIRE_FILE":
+        note += f"; covers its revision; later changes are {level.name if level else 'unknown'}, which it permits"
+    return SignatureState.VALID, note
+
+
+def _sm2(sig: Any, roots: TrustRoots | None, base: dict[str, Any]) -> SignatureRecord:
+    """An SM2 signature, verified with gmssl-pyx (packager/pdf_sm2.py) and judged like any other."""
+    from packager.pdf_sm2 import sm2_status
+
+    sm2_roots = _sm2_roots(roots.paths) if roots and roots.paths else ()
+    where = f"field {sig.field_name!r}: "
     try:
-        digest = sig.compute_digest()
-        attrs = sig.signer_info["signed_attrs"]
-        for attr in attrs:
-            if attr["type"].native == "message_digest":
-                return bool(attr["values"][0].native == digest)
-    except Exception:
-        return None
-    return None
+        status, cert, why = sm2_status(sig, sm2_roots)
+    except Exception as exc:  # a structure pyHanko or the walk refuses
+        return SignatureRecord(state=SignatureState.INVALID, method="SM2-with-SM3",
+                               note=f"{where}SM2 signature unreadable ({type(exc).__name__}: {exc})", **base)
+    if why is not None:
+        return SignatureRecord(state=SignatureState.UNVERIFIED, method="SM2-with-SM3", note=where + why, **base)
+    state, note = _judge(status, base["coverage"])
+    when = sig.self_reported_timestamp
+    if state == SignatureState.VALID and cert is not None and when is not None and not cert.valid_at(when):
+        state, note = SignatureState.INVALID, (f"certificate validity: the signer certificate was not valid at the "
+                                               f"signing time {when:%Y-%m-%d %H:%M:%S}")
+    level = status.modification_level
+    verdict = "permits" if status.docmdp_ok else "forbids"
+    return SignatureRecord(
+        state=state, intact=bool(status.intact), method="SM2-with-SM3", trusted=status.trusted,
+        modification=None if level is None else f"{level.name}; DocMDP {verdict} it", note=where + note, **base)
+
+
+@cache
+def _sm2_roots(paths: tuple[str, ...]) -> tuple[Any, ...]:
+    """The configured roots as SM2 certificates (those that are), for SM2 signers."""
+    from packager.sm2 import DerError, load_certificates
+
+    certs: list[Any] = []
+    for p in paths:
+        try:
+            certs += [c for c in load_certificates(Path(p).read_bytes()) if c.public_key is not None]
+        except (OSError, DerError, IndexError, ValueError):
+            continue
+    return tuple(certs)
 
 
 def signature_kinds(records: Sequence[SignatureRecord]) -> str:

@@ -74,6 +74,8 @@ class StagedDocument:
             format_version=self.content.format_version(self.format.name) if self.content else None,
             pronom_id=self.content.puid(self.format.name) if self.content else None,
             signatures=(self.content.signatures or ()) if self.content else (),
+            format_profile=self.content.format_profile if self.content else None,
+            warnings=self.content.warnings(self.path) if self.content else (),
         )
 
     def source_digest(self) -> str:

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.findings import Finding, GuidangError
+from schemas.ofd_config import OfdConfig
 from schemas.units import Unit, Units, fold
 from schemas.web_config import WebConfig
 
@@ -239,10 +240,14 @@ class SignatureRule(_Config):
 class SignatureConfig(_Config):
     required: list[SignatureRule] = Field(default_factory=list, description="rules saying which documents must "
                                           "be signed (GD-1-6); none: signatures are checked where present")
-    trust_roots: list[str] = Field(default_factory=list, description="PEM/DER certificates a PDF signer must "
-                                   "chain to for 证书可信; without them trust is not judged (nothing is fetched)")
-    accept_unverified: bool = Field(default=True, description="whether a signature recorded 存在未验证 (an SM2 "
-                                    "seal no library can verify) satisfies a rule in `required`")
+    trust_roots: list[str] = Field(default_factory=list, description="PEM/DER certificates (e.g. the 电子印章 "
+                                   "authorities a bureau trusts) a PDF signer, an OFD seal's signer and maker "
+                                   "must chain to for 证书可信; without them trust is not judged (nothing is fetched)")
+    signer_certificates: list[str] = Field(default_factory=list, description="PEM/DER certificates that OFD "
+                                           "signatures carrying none (a bare SM2 value, a CMS without "
+                                           "certificates) are verified with; without one they are 存在未验证")
+    accept_unverified: bool = Field(default=True, description="whether a signature recorded 存在未验证 (one "
+                                    "that could not be judged, e.g. no certificate) satisfies a rule in `required`")
 
 
 class Settings(_Config):
@@ -275,6 +280,8 @@ class Settings(_Config):
                                                "is 未检测 (not performed) and not required")
     signatures: SignatureConfig = Field(default_factory=SignatureConfig, description="electronic signatures: "
                                         "which are required, which roots are trusted")
+    ofd: OfdConfig = Field(default_factory=OfdConfig, description="OFD documents: standard fonts and the "
+                           "limits on one document")
     required_checks: list[str] | None = Field(default=None, description="DA/T 70 item codes that must be performed "
                                               "and pass for the verdict 通过; default: every item, GD-4-1 only "
                                               "when virus_scan is configured")

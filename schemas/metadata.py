@@ -75,6 +75,7 @@ MANDATORY_ELEMENTS: tuple[str, ...] = (
     "文件信息/文件/签名信息/签名",
     "文件信息/文件/签名信息/签名/类型",
     "文件信息/文件/签名信息/签名/状态",
+    "文件信息/文件/检测提示/提示",
     "保管信息",
     "保管信息/归档范围",
     "保管信息/保管期限",
@@ -108,6 +109,9 @@ class DocumentEntry:
     format_version: str | None = None
     pronom_id: str | None = None  # PUID, e.g. fmt/276; absent for formats PRONOM does not register
     signatures: tuple[SignatureRecord, ...] = ()  # 签名信息
+    format_profile: str | None = None  # 格式子类型, e.g. OFD-A (the archival profile of OFD)
+    # 检测提示: what the content inspection found that readers tolerate (severity warning, with a count)
+    warnings: tuple[Finding, ...] = ()
 
 
 def matter_title(matter: Matter) -> str:
@@ -146,7 +150,8 @@ def _text(parent: etree._Element, name: str, value: object | None) -> etree._Ele
 _DOCUMENT_PATHS = {
     "group": "材料类别", "title": "题名", "file_name": "文件名", "original_file_name": "原文件名",
     "path": "相对路径", "format": "格式",
-    "media_type": "媒体类型", "format_name": "格式名称", "format_version": "格式版本", "pronom_id": "PRONOM标识",
+    "media_type": "媒体类型", "format_name": "格式名称", "format_version": "格式版本",
+    "format_profile": "格式子类型", "pronom_id": "PRONOM标识",
     "size": "大小", "pages": "页数", "sm3": "SM3", "sha256": "SHA-256",
 }
 _STEP_TAGS = {
@@ -229,6 +234,11 @@ def build_metadata(
         for name, tag in _DOCUMENT_PATHS.items():
             _text(f, tag, getattr(d, name))
         write_signature_info(f, d.signatures)
+        if d.warnings:
+            notes = etree.SubElement(f, "检测提示", {"数量": str(len(d.warnings))})
+            for w in d.warnings:
+                count = str(w.details.get("count", 1))
+                etree.SubElement(notes, "提示", {"代码": w.code, "次数": count}).text = w.message
 
     keep = etree.SubElement(root, "保管信息")
     _text(keep, "归档范围", "归档" if appraisal.in_scope else "不归档")
@@ -274,6 +284,7 @@ class MetadataDocument:
     format_version: str | None = None
     pronom_id: str | None = None
     signatures: tuple[SignatureRecord, ...] = ()
+    format_profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

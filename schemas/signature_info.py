@@ -3,8 +3,9 @@ signatures or seals (电子签名/电子印章) a document carries and what chec
 
 It lives in schemas/ beside metadata.py because the packager writes it and the 四性检测 reads it
 back (真实性: a signature proves who issued the document and that it is unchanged). The state is
-one of three, and "present, not verified" is never a kind of valid: an SM2 seal that no maintained
-library can verify is recorded as such, so nobody reads it as checked.
+one of three, and "present, not verified" is never a kind of valid: a signature that could not be
+judged (an unknown digest method, no certificate to verify it with) is recorded as such, with why,
+so nobody reads it as checked.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from lxml import etree
 
 
 class SignatureState(StrEnum):
-    VALID = "有效"  # signed bytes intact and the signature value verifies
-    INVALID = "无效"  # signed bytes changed, a reference missing, or the value does not verify
-    UNVERIFIED = "存在未验证"  # present, its algorithm (SM2) not verifiable here: never valid
+    VALID = "有效"  # signed bytes intact, the value verifies, the certificate was valid when signing
+    INVALID = "无效"  # a named check failed: a reference, dataHash, a signature, the validity, the coverage
+    UNVERIFIED = "存在未验证"  # present but not judged (an unknown digest, no certificate): never valid
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,8 @@ class SignatureRecord:
     method: str | None = None  # e.g. "RSA-with-SHA256", "SM2-with-SM3"
     trusted: bool | None = None  # signer certificate chains to a configured trust root
     references: int | None = None  # OFD: signed files checked
+    seal: str | None = None  # OFD seal (电子印章): name, ID, type, validity, maker
+    modification: str | None = None  # PDF: what changed after signing (pyHanko's modification level)
     note: str | None = None  # what was found, in words
 
     @property
@@ -46,7 +49,8 @@ class SignatureRecord:
 _TAGS = {
     "kind": "类型", "state": "状态", "intact": "签名内容完整", "whole_file": "覆盖整个文件", "coverage": "覆盖范围",
     "signer": "签名者", "issuer": "证书颁发者", "signing_time": "签名时间", "timestamp": "时间戳",
-    "method": "签名算法", "trusted": "证书可信", "references": "引用文件数", "note": "说明",
+    "method": "签名算法", "trusted": "证书可信", "references": "引用文件数", "seal": "印章信息",
+    "modification": "签名后修改", "note": "说明",
 }
 _BOOLS = frozenset({"intact", "whole_file", "trusted"})
 

@@ -15,10 +15,11 @@ from lxml import etree
 from typer.testing import CliRunner
 
 from flows.cli import app
-from guidang_demo.ofds import make_ofd, ofd_parts, zip_parts
+from guidang_demo.ofds import demo_identity, make_ofd, ofd_parts, seal_parts, zip_parts
 from guidang_demo.pdfs import make_pdf
 from packager.checks import check_package
 from packager.content import ContentOptions
+from packager.ofd import OfdOptions
 from packager.quarantine_error import QuarantineError
 from packager.signatures import load_trust_roots
 from packager.stage import stage_matter
@@ -86,8 +87,8 @@ def test_a_sealed_ofd_is_archived_with_pages_and_its_seal(tmp_path: Path) -> Non
     assert entry.findtext("格式版本") == "1.1" and entry.find("PRONOM标识") is None  # PRONOM has no OFD
     seal = entry.find("签名信息/签名")
     assert seal.findtext("类型") == "OFD Seal"
-    assert seal.findtext("状态") == "存在未验证"  # the SM2 value cannot be verified: never 有效
-    assert seal.findtext("签名内容完整") == "true" and seal.findtext("引用文件数") == "6"
+    assert seal.findtext("状态") == "有效"  # a real GB/T 38540 seal, verified (tests/test_seals.py)
+    assert seal.findtext("签名内容完整") == "true" and seal.findtext("引用文件数") == "7"
     assert seal.findtext("签名算法") == "SM2-with-SM3"
     assert pkg.report.item("GD-3-3").status == "pass" and pkg.report.item("GD-1-6").status == "pass"
     # a stored package checked from scratch agrees
@@ -128,12 +129,16 @@ def test_an_ofd_seal_over_a_changed_file_is_quarantined(tmp_path: Path) -> None:
 
 
 def test_an_ofd_font_neither_embedded_nor_standard_is_named(tmp_path: Path) -> None:
-    data = make_ofd(["通知"], font="方正小标宋简体")
-    findings = quarantined(tmp_path, [doc("结果材料", "通知.ofd", data, media_type=OFD_TYPE)])
+    """A warning by default (tests/test_ofd_structure.py); a quarantine when fonts must be embedded."""
+    data = make_ofd(["通知"], font="汉仪旗黑")
+    strict = ContentOptions(ofd=OfdOptions(require_embedded_fonts=True))
+    findings = quarantined(tmp_path, [doc("结果材料", "通知.ofd", data, media_type=OFD_TYPE)], strict)
     assert [(f.code, f.message) for f in findings] == [
-        ("Q-OFD-INVALID", "Doc_0/PublicRes.xml: font 1 '方正小标宋简体' is neither embedded nor a standard font")]
-    build_with(tmp_path / "embedded", [doc("结果材料", "通知.ofd", make_ofd(["通知"], font="方正小标宋简体",
-                                                                              embed_font=True), media_type=OFD_TYPE)])
+        ("Q-OFD-INVALID", "Doc_0/PublicRes.xml: font 1 '汉仪旗黑' is neither embedded nor a standard face "
+         "(readers substitute it)")]
+    build_with(tmp_path / "embedded", [doc("结果材料", "通知.ofd", make_ofd(["通知"], font="汉仪旗黑",
+                                                                              embed_font=True), media_type=OFD_TYPE)],
+               strict)
 
 
 # -- 3. PDF signatures ----------------------------------------------------------------------------
@@ -174,13 +179,14 @@ def test_a_pdf_whose_signed_bytes_changed_is_quarantined(tmp_path: Path, signer)
     assert "signed byte ranges were changed" in findings[0].message
 
 
-def test_a_revision_after_signing_is_recorded_as_not_covering_the_whole_file(tmp_path: Path, signer) -> None:
+def test_a_revision_after_signing_beyond_what_it_permits_is_invalid(tmp_path: Path, signer) -> None:
+    """The catalogue changed after signing: not form filling, not a later signature (see
+    tests/test_pdf_signatures.py for the changes a signature permits)."""
     cert, key, _ = signer
     data = append_revision(sign_pdf(make_pdf(["decision"]), cert, key))
-    pkg = build_with(tmp_path, [doc("结果材料", "决定书.pdf", data)])
-    sig = file_entry(pkg.folder, "决定书.pdf").find("签名信息/签名")
-    assert sig.findtext("状态") == "有效" and sig.findtext("覆盖整个文件") == "false"
-    assert sig.findtext("覆盖范围") == "ENTIRE_REVISION"
+    findings = quarantined(tmp_path, [doc("结果材料", "决定书.pdf", data)])
+    assert [f.code for f in findings] == ["Q-SIGNATURE-INVALID"]
+    assert "changed after signing beyond what the signature permits (modification level OTHER" in findings[0].message
 
 
 def test_a_required_signature_that_is_missing_is_a_finding(tmp_path: Path, signer) -> None:
@@ -192,11 +198,13 @@ def test_a_required_signature_that_is_missing_is_a_finding(tmp_path: Path, signe
     assert codes[0] == "Q-CHECK-FAILED" and "GD-1-6" in codes
     msg = next(f.message for f in exc.value.findings if f.code == "GD-1-6")
     assert "a signature is required for 结果材料" in msg and "carries none" in msg
-    # signed, the same matter passes; a seal that is present but not verified is accepted by default ...
+    # signed, the same matter passes; a signature present but not verifiable is accepted by default ...
     cert, key, _ = signer
     build_with(tmp_path / "signed", [doc("结果材料", "决定书.pdf", sign_pdf(make_pdf(["decision"]), cert, key))],
                options)
-    sealed = doc("结果材料", "证照.ofd", make_ofd(["licence"], sealed=True), media_type=OFD_TYPE)
+    parts = ofd_parts(["licence"], sealed=True, seals=0)
+    parts.update(seal_parts(parts, demo_identity(), kind="Sign", bare=True))  # no certificate to verify it with
+    sealed = doc("结果材料", "证照.ofd", zip_parts(parts), media_type=OFD_TYPE)
     build_with(tmp_path / "sealed", [sealed], options)
     # ... and refused when the configuration says unverified signatures do not count
     strict = ContentOptions(signature_rules=(rule,), accept_unverified=False)

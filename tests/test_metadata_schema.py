@@ -69,6 +69,9 @@ def test_removing_a_mandatory_element_fails(good_metadata: bytes, path: str) -> 
     if path.startswith("文件信息/文件/签名信息"):  # the good matter's documents are unsigned: give one a seal
         write_signature_info(root.find("文件信息/文件"), [SignatureRecord(kind="OFD Seal",
                                                                          state=SignatureState.UNVERIFIED)])
+    if path.startswith("文件信息/文件/检测提示"):  # and a warning (an OFD font not embedded)
+        notes = etree.SubElement(root.find("文件信息/文件"), "检测提示", {"数量": "1"})
+        etree.SubElement(notes, "提示", {"代码": "W-OFD-FONT-NOT-EMBEDDED", "次数": "1"}).text = "font"
     assert validate_metadata(etree.ElementTree(root)) == []
     targets = root.findall(path)
     if not targets and path == "业务信息/证照/证照名称":
