@@ -14,6 +14,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packager.containers import KINGSOFT_NAMES
 from packager.format_id import PronomMatch, identify_pronom, recorded_puid
 from packager.ofd import OFD_FORMAT_NAME, OfdInspection, inspect_ofd
 from packager.signatures import PdfSignatureInspection, TrustRoots, inspect_pdf_signatures, load_trust_roots
@@ -81,6 +82,8 @@ class ContentInspection:
     def format_name(self, short: str) -> str | None:
         if short == "OFD":
             return OFD_FORMAT_NAME
+        if short in KINGSOFT_NAMES:
+            return KINGSOFT_NAMES[short]
         return self.pronom.name if self.pronom and self.puid(short) else None
 
     def puid(self, short: str) -> str | None:
@@ -89,7 +92,7 @@ class ContentInspection:
     def format_version(self, short: str) -> str | None:
         if short == "OFD":
             return self.ofd.version if self.ofd else None
-        return self.pronom.version if self.pronom else None
+        return self.pronom.version if self.pronom and self.puid(short) else None
 
 
 def inspect_content(path: Path, rel: str, where: str, format_name: str, pdf_readable: bool,

@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packager.containers import identify_document, with_container
 from packager.content import ContentInspection, ContentOptions, inspect_content
 from packager.errors import QuarantineError
 from packager.format_id import BUFFER_SIZE, best_pronom, identify_pronom, pronom_mismatch
-from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, identify, is_pdf_claimed
+from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, is_pdf_claimed
 from packager.held import Held
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from schemas.digest import copy_and_digest
@@ -243,8 +244,9 @@ def _inspect(
         pronom = identify_pronom(dest)
     else:
         head, pronom = window[:HEAD_SIZE], best_pronom(window, held.tail(BUFFER_SIZE) or b"")
-    fmt = identify(head, name, media_type)
-    mismatch = format_mismatch(head, name, media_type)
+    fmt, container = identify_document(dest, head, name, media_type)
+    pronom = with_container(pronom, container)
+    mismatch = format_mismatch(head, name, media_type, container.name if container else None)
     if mismatch is None and claims_general_format(head, name):
         mismatch = pronom_mismatch(pronom, name)
     if mismatch is not None:
