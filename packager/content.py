@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packager.containers import KINGSOFT_NAMES
+from packager.convert import ConverterOptions
 from packager.format_id import PronomMatch, identify_pronom, recorded_puid
 from packager.ofd import OFD_FORMAT_NAME, OfdInspection, inspect_ofd
 from packager.signatures import PdfSignatureInspection, TrustRoots, inspect_pdf_signatures, load_trust_roots
 from packager.virus import VirusResult, VirusScanner
 from schemas.config import Settings, SignatureRule
 from schemas.findings import Finding
+from schemas.format_policy import FormatsConfig
 from schemas.signature_info import SignatureRecord, SignatureState
 
 # Every DA/T 70 item the check runs (schemas/codes/dat70.yaml); GD-4-1 is required only with a scanner.
@@ -38,6 +40,10 @@ class ContentOptions:
     signature_rules: tuple[SignatureRule, ...] = ()
     accept_unverified: bool = True
     required_items: frozenset[str] = DEFAULT_REQUIRED
+    # the format policy (keep / normalise / refuse) and the converter; None: every format is
+    # staged as it is and GD-3-2 judges it (library callers, the package tests)
+    policy: FormatsConfig | None = None
+    converter: ConverterOptions = field(default_factory=ConverterOptions)
 
 
 def content_options(settings: Settings | None) -> ContentOptions:
@@ -57,8 +63,12 @@ def content_options(settings: Settings | None) -> ContentOptions:
         required = frozenset(settings.required_checks)
     else:
         required = DEFAULT_REQUIRED | ({"GD-4-1"} if virus else set())
+    conv = settings.formats.converter
+    converter = ConverterOptions(program=conv.program, timeout_seconds=conv.timeout_seconds,
+                                 max_parallel=conv.max_parallel, profiles=settings.resolve(conv.profiles))
     return ContentOptions(virus=virus, trust_roots=roots, signature_rules=tuple(settings.signatures.required),
-                          accept_unverified=settings.signatures.accept_unverified, required_items=required)
+                          accept_unverified=settings.signatures.accept_unverified, required_items=required,
+                          policy=settings.formats, converter=converter)
 
 
 @dataclass(frozen=True, slots=True)

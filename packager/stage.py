@@ -25,13 +25,14 @@ from packager.errors import QuarantineError
 from packager.format_id import BUFFER_SIZE, best_pronom, identify_pronom, pronom_mismatch
 from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, is_pdf_claimed
 from packager.held import Held
+from packager.normalise import policy_action, render
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from schemas.digest import copy_and_digest
 from schemas.direct_io import DirectWriter
 from schemas.errors import DocumentUnavailable
 from schemas.findings import Finding, GuidangError, Severity
 from schemas.layout import document_path, is_dangerous_path, stored_names
-from schemas.metadata import DocumentEntry
+from schemas.metadata import ConversionRecord, DocumentEntry
 from schemas.model import Appraisal, Document, Matter, mask_text
 
 Opener = Callable[[Document], Iterator[bytes]]
@@ -51,6 +52,7 @@ class StagedDocument:
     active_content: tuple[str, ...] = ()
     pdf: PdfInspection | None = None  # what pypdf found at staging; the package check reuses it
     content: ContentInspection | None = None  # PRONOM, OFD, signatures, virus scan (packager/content.py)
+    conversion: ConversionRecord | None = None  # a rendition (转换件): how it was made, from which original
 
     @property
     def stored_name(self) -> str:
@@ -75,6 +77,7 @@ class StagedDocument:
             format_version=self.content.format_version(self.format.name) if self.content else None,
             pronom_id=self.content.puid(self.format.name) if self.content else None,
             signatures=(self.content.signatures or ()) if self.content else (),
+            conversion=self.conversion,
         )
 
     def source_digest(self) -> str:
@@ -178,7 +181,53 @@ def _stage_documents(
         result = _stage_one(matter, doc, name, open_document, folder, findings, pdf_parse_limit, content)
         if result is not None:
             staged.append(result)
+    if content.policy is not None:
+        staged = _apply_policy(matter, staged, folder, findings, pdf_parse_limit, content)
     return staged, findings
+
+
+def _apply_policy(matter: Matter, staged: list[StagedDocument], folder: Path, findings: list[Finding],
+                  pdf_parse_limit: int | None, content: ContentOptions) -> list[StagedDocument]:
+    """The format policy over the staged documents: a refused format is the matter's quarantine
+    (naming the policy row), a format to normalise is kept and followed by its PDF/A rendition."""
+    out: list[StagedDocument] = []
+    for doc in staged:
+        action, row = policy_action(content, doc.format.name)
+        where = f"{matter.key} {doc.path}"
+        if action == "refuse":
+            findings.append(Finding(
+                "Q-FORMAT-REFUSED", where, f"format {doc.format.name} is refused by the format policy, {row}",
+                details={"path": doc.path, "format": doc.format.name, "policy": row}))
+            continue
+        out.append(doc)
+        if action != "normalise" or doc.format.name == "PDF":
+            continue
+        taken = [d.stored_name for d in staged if d.document.group == doc.document.group]
+        name = stored_names([*taken, f"{doc.stored_name}.pdf"])[-1]
+        rendition = render(folder / doc.path, doc.format.name, folder / document_path(doc.document.group, name),
+                           where, row, content, findings)
+        if rendition is None:
+            continue
+        rel = document_path(doc.document.group, name)
+        conversion, digests = rendition
+        info = inspect_pdf(folder / rel, parse_limit=pdf_parse_limit)
+        if not info.readable:
+            findings.append(Finding("Q-CONVERSION-FAILED", where, f"the rendition {name} is not a readable PDF: "
+                                    f"{info.error or 'encrypted or without pages'}", details={"path": doc.path}))
+            continue
+        inspection, _, _ = inspect_content(folder / rel, rel, f"{matter.key} {rel}", "PDF", True, content,
+                                           findings, pdf_signed=info.signature_objects > 0)
+        out.append(StagedDocument(
+            document=Document(group=doc.document.group, title=f"{doc.document.title}（转换件）", file_name=name,
+                              media_type="application/pdf", locator=f"{doc.document.locator}#rendition"),
+            path=rel, size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
+            format=FormatInfo("PDF", "application/pdf", True), pages=info.pages, active_content=info.active_content,
+            pdf=info, content=inspection,
+            conversion=ConversionRecord(source_path=doc.path, tool=conversion.tool,
+                                        tool_version=conversion.tool_version, converted_at=conversion.converted_at,
+                                        source_format=doc.format.name, target_format=conversion.target_format),
+        ))
+    return out
 
 
 def _stage_one(

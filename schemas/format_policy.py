@@ -62,9 +62,10 @@ class ConverterConfig(BaseModel):
                                    "is killed with its whole process group (Q-CONVERSION-FAILED)")
     max_parallel: int = Field(default=2, ge=1, le=32, description="conversions at once on one machine, across "
                               "its worker processes (each holds a LibreOffice profile of its own)")
-    profiles: str = Field(default="staging/.converter", description="folder of the per-slot LibreOffice user "
-                          "profiles (kept warm between documents) and the slots' locks; relative to the "
-                          "configuration file")
+    profiles: str = Field(default="converter", description="folder of the per-slot LibreOffice user profiles "
+                          "(kept warm between documents) and the slots' locks, shared by the machine's workers; "
+                          "relative to the configuration file; not inside `staging`, whose stale folders a "
+                          "night removes")
 
 
 class FormatsConfig(BaseModel):

@@ -75,6 +75,13 @@ MANDATORY_ELEMENTS: tuple[str, ...] = (
     "文件信息/文件/签名信息/签名",
     "文件信息/文件/签名信息/签名/类型",
     "文件信息/文件/签名信息/签名/状态",
+    "文件信息/文件/格式转换/源文件",
+    "文件信息/文件/格式转换/转换工具",
+    "文件信息/文件/格式转换/工具版本",
+    "文件信息/文件/格式转换/转换时间",
+    "文件信息/文件/格式转换/源格式",
+    "文件信息/文件/格式转换/目标格式",
+    "文件信息/文件/格式转换/转换结果",
     "保管信息",
     "保管信息/归档范围",
     "保管信息/保管期限",
@@ -108,6 +115,20 @@ class DocumentEntry:
     format_version: str | None = None
     pronom_id: str | None = None  # PUID, e.g. fmt/276; absent for formats PRONOM does not register
     signatures: tuple[SignatureRecord, ...] = ()  # 签名信息
+    conversion: ConversionRecord | None = None  # 格式转换: this document is a rendition of another
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionRecord:
+    """格式转换: the processing event that made a rendition (转换件) from an original the package
+    also keeps, byte for byte. Written on the rendition's 文件 entry."""
+
+    source_path: str  # 源文件: the original's 相对路径
+    tool: str  # e.g. LibreOffice
+    tool_version: str
+    converted_at: datetime  # aware
+    source_format: str  # e.g. DOCX
+    target_format: str  # e.g. PDF/A-2b
 
 
 def matter_title(matter: Matter) -> str:
@@ -229,6 +250,13 @@ def build_metadata(
         for name, tag in _DOCUMENT_PATHS.items():
             _text(f, tag, getattr(d, name))
         write_signature_info(f, d.signatures)
+        if d.conversion is not None:
+            c = d.conversion
+            event = etree.SubElement(f, "格式转换")
+            for tag, value in (("源文件", c.source_path), ("转换工具", c.tool), ("工具版本", c.tool_version),
+                               ("转换时间", zoned_time(c.converted_at.astimezone(archived_at.tzinfo), "转换时间")),
+                               ("源格式", c.source_format), ("目标格式", c.target_format), ("转换结果", "成功")):
+                _text(event, tag, value)
 
     keep = etree.SubElement(root, "保管信息")
     _text(keep, "归档范围", "归档" if appraisal.in_scope else "不归档")
@@ -274,6 +302,7 @@ class MetadataDocument:
     format_version: str | None = None
     pronom_id: str | None = None
     signatures: tuple[SignatureRecord, ...] = ()
+    rendition_of: str | None = None  # 格式转换/源文件: the original this document was converted from
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +377,8 @@ def _fields(el: etree._Element, paths: dict[str, str]) -> dict[str, Any]:
 def read_metadata(tree: etree._ElementTree) -> MetadataView:
     root = tree.getroot()
     docs = [
-        MetadataDocument(index=i, **_fields(f, _DOCUMENT_PATHS), signatures=read_signature_info(f))
+        MetadataDocument(index=i, **_fields(f, _DOCUMENT_PATHS), signatures=read_signature_info(f),
+                         rendition_of=_get(f, "格式转换/源文件"))
         for i, f in enumerate(root.findall("文件信息/文件"), start=1)
     ]
     return MetadataView(
