@@ -122,7 +122,7 @@ def gd_3_3(pkg: PackageUnderCheck) -> CheckItem:
     for rel in pdfs:
         info = pkg.pdf(rel)
         if info.encrypted:
-            findings.append(Finding("GD-3-3", rel, "PDF is encrypted"))
+            findings.append(Finding("GD-3-3", rel, info.encryption_message))
         elif info.error:
             findings.append(Finding("GD-3-3", rel, info.error))
         elif not info.pages:

@@ -14,6 +14,7 @@ seeks to.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from schemas.metadata import ConversionRecord, DocumentEntry
 from schemas.model import Appraisal, Document, Matter, mask_text
 
 Opener = Callable[[Document], Iterator[bytes]]
+log = logging.getLogger("guidang")
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +308,13 @@ def _inspect(
         inspection, pages, keep = inspect_content(dest, rel, where, fmt.name, False, content, findings, pronom)
         return fmt, pages, (), keep, inspection, None
     info = inspect_pdf(dest, parse_limit=pdf_parse_limit, held=held.reader())
+    for note in (info.warning_note, info.content_errors):
+        if note is not None:  # one line per document, never pypdf's own lines
+            log.warning("%s: %s", where, note)
+            findings.append(Finding("GD-3-3", where, note, severity=Severity.WARNING, details={"path": rel}))
     if info.encrypted:
-        findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
+        findings.append(Finding("Q-PDF-ENCRYPTED", where, info.encryption_message,
+                                details={"path": rel, "encryption": info.encryption}))
     elif info.too_large:
         findings.append(Finding("Q-PDF-TOO-LARGE", where, info.error or "", details={"path": rel}))
     elif info.error is not None:
