@@ -94,3 +94,18 @@ def _pin_core_dates(core: bytes) -> bytes:
     import re
 
     return re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>2026-01-01T00:00:00Z", core)
+
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def office_attachment(title: str, lines: list[str], pages: int) -> tuple[bytes, str, str] | None:
+    """The 申报材料 the demo's applicants hand in as office files, chosen by title so that the
+    world's random draws stay what they were: a 申请书 as a Word file, a statement or list as an
+    Excel workbook. (bytes, extension, media type), or None for a PDF."""
+    if title.endswith("申请书"):
+        return make_docx([title, *lines], pages=pages), "docx", DOCX_TYPE
+    if title in ("家庭收入财产声明", "质量管理文件目录"):
+        return make_xlsx([[title], *[[line] for line in lines]]), "xlsx", XLSX_TYPE
+    return None

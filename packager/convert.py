@@ -149,7 +149,7 @@ def convert_to_pdfa(source: Path, converts_as: str, out: Path, options: Converte
             os.link(source, given)
         except OSError:
             shutil.copyfile(source, given)
-        started = datetime.now(UTC)
+        started = datetime.now(UTC).replace(microsecond=0)
         clock = time.monotonic()
         command = [program, f"-env:UserInstallation={profile.resolve().as_uri()}", "--headless", "--invisible",
                    "--norestore", "--nolockcheck", "--nodefault", "--nologo",
