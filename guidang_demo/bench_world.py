@@ -89,7 +89,7 @@ def build_bench_world(
 ) -> dict[str, Any]:
     """Write the world into `world_dir` (which must not hold one); returns its summary. `office`:
     the documents are DOCX files of about `size` bytes (each normalised to a PDF/A rendition by
-    the night, scripts/bench_conversions.py) instead of PDFs.
+    the night, `guidang bench --office`) instead of PDFs.
 
     The summary has `matters`, `documents`, `bytes`, `documents_dir` (where the document files lie,
     one file each, for timing other tools on the same bytes) and `config`.
