@@ -39,7 +39,7 @@ def bench(
 ) -> None:
     """Time the real night over N matters x K PDFs against bagit-python and the two-core hash limit."""
     if office:
-        from flows.bench_office import bench_office, office_text
+        from flows.cli.bench_office import bench_office, office_text
 
         result = bench_office(matters, size, parallel, keep)
         if as_json:
