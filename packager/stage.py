@@ -8,7 +8,9 @@ consuming a number; 件号 stays gap-free. A name too long for the file system o
 in its folder is no fault of the matter: the document is stored under a safe name and 元数据 keeps
 the original. Every document is streamed exactly once: the copy, SM3, SHA-256 and byte count come
 out of the same pass; inspection reads the head and, for a PDF within the parse limit, what pypdf
-seeks to.
+seeks to. The format policy (schemas/format_policy.py) is applied last: a refused format is the
+matter's quarantine, a format to normalise is kept and followed by its PDF/A rendition
+(packager/normalise.py), which is inspected like any PDF.
 """
 
 from __future__ import annotations
