@@ -63,12 +63,15 @@ def content_options(settings: Settings | None) -> ContentOptions:
         required = frozenset(settings.required_checks)
     else:
         required = DEFAULT_REQUIRED | ({"GD-4-1"} if virus else set())
-    conv = settings.formats.converter
-    converter = ConverterOptions(program=conv.program, timeout_seconds=conv.timeout_seconds,
-                                 max_parallel=conv.max_parallel, profiles=settings.resolve(conv.profiles))
+    formats: FormatsConfig | None = getattr(settings, "formats", None)  # absent from a caller's own stand-in
+    converter = ConverterOptions()
+    if formats is not None:
+        conv = formats.converter
+        converter = ConverterOptions(program=conv.program, timeout_seconds=conv.timeout_seconds,
+                                     max_parallel=conv.max_parallel, profiles=settings.resolve(conv.profiles))
     return ContentOptions(virus=virus, trust_roots=roots, signature_rules=tuple(settings.signatures.required),
                           accept_unverified=settings.signatures.accept_unverified, required_items=required,
-                          policy=settings.formats, converter=converter)
+                          policy=formats, converter=converter)
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,9 @@ _BY_EXTENSION: dict[str, str] = {
     "dps": "DPS", "docm": "DOCX", "dotx": "DOCX", "xlsm": "XLSX", "pptm": "PPTX",
 }
 
+# Formats that are ZIP containers (packager/containers.py tells them apart by their directory).
+_ZIP_BASED = frozenset({"OFD", "DOCX", "XLSX", "PPTX", "ODT", "ODS", "ODP", "ODG", "EPUB"})
+
 # ISO 32000: a PDF's header may follow other bytes, within the first 1,024.
 HEAD_SIZE = 1024
 
@@ -146,7 +149,8 @@ def identify(head: bytes, file_name: str, declared_media_type: str | None = None
              container: str | None = None) -> FormatInfo:
     """The format of a file whose first bytes are `head` (at least HEAD_SIZE of them, if it has
     that many). `container` is what a ZIP or OLE2 container holds (packager/containers.py), which
-    decides over the name; without it a ZIP named .ofd/.docx is taken at its name. Signature-less
+    decides over the name; a plain ZIP named as a ZIP-based format (.ofd, .docx, …) is taken at
+    its name. Signature-less
     text named .txt is resolved by the name. A file without a known signature is never given a
     general-purpose format it claims but does not carry (a ".pdf" that is not a PDF is UNKNOWN,
     unless its header follows other bytes within the first 1,024, as ISO 32000 allows); plain
@@ -160,8 +164,10 @@ def identify(head: bytes, file_name: str, declared_media_type: str | None = None
     name = container or _sniff(head)
     if name is None and "PDF" in (by_ext, by_type) and b"%PDF-" in head[:HEAD_SIZE]:
         name = "PDF"
-    if name == "ZIP" and container is None and (by_ext in ("OFD", "DOCX") or by_type in ("OFD", "DOCX")):
-        name = by_ext if by_ext in ("OFD", "DOCX") else by_type
+    if name == "ZIP" and (by_ext in _ZIP_BASED or by_type in _ZIP_BASED):
+        # a ZIP whose directory names no format of its own, named as a ZIP-based one: taken at its
+        # name, so that what is wrong with it is said by that format's inspection or conversion
+        name = by_ext if by_ext in _ZIP_BASED else by_type
     if name == "HTML" and (by_ext or by_type) == "TXT":
         name = None  # markup in a file named .txt is text, as it says
     if name is None:
