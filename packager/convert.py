@@ -14,14 +14,20 @@ passes the time limit, and leaves nothing behind that the next document could in
 LibreOffice picks its import filter by the file's content and name; the input is therefore given
 a name whose extension is the format the content was identified as (a Kingsoft .wps file that is
 a Word document would otherwise be opened as Microsoft Works). Two conversions of one document
-give the same pages and text; the bytes differ (CreationDate, ModDate, the XMP dates, the
-trailer's /ID and the font subset prefixes).
+give the same pages and text, but not the same bytes: the Info dictionary's CreationDate, the XMP
+CreateDate, the trailer's /ID and /DocChecksum and the embedded sRGB output profile (its header
+carries the time it was made) change from run to run. A package must be rebuilt byte for byte
+when a killed night is resumed, so renditions are kept in a cache beside the profiles, keyed by
+the original's SHA-256, the format it was read as and the LibreOffice version: converting the
+same bytes again returns the rendition already made. The cache forgets entries after
+`cache_days` (a resumed night or a retry comes within days).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -31,7 +37,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 TARGET_FORMAT = "PDF/A-2b"
@@ -60,15 +65,20 @@ class ConverterOptions:
     timeout_seconds: float = 180
     max_parallel: int = 2
     profiles: Path | None = None  # the slots' profiles and locks; a folder under the system's temp when None
+    cache_days: float = 14  # how long a rendition stays in the cache
+
+    @property
+    def root(self) -> Path:
+        return self.profiles or Path(tempfile.gettempdir()) / "guidang-converter"
 
 
 @dataclass(frozen=True, slots=True)
 class Conversion:
     tool: str
     tool_version: str
-    converted_at: datetime
     target_format: str
     seconds: float
+    cached: bool = False  # the rendition made earlier from the same bytes
 
 
 def find_program(program: str) -> str:
@@ -114,7 +124,7 @@ def _slot(options: ConverterOptions) -> Iterator[Path]:
     """An exclusive conversion slot (its profile folder), waited for while all are taken. The lock
     is an flock on the slot's lock file: held by one process at a time, whichever thread of it,
     and released by the kernel when a worker dies."""
-    root = options.profiles or Path(tempfile.gettempdir()) / "guidang-converter"
+    root = options.root
     root.mkdir(parents=True, exist_ok=True)
     while True:
         for i in range(options.max_parallel):
@@ -135,12 +145,60 @@ def _slot(options: ConverterOptions) -> Iterator[Path]:
         time.sleep(_SLOT_POLL)
 
 
-def convert_to_pdfa(source: Path, converts_as: str, out: Path, options: ConverterOptions) -> Conversion:
+def convert_to_pdfa(source: Path, converts_as: str, out: Path, options: ConverterOptions,
+                    sha256: str | None = None) -> Conversion:
     """Write a PDF/A-2b rendition of `source` (whose content is `converts_as`: docx, xls, …) to
-    `out`. `source` is only read. Raises ConverterMissing without LibreOffice, ConversionError
-    when it fails or passes the time limit (killed with its process group)."""
+    `out`. `source` is only read; `sha256` is its digest (computed when not given), the cache key.
+    Raises ConverterMissing without LibreOffice, ConversionError when it fails or passes the time
+    limit (killed with its process group)."""
     program = find_program(options.program)
     version = tool_version(program, options.timeout_seconds)
+    if sha256 is None:
+        sha256 = _sha256(source)
+    key = hashlib.sha256(f"{sha256}\n{converts_as.lower()}\n{program}\n{version}".encode()).hexdigest()
+    cached = options.root / "renditions" / key[:2] / f"{key}.pdf"
+    clock = time.monotonic()
+    try:
+        shutil.copyfile(cached, out)
+        return Conversion(tool=TOOL, tool_version=version, target_format=TARGET_FORMAT,
+                          seconds=time.monotonic() - clock, cached=True)
+    except FileNotFoundError:
+        pass
+    made = _convert(source, converts_as, out, options, program, version)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    part = cached.with_name(f"{cached.name}.{os.getpid()}.{threading.get_ident()}.part")
+    shutil.copyfile(out, part)
+    os.replace(part, cached)  # whole or not at all: a reader never sees half a rendition
+    _prune(options)
+    return made
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_PRUNED: set[Path] = set()
+
+
+def _prune(options: ConverterOptions) -> None:
+    """Forget cached renditions older than `cache_days`, once per process and cache."""
+    root = options.root / "renditions"
+    if root in _PRUNED:
+        return
+    _PRUNED.add(root)
+    limit = time.time() - options.cache_days * 86400
+    for entry in root.glob("*/*.pdf"):
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < limit:
+                entry.unlink()
+
+
+def _convert(source: Path, converts_as: str, out: Path, options: ConverterOptions, program: str,
+             version: str) -> Conversion:
     kind = _KIND.get(converts_as.lower(), "writer")
     export = f'pdf:{_FILTERS[kind]}:{{"SelectPdfVersion":{{"type":"long","value":"2"}}}}'
     with _slot(options) as profile, tempfile.TemporaryDirectory(prefix="convert-", dir=profile.parent) as work:
@@ -149,7 +207,6 @@ def convert_to_pdfa(source: Path, converts_as: str, out: Path, options: Converte
             os.link(source, given)
         except OSError:
             shutil.copyfile(source, given)
-        started = datetime.now(UTC).replace(microsecond=0)
         clock = time.monotonic()
         command = [program, f"-env:UserInstallation={profile.resolve().as_uri()}", "--headless", "--invisible",
                    "--norestore", "--nolockcheck", "--nodefault", "--nologo",
@@ -170,7 +227,7 @@ def convert_to_pdfa(source: Path, converts_as: str, out: Path, options: Converte
             raise ConversionError(f"{TOOL} {version} exit status {proc.returncode}, no PDF written: "
                                   f"{_tail(output)}")
         shutil.move(produced, out)
-    return Conversion(tool=TOOL, tool_version=version, converted_at=started, target_format=TARGET_FORMAT,
+    return Conversion(tool=TOOL, tool_version=version, target_format=TARGET_FORMAT,
                       seconds=time.monotonic() - clock)
 
 

@@ -41,13 +41,14 @@ def converts_as(path: Path, format_name: str) -> str:
     return _CONVERTS_AS.get(format_name, format_name.lower())
 
 
-def render(original: Path, format_name: str, target: Path, where: str, row: str, options: ContentOptions,
-           findings: list[Finding]) -> tuple[Conversion, Digests] | None:
-    """Convert `original` to a PDF/A-2b at `target`; the conversion and the rendition's digests,
-    or None with the finding that quarantines the matter."""
+def render(original: Path, sha256: str, format_name: str, target: Path, where: str, row: str,
+           options: ContentOptions, findings: list[Finding]) -> tuple[Conversion, Digests] | None:
+    """Convert `original` (whose SHA-256 is `sha256`) to a PDF/A-2b at `target`; the conversion
+    and the rendition's digests, or None with the finding that quarantines the matter."""
     rel = "/".join(original.parts[-2:])
     try:
-        conversion = convert_to_pdfa(original, converts_as(original, format_name), target, options.converter)
+        conversion = convert_to_pdfa(original, converts_as(original, format_name), target, options.converter,
+                                     sha256)
     except ConverterMissing as exc:
         findings.append(Finding("Q-CONVERTER-MISSING", where, f"{format_name} is to be normalised ({row}): {exc}",
                                 details={"path": rel, "format": format_name, "policy": row}))

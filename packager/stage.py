@@ -208,8 +208,8 @@ def _apply_policy(matter: Matter, staged: list[StagedDocument], folder: Path, fi
             continue
         taken = [d.stored_name for d in staged if d.document.group == doc.document.group]
         name = stored_names([*taken, f"{doc.stored_name}.pdf"])[-1]
-        rendition = render(folder / doc.path, doc.format.name, folder / document_path(doc.document.group, name),
-                           where, row, content, findings)
+        rendition = render(folder / doc.path, doc.sha256, doc.format.name,
+                           folder / document_path(doc.document.group, name), where, row, content, findings)
         if rendition is None:
             continue
         rel = document_path(doc.document.group, name)
@@ -228,8 +228,8 @@ def _apply_policy(matter: Matter, staged: list[StagedDocument], folder: Path, fi
             format=FormatInfo("PDF", "application/pdf", True), pages=info.pages, active_content=info.active_content,
             pdf=info, content=inspection,
             conversion=ConversionRecord(source_path=doc.path, tool=conversion.tool,
-                                        tool_version=conversion.tool_version, converted_at=conversion.converted_at,
-                                        source_format=doc.format.name, target_format=conversion.target_format),
+                                        tool_version=conversion.tool_version, source_format=doc.format.name,
+                                        target_format=conversion.target_format),
         ))
     return out
 

@@ -121,12 +121,12 @@ class DocumentEntry:
 @dataclass(frozen=True, slots=True)
 class ConversionRecord:
     """格式转换: the processing event that made a rendition (转换件) from an original the package
-    also keeps, byte for byte. Written on the rendition's 文件 entry."""
+    also keeps, byte for byte. Written on the rendition's 文件 entry; its 转换时间 is the run's time
+    (归档时间), as every time in the package is, so that a resumed night rebuilds it byte for byte."""
 
     source_path: str  # 源文件: the original's 相对路径
     tool: str  # e.g. LibreOffice
     tool_version: str
-    converted_at: datetime  # aware
     source_format: str  # e.g. DOCX
     target_format: str  # e.g. PDF/A-2b
 
@@ -254,7 +254,7 @@ def build_metadata(
             c = d.conversion
             event = etree.SubElement(f, "格式转换")
             for tag, value in (("源文件", c.source_path), ("转换工具", c.tool), ("工具版本", c.tool_version),
-                               ("转换时间", zoned_time(c.converted_at.astimezone(archived_at.tzinfo), "转换时间")),
+                               ("转换时间", zoned_time(archived_at, "转换时间")),
                                ("源格式", c.source_format), ("目标格式", c.target_format), ("转换结果", "成功")):
                 _text(event, tag, value)
 

@@ -84,21 +84,34 @@ def test_an_office_document_is_kept_with_a_pdfa_rendition(tmp_path: Path, name, 
     assert again.passed, [(i.code, [f.message for f in i.findings]) for i in again.failed_items]
 
 
-def test_the_rendition_has_the_documents_pages_and_two_conversions_give_the_same_pages(tmp_path: Path) -> None:
+def test_two_conversions_give_the_same_pages_and_the_same_bytes_come_back_from_the_cache(tmp_path: Path) -> None:
     require_soffice()
     source = tmp_path / "申请书.docx"
     source.write_bytes(docx_bytes(pages=3))
-    conv = ConverterOptions(profiles=tmp_path / "converter")
-    first, second = tmp_path / "1.pdf", tmp_path / "2.pdf"
-    made = convert_to_pdfa(source, "docx", first, conv)
-    convert_to_pdfa(source, "docx", second, conv)
-    assert made.target_format == "PDF/A-2b" and made.tool == "LibreOffice"
+    one, two = ConverterOptions(profiles=tmp_path / "one"), ConverterOptions(profiles=tmp_path / "two")
+    first, second, again = tmp_path / "1.pdf", tmp_path / "2.pdf", tmp_path / "3.pdf"
+    made = convert_to_pdfa(source, "docx", first, one)
+    assert (made.target_format, made.tool, made.cached) == ("PDF/A-2b", "LibreOffice", False)
+    assert not convert_to_pdfa(source, "docx", second, two).cached  # another machine's cache: converted afresh
     assert len(PdfReader(first).pages) == 3
     assert page_texts(first) == page_texts(second)
     assert "申请人" in page_texts(first)[0] and "第 3 页" in page_texts(first)[2]
-    # what differs between two runs: the dates and the trailer's /ID, not the pages
-    assert PdfReader(first).trailer["/ID"] != PdfReader(second).trailer["/ID"] or \
-        PdfReader(first).metadata.get("/CreationDate") != PdfReader(second).metadata.get("/CreationDate")
+    # what differs between two runs: the dates, the /ID, the output profile's bytes; never the pages
+    assert first.read_bytes() != second.read_bytes()
+    assert PdfReader(first).metadata["/CreationDate"] != PdfReader(second).metadata["/CreationDate"] or \
+        PdfReader(first).trailer["/ID"] != PdfReader(second).trailer["/ID"]
+    # the same bytes converted again (a resumed night) give the rendition already made, byte for byte
+    cached = convert_to_pdfa(source, "docx", again, one)
+    assert cached.cached and again.read_bytes() == first.read_bytes()
+
+
+def test_a_package_with_a_rendition_is_rebuilt_byte_for_byte(tmp_path: Path) -> None:
+    require_soffice()
+    opts = options(tmp_path)
+    extra = [doc("申报材料", "申请书.docx", docx_bytes(), media_type=DOCX_TYPE)]
+    first = stage_and_build(tmp_path / "a", extra, opts)
+    second = stage_and_build(tmp_path / "b", extra, opts)  # the night resumed after a kill
+    assert [(f.path, f.sha256) for f in first.files] == [(f.path, f.sha256) for f in second.files]
 
 
 def test_a_refused_format_is_quarantined_naming_the_policy_row(tmp_path: Path) -> None:
