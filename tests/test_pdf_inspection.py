@@ -14,7 +14,7 @@ from pypdf import PdfReader, PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 
 from guidang_demo.pdfs import make_pdf
-from packager.errors import QuarantineError
+from packager import QuarantineError
 from packager.pdf import inspect_pdf
 from packager.stage import stage_matter
 from tests.test_packager_support import appraisal, doc, finalize, good_documents, make_matter, opener

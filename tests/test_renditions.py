@@ -13,10 +13,10 @@ import pytest
 from lxml import etree
 from pypdf import PdfReader
 
+from packager import QuarantineError
 from packager.checks import check_package
 from packager.content import ContentOptions
 from packager.convert import ConverterOptions, convert_to_pdfa
-from packager.errors import QuarantineError
 from packager.stage import stage_matter
 from schemas.format_policy import FormatRule, FormatsConfig
 from schemas.layout import METADATA_FILE
