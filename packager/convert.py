@@ -1,15 +1,18 @@
 """格式转换: a PDF/A-2b rendition of an office document, made with LibreOffice headless.
 
-One `soffice --convert-to` per document, not a warm server (unoserver): measured on the bench
-machine (2 cores, LibreOffice 7.4) a conversion of a small DOCX costs ~3.6 s when LibreOffice
-has to build its user profile and ~1.0 s when the profile exists, most of it LibreOffice's start.
-The profile is what makes the first start slow, so each conversion slot keeps its own profile
-between documents (`-env:UserInstallation`), and a slot is held under an exclusive file lock,
-which is also what bounds the conversions running at once on one machine across the worker
-processes of a night. A warm server would save most of the remaining second but adds a process
-to supervise, restart after a crash and share between workers (unoserver also needs LibreOffice's
-Python bindings); a fresh process per document is killed, with its whole process group, when it
-passes the time limit, and leaves nothing behind that the next document could inherit.
+One `soffice --convert-to` per document, not a warm server (unoserver). Measured on the bench
+machine (2 cores, LibreOffice 7.4, a small DOCX): ~3.6 s when LibreOffice has to build its user
+profile, 1.0 to 3 s once the profile exists (most of it LibreOffice's start), and 0.25 to 0.4 s
+through a running unoserver. The profile is what makes the first start slow, so each conversion
+slot keeps its own profile between documents (`-env:UserInstallation`), and a slot is held under
+an exclusive file lock, which is also what bounds the conversions running at once on one machine
+across the worker processes of a night. A warm server would be several times faster per document,
+but it is a process to supervise, restart after a crash or a hung document and share between
+workers, and unoserver needs LibreOffice's Python bindings (Debian's python3-uno, for the system's
+Python, not the one guidang runs in); a fresh process per document is killed, with its whole
+process group, when it passes the time limit, and leaves nothing behind that the next document
+could inherit. Office documents are a minority of a night's documents; if they were not, the
+server would be the better trade.
 
 LibreOffice picks its import filter by the file's content and name; the input is therefore given
 a name whose extension is the format the content was identified as (a Kingsoft .wps file that is
