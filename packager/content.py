@@ -68,8 +68,7 @@ def content_options(settings: Settings | None) -> ContentOptions:
     if formats is not None:
         conv = formats.converter
         converter = ConverterOptions(program=conv.program, timeout_seconds=conv.timeout_seconds,
-                                     max_parallel=conv.max_parallel, profiles=settings.resolve(conv.profiles),
-                                     cache_days=conv.cache_days)
+                                     max_parallel=conv.max_parallel, profiles=settings.resolve(conv.profiles))
     return ContentOptions(virus=virus, trust_roots=roots, signature_rules=tuple(settings.signatures.required),
                           accept_unverified=settings.signatures.accept_unverified, required_items=required,
                           policy=formats, converter=converter)

@@ -16,14 +16,10 @@ server would be the better trade.
 
 LibreOffice picks its import filter by the file's content and name; the input is therefore given
 a name whose extension is the format the content was identified as (a Kingsoft .wps file that is
-a Word document would otherwise be opened as Microsoft Works). Two conversions of one document
-give the same pages and text, but not the same bytes: the Info dictionary's CreationDate, the XMP
-CreateDate, the trailer's /ID and /DocChecksum and the embedded sRGB output profile (its header
-carries the time it was made) change from run to run. A package must be rebuilt byte for byte
-when a killed night is resumed, so renditions are kept in a cache beside the profiles, keyed by
-the original's SHA-256, the format it was read as and the LibreOffice version: converting the
-same bytes again returns the rendition already made. The cache forgets entries after
-`cache_days` (a resumed night or a retry comes within days).
+a Word document would otherwise be opened as Microsoft Works). Two conversions of one document give the same pages
+and, once packager/rendition_bytes.py has settled what LibreOffice writes differently on every
+run (dates, /ID, the output profile's date), the same bytes: a resumed night rebuilds its packages
+byte for byte.
 """
 
 from __future__ import annotations
@@ -41,6 +37,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from packager.rendition_bytes import SettleError, settle
 
 TARGET_FORMAT = "PDF/A-2b"
 TOOL = "LibreOffice"
@@ -68,7 +66,6 @@ class ConverterOptions:
     timeout_seconds: float = 180
     max_parallel: int = 2
     profiles: Path | None = None  # the slots' profiles and locks; a folder under the system's temp when None
-    cache_days: float = 14  # how long a rendition stays in the cache
 
     @property
     def root(self) -> Path:
@@ -81,7 +78,6 @@ class Conversion:
     tool_version: str
     target_format: str
     seconds: float
-    cached: bool = False  # the rendition made earlier from the same bytes
 
 
 def find_program(program: str) -> str:
@@ -151,28 +147,19 @@ def _slot(options: ConverterOptions) -> Iterator[Path]:
 def convert_to_pdfa(source: Path, converts_as: str, out: Path, options: ConverterOptions,
                     sha256: str | None = None) -> Conversion:
     """Write a PDF/A-2b rendition of `source` (whose content is `converts_as`: docx, xls, …) to
-    `out`. `source` is only read; `sha256` is its digest (computed when not given), the cache key.
+    `out`. `source` is only read; `sha256` is its digest (computed when not given), from which the
+    rendition's /ID is derived.
     Raises ConverterMissing without LibreOffice, ConversionError when it fails or passes the time
     limit (killed with its process group)."""
     program = find_program(options.program)
     version = tool_version(program, options.timeout_seconds)
     if sha256 is None:
         sha256 = _sha256(source)
-    key = hashlib.sha256(f"{sha256}\n{converts_as.lower()}\n{program}\n{version}".encode()).hexdigest()
-    cached = options.root / "renditions" / key[:2] / f"{key}.pdf"
-    clock = time.monotonic()
-    try:
-        shutil.copyfile(cached, out)
-        return Conversion(tool=TOOL, tool_version=version, target_format=TARGET_FORMAT,
-                          seconds=time.monotonic() - clock, cached=True)
-    except FileNotFoundError:
-        pass
     made = _convert(source, converts_as, out, options, program, version)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    part = cached.with_name(f"{cached.name}.{os.getpid()}.{threading.get_ident()}.part")
-    shutil.copyfile(out, part)
-    os.replace(part, cached)  # whole or not at all: a reader never sees half a rendition
-    _prune(options)
+    try:
+        settle(out, sha256)
+    except SettleError as exc:
+        raise ConversionError(f"{TOOL} {version}: {exc}") from exc
     return made
 
 
@@ -182,22 +169,6 @@ def _sha256(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-_PRUNED: set[Path] = set()
-
-
-def _prune(options: ConverterOptions) -> None:
-    """Forget cached renditions older than `cache_days`, once per process and cache."""
-    root = options.root / "renditions"
-    if root in _PRUNED:
-        return
-    _PRUNED.add(root)
-    limit = time.time() - options.cache_days * 86400
-    for entry in root.glob("*/*.pdf"):
-        with contextlib.suppress(OSError):
-            if entry.stat().st_mtime < limit:
-                entry.unlink()
 
 
 def _convert(source: Path, converts_as: str, out: Path, options: ConverterOptions, program: str,

@@ -66,9 +66,6 @@ class ConverterConfig(BaseModel):
                           "(kept warm between documents) and the slots' locks, shared by the machine's workers; "
                           "relative to the configuration file; not inside `staging`, whose stale folders a "
                           "night removes")
-    cache_days: float = Field(default=14, gt=0, description="renditions are kept in `profiles`/renditions, keyed "
-                              "by the original's SHA-256, for this many days: the same bytes converted again (a "
-                              "resumed night, a retry) give the same rendition, byte for byte")
 
 
 class FormatsConfig(BaseModel):
