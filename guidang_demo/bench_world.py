@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_FONDS
+from guidang_demo.office import DOCX_TYPE, make_docx
 from guidang_demo.unified_data import AREA_CODE, CATALOGUE_FILE, FILES_DIR, MATTERS_FILE, SHANGHAI, catalogue_rows
 from guidang_demo.world import FONDS_NAME, RETENTION_FILE, write_retention_workbook
 
@@ -84,9 +85,11 @@ def _record(rng: random.Random, n: int, entry: Any, day: date) -> dict[str, Any]
 
 
 def build_bench_world(
-    world_dir: Path, *, matters: int, docs: int, size: int, seed: int = 2026, days: int = 20
+    world_dir: Path, *, matters: int, docs: int, size: int, seed: int = 2026, days: int = 20, office: bool = False
 ) -> dict[str, Any]:
-    """Write the world into `world_dir` (which must not hold one); returns its summary.
+    """Write the world into `world_dir` (which must not hold one); returns its summary. `office`:
+    the documents are DOCX files of about `size` bytes (each normalised to a PDF/A rendition by
+    the night, `guidang bench --office`) instead of PDFs.
 
     The summary has `matters`, `documents`, `bytes`, `documents_dir` (where the document files lie,
     one file each, for timing other tools on the same bytes) and `config`.
@@ -109,13 +112,18 @@ def build_bench_world(
         materials = []
         for k in range(docs):
             fid = f"{record['PROJID']}-{k + 1:02d}"
-            data = bench_pdf(rng, size, f"{record['PROJID']} document {k + 1}")
+            label = f"{record['PROJID']} document {k + 1}"
+            if office:
+                data = make_docx([label, "申请人：杭州测速有限公司"], pages=2, padding=max(0, size - 1500))
+                ext, media = "docx", DOCX_TYPE
+            else:
+                data, ext, media = bench_pdf(rng, size, label), "pdf", "application/pdf"
             (files_dir / f"{fid}.pdf").write_bytes(data)
             total += len(data)
             group = groups[0] if k == 0 else groups[2] if k == docs - 1 else groups[1]
             materials.append({
-                "FILEID": fid, "GROUP": group, "MATERIALNAME": f"材料{k + 1}", "FILENAME": f"{k + 1:02d}-材料.pdf",
-                "FILETYPE": "application/pdf", "FILESIZE": len(data), "SHA256": hashlib.sha256(data).hexdigest(),
+                "FILEID": fid, "GROUP": group, "MATERIALNAME": f"材料{k + 1}", "FILENAME": f"{k + 1:02d}-材料.{ext}",
+                "FILETYPE": media, "FILESIZE": len(data), "SHA256": hashlib.sha256(data).hexdigest(),
             })
         record["MATERIALS"] = materials
         records.append(record)

@@ -22,6 +22,7 @@ from typing import Any
 from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_DAYS, DEMO_FIRST_DAY, CatalogueEntry, entries_of
 from guidang_demo.identities import person_name, resident_id, uscc
 from guidang_demo.ofds import licence_variant, make_ofd
+from guidang_demo.office import office_attachment
 from guidang_demo.pdfs import make_broken_pdf, make_pdf
 
 # Asia/Shanghai has had no daylight saving since 1991; a fixed offset keeps the writer free of tzdata.
@@ -343,15 +344,23 @@ def _make_matter(
         # A licence (行政许可) is issued as a sealed OFD (电子证照 with its 电子印章), as the
         # unified system's licence service does; everything else is a PDF.
         as_ofd = group == "结果" and entry.matter_type == "01"
-        data = make_ofd([title, *lines], pages=pages, sealed=True, **licence_variant(fid)) if as_ofd \
-            else make_pdf(lines, pages=pages)
+        # Applicants upload their 申请书 as Word files and their statements and lists as Excel
+        # workbooks (office.py); the archive keeps them with a PDF/A rendition (格式转换).
+        office = None if as_ofd or group != "申报" else office_attachment(title, lines, pages)
+        if as_ofd:
+            data, ext, media = (make_ofd([title, *lines], pages=pages, sealed=True, **licence_variant(fid)), "ofd",
+                                 "application/ofd")
+        elif office is not None:
+            data, ext, media = office
+        else:
+            data, ext, media = make_pdf(lines, pages=pages), "pdf", "application/pdf"
         payloads[fid] = data
         materials.append({
             "FILEID": fid,
             "GROUP": _SHORT_GROUP[group],
             "MATERIALNAME": title,
-            "FILENAME": f"{n:02d}-{title}.{'ofd' if as_ofd else 'pdf'}",
-            "FILETYPE": "application/ofd" if as_ofd else "application/pdf",
+            "FILENAME": f"{n:02d}-{title}.{ext}",
+            "FILETYPE": media,
             "FILESIZE": len(data),
             "SHA256": hashlib.sha256(data).hexdigest(),
         })

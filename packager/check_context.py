@@ -18,9 +18,10 @@ from lxml import etree
 
 from guidang_io.block_reads import digest_file
 from packager.check_report import CheckItem, Level, Status
+from packager.containers import identify_container, identify_document, with_container
 from packager.content import ContentInspection, ContentOptions
 from packager.format_id import PronomMatch, identify_pronom
-from packager.formats import HEAD_SIZE, FormatInfo, identify, is_pdf_claimed
+from packager.formats import HEAD_SIZE, FormatInfo, is_pdf_claimed
 from packager.ofd import OfdInspection, inspect_ofd
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from packager.signatures import PdfSignatureInspection, inspect_pdf_signatures
@@ -100,7 +101,8 @@ class PackageUnderCheck:
     def format(self, rel: str, declared: str | None) -> FormatInfo:
         if rel not in self._formats:
             with (self.folder / rel).open("rb") as fh:
-                self._formats[rel] = identify(fh.read(HEAD_SIZE), rel, declared)
+                head = fh.read(HEAD_SIZE)
+            self._formats[rel], _ = identify_document(self.folder / rel, head, rel, declared)
         return self._formats[rel]
 
     def pdf(self, rel: str) -> PdfInspection:
@@ -111,7 +113,13 @@ class PackageUnderCheck:
     def pronom(self, rel: str) -> PronomMatch | None:
         if rel not in self._pronom:
             known = self.staged.get(rel)
-            self._pronom[rel] = known.pronom if known is not None else identify_pronom(self.folder / rel)
+            if known is not None:
+                self._pronom[rel] = known.pronom
+            else:
+                with (self.folder / rel).open("rb") as fh:
+                    head = fh.read(HEAD_SIZE)
+                container = identify_container(self.folder / rel, head)
+                self._pronom[rel] = with_container(identify_pronom(self.folder / rel), container)
         return self._pronom[rel]
 
     def ofd(self, rel: str) -> OfdInspection:

@@ -14,12 +14,15 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packager.containers import KINGSOFT_NAMES
+from packager.convert import ConverterOptions
 from packager.format_id import PronomMatch, identify_pronom, recorded_puid
 from packager.ofd import OFD_FORMAT_NAME, OfdInspection, OfdOptions, inspect_ofd, ofd_options
 from packager.signatures import PdfSignatureInspection, TrustRoots, inspect_pdf_signatures, load_trust_roots
 from packager.virus import VirusResult, VirusScanner
 from schemas.config import Settings, SignatureRule
 from schemas.findings import Finding, Severity
+from schemas.format_policy import FormatsConfig
 from schemas.signature_info import SignatureRecord, SignatureState
 
 # Every DA/T 70 item the check runs (schemas/codes/dat70.yaml); GD-4-1 is required only with a scanner.
@@ -38,6 +41,10 @@ class ContentOptions:
     accept_unverified: bool = True
     required_items: frozenset[str] = DEFAULT_REQUIRED
     ofd: OfdOptions = field(default_factory=OfdOptions)
+    # the format policy (keep / normalise / refuse) and the converter; None: every format is
+    # staged as it is and GD-3-2 judges it (library callers, the package tests)
+    policy: FormatsConfig | None = None
+    converter: ConverterOptions = field(default_factory=ConverterOptions)
 
 
 def content_options(settings: Settings | None) -> ContentOptions:
@@ -57,9 +64,15 @@ def content_options(settings: Settings | None) -> ContentOptions:
         required = frozenset(settings.required_checks)
     else:
         required = DEFAULT_REQUIRED | ({"GD-4-1"} if virus else set())
+    formats: FormatsConfig | None = getattr(settings, "formats", None)  # absent from a caller's own stand-in
+    converter = ConverterOptions()
+    if formats is not None:
+        conv = formats.converter
+        converter = ConverterOptions(program=conv.program, timeout_seconds=conv.timeout_seconds,
+                                     max_parallel=conv.max_parallel, profiles=settings.resolve(conv.profiles))
     return ContentOptions(virus=virus, trust_roots=roots, signature_rules=tuple(settings.signatures.required),
                           accept_unverified=settings.signatures.accept_unverified, required_items=required,
-                          ofd=ofd_options(settings))
+                          ofd=ofd_options(settings), policy=formats, converter=converter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +105,8 @@ class ContentInspection:
     def format_name(self, short: str) -> str | None:
         if short == "OFD":
             return OFD_FORMAT_NAME
+        if short in KINGSOFT_NAMES:
+            return KINGSOFT_NAMES[short]
         return self.pronom.name if self.pronom and self.puid(short) else None
 
     def puid(self, short: str) -> str | None:
@@ -100,7 +115,7 @@ class ContentInspection:
     def format_version(self, short: str) -> str | None:
         if short == "OFD":
             return self.ofd.version if self.ofd else None
-        return self.pronom.version if self.pronom else None
+        return self.pronom.version if self.pronom and self.puid(short) else None
 
 
 def inspect_content(path: Path, rel: str, where: str, format_name: str, pdf_readable: bool,

@@ -19,16 +19,34 @@ from schemas.layout import (
 
 
 def gd_3_2(pkg: PackageUnderCheck) -> CheckItem:
+    """Every document in a general-purpose format, or an original kept beside its rendition
+    (转换件) in one: the 格式转换 entry of a rendition names its 源文件, which must be a document
+    of the package."""
     if pkg.metadata is None:
         return no_metadata("GD-3-2")
     findings = []
+    rendered: set[str] = set()
+    for d in pkg.metadata.documents:
+        if d.rendition_of is None or not d.path or d.path not in pkg.files:
+            continue
+        if d.rendition_of not in pkg.files or d.rendition_of == d.path:
+            findings.append(Finding("GD-3-2", d.path, f"格式转换 names 源文件 {d.rendition_of}, which is not "
+                                    "another document of the package"))
+        elif pkg.format(d.path, d.media_type).general:
+            rendered.add(d.rendition_of)
+    originals = 0
     for d in pkg.metadata.documents:
         if d.path and d.path in pkg.files:
             fmt = pkg.format(d.path, d.media_type)
-            if not fmt.general:
+            if fmt.general:
+                continue
+            if d.path in rendered:
+                originals += 1
+            else:
                 findings.append(Finding("GD-3-2", d.path, f"format {fmt.name} ({fmt.media_type}) is not a "
-                                        "general-purpose archival format"))
-    return item_result("GD-3-2", findings, "all documents in general-purpose formats")
+                                        "general-purpose archival format and has no rendition in one"))
+    kept = f"; {originals} original(s) kept beside their renditions" if originals else ""
+    return item_result("GD-3-2", findings, "all documents in general-purpose formats" + kept)
 
 
 def gd_1_2(pkg: PackageUnderCheck) -> CheckItem:
@@ -104,7 +122,7 @@ def gd_3_3(pkg: PackageUnderCheck) -> CheckItem:
     for rel in pdfs:
         info = pkg.pdf(rel)
         if info.encrypted:
-            findings.append(Finding("GD-3-3", rel, "PDF is encrypted"))
+            findings.append(Finding("GD-3-3", rel, info.encryption_message))
         elif info.error:
             findings.append(Finding("GD-3-3", rel, info.error))
         elif not info.pages:

@@ -233,17 +233,17 @@ def _matcher() -> _Matcher:
 
 def identify_bytes(head: bytes, tail: bytes) -> list[PronomMatch]:
     """Every PRONOM format whose signature matches, inferior matches removed (FIDO's priorities)."""
-    out = []
-    for fmt in _matcher().match(head, tail):
-        version = (fmt.findtext("version") or "").strip() or None
-        out.append(PronomMatch(
-            puid=fmt.find("puid").text,
-            name=(fmt.findtext("name") or "").strip(),
-            version=version,
-            media_type=(fmt.findtext("mime") or "").strip() or None,
-            extensions=tuple(e.text.strip().lower() for e in fmt.findall("extension") if e.text),
-        ))
-    return out
+    return [_as_match(fmt) for fmt in _matcher().match(head, tail)]
+
+
+def _as_match(fmt: Any) -> PronomMatch:
+    return PronomMatch(
+        puid=fmt.find("puid").text,
+        name=(fmt.findtext("name") or "").strip(),
+        version=(fmt.findtext("version") or "").strip() or None,
+        media_type=(fmt.findtext("mime") or "").strip() or None,
+        extensions=tuple(e.text.strip().lower() for e in fmt.findall("extension") if e.text),
+    )
 
 
 def identify_pronom(path: Path) -> PronomMatch | None:
@@ -263,8 +263,11 @@ def identify_pronom(path: Path) -> PronomMatch | None:
 
 def best_pronom(head: bytes, tail: bytes) -> PronomMatch | None:
     """`identify_pronom` over a file's first and last BUFFER_SIZE bytes, already in memory (staging
-    keeps them as the document streams past)."""
-    matches = identify_bytes(head, tail)
+    keeps them as the document streams past). Only identifiers 元数据 can record are answered
+    (`as_pronom`): the archive must never refuse its own metadata."""
+    if not head:  # an empty file is no format at all (some signatures are all optional bytes)
+        return None
+    matches = [m for m in map(as_pronom, identify_bytes(head, tail)) if m is not None]
     if not matches:
         return None
     return min(matches, key=_puid_key)
@@ -287,11 +290,34 @@ def pronom_mismatch(match: PronomMatch | None, file_name: str) -> str | None:
 
 # Formats guidang recognises inside a container PRONOM only knows as the container (an OFD is a
 # ZIP to PRONOM, x-fmt/263): recording the container's PUID would name the wrong format.
-_NOT_IN_PRONOM = frozenset({"OFD"})
+_NOT_IN_PRONOM = frozenset({"OFD", "WPS", "ET", "DPS", "EMPTY"})
+# What a PUID must look like in 元数据 (metadata.xsd's PRONOM标识 pattern): PRONOM's own identifiers.
+PUID_PATTERN = re.compile(r"(x-)?fmt/[0-9]+")
+# FIDO's format_extensions.xml adds entries of its own ("fido-fmt/189.word"): the three OOXML
+# variants are PRONOM formats under another name; the others are not in PRONOM at all.
+_FIDO_VARIANTS = {"fido-fmt/189.word": "fmt/412", "fido-fmt/189.xl": "fmt/214", "fido-fmt/189.ppt": "fmt/215"}
+
+
+def pronom_entry(puid: str) -> PronomMatch | None:
+    """PRONOM's name, version and media type for a PUID, from the shipped signature file (FIDO's
+    format_extensions.xml repeats some PUIDs under other names and without a version: PRONOM's
+    own entry, the one with a version, wins)."""
+    entries = [_as_match(fmt) for fmt, found, _ in _matcher().formats if found == puid]
+    return max(entries, key=lambda m: m.version is not None, default=None)
+
+
+def as_pronom(match: PronomMatch | None) -> PronomMatch | None:
+    """The match as 元数据 may record it: FIDO's own variant identifiers mapped to the PRONOM entry
+    they stand for, any other identifier that is not PRONOM's dropped (None: no PUID recorded)."""
+    if match is None or PUID_PATTERN.fullmatch(match.puid):
+        return match
+    mapped = _FIDO_VARIANTS.get(match.puid)
+    return pronom_entry(mapped) if mapped else None
 
 
 def recorded_puid(format_name: str, match: PronomMatch | None) -> str | None:
     """The PUID 元数据 records for a document whose short format is `format_name`."""
+    match = as_pronom(match)
     if match is None or format_name in _NOT_IN_PRONOM:
         return None
     return match.puid

@@ -37,6 +37,23 @@ _MEDIA_TYPES: dict[str, str] = {
     "DOCX": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "GIF": "image/gif",
     "HTML": "text/html",
+    "XLSX": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "PPTX": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "ODT": "application/vnd.oasis.opendocument.text",
+    "ODS": "application/vnd.oasis.opendocument.spreadsheet",
+    "ODP": "application/vnd.oasis.opendocument.presentation",
+    "ODG": "application/vnd.oasis.opendocument.graphics",
+    "EPUB": "application/epub+zip",
+    "XLS": "application/vnd.ms-excel",
+    "PPT": "application/vnd.ms-powerpoint",
+    "RTF": "application/rtf",
+    "WPS": "application/kswps",
+    "ET": "application/kset",
+    "DPS": "application/ksdps",
+    "OLE2": "application/x-ole-storage",
+    "ENCRYPTED-OFFICE": "application/x-ole-storage",
+    "ELF": "application/x-executable",
+    "EMPTY": "application/x-empty",
 }
 
 # How a message names what a file's content is ("content is a ZIP archive, name says PDF").
@@ -44,9 +61,18 @@ _DESCRIPTIONS: dict[str, str] = {
     "PDF": "a PDF document", "OFD": "an OFD document", "XML": "an XML document", "TXT": "plain text",
     "JPEG": "a JPEG image", "TIFF": "a TIFF image", "PNG": "a PNG image", "JP2": "a JPEG 2000 image",
     "WAV": "a WAV recording", "MP3": "an MP3 recording", "MP4": "an MP4 video", "ZIP": "a ZIP archive",
-    "EXE": "a Windows executable", "DOC": "an OLE compound file (DOC/XLS/MSI)",
-    "DOCX": "a DOCX document", "GIF": "a GIF image", "HTML": "an HTML page",
+    "EXE": "a Windows executable", "DOC": "a Word 97-2003 document", "OLE2": "an OLE compound file",
+    "DOCX": "a DOCX document", "GIF": "a GIF image", "HTML": "an HTML page", "XLSX": "an XLSX workbook",
+    "PPTX": "a PPTX presentation", "ODT": "an ODT document", "ODS": "an ODS spreadsheet",
+    "ODP": "an ODP presentation", "EPUB": "an EPUB book", "XLS": "an Excel 97-2003 workbook",
+    "PPT": "a PowerPoint 97-2003 presentation", "RTF": "a Rich Text document",
+    "ELF": "an ELF executable", "EMPTY": "an empty file", "ENCRYPTED-OFFICE": "a password-protected Office file",
 }
+# Word-processing, spreadsheet and presentation formats: one of them named as another (a DOCX
+# named .doc, a WPS file named .doc) is what its content says, not a mismatch; LibreOffice reads
+# each by its content.
+OFFICE_FORMATS = frozenset({"DOC", "DOCX", "XLS", "XLSX", "PPT", "PPTX", "ODT", "ODS", "ODP", "ODG", "RTF",
+                            "WPS", "ET", "DPS", "OLE2"})
 # Formats that are text: a file named .txt that holds one of them is still text, as it says.
 _TEXT_FORMATS = frozenset({"TXT", "XML", "HTML"})
 
@@ -63,10 +89,16 @@ _BY_EXTENSION: dict[str, str] = {
     "pdf": "PDF", "ofd": "OFD", "xml": "XML", "txt": "TXT", "jpg": "JPEG", "jpeg": "JPEG",
     "tif": "TIFF", "tiff": "TIFF", "png": "PNG", "jp2": "JP2", "wav": "WAV", "mp3": "MP3",
     "mp4": "MP4", "zip": "ZIP", "exe": "EXE", "dll": "EXE", "doc": "DOC", "docx": "DOCX", "gif": "GIF",
-    "html": "HTML", "htm": "HTML",
+    "html": "HTML", "htm": "HTML", "xlsx": "XLSX", "pptx": "PPTX", "odt": "ODT", "ods": "ODS", "odp": "ODP",
+    "odg": "ODG", "epub": "EPUB", "xls": "XLS", "ppt": "PPT", "rtf": "RTF", "wps": "WPS", "et": "ET",
+    "dps": "DPS", "docm": "DOCX", "dotx": "DOCX", "xlsm": "XLSX", "pptm": "PPTX",
 }
 
-HEAD_SIZE = 64
+# Formats that are ZIP containers (packager/containers.py tells them apart by their directory).
+_ZIP_BASED = frozenset({"OFD", "DOCX", "XLSX", "PPTX", "ODT", "ODS", "ODP", "ODG", "EPUB"})
+
+# ISO 32000: a PDF's header may follow other bytes, within the first 1,024.
+HEAD_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +133,10 @@ def _sniff(head: bytes) -> str | None:
         return "DOC"
     if head.startswith(b"PK\x03\x04"):
         return "ZIP"
+    if head.startswith(b"{\\rtf"):
+        return "RTF"
+    if head.startswith(b"\x7fELF"):
+        return "ELF"
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
     if text.startswith(b"<?xml"):
         return "XML"
@@ -109,18 +145,29 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def identify(head: bytes, file_name: str, declared_media_type: str | None = None) -> FormatInfo:
+def identify(head: bytes, file_name: str, declared_media_type: str | None = None,
+             container: str | None = None) -> FormatInfo:
     """The format of a file whose first bytes are `head` (at least HEAD_SIZE of them, if it has
-    that many). ZIP containers named .ofd/.docx and signature-less text named .txt are resolved by
-    the name. A file without a known signature is never given a general-purpose format it claims
-    but does not carry (a ".pdf" that is not a PDF is UNKNOWN); plain text, which has no signature,
-    is TXT when it is named so and looks like text."""
+    that many). `container` is what a ZIP or OLE2 container holds (packager/containers.py), which
+    decides over the name; a plain ZIP named as a ZIP-based format (.ofd, .docx, …) is taken at
+    its name. Signature-less
+    text named .txt is resolved by the name. A file without a known signature is never given a
+    general-purpose format it claims but does not carry (a ".pdf" that is not a PDF is UNKNOWN,
+    unless its header follows other bytes within the first 1,024, as ISO 32000 allows); plain
+    text, which has no signature, is TXT when it is named so and looks like text. An empty file
+    is EMPTY: no format at all."""
+    if not head:
+        return FormatInfo(name="EMPTY", media_type=_MEDIA_TYPES["EMPTY"], general=False)
     ext = PurePosixPath(file_name).suffix.lower().lstrip(".")
     by_ext = _BY_EXTENSION.get(ext)
     by_type = _BY_MEDIA_TYPE.get((declared_media_type or "").split(";")[0].strip().lower())
-    name = _sniff(head)
-    if name == "ZIP" and (by_ext in ("OFD", "DOCX") or by_type in ("OFD", "DOCX")):
-        name = by_ext if by_ext in ("OFD", "DOCX") else by_type
+    name = container or _sniff(head)
+    if name is None and "PDF" in (by_ext, by_type) and b"%PDF-" in head[:HEAD_SIZE]:
+        name = "PDF"
+    if name == "ZIP" and (by_ext in _ZIP_BASED or by_type in _ZIP_BASED):
+        # a ZIP whose directory names no format of its own, named as a ZIP-based one: taken at its
+        # name, so that what is wrong with it is said by that format's inspection or conversion
+        name = by_ext if by_ext in _ZIP_BASED else by_type
     if name == "HTML" and (by_ext or by_type) == "TXT":
         name = None  # markup in a file named .txt is text, as it says
     if name is None:
@@ -162,18 +209,22 @@ def _claimed(file_name: str, declared_media_type: str | None) -> tuple[str, str]
     return (by_type, "declared media type") if by_type is not None else None
 
 
-def format_mismatch(head: bytes, file_name: str, declared_media_type: str | None = None) -> str | None:
+def format_mismatch(head: bytes, file_name: str, declared_media_type: str | None = None,
+                    container: str | None = None) -> str | None:
     """Why the content is not what the name (or, without a known extension, the declared media type)
     says, e.g. "content is a ZIP archive, name says PDF"; None when they agree, when nothing is
     claimed, or when the content carries no signature we know (a PDF claim then has to open as one).
-    ZIP containers named .ofd/.docx and text formats named .txt are what they say."""
+    ZIP containers named .ofd/.docx and text formats named .txt are what they say, and so is one
+    office format named as another (OFFICE_FORMATS)."""
     claim = _claimed(file_name, declared_media_type)
-    actual = _sniff(head)
+    actual = container or _sniff(head)
     if claim is None or actual is None:
         return None
     claimed, by = claim
-    found = identify(head, file_name, declared_media_type).name
+    found = identify(head, file_name, declared_media_type, container).name
     if found == claimed or (claimed == "TXT" and found in _TEXT_FORMATS):
+        return None
+    if claimed in OFFICE_FORMATS and found in OFFICE_FORMATS:
         return None
     return f"content is {_DESCRIPTIONS.get(found, found)}, {by} says {claimed}"
 

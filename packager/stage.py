@@ -8,32 +8,38 @@ consuming a number; 件号 stays gap-free. A name too long for the file system o
 in its folder is no fault of the matter: the document is stored under a safe name and 元数据 keeps
 the original. Every document is streamed exactly once: the copy, SM3, SHA-256 and byte count come
 out of the same pass; inspection reads the head and, for a PDF within the parse limit, what pypdf
-seeks to.
+seeks to. The format policy (schemas/format_policy.py) is applied last: a refused format is the
+matter's quarantine, a format to normalise is kept and followed by its PDF/A rendition
+(packager/normalise.py), which is inspected like any PDF.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from guidang_io.direct_io import DirectWriter
+from packager.containers import identify_document, with_container
 from packager.content import ContentInspection, ContentOptions, inspect_content
 from packager.format_id import BUFFER_SIZE, best_pronom, identify_pronom, pronom_mismatch
-from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, identify, is_pdf_claimed
+from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, is_pdf_claimed
 from packager.held import Held
+from packager.normalise import policy_action, render
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from packager.quarantine_error import QuarantineError
 from schemas.digest import copy_and_digest
 from schemas.errors import DocumentUnavailable
 from schemas.findings import Finding, GuidangError, Severity
 from schemas.layout import document_path, is_dangerous_path, stored_names
-from schemas.metadata import DocumentEntry
+from schemas.metadata import ConversionRecord, DocumentEntry
 from schemas.model import Appraisal, Document, Matter, mask_text
 
 Opener = Callable[[Document], Iterator[bytes]]
+log = logging.getLogger("guidang")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ class StagedDocument:
     active_content: tuple[str, ...] = ()
     pdf: PdfInspection | None = None  # what pypdf found at staging; the package check reuses it
     content: ContentInspection | None = None  # PRONOM, OFD, signatures, virus scan (packager/content.py)
+    conversion: ConversionRecord | None = None  # a rendition (转换件): how it was made, from which original
 
     @property
     def stored_name(self) -> str:
@@ -76,6 +83,7 @@ class StagedDocument:
             signatures=(self.content.signatures or ()) if self.content else (),
             format_profile=self.content.format_profile if self.content else None,
             warnings=self.content.warnings(self.path) if self.content else (),
+            conversion=self.conversion,
         )
 
     def source_digest(self) -> str:
@@ -179,7 +187,53 @@ def _stage_documents(
         result = _stage_one(matter, doc, name, open_document, folder, findings, pdf_parse_limit, content)
         if result is not None:
             staged.append(result)
+    if content.policy is not None:
+        staged = _apply_policy(matter, staged, folder, findings, pdf_parse_limit, content)
     return staged, findings
+
+
+def _apply_policy(matter: Matter, staged: list[StagedDocument], folder: Path, findings: list[Finding],
+                  pdf_parse_limit: int | None, content: ContentOptions) -> list[StagedDocument]:
+    """The format policy over the staged documents: a refused format is the matter's quarantine
+    (naming the policy row), a format to normalise is kept and followed by its PDF/A rendition."""
+    out: list[StagedDocument] = []
+    for doc in staged:
+        action, row = policy_action(content, doc.format.name)
+        where = f"{matter.key} {doc.path}"
+        if action == "refuse":
+            findings.append(Finding(
+                "Q-FORMAT-REFUSED", where, f"format {doc.format.name} is refused by the format policy, {row}",
+                details={"path": doc.path, "format": doc.format.name, "policy": row}))
+            continue
+        out.append(doc)
+        if action != "normalise" or doc.format.name == "PDF":
+            continue
+        taken = [d.stored_name for d in staged if d.document.group == doc.document.group]
+        name = stored_names([*taken, f"{doc.stored_name}.pdf"])[-1]
+        rendition = render(folder / doc.path, doc.sha256, doc.format.name,
+                           folder / document_path(doc.document.group, name), where, row, content, findings)
+        if rendition is None:
+            continue
+        rel = document_path(doc.document.group, name)
+        conversion, digests = rendition
+        info = inspect_pdf(folder / rel, parse_limit=pdf_parse_limit)
+        if not info.readable:
+            findings.append(Finding("Q-CONVERSION-FAILED", where, f"the rendition {name} is not a readable PDF: "
+                                    f"{info.error or 'encrypted or without pages'}", details={"path": doc.path}))
+            continue
+        inspection, _, _ = inspect_content(folder / rel, rel, f"{matter.key} {rel}", "PDF", True, content,
+                                           findings, pdf_signed=info.signature_objects > 0)
+        out.append(StagedDocument(
+            document=Document(group=doc.document.group, title=f"{doc.document.title}（转换件）", file_name=name,
+                              media_type="application/pdf", locator=f"{doc.document.locator}#rendition"),
+            path=rel, size=digests.size, sha256=digests.sha256, sm3=digests.sm3,
+            format=FormatInfo("PDF", "application/pdf", True), pages=info.pages, active_content=info.active_content,
+            pdf=info, content=inspection,
+            conversion=ConversionRecord(source_path=doc.path, tool=conversion.tool,
+                                        tool_version=conversion.tool_version, source_format=doc.format.name,
+                                        target_format=conversion.target_format),
+        ))
+    return out
 
 
 def _stage_one(
@@ -245,8 +299,9 @@ def _inspect(
         pronom = identify_pronom(dest)
     else:
         head, pronom = window[:HEAD_SIZE], best_pronom(window, held.tail(BUFFER_SIZE) or b"")
-    fmt = identify(head, name, media_type)
-    mismatch = format_mismatch(head, name, media_type)
+    fmt, container = identify_document(dest, head, name, media_type)
+    pronom = with_container(pronom, container)
+    mismatch = format_mismatch(head, name, media_type, container.name if container else None)
     if mismatch is None and claims_general_format(head, name):
         mismatch = pronom_mismatch(pronom, name)
     if mismatch is not None:
@@ -257,8 +312,13 @@ def _inspect(
         inspection, pages, keep = inspect_content(dest, rel, where, fmt.name, False, content, findings, pronom)
         return fmt, pages, (), keep, inspection, None
     info = inspect_pdf(dest, parse_limit=pdf_parse_limit, held=held.reader())
+    for note in (info.warning_note, info.content_errors):
+        if note is not None:  # one line per document, never pypdf's own lines
+            log.warning("%s: %s", where, note)
+            findings.append(Finding("GD-3-3", where, note, severity=Severity.WARNING, details={"path": rel}))
     if info.encrypted:
-        findings.append(Finding("Q-PDF-ENCRYPTED", where, "PDF is encrypted", details={"path": rel}))
+        findings.append(Finding("Q-PDF-ENCRYPTED", where, info.encryption_message,
+                                details={"path": rel, "encryption": info.encryption}))
     elif info.too_large:
         findings.append(Finding("Q-PDF-TOO-LARGE", where, info.error or "", details={"path": rel}))
     elif info.error is not None:

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.findings import Finding, GuidangError
+from schemas.format_policy import FormatsConfig
 from schemas.ofd_config import OfdConfig
 from schemas.units import Unit, Units, fold
 from schemas.web_config import WebConfig
@@ -287,6 +288,8 @@ class Settings(_Config):
                                               "when virus_scan is configured")
     web: WebConfig | None = Field(default=None, description="the bureau's console (`guidang web`): users, roles, "
                                   "sessions; the console refuses to start without it")
+    formats: FormatsConfig = Field(default_factory=FormatsConfig, description="format policy (keep / normalise / "
+                                   "refuse per family) and the LibreOffice converter for PDF/A renditions")
 
     base_dir: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)  # set by load_settings, not a key
     config_file: SkipJsonSchema[Path | None] = Field(default=None, exclude=True)  # the file it was read from

@@ -76,6 +76,13 @@ MANDATORY_ELEMENTS: tuple[str, ...] = (
     "文件信息/文件/签名信息/签名/类型",
     "文件信息/文件/签名信息/签名/状态",
     "文件信息/文件/检测提示/提示",
+    "文件信息/文件/格式转换/源文件",
+    "文件信息/文件/格式转换/转换工具",
+    "文件信息/文件/格式转换/工具版本",
+    "文件信息/文件/格式转换/转换时间",
+    "文件信息/文件/格式转换/源格式",
+    "文件信息/文件/格式转换/目标格式",
+    "文件信息/文件/格式转换/转换结果",
     "保管信息",
     "保管信息/归档范围",
     "保管信息/保管期限",
@@ -112,6 +119,20 @@ class DocumentEntry:
     format_profile: str | None = None  # 格式子类型, e.g. OFD-A (the archival profile of OFD)
     # 检测提示: what the content inspection found that readers tolerate (severity warning, with a count)
     warnings: tuple[Finding, ...] = ()
+    conversion: ConversionRecord | None = None  # 格式转换: this document is a rendition of another
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionRecord:
+    """格式转换: the processing event that made a rendition (转换件) from an original the package
+    also keeps, byte for byte. Written on the rendition's 文件 entry; its 转换时间 is the run's time
+    (归档时间), as every time in the package is, so that a resumed night rebuilds it byte for byte."""
+
+    source_path: str  # 源文件: the original's 相对路径
+    tool: str  # e.g. LibreOffice
+    tool_version: str
+    source_format: str  # e.g. DOCX
+    target_format: str  # e.g. PDF/A-2b
 
 
 def matter_title(matter: Matter) -> str:
@@ -239,6 +260,13 @@ def build_metadata(
             for w in d.warnings:
                 count = str(w.details.get("count", 1))
                 etree.SubElement(notes, "提示", {"代码": w.code, "次数": count}).text = w.message
+        if d.conversion is not None:
+            c = d.conversion
+            event = etree.SubElement(f, "格式转换")
+            for tag, value in (("源文件", c.source_path), ("转换工具", c.tool), ("工具版本", c.tool_version),
+                               ("转换时间", zoned_time(archived_at, "转换时间")),
+                               ("源格式", c.source_format), ("目标格式", c.target_format), ("转换结果", "成功")):
+                _text(event, tag, value)
 
     keep = etree.SubElement(root, "保管信息")
     _text(keep, "归档范围", "归档" if appraisal.in_scope else "不归档")
@@ -285,6 +313,7 @@ class MetadataDocument:
     pronom_id: str | None = None
     signatures: tuple[SignatureRecord, ...] = ()
     format_profile: str | None = None
+    rendition_of: str | None = None  # 格式转换/源文件: the original this document was converted from
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +388,8 @@ def _fields(el: etree._Element, paths: dict[str, str]) -> dict[str, Any]:
 def read_metadata(tree: etree._ElementTree) -> MetadataView:
     root = tree.getroot()
     docs = [
-        MetadataDocument(index=i, **_fields(f, _DOCUMENT_PATHS), signatures=read_signature_info(f))
+        MetadataDocument(index=i, **_fields(f, _DOCUMENT_PATHS), signatures=read_signature_info(f),
+                         rendition_of=_get(f, "格式转换/源文件"))
         for i, f in enumerate(root.findall("文件信息/文件"), start=1)
     ]
     return MetadataView(

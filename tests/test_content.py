@@ -74,7 +74,7 @@ def test_content_another_format_than_the_name_is_named(tmp_path: Path) -> None:
     rtf = b"{\\rtf1\\ansi\\deff0 {\\fonttbl {\\f0 Times;}} decision text}\n"
     findings = quarantined(tmp_path, [doc("结果材料", "决定书.pdf", rtf)])
     assert [f.code for f in findings] == ["Q-FORMAT-MISMATCH"]
-    assert "Rich Text Format" in findings[0].message and "name says .pdf" in findings[0].message
+    assert findings[0].message == "content is a Rich Text document, name says PDF"
 
 
 # -- 2. OFD ---------------------------------------------------------------------------------------

@@ -72,6 +72,13 @@ def test_removing_a_mandatory_element_fails(good_metadata: bytes, path: str) -> 
     if path.startswith("文件信息/文件/检测提示"):  # and a warning (an OFD font not embedded)
         notes = etree.SubElement(root.find("文件信息/文件"), "检测提示", {"数量": "1"})
         etree.SubElement(notes, "提示", {"代码": "W-OFD-FONT-NOT-EMBEDDED", "次数": "1"}).text = "font"
+    if path.startswith("文件信息/文件/格式转换"):  # no rendition in the good matter: record one
+        first = root.find("文件信息/文件")
+        event = etree.SubElement(first, "格式转换")
+        for tag, value in (("源文件", "申报材料/申请书.docx"), ("转换工具", "LibreOffice"), ("工具版本", "7.4.7.2"),
+                           ("转换时间", "2026-02-11T02:00:00+08:00"), ("源格式", "DOCX"), ("目标格式", "PDF/A-2b"),
+                           ("转换结果", "成功")):
+            etree.SubElement(event, tag).text = value
     assert validate_metadata(etree.ElementTree(root)) == []
     targets = root.findall(path)
     if not targets and path == "业务信息/证照/证照名称":

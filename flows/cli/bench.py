@@ -32,9 +32,23 @@ def bench(
         int, typer.Option("--repeat", help="passes of bagit and of the hash limit (the best counts)")
     ] = 3,
     keep: Annotated[bool, typer.Option("--keep", help="keep the world, archive and ledger afterwards")] = False,
+    office: Annotated[bool, typer.Option("--office", help="instead: a night over --matters matters of one DOCX "
+                                         "of --size bytes each, normalised by LibreOffice (conversions/s)")] = False,
+    parallel: Annotated[int, typer.Option("--parallel", help="--office: conversions at once")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the real night over N matters x K PDFs against bagit-python and the two-core hash limit."""
+    if office:
+        from flows.cli.bench_office import bench_office, office_text
+
+        result = bench_office(matters, size, parallel, keep)
+        if as_json:
+            echo_json(result)
+        else:
+            typer.echo(office_text(result))
+        if result["archived"] != matters or result["renditions"] != matters:
+            raise fail("bench --office: not every matter was archived with its rendition", 1)
+        return
     if matters < 1 or docs < 1 or repeat < 1:
         raise fail("--matters, --docs and --repeat must be at least 1")
     if size < 1000:
