@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from guidang_io.block_reads import digest_file
 from packager.content import ContentOptions
 from packager.convert import Conversion, ConversionError, ConverterMissing, convert_to_pdfa
-from schemas.digest import Digests, digest_file
+from schemas.digest import Digests
 from schemas.findings import Finding
 from schemas.format_policy import Action
 from schemas.model import mask_text

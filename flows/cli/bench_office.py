@@ -21,8 +21,8 @@ def bench_office(matters: int, size: int, parallel: int, keep: bool) -> dict[str
     """The night's seconds, matters archived, renditions made and conversions per second."""
     from guidang_demo.unified import UnifiedSimulator
 
-    from flows.night import run_nightly
     from guidang_demo.bench_world import build_bench_world
+    from night.engine import run_nightly
     from schemas.config import load_settings
 
     world = Path(tempfile.mkdtemp(prefix="guidang-bench-office-"))
