@@ -232,6 +232,10 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         if name in summary["sources"] and null_updated is not None:
             summary["sources"][name]["null_updated"] = null_updated
             summary["sources"][name]["update_column"] = getattr(connector, "update_column", None)
+        unordered = getattr(connector, "unordered", None)
+        if name in summary["sources"] and unordered:  # rows whose update value no window can order
+            summary["sources"][name]["unordered"] = unordered
+            summary["sources"][name]["update_column"] = getattr(connector, "update_column", None)
     if ctx.dry_run:  # nothing to record: the summary is all a dry run leaves
         summary["status"] = str(RunStatus.FAILED if failed else RunStatus.COMPLETED)
         ctx.close()

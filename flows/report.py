@@ -52,6 +52,11 @@ def summary_text(summary: dict[str, Any]) -> str:
             column = s.get("update_column") or "update column"
             lines.append(f"  ! {name}: {s['null_updated']} row(s) with a NULL {column} are never collected:"
                          " set it at the source")
+        if s.get("unordered"):
+            column = s.get("update_column") or "update column"
+            names = "; ".join(s["unordered"][:20]) + (" …" if len(s["unordered"]) > 20 else "")
+            lines.append(f"  ! {name}: {len(s['unordered'])} row(s) are never collected, their {column} cannot be "
+                         f"ordered among dates: {names}")
         for code, n in s.get("quarantine_reasons", {}).items():
             lines.append(f"  {name}: quarantined {n} × {code} {code_text(code)} / {code_text(code, 'en')}")
         if s.get("waiting"):

@@ -218,6 +218,25 @@ class Queries:
                                datetimes=left)
 
     @cached_property
+    def unordered(self) -> TextClause | None:
+        """The project id and update value of the rows of `matters_query` that no window between
+        `:guidang_lo` and `:guidang_hi` selects although the update value is not NULL.
+
+        Built like `null_updated`, with each bound comparison made true, and the window tested
+        outside the user's query, where a value of another type (an INTEGER among TEXT dates on
+        SQLite sorts before every date) or out of any plausible range fails the comparison."""
+        sql, n = _WINDOW_BOUND.subn("1 = 1", self.matters_sql)
+        sql, m = _WINDOW_BOUND_REVERSED.subn("1 = 1", sql)
+        if n + m == 0:
+            return None
+        pid, upd = self.ident(self.config.columns["project_id"]), self.ident(self.config.columns["updated_at"])
+        left = tuple(p for p in ("since", "until") if re.search(rf":{p}\b", sql))
+        return self._statement(
+            f"SELECT g.{pid}, g.{upd} FROM (\n{sql}\n) g WHERE g.{upd} IS NOT NULL"
+            f" AND NOT (g.{upd} > :guidang_lo AND g.{upd} <= :guidang_hi)",
+            "matters_query", datetimes=(*left, "guidang_lo", "guidang_hi"))
+
+    @cached_property
     def document_list(self) -> TextClause:
         """The documents query without its BLOB column, so that listing never moves file bytes.
 
