@@ -192,3 +192,35 @@ def test_gbk_bytes_on_a_database_server_are_decoded_per_row(legacy_db: str) -> N
     with connector(source(legacy_db, fallback_encoding="gb18030")) as conn:
         got = collect(conn)
     assert isinstance(got["P2"], Matter) and got["P2"].agency == GBK_AGENCY
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_documents_of_another_matter_quarantine_the_matter(tmp_path: Path, explicit: bool) -> None:
+    url = sqlite_db(tmp_path / "d.sqlite", GOOD, GOOD_DOCS)
+    leaky = "SELECT fid, pid AS owner, grp, fname, title, body FROM d WHERE pid = :project_id OR fid = 2"
+    extra: dict[str, Any] = {"documents_query": leaky.replace("pid AS owner", "pid")}
+    if explicit:  # the key column named in document_columns, under a name of the query's own
+        extra = {"documents_query": leaky, "document_columns": {
+            "project_id": "owner", "key": "fid", "group": "grp", "file_name": "fname", "title": "title"}}
+    with connector(source(url, **extra)) as conn:
+        got = collect(conn)
+    bad = got["P1"]
+    assert isinstance(bad, InvalidMatter) and [p.code for p in bad.findings] == ["Q-DOC-FOREIGN"]
+    column = "owner" if explicit else "pid"
+    assert f"document 2 (b.pdf): column {column} holds 'P2', not this matter's 'P1'" in bad.problems[0]
+    assert isinstance(got["P2"], Matter) and [d.file_name for d in got["P2"].documents] == ["b.pdf"]
+
+
+def test_config_check_names_documents_and_steps_queries_not_bound_to_their_matter(tmp_path: Path) -> None:
+    from flows.cli.config import check_sql
+
+    url = sqlite_db(tmp_path / "d.sqlite", GOOD, GOOD_DOCS)
+    problems, notes = check_sql(source(url), tmp_path)
+    assert problems == [] and not any(n.startswith("warning") for n in notes)
+    unbound = source(url, documents_query="SELECT fid, grp, fname, title, body FROM d",
+                     steps_query="SELECT pid AS name FROM m", step_columns={"name": "name"})
+    problems, notes = check_sql(unbound, tmp_path)
+    assert {(p.where, p.message) for p in problems} == {
+        ("source dept: documents_query", "does not use :project_id"),
+        ("source dept: steps_query", "does not use :project_id")}
+    assert any(n.startswith("warning: documents_query returns no pid column") for n in notes)

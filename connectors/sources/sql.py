@@ -311,10 +311,21 @@ class SqlConnector:
 
     def _details(self, conn: Connection, project_id: str) -> tuple[Rows, Rows | None]:
         params = {"project_id": project_id}
+        if self._mapping.document_owner is None:
+            self._mapping.document_owner = self._queries.document_owner = self._find_owner(conn, params)
         docs = _fetch(conn, self._queries.document_list, params)
         steps_stmt = self._queries.steps
         steps = _fetch(conn, steps_stmt, params) if steps_stmt is not None else None
         return docs, steps
+
+    def _find_owner(self, conn: Connection, params: dict[str, Any]) -> str:
+        """The documents query's project-id column: `document_columns.project_id`, else the
+        matters' project-id column when the documents query also returns it; "" when neither."""
+        if self._queries.document_owner:
+            return self._queries.document_owner
+        keys = list(conn.execute(self._queries.document_probe, params).keys())
+        wanted = self.config.columns["project_id"].casefold()
+        return next((k for k in keys if k.casefold() == wanted), "")
 
     # ----------------------------------------------------------------- documents
 

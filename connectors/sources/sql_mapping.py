@@ -59,6 +59,7 @@ class MatterMapping:
         self.tz = tz
         self.values = ValueReader(config.encoding, config.fallback_encoding, config.earliest_year, tz)
         self.text = self.values.text
+        self.document_owner: str | None = None  # the documents query's project-id column ("" when none)
 
     def prepare(self, keys: Sequence[str], rows: list[dict[str, Any]]) -> tuple[dict[str, str], list[Prepared]]:
         """The matter columns resolved, and the rows oldest first even if the query forgot its ORDER
@@ -143,6 +144,8 @@ class MatterMapping:
     def _documents(self, pid: str, docs: Rows, problems: list[Problem]) -> list[Document]:
         keys, rows = docs
         mapping = dict(self.config.document_columns)
+        if self.document_owner:
+            mapping["project_id"] = self.document_owner
         if self.config.content.kind != "blob":
             mapping["_content"] = self.config.content.column
         cols = resolve_columns(self.name, keys, mapping, "documents_query")

@@ -41,8 +41,10 @@ REQUIRED_MATTER_FIELDS: tuple[str, ...] = (
 COLUMN_ONLY_FIELDS: tuple[str, ...] = ("project_id", "updated_at")
 MATTER_DATETIMES = frozenset({"decided_at", "received_at", "completed_at", "updated_at"})
 # `key` identifies one document within its matter for reading the BLOB; file_name when absent.
+# `project_id`, when mapped (or when the documents query returns the matters' project-id column),
+# must equal the matter's own: a query that also returns another matter's rows is caught.
 DOCUMENT_FIELDS: tuple[str, ...] = (
-    "key", "group", "title", "file_name", "media_type", "size", "source_sha256", "source_sm3",
+    "project_id", "key", "group", "title", "file_name", "media_type", "size", "source_sha256", "source_sm3",
 )
 REQUIRED_DOCUMENT_FIELDS: tuple[str, ...] = ("group", "file_name")
 STEP_FIELDS: tuple[str, ...] = ("name", "actor", "department", "opinion", "started_at", "ended_at")
@@ -180,6 +182,7 @@ class Queries:
         self.matters_sql = strip_sql(config.matters_query)
         self.documents_sql = strip_sql(config.documents_query)
         self.window = self._statement(self.matters_sql, "matters_query", datetimes=("since", "until"))
+        self.document_owner: str | None = config.document_columns.get("project_id")  # set before document_list
 
     def _statement(self, sql: str, what: str, *, datetimes: Sequence[str] = ()) -> TextClause:
         return statement(self.config.name, sql, what, datetimes=datetimes)
@@ -245,6 +248,8 @@ class Queries:
         order (and one content hash) whichever database holds it.
         """
         names = dict.fromkeys(self.config.document_columns.values())
+        if self.document_owner:
+            names[self.document_owner] = None
         if self.config.content.kind != "blob":
             names[self.config.content.column] = None
         select = ", ".join(f"guidang_d.{self.ident(n)}" for n in names)
@@ -252,6 +257,11 @@ class Queries:
             f"SELECT {select} FROM (\n{self.documents_sql}\n) guidang_d ORDER BY guidang_d.{self._key_column}",
             "documents_query",
         )
+
+    @cached_property
+    def document_probe(self) -> TextClause:
+        """The documents query's columns without its rows, to find a project-id column in them."""
+        return self._statement(f"SELECT * FROM (\n{self.documents_sql}\n) guidang_d WHERE 1 = 0", "documents_query")
 
     @cached_property
     def steps(self) -> TextClause | None:
