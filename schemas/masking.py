@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 # Full-width digits and Latin letters, the ideographic space and the full-width hyphen -> ASCII,
 # one character for one (str.translate keeps every index).
@@ -109,6 +110,13 @@ def log_safe(text: str) -> str:
     return "\n".join([first, *(line if line.startswith("    ") else "    " + line for line in rest)])
 
 
+def _one_line(value: object) -> object:
+    """A log argument with its control characters escaped; numbers stay numbers for %d."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return escape_controls(str(value))
+
+
 class MaskingFilter(logging.Filter):
     """Masks and escapes a log record in place (its message, traceback and stack), so that no call
     site can forget: attached to guidang's loggers and to the handlers that show or ship logs (the
@@ -117,6 +125,11 @@ class MaskingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
+            if record.args:  # the values put into the message may not break its line: escape them fully
+                args = record.args
+                safe = ({k: _one_line(v) for k, v in args.items()} if isinstance(args, Mapping)
+                        else tuple(_one_line(a) for a in args))
+                message = str(record.msg) % safe
         except Exception:  # a bad format string: let logging report it as it always does
             return True
         record.msg, record.args = log_safe(message), None
