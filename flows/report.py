@@ -77,8 +77,9 @@ def summary_text(summary: dict[str, Any]) -> str:
     return mask_text("\n".join(lines))
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    out = [f"# Nightly transfer {summary['run_id']} — {summary.get('status')}", ""]
+def summary_markdown(summary: dict[str, Any], *, title: str = "Nightly transfer") -> str:
+    """The run's report as Prefect shows it; `title` names the kind of run (a quarantine retry is no night)."""
+    out = [f"# {title} {summary['run_id']} — {summary.get('status')}", ""]
     out.append("| source | " + " | ".join(HEADERS[c] for c in COLUMNS) + " |")
     out.append("|---|" + "---:|" * len(COLUMNS))
     for row in summary_rows(summary):

@@ -93,3 +93,12 @@ def test_quarantine_show_says_the_record_is_whole_and_escapes_it(tmp_path: Path)
     assert first.startswith("# record: shown whole, personal data unmasked")
     assert "\x1b" not in shown.output and all(not line.startswith("INFO") for line in rest)
     assert "330106199001011234" in shown.output  # the record, whole, for the archivist who asked for it
+
+
+def test_a_retry_report_is_titled_as_a_retry() -> None:
+    from flows.report import summary_markdown
+
+    summary = {"run_id": "R1", "status": "completed", "sources": {}, "totals": {}, "quarantine_reasons": {},
+               "dry_run": False}
+    assert summary_markdown(summary).startswith("# Nightly transfer R1")
+    assert summary_markdown(summary, title="Quarantine retry 隔离区重试").startswith("# Quarantine retry 隔离区重试 R1")
