@@ -44,6 +44,10 @@ class RetentionBook:
         return self.tables[i]
 
 
+class EffectiveDateConflict(GuidangError):
+    """The same table imported again with another effective date: refused, never silently ignored."""
+
+
 def import_table(
     ledger: store.Ledger, path: Path, *, effective: date | None = None, imported_by: str | None = None,
     progress: RowsRead | None = None,
@@ -60,6 +64,12 @@ def import_table(
     with ledger.transaction() as s:
         existing = queries.retention_version_by_hash(s, table.content_hash)
         if existing is not None:
+            if effective is not None and effective.isoformat() != existing.effective_date:
+                raise EffectiveDateConflict(
+                    f"{path}: this table is already stored as {existing.label}, in force from "
+                    f"{existing.effective_date}; its effective date is not changed to {effective.isoformat()}, "
+                    f"because matters already appraised under {existing.label} would then have been judged "
+                    f"by a table not yet in force. Nothing imported.")
             return existing, findings, False
         version = RetentionVersion(
             label=f"v{queries.retention_version_count(s) + 1}",
