@@ -57,6 +57,7 @@ class SourceSummary:
     pending: int = 0
     superseded: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    resolved: list[str] = field(default_factory=list)  # quarantine entries a retry closed, each with why
     error: str | None = None
     bytes: int = 0
 
@@ -273,6 +274,7 @@ def build_summary(run_id: str, summaries: dict[str, SourceSummary], *, dry_run: 
             name: s.counts()
             | {"bytes": s.bytes, "quarantine_reasons": dict(sorted(s.reasons.items()))}
             | ({"error": s.error} if s.error else {})
+            | ({"resolved": list(s.resolved)} if s.resolved else {})
             for name, s in summaries.items()
         },
         "quarantine_reasons": dict(sorted(totals.reasons.items())),

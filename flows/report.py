@@ -57,6 +57,8 @@ def summary_text(summary: dict[str, Any]) -> str:
             names = "; ".join(s["unordered"][:20]) + (" …" if len(s["unordered"]) > 20 else "")
             lines.append(f"  ! {name}: {len(s['unordered'])} row(s) are never collected, their {column} cannot be "
                          f"ordered among dates: {names}")
+        for line in s.get("resolved", []):
+            lines.append(f"  {name}: resolved {line}")
         for code, n in s.get("quarantine_reasons", {}).items():
             lines.append(f"  {name}: quarantined {n} × {code} {code_text(code)} / {code_text(code, 'en')}")
         if s.get("waiting"):

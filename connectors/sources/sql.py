@@ -149,6 +149,15 @@ class SqlConnector:
                         "; ".join(self.unordered[:20]))
         return self.unordered
 
+    def rows_without_id(self, updated_at: datetime) -> list[InvalidMatter]:
+        """The rows without a project id whose update value is `updated_at`, as `completed_between`
+        yields them: how a quarantined row that has no 办件编号 is found again (or found gone)."""
+        until = self._mapping.source_time(updated_at)
+        params = {"since": until - timedelta(seconds=1), "until": until}
+        keys, rows = self._run(lambda c: _fetch(c, self._queries.window, params), "matters_query")
+        cols, prepared = self._mapping.prepare(keys, rows)
+        return [self._mapping.without_id(n, upd, row, cols) for upd, n, pid, row in prepared if pid is None]
+
     @property
     def update_column(self) -> str:
         return self.config.columns["updated_at"]
