@@ -1,7 +1,7 @@
 """Run summaries for people: the console table, the Prefect artifacts, the Markdown report.
 
-Each passes through mask_text on its way out: a source's error quotes what the source said, which
-may carry an identity number, credit code or phone number."""
+Each line passes through shown_text on its way out: a source's error quotes what the source said,
+which may carry an identity number, credit code or phone number, or a line break of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from flows.context import SUMMARY_KEYS
 from schemas.findings import code_text
+from schemas.masking import shown_text
 from schemas.model import mask_text
 
 COLUMNS = SUMMARY_KEYS
@@ -76,7 +77,7 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(f"stored {stored['packages']} package(s), {stored['bytes'] / 1e9:.3f} GB")
     if "ledger" in summary:
         lines.append(f"ledger: {summary['ledger']['events']} events, chain head {summary['ledger']['chain_head']}")
-    return mask_text("\n".join(lines))
+    return "\n".join(shown_text(line) for line in lines)  # a source's value cannot add a line
 
 
 def summary_markdown(summary: dict[str, Any], *, title: str = "Nightly transfer") -> str:
@@ -93,4 +94,4 @@ def summary_markdown(summary: dict[str, Any], *, title: str = "Nightly transfer"
     errors = [(n, s["error"]) for n, s in summary["sources"].items() if s.get("error")]
     if errors:
         out += ["", "## Failures", ""] + [f"- **{n}**: {e}" for n, e in errors]
-    return mask_text("\n".join(out))
+    return "\n".join(shown_text(line) for line in out)

@@ -102,3 +102,14 @@ def test_a_retry_report_is_titled_as_a_retry() -> None:
                "dry_run": False}
     assert summary_markdown(summary).startswith("# Nightly transfer R1")
     assert summary_markdown(summary, title="Quarantine retry 隔离区重试").startswith("# Quarantine retry 隔离区重试 R1")
+
+
+def test_a_run_summary_shows_a_source_error_on_its_own_line() -> None:
+    from flows.report import summary_markdown, summary_text
+
+    summary = {"run_id": "R2", "status": "failed", "dry_run": False, "totals": {}, "quarantine_reasons": {},
+               "sources": {"dept": {"error": "row P1\nguidang nightly transfer R9: completed 330106199001011234"}}}
+    for text in (summary_text(summary), summary_markdown(summary)):
+        assert "R9: completed" in text and not any(line.startswith("guidang nightly transfer R9")
+                                                   for line in text.splitlines())
+        assert "330106199001011234" not in text
