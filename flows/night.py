@@ -35,7 +35,7 @@ from flows.fanout import Fanout, ProcessFanout, ThreadFanout, fanout_for, run_sl
 from flows.numbering import Staged, number_staged, resume_unfinished
 from flows.progress import NightCallback, NightProgress
 from flows.transfer import acknowledge_pending
-from flows.triage import Work, triage
+from flows.triage import Work, settle_rows_without_id, triage
 from flows.window import spooled
 from ledger import queries, store
 from schemas.config import Settings
@@ -85,6 +85,8 @@ def run_nightly(
         for src in selected:
             try:
                 summaries[src.name] = run_source(ctx, src, since, until)
+                if not dry_run:
+                    settle_rows_without_id(ctx, src.name, summaries[src.name])
             except Exception as exc:  # a bug in one source's path fails that source, not the night
                 message = mask_text(f"{src.name}: {exc.__class__.__name__}: {exc}")
                 log.error("source failed: %s", message, exc_info=not isinstance(exc, GuidangError))

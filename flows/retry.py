@@ -8,17 +8,15 @@ that the ledger records like any other, so a retried matter is numbered and stor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
 from typing import Any
 
 from flows.context import SourceSummary, close_run, open_run
 from flows.fanout import ThreadFanout
 from flows.night import work_through
-from flows.triage import Work, quarantine_invalid, record_waiting
+from flows.triage import Work, is_without_id, quarantine_invalid, record_waiting, settle_without_id
 from ledger import holds, queries
 from ledger.models import QuarantineEntry
 from schemas.config import Settings
-from schemas.digest import json_digest
 from schemas.findings import GuidangError
 from schemas.model import InvalidMatter, Matter, mask_text
 
@@ -43,8 +41,10 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
                 work: list[Work] = []
                 waiting: list[tuple[Matter, str]] = []
                 for e in group:
-                    if e.project_id.startswith("(row ") and "invalid" in e.record:
-                        _retry_without_id(ctx, e, summary)
+                    if is_without_id(e):
+                        summary.collected += 1
+                        if not settle_without_id(ctx, e, summary):
+                            summary.held += 1
                         continue
                     item = ctx.connector(source).fetch_matter(e.project_id)
                     if item is None and "matter" in e.record:
@@ -75,25 +75,3 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
     finally:
         result = close_run(ctx, summaries, failed=failed)
     return result
-
-
-def _retry_without_id(ctx: Any, e: QuarantineEntry, summary: SourceSummary) -> None:
-    """An entry of a row that had no 办件编号 cannot be fetched by it: the source's rows without one
-    at the same update time are read instead. The same record still there is held; none is left
-    when the row was fixed (a night collects it under its 办件编号) or deleted, and the entry is
-    resolved saying so."""
-    summary.collected += 1
-    finder = getattr(ctx.connector(ctx.settings.source(e.source)), "rows_without_id", None)
-    updated = e.source_updated_at
-    if finder is None or updated is None:
-        summary.held += 1
-        return
-    if updated.tzinfo is None:
-        updated = updated.replace(tzinfo=UTC)
-    if any(json_digest(i.raw) == e.content_hash for i in finder(updated)):
-        summary.held += 1
-        return
-    why = "fixed or gone at the source: no row without 办件编号 holds this record any more"
-    with ctx.ledger.transaction() as s:
-        holds.resolve_quarantine(s, e.id, why, run_id=ctx.run_id)
-    summary.resolved.append(f"#{e.id} {e.project_id}: {why}")

@@ -61,3 +61,26 @@ def test_a_row_without_id_is_held_while_there_and_resolved_once_fixed(small_worl
     why = "fixed or gone at the source: no row without 办件编号 holds this record any more"
     assert fixed["sources"]["sjjc"]["resolved"] == [f"#{entry.id} {entry.project_id}: {why}"]
     assert f"sjjc: resolved #{entry.id}" in summary_text(fixed)
+
+
+def test_the_next_night_resolves_a_row_without_id_that_was_deleted(small_world: Path) -> None:
+    db_path = small_world / "sources" / "sjjc.sqlite"
+    db = sqlite3.connect(db_path)
+    with db:
+        victim = db.execute("SELECT record_no FROM inspection_record WHERE status = 'closed' "
+                            "ORDER BY record_no LIMIT 1").fetchone()[0]
+        db.execute("UPDATE inspection_record SET record_no = '' WHERE record_no = ?", (victim,))
+    db.close()
+    settings = load_settings(small_world / "guidang.yaml")
+    with unified_running(small_world):
+        first = run_nightly(settings)
+        [entry] = _entries(small_world)
+        assert entry.resolved_at is None and "resolved" not in first["sources"]["sjjc"]
+        db = sqlite3.connect(db_path)
+        with db:
+            db.execute("DELETE FROM inspection_record WHERE record_no = ''")
+        db.close()
+        second = run_nightly(settings)
+    assert _entries(small_world)[0].resolved_at is not None
+    assert second["sources"]["sjjc"]["resolved"][0].startswith(f"#{entry.id} {entry.project_id}: fixed or gone")
+    assert second["sources"]["sjjc"]["in_quarantine"] == first["sources"]["sjjc"]["in_quarantine"] - 1
