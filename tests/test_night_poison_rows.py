@@ -45,3 +45,31 @@ def test_poison_rows_are_quarantined_or_named_and_the_source_completes(small_wor
     assert sjjc["quarantine_reasons"].get("Q-DOC-FETCH-FAILED") == 1  # the FIFO, refused, never waited on
     text = summary_text(summary)
     assert f"sjjc: 1 row(s) are never collected, their modified_at cannot be ordered among dates: {epoch}" in text
+
+
+def test_reconciliation_names_rows_it_cannot_list_instead_of_calling_the_source_unavailable(
+    small_world: Path,
+) -> None:
+    from datetime import date
+
+    from flows.reconcile import reconcile
+    from ledger.store import Ledger
+
+    db = sqlite3.connect(small_world / "sources" / "sjjc.sqlite")
+    with db:
+        closed = [r[0] for r in db.execute("SELECT record_no FROM inspection_record WHERE status = 'closed' "
+                                           "ORDER BY record_no")]
+        blank, epoch = closed[:2]
+        db.execute("UPDATE inspection_record SET record_no = '' WHERE record_no = ?", (blank,))
+        db.execute("UPDATE inspection_record SET modified_at = 1796263200 WHERE record_no = ?", (epoch,))
+    db.close()
+    settings = load_settings(small_world / "guidang.yaml")
+    with unified_running(small_world):
+        run_nightly(settings)
+    with Ledger(settings.resolve_url(settings.ledger_url)) as ledger:
+        out = reconcile(settings, ledger, date(2026, 10, 1), date(2026, 12, 31), sources=["sjjc"]).to_dict()
+    assert out["sources"] == {"sjjc": "listed"}
+    codes = {f["code"]: f for f in out["findings"]}
+    assert "R-SOURCE-UNAVAILABLE" not in codes
+    assert codes["R-LIST-UNREADABLE"]["message"].endswith("field project_id (column record_no): missing")
+    assert epoch in codes["R-UNACCOUNTED"]["project_ids"]  # never collected: named, not lost
