@@ -38,14 +38,13 @@ from connectors.sources.reads import open_regular, timed
 from connectors.sources.sql_completion import counts_from_rows, items_from_rows, not_configured
 from connectors.sources.sql_mapping import MatterMapping, Rows
 from connectors.sources.sql_queries import ALL_TIME, Queries, check_config, resolve_path, resolve_sqlite
-from connectors.sources.sql_values import BadValue, raw_text, shown
+from connectors.sources.sql_values import BadValue, raw_text
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import SqlSource
 from schemas.digest import iter_file
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import Finding, GuidangError
 from schemas.layout import is_dangerous_path
-from schemas.masking import shown_text
 from schemas.model import Document, InvalidMatter, Matter
 
 T = TypeVar("T")
@@ -140,9 +139,7 @@ class SqlConnector:
                   "since": ALL_TIME[0], "until": ALL_TIME[1]}
         used = {k: v for k, v in params.items() if k in stmt.compile().params}
         found = self._run(lambda c: c.execute(stmt, used).fetchall(), "matters_query (unordered update values)")
-        json = self._mapping.values.json
-        self.unordered = [f"{shown_text(str(json(pid)))} ({self.update_column} = {shown(json(upd))})"
-                          for pid, upd in found]
+        self.unordered = [self._mapping.describe(pid, upd) for pid, upd in found]
         if self.unordered:
             log.warning("source %s: %d row(s) are never collected: their %s cannot be ordered among the "
                         "window's dates: %s", self.name, len(self.unordered), self.update_column,
@@ -321,20 +318,11 @@ class SqlConnector:
     def _details(self, conn: Connection, project_id: str) -> tuple[Rows, Rows | None]:
         params = {"project_id": project_id}
         if self._mapping.document_owner is None:
-            self._mapping.document_owner = self._queries.document_owner = self._find_owner(conn, params)
+            self._mapping.document_owner = self._queries.find_owner(conn, params)
         docs = _fetch(conn, self._queries.document_list, params)
         steps_stmt = self._queries.steps
         steps = _fetch(conn, steps_stmt, params) if steps_stmt is not None else None
         return docs, steps
-
-    def _find_owner(self, conn: Connection, params: dict[str, Any]) -> str:
-        """The documents query's project-id column: `document_columns.project_id`, else the
-        matters' project-id column when the documents query also returns it; "" when neither."""
-        if self._queries.document_owner:
-            return self._queries.document_owner
-        keys = list(conn.execute(self._queries.document_probe, params).keys())
-        wanted = self.config.columns["project_id"].casefold()
-        return next((k for k in keys if k.casefold() == wanted), "")
 
     # ----------------------------------------------------------------- documents
 

@@ -24,9 +24,10 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from connectors.sources.sql_queries import MATTER_DATETIMES, REQUIRED_MATTER_FIELDS, STEP_DATETIMES
-from connectors.sources.sql_values import BadValue, ValueReader
+from connectors.sources.sql_values import BadValue, ValueReader, shown
 from schemas.config import SqlSource
 from schemas.findings import Finding, GuidangError
+from schemas.masking import shown_text
 from schemas.model import (
     Applicant,
     Document,
@@ -274,6 +275,11 @@ class MatterMapping:
         """Naive values are the source's local time (`timezone`); text is parsed strictly and a date
         before the source's `earliest_year` refused (`sql_values`)."""
         return self.values.datetime(value)
+
+    def describe(self, pid: object, updated: object) -> str:
+        """A row no window collects, as the summary names it: its id and its update value, escaped."""
+        column = self.config.columns["updated_at"]
+        return f"{shown_text(str(self.values.json(pid)))} ({column} = {shown(self.values.json(updated))})"
 
     def _decoded(self, row: dict[str, Any], cols: dict[str, str], mapping: Mapping[str, str], label: str,
                  problems: list[Problem], *, binary: set[str]) -> dict[str, Any] | None:

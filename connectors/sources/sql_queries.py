@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.sql.elements import TextClause
 
 from schemas.config import SqlSource
@@ -258,10 +259,17 @@ class Queries:
             "documents_query",
         )
 
-    @cached_property
-    def document_probe(self) -> TextClause:
-        """The documents query's columns without its rows, to find a project-id column in them."""
-        return self._statement(f"SELECT * FROM (\n{self.documents_sql}\n) guidang_d WHERE 1 = 0", "documents_query")
+    def find_owner(self, conn: Connection, params: dict[str, Any]) -> str:
+        """The documents query's project-id column, remembered in `document_owner`: the one mapped
+        as `document_columns.project_id`, else the matters' project-id column when the documents
+        query also returns it (its columns read from a probe returning no row); "" when neither."""
+        if not self.document_owner:
+            probe = self._statement(f"SELECT * FROM (\n{self.documents_sql}\n) guidang_d WHERE 1 = 0",
+                                    "documents_query")
+            wanted = self.config.columns["project_id"].casefold()
+            columns = list(conn.execute(probe, params).keys())
+            self.document_owner = next((k for k in columns if k.casefold() == wanted), "")
+        return self.document_owner
 
     @cached_property
     def steps(self) -> TextClause | None:
