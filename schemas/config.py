@@ -75,6 +75,8 @@ class SourceBase(_Config):
     )
     max_concurrency: int = Field(default=4, ge=1, le=64, description="chunks in flight against this source at once")
     chunk_size: int = Field(default=50, ge=1, description="matters per chunk (one task of the night)")
+    read_timeout_seconds: float = Field(default=300, gt=0, description="longest wait for one read of a document "
+                                        "(a file block, a BLOB slice, an HTTP body): the document fails, not the night")
 
 
 class UnifiedSource(SourceBase):
@@ -150,8 +152,6 @@ class SqlSource(SourceBase):
                                           "rows an old client wrote in GBK")
     earliest_year: int = Field(default=1949, ge=1, le=9999, description="a date before this year is implausible: "
                                "the row is quarantined naming the column")
-    read_timeout_seconds: float = Field(default=300, gt=0, description="longest wait for one read of a document "
-                                        "(a file block, a BLOB slice, an HTTP body): the document fails, not the night")
 
     @field_validator("encoding", "fallback_encoding")
     @classmethod

@@ -156,3 +156,22 @@ def test_timed_passes_every_chunk_and_the_source_error_through() -> None:
         for c in timed(chunks(), 2, "doc"):
             got.append(c)
     assert got == [b"a", b"b"]
+
+
+def test_the_unified_system_stopping_mid_document_fails_it_within_the_limit(stalling_server: str) -> None:
+    from connectors.sources.unified import UnifiedConnector
+    from schemas.config import UnifiedSource
+    from schemas.model import Document, DocumentGroup
+
+    base = stalling_server.rsplit("/", 1)[0]
+    config = UnifiedSource.model_validate({"name": "unified", "kind": "unified", "base_url": base,
+                                           "timeout_seconds": 30, "read_timeout_seconds": 0.5, "retries": 0})
+    doc = Document(group=DocumentGroup.RESULT, title="t", file_name="t.pdf", locator="F1")
+    conn = UnifiedConnector(config)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DocumentUnavailable, match=r"no data within 0\.5 s"):
+            b"".join(conn.open_document(doc))
+        assert time.monotonic() - started < 5
+    finally:
+        conn.close()
