@@ -152,7 +152,7 @@ class MatterMapping:
         cols = resolve_columns(self.name, keys, mapping, "documents_query")
         out: list[Document] = []
         for n, row in enumerate(rows, 1):
-            values = self._decoded(row, cols, mapping, f"document {n}", problems, binary={"key"})
+            values = self._decoded(row, cols, mapping, f"document {n}", problems, keep_type={"key"})
             if values is None:
                 continue
             file_name = values.get("file_name") or ""
@@ -282,14 +282,14 @@ class MatterMapping:
         return f"{shown_text(str(self.values.json(pid)))} ({column} = {shown(self.values.json(updated))})"
 
     def _decoded(self, row: dict[str, Any], cols: dict[str, str], mapping: Mapping[str, str], label: str,
-                 problems: list[Problem], *, binary: set[str]) -> dict[str, Any] | None:
-        """A document row's values as text (`binary` fields keep their type); None, with the
+                 problems: list[Problem], *, keep_type: set[str]) -> dict[str, Any] | None:
+        """A document row's values as text (`keep_type` fields keep theirs unless bytes); None, with the
         problems recorded, when one of them cannot be decoded."""
         values: dict[str, Any] = {}
         bad = False
         for f, k in cols.items():
             raw = row[k]
-            if (f in binary and not isinstance(raw, bytes | bytearray | memoryview)) or f == "size":
+            if (f in keep_type and not isinstance(raw, bytes | bytearray | memoryview)) or f == "size":
                 values[f] = raw
                 continue
             try:
@@ -327,14 +327,3 @@ def resolve_columns(source: str, keys: Sequence[str], mapping: Mapping[str, str]
     if findings:
         raise GuidangError("\n".join(map(str, findings)), findings)
     return resolved
-
-
-def text_value(value: object) -> str | None:
-    """Text of a value whose bytes are UTF-8 by contract (not a source's data: see ValueReader)."""
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace").strip() or None
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return str(int(value))
-    return str(value).strip() or None
