@@ -175,3 +175,22 @@ def test_the_unified_system_stopping_mid_document_fails_it_within_the_limit(stal
         assert time.monotonic() - started < 5
     finally:
         conn.close()
+
+
+def test_a_link_loop_and_a_hung_open_fail_the_document_only(tmp_path: Path) -> None:
+    from connectors.sources import reads
+
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "loop.pdf").symlink_to(files / "loop.pdf")
+    with world(tmp_path, ["loop.pdf"]) as conn:
+        error = read_within(conn, documents(conn)[0], 5)
+    assert isinstance(error, DocumentUnavailable) and "loop.pdf" in str(error)
+
+    def hung() -> None:  # what os.stat does on a network mount whose server has gone
+        time.sleep(5)
+
+    started = time.monotonic()
+    with pytest.raises(DocumentUnavailable, match=r"not opened within 0\.3 s"):
+        reads.within(0.3, hung, "doc")
+    assert time.monotonic() - started < 2

@@ -15,12 +15,14 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from schemas.errors import DocumentUnavailable
+from schemas.layout import is_dangerous_path
 
+T = TypeVar("T")
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -49,6 +51,46 @@ def open_regular(path: Path, where: str) -> BinaryIO:
         os.close(fd)
         raise DocumentUnavailable(f"{where}: is {_kind(mode)}, not a regular file; refused")
     return os.fdopen(fd, "rb")
+
+
+def open_under(root: Path, rel: str, where: str, seconds: float) -> BinaryIO:
+    """`rel` under `root`, opened by `open_regular` if it stays inside `root` once every link is
+    followed; DocumentUnavailable otherwise. Resolving and opening run under the same time limit as
+    the reads: `stat` on a hung network mount never returns either."""
+
+    def locate() -> BinaryIO:
+        try:
+            base = root.resolve()
+            target = (base / rel).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a link loop, a name the OS refuses
+            raise DocumentUnavailable(f"{where}: cannot be resolved under {root}: {exc}") from exc
+        if is_dangerous_path(rel) or not target.is_relative_to(base):
+            raise DocumentUnavailable(f"{where}: the path escapes the document root {base}; refused")
+        return open_regular(target, f"{where} under {base}")
+
+    return within(seconds, locate, where)
+
+
+def within(seconds: float, fn: Callable[[], T], where: str) -> T:
+    """`fn()` run on a daemon thread, its result or its error; DocumentUnavailable when it has not
+    returned after `seconds` (it is abandoned, as `timed` abandons a read)."""
+    box: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=1)
+
+    def run() -> None:
+        try:
+            box.put((fn(), None))
+        except BaseException as exc:  # handed to the caller, raised there
+            box.put((None, exc))
+
+    threading.Thread(target=run, name="guidang-open", daemon=True).start()
+    try:
+        value, error = box.get(timeout=seconds)
+    except queue.Empty:
+        raise DocumentUnavailable(f"{where}: not opened within {seconds:g} s (read_timeout_seconds); "
+                                  f"abandoned") from None
+    if error is not None:
+        raise error
+    return value
 
 
 _END = object()

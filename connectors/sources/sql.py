@@ -34,7 +34,7 @@ from sqlalchemy.sql.elements import TextClause
 from connectors.retry import Backoff, with_retries
 from connectors.sources.http import stream_document
 from connectors.sources.http_direct import trust_context
-from connectors.sources.reads import open_regular, timed
+from connectors.sources.reads import open_under, timed
 from connectors.sources.sql_completion import counts_from_rows, items_from_rows, not_configured
 from connectors.sources.sql_mapping import MatterMapping, Rows
 from connectors.sources.sql_queries import ALL_TIME, Queries, check_config, resolve_path, resolve_sqlite
@@ -44,7 +44,6 @@ from schemas.config import SqlSource
 from schemas.digest import iter_file
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import Finding, GuidangError
-from schemas.layout import is_dangerous_path
 from schemas.model import Document, InvalidMatter, Matter
 
 T = TypeVar("T")
@@ -365,14 +364,10 @@ class SqlConnector:
             start += len(data)
 
     def _stream_path(self, document: Document) -> Iterator[bytes]:
-        assert self.config.content.root is not None  # checked in check_config
-        root = resolve_path(self.config.content.root, self.base_dir).resolve()
+        root = resolve_path(self.config.content.root or ".", self.base_dir)  # root required by check_config
         pid, rel = self._locate(document, "path")
         where = f"source {self.name}: project {pid}: document {document.file_name!r} (path {rel!r})"
-        target = (root / rel).resolve()
-        if is_dangerous_path(rel) or not target.is_relative_to(root):
-            raise DocumentUnavailable(f"{where}: the path escapes the document root {root}; refused")
-        handle = open_regular(target, f"{where} under {root}")
+        handle = open_under(root, str(rel), where, self.config.read_timeout_seconds)
         return timed(_read_blocks(handle, self.chunk_size), self.config.read_timeout_seconds, where)
 
     def _stream_url(self, document: Document) -> Iterator[bytes]:
