@@ -172,8 +172,13 @@ def legacy_db(request: pytest.FixtureRequest) -> Iterator[str]:
                            f"done {stamp}, upd {stamp}, status VARCHAR(2))"))
             c.execute(text(f"CREATE TABLE d (fid INTEGER, pid VARCHAR(32), grp VARCHAR(8), fname VARCHAR(100), "
                            f"title VARCHAR(100), body {blob})"))
-            for pid, agency, day in (("P1", "'Dept One'", 1), ("P2", gbk, 2)):
-                c.execute(text(f"INSERT INTO m VALUES ('{pid}', {agency}, 'ACME', '2025-03-0{day} 10:00:00', "
+            if kind == "mariadb":
+                c.execute(text("SET SESSION sql_mode = ''"))  # as old servers ran: zero dates allowed
+            poison = "'0044-03-15 BC'" if kind == "postgresql" else "'0000-00-00 00:00:00'"
+            for pid, agency, day, done in (("P1", "'Dept One'", 1, "'2025-03-01 10:00:00'"),
+                                           ("P2", gbk, 2, "'2025-03-02 10:00:00'"),
+                                           ("P3", "'Dept One'", 3, poison)):
+                c.execute(text(f"INSERT INTO m VALUES ('{pid}', {agency}, 'ACME', {done}, "
                                f"'2025-03-0{day} 10:00:00', 'BJ')"))
                 c.execute(text(f"INSERT INTO d (fid, pid, grp, fname, title) VALUES ({day}, '{pid}', 'result', "
                                f"'{pid}.pdf', 'approval')"))
@@ -186,9 +191,12 @@ def test_gbk_bytes_on_a_database_server_are_decoded_per_row(legacy_db: str) -> N
         got = collect(conn)
         counts = conn.count_completed(START, END)
     assert isinstance(got["P1"], Matter) and got["P1"].agency == "Dept One"
+    assert got["P1"].completed_at == datetime(2025, 3, 1, 10, tzinfo=SHANGHAI)
+    assert isinstance(got["P3"], InvalidMatter) and [p.code for p in got["P3"].findings] == ["Q-SOURCE-VALUE"]
+    assert "field completed_at (column done)" in got["P3"].problems[0]
     assert isinstance(got["P2"], InvalidMatter)
     assert repr(GBK_AGENCY.encode("gbk")) in got["P2"].problems[0] and "column agency" in got["P2"].problems[0]
-    assert sum(c.count for c in counts) == 2
+    assert sum(c.count for c in counts) == 2  # the poison date falls outside every count window
     with connector(source(legacy_db, fallback_encoding="gb18030")) as conn:
         got = collect(conn)
     assert isinstance(got["P2"], Matter) and got["P2"].agency == GBK_AGENCY

@@ -150,6 +150,15 @@ def raw_text(engine: Engine) -> None:
 
             ext.register_type(ext.BYTES, dbapi_connection)
             ext.register_type(ext.BYTESARRAY, dbapi_connection)
+            # date, timestamp, timestamptz as their ISO text: psycopg2's own conversion fails the
+            # whole query on one BC date ("year -44 is out of range")
+            ext.register_type(ext.new_type((1082, 1114, 1184), "GUIDANG_TIME_TEXT", lambda v, _c: v),
+                              dbapi_connection)
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SET DateStyle = 'ISO, YMD'")
+            finally:
+                cursor.close()
         elif backend in ("mysql", "mariadb"):
             cursor = dbapi_connection.cursor()
             try:
