@@ -25,13 +25,13 @@ _FOLD = str.maketrans(
      **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
      "\u3000": " ", "\uff0d": "-"}
 )
-_BIRTH = r"(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
 _CREDIT_CHAR = "[0-9A-HJ-NPQRTUWXYa-hj-npqrtuwxy]"  # GB 32100: digits and letters but I O Z S V
 _PERSONAL_RE = re.compile(
     "(?:"
     # 居民身份证号码 (GB 11643): letters may touch it (ID330106…), digits may not.
-    r"(?<![0-9])(?P<id18>[0-9]{17}[0-9Xx](?![0-9A-Za-z])"
-    rf"|[0-9]{{6}}(?P<sep>[ -])(?:{_BIRTH})(?P=sep)[0-9]{{3}}[0-9Xx](?![0-9A-Za-z]))"
+    # Written in groups too (330106 19900101 1234, 3301 0619 9001 0112 34): 18 characters with at
+    # most one space or hyphen between two of them.
+    r"(?<![0-9])(?P<id18>[0-9](?:[ -]?[0-9]){16}[ -]?[0-9Xx](?![0-9A-Za-z]))"
     # 统一社会信用代码: 登记管理部门 + 类别 (2), 区划 (6), 主体标识 + 校验 (10); any case.
     + f"|(?<![0-9A-Za-z])(?P<credit>{_CREDIT_CHAR}{{2}}[0-9]{{6}}{_CREDIT_CHAR}{{10}})(?![0-9A-Za-z])"
     # the old 15-digit 身份证号码
