@@ -111,10 +111,13 @@ def log_safe(text: str) -> str:
 
 
 def _one_line(value: object) -> object:
-    """A log argument with its control characters escaped; numbers stay numbers for %d."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return escape_controls(str(value))
+    """A log argument with its control characters escaped: text and errors (whose message may
+    quote a source value); anything else keeps its type, for %d and %r."""
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, BaseException):
+        return escape_controls(str(value))
+    return value
 
 
 class MaskingFilter(logging.Filter):
