@@ -232,3 +232,24 @@ def test_config_check_names_documents_and_steps_queries_not_bound_to_their_matte
         ("source dept: documents_query", "does not use :project_id"),
         ("source dept: steps_query", "does not use :project_id")}
     assert any(n.startswith("warning: documents_query returns no pid column") for n in notes)
+
+
+def test_an_id_the_database_refuses_in_the_documents_query_quarantines_that_matter_only() -> None:
+    with fresh_database("postgresql") as url:
+        engine = create_engine(url)
+        with engine.begin() as c:  # the matters keep text ids, the attachments an integer key
+            c.execute(text("CREATE TABLE m (pid VARCHAR(32), agency VARCHAR(100), applicant VARCHAR(100), "
+                           "done TIMESTAMP, upd TIMESTAMP, status VARCHAR(2))"))
+            c.execute(text("CREATE TABLE d (fid INTEGER, pid INTEGER, grp VARCHAR(8), fname VARCHAR(100), "
+                           "title VARCHAR(100), body BYTEA)"))
+            for pid, day in (("7", 1), ("P8", 2)):
+                c.execute(text(f"INSERT INTO m VALUES ('{pid}', 'Dept', 'ACME', '2025-03-0{day} 10:00', "
+                               f"'2025-03-0{day} 10:00', 'BJ')"))
+            c.execute(text("INSERT INTO d VALUES (1, 7, 'result', 'a.pdf', 'approval', '\\x25504446')"))
+        engine.dispose()
+        with connector(source(url)) as conn:
+            got = collect(conn)
+    assert isinstance(got["7"], Matter) and [d.file_name for d in got["7"].documents] == ["a.pdf"]
+    bad = got["P8"]
+    assert isinstance(bad, InvalidMatter) and [p.code for p in bad.findings] == ["Q-SOURCE-VALUE"]
+    assert "documents or steps cannot be read" in bad.problems[0] and "P8" in bad.problems[0]

@@ -312,6 +312,11 @@ class SqlConnector:
             except (UnicodeError, BadValue) as exc:  # a driver that decodes anyway, a value it cannot send
                 yield self._mapping.unreadable_details(pid, updated, row, cols, str(exc))
                 continue
+            except GuidangError as exc:  # the database refused this matter's id (e.g. not an integer)
+                if not isinstance(exc.__cause__, sa_exc.DataError):
+                    raise
+                yield self._mapping.unreadable_details(pid, updated, row, cols, str(exc))
+                continue
             yield self._mapping.build(pid, updated, row, cols, docs, steps)
 
     def _details(self, conn: Connection, project_id: str) -> tuple[Rows, Rows | None]:
