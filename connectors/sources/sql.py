@@ -146,8 +146,7 @@ class SqlConnector:
         return self.unordered
 
     def rows_without_id(self, updated_at: datetime) -> list[InvalidMatter]:
-        """The rows without a project id whose update value is `updated_at`, as `completed_between`
-        yields them: how a quarantined row that has no 办件编号 is found again (or found gone)."""
+        """Rows without a project id updated at `updated_at`: how a quarantined one is found again."""
         until = self._mapping.source_time(updated_at)
         params = {"since": until - timedelta(seconds=1), "until": until}
         keys, rows = self._run(lambda c: _fetch(c, self._queries.window, params), "matters_query")
