@@ -130,12 +130,12 @@ class SqlConnector:
         holds a value: another type among the column's (an INTEGER among TEXT dates sorts before
         every date on SQLite), a date before 1900 or more than a day ahead. Kept in `unordered`
         for the run summary; None when the matters query does not allow the check."""
-        stmt = self._queries.unordered
-        if stmt is None:
+        if (stmt := self._queries.unordered) is None:
             self.unordered = None
             return None
-        latest = max(until, datetime.now(self.tz)) + timedelta(days=1)  # a backfill's until lies in the past
-        params = {"guidang_lo": ALL_TIME[0], "guidang_hi": self._mapping.source_time(latest),
+        now = self._mapping.source_time(datetime.now(self.tz))  # a backfill's until lies in the past
+        latest = max(self._mapping.source_time(until), now) + timedelta(days=1)
+        params = {"guidang_lo": ALL_TIME[0], "guidang_hi": latest,
                   "since": ALL_TIME[0], "until": ALL_TIME[1]}
         used = {k: v for k, v in params.items() if k in stmt.compile().params}
         found = self._run(lambda c: c.execute(stmt, used).fetchall(), "matters_query (unordered update values)")
