@@ -28,6 +28,10 @@ class RetentionTableInvalid(GuidangError):
     """The table has errors; nothing was imported."""
 
 
+class NoVersionInForce(GuidangError):
+    """A 办结时间 before every stored version: that matter's fault (or its source's date), not the night's."""
+
+
 @dataclass
 class RetentionBook:
     """The imported versions, ordered by effective date; `table_for` picks the one in force."""
@@ -38,7 +42,7 @@ class RetentionBook:
     def table_for(self, on: date) -> RetentionTable:
         i = bisect.bisect_right(self.effective, on) - 1
         if i < 0:
-            raise GuidangError(
+            raise NoVersionInForce(
                 f"no retention-table version is in force on {on} (the earliest is effective from {self.effective[0]})"
             )
         return self.tables[i]

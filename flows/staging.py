@@ -15,6 +15,7 @@ from typing import Any
 
 from flows.context import RunContext, SourceConfig, SourceSummary
 from flows.numbering import Staged, archival_code, matter_record
+from flows.retention_book import NoVersionInForce
 from flows.triage import Work, quarantine_matter, stage_documents, unexpected_failure
 from ledger import holds, store
 from packager import QuarantineError, discard, finalize_package
@@ -54,6 +55,9 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
             appraisal = with_unit_org_code(ctx, m, appraise(ctx.book.table_for(m.completed_at.date()), m))
         except AppraisalError as exc:
             quarantine_matter(ctx, m, exc.findings, out.summary)
+            continue
+        except NoVersionInForce as exc:  # a 办结时间 older than every table: this matter waits, not the source
+            quarantine_matter(ctx, m, [Finding("Q-RETENTION-NO-RULE", m.key, str(exc))], out.summary)
             continue
         if not appraisal.in_scope:
             out.summary.not_in_scope += 1

@@ -73,3 +73,22 @@ def test_reconciliation_names_rows_it_cannot_list_instead_of_calling_the_source_
     assert "R-SOURCE-UNAVAILABLE" not in codes
     assert codes["R-LIST-UNREADABLE"]["message"].endswith("field project_id (column record_no): missing")
     assert epoch in codes["R-UNACCOUNTED"]["project_ids"]  # never collected: named, not lost
+
+
+def test_a_unified_matter_completed_in_the_year_0202_is_quarantined_and_its_source_completes(
+    small_world: Path,
+) -> None:
+    import json
+
+    path = small_world / "sources" / "unified" / "matters.json"
+    records = json.loads(path.read_text(encoding="utf-8"))
+    victim = next(r for r in records if r.get("FINISHTIME") and r.get("SERVICETYPE") == "01")
+    for key, value in list(victim.items()):
+        if key.endswith("TIME") and key != "UPDATETIME" and isinstance(value, str):
+            victim[key] = "0202-12-02T10:00:00+08:00"
+    path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    with unified_running(small_world):
+        summary = run_nightly(load_settings(small_world / "guidang.yaml"))
+    unified = summary["sources"]["unified"]
+    assert "error" not in unified and summary["status"] == "completed"
+    assert unified["archived"] > 0 and unified["quarantine_reasons"].get("Q-RETENTION-NO-RULE", 0) >= 1
