@@ -140,15 +140,17 @@ def test_unorderable_update_values_are_named_and_a_blank_id_does_not_stop_the_li
     rows = [*GOOD,
             "'P4', '一号审批局', '某公司', '2025-03-04 10:00:00', 1796263200, 'BJ'",  # INTEGER among TEXT
             "'P5', '一号审批局', '某公司', '2025-03-05 10:00:00', '0202-01-01 00:00:00', 'BJ'",
-            "'', '一号审批局', '某公司', '2025-03-06 10:00:00', '2025-03-06 10:00:00', 'BJ'"]
+            "'', '一号审批局', '某公司', '2025-03-06 10:00:00', '2025-03-06 10:00:00', 'BJ'",
+            "'P7', '一号审批局', '某公司', '2025-03-07 10:00:00', '', 'BJ'"]
     url = sqlite_db(tmp_path / "d.sqlite", rows, GOOD_DOCS)
     with connector(source(url)) as conn:
         got = collect(conn)
-        assert sorted(conn.unordered or []) == ["P4 (upd = 1796263200)", "P5 (upd = '0202-01-01 00:00:00')"]
+        assert sorted(conn.unordered or []) == [
+            "P4 (upd = 1796263200)", "P5 (upd = '0202-01-01 00:00:00')", "P7 (upd = blank)"]
         listed = list(conn.list_completed(START, END) or [])
         unlisted = conn.unlisted
     assert sorted(k for k in got if not k.startswith("(row")) == ["P1", "P2"]
-    assert [i.project_id for i in listed] == ["P1", "P2", "P4", "P5"]
+    assert [i.project_id for i in listed] == ["P1", "P2", "P4", "P5", "P7"]
     assert next(i for i in listed if i.project_id == "P4").updated_at is None  # listed, update time unknown
     assert unlisted == ["source dept: list_query row 5: field project_id (column pid): missing"]
 

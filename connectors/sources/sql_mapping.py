@@ -278,8 +278,8 @@ class MatterMapping:
 
     def describe(self, pid: object, updated: object) -> str:
         """A row no window collects, as the summary names it: its id and its update value, escaped."""
-        column = self.config.columns["updated_at"]
-        return f"{shown_text(str(self.values.json(pid)))} ({column} = {shown(self.values.json(updated))})"
+        column, value = self.config.columns["updated_at"], self.values.json(updated)
+        return f"{shown_text(str(self.values.json(pid)))} ({column} = {'blank' if value is None else shown(value)})"
 
     def _decoded(self, row: dict[str, Any], cols: dict[str, str], mapping: Mapping[str, str], label: str,
                  problems: list[Problem], *, keep_type: set[str]) -> dict[str, Any] | None:
