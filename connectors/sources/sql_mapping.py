@@ -152,7 +152,7 @@ class MatterMapping:
         cols = resolve_columns(self.name, keys, mapping, "documents_query")
         out: list[Document] = []
         for n, row in enumerate(rows, 1):
-            values = self._decoded(row, cols, mapping, f"document {n}", problems, keep_type={"key"})
+            values = self._decoded(row, cols, mapping, f"document {n}", problems, keep_type={"key", "size"})
             if values is None:
                 continue
             file_name = values.get("file_name") or ""
@@ -289,7 +289,7 @@ class MatterMapping:
         bad = False
         for f, k in cols.items():
             raw = row[k]
-            if (f in keep_type and not isinstance(raw, bytes | bytearray | memoryview)) or f == "size":
+            if f in keep_type and not isinstance(raw, bytes | bytearray | memoryview):
                 values[f] = raw
                 continue
             try:
