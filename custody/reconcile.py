@@ -36,6 +36,7 @@ FINDING_TEXT = {
     "R-COUNT-DIFFERS": "源系统统计数与台账不符 / the source's count differs from the ledger's",
     "R-LIST-DIFFERS": "源系统统计数与其清单不符 / the source's count differs from its own list",
     "R-SOURCE-UNAVAILABLE": "源系统无法统计 / the source could not be counted",
+    "R-LIST-UNREADABLE": "源系统清单中有无法读取的行 / rows of the source's list cannot be read",
 }
 
 
@@ -183,6 +184,8 @@ def _one_source(
         _by_totals(source, in_ledger, row, counted, findings)
         return "counted"
     items: list[CompletedItem] = list(listing)
+    for problem in getattr(connector, "unlisted", []):  # a row without 办件编号 or 办结时间, named
+        findings.append(ReconcileFinding("R-LIST-UNREADABLE", source, message=problem))
     with ledger.read() as s:
         outcome = reconcile_queries.outcomes(s, source, [i.project_id for i in items])
     listed: dict[tuple[str, str], int] = defaultdict(int)

@@ -64,8 +64,8 @@ def quarantine_retry(config: str | None = None, entries: list[int] | None = None
 
     with prefect_ops.guidang_logs_to_server():
         summary = retry_quarantined(load_settings(prefect_ops.config_path(config)), entries)
-    create_markdown_artifact(key="quarantine-retry-report", markdown=summary_markdown(summary),
-                             description="Quarantine retry")
+    create_markdown_artifact(key="quarantine-retry-report", markdown=summary_markdown(
+        summary, title="Quarantine retry 隔离区重试"), description="Quarantine retry")
     if summary["status"] != "completed":
         raise GuidangError(f"quarantine retry {summary['run_id']} failed")
     return summary

@@ -204,7 +204,7 @@ def tzxm_source(url: str = "sqlite:///sources/tzxm.sqlite", *, name: str = "tzxm
         },
         "constants": {"applicant_card_type": "统一社会信用代码"},
         "documents_query": (
-            "SELECT FJID, FJLB, FJMC, WJM, WJLX, WJDX, WJHXZ, FJNR\n"
+            "SELECT FJID, SPBH, FJLB, FJMC, WJM, WJLX, WJDX, WJHXZ, FJNR\n"
             "  FROM XM_ATTACHMENT WHERE SPBH = :project_id\n"
         ),
         "document_columns": {
@@ -280,7 +280,7 @@ def sjjc_source(
         },
         "constants": {"matter_type": "06", "handling_type": "承诺件"},
         "documents_query": (
-            "SELECT att_id, kind, title, original_name, rel_path, byte_size, content_type\n"
+            "SELECT att_id, record_no, kind, title, original_name, rel_path, byte_size, content_type\n"
             "  FROM attachment WHERE record_no = :project_id\n"
         ),
         "document_columns": {

@@ -57,6 +57,7 @@ class SourceSummary:
     pending: int = 0
     superseded: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    resolved: list[str] = field(default_factory=list)  # quarantine entries a retry closed, each with why
     error: str | None = None
     bytes: int = 0
 
@@ -232,6 +233,10 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         if name in summary["sources"] and null_updated is not None:
             summary["sources"][name]["null_updated"] = null_updated
             summary["sources"][name]["update_column"] = getattr(connector, "update_column", None)
+        unordered = getattr(connector, "unordered", None)
+        if name in summary["sources"] and unordered:  # rows whose update value no window can order
+            summary["sources"][name]["unordered"] = unordered
+            summary["sources"][name]["update_column"] = getattr(connector, "update_column", None)
     if ctx.dry_run:  # nothing to record: the summary is all a dry run leaves
         summary["status"] = str(RunStatus.FAILED if failed else RunStatus.COMPLETED)
         ctx.close()
@@ -269,6 +274,7 @@ def build_summary(run_id: str, summaries: dict[str, SourceSummary], *, dry_run: 
             name: s.counts()
             | {"bytes": s.bytes, "quarantine_reasons": dict(sorted(s.reasons.items()))}
             | ({"error": s.error} if s.error else {})
+            | ({"resolved": list(s.resolved)} if s.resolved else {})
             for name, s in summaries.items()
         },
         "quarantine_reasons": dict(sorted(totals.reasons.items())),

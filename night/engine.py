@@ -36,6 +36,7 @@ from night.batches import write_transfer_batches
 from night.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
 from night.enablement import close_reached, waiting_window, windows_to_collect
 from night.fanout import Fanout, ProcessFanout, ThreadFanout, fanout_for, run_slice
+from night.keyless import settle_rows_without_id
 from night.numbering import number_staged, resume_unfinished
 from night.progress import NightCallback, NightProgress
 from night.transferring import acknowledge_pending
@@ -88,6 +89,8 @@ def run_nightly(
         for src in selected:
             try:
                 summaries[src.name] = run_source(ctx, src, since, until)
+                if not dry_run:
+                    settle_rows_without_id(ctx, src.name, summaries[src.name])
             except Exception as exc:  # a bug in one source's path fails that source, not the night
                 message = mask_text(f"{src.name}: {exc.__class__.__name__}: {exc}")
                 log.error("source failed: %s", message, exc_info=not isinstance(exc, GuidangError))

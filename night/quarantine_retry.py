@@ -15,6 +15,7 @@ from ledger.models import QuarantineEntry
 from night.context import SourceSummary, close_run, open_run
 from night.engine import work_through
 from night.fanout import ThreadFanout
+from night.keyless import is_without_id, settle_without_id
 from night.quarantine import quarantine_invalid
 from night.triage import record_waiting
 from night.work import Work
@@ -43,6 +44,11 @@ def retry_quarantined(settings: Settings, entry_ids: Sequence[int] | None = None
                 work: list[Work] = []
                 waiting: list[tuple[Matter, str]] = []
                 for e in group:
+                    if is_without_id(e):
+                        summary.collected += 1
+                        if not settle_without_id(ctx, e, summary):
+                            summary.held += 1
+                        continue
                     item = ctx.connector(source).fetch_matter(e.project_id)
                     if item is None and "matter" in e.record:
                         item = Matter.model_validate(e.record["matter"])

@@ -1,7 +1,7 @@
 """Run summaries for people: the console table, the Prefect artifacts, the Markdown report.
 
-Each passes through mask_text on its way out: a source's error quotes what the source said, which
-may carry an identity number, credit code or phone number."""
+Each line passes through shown_text on its way out: a source's error quotes what the source said,
+which may carry an identity number, credit code or phone number, or a line break of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from night.context import SUMMARY_KEYS
 from schemas.findings import code_text
+from schemas.masking import shown_text
 from schemas.model import mask_text
 
 COLUMNS = SUMMARY_KEYS
@@ -52,6 +53,13 @@ def summary_text(summary: dict[str, Any]) -> str:
             column = s.get("update_column") or "update column"
             lines.append(f"  ! {name}: {s['null_updated']} row(s) with a NULL {column} are never collected:"
                          " set it at the source")
+        if s.get("unordered"):
+            column = s.get("update_column") or "update column"
+            names = "; ".join(s["unordered"][:20]) + (" …" if len(s["unordered"]) > 20 else "")
+            lines.append(f"  ! {name}: {len(s['unordered'])} row(s) are never collected, their {column} cannot be "
+                         f"ordered among dates: {names}")
+        for line in s.get("resolved", []):
+            lines.append(f"  {name}: resolved {line}")
         for code, n in s.get("quarantine_reasons", {}).items():
             lines.append(f"  {name}: quarantined {n} × {code} {code_text(code)} / {code_text(code, 'en')}")
         if s.get("waiting"):
@@ -69,11 +77,12 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(f"stored {stored['packages']} package(s), {stored['bytes'] / 1e9:.3f} GB")
     if "ledger" in summary:
         lines.append(f"ledger: {summary['ledger']['events']} events, chain head {summary['ledger']['chain_head']}")
-    return mask_text("\n".join(lines))
+    return "\n".join(shown_text(line) for line in lines)  # a source's value cannot add a line
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    out = [f"# Nightly transfer {summary['run_id']} — {summary.get('status')}", ""]
+def summary_markdown(summary: dict[str, Any], *, title: str = "Nightly transfer") -> str:
+    """The run's report as Prefect shows it; `title` names the kind of run (a quarantine retry is no night)."""
+    out = [f"# {title} {summary['run_id']} — {summary.get('status')}", ""]
     out.append("| source | " + " | ".join(HEADERS[c] for c in COLUMNS) + " |")
     out.append("|---|" + "---:|" * len(COLUMNS))
     for row in summary_rows(summary):
@@ -85,4 +94,4 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     errors = [(n, s["error"]) for n, s in summary["sources"].items() if s.get("error")]
     if errors:
         out += ["", "## Failures", ""] + [f"- **{n}**: {e}" for n, e in errors]
-    return mask_text("\n".join(out))
+    return "\n".join(shown_text(line) for line in out)

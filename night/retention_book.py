@@ -28,6 +28,10 @@ class RetentionTableInvalid(GuidangError):
     """The table has errors; nothing was imported."""
 
 
+class NoVersionInForce(GuidangError):
+    """A 办结时间 before every stored version: that matter's fault (or its source's date), not the night's."""
+
+
 @dataclass
 class RetentionBook:
     """The imported versions, ordered by effective date; `table_for` picks the one in force."""
@@ -38,10 +42,14 @@ class RetentionBook:
     def table_for(self, on: date) -> RetentionTable:
         i = bisect.bisect_right(self.effective, on) - 1
         if i < 0:
-            raise GuidangError(
+            raise NoVersionInForce(
                 f"no retention-table version is in force on {on} (the earliest is effective from {self.effective[0]})"
             )
         return self.tables[i]
+
+
+class EffectiveDateConflict(GuidangError):
+    """The same table imported again with another effective date: refused, never silently ignored."""
 
 
 def import_table(
@@ -60,6 +68,12 @@ def import_table(
     with ledger.transaction() as s:
         existing = queries.retention_version_by_hash(s, table.content_hash)
         if existing is not None:
+            if effective is not None and effective.isoformat() != existing.effective_date:
+                raise EffectiveDateConflict(
+                    f"{path}: this table is already stored as {existing.label}, in force from "
+                    f"{existing.effective_date}; its effective date is not changed to {effective.isoformat()}, "
+                    f"because matters already appraised under {existing.label} would then have been judged "
+                    f"by a table not yet in force. Nothing imported.")
             return existing, findings, False
         version = RetentionVersion(
             label=f"v{queries.retention_version_count(s) + 1}",

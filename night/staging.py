@@ -18,6 +18,7 @@ from guidang_io.crashpoints import crashpoint
 from ledger import holds, store
 from night.context import RunContext, SourceConfig, SourceSummary
 from night.quarantine import quarantine_matter, unexpected_failure
+from night.retention_book import NoVersionInForce
 from night.work import Staged, Work, archival_code, matter_record
 from packager import QuarantineError, StagedMatter, discard, finalize_package, stage_matter
 from packager.content import content_options
@@ -71,6 +72,9 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
             appraisal = with_unit_org_code(ctx, m, appraise(ctx.book.table_for(m.completed_at.date()), m))
         except AppraisalError as exc:
             quarantine_matter(ctx, m, exc.findings, out.summary)
+            continue
+        except NoVersionInForce as exc:  # a 办结时间 older than every table: this matter waits, not the source
+            quarantine_matter(ctx, m, [Finding("Q-RETENTION-NO-RULE", m.key, str(exc))], out.summary)
             continue
         if not appraisal.in_scope:
             out.summary.not_in_scope += 1

@@ -18,7 +18,7 @@ from typing import Any
 
 from packager.transfer import DIGEST_ALGORITHMS, PRINT_CSS, TransferRow
 from schemas.anchor import Checkpoint, readme_line
-from schemas.model import mask_text
+from schemas.masking import shown_text
 
 PERIOD_LABELS = {"Y": "永久", "D30": "30年", "D10": "10年"}
 CATALOGUE_HEADERS = ("顺序号", "档号", "责任者", "题名", "日期", "保管期限", "页数", "文件数", "字节数", "批次号")
@@ -79,7 +79,7 @@ def write_html(data: RegisterData, path: Path) -> None:
 
     def cell(v: Any, cls: str = "") -> str:
         attr = f' class="{cls}"' if cls else ""
-        return f"<td{attr}>{e(mask_text(str(v)))}</td>"
+        return f"<td{attr}>{e(shown_text(str(v)))}</td>"
 
     summary = "\n".join(f"<tr><th>{e(k)}</th>{cell(v)}</tr>" for k, v in _summary(data))
     numeric = {0, 6, 7, 8}
@@ -88,7 +88,7 @@ def write_html(data: RegisterData, path: Path) -> None:
                          for j, v in enumerate(row)) + "</tr>"
         for row in _catalogue(data)
     )
-    problems = "".join(f"<li>{e(mask_text(p))}</li>" for p in data.problems)
+    problems = "".join(f"<li>{e(shown_text(p))}</li>" for p in data.problems)
     t = data.ledger
     page = f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>电子档案移交与接收登记表 {e(data.title)}</title>
@@ -123,7 +123,7 @@ def write_html(data: RegisterData, path: Path) -> None:
 def _text(ws: Any, row: int, column: int, value: Any) -> None:
     c = ws.cell(row=row, column=column)
     if isinstance(value, bool) or not isinstance(value, int):
-        c.value = mask_text("" if value is None else str(value))
+        c.value = shown_text("" if value is None else str(value))
         c.data_type = "s"  # never a formula, whatever the text starts with
     else:
         c.value = value

@@ -22,6 +22,7 @@ from schemas import layout
 from schemas.anchor import Checkpoint, readme_line
 from schemas.config import Fonds
 from schemas.findings import Finding, GuidangError
+from schemas.masking import shown_text
 from schemas.metadata import zoned_time
 from schemas.xmlio import validate_xml
 
@@ -77,9 +78,9 @@ def _catalogue(batch_id: str, fonds: Fonds, rows: list[TransferRow]) -> bytes:
     for i, r in enumerate(rows, start=1):
         e = etree.SubElement(root, "条目")
         for name, value in (
-            ("顺序号", i), ("档号", r.archival_code), ("责任者", r.responsible), ("题名", r.title), ("日期", r.date),
-            ("保管期限", _PERIOD_LABELS.get(r.period, r.period)), ("密级", r.security_class), ("页数", r.pages),
-            ("备注", r.remarks),
+            ("顺序号", i), ("档号", r.archival_code), ("责任者", shown_text(r.responsible)),
+            ("题名", shown_text(r.title)), ("日期", r.date), ("保管期限", _PERIOD_LABELS.get(r.period, r.period)),
+            ("密级", r.security_class), ("页数", r.pages), ("备注", shown_text(r.remarks)),
         ):
             etree.SubElement(e, name).text = str(value)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
@@ -189,7 +190,7 @@ def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: date
     ]
     summary = "\n".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in cells)
     listing = "\n".join(
-        f"<tr><td class=\"num\">{i}</td><td class=\"code\">{e(r.archival_code)}</td><td>{e(r.title)}</td>"
+        f"<tr><td class=\"num\">{i}</td><td class=\"code\">{e(r.archival_code)}</td><td>{e(shown_text(r.title))}</td>"
         f"<td class=\"num\">{r.file_count}</td><td class=\"num\">{r.bytes}</td>"
         f"<td>{e(_PERIOD_LABELS.get(r.period, r.period))}</td><td>{'通过' if r.check_passed else '未通过'}</td></tr>"
         for i, r in enumerate(rows, start=1)

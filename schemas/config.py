@@ -7,6 +7,7 @@ config file's folder, so a world can be moved as a whole.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from datetime import datetime
@@ -76,6 +77,8 @@ class SourceBase(_Config):
     )
     max_concurrency: int = Field(default=4, ge=1, le=64, description="chunks in flight against this source at once")
     chunk_size: int = Field(default=50, ge=1, description="matters per chunk (one task of the night)")
+    read_timeout_seconds: float = Field(default=300, gt=0, description="longest wait for one read of a document "
+                                        "(a file block, a BLOB slice, an HTTP body): the document fails, not the night")
 
 
 class UnifiedSource(SourceBase):
@@ -145,6 +148,22 @@ class SqlSource(SourceBase):
                                          "project_id, completed_at (both required), agency, matter_type, "
                                          "service_code, updated_at (a field the system does not hold may be a "
                                          "constant)")
+    encoding: str = Field(default="utf-8", description="how the database's text is encoded; every value is "
+                          "decoded row by row, so one undecodable value quarantines its row, not the source")
+    fallback_encoding: str | None = Field(default=None, description="tried when `encoding` fails, e.g. gb18030 for "
+                                          "rows an old client wrote in GBK")
+    earliest_year: int = Field(default=1949, ge=1, le=9999, description="a date before this year is implausible: "
+                               "the row is quarantined naming the column")
+
+    @field_validator("encoding", "fallback_encoding")
+    @classmethod
+    def _known_encoding(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                codecs.lookup(v)
+            except LookupError as exc:
+                raise ValueError(f"unknown encoding {v!r}: use a Python codec name such as utf-8 or gb18030") from exc
+        return v
 
 
 Source = Annotated[UnifiedSource | SqlSource, Field(discriminator="kind")]

@@ -54,29 +54,49 @@ def _fit(stem: str, tail: str, limit: int) -> str:
     return short + tail
 
 
+# Names Windows reserves for devices, whatever the extension or case (CON.pdf opens the console),
+# and the invisible characters that reorder a name on screen (U+202E shows "fdp.exe" as "exe.pdf").
+_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                       *(f"LPT{i}" for i in range(1, 10))})
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def portable_name(name: str) -> str:
+    """`name` as any file system the archive may be copied to can hold it: bidirectional controls
+    removed, trailing dots and spaces removed (Windows drops them, so two names would meet), and a
+    Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9, with any extension, in any case)
+    prefixed with "_". Unchanged for every other name."""
+    out = _BIDI.sub("", name).rstrip(". ")
+    if out.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+        out = "_" + out
+    return out or "_"
+
+
 def stored_names(names: Sequence[str], *, limit: int = NAME_MAX_BYTES) -> list[str]:
     """The names under which the documents of one material folder are stored, in their order.
 
     A name that fits and is the first of its kind (by `name_key`) is kept as it is. A name too long
-    is shortened (extension kept, the stem cut by bytes); a later one equal to an earlier one gets
+    is shortened (extension kept, the stem cut by bytes); a name no portable file system can hold
+    is made `portable_name`; a later one equal to an earlier one gets
     "(2)", "(3)", … before its extension, skipping every name already taken. The result depends on
     the list alone, so a re-run stores the same names and builds the same bytes. The names must
     have passed `is_dangerous_path`.
     """
     out: list[str | None] = [None] * len(names)
     taken: set[str] = set()
+    portable = [portable_name(n) for n in names]
     for i, name in enumerate(names):  # first pass: every name that can stay as it is, stays
-        if len(name.encode("utf-8")) <= limit and name_key(name) not in taken:
+        if portable[i] == name and len(name.encode("utf-8")) <= limit and name_key(name) not in taken:
             out[i] = name
             taken.add(name_key(name))
-    for i, name in enumerate(names):
+    for i, name in enumerate(portable):
         if out[i] is not None:
             continue
         ext = PurePosixPath(name).suffix
         if len(ext.encode("utf-8")) > _EXTENSION_MAX_BYTES or ext == name:
             ext = ""
         stem = name[: len(name) - len(ext)]
-        n = 1 if len(name.encode("utf-8")) > limit and name_key(_fit(stem, ext, limit)) not in taken else 2
+        n = 1 if name_key(_fit(stem, ext, limit)) not in taken else 2  # a duplicate starts at (2)
         while True:
             candidate = _fit(stem, ext if n == 1 else f"({n}){ext}", limit)
             if name_key(candidate) not in taken:

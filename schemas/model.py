@@ -8,7 +8,6 @@ it, which is what lets a document's bytes stay at the source until the packager 
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from schemas.digest import json_digest
+from schemas.masking import MaskingFilter, mask_id, mask_text  # noqa: F401  (re-exported beside the model)
 
 
 class DocumentGroup(StrEnum):
@@ -237,69 +237,6 @@ class InvalidMatter(StrictModel):
     def problems(self) -> list[str]:
         """The messages alone, for people."""
         return [p.message for p in self.findings]
-
-
-# Personal data shown in text: found by shape, bounded by "no ASCII letter or digit on either side"
-# rather than `\b`, because `\b` never falls between a CJK character and a digit (赵涛身份证3301…):
-# Python counts both as word characters.
-_ALNUM_BEFORE, _ALNUM_AFTER = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
-_CREDIT_CHAR = "[0-9A-HJ-NPQRTUWXY]"  # GB 32100: digits and capitals except I O Z S V
-_PERSONAL_RE = re.compile(
-    _ALNUM_BEFORE
-    + "(?:"
-    + r"(?P<id18>\d{17}[\dXx])"  # 居民身份证号码 (GB 11643)
-    + f"|(?P<credit>{_CREDIT_CHAR}{{2}}\\d{{6}}{_CREDIT_CHAR}{{10}})"  # 统一社会信用代码: 2 + 区划 6 + 10
-    + r"|(?P<id15>\d{8}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3})"  # the old 15-digit 身份证号码
-    + r"|(?:\+?86[- ]?)?(?P<mobile>1[3-9]\d(?P<sep>[- ]?)\d{4}(?P=sep)\d{4})"  # 手机号码, +86 or not
-    + ")"
-    + _ALNUM_AFTER
-)
-
-
-def mask_id(card_number: str | None) -> str | None:
-    """Keep the first 6 and last 4 characters of an identity number: enough for an operator to tell
-    two applicants apart in a log, not enough to identify a person."""
-    if not card_number:
-        return card_number
-    s = card_number.strip()
-    if len(s) <= 8:
-        return "*" * len(s)
-    return s[:6] + "*" * (len(s) - 10) + s[-4:]
-
-
-def _mask_match(m: re.Match[str]) -> str:
-    if m.group("mobile") is None:
-        return mask_id(m.group(0)) or ""
-    digits = m.group("mobile")
-    prefix = m.group(0)[: len(m.group(0)) - len(digits)]
-    return prefix + digits[:3] + "".join("*" if c.isdigit() else c for c in digits[3:-4]) + digits[-4:]
-
-
-def mask_text(text: str) -> str:
-    """Mask every identity number (18- and 15-digit), 统一社会信用代码 and mobile number inside free
-    text (log lines, error details, file names), also where it touches Chinese characters: the
-    first 6 and last 4 characters are kept (a mobile number keeps 3 and 4), as `mask_id` does."""
-    return _PERSONAL_RE.sub(_mask_match, text) if text else text
-
-
-class MaskingFilter(logging.Filter):
-    """Masks a log record in place (`mask_text` over its message, traceback and stack), so that no
-    call site can forget: attached to guidang's loggers and to the handlers that show or ship logs
-    (the terminal, Prefect's API handler). Always lets the record through."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string: let logging report it as it always does
-            return True
-        record.msg, record.args = mask_text(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = mask_text(record.exc_text)
-        if record.stack_info:
-            record.stack_info = mask_text(record.stack_info)
-        return True
 
 
 class RetentionPeriod(StrEnum):

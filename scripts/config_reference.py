@@ -32,7 +32,8 @@ SCHEMA_ID = "https://guidang.example/schemas/guidang.schema.json"
 
 # What each canonical field of a sql source means (the key lists themselves are the connector's).
 FIELD_MEANINGS: dict[str, str] = {
-    "project_id": "办件编号: identifies the record in its source",
+    "project_id": "办件编号: identifies the record in its source; under document_columns, every document row's "
+                  "must equal its matter's (checked also when the documents query returns the matters' id column)",
     "service_code": "事项编码",
     "service_version": "事项版本",
     "service_name": "事项名称",

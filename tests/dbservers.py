@@ -23,13 +23,14 @@ ADMIN_DB = {"postgresql": "postgres", "mariadb": "mysql"}
 
 
 @contextmanager
-def fresh_database(kind: str) -> Iterator[str]:
-    """Yield the URL of a new empty database on the `kind` server; drop it afterwards."""
+def fresh_database(kind: str, options: str = "") -> Iterator[str]:
+    """Yield the URL of a new empty database on the `kind` server, created with `options` (e.g.
+    PostgreSQL's ENCODING 'SQL_ASCII' for a legacy database); drop it afterwards."""
     name = f"guidang_t_{uuid.uuid4().hex[:10]}"
     admin = create_engine(SERVERS[kind].format(db=ADMIN_DB[kind]), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as c:
-            c.execute(text(f"CREATE DATABASE {name}"))
+            c.execute(text(f"CREATE DATABASE {name} {options}".strip()))
     except OperationalError as exc:
         admin.dispose()
         message = f"{kind} server not reachable on 127.0.0.1: {exc.__class__.__name__}"

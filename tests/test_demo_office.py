@@ -8,7 +8,6 @@ import base64
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.night import run_nightly
 from lxml import etree
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from ledger.models import MatterRecord, MatterState
+from night.engine import run_nightly
 from packager.eep import folder_reader, write_eep
 from schemas.config import load_settings
 from schemas.layout import METADATA_FILE

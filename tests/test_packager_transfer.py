@@ -90,3 +90,17 @@ def test_bad_rows_are_refused(tmp_path: Path) -> None:
                              created_at=ARCHIVED_AT)
     assert {f.code for f in err.value.findings} == {"TRANSFER-INVALID"}
     assert not (tmp_path / "c").exists()
+
+
+def test_batch_files_mask_personal_data_and_escape_control_characters(tmp_path: Path) -> None:
+    row = TransferRow(archival_code="Z109-WS·2026·Y·ZJ-0002", responsible="西湖区住房和城乡建设局",
+                      title="赵涛（ID330106 19900101 1234）\x1b[31m的许可\u202e", date="20260211", period="Y",
+                      remarks="联系 138-1234-5678；代码 91330106ma2abcde1x", file_count=1, bytes=10)
+    out = tmp_path / "transfers" / "B1"
+    write_transfer_batch(out, batch_id="B1", fonds=FONDS, packages=[row], created_at=ARCHIVED_AT)
+    for name in ("目录文件.xml", "电子档案移交与接收登记表.html"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert "19900101" not in text and "\x1b" not in text and "\u202e" not in text, name
+        assert "赵涛（ID330106" in text
+    catalogue = (out / "目录文件.xml").read_text(encoding="utf-8")
+    assert "1234-5678" not in catalogue and "ma2abcde" not in catalogue and "138-****-5678" in catalogue

@@ -153,6 +153,16 @@ def test_import_twice_stores_one_version(good: Path, config: Path) -> None:
     assert [(v.label, v.content_hash) for v in stored] == [("v1", a["content_hash"])]
 
 
+def test_import_of_a_stored_table_with_another_effective_date_is_refused(good: Path, config: Path) -> None:
+    assert _cli("import", str(good), "--effective", "2020-01-01", "-c", str(config)).exit_code == 0
+    same = _cli("import", str(good), "--effective", "2020-01-01", "-c", str(config))
+    assert same.exit_code == 0 and "already stored" in same.output
+    moved = _cli("import", str(good), "--effective", "2021-06-01", "-c", str(config))
+    assert moved.exit_code == 2
+    assert "already stored as v1, in force from 2020-01-01" in moved.output and "2021-06-01" in moved.output
+    assert [v.effective_date for v in _versions(config)] == ["2020-01-01"]
+
+
 def test_import_bad_effective_date_is_bad_usage(good: Path, config: Path) -> None:
     assert _cli("import", str(good), "--effective", "2020-13-01", "-c", str(config)).exit_code == 2
     assert _versions(config) == []

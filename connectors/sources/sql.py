@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -34,15 +34,16 @@ from sqlalchemy.sql.elements import TextClause
 from connectors.retry import Backoff, with_retries
 from connectors.sources.http import stream_document
 from connectors.sources.http_direct import trust_context
+from connectors.sources.reads import open_under, timed
 from connectors.sources.sql_completion import counts_from_rows, items_from_rows, not_configured
 from connectors.sources.sql_mapping import MatterMapping, Rows
 from connectors.sources.sql_queries import ALL_TIME, Queries, check_config, resolve_path, resolve_sqlite
+from connectors.sources.sql_values import BadValue, raw_text
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import SqlSource
 from schemas.digest import iter_file
 from schemas.errors import DocumentUnavailable, SourceUnavailable
 from schemas.findings import Finding, GuidangError
-from schemas.layout import is_dangerous_path
 from schemas.model import Document, InvalidMatter, Matter
 
 T = TypeVar("T")
@@ -90,6 +91,8 @@ class SqlConnector:
         self._mapping = MatterMapping(config, self.tz)
         self._queries = Queries(config, self._quote)
         self.null_updated: int | None = None  # rows with a NULL update column at the last collect
+        self.unordered: list[str] | None = None  # rows no window reaches (update value of another type or range)
+        self.unlisted: list[str] = []  # list_query rows that could not be listed, named, at the last listing
 
     # ----------------------------------------------------------------- SourceConnector protocol
 
@@ -104,6 +107,7 @@ class SqlConnector:
         window = self._queries.window
         keys, rows = self._run(lambda c: _fetch(c, window, params), "matters_query")
         self.count_null_updated(params)
+        self.find_unordered(until)
         yield from self._build_all(keys, rows)
 
     def count_null_updated(self, params: dict[str, Any]) -> int | None:
@@ -120,6 +124,35 @@ class SqlConnector:
             log.warning("source %s: %d row(s) with a NULL %s (the update column) are never collected; "
                         "set it at the source to have them archived", self.name, n, self.update_column)
         return n
+
+    def find_unordered(self, until: datetime) -> list[str] | None:
+        """Name (and warn about) the rows no window will ever collect although their update column
+        holds a value: another type among the column's (an INTEGER among TEXT dates sorts before
+        every date on SQLite), a date before 1900 or more than a day ahead. Kept in `unordered`
+        for the run summary; None when the matters query does not allow the check."""
+        if (stmt := self._queries.unordered) is None:
+            self.unordered = None
+            return None
+        now = self._mapping.source_time(datetime.now(self.tz))  # a backfill's until lies in the past
+        latest = max(self._mapping.source_time(until), now) + timedelta(days=1)
+        params = {"guidang_lo": ALL_TIME[0], "guidang_hi": latest,
+                  "since": ALL_TIME[0], "until": ALL_TIME[1]}
+        used = {k: v for k, v in params.items() if k in stmt.compile().params}
+        found = self._run(lambda c: c.execute(stmt, used).fetchall(), "matters_query (unordered update values)")
+        self.unordered = [self._mapping.describe(pid, upd) for pid, upd in found]
+        if self.unordered:
+            log.warning("source %s: %d row(s) are never collected: their %s cannot be ordered among the "
+                        "window's dates: %s", self.name, len(self.unordered), self.update_column,
+                        "; ".join(self.unordered[:20]))
+        return self.unordered
+
+    def rows_without_id(self, updated_at: datetime) -> list[InvalidMatter]:
+        """Rows without a project id updated at `updated_at`: how a quarantined one is found again."""
+        until = self._mapping.source_time(updated_at)
+        params = {"since": until - timedelta(seconds=1), "until": until}
+        keys, rows = self._run(lambda c: _fetch(c, self._queries.window, params), "matters_query")
+        cols, prepared = self._mapping.prepare(keys, rows)
+        return [self._mapping.without_id(n, upd, row, cols) for upd, n, pid, row in prepared if pid is None]
 
     @property
     def update_column(self) -> str:
@@ -163,7 +196,7 @@ class SqlConnector:
         if stmt is None:
             raise not_configured(self.config, "count_query", "count")
         keys, rows = self._run(lambda c: _fetch(c, stmt, self._completion_params(start, end)), "count_query")
-        return counts_from_rows(self.config, keys, rows)
+        return counts_from_rows(self.config, self._mapping, keys, rows)
 
     def list_completed(self, start: datetime, end: datetime) -> Iterator[CompletedItem] | None:
         """The same matters one by one, by `list_query` (read at once: one small row each); None
@@ -172,7 +205,10 @@ class SqlConnector:
         if stmt is None:
             return None
         keys, rows = self._run(lambda c: _fetch(c, stmt, self._completion_params(start, end)), "list_query")
-        return iter(items_from_rows(self.config, self._mapping, keys, rows))
+        items, self.unlisted = items_from_rows(self.config, self._mapping, keys, rows)
+        for problem in self.unlisted:
+            log.warning("%s", problem)
+        return iter(items)
 
     def _completion_params(self, start: datetime, end: datetime) -> dict[str, datetime]:
         return {"start": self._mapping.source_time(start), "end": self._mapping.source_time(end)}
@@ -206,6 +242,7 @@ class SqlConnector:
                 if self._url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
                     connect_args["connect_timeout"] = 10
                 self._engine = create_engine(self._url, pool_pre_ping=True, connect_args=connect_args)
+                raw_text(self._engine)
             return self._engine
 
     def _quote(self, name: str) -> str:
@@ -270,11 +307,22 @@ class SqlConnector:
             if pid is None:
                 yield self._mapping.without_id(n, updated, row, cols)
                 continue
-            docs, steps = self._run(lambda c, p=pid: self._details(c, p), f"documents/steps of {pid}")
+            try:
+                docs, steps = self._run(lambda c, p=pid: self._details(c, p), f"documents/steps of {pid}")
+            except (UnicodeError, BadValue) as exc:  # a driver that decodes anyway, a value it cannot send
+                yield self._mapping.unreadable_details(pid, updated, row, cols, str(exc))
+                continue
+            except GuidangError as exc:  # the database refused this matter's id (e.g. not an integer)
+                if not isinstance(exc.__cause__, sa_exc.DataError):
+                    raise
+                yield self._mapping.unreadable_details(pid, updated, row, cols, str(exc))
+                continue
             yield self._mapping.build(pid, updated, row, cols, docs, steps)
 
     def _details(self, conn: Connection, project_id: str) -> tuple[Rows, Rows | None]:
         params = {"project_id": project_id}
+        if self._mapping.document_owner is None:
+            self._mapping.document_owner = self._queries.find_owner(conn, params)
         docs = _fetch(conn, self._queries.document_list, params)
         steps_stmt = self._queries.steps
         steps = _fetch(conn, steps_stmt, params) if steps_stmt is not None else None
@@ -307,7 +355,7 @@ class SqlConnector:
             raise DocumentUnavailable(f"{where}: the BLOB (column {self.config.content.column}) is NULL")
         if int(total) == 0:
             raise DocumentUnavailable(f"{where}: the BLOB (column {self.config.content.column}) is empty")
-        return self._blob_slices(slice_stmt, params, int(total), where)
+        return timed(self._blob_slices(slice_stmt, params, int(total), where), self.config.read_timeout_seconds, where)
 
     def _blob_slices(self, stmt: TextClause, params: dict[str, Any], total: int, where: str) -> Iterator[bytes]:
         start = 1  # SQL substr() counts from 1
@@ -321,27 +369,18 @@ class SqlConnector:
             start += len(data)
 
     def _stream_path(self, document: Document) -> Iterator[bytes]:
-        assert self.config.content.root is not None  # checked in check_config
-        root = resolve_path(self.config.content.root, self.base_dir).resolve()
+        root = resolve_path(self.config.content.root or ".", self.base_dir)  # root required by check_config
         pid, rel = self._locate(document, "path")
         where = f"source {self.name}: project {pid}: document {document.file_name!r} (path {rel!r})"
-        target = (root / rel).resolve()
-        if is_dangerous_path(rel) or not target.is_relative_to(root):
-            raise DocumentUnavailable(f"{where}: the path escapes the document root {root}; refused")
-        try:
-            handle = target.open("rb")
-        except FileNotFoundError as exc:
-            raise DocumentUnavailable(f"{where}: file not found under {root}") from exc
-        except (IsADirectoryError, PermissionError, NotADirectoryError) as exc:
-            raise DocumentUnavailable(f"{where}: cannot be read: {exc.strerror}") from exc
-        return _read_blocks(handle, self.chunk_size)
+        handle = open_under(root, str(rel), where, self.config.read_timeout_seconds)
+        return timed(_read_blocks(handle, self.chunk_size), self.config.read_timeout_seconds, where)
 
     def _stream_url(self, document: Document) -> Iterator[bytes]:
         pid, url = self._locate(document, "url")
-        return stream_document(
-            self._http_client(), url, where=f"source {self.name}: project {pid}: document {document.file_name!r}",
-            backoff=self._backoff, timeout=self.http_timeout_seconds,
-        )
+        where = f"source {self.name}: project {pid}: document {document.file_name!r}"
+        chunks = stream_document(self._http_client(), url, where=where, backoff=self._backoff,
+                                 timeout=self.http_timeout_seconds)
+        return timed(chunks, self.config.read_timeout_seconds, where)
 
     def _http_client(self) -> httpx.Client:
         with self._lock:

@@ -16,7 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.sources.sql_mapping import MatterMapping, resolve_columns, text_value
+from connectors.sources.sql_mapping import MatterMapping, resolve_columns
+from connectors.sources.sql_values import BadValue
 from schemas.completion import CompletedCount, CompletedItem, merge_counts
 from schemas.config import SqlSource
 from schemas.findings import Finding, GuidangError
@@ -35,10 +36,13 @@ def _bad_row(config: SqlSource, key: str, n: int, field: str, column: str, probl
     return GuidangError(message, [Finding("SQL-QUERY-RESULT", where, f"field {field} (column {column}): {problem}")])
 
 
-def _field(config: SqlSource, cols: dict[str, str], row: dict[str, Any], field: str) -> str | None:
-    """A text field from its column, else the source's constant for it, else None."""
+def _field(config: SqlSource, mapping: MatterMapping, cols: dict[str, str], row: dict[str, Any],
+           field: str) -> str | None:
+    """A text field from its column (shown escaped when it cannot be decoded: a count or a listing
+    still names it), else the source's constant for it, else None."""
     if field in cols:
-        return text_value(row[cols[field]])
+        value = mapping.values.json(row[cols[field]])
+        return None if value is None else str(value)
     return config.constants.get(field)
 
 
@@ -60,52 +64,68 @@ def _count(raw: object) -> int | None:
     return value if exact and value >= 0 else None
 
 
-def counts_from_rows(config: SqlSource, keys: Sequence[str], rows: list[dict[str, Any]]) -> list[CompletedCount]:
+def counts_from_rows(
+    config: SqlSource, mapping: MatterMapping, keys: Sequence[str], rows: list[dict[str, Any]]
+) -> list[CompletedCount]:
     """One CompletedCount per (agency, matter_type), rows for the same pair added up."""
     cols = resolve_columns(config.name, keys, config.count_columns, "count_query")
     column = config.count_columns["count"]
     out = []
     for n, row in enumerate(rows, 1):
-        raw = row[cols["count"]]
+        raw = mapping.values.json(row[cols["count"]])
         count = _count(raw)
         if count is None:
             raise _bad_row(config, "count_query", n, "count", column, f"not a count: {raw!r}")
-        agency = _field(config, cols, row, "agency") or ""
-        matter_type = _field(config, cols, row, "matter_type") or ""
+        agency = _field(config, mapping, cols, row, "agency") or ""
+        matter_type = _field(config, mapping, cols, row, "matter_type") or ""
         out.append(CompletedCount(agency, matter_type, count))
     return merge_counts(out)
 
 
 def items_from_rows(
     config: SqlSource, mapping: MatterMapping, keys: Sequence[str], rows: list[dict[str, Any]]
-) -> list[CompletedItem]:
-    """One CompletedItem per row, times made aware in the source's `timezone`, oldest 办结 first."""
+) -> tuple[list[CompletedItem], list[str]]:
+    """One CompletedItem per row, times made aware in the source's `timezone`, oldest 办结 first;
+    and the rows that cannot be listed (no 办件编号, no readable 办结时间), each named by row and
+    column, so that reconciliation reports them instead of the listing failing as a whole. An
+    unreadable update time only leaves `updated_at` unknown: the item is still listed."""
     cols = resolve_columns(config.name, keys, config.list_columns, "list_query")
-    out = []
+    out: list[CompletedItem] = []
+    unlisted: list[str] = []
+
+    def bad(n: int, field: str, problem: str) -> None:
+        unlisted.append(f"source {config.name}: list_query row {n}: field {field} "
+                        f"(column {config.list_columns[field]}): {problem}")
+
     for n, row in enumerate(rows, 1):
-        pid = text_value(row[cols["project_id"]])
+        raw_pid = row[cols["project_id"]]
+        try:
+            pid = mapping.text(raw_pid)
+        except BadValue as exc:
+            bad(n, "project_id", str(exc))
+            continue
         if not pid:
-            raise _bad_row(config, "list_query", n, "project_id", config.list_columns["project_id"], "missing")
-        times: dict[str, datetime | None] = {}
-        for field in ("completed_at", "updated_at"):
-            if field not in cols:
-                times[field] = None
-                continue
-            try:
-                times[field] = mapping.to_datetime(row[cols[field]])
-            except ValueError as exc:
-                raise _bad_row(config, "list_query", n, field, config.list_columns[field], f"{pid}: {exc}") from exc
+            bad(n, "project_id", "missing")
+            continue
+        times: dict[str, datetime | None] = {"completed_at": None, "updated_at": None}
+        unreadable = ""
+        for field in times:
+            if field in cols:
+                try:
+                    times[field] = mapping.to_datetime(row[cols[field]])
+                except ValueError as exc:
+                    unreadable = str(exc) if field == "completed_at" else unreadable
         completed = times["completed_at"]
         if completed is None:
-            raise _bad_row(config, "list_query", n, "completed_at", config.list_columns["completed_at"],
-                           f"{pid}: missing (the query should list completed matters only)")
+            bad(n, "completed_at", f"{pid}: {unreadable or 'missing (the query should list completed matters only)'}")
+            continue
         out.append(CompletedItem(
             project_id=pid,
-            agency=_field(config, cols, row, "agency") or "",
-            matter_type=_field(config, cols, row, "matter_type") or "",
-            service_code=_field(config, cols, row, "service_code"),
+            agency=_field(config, mapping, cols, row, "agency") or "",
+            matter_type=_field(config, mapping, cols, row, "matter_type") or "",
+            service_code=_field(config, mapping, cols, row, "service_code"),
             completed_at=completed,
             updated_at=times["updated_at"],
         ))
     out.sort(key=lambda i: (i.completed_at, i.project_id))
-    return out
+    return out, unlisted

@@ -15,7 +15,7 @@ import json
 import mimetypes
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any
@@ -24,8 +24,10 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from connectors.sources.sql_queries import MATTER_DATETIMES, REQUIRED_MATTER_FIELDS, STEP_DATETIMES
+from connectors.sources.sql_values import BadValue, ValueReader, shown
 from schemas.config import SqlSource
 from schemas.findings import Finding, GuidangError
+from schemas.masking import shown_text
 from schemas.model import (
     Applicant,
     Document,
@@ -42,7 +44,11 @@ Rows = tuple[Sequence[str], list[dict[str, Any]]]  # a result's column names and
 # A window row ready to build: its updated_at (None when unparseable), row number, project id, row.
 Prepared = tuple[datetime | None, int, str | None, dict[str, Any]]
 
-_DATETIME_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y%m%d%H%M%S", "%Y/%m/%d", "%Y%m%d")
+VALUE_CODE = "Q-SOURCE-VALUE"  # a value that cannot be decoded or is no plausible date-time
+
+
+def _problem(message: str, exc: ValueError) -> Problem:
+    return Problem(code=VALUE_CODE if isinstance(exc, BadValue) else "Q-SOURCE-INVALID", message=message)
 
 
 class MatterMapping:
@@ -52,6 +58,9 @@ class MatterMapping:
         self.config = config
         self.name = config.name
         self.tz = tz
+        self.values = ValueReader(config.encoding, config.fallback_encoding, config.earliest_year, tz)
+        self.text = self.values.text
+        self.document_owner: str | None = None  # the documents query's project-id column ("" when none)
 
     def prepare(self, keys: Sequence[str], rows: list[dict[str, Any]]) -> tuple[dict[str, str], list[Prepared]]:
         """The matter columns resolved, and the rows oldest first even if the query forgot its ORDER
@@ -63,15 +72,29 @@ class MatterMapping:
                 updated = self.to_datetime(row[cols["updated_at"]])
             except ValueError:
                 updated = None
-            prepared.append((updated, n, text_value(row[cols["project_id"]]), row))
+            try:
+                pid = self.text(row[cols["project_id"]])
+            except BadValue:
+                pid = None  # quarantined as a row without a usable id; `without_id` says why
+            prepared.append((updated, n, pid, row))
         prepared.sort(key=lambda t: (t[0] is not None, t[0] or datetime.min.replace(tzinfo=self.tz), t[1]))
         return cols, prepared
 
     def without_id(self, n: int, updated: datetime | None, row: dict[str, Any], cols: dict[str, str]) -> InvalidMatter:
         """Row `n` has no project id: it cannot be looked up, only quarantined as it is."""
         column = self.config.columns["project_id"]
-        return self._invalid(f"(row {n})", updated, row, cols,
-                             [Problem(message=f"field project_id (column {column}): missing")])
+        try:
+            self.text(row[cols["project_id"]])
+            problem = Problem(message=f"field project_id (column {column}): missing")
+        except BadValue as exc:
+            problem = _problem(f"field project_id (column {column}): {exc}", exc)
+        return self._invalid(f"(row {n})", updated, row, cols, [problem])
+
+    def unreadable_details(self, pid: str, updated: datetime | None, row: dict[str, Any], cols: dict[str, str],
+                           reason: str) -> InvalidMatter:
+        """The documents or steps of `pid` could not be read because of a value in them."""
+        return self._invalid(pid, updated, row, cols, [Problem(
+            code=VALUE_CODE, message=f"its documents or steps cannot be read: {reason}")])
 
     def build(
         self,
@@ -93,9 +116,9 @@ class MatterMapping:
             raw = row[key]
             column = self.config.columns[field]
             try:
-                values[field] = self.to_datetime(raw) if field in MATTER_DATETIMES else text_value(raw)
+                values[field] = self.to_datetime(raw) if field in MATTER_DATETIMES else self.text(raw)
             except ValueError as exc:
-                problems.append(Problem(message=f"field {field} (column {column}): {exc}"))
+                problems.append(_problem(f"field {field} (column {column}): {exc}", exc))
         unparsed = {p.message.split(" ", 2)[1] for p in problems}
         for field in REQUIRED_MATTER_FIELDS:
             if field not in unparsed and values.get(field) in (None, ""):
@@ -122,15 +145,25 @@ class MatterMapping:
     def _documents(self, pid: str, docs: Rows, problems: list[Problem]) -> list[Document]:
         keys, rows = docs
         mapping = dict(self.config.document_columns)
+        if self.document_owner:
+            mapping["project_id"] = self.document_owner
         if self.config.content.kind != "blob":
             mapping["_content"] = self.config.content.column
         cols = resolve_columns(self.name, keys, mapping, "documents_query")
         out: list[Document] = []
         for n, row in enumerate(rows, 1):
-            values = {f: row[k] for f, k in cols.items()}
-            file_name = text_value(values.get("file_name")) or ""
+            values = self._decoded(row, cols, mapping, f"document {n}", problems, keep_type={"key", "size"})
+            if values is None:
+                continue
+            file_name = values.get("file_name") or ""
             label = f"document {n} ({file_name or 'no file name'})"
-            group_raw = text_value(values.get("group")) or ""
+            owner = values.get("project_id")
+            if "project_id" in cols and owner != pid:
+                problems.append(Problem(code="Q-DOC-FOREIGN", message=(
+                    f"{label}: column {cols['project_id']} holds {owner!r}, not this matter's {pid!r}: the "
+                    f"documents query returns another matter's rows")))
+                continue
+            group_raw = values.get("group") or ""
             try:
                 group = DocumentGroup.parse(self.config.group_values.get(group_raw, group_raw))
             except ValueError:
@@ -143,27 +176,27 @@ class MatterMapping:
             if isinstance(key, Decimal):
                 key = int(key) if key == key.to_integral_value() else str(key)
             elif not isinstance(key, int | str):
-                key = text_value(key)
+                key = self.text(key)
             if self.config.content.kind == "blob":
                 locator = json.dumps({"project_id": pid, "key": key}, ensure_ascii=False)
             else:
-                content = text_value(values.get("_content"))
+                content = values.get("_content")
                 if not content:
                     column = self.config.content.column
                     problems.append(Problem(message=f"{label}: field content (column {column}): missing"))
                     continue
                 locator = json.dumps({"project_id": pid, self.config.content.kind: content}, ensure_ascii=False)
-            media_type = text_value(values.get("media_type")) or mimetypes.guess_type(file_name)[0]
+            media_type = values.get("media_type") or mimetypes.guess_type(file_name)[0]
             size = values.get("size")
             try:
                 out.append(Document.model_validate({
                     "group": group,
-                    "title": text_value(values.get("title")) or PurePosixPath(file_name).stem or file_name,
+                    "title": values.get("title") or PurePosixPath(file_name).stem or file_name,
                     "file_name": file_name,
                     "media_type": media_type or "application/octet-stream",
                     "size": int(size) if size not in (None, "") else None,
-                    "source_sha256": text_value(values.get("source_sha256")),
-                    "source_sm3": text_value(values.get("source_sm3")),
+                    "source_sha256": values.get("source_sha256"),
+                    "source_sm3": values.get("source_sm3"),
                     "locator": locator,
                 }))
             except (ValidationError, ValueError, TypeError) as exc:
@@ -183,11 +216,10 @@ class MatterMapping:
             bad = False
             for field, key in cols.items():
                 try:
-                    values[field] = self.to_datetime(row[key]) if field in STEP_DATETIMES else text_value(row[key])
+                    values[field] = self.to_datetime(row[key]) if field in STEP_DATETIMES else self.text(row[key])
                 except ValueError as exc:
-                    problems.append(
-                        Problem(message=f"step {n}: field {field} (column {self.config.step_columns[field]}): {exc}")
-                    )
+                    column = self.config.step_columns[field]
+                    problems.append(_problem(f"step {n}: field {field} (column {column}): {exc}", exc))
                     bad = True
             if bad:
                 continue
@@ -222,8 +254,9 @@ class MatterMapping:
         self, pid: str, updated: datetime | None, row: dict[str, Any], cols: dict[str, str], problems: list[Problem]
     ) -> InvalidMatter:
         card_key = cols.get("applicant_card_number")
-        card = text_value(row.get(card_key)) if card_key else None
-        raw = {k: json_value(v) for k, v in row.items()}
+        card = self.values.json(row.get(card_key)) if card_key else None
+        card = card if isinstance(card, str) else None
+        raw = {k: self.values.json(v) for k, v in row.items()}
         if card_key and card:
             raw[card_key] = mask_id(card)
 
@@ -239,18 +272,32 @@ class MatterMapping:
         )
 
     def to_datetime(self, value: object) -> datetime | None:
-        """Naive values are the source's local time (`timezone`); SQLite hands back strings."""
-        if value is None or value == "":
-            return None
-        if isinstance(value, datetime):
-            parsed = value
-        elif isinstance(value, date):
-            parsed = datetime(value.year, value.month, value.day)
-        elif isinstance(value, str):
-            parsed = parse_datetime(value.strip())
-        else:
-            raise ValueError(f"not a date-time: {value!r}")
-        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=self.tz)
+        """Naive values are the source's local time (`timezone`); text is parsed strictly and a date
+        before the source's `earliest_year` refused (`sql_values`)."""
+        return self.values.datetime(value)
+
+    def describe(self, pid: object, updated: object) -> str:
+        """A row no window collects, as the summary names it: its id and its update value, escaped."""
+        column, value = self.config.columns["updated_at"], self.values.json(updated)
+        return f"{shown_text(str(self.values.json(pid)))} ({column} = {'blank' if value is None else shown(value)})"
+
+    def _decoded(self, row: dict[str, Any], cols: dict[str, str], mapping: Mapping[str, str], label: str,
+                 problems: list[Problem], *, keep_type: set[str]) -> dict[str, Any] | None:
+        """A document row's values as text (`keep_type` fields keep theirs unless bytes); None, with the
+        problems recorded, when one of them cannot be decoded."""
+        values: dict[str, Any] = {}
+        bad = False
+        for f, k in cols.items():
+            raw = row[k]
+            if f in keep_type and not isinstance(raw, bytes | bytearray | memoryview):
+                values[f] = raw
+                continue
+            try:
+                values[f] = self.text(raw)
+            except BadValue as exc:
+                problems.append(_problem(f"{label}: field {f} (column {mapping[f]}): {exc}", exc))
+                bad = True
+        return None if bad else values
 
     def source_time(self, value: datetime) -> datetime:
         """A window bound as the source's naive local time (aware input is converted)."""
@@ -280,36 +327,3 @@ def resolve_columns(source: str, keys: Sequence[str], mapping: Mapping[str, str]
     if findings:
         raise GuidangError("\n".join(map(str, findings)), findings)
     return resolved
-
-
-def text_value(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace").strip() or None
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return str(int(value))
-    return str(value).strip() or None
-
-
-def json_value(value: object) -> object:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{len(bytes(value))} bytes>"
-    return str(value)
-
-
-def parse_datetime(value: str) -> datetime:
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        pass
-    for fmt in _DATETIME_FORMATS:
-        try:
-            return datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-    raise ValueError(f"not a date-time: {value!r}")

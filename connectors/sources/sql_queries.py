@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.sql.elements import TextClause
 
 from schemas.config import SqlSource
@@ -41,8 +42,10 @@ REQUIRED_MATTER_FIELDS: tuple[str, ...] = (
 COLUMN_ONLY_FIELDS: tuple[str, ...] = ("project_id", "updated_at")
 MATTER_DATETIMES = frozenset({"decided_at", "received_at", "completed_at", "updated_at"})
 # `key` identifies one document within its matter for reading the BLOB; file_name when absent.
+# `project_id`, when mapped (or when the documents query returns the matters' project-id column),
+# must equal the matter's own: a query that also returns another matter's rows is caught.
 DOCUMENT_FIELDS: tuple[str, ...] = (
-    "key", "group", "title", "file_name", "media_type", "size", "source_sha256", "source_sm3",
+    "project_id", "key", "group", "title", "file_name", "media_type", "size", "source_sha256", "source_sm3",
 )
 REQUIRED_DOCUMENT_FIELDS: tuple[str, ...] = ("group", "file_name")
 STEP_FIELDS: tuple[str, ...] = ("name", "actor", "department", "opinion", "started_at", "ended_at")
@@ -180,6 +183,7 @@ class Queries:
         self.matters_sql = strip_sql(config.matters_query)
         self.documents_sql = strip_sql(config.documents_query)
         self.window = self._statement(self.matters_sql, "matters_query", datetimes=("since", "until"))
+        self.document_owner: str | None = config.document_columns.get("project_id")  # set before document_list
 
     def _statement(self, sql: str, what: str, *, datetimes: Sequence[str] = ()) -> TextClause:
         return statement(self.config.name, sql, what, datetimes=datetimes)
@@ -218,6 +222,25 @@ class Queries:
                                datetimes=left)
 
     @cached_property
+    def unordered(self) -> TextClause | None:
+        """The project id and update value of the rows of `matters_query` that no window between
+        `:guidang_lo` and `:guidang_hi` selects although the update value is not NULL.
+
+        Built like `null_updated`, with each bound comparison made true, and the window tested
+        outside the user's query, where a value of another type (an INTEGER among TEXT dates on
+        SQLite sorts before every date) or out of any plausible range fails the comparison."""
+        sql, n = _WINDOW_BOUND.subn("1 = 1", self.matters_sql)
+        sql, m = _WINDOW_BOUND_REVERSED.subn("1 = 1", sql)
+        if n + m == 0:
+            return None
+        pid, upd = self.ident(self.config.columns["project_id"]), self.ident(self.config.columns["updated_at"])
+        left = tuple(p for p in ("since", "until") if re.search(rf":{p}\b", sql))
+        return self._statement(
+            f"SELECT g.{pid}, g.{upd} FROM (\n{sql}\n) g WHERE g.{upd} IS NOT NULL"
+            f" AND NOT (g.{upd} > :guidang_lo AND g.{upd} <= :guidang_hi)",
+            "matters_query", datetimes=(*left, "guidang_lo", "guidang_hi"))
+
+    @cached_property
     def document_list(self) -> TextClause:
         """The documents query without its BLOB column, so that listing never moves file bytes.
 
@@ -226,6 +249,8 @@ class Queries:
         order (and one content hash) whichever database holds it.
         """
         names = dict.fromkeys(self.config.document_columns.values())
+        if self.document_owner:
+            names[self.document_owner] = None
         if self.config.content.kind != "blob":
             names[self.config.content.column] = None
         select = ", ".join(f"guidang_d.{self.ident(n)}" for n in names)
@@ -233,6 +258,18 @@ class Queries:
             f"SELECT {select} FROM (\n{self.documents_sql}\n) guidang_d ORDER BY guidang_d.{self._key_column}",
             "documents_query",
         )
+
+    def find_owner(self, conn: Connection, params: dict[str, Any]) -> str:
+        """The documents query's project-id column, remembered in `document_owner`: the one mapped
+        as `document_columns.project_id`, else the matters' project-id column when the documents
+        query also returns it (its columns read from a probe returning no row); "" when neither."""
+        if not self.document_owner:
+            probe = self._statement(f"SELECT * FROM (\n{self.documents_sql}\n) guidang_d WHERE 1 = 0",
+                                    "documents_query")
+            wanted = self.config.columns["project_id"].casefold()
+            columns = list(conn.execute(probe, params).keys())
+            self.document_owner = next((k for k in columns if k.casefold() == wanted), "")
+        return self.document_owner
 
     @cached_property
     def steps(self) -> TextClause | None:

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from connectors.retry import Backoff, Transient, with_retries
 from connectors.sources.http import GONE, check_status, stream_document, transient_reason
 from connectors.sources.http_direct import DirectGet, trust_context
+from connectors.sources.reads import timed
 from connectors.sources.unified_completion import aware_time, iter_completed, parse_counts
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import UnifiedSource
@@ -169,12 +170,13 @@ class UnifiedConnector:
     def open_document(self, document: Document) -> Iterator[bytes]:
         """The document's bytes in chunks, streamed by `connectors.sources.http.stream_document`:
         a transfer cut short resumes where it broke off, 404/410 raise DocumentUnavailable."""
-        return stream_document(
-            self._client, f"{self._base}{API}/files/{quote(document.locator, safe='')}",
-            where=f"source {self.name}: document {document.locator} ({document.file_name})",
+        where = f"source {self.name}: document {document.locator} ({document.file_name})"
+        chunks = stream_document(
+            self._client, f"{self._base}{API}/files/{quote(document.locator, safe='')}", where=where,
             backoff=self._backoff, timeout=self._timeout, headers=self._headers, auth_hint=self._auth_hint,
             direct=self._direct,
         )
+        return timed(chunks, self.config.read_timeout_seconds, where)
 
     def acknowledge(self, project_id: str, archival_code: str) -> None:
         """归档回传. A retried acknowledgement may reach the source twice; the platform treats

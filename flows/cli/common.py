@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from schemas.findings import GuidangError
-from schemas.model import MaskingFilter, mask_text
+from schemas.masking import log_safe, shown_text
+from schemas.model import MaskingFilter
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
@@ -41,7 +42,7 @@ OUT_SUFFIXES = (".xlsx", ".csv")
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """The one way a command gives up: the reason (masked) on stderr, then `raise fail(...)` exits with `code`."""
-    typer.echo(f"guidang: {mask_text(message)}", err=True)
+    typer.echo(f"guidang: {log_safe(message)}", err=True)
     return typer.Exit(code)
 
 
@@ -86,9 +87,10 @@ def mask_loggers(*names: str) -> None:
 
 
 def masked(data: Any) -> Any:
-    """`data` with every string in it (keys and values, however nested) passed through mask_text."""
+    """`data` with every string in it (keys and values, however nested) masked and its control
+    characters escaped (`shown_text`): a source's value cannot break a line or drive the terminal."""
     if isinstance(data, str):
-        return mask_text(data)
+        return shown_text(data)
     if isinstance(data, Mapping):
         return {masked(k): masked(v) for k, v in data.items()}
     if isinstance(data, list | tuple):
@@ -168,7 +170,7 @@ def echo_table(headers: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Non
     """Rows for a terminal (or a paste into a spreadsheet): tab-separated, a header line first, masked."""
     typer.echo("\t".join(headers))
     for row in rows:
-        typer.echo(mask_text("\t".join("" if row.get(h) is None else str(row.get(h)) for h in headers)))
+        typer.echo("\t".join("" if row.get(h) is None else shown_text(str(row.get(h))) for h in headers))
 
 
 # A spreadsheet evaluates a cell that starts with one of these (OWASP "CSV injection"); tab and CR too.
@@ -176,8 +178,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell_text(value: Any) -> str:
-    """A value as the text a person reads: masked, blank for None."""
-    return "" if value is None else mask_text(str(value))
+    """A value as the text a person reads: masked, control characters escaped, blank for None."""
+    return "" if value is None else shown_text(str(value))
 
 
 def _csv_cell(value: Any) -> Any:

@@ -139,6 +139,10 @@ def check_sql(source: SqlSource, base_dir: Path) -> tuple[list[Finding], list[st
                 except GuidangError as exc:
                     problems += [_problem(name, key, f.message) for f in exc.findings]
                 notes.append(f"{what} returns {len(keys)} column(s)")
+                owner = source.document_columns.get("project_id") or source.columns["project_id"]
+                if what == "documents_query" and owner.casefold() not in {k.casefold() for k in keys}:
+                    notes.append(f"warning: documents_query returns no {owner} column (the matter's 办件编号; or "
+                                 "map document_columns.project_id), so a row of another matter would not be noticed")
     finally:
         engine.dispose()
     if not source.count_query:

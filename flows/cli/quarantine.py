@@ -1,8 +1,9 @@
 """`guidang quarantine ...`: the matters held back with a reason (隔离区), to look at and to retry.
 
 What is shown is masked (identity numbers, credit codes and phone numbers in a finding, a file name
-or a resolution are not printed); `show` prints the whole stored record unmasked, card number
-included, because the operator asked for that one entry, and masks the rest as `list` does.
+or a resolution are not printed) and its control characters escaped; `show` prints the stored
+record of the one entry asked for whole, card number included, as the archivist (档案员) who judges
+it must see it, says so in its first line, and masks the rest as `list` does.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _entry_dict(e: QuarantineEntry, *, full: bool = False) -> dict[str, Any]:
         "findings": e.findings,
     })
     if full:
-        d["record"] = e.record  # the operator asked for this one entry: the full record, card number included
+        d["record"] = _escaped(e.record)  # the one entry asked for: whole, card number included
     return d
 
 
@@ -89,9 +90,27 @@ def show(
             raise fail(f"no quarantine entry {entry}", 1)
         d = _entry_dict(e, full=True)
     if as_json:
-        echo_json(d, mask=False)  # masked by _entry_dict, all but the record asked for
+        echo_json({"record_shown_whole": True, **d}, mask=False)  # masked by _entry_dict, but the record
     else:
+        typer.echo(WHOLE_RECORD)
         typer.echo("\n".join(f"{k}: {json.dumps(v, ensure_ascii=False, default=str)}" for k, v in d.items()))
+
+
+WHOLE_RECORD = ("# record: shown whole, personal data unmasked (档案员视图 the archivist's view of one entry); "
+                "everything else masked")
+
+
+def _escaped(data: Any) -> Any:
+    """The record's strings with control characters escaped, nothing masked."""
+    from schemas.masking import escape_controls
+
+    if isinstance(data, str):
+        return escape_controls(data)
+    if isinstance(data, dict):
+        return {_escaped(k): _escaped(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_escaped(v) for v in data]
+    return data
 
 
 @app.command("retry")

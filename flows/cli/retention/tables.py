@@ -137,7 +137,7 @@ def import_(
     as_json: JsonOpt = False,
 ) -> None:
     """Store the table as a version in the ledger, only when it has no errors (exit 1 otherwise)."""
-    from night.retention_book import RetentionTableInvalid, import_table
+    from night.retention_book import EffectiveDateConflict, RetentionTableInvalid, import_table
     from retention.load import ValidationReport
 
     eff = parse_date(effective, "--effective")
@@ -146,6 +146,8 @@ def import_(
         with open_ledger(settings) as ledger, progress_bar("导入 import: rows read and checked",
                                                            enabled=show_progress(as_json)) as bar:
             version, warnings, created = import_table(ledger, file, effective=eff, progress=bar.to)
+    except EffectiveDateConflict as exc:
+        raise fail(str(exc), 2) from exc
     except RetentionTableInvalid as exc:
         errs, warns = split_findings(exc.findings)
         if as_json:

@@ -1,0 +1,142 @@
+"""Reading a document's bytes from a source without letting the source hang the night.
+
+Two things can stop a night that only wanted to read a file: a path that is no regular file (a
+FIFO blocks `open()` until a writer appears, a device never ends, a directory fails late), and a
+read that never returns (a hung network mount, a database that stops answering mid-BLOB, an HTTP
+server that stops sending). The first is refused before any byte is read, by `stat` and by an
+`fstat` of the descriptor opened non-blocking (so a FIFO swapped in between cannot block either);
+the second is bounded per read by `timed`, which waits for each chunk on a helper thread and gives
+up after the source's `read_timeout_seconds`, failing that document alone.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from schemas.errors import DocumentUnavailable
+from schemas.layout import is_dangerous_path
+
+T = TypeVar("T")
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path: Path, where: str) -> BinaryIO:
+    """`path` opened for reading if, and only if, it is a regular file; DocumentUnavailable naming
+    what it is otherwise. Never blocks on opening."""
+    try:
+        before = os.stat(path)
+    except FileNotFoundError as exc:
+        raise DocumentUnavailable(f"{where}: file not found") from exc
+    except OSError as exc:
+        raise DocumentUnavailable(f"{where}: cannot be read: {exc.strerror}") from exc
+    if not stat.S_ISREG(before.st_mode):
+        raise DocumentUnavailable(f"{where}: is {_kind(before.st_mode)}, not a regular file; refused")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise DocumentUnavailable(f"{where}: cannot be read: {exc.strerror}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise DocumentUnavailable(f"{where}: is {_kind(mode)}, not a regular file; refused")
+    return os.fdopen(fd, "rb")
+
+
+def open_under(root: Path, rel: str, where: str, seconds: float) -> BinaryIO:
+    """`rel` under `root`, opened by `open_regular` if it stays inside `root` once every link is
+    followed; DocumentUnavailable otherwise. Resolving and opening run under the same time limit as
+    the reads: `stat` on a hung network mount never returns either."""
+
+    def locate() -> BinaryIO:
+        try:
+            base = root.resolve()
+            target = (base / rel).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a link loop, a name the OS refuses
+            raise DocumentUnavailable(f"{where}: cannot be resolved under {root}: {exc}") from exc
+        if is_dangerous_path(rel) or not target.is_relative_to(base):
+            raise DocumentUnavailable(f"{where}: the path escapes the document root {base}; refused")
+        return open_regular(target, f"{where} under {base}")
+
+    return within(seconds, locate, where)
+
+
+def within(seconds: float, fn: Callable[[], T], where: str) -> T:
+    """`fn()` run on a daemon thread, its result or its error; DocumentUnavailable when it has not
+    returned after `seconds` (it is abandoned, as `timed` abandons a read)."""
+    box: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=1)
+
+    def run() -> None:
+        try:
+            box.put((fn(), None))
+        except BaseException as exc:  # handed to the caller, raised there
+            box.put((None, exc))
+
+    threading.Thread(target=run, name="guidang-open", daemon=True).start()
+    try:
+        value, error = box.get(timeout=seconds)
+    except queue.Empty:
+        raise DocumentUnavailable(f"{where}: not opened within {seconds:g} s (read_timeout_seconds); "
+                                  f"abandoned") from None
+    if error is not None:
+        raise error
+    return value
+
+
+_END = object()
+
+
+def timed(chunks: Iterator[bytes], seconds: float, where: str) -> Iterator[bytes]:
+    """`chunks`, each of which must arrive within `seconds`; DocumentUnavailable once one does not.
+
+    The reading runs on a daemon thread: a read stuck in the kernel cannot be interrupted, so it is
+    abandoned (the thread ends with the process at the latest) and the night goes on."""
+    box: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=1)
+    wanted = threading.Event()
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            while wanted.wait() and not stop.is_set():
+                wanted.clear()
+                try:
+                    box.put((next(chunks), None))
+                except StopIteration:
+                    box.put((_END, None))
+                    return
+                except BaseException as exc:  # handed to the consumer, raised there
+                    box.put((None, exc))
+                    return
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    worker = threading.Thread(target=pump, name="guidang-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            wanted.set()
+            try:
+                item, error = box.get(timeout=seconds)
+            except queue.Empty:
+                raise DocumentUnavailable(f"{where}: no data within {seconds:g} s (read_timeout_seconds); "
+                                          f"the read was abandoned") from None
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        wanted.set()
