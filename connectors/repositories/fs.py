@@ -101,12 +101,25 @@ class FilesystemRepository:
 
     # -- reading --------------------------------------------------------------------------------
 
+    def _no_link(self, key: str) -> Path:
+        """The key's path after checking that no part below the root is a symbolic link: a link
+        planted in the archive could otherwise serve a system file as an archived object."""
+        path = self._path(key)
+        part = self.root
+        for name in key.split("/"):
+            part = part / name
+            if part.is_symlink():
+                raise repository_error(RepositoryError, "REPO-LINK", key,
+                                       f"{part.relative_to(self.root).as_posix()} is a symbolic link; "
+                                       "the archive never follows one")
+        return path
+
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return self._no_link(key).is_file()
 
     def head(self, key: str) -> StoredObject | None:
         """The stored object with its SHA-256 computed now (one full read: a filesystem keeps no checksum)."""
-        return self._stored(key, self._path(key))
+        return self._stored(key, self._no_link(key))
 
     def _stored(self, key: str, path: Path) -> StoredObject | None:
         if not path.is_file():
@@ -115,12 +128,15 @@ class FilesystemRepository:
         return StoredObject(key, size, sha256)
 
     def open(self, key: str) -> Iterator[bytes]:
-        path = self._path(key)
-        try:
-            fh = path.open("rb")
+        path = self._no_link(key)
+        try:  # O_NOFOLLOW as well: a link swapped in after the check is refused by the kernel
+            fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)), "rb")
         except FileNotFoundError:
             raise not_found(key) from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise repository_error(RepositoryError, "REPO-LINK", key, "is a symbolic link; the archive "
+                                       "never follows one") from exc
             raise self._os_error(exc, key, "cannot open") from exc
         return self._blocks(fh)
 
@@ -154,7 +170,7 @@ class FilesystemRepository:
         yield from found
 
     def verify(self, key: str, sha256: str) -> StoredObject:
-        stored = self._stored(key, self._path(key))
+        stored = self._stored(key, self._no_link(key))
         if stored is None:
             raise not_found(key)
         if stored.sha256 != sha256.lower():
@@ -182,7 +198,7 @@ class FilesystemRepository:
         never changes): on the archive's own file system it is then fsynced (unless `make_durable`
         synced it with its chunk and it has not changed since), verified and hard-linked into place
         instead of copied, so its bytes are written to disk once."""
-        path = self._path(key)
+        path = self._no_link(key)
         local_path = Path(local_path)
         if consume:
             stored = self._store_by_link(key, path, local_path, sha256.lower())
@@ -231,7 +247,7 @@ class FilesystemRepository:
 
     def put_bytes(self, key: str, data: bytes, *, retain_until: object | None = None,
                   legal_hold: bool = False) -> StoredObject:
-        return self._store(key, self._path(key), data, sha256_bytes(data), source=None)
+        return self._store(key, self._no_link(key), data, sha256_bytes(data), source=None)
 
     def _existing(self, key: str, path: Path, sha256: str) -> StoredObject | None:
         """None when `key` is free; the stored object when it already holds these bytes; else conflict.
