@@ -1,14 +1,17 @@
 """The console's application: `create_app(settings)` wires the ledger (read only), the archive
 repository, the sessions and the page routes into one FastAPI app.
 
-Read-only by construction: the ledger is opened without migrating it, the only routes that accept a
-POST are sign-in and sign-out (which touch the in-memory sessions only), and every other route is a
-GET that calls read queries. Every response carries headers that keep the pages out of frames and
-caches (they show personal data to the roles allowed to see it).
+The archive is never written: the ledger is opened without migrating it and the repository is only
+read. What the console adds to the ledger are events in the chain (failed sign-ins and lockouts, each
+view and download of a document, a quarantine retry asked for by operations), so that the bureau can
+audit the console's use as it audits the nights. Every response, an error's too, carries headers
+that keep the pages out of frames and caches (they show personal data to the roles allowed to see
+it), and every error is a Chinese page, never a bare 500.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,9 +19,11 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from custody.web.auth import MIN_KEY_LENGTH, PAGE_ROLES, Clock, Sessions
 from custody.web.guard import Forbidden, NotSignedIn
@@ -38,6 +43,20 @@ NAV: list[tuple[str, str, str]] = [
     ("/rollout", "推进", "rollout"),
     ("/reconcile", "对账", "reconcile"),
 ]
+
+
+log = logging.getLogger(__name__)
+ERROR_TITLES = {400: "请求参数有误", 404: "页面不存在", 405: "不支持此请求方法", 413: "请求过大", 422: "请求参数有误",
+                429: "请求过于频繁", 500: "服务器内部错误"}
+
+
+def _default_phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 class ConsoleConfigError(GuidangError):
@@ -106,13 +125,29 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         return templates.TemplateResponse(request, "forbidden.html", {"session": exc.session, "page": exc.page},
                                           status_code=403)
 
-    @app.exception_handler(404)
-    async def _not_found(request: Request, exc: Exception) -> Response:
-        return HTMLResponse("<!doctype html><title>404</title><p>页面不存在 (not found)</p>", status_code=404)
+    def error_page(request: Request, status: int, detail: str) -> Response:
+        title = ERROR_TITLES.get(status, "请求有误" if status < 500 else "服务器内部错误")
+        return templates.TemplateResponse(
+            request, "error.html", {"session": getattr(request.state, "session", None), "title": title,
+                                    "detail": detail or title}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != _default_phrase(exc.status_code) else ""
+        return error_page(request, exc.status_code, detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameter(request: Request, exc: RequestValidationError) -> Response:
+        names = "、".join(sorted({str(e.get("loc", ["", "?"])[-1]) for e in exc.errors()}))
+        return error_page(request, 400, f"参数 {names} 的值无效（超出范围或格式不对）")
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # logged, and answered in Chinese with the same headers as every page
+            log.exception("console: %s %s failed", request.method, request.url.path)
+            response = error_page(request, 500, "处理请求时出错，已记录在控制台日志中")
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"

@@ -19,8 +19,12 @@ from sqlalchemy.orm import Session
 
 from ledger.audit_queries import normalise_code
 from ledger.models import Event, MatterRecord, MatterState, QuarantineEntry, Run
+from ledger.night_queries import UNKNOWN_AGENCY
+from schemas.personal import RAW_AGENCY_KEYS
 
-UNKNOWN_UNIT = "（未识别的实施机构）"
+UNKNOWN_UNIT = UNKNOWN_AGENCY
+# where a quarantine row keeps its 实施机构, in the shapes schemas/personal.py knows, for SQL to group by
+QUARANTINE_AGENCY_PATHS = [("matter", "agency")] + [("invalid", "raw", k) for k in RAW_AGENCY_KEYS]
 
 
 @dataclass
@@ -94,7 +98,8 @@ def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int) -> t
         u = unit(run_id, agency)
         u.archived, u.bytes = int(n), int(size)
     # grouped by the label, not the expression again: PostgreSQL would see two different bound keys
-    agency_json = QuarantineEntry.record["agency"].as_string().label("agency")
+    agency_json = func.coalesce(*(QuarantineEntry.record[path].as_string() for path in QUARANTINE_AGENCY_PATHS)
+                                ).label("agency")
     for run_id, agency, n in session.execute(
         select(QuarantineEntry.run_id, agency_json, func.count())
         .where(QuarantineEntry.run_id.in_(list(rows)))
@@ -197,3 +202,13 @@ def batches(session: Session) -> list[tuple[str, int]]:
         select(MatterRecord.batch_id, func.count()).where(MatterRecord.batch_id.is_not(None))
         .group_by(MatterRecord.batch_id).order_by(MatterRecord.batch_id.desc())
     ).all()]
+
+
+def batch_names(session: Session, batch_id: str) -> list[str]:
+    """The persons' names of a batch's members (schemas/personal.py), to mask in its catalogue."""
+    from schemas.personal import personal_names
+
+    names: list[str] = []
+    for record in session.scalars(select(MatterRecord.record).where(MatterRecord.batch_id == batch_id)):
+        names += personal_names(record)
+    return names

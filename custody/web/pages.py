@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
 from custody.web import page_queries as queries
 from custody.web.auth import Session
 from custody.web.guard import require
 from custody.web.package_view import Masker, names_of, package_view
 from schemas.findings import code_text
+from schemas.personal import agency_of
 
 router = APIRouter()
 NIGHTS_PER_PAGE = 14
@@ -50,13 +51,31 @@ def overview(request: Request, session: Annotated[Session, Depends(require("over
                    mask=masker(request, session))
 
 
+FIRST_DAY, LAST_DAY = date(1949, 10, 1), date(2999, 12, 31)  # what a date in a search may be
+MAX_ID = 2**63 - 1  # the largest id a ledger row can have (BIGINT)
+
+
 def _date(value: str, name: str) -> date | None:
-    if not value.strip():
+    """A date typed in a form, or None when blank; 400 when it is no date or outside the years any
+    matter can have (0001-01-01 or 9999-12-31 would overflow a moment in the configured zone)."""
+    value = _clean(value, name, 10)
+    if not value:
         return None
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value)
     except ValueError:
-        raise HTTPException(400, f"{name}: {value!r} 不是日期 (YYYY-MM-DD)") from None
+        raise HTTPException(400, f"{name}：“{value}”不是日期（应为 YYYY-MM-DD）") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise HTTPException(400, f"{name}：{value} 超出可查询的范围（{FIRST_DAY} 至 {LAST_DAY}）")
+    return day
+
+
+def _clean(value: str, name: str, limit: int) -> str:
+    """A typed text, trimmed and cut to `limit`; 400 for a control character (a NUL would otherwise
+    be dropped on the way to SQL and match every matter)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise HTTPException(400, f"{name}：含有控制字符，不能检索")
+    return value.strip()[:limit]
 
 
 @router.get("/search")
@@ -64,8 +83,8 @@ def search(
     request: Request, session: Annotated[Session, Depends(require("search"))],
     code: str = "", project: str = "", service: str = "", unit: str = "", date_from: str = "", date_to: str = "",
 ) -> Response:
-    q = queries.SearchQuery(archival_code=code.strip()[:128], project_id=project.strip()[:128],
-                            service=service.strip()[:255], agency=unit.strip()[:255],
+    q = queries.SearchQuery(archival_code=_clean(code, "档号", 128), project_id=_clean(project, "办件编号", 128),
+                            service=_clean(service, "事项", 255), agency=_clean(unit, "实施机构", 255),
                             date_from=_date(date_from, "办结起"), date_to=_date(date_to, "办结止"))
     total, found = 0, []
     if not q.empty:
@@ -78,7 +97,8 @@ def search(
 
 
 @router.get("/matter/{matter_id}")
-def matter(request: Request, matter_id: int, session: Annotated[Session, Depends(require("search"))]) -> Response:
+def matter(request: Request, matter_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+           session: Annotated[Session, Depends(require("search"))]) -> Response:
     from ledger.models import MatterRecord
 
     with request.app.state.ledger.read() as s:
@@ -121,7 +141,7 @@ def quarantine(request: Request, session: Annotated[Session, Depends(require("qu
         total, entries = queries.open_quarantine(s)
         for e in entries:
             mask = masker(request, session, names_of(e.record))
-            agency = (e.record or {}).get("agency") if isinstance(e.record, dict) else None
+            agency = agency_of(e.record)
             reasons = [(c, code_text(c)) for c in (e.codes or [])]
             messages = [mask(f.get("message", "") if isinstance(f, dict) else str(f)) for f in (e.findings or [])]
             rows.append({"id": e.id, "source": e.source, "project_id": mask(e.project_id),

@@ -33,7 +33,7 @@ def rollout(request: Request, session: Annotated[Session, Depends(require("rollo
     from custody.rollout import STATUS_TEXT, rollout_report, table_in_force
 
     settings, ledger = request.app.state.settings, request.app.state.ledger
-    today = _date(as_of, "as_of") or _today(request)
+    today = _date(as_of, "日期") or _today(request)
     report = rollout_report(settings, ledger, table_in_force(settings, ledger, today), today=today)
     return _render(request, "rollout.html", report=report.to_dict(), status_text=STATUS_TEXT,
                    night_labels=NIGHT_LABELS,
@@ -50,13 +50,13 @@ def reconcile(request: Request, session: Annotated[Session, Depends(require("rec
 
     settings = request.app.state.settings
     yesterday = _today(request) - timedelta(days=1)
-    first = _date(date_from, "from") or yesterday
-    last = _date(date_to, "to") or first
+    first = _date(date_from, "对账起") or yesterday
+    last = _date(date_to, "对账止") or first
     if last < first or (last - first).days >= MAX_RECONCILE_DAYS:
         raise HTTPException(400, f"对账期间须在 1 至 {MAX_RECONCILE_DAYS} 天之间")
     chosen = settings.unit_index.find(unit) if unit.strip() else None
     if unit.strip() and chosen is None:
-        raise HTTPException(400, f"没有名为 {unit!r} 的实施机构")
+        raise HTTPException(400, f"没有名为“{unit}”的实施机构")
     report: dict[str, Any] = run_reconcile(settings, request.app.state.ledger, first, last,
                                            unit=chosen.name if chosen else None).to_dict()
     return _render(request, "reconcile.html", report=report, finding_text=FINDING_TEXT,
