@@ -43,6 +43,8 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "reconcile": BUREAU,  # 对账
     "audit": BUREAU,  # 审计: chain status and fixity
     "downloads": BUREAU,  # 下载: registers and catalogues
+    "use": frozenset({"archivist"}),  # 利用: a document's stamped access copy (its content is unmasked)
+    "original": frozenset({"archivist"}),  # a document's original, byte for byte
 }
 
 

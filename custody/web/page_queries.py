@@ -118,6 +118,8 @@ def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int) -> t
 class SearchQuery:
     archival_code: str = ""  # 档号
     project_id: str = ""  # 办件编号
+    title: str = ""  # 题名
+    applicant: str = ""  # 申请人 (name)
     service: str = ""  # 事项: 事项编码 or 事项名称
     agency: str = ""  # 实施机构
     date_from: date | None = None  # 办结 from (inclusive)
@@ -125,8 +127,8 @@ class SearchQuery:
 
     @property
     def empty(self) -> bool:
-        return not (self.archival_code or self.project_id or self.service or self.agency or self.date_from
-                    or self.date_to)
+        return not (self.archival_code or self.project_id or self.title or self.applicant or self.service
+                    or self.agency or self.date_from or self.date_to)
 
 
 def _like(text: str) -> str:
@@ -134,8 +136,9 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search(session: Session, q: SearchQuery, zone: ZoneInfo, *, limit: int = 100) -> tuple[int, Sequence[MatterRecord]]:
-    """(how many matters match, the first `limit` of them by 办结时间, newest first)."""
+def search(session: Session, q: SearchQuery, zone: ZoneInfo, *, offset: int = 0,
+           limit: int = 100) -> tuple[int, Sequence[MatterRecord]]:
+    """(how many matters match, `limit` of them from `offset` by 办结时间, newest first)."""
     stmt = select(MatterRecord)
     if q.archival_code:
         column = MatterRecord.archival_code
@@ -144,6 +147,11 @@ def search(session: Session, q: SearchQuery, zone: ZoneInfo, *, limit: int = 100
         stmt = stmt.where(column.like(_like(normalise_code(q.archival_code)), escape="\\"))
     if q.project_id:
         stmt = stmt.where(MatterRecord.project_id.like(_like(q.project_id.strip()), escape="\\"))
+    if q.title:
+        stmt = stmt.where(MatterRecord.title.like(_like(q.title), escape="\\"))
+    if q.applicant:
+        name = MatterRecord.record[("applicant", "name")].as_string()
+        stmt = stmt.where(name.like(_like(q.applicant), escape="\\"))
     if q.service:
         pattern = _like(q.service.strip())
         stmt = stmt.where(or_(MatterRecord.service_code.like(pattern, escape="\\"),
@@ -155,7 +163,8 @@ def search(session: Session, q: SearchQuery, zone: ZoneInfo, *, limit: int = 100
     if q.date_to:
         stmt = stmt.where(MatterRecord.completed_at < datetime.combine(q.date_to + timedelta(days=1), time.min, zone))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    found = session.scalars(stmt.order_by(MatterRecord.completed_at.desc(), MatterRecord.id.desc()).limit(limit)).all()
+    found = session.scalars(stmt.order_by(MatterRecord.completed_at.desc(), MatterRecord.id.desc())
+                             .offset(offset).limit(limit)).all()
     return int(total), found
 
 

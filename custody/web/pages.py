@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 
@@ -17,11 +18,13 @@ from custody.web import page_queries as queries
 from custody.web.auth import Session
 from custody.web.guard import require
 from custody.web.package_view import Masker, names_of, package_view
+from custody.web.use import ledger_documents
 from schemas.findings import code_text
-from schemas.personal import agency_of
+from schemas.personal import agency_of, applicant_name
 
 router = APIRouter()
 NIGHTS_PER_PAGE = 14
+RESULTS_PER_PAGE = 50
 STATE_LABELS = {"numbered": "已编号", "transferred": "已写入", "verified": "已归档", "not_in_scope": "不归档",
                 "quarantined": "隔离"}
 RUN_LABELS = {"running": "进行中", "completed": "完成", "failed": "失败"}
@@ -81,19 +84,27 @@ def _clean(value: str, name: str, limit: int) -> str:
 @router.get("/search")
 def search(
     request: Request, session: Annotated[Session, Depends(require("search"))],
-    code: str = "", project: str = "", service: str = "", unit: str = "", date_from: str = "", date_to: str = "",
+    code: str = "", project: str = "", title: str = "", applicant: str = "", service: str = "", unit: str = "",
+    date_from: str = "", date_to: str = "", page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> Response:
     q = queries.SearchQuery(archival_code=_clean(code, "档号", 128), project_id=_clean(project, "办件编号", 128),
+                            title=_clean(title, "题名", 255), applicant=_clean(applicant, "申请人", 255),
                             service=_clean(service, "事项", 255), agency=_clean(unit, "实施机构", 255),
                             date_from=_date(date_from, "办结起"), date_to=_date(date_to, "办结止"))
+    if q.date_from and q.date_to and q.date_from > q.date_to:
+        raise HTTPException(400, f"办结起 {q.date_from} 晚于办结止 {q.date_to}")
     total, found = 0, []
     if not q.empty:
         with request.app.state.ledger.read() as s:
-            total, records = queries.search(s, q, _zone(request))
-            found = [(r, masker(request, session, names_of(r.record))) for r in records]
-    return _render(request, "search.html", q=q, total=total, found=found,
-                   form={"code": code, "project": project, "service": service, "unit": unit,
-                         "date_from": date_from, "date_to": date_to})
+            total, records = queries.search(s, q, _zone(request), offset=(page - 1) * RESULTS_PER_PAGE,
+                                            limit=RESULTS_PER_PAGE)
+            found = [(r, masker(request, session, names_of(r.record)), applicant_name(r.record)) for r in records]
+    form = {"code": code, "project": project, "title": title, "applicant": applicant, "service": service,
+            "unit": unit, "date_from": date_from, "date_to": date_to}
+    pages = max(1, -(-total // RESULTS_PER_PAGE))
+    link = "/search?" + urlencode({k: v for k, v in form.items() if v})
+    return _render(request, "search.html", q=q, total=total, found=found, form=form, page=page, pages=pages,
+                   first=(page - 1) * RESULTS_PER_PAGE + 1, link=link)
 
 
 @router.get("/matter/{matter_id}")
@@ -112,8 +123,9 @@ def matter(request: Request, matter_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     if record.package_key and record.state == "verified":
         view = package_view(request.app.state.repository, record.package_key, mask)
     ledger_files = _ledger_files(events)
+    numbers = {f["path"]: n for n, f in enumerate(ledger_documents(events), start=1)}
     return _render(request, "matter.html", r=record, events=events, view=view, mask=mask,
-                   ledger_files=ledger_files, payload=lambda p: mask(_compact(p)))
+                   ledger_files=ledger_files, numbers=numbers, payload=lambda p: mask(_compact(p)))
 
 
 def _ledger_files(events: Any) -> dict[str, dict[str, Any]]:
