@@ -187,6 +187,11 @@ def last_event(session: Session, kind: str) -> Event | None:
     return session.scalars(select(Event).where(Event.kind == kind).order_by(Event.seq.desc()).limit(1)).first()
 
 
+def recent_events(session: Session, kinds: list[str], *, limit: int = 100) -> Sequence[Event]:
+    """The newest events of `kinds`, newest first."""
+    return session.scalars(select(Event).where(Event.kind.in_(kinds)).order_by(Event.seq.desc()).limit(limit)).all()
+
+
 def event_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Event)) or 0)
 

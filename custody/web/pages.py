@@ -25,6 +25,10 @@ from schemas.personal import agency_of, applicant_name
 router = APIRouter()
 NIGHTS_PER_PAGE = 14
 RESULTS_PER_PAGE = 50
+# the console's own events in the chain, as the 审计 page names them
+CONSOLE_KINDS = {"document-viewed": "查阅利用件", "document-downloaded": "下载原件",
+                 "document-refused": "拒绝提供（摘要不符）", "sign-in-failed": "登录失败",
+                 "sign-in-locked": "登录锁定", "quarantine-retry-requested": "隔离重试"}
 STATE_LABELS = {"numbered": "已编号", "transferred": "已写入", "verified": "已归档", "not_in_scope": "不归档",
                 "quarantined": "隔离"}
 RUN_LABELS = {"running": "进行中", "completed": "完成", "failed": "失败"}
@@ -173,6 +177,7 @@ def audit(request: Request, session: Annotated[Session, Depends(require("audit")
         events = queries.event_count(s)
         fixity = queries.last_event(s, "fixity-checked")
         checkpoint = queries.last_event(s, CHECKPOINT_KIND)
+        console_events = queries.recent_events(s, list(CONSOLE_KINDS))
         s.expunge_all()
     result = None
     if verify:
@@ -181,4 +186,5 @@ def audit(request: Request, session: Annotated[Session, Depends(require("audit")
         result = verify_ledger(request.app.state.ledger, request.app.state.repository)
     mask = masker(request, session)
     return _render(request, "audit.html", head_seq=head_seq, head_hash=head_hash, events=events, fixity=fixity,
-                   checkpoint=checkpoint, result=result, mask=mask, code_text=code_text)
+                   checkpoint=checkpoint, result=result, mask=mask, code_text=code_text,
+                   console_events=console_events, console_kinds=CONSOLE_KINDS)
