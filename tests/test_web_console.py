@@ -232,7 +232,7 @@ def _state(world: Path) -> tuple[str, str]:
     return ledger, files.hexdigest()
 
 
-def test_only_sign_in_and_sign_out_accept_a_write_and_no_request_changes_the_archive(console: Console) -> None:
+def test_only_sign_in_sign_out_and_retry_accept_a_write_and_no_request_changes_the_archive(console: Console) -> None:
     from custody.web.app import create_app
 
     app = create_app(load_settings(console.world / "guidang.yaml"))
@@ -248,7 +248,7 @@ def test_only_sign_in_and_sign_out_accept_a_write_and_no_request_changes_the_arc
     assert len(every) > 10
     writers = {(route.path, m) for route in every for m in (getattr(route, "methods", None) or ())
                if m not in ("GET", "HEAD")}
-    assert writers == {("/login", "POST"), ("/logout", "POST")}
+    assert writers == {("/login", "POST"), ("/logout", "POST"), ("/quarantine/{entry_id}/retry", "POST")}
     before = _state(console.world)
     record = next(r for r in _records(console.world) if r.state == MatterState.VERIFIED)
     paths = ["/", "/search", f"/matter/{record.id}", "/quarantine", "/audit", "/downloads", "/rollout",

@@ -81,7 +81,7 @@ def signing_key(settings: Settings) -> bytes:
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The console over `settings`' ledger and repository. ConsoleConfigError when it cannot start."""
     from connectors.repositories import open_repository
-    from custody.web import downloads, pages, reports, signin, use
+    from custody.web import downloads, pages, quarantine_page, reports, signin, use
     from ledger.store import Ledger
 
     key = signing_key(settings)
@@ -161,6 +161,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(downloads.router)
     app.include_router(use.router)
+    app.include_router(quarantine_page.router)
     return app
 
 

@@ -45,6 +45,7 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "downloads": BUREAU,  # 下载: registers and catalogues
     "use": frozenset({"archivist"}),  # 利用: a document's stamped access copy (its content is unmasked)
     "original": frozenset({"archivist"}),  # a document's original, byte for byte
+    "retry": frozenset({"operations"}),  # 隔离 重试: what `guidang quarantine retry` does
 }
 
 

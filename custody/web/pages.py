@@ -20,7 +20,7 @@ from custody.web.guard import require
 from custody.web.package_view import Masker, names_of, package_view
 from custody.web.use import ledger_documents
 from schemas.findings import code_text
-from schemas.personal import agency_of, applicant_name
+from schemas.personal import applicant_name
 
 router = APIRouter()
 NIGHTS_PER_PAGE = 14
@@ -148,22 +148,6 @@ def _compact(payload: Any, limit: int = 400) -> str:
         payload = {k: v for k, v in payload.items() if k != "row"}
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-@router.get("/quarantine")
-def quarantine(request: Request, session: Annotated[Session, Depends(require("quarantine"))]) -> Response:
-    rows = []
-    with request.app.state.ledger.read() as s:
-        total, entries = queries.open_quarantine(s)
-        for e in entries:
-            mask = masker(request, session, names_of(e.record))
-            agency = agency_of(e.record)
-            reasons = [(c, code_text(c)) for c in (e.codes or [])]
-            messages = [mask(f.get("message", "") if isinstance(f, dict) else str(f)) for f in (e.findings or [])]
-            rows.append({"id": e.id, "source": e.source, "project_id": mask(e.project_id),
-                         "agency": mask(agency or queries.UNKNOWN_UNIT), "reasons": reasons, "messages": messages,
-                         "attempts": e.attempts, "since": e.created_at, "run_id": e.run_id})
-    return _render(request, "quarantine.html", rows=rows, total=total)
 
 
 @router.get("/audit")
