@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -161,7 +163,8 @@ def test_search_by_a_typed_archival_code_opens_the_package_with_its_report_and_d
         digest = hashlib.sha256(doc.read_bytes()).hexdigest()
         assert digest in page, doc.name
     assert text.count("一致") >= record.file_count
-    assert "verified" in text and "numbered" in text  # its events from the ledger
+    assert "verified" in text and "numbered" in text  # its events from the ledger, kind codes kept
+    assert "校验归档" in text and "编号" in text and '{"' not in page  # named in Chinese, no raw JSON
 
 
 def test_overview_counts_per_unit_are_the_ledgers(console: Console) -> None:
@@ -312,13 +315,20 @@ def test_rollout_page_shows_the_disabled_units_and_the_target(console: Console) 
 def test_reconcile_page_asks_the_sources_and_names_what_is_missing(console: Console) -> None:
     with console.signed_in("audra") as c:
         page = c.get("/reconcile", params={"from": "2026-10-01", "to": "2026-10-31"})
-        assert page.status_code == 200 and "源系统办结的事项均有下落" in page.text
+        assert page.status_code == 200 and "源系统没有办结的事项，没有可对账的内容" in page.text
+        assert "均有下落" not in page.text  # an empty period is not a balanced one
         week = c.get("/reconcile", params={"from": "2026-11-15", "to": "2026-12-14"})
         assert week.status_code == 200, week.text
-        assert "源系统办结的事项均有下落" in week.text, week.text
+        assert re.search(r"源系统在此期间办结的 [1-9]\d* 件事项均有下落", week.text), week.text
         assert "待启用" in week.text
         too_long = c.get("/reconcile", params={"from": "2026-01-01", "to": "2026-12-31"})
         assert too_long.status_code == 400
+        # without dates it opens on the newest 办结 day the ledger holds, not on an empty yesterday
+        newest = max(r.completed_at for r in _records(console.world))
+        day = (newest if newest.tzinfo else newest.replace(tzinfo=UTC)).astimezone(ZoneInfo("Asia/Shanghai")).date()
+        opened = c.get("/reconcile").text
+        assert f'name="from" value="{day.isoformat()}"' in opened
+        assert "件事项均有下落" in opened or "处差异" in opened
     with console.signed_in("opal") as c:
         assert c.get("/reconcile").status_code == 403
 

@@ -104,8 +104,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     templates.env.globals.update(nav=NAV, page_roles=PAGE_ROLES, role_labels=ROLE_LABELS)
     zone = settings.zone
     templates.env.filters.update(
-        when=lambda t: t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if t else "",
-        day=lambda t: t.astimezone(zone).date().isoformat() if t else "",
+        when=lambda t: _moment(t).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if t else "",
+        day=lambda t: _moment(t).astimezone(zone).date().isoformat() if t else "",
         size=_size,
     )
     app.state.templates = templates
@@ -163,6 +163,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(use.router)
     app.include_router(quarantine_page.router)
     return app
+
+
+def _moment(t: Any) -> Any:
+    """A datetime, or an ISO text of one (report dicts carry text), for the zone filters."""
+    from datetime import UTC, datetime
+
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 def _size(n: int | None) -> str:

@@ -9,9 +9,8 @@ read (the console writes nothing).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -27,88 +26,10 @@ UNKNOWN_UNIT = UNKNOWN_AGENCY
 QUARANTINE_AGENCY_PATHS = [("matter", "agency")] + [("invalid", "raw", k) for k in RAW_AGENCY_KEYS]
 
 
-@dataclass
-class UnitNight:
-    agency: str  # 实施机构
-    archived: int = 0
-    quarantined: int = 0
-    bytes: int = 0
-
-
-@dataclass
-class NightRow:
-    run_id: str
-    night: date  # the day of the run's 归档时间 (as_of), as `audit register --night` counts it
-    started_at: datetime
-    status: str
-    error: str | None  # raw: the page masks it
-    failed_sources: list[tuple[str, str]] = field(default_factory=list)
-    units: list[UnitNight] = field(default_factory=list)
-
-    @property
-    def archived(self) -> int:
-        return sum(u.archived for u in self.units)
-
-    @property
-    def quarantined(self) -> int:
-        return sum(u.quarantined for u in self.units)
-
-    @property
-    def bytes(self) -> int:
-        return sum(u.bytes for u in self.units)
-
-
 def night_of(run: Run, zone: ZoneInfo) -> date:
     as_of = (run.parameters or {}).get("as_of")
     moment = datetime.fromisoformat(as_of) if isinstance(as_of, str) else run.started_at
     return moment.astimezone(zone).date()
-
-
-def _failed_sources(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
-    sources = (summary or {}).get("sources") or {}
-    return [(name, str(s.get("error"))) for name, s in sources.items() if isinstance(s, dict) and s.get("error")]
-
-
-def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int) -> tuple[int, list[NightRow]]:
-    """(how many runs, one page of them newest first, each with its per-unit counts)."""
-    total = session.scalar(select(func.count()).select_from(Run)) or 0
-    runs = session.execute(
-        select(Run.id, Run.started_at, Run.status, Run.parameters, Run.summary, Run.error)
-        .order_by(Run.started_at.desc(), Run.id.desc()).offset(page * per_page).limit(per_page)
-    ).all()
-    rows: dict[str, NightRow] = {}
-    for r in runs:
-        rows[r.id] = NightRow(r.id, night_of(r, zone), r.started_at, r.status, r.error, _failed_sources(r.summary))
-    if not rows:
-        return int(total), []
-    units: dict[tuple[str, str], UnitNight] = {}
-
-    def unit(run_id: str, agency: str | None) -> UnitNight:
-        key = (run_id, agency or UNKNOWN_UNIT)
-        if key not in units:
-            units[key] = UnitNight(key[1])
-        return units[key]
-
-    size_sum = func.coalesce(func.sum(MatterRecord.total_bytes), 0)
-    for run_id, agency, n, size in session.execute(
-        select(MatterRecord.run_id, MatterRecord.agency, func.count(), size_sum)
-        .where(MatterRecord.run_id.in_(list(rows)), MatterRecord.state == MatterState.VERIFIED)
-        .group_by(MatterRecord.run_id, MatterRecord.agency)
-    ):
-        u = unit(run_id, agency)
-        u.archived, u.bytes = int(n), int(size)
-    # grouped by the label, not the expression again: PostgreSQL would see two different bound keys
-    agency_json = func.coalesce(*(QuarantineEntry.record[path].as_string() for path in QUARANTINE_AGENCY_PATHS)
-                                ).label("agency")
-    for run_id, agency, n in session.execute(
-        select(QuarantineEntry.run_id, agency_json, func.count())
-        .where(QuarantineEntry.run_id.in_(list(rows)))
-        .group_by(QuarantineEntry.run_id, agency_json)
-    ):
-        unit(run_id, agency).quarantined = int(n)
-    for (run_id, _), u in sorted(units.items(), key=lambda kv: kv[0][1]):
-        rows[run_id].units.append(u)
-    return int(total), list(rows.values())
 
 
 # ---------------------------------------------------------------- search

@@ -29,6 +29,20 @@ RESULTS_PER_PAGE = 50
 CONSOLE_KINDS = {"document-viewed": "查阅利用件", "document-downloaded": "下载原件",
                  "document-refused": "拒绝提供（摘要不符）", "sign-in-failed": "登录失败",
                  "sign-in-locked": "登录锁定", "quarantine-retry-requested": "隔离重试"}
+# ledger event kinds as the pages name them (the kind itself stays beside it: it is what `audit log --kind` takes)
+EVENT_LABELS = {"numbered": "编号", "transferred": "写入存储库", "verified": "校验归档", "acknowledged": "来源已确认",
+                "in-batch": "编入移交批次", "quarantined": "隔离", "quarantine-resolved": "隔离解除",
+                "not-in-scope": "不归档", "waiting": "待启用", "waiting-resolved": "待启用解除",
+                "run-started": "运行开始", "run-completed": "运行结束", "run-failed": "运行失败",
+                "watermark-advanced": "采集进度推进", "retention-imported": "导入保管期限表",
+                "transfer-batch-begun": "开始移交批次", "transfer-batch": "移交批次", "checkpoint": "账本检查点",
+                "fixity-checked": "固定性检查", "enablement-backfill": "启用后补采", **CONSOLE_KINDS}
+PAYLOAD_LABELS = {"matter_id": "办件行", "item_number": "件号", "retention_period": "保管期限",
+                  "retention_rule": "规则行号", "retention_version": "保管期限表版本", "package_key": "存储位置",
+                  "bytes": "字节数", "files": "文件数", "batch_id": "批次号", "content_hash": "内容摘要",
+                  "codes": "原因", "reason": "原因", "user": "用户", "role": "角色", "path": "文件", "copy": "副本",
+                  "sm3": "SM3", "marker_sha256": "完成标记摘要", "entry": "隔离编号", "attempts": "尝试次数",
+                  "version": "版本", "archival_code": "档号", "watermark": "水印", "at": "时间"}
 STATE_LABELS = {"numbered": "已编号", "transferred": "已写入", "verified": "已归档", "not_in_scope": "不归档",
                 "quarantined": "隔离"}
 RUN_LABELS = {"running": "进行中", "completed": "完成", "failed": "失败"}
@@ -37,6 +51,7 @@ RUN_LABELS = {"running": "进行中", "completed": "完成", "failed": "失败"}
 def _render(request: Request, template: str, **values: Any) -> Response:
     return request.app.state.templates.TemplateResponse(
         request, template, {"session": request.state.session, "state_labels": STATE_LABELS,
+                            "event_labels": EVENT_LABELS,
                             "run_labels": RUN_LABELS, **values})
 
 
@@ -51,8 +66,10 @@ def _zone(request: Request) -> Any:
 @router.get("/")
 def overview(request: Request, session: Annotated[Session, Depends(require("overview"))],
              page: Annotated[int, Query(ge=0, le=100_000)] = 0) -> Response:
+    from custody.web.overview_queries import overview as nights_overview
+
     with request.app.state.ledger.read() as s:
-        total, nights = queries.overview(s, _zone(request), page=page, per_page=NIGHTS_PER_PAGE)
+        total, nights = nights_overview(s, _zone(request), page=page, per_page=NIGHTS_PER_PAGE)
     pages = max(1, -(-total // NIGHTS_PER_PAGE))
     return _render(request, "overview.html", nights=nights, total=total, page=page, pages=pages,
                    mask=masker(request, session))
@@ -142,11 +159,22 @@ def _ledger_files(events: Any) -> dict[str, dict[str, Any]]:
 
 
 def _compact(payload: Any, limit: int = 400) -> str:
-    import json
-
-    if isinstance(payload, dict):  # the row snapshot is what `audit verify` compares; its digest says enough
-        payload = {k: v for k, v in payload.items() if k != "row"}
-    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)
+    """An event's payload in words: known keys by their Chinese names, lists by their length, digests
+    cut to 16 characters; the row snapshot (what `audit verify` compares) and its digest left out."""
+    if not isinstance(payload, dict):
+        return str(payload)[:limit]
+    parts = []
+    for k, v in sorted(payload.items()):
+        if k in ("row", "row_digest"):
+            continue
+        if isinstance(v, list):
+            v = "、".join(map(str, v)) if all(isinstance(x, str) for x in v) else f"{len(v)} 项"
+        elif isinstance(v, dict):
+            v = f"{len(v)} 项"
+        elif isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+            v = v[:16] + "…"
+        parts.append(f"{PAYLOAD_LABELS.get(k, k)}：{v}")
+    text = "；".join(parts)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
