@@ -64,3 +64,30 @@ def test_the_root_itself_may_be_a_link_to_the_mounted_volume(tmp_path: Path) -> 
     repo = FilesystemRepository(tmp_path / "archive")
     repo.put_bytes("A/b.txt", b"kept")
     assert b"".join(repo.open("A/b.txt")) == b"kept"
+
+
+def test_fixity_refuses_a_stored_file_replaced_by_a_link_as_a_finding(small_pristine: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from connectors.repositories import open_repository
+    from custody.fixity import check_fixity
+    from ledger.store import Ledger
+    from night.engine import run_nightly
+    from schemas.config import load_settings
+    from tests.world_support import unified_running
+
+    world = tmp_path / "world"
+    shutil.copytree(small_pristine, world)
+    with unified_running(world):
+        settings = load_settings(world / "guidang.yaml")
+        assert run_nightly(settings)["status"] == "completed"
+    stored = sorted((world / "archive").rglob("*.pdf"))[0]
+    outside = tmp_path / "same-bytes.pdf"
+    outside.write_bytes(stored.read_bytes())  # even the very same bytes: a link is never followed
+    stored.unlink()
+    stored.symlink_to(outside)
+    key = stored.relative_to(world / "archive").as_posix()
+    with Ledger(settings.resolve_url(settings.ledger_url)) as ledger:
+        result = check_fixity(ledger, open_repository(settings.repository, base_dir=settings.base_dir))
+    found = [(f.code, f.where) for f in result.findings]
+    assert ("A-OBJECT-LINK", key) in found, found
