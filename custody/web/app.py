@@ -114,14 +114,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
         if exc.download:
-            return PlainTextResponse("需要登录 (sign-in required)", status_code=401)
+            return PlainTextResponse("需要登录：请先登录控制台", status_code=401)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
         if exc.download:
-            return PlainTextResponse("无权访问 (forbidden for this role)", status_code=403)
+            return PlainTextResponse("无权访问：当前角色不能下载此文件", status_code=403)
         return templates.TemplateResponse(request, "forbidden.html", {"session": exc.session, "page": exc.page},
                                           status_code=403)
 
