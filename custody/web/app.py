@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -46,8 +46,8 @@ NAV: list[tuple[str, str, str]] = [
 
 
 log = logging.getLogger(__name__)
-ERROR_TITLES = {400: "请求参数有误", 404: "页面不存在", 405: "不支持此请求方法", 413: "请求过大", 422: "请求参数有误",
-                429: "请求过于频繁", 500: "服务器内部错误"}
+ERROR_TITLES = {400: "请求参数有误", 401: "需要登录", 403: "无权访问", 404: "页面不存在", 405: "不支持此请求方法",
+                409: "不予提供", 413: "请求过大", 422: "请求参数有误", 429: "请求过于频繁", 500: "服务器内部错误"}
 
 
 def _default_phrase(status: int) -> str:
@@ -114,14 +114,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
         if exc.download:
-            return PlainTextResponse("需要登录：请先登录控制台", status_code=401)
+            return error_page(request, 401, "需要登录：请先登录控制台，再打开此下载")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
         if exc.download:
-            return PlainTextResponse("无权访问：当前角色不能下载此文件", status_code=403)
+            return error_page(request, 403, f"无权访问：“{ROLE_LABELS[exc.session.role]}”角色不能打开此文件或下载")
         return templates.TemplateResponse(request, "forbidden.html", {"session": exc.session, "page": exc.page},
                                           status_code=403)
 
