@@ -24,6 +24,7 @@ RAW_AGENCY_KEYS = ("agency", "DEPTNAME", "实施机构")
 _NAME_KEY = re.compile(r"(applicant|applyer|申请人).*(name|姓名|名称)", re.IGNORECASE)
 _ORGANISATION_CARD = ("信用代码", "营业执照", "组织机构", "事业单位法人", "社会团体")
 _CREDIT_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
+_SHOP_AND_OPERATOR = re.compile(r".+[（(]([\u4e00-\u9fff·]{2,6})[）)]")
 _ID_NUMBER = re.compile(r"\d{17}[\dXx]|\d{15}")
 
 
@@ -72,7 +73,13 @@ def personal_names(record: dict[str, Any] | None) -> list[str]:
         keys = RAW_NAME_KEYS + tuple(k for k in raw if isinstance(k, str) and _NAME_KEY.search(k))
         if (name := _first(raw, keys)) is not None:
             names.append(name)
-    return [n for n in dict.fromkeys(names) if len(n) >= 2]
+    return [n for n in dict.fromkeys(_person(n) for n in names) if len(n) >= 2]
+
+
+def _person(name: str) -> str:
+    """The operator's name of a 个体工商户 written as 字号（经营者）: the person, not the shop's name."""
+    m = _SHOP_AND_OPERATOR.fullmatch(name)
+    return m.group(1) if m else name
 
 
 def applicant_name(record: dict[str, Any] | None) -> str:
