@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app as cli_app
-from ledger.models import MatterRecord, MatterState, QuarantineEntry
+from ledger.models import MatterRecord, MatterState, QuarantineEntry, WaitingMatter
 from schemas.config import load_settings
 from schemas.layout import CHECK_REPORT_FILE
 from tests.web_support import KEY_ENV, PASSWORDS, Console, csrf_of, sign_in
@@ -176,6 +176,14 @@ def test_overview_counts_per_unit_are_the_ledgers(console: Console) -> None:
     with console.signed_in("opal") as c:
         page = _text(c.get("/").text)
     assert f"已归档 {len(verified)} 件" in page
+    records = _records(console.world)
+    not_in_scope = sum(r.state == MatterState.NOT_IN_SCOPE for r in records)
+    engine = create_engine(f"sqlite:///{console.world / 'ledger.sqlite'}")
+    with Session(engine) as s:
+        waiting = len(list(s.scalars(select(WaitingMatter))))
+    engine.dispose()
+    assert not_in_scope and waiting  # the demo night has both
+    assert f"不归档 {not_in_scope} 件" in page and f"待启用 {waiting} 件" in page
     for agency, (n, size) in per_unit.items():
         assert f"{agency} {n} " in page and f" {size} " in page, agency
 

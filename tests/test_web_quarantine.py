@@ -76,3 +76,8 @@ def test_retry_is_for_operations_with_the_sessions_token_and_is_recorded(console
                   Event.project_id == entry.project_id) == 1
     after = next((e for e in _open(console.world) if e.id == entry.id), None)
     assert after is None or after.attempts > entry.attempts
+    # the retry's run is shown under the same night as the night's own run, not as a night of its own
+    with console.signed_in("opal") as ops:
+        home = ops.get("/").text
+    assert home.count('<section class="night">') == 1 and "共 1 夜" in home
+    assert home.count("<tr><td><code>") == 2 and "夜间归档" in home and "隔离重试" in home
