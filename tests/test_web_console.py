@@ -353,3 +353,22 @@ def test_the_demo_worlds_console_users_sign_in_with_the_passwords_its_config_nam
         user = settings.web.user(username)
         assert user is not None and user.role == role and f"{username} / {password}" in text
         assert PasswordHasher().verify(user.password_hash, password)
+
+
+def test_search_pages_through_every_result_with_the_total(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    import custody.web.pages as pages
+
+    monkeypatch.setattr(pages, "RESULTS_PER_PAGE", 10)  # the served app reads it per request
+    everything = [r for r in _records(console.world) if r.agency.startswith("西湖区")]
+    seen: list[str] = []
+    with console.signed_in("archie") as c:
+        first = c.get("/search", params={"unit": "西湖区"}).text
+        pages_n = -(-len(everything) // 10)
+        assert f"找到 {len(everything)} 件，第 1 / {pages_n} 页" in _text(first)
+        link = re.search(r'rel="next" href="([^"]+)"', first)
+        assert link and 'rel="prev"' not in first
+        for n in range(1, pages_n + 1):
+            page = c.get("/search", params={"unit": "西湖区", "page": n}).text
+            seen += re.findall(r'href="/matter/(\d+)"', page)
+        assert 'rel="next"' not in page and 'rel="prev"' in page
+    assert sorted(map(int, seen)) == sorted(r.id for r in everything)  # each once, none left out
