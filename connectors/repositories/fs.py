@@ -85,11 +85,19 @@ class FilesystemRepository:
     # -- keys -----------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
+        """The key's file, refused when a part below the root is a symbolic link: a link planted in
+        the archive would otherwise serve (or receive) a file outside it as an archived object."""
         check_key(key)
         if any(part.startswith(TEMP_PREFIX) for part in key.split("/")):
             raise repository_error(RepositoryError, "REPO-UNSAFE-KEY", repr(key),
                                    f"names starting with {TEMP_PREFIX!r} are reserved for temporary files")
-        return self.root.joinpath(*key.split("/"))
+        path = self.root
+        for name in key.split("/"):
+            path = path / name
+            if path.is_symlink():
+                raise repository_error(RepositoryError, "REPO-LINK", key, f"{path.relative_to(self.root).as_posix()}"
+                                       " is a symbolic link; the archive never follows one")
+        return path
 
     def _os_error(self, exc: OSError, where: str, action: str) -> RepositoryError:
         if exc.errno in _NOT_WRITABLE:
@@ -101,25 +109,12 @@ class FilesystemRepository:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _no_link(self, key: str) -> Path:
-        """The key's path after checking that no part below the root is a symbolic link: a link
-        planted in the archive could otherwise serve a system file as an archived object."""
-        path = self._path(key)
-        part = self.root
-        for name in key.split("/"):
-            part = part / name
-            if part.is_symlink():
-                raise repository_error(RepositoryError, "REPO-LINK", key,
-                                       f"{part.relative_to(self.root).as_posix()} is a symbolic link; "
-                                       "the archive never follows one")
-        return path
-
     def exists(self, key: str) -> bool:
-        return self._no_link(key).is_file()
+        return self._path(key).is_file()
 
     def head(self, key: str) -> StoredObject | None:
         """The stored object with its SHA-256 computed now (one full read: a filesystem keeps no checksum)."""
-        return self._stored(key, self._no_link(key))
+        return self._stored(key, self._path(key))
 
     def _stored(self, key: str, path: Path) -> StoredObject | None:
         if not path.is_file():
@@ -128,7 +123,7 @@ class FilesystemRepository:
         return StoredObject(key, size, sha256)
 
     def open(self, key: str) -> Iterator[bytes]:
-        path = self._no_link(key)
+        path = self._path(key)
         try:  # O_NOFOLLOW as well: a link swapped in after the check is refused by the kernel
             fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)), "rb")
         except FileNotFoundError:
@@ -170,7 +165,7 @@ class FilesystemRepository:
         yield from found
 
     def verify(self, key: str, sha256: str) -> StoredObject:
-        stored = self._stored(key, self._no_link(key))
+        stored = self._stored(key, self._path(key))
         if stored is None:
             raise not_found(key)
         if stored.sha256 != sha256.lower():
@@ -198,7 +193,7 @@ class FilesystemRepository:
         never changes): on the archive's own file system it is then fsynced (unless `make_durable`
         synced it with its chunk and it has not changed since), verified and hard-linked into place
         instead of copied, so its bytes are written to disk once."""
-        path = self._no_link(key)
+        path = self._path(key)
         local_path = Path(local_path)
         if consume:
             stored = self._store_by_link(key, path, local_path, sha256.lower())
@@ -247,7 +242,7 @@ class FilesystemRepository:
 
     def put_bytes(self, key: str, data: bytes, *, retain_until: object | None = None,
                   legal_hold: bool = False) -> StoredObject:
-        return self._store(key, self._no_link(key), data, sha256_bytes(data), source=None)
+        return self._store(key, self._path(key), data, sha256_bytes(data), source=None)
 
     def _existing(self, key: str, path: Path, sha256: str) -> StoredObject | None:
         """None when `key` is free; the stored object when it already holds these bytes; else conflict.
