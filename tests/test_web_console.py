@@ -372,3 +372,17 @@ def test_search_pages_through_every_result_with_the_total(console: Console, monk
             seen += re.findall(r'href="/matter/(\d+)"', page)
         assert 'rel="next"' not in page and 'rel="prev"' in page
     assert sorted(map(int, seen)) == sorted(r.id for r in everything)  # each once, none left out
+
+
+def test_every_check_report_item_is_said_in_chinese(console: Console) -> None:
+    from custody.web.report_text import in_chinese
+
+    assert in_chinese("2 PDF(s) open with their page trees; 1 OFD(s) resolve to their pages and fonts") == \
+        "2 个 PDF 文件可打开，页面树完好；1 个 OFD 文件的页面和字体可解析"
+    assert in_chinese("something new the packager says") is None  # kept as written, folded
+    with console.signed_in("archie") as c:
+        for r in (r for r in _records(console.world) if r.state == MatterState.VERIFIED):
+            page = c.get(f"/matter/{r.id}").text
+            report = page[page.index('<table class="report">'):page.index("</table>", page.index('class="report"'))]
+            assert "<details>" not in report, (r.archival_code, _text(report)[:400])
+            assert not re.search(r"\b(document|file|match|present|agree)\w*\b", _text(report)), r.archival_code

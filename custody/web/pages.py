@@ -145,7 +145,9 @@ def matter(request: Request, matter_id: Annotated[int, Path(ge=1, le=MAX_ID)],
         view = package_view(request.app.state.repository, record.package_key, mask)
     ledger_files = _ledger_files(events)
     numbers = {f["path"]: n for n, f in enumerate(ledger_documents(events), start=1)}
-    return _render(request, "matter.html", r=record, events=events, view=view, mask=mask,
+    from custody.web.report_text import in_chinese
+
+    return _render(request, "matter.html", r=record, events=events, view=view, mask=mask, in_chinese=in_chinese,
                    ledger_files=ledger_files, numbers=numbers, payload=lambda p: mask(_compact(p)))
 
 
