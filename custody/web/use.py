@@ -14,7 +14,6 @@ the 审计 page and by `guidang audit log`. Nothing in the archive is ever writt
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -166,21 +165,22 @@ def access_copy(request: Request, matter_id: Annotated[int, Path(ge=1, le=MAX_ID
         _remove(folder)
         raise
     _event(request, "document-viewed", doc, "access", watermark=watermark, at=_iso(now))
-    return StreamingResponse(_file_blocks(stamped), media_type="application/pdf", headers={
+    return StreamingResponse(_file_blocks(stamped, folder), media_type="application/pdf", headers={
         "Content-Disposition": _disposition("inline", "利用件-" + FsPath(doc.path).name),
         "Content-Length": str(stamped.stat().st_size)}, background=BackgroundTask(_remove, folder))
 
 
-def _file_blocks(path: FsPath) -> Iterator[bytes]:
+def _file_blocks(path: FsPath, folder: str) -> Iterator[bytes]:
     with path.open("rb") as fh:
+        _remove(folder)  # gone from the disk once open, whether or not the client reads to the end
         while block := fh.read(1024 * 1024):
             yield block
 
 
 def _remove(folder: str) -> None:
-    for name in os.listdir(folder):
-        os.unlink(os.path.join(folder, name))
-    os.rmdir(folder)
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _iso(moment: datetime) -> str:
