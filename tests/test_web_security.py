@@ -252,3 +252,16 @@ def test_a_sign_in_form_is_good_for_one_post(console: Console) -> None:
         assert second.status_code == 403 and "guidang_session" not in second.cookies
     with console.client() as c:
         sign_in(c, "audra", PASSWORDS["audra"][1])  # a fresh form works
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "/\t/evil.example/", "/\n/evil.example", "/\\evil.example",
+                                    "https://evil.example/", " /x", "/%09/evil.example"])
+def test_sign_in_never_sends_the_browser_to_another_site(console: Console, target: str) -> None:
+    with console.client() as c:
+        token = csrf_of(c.get("/login").text)
+        r = c.post("/login", data={"username": "audra", "password": PASSWORDS["audra"][1], "csrf": token,
+                                   "next": target})
+        assert r.status_code == 303
+        location = r.headers["location"]
+        assert location.startswith("/") and not location.lstrip("/\t\n ").startswith("evil"), location
+        assert location in ("/", target), location

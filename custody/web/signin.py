@@ -24,7 +24,10 @@ TOO_MANY = "登录失败次数过多，请 {seconds} 秒后再试"
 
 
 def _safe_next(target: str | None) -> str:
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """A path of this console, or "/": never another site, also not through a tab, newline or space
+    that a browser would drop on the way to "//another.site"."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(ord(c) < 33 or ord(c) == 127 for c in target)):
         return "/"
     return target
 
