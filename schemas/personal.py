@@ -61,8 +61,10 @@ def is_organisation(card_type: str | None, card_number: str | None) -> bool:
     return bool(number) and not _ID_NUMBER.fullmatch(number) and bool(_CREDIT_CODE.fullmatch(number))
 
 
-def personal_names(record: dict[str, Any] | None) -> list[str]:
-    """The names of natural persons in the record (the applicant's), to be masked wherever they appear."""
+def personal_names(record: dict[str, Any] | None, name_keys: tuple[str, ...] = ()) -> list[str]:
+    """The names of natural persons in the record (the applicant's), to be masked wherever they appear.
+    `name_keys`: the source's own columns for the applicant's name (a SQL source's `columns`), for a
+    refused row stored before its canonical copies were kept beside them."""
     names: list[str] = []
     applicant = matter_part(record).get("applicant")
     if (isinstance(applicant, dict) and isinstance(applicant.get("name"), str)
@@ -70,7 +72,7 @@ def personal_names(record: dict[str, Any] | None) -> list[str]:
         names.append(applicant["name"].strip())
     raw = raw_part(record)
     if raw and not is_organisation(_first(raw, RAW_CARD_TYPE_KEYS), _first(raw, RAW_CARD_KEYS)):
-        keys = RAW_NAME_KEYS + tuple(k for k in raw if isinstance(k, str) and _NAME_KEY.search(k))
+        keys = RAW_NAME_KEYS + name_keys + tuple(k for k in raw if isinstance(k, str) and _NAME_KEY.search(k))
         if (name := _first(raw, keys)) is not None:
             names.append(name)
     return [n for n in dict.fromkeys(_person(n) for n in names) if len(n) >= 2]
@@ -82,22 +84,22 @@ def _person(name: str) -> str:
     return m.group(1) if m else name
 
 
-def applicant_name(record: dict[str, Any] | None) -> str:
+def applicant_name(record: dict[str, Any] | None, name_keys: tuple[str, ...] = ()) -> str:
     """The applicant's name as stored (organisation or person), "" when the record names none."""
     applicant = matter_part(record).get("applicant")
     if isinstance(applicant, dict) and isinstance(applicant.get("name"), str):
         return applicant["name"].strip()
     raw = raw_part(record)
-    keys = RAW_NAME_KEYS + tuple(k for k in raw if isinstance(k, str) and _NAME_KEY.search(k))
+    keys = RAW_NAME_KEYS + name_keys + tuple(k for k in raw if isinstance(k, str) and _NAME_KEY.search(k))
     return _first(raw, keys) or ""
 
 
-def agency_of(record: dict[str, Any] | None) -> str | None:
-    """The record's 实施机构 in any of its shapes; None when it names none."""
+def agency_of(record: dict[str, Any] | None, agency_keys: tuple[str, ...] = ()) -> str | None:
+    """The record's 实施机构 in any of its shapes; None when it names none (`agency_keys` as `name_keys`)."""
     agency = matter_part(record).get("agency")
     if isinstance(agency, str) and agency.strip():
         return agency.strip()
-    return _first(raw_part(record), RAW_AGENCY_KEYS)
+    return _first(raw_part(record), RAW_AGENCY_KEYS + agency_keys)
 
 
 def mask_name(name: str) -> str:

@@ -47,3 +47,10 @@ def test_id_numbers_and_phones_are_masked_with_or_without_names() -> None:
 def test_a_record_without_an_applicant_or_unit_names_none() -> None:
     assert personal_names(None) == [] and agency_of({"invalid": {"raw": {}}}) is None
     assert applicant_name({"invalid": "not a dict"}) == ""
+
+
+def test_a_sources_own_columns_are_asked_for_rows_stored_without_canonical_copies() -> None:
+    old = {"invalid": {"raw": {"dept_name": "西湖区市场监督管理局", "target_name": "赵婷"}}}
+    assert personal_names(old) == [] and agency_of(old) is None
+    assert personal_names(old, ("target_name",)) == ["赵婷"]
+    assert agency_of(old, ("dept_name",)) == "西湖区市场监督管理局"

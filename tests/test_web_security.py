@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import statistics
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -216,15 +215,13 @@ def test_an_unknown_user_costs_what_a_known_one_costs(console: Console) -> None:
     check = PasswordCheck([u.password_hash for u in users])
     assert extract_parameters(check.dummy) == extract_parameters(users[0].password_hash)
 
-    def timed(stored: str | None) -> float:
-        runs = []
-        for _ in range(7):
+    runs: dict[str | None, list[float]] = {users[0].password_hash: [], None: []}
+    for _ in range(15):  # interleaved, and the fastest of each: what the work costs, not the machine's load
+        for stored, times in runs.items():
             start = time.perf_counter()
             assert not check.verify(stored, "wrong-password")
-            runs.append(time.perf_counter() - start)
-        return statistics.median(runs)
-
-    known, unknown = timed(users[0].password_hash), timed(None)
+            times.append(time.perf_counter() - start)
+    known, unknown = min(runs[users[0].password_hash]), min(runs[None])
     assert 0.5 < unknown / known < 2.0, (known, unknown)
 
 
@@ -265,3 +262,34 @@ def test_sign_in_never_sends_the_browser_to_another_site(console: Console, targe
         location = r.headers["location"]
         assert location.startswith("/") and not location.lstrip("/\t\n ").startswith("evil"), location
         assert location in ("/", target), location
+
+
+def test_a_refused_sql_row_stored_in_the_sources_own_columns_is_masked_and_placed(console: Console) -> None:
+    """A quarantine row written before canonical copies were kept: only the source's column names."""
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(console.world / "ledger.sqlite")
+    try:
+        row = next((i, json.loads(r)) for i, r in db.execute("select id, record from quarantine")
+                   if "target_name" in json.loads(r).get("invalid", {}).get("raw", {}))
+        entry_id, record = row
+        raw = record["invalid"]["raw"]
+        name = raw["target_name"]
+        old = {**record, "invalid": {**record["invalid"], "raw": {k: v for k, v in raw.items()
+                                                                   if k not in ("applicant_name", "agency")}}}
+        db.execute("update quarantine set record = ? where id = ?", (json.dumps(old, ensure_ascii=False), entry_id))
+        db.commit()
+        with console.signed_in("audra") as c:
+            page, home = c.get("/quarantine").text, c.get("/").text
+        person = personal_names(old, ("target_name",))[0]  # a sole trader's name: the operator in it
+        with console.signed_in("archie") as c:
+            assert name in c.get("/quarantine").text  # the archivist sees it as stored
+        at = page.find(person)
+        assert person in name and at < 0, page[max(0, at - 300):at + 100]
+        assert person[0] + "＊" in page
+        assert "未识别的实施机构" not in page and "未识别的实施机构" not in home
+    finally:
+        db.execute("update quarantine set record = ? where id = ?", (json.dumps(record, ensure_ascii=False), entry_id))
+        db.commit()
+        db.close()

@@ -73,8 +73,10 @@ def _failed_sources(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
     return [(name, str(s.get("error"))) for name, s in sources.items() if isinstance(s, dict) and s.get("error")]
 
 
-def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int) -> tuple[int, list[Night]]:
-    """(how many nights, one page of them newest first, each with its runs and per-unit counts)."""
+def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int,
+             agency_columns: tuple[str, ...] = ()) -> tuple[int, list[Night]]:
+    """(how many nights, one page of them newest first, each with its runs and per-unit counts).
+    `agency_columns`: the sources' own 实施机构 columns, where a refused row may keep it."""
     brief = session.execute(select(Run.id, Run.started_at, Run.parameters)).all()
     by_night: dict[date, list[str]] = {}
     for r in brief:
@@ -114,8 +116,8 @@ def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int) -> t
         else:
             u.not_in_scope += int(n)
     # grouped by the label, not the expression again: PostgreSQL would see two different bound keys
-    agency_json = func.coalesce(*(QuarantineEntry.record[path].as_string() for path in QUARANTINE_AGENCY_PATHS)
-                                ).label("agency")
+    paths = QUARANTINE_AGENCY_PATHS + [("invalid", "raw", c) for c in agency_columns]
+    agency_json = func.coalesce(*(QuarantineEntry.record[path].as_string() for path in paths)).label("agency")
     for run_id, agency, n in session.execute(
         select(QuarantineEntry.run_id, agency_json, func.count())
         .where(QuarantineEntry.run_id.in_(run_ids)).group_by(QuarantineEntry.run_id, agency_json)

@@ -69,7 +69,10 @@ def overview(request: Request, session: Annotated[Session, Depends(require("over
     from custody.web.overview_queries import overview as nights_overview
 
     with request.app.state.ledger.read() as s:
-        total, nights = nights_overview(s, _zone(request), page=page, per_page=NIGHTS_PER_PAGE)
+        columns = tuple(sorted({c for src in request.app.state.settings.sources
+                                if (c := (getattr(src, "columns", None) or {}).get("agency"))}))
+        total, nights = nights_overview(s, _zone(request), page=page, per_page=NIGHTS_PER_PAGE,
+                                        agency_columns=columns)
     pages = max(1, -(-total // NIGHTS_PER_PAGE))
     return _render(request, "overview.html", nights=nights, total=total, page=page, pages=pages,
                    mask=masker(request, session))

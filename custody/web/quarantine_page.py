@@ -20,9 +20,9 @@ from fastapi.responses import RedirectResponse
 from custody.web import page_queries as queries
 from custody.web.auth import Session
 from custody.web.guard import require
-from custody.web.pages import _clean, _render, masker, names_of
+from custody.web.pages import _clean, _render, masker
 from schemas.findings import GuidangError, code_text
-from schemas.personal import agency_of
+from schemas.personal import agency_of, applicant_name, personal_names
 
 router = APIRouter()
 MAX_ID = 2**63 - 1
@@ -36,18 +36,21 @@ def quarantine(request: Request, session: Annotated[Session, Depends(require("qu
     rows: list[dict[str, Any]] = []
     by_reason: Counter[str] = Counter()
     by_unit: Counter[str] = Counter()
+    settings = request.app.state.settings
     with request.app.state.ledger.read() as s:
         total, entries = queries.open_quarantine(s)
         for e in entries:
-            agency = agency_of(e.record) or queries.UNKNOWN_UNIT
+            agency = agency_of(e.record, source_columns(settings, e.source, "agency")) or queries.UNKNOWN_UNIT
             codes = list(e.codes or [])
             by_reason.update(codes)
             by_unit[agency] += 1
             if (reason and reason not in codes) or (unit and unit != agency):
                 continue
-            mask = masker(request, session, names_of(e.record))
+            name_keys = source_columns(settings, e.source, "applicant_name")
+            mask = masker(request, session, personal_names(e.record, name_keys))
             rows.append({
                 "id": e.id, "source": e.source, "project_id": mask(e.project_id), "agency": agency,
+                "applicant": mask(applicant_name(e.record, name_keys)),
                 "reasons": [(c, code_text(c), code_text(c, "next") if code_text(c, "next") != c else "")
                             for c in codes],
                 "messages": [mask(f.get("message", "") if isinstance(f, dict) else str(f)) for f in e.findings or []],
@@ -58,6 +61,15 @@ def quarantine(request: Request, session: Annotated[Session, Depends(require("qu
 
 
 RETRY_ROLES = frozenset({"operations"})
+
+
+def source_columns(settings: Any, source: str, field: str) -> tuple[str, ...]:
+    """The column a SQL source reads `field` from (its `columns:`), where its refused rows keep it."""
+    for s in settings.sources:
+        if s.name == source:
+            column = (getattr(s, "columns", None) or {}).get(field)
+            return (column,) if column else ()
+    return ()
 
 
 @router.post("/quarantine/{entry_id}/retry")
