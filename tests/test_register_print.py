@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -86,21 +87,44 @@ def _print(page, html: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     return PdfReader(str(pdf))
 
 
-def test_a_night_of_240_packages_prints_on_a4_in_at_most_12_pages_with_no_column_cut(
-        chromium_page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _register(tmp_path: Path) -> Path:
     html = tmp_path / "register.html"
     write_html(_night(240), html)
+    return html
+
+
+def _transfer_register(tmp_path: Path) -> Path:
+    from datetime import UTC, datetime
+
+    from packager.transfer import _html
+    from schemas.config import Fonds
+
+    html = tmp_path / "transfer.html"
+    html.write_text(_html("Z109-20261201-ab12cd34", Fonds(code="Z109", name="杭州市西湖区数据资源管理局"),
+                          _night(240).rows, datetime.now(UTC)), encoding="utf-8")
+    return html
+
+
+# (what is printed, the printable width in mm of the page its listing prints on)
+REGISTERS = {"night register (console, audit register)": (_register, 297 - 24),
+             "batch 登记表 (stored with the batch)": (_transfer_register, 210 - 24)}
+
+
+@pytest.mark.parametrize("which", list(REGISTERS))
+def test_240_packages_print_on_a4_in_at_most_12_pages_with_no_column_cut_or_too_narrow(
+        chromium_page, tmp_path: Path, which: str) -> None:  # type: ignore[no-untyped-def]
+    build, printable_mm = REGISTERS[which]
+    html = build(tmp_path)
     reader = _print(chromium_page, html, tmp_path)
     sizes = {(round(float(p.mediabox.width)), round(float(p.mediabox.height))) for p in reader.pages}
     assert sizes <= {(595, 842), (842, 595)}, sizes  # A4, portrait or landscape
     assert len(reader.pages) <= 12, len(reader.pages)
-    text = "".join(p.extract_text() for p in reader.pages)
+    text = re.sub(r"\s+", " ", "".join(p.extract_text() for p in reader.pages))
     assert "Z109-WS·2026" in text and "合计 240 件" in text and "移交人" in text
-    # every row's 档号 is printed whole (not cut at the page's right edge)
-    for i in (1, 120, 240):
+    for i in (1, 120, 240):  # every row's 档号 printed whole, not cut at the page's right edge
         assert f"-{i:04d}" in text
-    # measured at the printable width of the landscape page the 目录 prints on (297 - 2 x 12 mm)
-    chromium_page.set_viewport_size({"width": round((297 - 24) / 25.4 * 96), "height": 700})
+    # measured at the printable width of the page the listing prints on
+    chromium_page.set_viewport_size({"width": round(printable_mm / 25.4 * 96), "height": 700})
     chromium_page.goto(html.as_uri())
     chromium_page.emulate_media(media="print")
     measured = chromium_page.evaluate(MEASURE)
