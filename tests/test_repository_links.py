@@ -91,3 +91,21 @@ def test_fixity_refuses_a_stored_file_replaced_by_a_link_as_a_finding(small_pris
         result = check_fixity(ledger, open_repository(settings.repository, base_dir=settings.base_dir))
     found = [(f.code, f.where) for f in result.findings]
     assert ("A-OBJECT-LINK", key) in found, found
+
+    # `guidang check BATCH` on the batch's stored folder: a catalogue replaced by a link is not read
+    from custody.batch_check import check_batch
+    from packager.transfer import CATALOGUE_FILE
+    from schemas.layout import transfer_key
+
+    batch_folder = next((world / "archive").rglob(CATALOGUE_FILE)).parent
+    batch_id = batch_folder.name
+    assert (world / "archive" / transfer_key(batch_id)) == batch_folder
+    secret = tmp_path / "passwd"
+    secret.write_text("root:x:0:0", encoding="utf-8")
+    (batch_folder / CATALOGUE_FILE).unlink()
+    (batch_folder / CATALOGUE_FILE).symlink_to(secret)
+    with Ledger(settings.resolve_url(settings.ledger_url)) as ledger:
+        report = check_batch(batch_folder, batch_id, ledger=ledger,
+                             repository=open_repository(settings.repository, base_dir=settings.base_dir))
+    assert ("A-OBJECT-LINK", CATALOGUE_FILE) in [(f.code, f.where) for f in report.findings]
+    assert not report.passed
