@@ -81,3 +81,28 @@ def test_a_stored_document_changed_behind_the_ledgers_back_is_refused_and_record
         finally:
             target.write_bytes(kept)
             os.chmod(target, 0o444)
+
+
+def test_the_consoles_events_keep_the_chain_whole(console: Console) -> None:
+    """Views, downloads, refusals and sign-in failures are appended to the chain: `audit verify` still
+    recomputes every event and finds nothing wrong."""
+    from connectors.repositories import open_repository
+    from custody.audit_verify import verify_ledger
+    from ledger.store import Ledger
+    from schemas.config import load_settings
+    from tests.web_support import csrf_of
+
+    record = _record(console.world)
+    with console.client() as c:  # one failed sign-in, then a view and a download
+        token = csrf_of(c.get("/login").text)
+        assert c.post("/login", data={"username": "archie", "password": "nope", "csrf": token}).status_code == 401
+    with console.signed_in("archie") as c:
+        link = _links(c.get(f"/matter/{record.id}").text)["access"][0]
+        assert c.get(link).status_code == 200
+        assert c.get(link.replace("/access", "/original")).status_code == 200
+    settings = load_settings(console.world / "guidang.yaml")
+    with Ledger(settings.resolve_url(settings.ledger_url), migrate=False) as ledger:
+        result = verify_ledger(ledger, open_repository(settings.repository, base_dir=settings.base_dir))
+    assert result.ok, [f.code for f in result.findings]
+    wanted = {"sign-in-failed", "document-viewed", "document-downloaded"}
+    assert {e.kind for k in wanted for e in _events(console.world, k)} == wanted
