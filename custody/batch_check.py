@@ -70,11 +70,16 @@ class _Read:
     register_batch: str | None = None
 
 
+def _regular(path: Path) -> bool:
+    """A file of the batch itself: a symbolic link is never read through (it is a finding instead)."""
+    return path.is_file() and not path.is_symlink()
+
+
 def _valid_root(folder: Path, name: str, xsd: str, report: BatchReport) -> Any:
     """The root of the batch's XML file `name`, parsed once and valid against `xsd`; None (and the
     findings in the report) when it is absent, not well-formed or invalid."""
     path = folder / name
-    if not path.is_file():
+    if not _regular(path):
         return None
     try:
         tree = parse_xml(path)
@@ -88,7 +93,10 @@ def _valid_root(folder: Path, name: str, xsd: str, report: BatchReport) -> Any:
 def _read_batch(folder: Path, report: BatchReport) -> _Read:
     got = _Read()
     for name in BATCH_FILES:
-        if not (folder / name).is_file():
+        if (folder / name).is_symlink():
+            report.findings.append(Finding("A-OBJECT-LINK", name, "a symbolic link, not the batch's file: "
+                                           "refused, never followed"))
+        elif not (folder / name).is_file():
             report.findings.append(Finding("A-BATCH-FILE-MISSING", name, "the batch lacks this file"))
     root = _valid_root(folder, CATALOGUE_FILE, CATALOGUE_XSD, report)
     if root is not None:
@@ -104,7 +112,7 @@ def _read_batch(folder: Path, report: BatchReport) -> _Read:
             got.register_anchor = Checkpoint(int(a.findtext("事件序号") or 0), a.findtext("事件摘要") or "",
                                              a.findtext("记录时间") or "", a.findtext("运行标识"),
                                              where=REGISTER_XML_FILE)
-    if (folder / README_FILE).is_file():
+    if _regular(folder / README_FILE):
         text = (folder / README_FILE).read_text(encoding="utf-8", errors="replace")
         got.readme_anchor = anchor.parse_readme(README_FILE, text)
     return got
@@ -158,7 +166,7 @@ def _against_ledger(got: _Read, folder: Path, ledger: Ledger, repository: Reposi
     digests = ((event.payload or {}).get("digests") or {}) if event is not None else {}
     for name, d in sorted(digests.items()):
         path = folder / name
-        if path.is_file() and digest_file(path).sha256 != d.get("sha256"):
+        if _regular(path) and digest_file(path).sha256 != d.get("sha256"):
             report.findings.append(Finding("A-OBJECT-CHANGED", name, "differs from the SHA-256 the ledger logged "
                                                                      "when the batch was stored"))
     if repository is not None:

@@ -115,13 +115,25 @@ def _in_progress(ledger: Ledger) -> list[str]:
         return audit_queries.in_progress_prefixes(s)
 
 
+def _not_listed(repository: Repository, exp: Expected) -> Finding:
+    """Missing, or (a listing skips them) a symbolic link where the object was: asked of the repository."""
+    try:
+        repository.exists(exp.key)
+    except RepositoryError as exc:
+        if any(getattr(f, "code", "") == "REPO-LINK" for f in getattr(exc, "findings", [])):
+            return Finding("A-OBJECT-LINK", exp.key, f"{exp.what}: {exc}")
+    return Finding("A-OBJECT-MISSING", exp.key, f"{exp.what}: the ledger recorded it; the repository does not hold it")
+
+
 def _read(repository: Repository, exp: Expected, result: FixityResult) -> None:
     h = MultiHasher()
     try:
         for chunk in repository.open(exp.key):
             h.update(chunk)
     except RepositoryError as exc:
-        result.findings.append(Finding("A-OBJECT-MISSING", exp.key, f"{exp.what}: cannot be read: {exc}"))
+        linked = any(getattr(f, "code", "") == "REPO-LINK" for f in getattr(exc, "findings", []))
+        result.findings.append(Finding("A-OBJECT-LINK" if linked else "A-OBJECT-MISSING", exp.key,
+                                       f"{exp.what}: cannot be read: {exc}"))
         return
     d = h.digests()
     result.objects_read += 1
@@ -161,15 +173,13 @@ def check_fixity(ledger: Ledger, repository: Repository, *, sample: int | None =
         for exp in objects:
             expected_keys.add(exp.key)
             if exp.key not in listed:
-                result.findings.append(Finding("A-OBJECT-MISSING", exp.key,
-                                               f"{exp.what}: the ledger recorded it; the repository does not hold it"))
+                result.findings.append(_not_listed(repository, exp))
             elif i in chosen:
                 to_read.append(exp)
     for exp in expected_others(ledger):
         expected_keys.add(exp.key)
         if exp.key not in listed:
-            result.findings.append(Finding("A-OBJECT-MISSING", exp.key,
-                                           f"{exp.what}: the ledger recorded it; the repository does not hold it"))
+            result.findings.append(_not_listed(repository, exp))
         else:
             to_read.append(exp)
     result.objects_expected = len(expected_keys)

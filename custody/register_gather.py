@@ -25,6 +25,7 @@ from schemas.config import Settings
 from schemas.findings import GuidangError
 from schemas.layout import COMPLETION_MARKER, GROUP_FOLDERS
 from schemas.metadata import beijing_date
+from schemas.personal import mask_personal, personal_names
 
 
 class NothingToRegister(GuidangError):
@@ -91,8 +92,14 @@ def repository_totals(repository: Repository, records: Sequence[MatterRecord]) -
     return Totals(packages, files, size), problems
 
 
+def _title(record: MatterRecord, masked: bool) -> str:
+    return mask_personal(record.title, personal_names(record.record)) if masked else record.title or ""
+
+
 def build_register(ledger: Ledger, repository: Repository, settings: Settings, *, night: date | None = None,
-                   batch: str | None = None) -> RegisterData:
+                   batch: str | None = None, masked: bool = False) -> RegisterData:
+    """`masked`: for a role that sees personal data masked, persons' names in the 题名 are masked too
+    (identity numbers and phones are masked in every register by packager.register)."""
     if (night is None) == (batch is None):
         raise ValueError("exactly one of night, batch")
     if night is not None:
@@ -102,7 +109,7 @@ def build_register(ledger: Ledger, repository: Repository, settings: Settings, *
         records, points = _batch(ledger, batch or "")
         title = f"批次 {batch}"
     rows = [
-        TransferRow(archival_code=r.archival_code or "", responsible=r.agency, title=r.title or "",
+        TransferRow(archival_code=r.archival_code or "", responsible=r.agency, title=_title(r, masked),
                     date=beijing_date(r.completed_at), period=r.retention_period or "", pages=r.page_count or 0,
                     bytes=r.total_bytes or 0, file_count=r.file_count or 0)
         for r in sorted(records, key=lambda r: r.archival_code or "")

@@ -150,16 +150,16 @@ def _unit_row(
 
 def _unregistered(row: UnitRollout, enabled: bool) -> tuple[str, str]:
     if row.unit == UNKNOWN_AGENCY:
-        return "no_target", "records the source sent without a readable 实施机构 (see the quarantine)"
+        return "no_target", "来源系统送来的记录中没有可识别的实施机构（见隔离区）"
     if enabled:
-        return "no_target", "no units configured: every agency is archived"
-    return "at_risk", f"not registered under units: its {row.waiting} matter(s) wait (实施机构未登记)"
+        return "no_target", "未配置实施机构名单：所有机构的办件均归档"
+    return "at_risk", f"实施机构未登记（units 中没有）：{row.waiting} 件办件待启用"
 
 
 def _status(unit: Unit, row: UnitRollout, today: date) -> tuple[str, str]:
     """met / on_track / at_risk / missed against the unit's target date, with the reason in words."""
     if unit.target_date is None:
-        return "no_target", "no target date set"
+        return "no_target", "未设目标日期"
     target = unit.target_date
     wanted = unit.target_matter_types or sorted(MATTER_TYPES)
     types_ok = not unit.matter_types or set(wanted) <= set(unit.matter_types)
@@ -167,23 +167,23 @@ def _status(unit: Unit, row: UnitRollout, today: date) -> tuple[str, str]:
     missing_rules = row.service_codes - row.with_rule
     if enabled_in_time and unit.enabled_on(today) and row.waiting == 0:
         if missing_rules:
-            return "at_risk", f"enabled, but {missing_rules} of its {row.service_codes} 事项 have no retention rule"
-        return "met", f"enabled from {unit.enabled_from or 'the start'} for the target's 事项类型, nothing waiting"
+            return "at_risk", f"已启用，但 {row.service_codes} 个事项中有 {missing_rules} 个没有保管期限规则"
+        return "met", f"自 {unit.enabled_from or '开始'} 起已对目标事项类型启用，没有待启用的办件"
     days = (target - today).days
     if days < 0:
-        return "missed", f"target {target} passed {-days} day(s) ago: " + _gap(unit, types_ok, row)
+        return "missed", f"目标日期 {target} 已过去 {-days} 天：" + _gap(unit, types_ok, row)
     if enabled_in_time:
-        return "on_track", f"enabled from {unit.enabled_from}, before the target {target}"
+        return "on_track", f"自 {unit.enabled_from} 起启用，早于目标日期 {target}"
     if days <= AT_RISK_DAYS:
-        return "at_risk", f"{days} day(s) to the target {target}: " + _gap(unit, types_ok, row)
-    return "on_track", f"{days} day(s) to the target {target}"
+        return "at_risk", f"距目标日期 {target} 还有 {days} 天：" + _gap(unit, types_ok, row)
+    return "on_track", f"距目标日期 {target} 还有 {days} 天"
 
 
 def _gap(unit: Unit, types_ok: bool, row: UnitRollout) -> str:
     if not unit.enabled:
-        return "not enabled"
+        return "尚未启用"
     if not types_ok:
-        return f"enabled for 事项类型 {', '.join(unit.matter_types)} only"
+        return f"只对事项类型 {'、'.join(unit.matter_types)} 启用"
     if unit.enabled_from and unit.target_date and unit.enabled_from > unit.target_date:
-        return f"enabled only from {unit.enabled_from}"
-    return f"{row.waiting} matter(s) still waiting"
+        return f"要到 {unit.enabled_from} 才启用"
+    return f"仍有 {row.waiting} 件办件待启用"

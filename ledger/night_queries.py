@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.models import MatterRecord, MatterState, QuarantineEntry
+from schemas.personal import agency_of
 
-UNKNOWN_AGENCY = "(unknown)"  # a record the canonical model refused may name no 实施机构
+UNKNOWN_AGENCY = "（未识别的实施机构）"  # a record the canonical model refused may name no 实施机构
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,8 @@ class Quarantined:
 
 
 def agency_of_record(record: dict[str, Any]) -> str:
-    matter = record.get("matter")
-    if isinstance(matter, dict) and matter.get("agency"):
-        return str(matter["agency"])
-    raw = (record.get("invalid") or {}).get("raw") if isinstance(record.get("invalid"), dict) else None
-    if isinstance(raw, dict) and raw.get("agency"):
-        return str(raw["agency"])
-    return UNKNOWN_AGENCY
+    """The 实施机构 of a quarantine row in whichever shape it was stored (schemas/personal.py)."""
+    return agency_of(record) or UNKNOWN_AGENCY
 
 
 def quarantined_in_run(session: Session, run_id: str) -> list[Quarantined]:

@@ -165,6 +165,8 @@ h2 { font-size: 12pt; margin: 6mm 0 2mm; }
 table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid #000; padding: 2px 4px; text-align: left; vertical-align: top; }
 thead { display: table-header-group; }
+.listing { font-size: 9pt; }
+.listing th, .summary th { white-space: nowrap; }  /* a header never breaks a character per line */
 tfoot { display: table-row-group; }  /* the totals once, after the last row, not on every page */
 tr { break-inside: avoid; page-break-inside: avoid; }
 .code { white-space: nowrap; }
@@ -192,7 +194,8 @@ def _html(batch_id: str, fonds: Fonds, rows: list[TransferRow], created_at: date
     listing = "\n".join(
         f"<tr><td class=\"num\">{i}</td><td class=\"code\">{e(r.archival_code)}</td><td>{e(shown_text(r.title))}</td>"
         f"<td class=\"num\">{r.file_count}</td><td class=\"num\">{r.bytes}</td>"
-        f"<td>{e(_PERIOD_LABELS.get(r.period, r.period))}</td><td>{'通过' if r.check_passed else '未通过'}</td></tr>"
+        f"<td class=\"code\">{e(_PERIOD_LABELS.get(r.period, r.period))}</td>"
+        f"<td class=\"code\">{'通过' if r.check_passed else '未通过'}</td></tr>"
         for i, r in enumerate(rows, start=1)
     )
     return f"""<!DOCTYPE html>

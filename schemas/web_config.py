@@ -41,6 +41,14 @@ class WebConfig(BaseModel):
     users: list[WebUser] = Field(min_length=1, description="who may sign in; usernames unique")
     session_minutes: int = Field(default=30, ge=1, le=24 * 60, description="a session ends this many minutes "
                                  "after its last request (checked by the server, not only by the cookie)")
+    session_max_hours: int = Field(default=12, ge=1, le=7 * 24, description="a session ends this many hours "
+                                   "after sign-in however busy it is (an absolute lifetime beside the idle one)")
+    signin_max_failures: int = Field(default=5, ge=2, le=100, description="wrong passwords for one user name "
+                                     "before it is locked out for `signin_lockout_minutes` (an audit event)")
+    signin_address_max_failures: int = Field(default=20, ge=2, le=1000, description="failed sign-ins from one "
+                                             "address (whatever the user names) before that address is locked out")
+    signin_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60, description="how long a lockout lasts; "
+                                        "failures older than this are forgotten")
     secret_key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of the environment "
                                 "variable holding the session-signing key (at least 32 characters); the console "
                                 "refuses to start without it")

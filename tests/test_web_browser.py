@@ -5,6 +5,7 @@ night's register and finds that night's rows in it."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -107,3 +108,97 @@ def test_in_the_browser_no_session_and_the_wrong_role_are_refused(console: Conso
         assert answer is not None and answer.status == 200 and "杭州市生态环境局西湖分局" in page.inner_text("main")
     finally:
         context.close()
+
+
+def _sm3(path: Path) -> str:
+    from schemas.digest import MultiHasher
+
+    h = MultiHasher()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.digests().sm3
+
+
+def _verified_files(world: Path, record: MatterRecord) -> dict[str, dict]:  # type: ignore[type-arg]
+    from ledger.models import Event
+
+    engine = create_engine(f"sqlite:///{world / 'ledger.sqlite'}")
+    with Session(engine) as s:
+        event = s.scalars(select(Event).where(Event.kind == "verified", Event.project_id == record.project_id)
+                          .order_by(Event.seq.desc())).first()
+        assert event is not None
+        files = {f["path"]: f for f in event.payload["files"]}
+    engine.dispose()
+    return files
+
+
+def test_an_archivist_searches_by_title_and_applicant_opens_the_access_copy_and_checks_the_original(
+    console: Console, browser, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """The issue's walk-through: sign in, search by 题名 and 申请人, open a record, open a PDF's access
+    copy and find the 归档章 and the watermark in its first page's text, download the original and
+    match its SM3 against the ledger; both uses are then in the chain and on the 审计 page."""
+    from io import BytesIO
+
+    from pypdf import PdfReader
+    from typer.testing import CliRunner
+
+    from flows.cli import app as cli_app
+
+    people = [r for r in _verified(console.world) if (r.record.get("applicant") or {}).get("card_type") == "身份证"]
+    record = people[0]
+    name = record.record["applicant"]["name"]
+    title_words = record.title.split("（")[0]
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    try:
+        page.goto(console.url + "/search")
+        page.fill("input[name=username]", "archie")
+        page.fill("input[name=password]", PASSWORDS["archie"][1])
+        page.click("main button[type=submit]")
+        page.wait_for_url(console.url + "/search")
+        page.fill("input[name=title]", title_words)
+        page.fill("input[name=applicant]", name)
+        page.click("form.search button[type=submit]")
+        assert "找到" in page.inner_text("p.count")
+        assert name in page.inner_text("table.results")
+        page.click(f"a[href='/matter/{record.id}']")
+        page.wait_for_url(f"{console.url}/matter/{record.id}")
+
+        access = page.locator("table.documents a.access").first
+        href = access.get_attribute("href")
+        assert href
+        row_path = access.locator("xpath=ancestor::tr/td[4]").inner_text().strip()
+        answer = context.request.get(console.url + href)
+        assert answer.status == 200 and answer.headers["content-type"] == "application/pdf"
+        first_page = PdfReader(BytesIO(answer.body())).pages[0].extract_text()
+        for expected in ("归档章", "全宗号", record.fonds, "年度", str(record.year), "件号",
+                         f"{record.item_number:04d}", "保管期限", "页数", "利用人 archie（档案员）"):
+            assert expected in first_page, expected
+        assert re.search(r"利用人 archie（档案员） \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", first_page)
+
+        original = page.locator("table.documents a.original").first
+        with page.expect_download() as info:
+            original.click()
+        saved = tmp_path / "original.pdf"
+        info.value.save_as(saved)
+        page.goto(console.url + "/audit")
+        audit_text = page.inner_text("main")
+    finally:
+        context.close()
+    ledger_file = _verified_files(console.world, record)[row_path]
+    assert _sm3(saved) == ledger_file["sm3"]
+    stored = console.world / "archive" / record.package_key / row_path
+    assert saved.read_bytes() == stored.read_bytes()
+    assert "查阅利用件" in audit_text and "下载原件" in audit_text and record.archival_code in audit_text
+    result = CliRunner().invoke(cli_app, ["audit", "log", "-c", str(console.world / "guidang.yaml"),
+                                          "--kind", "document-viewed", "--kind", "document-downloaded",
+                                          "--format", "json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    events = json.loads(result.output)["events"]
+    kinds = {(e["kind"], e["payload"]["user"], e["payload"]["path"], e["payload"]["copy"]) for e in events}
+    assert ("document-viewed", "archie", row_path, "利用件") in kinds
+    assert ("document-downloaded", "archie", row_path, "原件") in kinds

@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app as cli_app
-from ledger.models import MatterRecord, MatterState, QuarantineEntry
+from ledger.models import MatterRecord, MatterState, QuarantineEntry, WaitingMatter
 from schemas.config import load_settings
 from schemas.layout import CHECK_REPORT_FILE
 from tests.web_support import KEY_ENV, PASSWORDS, Console, csrf_of, sign_in
@@ -161,7 +163,8 @@ def test_search_by_a_typed_archival_code_opens_the_package_with_its_report_and_d
         digest = hashlib.sha256(doc.read_bytes()).hexdigest()
         assert digest in page, doc.name
     assert text.count("一致") >= record.file_count
-    assert "verified" in text and "numbered" in text  # its events from the ledger
+    assert "verified" in text and "numbered" in text  # its events from the ledger, kind codes kept
+    assert "校验归档" in text and "编号" in text and '{"' not in page  # named in Chinese, no raw JSON
 
 
 def test_overview_counts_per_unit_are_the_ledgers(console: Console) -> None:
@@ -173,6 +176,14 @@ def test_overview_counts_per_unit_are_the_ledgers(console: Console) -> None:
     with console.signed_in("opal") as c:
         page = _text(c.get("/").text)
     assert f"已归档 {len(verified)} 件" in page
+    records = _records(console.world)
+    not_in_scope = sum(r.state == MatterState.NOT_IN_SCOPE for r in records)
+    engine = create_engine(f"sqlite:///{console.world / 'ledger.sqlite'}")
+    with Session(engine) as s:
+        waiting = len(list(s.scalars(select(WaitingMatter))))
+    engine.dispose()
+    assert not_in_scope and waiting  # the demo night has both
+    assert f"不归档 {not_in_scope} 件" in page and f"待启用 {waiting} 件" in page
     for agency, (n, size) in per_unit.items():
         assert f"{agency} {n} " in page and f" {size} " in page, agency
 
@@ -232,7 +243,7 @@ def _state(world: Path) -> tuple[str, str]:
     return ledger, files.hexdigest()
 
 
-def test_only_sign_in_and_sign_out_accept_a_write_and_no_request_changes_the_archive(console: Console) -> None:
+def test_only_sign_in_sign_out_and_retry_accept_a_write_and_no_request_changes_the_archive(console: Console) -> None:
     from custody.web.app import create_app
 
     app = create_app(load_settings(console.world / "guidang.yaml"))
@@ -248,7 +259,7 @@ def test_only_sign_in_and_sign_out_accept_a_write_and_no_request_changes_the_arc
     assert len(every) > 10
     writers = {(route.path, m) for route in every for m in (getattr(route, "methods", None) or ())
                if m not in ("GET", "HEAD")}
-    assert writers == {("/login", "POST"), ("/logout", "POST")}
+    assert writers == {("/login", "POST"), ("/logout", "POST"), ("/quarantine/{entry_id}/retry", "POST")}
     before = _state(console.world)
     record = next(r for r in _records(console.world) if r.state == MatterState.VERIFIED)
     paths = ["/", "/search", f"/matter/{record.id}", "/quarantine", "/audit", "/downloads", "/rollout",
@@ -312,13 +323,20 @@ def test_rollout_page_shows_the_disabled_units_and_the_target(console: Console) 
 def test_reconcile_page_asks_the_sources_and_names_what_is_missing(console: Console) -> None:
     with console.signed_in("audra") as c:
         page = c.get("/reconcile", params={"from": "2026-10-01", "to": "2026-10-31"})
-        assert page.status_code == 200 and "源系统办结的事项均有下落" in page.text
+        assert page.status_code == 200 and "源系统没有办结的事项，没有可对账的内容" in page.text
+        assert "均有下落" not in page.text  # an empty period is not a balanced one
         week = c.get("/reconcile", params={"from": "2026-11-15", "to": "2026-12-14"})
         assert week.status_code == 200, week.text
-        assert "源系统办结的事项均有下落" in week.text, week.text
+        assert re.search(r"源系统在此期间办结的 [1-9]\d* 件事项均有下落", week.text), week.text
         assert "待启用" in week.text
         too_long = c.get("/reconcile", params={"from": "2026-01-01", "to": "2026-12-31"})
         assert too_long.status_code == 400
+        # without dates it opens on the newest 办结 day the ledger holds, not on an empty yesterday
+        newest = max(r.completed_at for r in _records(console.world))
+        day = (newest if newest.tzinfo else newest.replace(tzinfo=UTC)).astimezone(ZoneInfo("Asia/Shanghai")).date()
+        opened = c.get("/reconcile").text
+        assert f'name="from" value="{day.isoformat()}"' in opened
+        assert "件事项均有下落" in opened or "处差异" in opened
     with console.signed_in("opal") as c:
         assert c.get("/reconcile").status_code == 403
 
@@ -335,3 +353,36 @@ def test_the_demo_worlds_console_users_sign_in_with_the_passwords_its_config_nam
         user = settings.web.user(username)
         assert user is not None and user.role == role and f"{username} / {password}" in text
         assert PasswordHasher().verify(user.password_hash, password)
+
+
+def test_search_pages_through_every_result_with_the_total(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    import custody.web.pages as pages
+
+    monkeypatch.setattr(pages, "RESULTS_PER_PAGE", 10)  # the served app reads it per request
+    everything = [r for r in _records(console.world) if r.agency.startswith("西湖区")]
+    seen: list[str] = []
+    with console.signed_in("archie") as c:
+        first = c.get("/search", params={"unit": "西湖区"}).text
+        pages_n = -(-len(everything) // 10)
+        assert f"找到 {len(everything)} 件，第 1 / {pages_n} 页" in _text(first)
+        link = re.search(r'rel="next" href="([^"]+)"', first)
+        assert link and 'rel="prev"' not in first
+        for n in range(1, pages_n + 1):
+            page = c.get("/search", params={"unit": "西湖区", "page": n}).text
+            seen += re.findall(r'href="/matter/(\d+)"', page)
+        assert 'rel="next"' not in page and 'rel="prev"' in page
+    assert sorted(map(int, seen)) == sorted(r.id for r in everything)  # each once, none left out
+
+
+def test_every_check_report_item_is_said_in_chinese(console: Console) -> None:
+    from custody.web.report_text import in_chinese
+
+    assert in_chinese("2 PDF(s) open with their page trees; 1 OFD(s) resolve to their pages and fonts") == \
+        "2 个 PDF 文件可打开，页面树完好；1 个 OFD 文件的页面和字体可解析"
+    assert in_chinese("something new the packager says") is None  # kept as written, folded
+    with console.signed_in("archie") as c:
+        for r in (r for r in _records(console.world) if r.state == MatterState.VERIFIED):
+            page = c.get(f"/matter/{r.id}").text
+            report = page[page.index('<table class="report">'):page.index("</table>", page.index('class="report"'))]
+            assert "<details>" not in report, (r.archival_code, _text(report)[:400])
+            assert not re.search(r"\b(document|file|match|present|agree)\w*\b", _text(report)), r.archival_code

@@ -86,11 +86,19 @@ class FilesystemRepository:
     # -- keys -----------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
+        """The key's file, refused when a part below the root is a symbolic link: a link planted in
+        the archive would otherwise serve (or receive) a file outside it as an archived object."""
         check_key(key)
         if any(part.startswith(TEMP_PREFIX) for part in key.split("/")):
             raise repository_error(RepositoryError, "REPO-UNSAFE-KEY", repr(key),
                                    f"names starting with {TEMP_PREFIX!r} are reserved for temporary files")
-        return self.root.joinpath(*key.split("/"))
+        path = self.root
+        for name in key.split("/"):
+            path = path / name
+            if path.is_symlink():
+                raise repository_error(RepositoryError, "REPO-LINK", key, f"{path.relative_to(self.root).as_posix()}"
+                                       " is a symbolic link; the archive never follows one")
+        return path
 
     def _os_error(self, exc: OSError, where: str, action: str) -> RepositoryError:
         if exc.errno in _NOT_WRITABLE:
@@ -117,11 +125,14 @@ class FilesystemRepository:
 
     def open(self, key: str) -> Iterator[bytes]:
         path = self._path(key)
-        try:
-            fh = path.open("rb")
+        try:  # O_NOFOLLOW as well: a link swapped in after the check is refused by the kernel
+            fh = os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)), "rb")
         except FileNotFoundError:
             raise not_found(key) from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise repository_error(RepositoryError, "REPO-LINK", key, "is a symbolic link; the archive "
+                                       "never follows one") from exc
             raise self._os_error(exc, key, "cannot open") from exc
         return self._blocks(fh)
 

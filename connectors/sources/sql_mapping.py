@@ -259,6 +259,13 @@ class MatterMapping:
         raw = {k: self.values.json(v) for k, v in row.items()}
         if card_key and card:
             raw[card_key] = mask_id(card)
+        # under the canonical names too, so that schemas/personal.py finds the applicant and the
+        # 实施机构 whatever this source calls its columns
+        for canonical in ("applicant_name", "applicant_card_type", "agency"):
+            if cols.get(canonical) in raw:
+                raw.setdefault(canonical, raw[cols[canonical]])
+            elif canonical in self.config.constants:
+                raw.setdefault(canonical, self.values.json(self.config.constants[canonical]))
 
         def clean(p: str) -> str:
             p = mask_text(p)

@@ -1,14 +1,17 @@
 """The console's application: `create_app(settings)` wires the ledger (read only), the archive
 repository, the sessions and the page routes into one FastAPI app.
 
-Read-only by construction: the ledger is opened without migrating it, the only routes that accept a
-POST are sign-in and sign-out (which touch the in-memory sessions only), and every other route is a
-GET that calls read queries. Every response carries headers that keep the pages out of frames and
-caches (they show personal data to the roles allowed to see it).
+The archive is never written: the ledger is opened without migrating it and the repository is only
+read. What the console adds to the ledger are events in the chain (failed sign-ins and lockouts, each
+view and download of a document, a quarantine retry asked for by operations), so that the bureau can
+audit the console's use as it audits the nights. Every response, an error's too, carries headers
+that keep the pages out of frames and caches (they show personal data to the roles allowed to see
+it), and every error is a Chinese page, never a bare 500.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,9 +19,11 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from custody.web.auth import MIN_KEY_LENGTH, PAGE_ROLES, Clock, Sessions
 from custody.web.guard import Forbidden, NotSignedIn
@@ -38,6 +43,20 @@ NAV: list[tuple[str, str, str]] = [
     ("/rollout", "推进", "rollout"),
     ("/reconcile", "对账", "reconcile"),
 ]
+
+
+log = logging.getLogger(__name__)
+ERROR_TITLES = {400: "请求参数有误", 401: "需要登录", 403: "无权访问", 404: "页面不存在", 405: "不支持此请求方法",
+                409: "不予提供", 413: "请求过大", 422: "请求参数有误", 429: "请求过于频繁", 500: "服务器内部错误"}
+
+
+def _default_phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 class ConsoleConfigError(GuidangError):
@@ -62,7 +81,7 @@ def signing_key(settings: Settings) -> bytes:
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The console over `settings`' ledger and repository. ConsoleConfigError when it cannot start."""
     from connectors.repositories import open_repository
-    from custody.web import downloads, pages, reports, signin
+    from custody.web import downloads, pages, quarantine_page, reports, signin, use
     from ledger.store import Ledger
 
     key = signing_key(settings)
@@ -85,8 +104,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     templates.env.globals.update(nav=NAV, page_roles=PAGE_ROLES, role_labels=ROLE_LABELS)
     zone = settings.zone
     templates.env.filters.update(
-        when=lambda t: t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if t else "",
-        day=lambda t: t.astimezone(zone).date().isoformat() if t else "",
+        when=lambda t: _moment(t).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if t else "",
+        day=lambda t: _moment(t).astimezone(zone).date().isoformat() if t else "",
         size=_size,
     )
     app.state.templates = templates
@@ -95,24 +114,40 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
         if exc.download:
-            return PlainTextResponse("需要登录 (sign-in required)", status_code=401)
+            return error_page(request, 401, "需要登录：请先登录控制台，再打开此下载")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
         if exc.download:
-            return PlainTextResponse("无权访问 (forbidden for this role)", status_code=403)
+            return error_page(request, 403, f"无权访问：“{ROLE_LABELS[exc.session.role]}”角色不能打开此文件或下载")
         return templates.TemplateResponse(request, "forbidden.html", {"session": exc.session, "page": exc.page},
                                           status_code=403)
 
-    @app.exception_handler(404)
-    async def _not_found(request: Request, exc: Exception) -> Response:
-        return HTMLResponse("<!doctype html><title>404</title><p>页面不存在 (not found)</p>", status_code=404)
+    def error_page(request: Request, status: int, detail: str) -> Response:
+        title = ERROR_TITLES.get(status, "请求有误" if status < 500 else "服务器内部错误")
+        return templates.TemplateResponse(
+            request, "error.html", {"session": getattr(request.state, "session", None), "title": title,
+                                    "detail": detail or title}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != _default_phrase(exc.status_code) else ""
+        return error_page(request, exc.status_code, detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_parameter(request: Request, exc: RequestValidationError) -> Response:
+        names = "、".join(sorted({str(e.get("loc", ["", "?"])[-1]) for e in exc.errors()}))
+        return error_page(request, 400, f"参数 {names} 的值无效（超出范围或格式不对）")
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # logged, and answered in Chinese with the same headers as every page
+            log.exception("console: %s %s failed", request.method, request.url.path)
+            response = error_page(request, 500, "处理请求时出错，已记录在控制台日志中")
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
@@ -125,7 +160,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(reports.router)
     app.include_router(downloads.router)
+    app.include_router(use.router)
+    app.include_router(quarantine_page.router)
     return app
+
+
+def _moment(t: Any) -> Any:
+    """A datetime, or an ISO text of one (report dicts carry text), for the zone filters."""
+    from datetime import UTC, datetime
+
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t)
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
 
 
 def _size(n: int | None) -> str:

@@ -5,8 +5,12 @@ a random session id signed with the key from `web.secret_key_env`, so a forged o
 refused, sign-out ends the session for good, and expiry is the server's clock against the session's
 last request, not whatever the browser keeps. Restarting the console signs everyone out.
 
-CSRF: the sign-in form carries an HMAC of a random nonce that is also set as a cookie (a form posted
-from another site has neither); the sign-out form carries the session's own token.
+A session ends after `session_minutes` without a request and, however busy, `session_max_hours`
+after sign-in.
+
+CSRF: the sign-in form carries an HMAC of a random, timestamped nonce that is also set as a cookie (a
+form posted from another site has neither); each nonce is good for one post within the hour, so a
+captured form cannot be replayed. The sign-out form carries the session's own token.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from custody.web.throttle import Throttle
 from schemas.web_config import WebConfig
 
 SESSION_COOKIE = "guidang_session"
 LOGIN_NONCE_COOKIE = "guidang_login"
+LOGIN_FORM_SECONDS = 3600  # a sign-in form is good for an hour, and for one post
 MIN_KEY_LENGTH = 32
 
 ALL = frozenset({"auditor", "archivist", "operations"})
@@ -37,6 +43,9 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "reconcile": BUREAU,  # 对账
     "audit": BUREAU,  # 审计: chain status and fixity
     "downloads": BUREAU,  # 下载: registers and catalogues
+    "use": frozenset({"archivist"}),  # 利用: a document's stamped access copy (its content is unmasked)
+    "original": frozenset({"archivist"}),  # a document's original, byte for byte
+    "retry": frozenset({"operations"}),  # 隔离 重试: what `guidang quarantine retry` does
 }
 
 
@@ -56,17 +65,34 @@ class Session:
     username: str
     role: str
     csrf: str
-    expires_at: datetime
+    expires_at: datetime  # idle expiry, moved on by each request
+    ends_at: datetime  # absolute: sign-in + session_max_hours
 
 
 class PasswordCheck:
-    """argon2 verification that takes as long for an unknown user as for a wrong password."""
+    """argon2 verification that takes as long for an unknown user as for a wrong password: the dummy
+    hash an unknown name is checked against is made with the SAME parameters (time, memory,
+    parallelism) as the configured users' hashes, since verification costs what the stored hash says."""
 
-    def __init__(self) -> None:
-        from argon2 import PasswordHasher
+    def __init__(self, stored_hashes: list[str] | None = None) -> None:
+        from argon2 import PasswordHasher, extract_parameters
+        from argon2.exceptions import InvalidHashError
 
         self._hasher = PasswordHasher()
-        self._dummy = self._hasher.hash(secrets.token_hex(16))
+        params = []
+        for h in stored_hashes or []:
+            try:
+                params.append(extract_parameters(h))
+            except InvalidHashError:
+                continue
+        # the most common parameters among the users: what a known name costs
+        dummy_hasher = max(params, key=params.count, default=None)
+        hasher = PasswordHasher.from_parameters(dummy_hasher) if dummy_hasher else self._hasher
+        self._dummy = hasher.hash(secrets.token_hex(16))
+
+    @property
+    def dummy(self) -> str:
+        return self._dummy
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -91,7 +117,9 @@ class Sessions:
         self._now = clock
         self._lock = threading.Lock()
         self._open: dict[str, Session] = {}
-        self.passwords = PasswordCheck()
+        self._used_nonces: dict[str, datetime] = {}
+        self.passwords = PasswordCheck([u.password_hash for u in config.users])
+        self.throttle = Throttle(config, clock)
 
     # ---- cookies
 
@@ -111,13 +139,24 @@ class Sessions:
 
     def new_login_nonce(self) -> tuple[str, str]:
         """(nonce for the cookie, token for the form)."""
-        nonce = secrets.token_urlsafe(24)
+        nonce = f"{int(self._now().timestamp())}.{secrets.token_urlsafe(24)}"
         return nonce, self._sign("login:" + nonce)
 
     def login_token_ok(self, nonce: str | None, token: str | None) -> bool:
-        if not nonce or not token:
+        """True once for a fresh form's (nonce, token): a second post of the same form is refused."""
+        if not nonce or not token or not hmac.compare_digest(token, self._sign("login:" + nonce)):
             return False
-        return hmac.compare_digest(token, self._sign("login:" + nonce))
+        issued, _, _ = nonce.partition(".")
+        now = self._now()
+        if not issued.isdigit() or not 0 <= now.timestamp() - int(issued) <= LOGIN_FORM_SECONDS:
+            return False
+        with self._lock:
+            for old in [n for n, t in self._used_nonces.items() if (now - t).total_seconds() > LOGIN_FORM_SECONDS]:
+                del self._used_nonces[old]
+            if nonce in self._used_nonces:
+                return False
+            self._used_nonces[nonce] = now
+        return True
 
     # ---- sessions
 
@@ -125,8 +164,10 @@ class Sessions:
         user = self._config.user(username)
         if not self.passwords.verify(user.password_hash if user else None, password) or user is None:
             return None
+        now = self._now()
         session = Session(secrets.token_urlsafe(32), user.username, user.role, secrets.token_urlsafe(24),
-                          self._now() + timedelta(minutes=self._config.session_minutes))
+                          now + timedelta(minutes=self._config.session_minutes),
+                          now + timedelta(hours=self._config.session_max_hours))
         with self._lock:
             self._prune()
             self._open[session.sid] = session
@@ -142,10 +183,10 @@ class Sessions:
             session = self._open.get(sid)
             if session is None:
                 return None
-            if session.expires_at <= now:
+            if session.expires_at <= now or session.ends_at <= now:
                 del self._open[sid]
                 return None
-            session.expires_at = now + timedelta(minutes=self._config.session_minutes)
+            session.expires_at = min(now + timedelta(minutes=self._config.session_minutes), session.ends_at)
             return session
 
     def sign_out(self, session: Session) -> None:
@@ -154,7 +195,7 @@ class Sessions:
 
     def _prune(self) -> None:
         now = self._now()
-        for sid in [s for s, v in self._open.items() if v.expires_at <= now]:
+        for sid in [s for s, v in self._open.items() if v.expires_at <= now or v.ends_at <= now]:
             del self._open[sid]
 
     def sees_personal_data(self, session: Session) -> bool:

@@ -17,6 +17,7 @@ from custody.web.auth import Session
 from custody.web.guard import require
 
 router = APIRouter()
+CATALOGUE_LIMIT = 64 * 1024 * 1024  # a 目录文件.xml of a few thousand entries is a few MB
 MEDIA = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
          "html": "text/html; charset=utf-8", "xml": "application/xml"}
 
@@ -35,7 +36,8 @@ def downloads(request: Request, session: Annotated[Session, Depends(require("dow
         request, "downloads.html", {"session": session, "nights": nights, "batches": batches})
 
 
-def _register(request: Request, fmt: str, *, night: date | None = None, batch: str | None = None) -> bytes:
+def _register(request: Request, session: Session, fmt: str, *, night: date | None = None,
+              batch: str | None = None) -> bytes:
     from custody.register_gather import NothingToRegister, build_register
     from packager.register import write_html, write_xlsx
 
@@ -43,7 +45,8 @@ def _register(request: Request, fmt: str, *, night: date | None = None, batch: s
         raise HTTPException(404)
     app = request.app.state
     try:
-        data = build_register(app.ledger, app.repository, app.settings, night=night, batch=batch)
+        data = build_register(app.ledger, app.repository, app.settings, night=night, batch=batch,
+                              masked=not app.sessions.sees_personal_data(session))
     except NothingToRegister as exc:
         raise HTTPException(404, str(exc)) from exc
     with tempfile.TemporaryDirectory(prefix="guidang-web-") as tmp:
@@ -59,30 +62,57 @@ def night_register(request: Request, day: str, fmt: str,
         night = date.fromisoformat(day)
     except ValueError:
         raise HTTPException(404, f"{day!r} 不是日期") from None
-    return _attachment(_register(request, fmt, night=night), f"移交与接收登记表-{night.isoformat()}.{fmt}", fmt)
+    data = _register(request, session, fmt, night=night)
+    return _attachment(data, f"移交与接收登记表-{night.isoformat()}.{fmt}", fmt)
 
 
 @router.get("/downloads/register/batch/{batch_id}.{fmt}")
 def batch_register(request: Request, batch_id: str, fmt: str,
                    session: Annotated[Session, Depends(require("downloads", download=True))]) -> Response:
-    return _attachment(_register(request, fmt, batch=batch_id), f"移交与接收登记表-{batch_id}.{fmt}", fmt)
+    return _attachment(_register(request, session, fmt, batch=batch_id), f"移交与接收登记表-{batch_id}.{fmt}", fmt)
 
 
 @router.get("/downloads/catalogue/{batch_id}.xml")
 def batch_catalogue(request: Request, batch_id: str,
                     session: Annotated[Session, Depends(require("downloads", download=True))]) -> Response:
-    """The batch's 目录文件.xml exactly as stored (the repository refuses a key that would escape)."""
+    """The batch's 目录文件.xml exactly as stored for a role that sees personal data; for any other role
+    with every text masked as the pages mask it (persons' names, ID numbers, phones). The repository
+    refuses a key that would escape and a symbolic link."""
     from connectors.repositories.base import RepositoryError
+    from custody.web.package_view import read_bounded as _read
     from packager.transfer import CATALOGUE_FILE
     from schemas.layout import transfer_key
 
     with request.app.state.ledger.read() as s:
         known = dict(page_queries.batches(s))
+        names = page_queries.batch_names(s, batch_id) if batch_id in known else []
     if batch_id not in known:
         raise HTTPException(404, f"没有批次 {batch_id}")
     key = f"{transfer_key(batch_id)}/{CATALOGUE_FILE}"
     try:
-        data = b"".join(request.app.state.repository.open(key))
+        data = _read(request.app.state.repository, key, limit=CATALOGUE_LIMIT)
     except RepositoryError as exc:
         raise HTTPException(404, f"{key}: {exc}") from exc
+    if not request.app.state.sessions.sees_personal_data(session):
+        data = masked_xml(data, names)
     return _attachment(data, f"目录文件-{batch_id}.xml", "xml")
+
+
+def masked_xml(data: bytes, names: list[str]) -> bytes:
+    """Every text and attribute value of an XML document masked (schemas.personal.mask_personal)."""
+    from lxml import etree
+
+    from schemas.personal import mask_personal
+    from schemas.xmlio import parse_xml
+
+    tree = parse_xml(data)
+    for el in tree.iter():
+        if not isinstance(el.tag, str):
+            continue
+        if el.text:
+            el.text = mask_personal(el.text, names)
+        if el.tail:
+            el.tail = mask_personal(el.tail, names)
+        for k, v in el.attrib.items():
+            el.set(k, mask_personal(v, names))
+    return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")

@@ -16,7 +16,8 @@ from lxml import etree
 from connectors.repositories.base import Repository, RepositoryError
 from schemas.layout import CHECK_REPORT_FILE, METADATA_FILE
 from schemas.metadata import MetadataDocument, read_metadata
-from schemas.model import mask_id, mask_text
+from schemas.model import mask_id
+from schemas.personal import mask_name, mask_personal, personal_names
 from schemas.xmlio import parse_xml
 
 # the largest XML the console parses from a package (元数据 and 检测报告 are a few KB)
@@ -26,26 +27,21 @@ ID_FIELDS = frozenset({"证件号码"})
 
 
 class Masker:
-    """Masks text for a role that may not see personal data; passes it through for one that may."""
+    """Masks text for a role that may not see personal data; passes it through for one that may.
+    What counts as personal, and where a record keeps it, is schemas/personal.py's to say."""
 
     def __init__(self, *, unmasked: bool, names: list[str] | None = None) -> None:
         self.unmasked = unmasked
-        self.names = sorted({n.strip() for n in names or [] if n and len(n.strip()) >= 2}, key=len, reverse=True)
+        self.names = list(names or [])
 
     @staticmethod
     def name(value: str) -> str:
-        return value[0] + "＊" * (len(value) - 1)
+        return mask_name(value)
 
     def __call__(self, text: Any) -> str:
         if text is None:
             return ""
-        text = str(text)
-        if self.unmasked:
-            return text
-        text = mask_text(text)
-        for n in self.names:
-            text = text.replace(n, self.name(n))
-        return text
+        return str(text) if self.unmasked else mask_personal(text, self.names)
 
     def field(self, label: str, value: str) -> str:
         if not self.unmasked and label in ID_FIELDS:
@@ -54,11 +50,8 @@ class Masker:
 
 
 def names_of(record: dict[str, Any] | None) -> list[str]:
-    """The applicant's name from a stored Matter (or raw source row), to mask wherever it appears."""
-    applicant = (record or {}).get("applicant")
-    if isinstance(applicant, dict) and isinstance(applicant.get("name"), str):
-        return [applicant["name"]]
-    return []
+    """The persons' names of a stored record in any of its shapes, to mask wherever they appear."""
+    return personal_names(record)
 
 
 @dataclass
@@ -91,12 +84,13 @@ class PackageView:
     problems: list[str]
 
 
-def _read(repository: Repository, key: str) -> bytes:
+def read_bounded(repository: Repository, key: str, *, limit: int = XML_LIMIT) -> bytes:
+    """A small stored object whole (an XML to parse), refused once it grows past `limit`."""
     chunks, size = [], 0
     for chunk in repository.open(key):
         size += len(chunk)
-        if size > XML_LIMIT:
-            raise RepositoryError(f"{key}: larger than {XML_LIMIT} bytes, not shown")
+        if size > limit:
+            raise RepositoryError(f"{key}: larger than {limit} bytes, not shown")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -159,7 +153,7 @@ def package_view(repository: Repository, package_key: str, mask: Masker) -> Pack
     report = None
     prefix = package_key.rstrip("/")
     try:
-        tree = parse_xml(_read(repository, f"{prefix}/{METADATA_FILE}"))
+        tree = parse_xml(read_bounded(repository, f"{prefix}/{METADATA_FILE}"))
         metadata = metadata_table(tree, mask)
         documents = [
             _masked_document(d, mask) for d in read_metadata(tree).documents
@@ -167,7 +161,7 @@ def package_view(repository: Repository, package_key: str, mask: Masker) -> Pack
     except (RepositoryError, etree.XMLSyntaxError) as exc:
         problems.append(f"{METADATA_FILE} 无法读取：{mask(str(exc))}")
     try:
-        report = check_report(parse_xml(_read(repository, f"{prefix}/{CHECK_REPORT_FILE}")), mask)
+        report = check_report(parse_xml(read_bounded(repository, f"{prefix}/{CHECK_REPORT_FILE}")), mask)
     except (RepositoryError, etree.XMLSyntaxError) as exc:
         problems.append(f"{CHECK_REPORT_FILE} 无法读取：{mask(str(exc))}")
     return PackageView(metadata, documents, report, problems)

@@ -9,9 +9,8 @@ read (the console writes nothing).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -19,91 +18,18 @@ from sqlalchemy.orm import Session
 
 from ledger.audit_queries import normalise_code
 from ledger.models import Event, MatterRecord, MatterState, QuarantineEntry, Run
+from ledger.night_queries import UNKNOWN_AGENCY
+from schemas.personal import RAW_AGENCY_KEYS
 
-UNKNOWN_UNIT = "（未识别的实施机构）"
-
-
-@dataclass
-class UnitNight:
-    agency: str  # 实施机构
-    archived: int = 0
-    quarantined: int = 0
-    bytes: int = 0
-
-
-@dataclass
-class NightRow:
-    run_id: str
-    night: date  # the day of the run's 归档时间 (as_of), as `audit register --night` counts it
-    started_at: datetime
-    status: str
-    error: str | None  # raw: the page masks it
-    failed_sources: list[tuple[str, str]] = field(default_factory=list)
-    units: list[UnitNight] = field(default_factory=list)
-
-    @property
-    def archived(self) -> int:
-        return sum(u.archived for u in self.units)
-
-    @property
-    def quarantined(self) -> int:
-        return sum(u.quarantined for u in self.units)
-
-    @property
-    def bytes(self) -> int:
-        return sum(u.bytes for u in self.units)
+UNKNOWN_UNIT = UNKNOWN_AGENCY
+# where a quarantine row keeps its 实施机构, in the shapes schemas/personal.py knows, for SQL to group by
+QUARANTINE_AGENCY_PATHS = [("matter", "agency")] + [("invalid", "raw", k) for k in RAW_AGENCY_KEYS]
 
 
 def night_of(run: Run, zone: ZoneInfo) -> date:
     as_of = (run.parameters or {}).get("as_of")
     moment = datetime.fromisoformat(as_of) if isinstance(as_of, str) else run.started_at
     return moment.astimezone(zone).date()
-
-
-def _failed_sources(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
-    sources = (summary or {}).get("sources") or {}
-    return [(name, str(s.get("error"))) for name, s in sources.items() if isinstance(s, dict) and s.get("error")]
-
-
-def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int) -> tuple[int, list[NightRow]]:
-    """(how many runs, one page of them newest first, each with its per-unit counts)."""
-    total = session.scalar(select(func.count()).select_from(Run)) or 0
-    runs = session.execute(
-        select(Run.id, Run.started_at, Run.status, Run.parameters, Run.summary, Run.error)
-        .order_by(Run.started_at.desc(), Run.id.desc()).offset(page * per_page).limit(per_page)
-    ).all()
-    rows: dict[str, NightRow] = {}
-    for r in runs:
-        rows[r.id] = NightRow(r.id, night_of(r, zone), r.started_at, r.status, r.error, _failed_sources(r.summary))
-    if not rows:
-        return int(total), []
-    units: dict[tuple[str, str], UnitNight] = {}
-
-    def unit(run_id: str, agency: str | None) -> UnitNight:
-        key = (run_id, agency or UNKNOWN_UNIT)
-        if key not in units:
-            units[key] = UnitNight(key[1])
-        return units[key]
-
-    size_sum = func.coalesce(func.sum(MatterRecord.total_bytes), 0)
-    for run_id, agency, n, size in session.execute(
-        select(MatterRecord.run_id, MatterRecord.agency, func.count(), size_sum)
-        .where(MatterRecord.run_id.in_(list(rows)), MatterRecord.state == MatterState.VERIFIED)
-        .group_by(MatterRecord.run_id, MatterRecord.agency)
-    ):
-        u = unit(run_id, agency)
-        u.archived, u.bytes = int(n), int(size)
-    # grouped by the label, not the expression again: PostgreSQL would see two different bound keys
-    agency_json = QuarantineEntry.record["agency"].as_string().label("agency")
-    for run_id, agency, n in session.execute(
-        select(QuarantineEntry.run_id, agency_json, func.count())
-        .where(QuarantineEntry.run_id.in_(list(rows)))
-        .group_by(QuarantineEntry.run_id, agency_json)
-    ):
-        unit(run_id, agency).quarantined = int(n)
-    for (run_id, _), u in sorted(units.items(), key=lambda kv: kv[0][1]):
-        rows[run_id].units.append(u)
-    return int(total), list(rows.values())
 
 
 # ---------------------------------------------------------------- search
@@ -113,6 +39,8 @@ def overview(session: Session, zone: ZoneInfo, *, page: int, per_page: int) -> t
 class SearchQuery:
     archival_code: str = ""  # 档号
     project_id: str = ""  # 办件编号
+    title: str = ""  # 题名
+    applicant: str = ""  # 申请人 (name)
     service: str = ""  # 事项: 事项编码 or 事项名称
     agency: str = ""  # 实施机构
     date_from: date | None = None  # 办结 from (inclusive)
@@ -120,8 +48,8 @@ class SearchQuery:
 
     @property
     def empty(self) -> bool:
-        return not (self.archival_code or self.project_id or self.service or self.agency or self.date_from
-                    or self.date_to)
+        return not (self.archival_code or self.project_id or self.title or self.applicant or self.service
+                    or self.agency or self.date_from or self.date_to)
 
 
 def _like(text: str) -> str:
@@ -129,8 +57,9 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search(session: Session, q: SearchQuery, zone: ZoneInfo, *, limit: int = 100) -> tuple[int, Sequence[MatterRecord]]:
-    """(how many matters match, the first `limit` of them by 办结时间, newest first)."""
+def search(session: Session, q: SearchQuery, zone: ZoneInfo, *, offset: int = 0,
+           limit: int = 100) -> tuple[int, Sequence[MatterRecord]]:
+    """(how many matters match, `limit` of them from `offset` by 办结时间, newest first)."""
     stmt = select(MatterRecord)
     if q.archival_code:
         column = MatterRecord.archival_code
@@ -139,6 +68,11 @@ def search(session: Session, q: SearchQuery, zone: ZoneInfo, *, limit: int = 100
         stmt = stmt.where(column.like(_like(normalise_code(q.archival_code)), escape="\\"))
     if q.project_id:
         stmt = stmt.where(MatterRecord.project_id.like(_like(q.project_id.strip()), escape="\\"))
+    if q.title:
+        stmt = stmt.where(MatterRecord.title.like(_like(q.title), escape="\\"))
+    if q.applicant:
+        name = MatterRecord.record[("applicant", "name")].as_string()
+        stmt = stmt.where(name.like(_like(q.applicant), escape="\\"))
     if q.service:
         pattern = _like(q.service.strip())
         stmt = stmt.where(or_(MatterRecord.service_code.like(pattern, escape="\\"),
@@ -150,7 +84,8 @@ def search(session: Session, q: SearchQuery, zone: ZoneInfo, *, limit: int = 100
     if q.date_to:
         stmt = stmt.where(MatterRecord.completed_at < datetime.combine(q.date_to + timedelta(days=1), time.min, zone))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    found = session.scalars(stmt.order_by(MatterRecord.completed_at.desc(), MatterRecord.id.desc()).limit(limit)).all()
+    found = session.scalars(stmt.order_by(MatterRecord.completed_at.desc(), MatterRecord.id.desc())
+                             .offset(offset).limit(limit)).all()
     return int(total), found
 
 
@@ -171,6 +106,11 @@ def open_quarantine(session: Session, *, limit: int = 500) -> tuple[int, Sequenc
 
 def last_event(session: Session, kind: str) -> Event | None:
     return session.scalars(select(Event).where(Event.kind == kind).order_by(Event.seq.desc()).limit(1)).first()
+
+
+def recent_events(session: Session, kinds: list[str], *, limit: int = 100) -> Sequence[Event]:
+    """The newest events of `kinds`, newest first."""
+    return session.scalars(select(Event).where(Event.kind.in_(kinds)).order_by(Event.seq.desc()).limit(limit)).all()
 
 
 def event_count(session: Session) -> int:
@@ -197,3 +137,13 @@ def batches(session: Session) -> list[tuple[str, int]]:
         select(MatterRecord.batch_id, func.count()).where(MatterRecord.batch_id.is_not(None))
         .group_by(MatterRecord.batch_id).order_by(MatterRecord.batch_id.desc())
     ).all()]
+
+
+def batch_names(session: Session, batch_id: str) -> list[str]:
+    """The persons' names of a batch's members (schemas/personal.py), to mask in its catalogue."""
+    from schemas.personal import personal_names
+
+    names: list[str] = []
+    for record in session.scalars(select(MatterRecord.record).where(MatterRecord.batch_id == batch_id)):
+        names += personal_names(record)
+    return names

@@ -2,8 +2,8 @@
 `guidang audit rollout` and `guidang audit reconcile`, built by custody/rollout.py and custody/reconcile.py.
 
 Reconciliation asks the sources for their counts while the page is built (it reads, never writes);
-the window defaults to yesterday in the configured zone and is capped, so a page view cannot turn
-into a year-long listing of every source.
+the window defaults to the newest 办结 day the ledger holds (the last night with data) and is capped,
+so a page view cannot turn into a year-long listing of every source.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from custody.web.pages import _date, _render, masker
 
 router = APIRouter()
 MAX_RECONCILE_DAYS = 31
+SOURCE_STATES = {"listed": "已逐件核对", "counted": "仅核对件数（源系统不提供清单）"}
 NIGHT_LABELS = {"archived": "归档", "quarantined": "隔离", "waiting": "待启用", "not_in_scope": "不归档",
                 "numbered": "已编号", "transferred": "已写入"}
 
@@ -33,11 +34,29 @@ def rollout(request: Request, session: Annotated[Session, Depends(require("rollo
     from custody.rollout import STATUS_TEXT, rollout_report, table_in_force
 
     settings, ledger = request.app.state.settings, request.app.state.ledger
-    today = _date(as_of, "as_of") or _today(request)
+    today = _date(as_of, "日期") or _today(request)
     report = rollout_report(settings, ledger, table_in_force(settings, ledger, today), today=today)
     return _render(request, "rollout.html", report=report.to_dict(), status_text=STATUS_TEXT,
                    night_labels=NIGHT_LABELS,
                    mask=masker(request, session))
+
+
+def _last_day_with_data(request: Request) -> date | None:
+    """The 办结 day of the newest matter the ledger holds, in the configured zone: the page opens on a
+    day with something to reconcile, not on an empty yesterday that trivially balances."""
+    from sqlalchemy import func, select
+
+    from ledger.models import MatterRecord
+
+    with request.app.state.ledger.read() as s:
+        newest = s.scalar(select(func.max(MatterRecord.completed_at)))
+    if newest is None:
+        return None
+    if newest.tzinfo is None:
+        from datetime import UTC
+
+        newest = newest.replace(tzinfo=UTC)
+    return newest.astimezone(request.app.state.settings.zone).date()
 
 
 @router.get("/reconcile")
@@ -49,16 +68,16 @@ def reconcile(request: Request, session: Annotated[Session, Depends(require("rec
     from custody.reconcile import reconcile as run_reconcile
 
     settings = request.app.state.settings
-    yesterday = _today(request) - timedelta(days=1)
-    first = _date(date_from, "from") or yesterday
-    last = _date(date_to, "to") or first
+    first = _date(date_from, "对账起") or _last_day_with_data(request) or _today(request) - timedelta(days=1)
+    last = _date(date_to, "对账止") or first
     if last < first or (last - first).days >= MAX_RECONCILE_DAYS:
         raise HTTPException(400, f"对账期间须在 1 至 {MAX_RECONCILE_DAYS} 天之间")
     chosen = settings.unit_index.find(unit) if unit.strip() else None
     if unit.strip() and chosen is None:
-        raise HTTPException(400, f"没有名为 {unit!r} 的实施机构")
+        raise HTTPException(400, f"没有名为“{unit}”的实施机构")
     report: dict[str, Any] = run_reconcile(settings, request.app.state.ledger, first, last,
                                            unit=chosen.name if chosen else None).to_dict()
-    return _render(request, "reconcile.html", report=report, finding_text=FINDING_TEXT,
+    report["findings"] = [{**f, "text": f["text"].split(" / ")[0]} for f in report["findings"]]
+    return _render(request, "reconcile.html", report=report, finding_text=FINDING_TEXT, source_states=SOURCE_STATES,
                    units=[u.name for u in settings.units], unit=chosen.name if chosen else "",
                    mask=masker(request, session))
