@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app
-from ledger.models import MatterRecord, MatterState
+from ledger.models import MatterRecord, MatterState, QuarantineEntry
 from night.engine import run_nightly
+from night.quarantine_retry import retry_quarantined
 from packager.eep import folder_reader, write_eep
 from schemas.config import load_settings
 from schemas.layout import METADATA_FILE
@@ -70,3 +71,27 @@ def test_office_attachments_are_archived_with_renditions_checked_and_exported(sm
     assert int(register.findtext(".//移交电子档案数量")) == len(keys)
     done = CliRunner().invoke(app, ["check", batches[0].name, "--config", str(small_world / "guidang.yaml")])
     assert done.exit_code == 0, done.output
+
+
+def test_a_night_without_libreoffice_quarantines_office_matters_and_a_retry_archives_them(small_world: Path) -> None:
+    """The machine lacks LibreOffice: the night completes, the matters with office attachments are
+    held Q-CONVERTER-MISSING, the others archived; once it is there, `quarantine retry` archives them."""
+    require_soffice()
+    config = small_world / "guidang.yaml"
+    plain = config.read_text(encoding="utf-8")
+    config.write_text(plain + "formats:\n  converter:\n    program: /nonexistent/soffice\n", encoding="utf-8")
+    with unified_running(small_world):
+        summary = run_nightly(load_settings(config))
+    held = summary["quarantine_reasons"].get("Q-CONVERTER-MISSING", 0)
+    assert held >= 2 and summary["totals"]["archived"] > 0
+    engine = create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")
+    with Session(engine) as s:
+        entries = s.scalars(select(QuarantineEntry)).all()
+        missing = [e for e in entries if "Q-CONVERTER-MISSING" in e.codes]
+        assert len(missing) == held
+        assert all(any("LibreOffice is not installed" in f["message"] for f in e.findings) for e in missing)
+    config.write_text(plain, encoding="utf-8")  # LibreOffice installed (the default program)
+    with unified_running(small_world):
+        retried = retry_quarantined(load_settings(config), [e.id for e in missing])
+    assert retried["totals"]["archived"] == held
+    engine.dispose()
