@@ -44,6 +44,7 @@ from connectors.repositories.base import (
     source_changed,
     unreadable_source,
 )
+from connectors.repositories.disposal import FsDisposal
 from connectors.repositories.fs_durable import PendingFolders, Settled, copy_into, fsync_dir
 from schemas.crashpoints import crashpoint
 from schemas.digest import iter_file, sha256_bytes, sha256_file
@@ -57,7 +58,7 @@ _NO_HARDLINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
-class FilesystemRepository:
+class FilesystemRepository(FsDisposal):
     """Archive objects as read-only files under `root`; see the module docstring for the write order.
 
     `retain_until` and `legal_hold` are accepted for interface parity with S3 and otherwise ignored:

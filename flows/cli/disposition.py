@@ -1,0 +1,238 @@
+"""`guidang disposition ...`: holds (冻结), appraisal of records due (到期鉴定), approval, the 销毁清单
+and the destruction. Every step names its operator (`--user`, else $GUIDANG_USER, else the login
+name, as `retention import` does) and is an event of the ledger.
+
+Exit codes as elsewhere: 0 done, 1 refused by the rules or blocked by the store (the reason and
+its code printed), 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli.audit import open_archive
+from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger, parse_date
+from schemas.findings import GuidangError, code_text
+
+app = typer.Typer(help="Holds (冻结), appraisal of records due (到期鉴定), 销毁清单 and destruction.",
+                  no_args_is_help=True)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in a container without a passwd entry
+        return "unknown"
+
+
+UserOpt = Annotated[str, typer.Option("--user", envvar="GUIDANG_USER", show_default=False,
+                                      help="who does this (recorded in the event); default the login name")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="why (recorded in the event)")]
+
+
+def _refused(exc: GuidangError) -> typer.Exit:
+    codes = ", ".join(f"{f.code} {code_text(f.code)}" for f in exc.findings)
+    return fail(f"refused: {exc}" + (f" ({codes})" if codes else ""), 1)
+
+
+def _print(data: dict[str, Any], as_json: bool, text: str) -> None:
+    if as_json:
+        echo_json(data)
+    else:
+        typer.echo(text)
+
+
+# ---------------------------------------------------------------- holds
+
+
+@app.command("hold")
+def hold(
+    reason: ReasonOpt,
+    code: Annotated[list[str] | None, typer.Option("--code", help="档号 (repeatable)")] = None,
+    matter: Annotated[list[str] | None, typer.Option("--matter", help="办件编号 (repeatable)")] = None,
+    unit: Annotated[str | None, typer.Option("--unit", help="every archived record of this 实施机构")] = None,
+    query: Annotated[str | None, typer.Option("--query", help="records whose 题名 or 事项名称 contain this")] = None,
+    user: UserOpt = "",
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Place a hold (冻结) on archived records: none of them may be decided for destruction or
+    destroyed until it is released; on S3 their objects get the store's legal hold."""
+    user = user.strip() or _login()
+    from custody import holds
+    from ledger.disposition import Selector
+
+    sel = Selector(tuple(code or ()), tuple(matter or ()), unit, query)
+    settings = load_config(config)
+    repository = open_archive(settings, required=True)
+    with open_ledger(settings) as ledger:
+        try:
+            out = holds.place(ledger, repository, sel, reason=reason, user=user)  # type: ignore[arg-type]
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+    _print(out.to_dict(), as_json, f"hold {out.hold_id} placed by {user} on {len(out.archival_codes)} record(s); "
+           f"store legal hold on {out.objects_locked} object(s)" + "".join(f"\n  {n}" for n in set(out.notes)))
+
+
+@app.command("release")
+def release(
+    hold_id: Annotated[int, typer.Argument(help="the hold's number (see `disposition holds`)")],
+    reason: ReasonOpt,
+    user: UserOpt = "",
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Release a hold; the store's legal hold is cleared where no other hold and no 永久 keeps it."""
+    user = user.strip() or _login()
+    from custody import holds
+
+    settings = load_config(config)
+    repository = open_archive(settings, required=True)
+    with open_ledger(settings) as ledger:
+        try:
+            out = holds.release(ledger, repository, hold_id, reason=reason, user=user)  # type: ignore[arg-type]
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+    _print(out.to_dict(), as_json, f"hold {hold_id} released by {user}; store legal hold cleared on "
+           f"{out.objects_locked} object(s)" + "".join(f"\n  {n}" for n in set(out.notes)))
+
+
+@app.command("holds")
+def holds_command(
+    every: Annotated[bool, typer.Option("--all", help="released holds too")] = False,
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """The holds in force (or all), each with its reason, who placed it and its records."""
+    from custody import holds
+
+    settings = load_config(config)
+    with open_ledger(settings) as ledger:
+        rows = holds.listing(ledger, released_too=every)
+    if as_json:
+        echo_json({"holds": rows})
+        return
+    typer.echo(f"{len(rows)} hold(s)" + ("" if every else " in force"))
+    for h in rows:
+        state = f"released {h['released_at']} by {h['released_by']}: {h['release_reason']}" if h["released_at"] \
+            else "in force"
+        typer.echo(f"  {h['hold']}: {h['placed_at']} by {h['placed_by']}: {h['reason']} — {state}; "
+                   f"{len(h['archival_codes'])} record(s): {', '.join(h['archival_codes'][:5])}")
+
+
+# ---------------------------------------------------------------- appraisal
+
+
+@app.command("open")
+def open_command(
+    before: Annotated[str, typer.Option("--before", help="records due before this date (YYYY-MM-DD)")],
+    fonds: Annotated[str | None, typer.Option("--fonds", help="全宗号")] = None,
+    unit: Annotated[str | None, typer.Option("--unit", help="实施机构")] = None,
+    matter_type: Annotated[str | None, typer.Option("--matter-type", help="事项类型")] = None,
+    user: UserOpt = "",
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Open an appraisal (到期鉴定) of the archived records due before DATE (永久 never falls due)."""
+    user = user.strip() or _login()
+    from ledger import disposition as d
+
+    day = parse_date(before, "--before")
+    settings = load_config(config)
+    with open_ledger(settings) as ledger:
+        try:
+            with ledger.transaction() as s:
+                rv = d.open_review(s, day, user=user, fonds=fonds, unit=unit, matter_type=matter_type)  # type: ignore[arg-type]
+                codes = [i.archival_code for i in d.items(s, rv.id)]
+                rid = rv.id
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+    _print({"review": rid, "archival_codes": codes, "opened_by": user}, as_json,
+           f"appraisal {rid} opened by {user}: {len(codes)} record(s) due before {before}")
+
+
+@app.command("decide")
+def decide(
+    review_id: Annotated[int, typer.Argument(help="the appraisal's number")],
+    decision: Annotated[str, typer.Argument(help="destroy or extend")],
+    code: Annotated[list[str], typer.Option("--code", help="档号 (repeatable)")],
+    reason: ReasonOpt,
+    period: Annotated[str | None, typer.Option("--period", help="extend: the new 保管期限 (D30, Y)")] = None,
+    user: UserOpt = "",
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """An appraiser's decision for records of an appraisal: destroy, or extend to a longer 保管期限."""
+    user = user.strip() or _login()
+    from ledger import disposition as d
+    from schemas.model import RetentionPeriod
+
+    if decision not in ("destroy", "extend"):
+        raise fail(f"decision {decision!r}: give destroy or extend", 2)
+    try:
+        new = RetentionPeriod(period) if period else None
+    except ValueError as exc:
+        raise fail(f"--period {period!r}: give D10, D30 or Y", 2) from exc
+    settings = load_config(config)
+    with open_ledger(settings) as ledger:
+        try:
+            with ledger.transaction() as s:
+                for c in code:
+                    d.decide(s, review_id, c, decision, reason=reason, user=user, new_period=new)
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+    _print({"review": review_id, "decision": decision, "archival_codes": code, "by": user}, as_json,
+           f"appraisal {review_id}: {decision} recorded by {user} for {len(code)} record(s)")
+
+
+@app.command("approve")
+def approve(
+    review_id: Annotated[int, typer.Argument(help="the appraisal's number")],
+    user: UserOpt = "",
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """A second person (never an appraiser) approves every decision: extensions take effect, the
+    records to destroy become the 销毁清单 (`disposition list`), destroyed by `disposition destroy`."""
+    user = user.strip() or _login()
+    from custody.disposition import approve_review
+
+    settings = load_config(config)
+    repository = open_archive(settings, required=True)
+    with open_ledger(settings) as ledger:
+        try:
+            out = approve_review(ledger, repository, review_id, user=user)  # type: ignore[arg-type]
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+    _print(out, as_json, f"appraisal {review_id} approved by {user}: {len(out['destroy'])} to destroy, "
+           f"{len(out['extend'])} extended")
+
+
+@app.command("show")
+def show(
+    review_id: Annotated[int | None, typer.Argument(help="one appraisal; none: all of them")] = None,
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """The appraisals, or one with every record's decision, who decided and what became of it."""
+    from custody.disposition import describe
+
+    settings = load_config(config)
+    with open_ledger(settings) as ledger:
+        try:
+            data = describe(ledger, review_id)
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+    if as_json:
+        echo_json(data)
+        return
+    for rv in data["reviews"]:
+        typer.echo(f"appraisal {rv['review']}: {rv['status']}; due before {rv['before']}; opened by {rv['opened_by']}"
+                   + (f", approved by {rv['approved_by']}" if rv["approved_by"] else ""))
+        for i in rv.get("items", []):
+            typer.echo(f"  {i['archival_code']}: {i['decision'] or '-'} {i['new_period'] or ''} "
+                       f"({i['decided_by'] or '-'}) {i['outcome'] or ''} {i['outcome_note'] or ''}".rstrip())
