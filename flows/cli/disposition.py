@@ -236,3 +236,56 @@ def show(
         for i in rv.get("items", []):
             typer.echo(f"  {i['archival_code']}: {i['decision'] or '-'} {i['new_period'] or ''} "
                        f"({i['decided_by'] or '-'}) {i['outcome'] or ''} {i['outcome_note'] or ''}".rstrip())
+
+
+# ---------------------------------------------------------------- 销毁清单 and destruction
+
+
+@app.command("list")
+def list_command(
+    review_id: Annotated[int, typer.Argument(help="the appraisal's number")],
+    html_out: Annotated[Path, typer.Option("--html", metavar="F.html", help="write the A4 page here")],
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """The 销毁清单 of an appraisal (A4, with the appraisers, the approver and signature lines)."""
+    from custody.destruction_list import gather, write_html
+
+    if html_out.suffix.lower() != ".html" or not html_out.parent.is_dir():
+        raise fail(f"{html_out}: write a .html file into an existing folder", 2)
+    settings = load_config(config)
+    with open_ledger(settings) as ledger:
+        try:
+            data = gather(ledger, review_id)
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+    write_html(data, html_out)
+    _print({"review": review_id, "rows": data.rows, "html": str(html_out)}, as_json,
+           f"销毁清单 of appraisal {review_id}: {len(data.rows)} record(s); written: {html_out}")
+
+
+@app.command("destroy")
+def destroy_command(
+    review_id: Annotated[int, typer.Argument(help="the approved appraisal's number")],
+    user: UserOpt = "",
+    config: ConfigOpt = Path("guidang.yaml"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Destroy the approved records' content where the store allows it (never before retain-until,
+    never under a legal hold or a hold, never 永久); 元数据, manifests and a tombstone are kept.
+    Run again after a crash, or once a blocked record's retention has ended. Exit 1 if any is blocked."""
+    user = user.strip() or _login()
+    from custody.destruction import destroy
+
+    settings = load_config(config)
+    repository = open_archive(settings, required=True)
+    with open_ledger(settings) as ledger:
+        try:
+            out = destroy(ledger, repository, review_id, user=user)  # type: ignore[arg-type]
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+    text = f"appraisal {review_id}: {len(out.destroyed)} record(s) destroyed by {user}, " \
+           f"{out.objects_deleted} object(s) deleted; {len(out.blocked)} blocked"
+    _print(out.to_dict(), as_json, text + "".join(f"\n  {c}: {why}" for c, why in out.blocked.items()))
+    if out.blocked:
+        raise typer.Exit(1)
