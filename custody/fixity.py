@@ -53,7 +53,9 @@ class FixityResult:
     objects_read: int = 0
     bytes_read: int = 0
     destroyed: int = 0  # records destroyed by an approved appraisal: their documents are expected absent
+    copy: str = "primary"  # which copy of the archive (`replicas:`) was checked
     findings: list[Finding] = field(default_factory=list)
+    repaired: list[Finding] = field(default_factory=list)  # found wrong, put back from a copy (custody/replicas)
 
     def counts(self) -> dict[str, int]:
         by: dict[str, int] = {"missing": 0, "changed": 0, "unexpected": 0}
@@ -73,6 +75,7 @@ class FixityResult:
             "objects_listed": self.objects_listed, "objects_expected": self.objects_expected,
             "objects_read": self.objects_read, "bytes_read": self.bytes_read, "destroyed": self.destroyed,
             **self.counts(),
+            "copy": self.copy, "repaired": [f.to_dict() for f in self.repaired],
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -217,7 +220,8 @@ def check_fixity(ledger: Ledger, repository: Repository, *, sample: int | None =
 
 def record_fixity(ledger: Ledger, repository: Repository, settings: Settings, result: FixityResult) -> int:
     """The result as a `fixity-checked` event, then a checkpoint; returns the event's seq."""
-    payload = {k: v for k, v in result.to_dict().items() if k != "findings"}
+    payload = {k: v for k, v in result.to_dict().items() if k not in ("findings", "repaired")}
+    payload["repaired"] = [f.where for f in result.repaired[:FINDINGS_LOGGED]]
     payload["findings"] = [{"code": f.code, "key": f.where} for f in result.findings[:FINDINGS_LOGGED]]
     with ledger.transaction() as s:
         ev = chain.append_event(s, "fixity-checked", payload=payload)

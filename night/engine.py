@@ -35,6 +35,7 @@ from night.enablement import close_reached, waiting_window, windows_to_collect
 from night.fanout import Fanout, ProcessFanout, ThreadFanout, fanout_for, run_slice
 from night.numbering import Staged, number_staged, resume_unfinished
 from night.progress import NightCallback, NightProgress
+from night.replicas import catch_up_replicas
 from night.transferring import acknowledge_pending
 from night.triage import Work, triage
 from night.window import spooled
@@ -73,6 +74,8 @@ def run_nightly(
     }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
     ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
+    if not dry_run:
+        catch_up_replicas(ctx)  # what a copy missed on an earlier night, before tonight's puts
     fanout = fanout_for(ctx)
     # work units run in this process's threads find the open night, and its worker processes if any
     units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)

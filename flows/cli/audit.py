@@ -65,24 +65,35 @@ def fixity(
     sample: Annotated[int | None, typer.Option("--sample", min=1, metavar="N",
                                                help="re-read N packages picked at random")] = None,
     every: Annotated[bool, typer.Option("--all", help="re-read every package (the default)")] = False,
+    copy: Annotated[str, typer.Option("--copy", metavar="NAME", help="which copy: primary (the default) or a "
+                                      "replica's name; a wrong object is repaired from another copy")] = "primary",
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-read the repository's objects and compare them with the ledger's SM3 and SHA-256; report
-    missing, changed and unexpected objects by key; record the result as an event. Exit 1 if any."""
+    """Re-read a copy's objects and compare them with the ledger's SM3 and SHA-256; report missing,
+    changed and unexpected objects by key; repair a changed or missing one from another copy (replicas:)
+    whose bytes match the ledger; record the result as an event. Exit 1 if anything is left wrong."""
+    from connectors.repositories import RepositoryError, open_copies, open_with_replicas
     from custody.fixity import check_fixity, record_fixity
+    from custody.replicas import repair
 
     if sample is not None and every:
         raise fail("--sample and --all exclude each other", 2)
     settings = load_config(config)
-    repository = open_archive(settings, required=True)
-    assert repository is not None
+    copies = open_copies(settings)
+    if copy not in copies:
+        raise fail(f"--copy {copy}: no such copy; configured: {', '.join(copies)}", 2)
+    repository = copies[copy]
+    if isinstance(repository, RepositoryError):
+        raise fail(f"copy {copy} cannot be opened: {repository}", 2)
     with open_ledger(settings) as ledger, progress_bar("复核 fixity: objects re-read",
                                                        enabled=show_progress(as_json)) as bar:
         try:
             result = check_fixity(ledger, repository, sample=sample, progress=bar.to)
+            result.copy = copy
+            repair(ledger, result, copy, repository, copies)
         except GuidangError as exc:  # the store could not be listed: nothing was checked
             raise fail(f"fixity not checked: {exc}", 1) from exc
-        seq = record_fixity(ledger, repository, settings, result)
+        seq = record_fixity(ledger, open_with_replicas(settings), settings, result)
     if as_json:
         echo_json(result.to_dict() | {"event": seq})
     else:
@@ -90,7 +101,7 @@ def fixity(
         typer.echo(f"{result.packages} package(s) in the ledger, {result.packages_read} re-read ({result.mode}); "
                    f"{result.objects_read} object(s), {result.bytes_read} bytes read; "
                    f"{result.objects_listed} object(s) in the repository")
-        for f in result.findings:
+        for f in [*result.findings, *result.repaired]:
             typer.echo(f"  {f}")
         typer.echo(f"recorded as event {seq}")
         typer.echo("OK: every object is as the ledger recorded it" if result.ok else

@@ -1,0 +1,82 @@
+"""Repair from a second copy: an object `audit fixity` found changed or missing in one copy of the
+archive is put back from another copy whose bytes match what the ledger recorded (size, SHA-256 and
+SM3 where the ledger has them), and each repair is an event (`fixity-repaired`).
+
+The ledger is the judge, never a majority of copies: a source copy is used only when its bytes hash
+to the ledger's digests, so a damaged copy can never overwrite a good one. An object the ledger
+records no SHA-256 for is reported, not repaired.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.repositories.base import Repository, RepositoryError
+from custody.fixity import Expected, FixityResult, expected_destroyed, expected_others, expected_packages
+from ledger import chain
+from ledger.store import Ledger
+from schemas.digest import MultiHasher
+from schemas.findings import Finding, Severity
+
+REPAIRABLE = frozenset({"A-OBJECT-CHANGED", "A-OBJECT-MISSING"})
+
+
+def _expected(ledger: Ledger, keys: set[str]) -> dict[str, Expected]:
+    out: dict[str, Expected] = {}
+    for _code, objects in expected_packages(ledger):
+        out.update({e.key: e for e in objects if e.key in keys})
+    kept, _gone, _busy = expected_destroyed(ledger)
+    out.update({e.key: e for e in [*kept, *expected_others(ledger)] if e.key in keys})
+    return out
+
+
+def _matches(source: Repository, exp: Expected) -> bool:
+    h = MultiHasher()
+    try:
+        for chunk in source.open(exp.key):
+            h.update(chunk)
+    except RepositoryError:
+        return False
+    d = h.digests()
+    return all(want is None or want == found for want, found in
+               ((exp.sha256, d.sha256), (exp.sm3, d.sm3), (exp.size, d.size)))
+
+
+def repair(ledger: Ledger, result: FixityResult, target_name: str, target: Repository,
+           copies: dict[str, Repository | RepositoryError]) -> list[dict[str, Any]]:
+    """Repair each changed or missing object of `target` from the first other copy that matches the
+    ledger; the repaired findings leave `result.findings` for `result.repaired`. Returns the repairs."""
+    wanted = {f.where for f in result.findings if f.code in REPAIRABLE}
+    if not wanted:
+        return []
+    expected = _expected(ledger, wanted)
+    sources = {n: r for n, r in copies.items() if n != target_name and not isinstance(r, RepositoryError)}
+    repairs: list[dict[str, Any]] = []
+    left: list[Finding] = []
+    now = datetime.now(UTC)
+    for f in result.findings:
+        exp = expected.get(f.where) if f.code in REPAIRABLE else None
+        done = None
+        if exp is not None and exp.sha256:
+            for name, source in sources.items():
+                if not _matches(source, exp):
+                    continue
+                lock = source.lock_state(exp.key)
+                until = lock.retain_until if lock.retain_until is not None and lock.retain_until > now else None
+                target.restore(exp.key, source.open(exp.key), exp.sha256, retain_until=until,
+                               legal_hold=lock.legal_hold)
+                target.verify(exp.key, exp.sha256)
+                done = {"key": exp.key, "copy": target_name, "from": name, "was": f.code, "sha256": exp.sha256}
+                break
+        if done is None:
+            left.append(f if exp is None or f.code not in REPAIRABLE else Finding(
+                f.code, f.where, f"{f.message}; no copy matches the ledger (A-COPY-UNREPAIRABLE)", details=f.details))
+            continue
+        repairs.append(done)
+        result.repaired.append(Finding("A-OBJECT-REPAIRED", exp.key, f"{f.message}; repaired from copy {done['from']}",
+                                       severity=Severity.WARNING))
+        with ledger.transaction() as s:
+            chain.append_event(s, "fixity-repaired", payload=done)
+    result.findings = left
+    return repairs
