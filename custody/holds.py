@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.repositories.base import Repository
+from connectors.repositories.base import Repository, RepositoryError
 from ledger import disposition as ledger_disposition
 from ledger.disposition import Selector
 from ledger.store import Ledger
@@ -27,10 +27,11 @@ class HoldOutcome:
     objects_locked: int = 0  # objects whose store legal hold was set (or cleared, on release)
     store_has_legal_hold: bool = False
     notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # objects whose legal hold the store did not take
 
     def to_dict(self) -> dict[str, Any]:
         return {"hold": self.hold_id, "archival_codes": self.archival_codes, "objects": self.objects_locked,
-                "store_legal_hold": self.store_has_legal_hold, "notes": self.notes}
+                "store_legal_hold": self.store_has_legal_hold, "notes": self.notes, "errors": self.errors}
 
 
 def _package_keys(repository: Repository, package_key: str) -> list[str]:
@@ -38,11 +39,17 @@ def _package_keys(repository: Repository, package_key: str) -> list[str]:
 
 
 def _set_on_store(repository: Repository, package_keys: list[str], on: bool, out: HoldOutcome) -> None:
+    """The store's legal hold of each object; an object the store refuses is named in `errors` (the
+    ledger's hold stands either way; the operator places or releases again once the store answers)."""
     for package_key in package_keys:
         for key in _package_keys(repository, package_key):
-            if not repository.set_legal_hold(key, on):
-                out.notes.append("the repository has no legal hold (a filesystem): the ledger's hold alone applies")
-                return
+            try:
+                if not repository.set_legal_hold(key, on):
+                    out.notes.append("the repository has no legal hold (a filesystem): the ledger's hold alone applies")
+                    return
+            except RepositoryError as exc:
+                out.errors.append(f"{key}: {exc}")
+                continue
             out.store_has_legal_hold = True
             out.objects_locked += 1
 

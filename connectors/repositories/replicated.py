@@ -7,7 +7,8 @@ after that; a night killed anywhere in between repeats the same puts. A copy tha
 (unmounted, unreachable after its retries) does not stop the night: it is left out for the rest of
 the night, named in the log and in `behind`, and `catch_up` at the start of the next night copies
 what it lacks from the primary, each object verified against the primary's digest and locked as
-the primary's is. Reads go to the primary only; `audit fixity --copy NAME` reads a copy.
+the primary's is. Reads go to the primary only; `audit fixity --copy NAME` reads a copy. Holds,
+extensions and destructions act on every copy (a destruction waits for the strictest lock of any).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError, StoredObject
+from connectors.repositories.disposal import LockState
 from schemas.crashpoints import crashpoint
 
 log = logging.getLogger("guidang")
@@ -42,7 +44,7 @@ class ReplicatedRepository:
     def __repr__(self) -> str:
         return f"ReplicatedRepository({self.primary!r}, replicas={sorted(self.replicas)})"
 
-    def __getattr__(self, name: str) -> Any:  # reads, locks, sweeps: the primary's
+    def __getattr__(self, name: str) -> Any:  # reads, sweeps, restore: the primary's
         return getattr(self.primary, name)
 
     def leave_out(self, name: str, exc: RepositoryError) -> None:
@@ -75,6 +77,27 @@ class ReplicatedRepository:
 
     def make_durable(self, local_paths: Iterable[Path]) -> None:
         self.primary.make_durable(local_paths)
+
+    # -- after the transfer: a hold, an extension and a destruction reach every copy ----------------
+
+    def _all(self) -> list[Repository]:
+        return [*self.replicas.values(), self.primary]
+
+    def lock_state(self, key: str) -> LockState:
+        """The strictest lock of any copy: a destruction waits until no copy protects the object."""
+        states = [r.lock_state(key) for r in self._all()]
+        dates = [s.retain_until for s in states if s.retain_until is not None]
+        return LockState(max(dates) if dates else None, any(s.legal_hold for s in states))
+
+    def set_legal_hold(self, key: str, on: bool) -> bool:
+        return any([r.set_legal_hold(key, on) for r in self._all()])
+
+    def extend_retention(self, key: str, until: Any) -> bool:
+        return any([r.extend_retention(key, until) for r in self._all()])
+
+    def delete(self, key: str) -> bool:
+        """Deleted from every copy (a copy that fails raises: a destruction is not done until it is)."""
+        return any([r.delete(key) for r in self._all()])
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.audit import open_archive
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger, parse_date
 from schemas.findings import GuidangError, code_text
 
@@ -37,6 +36,21 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="why (recorded in the e
 def _refused(exc: GuidangError) -> typer.Exit:
     codes = ", ".join(f"{f.code} {code_text(f.code)}" for f in exc.findings)
     return fail(f"refused: {exc}" + (f" ({codes})" if codes else ""), 1)
+
+
+def open_archive(settings: Any, *, required: bool = True) -> Any:
+    """Every copy of the archive (the primary and its replicas): holds and destructions reach each."""
+    from connectors.repositories import open_with_replicas
+
+    try:
+        repository = open_with_replicas(settings)
+    except GuidangError as exc:
+        raise fail(f"the archive repository cannot be opened: {exc}", 2) from exc
+    behind = getattr(repository, "behind", {})
+    if behind:
+        raise fail("a copy of the archive cannot be opened, and a hold or a destruction must reach every copy: "
+                   + "; ".join(f"{name}: {why}" for name, why in behind.items()), 2)
+    return repository
 
 
 def _print(data: dict[str, Any], as_json: bool, text: str) -> None:
@@ -76,6 +90,8 @@ def hold(
             raise _refused(exc) from exc
     _print(out.to_dict(), as_json, f"hold {out.hold_id} placed by {user} on {len(out.archival_codes)} record(s); "
            f"store legal hold on {out.objects_locked} object(s)" + "".join(f"\n  {n}" for n in set(out.notes)))
+    if out.errors:
+        raise typer.Exit(1)
 
 
 @app.command("release")
@@ -99,6 +115,8 @@ def release(
             raise _refused(exc) from exc
     _print(out.to_dict(), as_json, f"hold {hold_id} released by {user}; store legal hold cleared on "
            f"{out.objects_locked} object(s)" + "".join(f"\n  {n}" for n in set(out.notes)))
+    if out.errors:
+        raise typer.Exit(1)
 
 
 @app.command("holds")
