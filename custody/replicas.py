@@ -4,17 +4,21 @@ SM3 where the ledger has them), and each repair is an event (`fixity-repaired`).
 
 The ledger is the judge, never a majority of copies: a source copy is used only when its bytes hash
 to the ledger's digests, so a damaged copy can never overwrite a good one. An object the ledger
-records no SHA-256 for is reported, not repaired.
+records no SHA-256 for is reported, not repaired. The repaired object is locked as the night would
+have locked it (from the ledger: the record's disposition date, 永久 or a hold), not as the damaged
+object happens to be.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
+from connectors.repositories.disposal import retain_until_datetime
 from custody.fixity import Expected, FixityResult, expected_destroyed, expected_others, expected_packages
-from ledger import chain
+from ledger import audit_queries, chain
+from ledger import disposition as ledger_disposition
 from ledger.store import Ledger
 from schemas.digest import MultiHasher
 from schemas.findings import Finding, Severity
@@ -29,6 +33,25 @@ def _expected(ledger: Ledger, keys: set[str]) -> dict[str, Expected]:
     kept, _gone, _busy = expected_destroyed(ledger)
     out.update({e.key: e for e in [*kept, *expected_others(ledger)] if e.key in keys})
     return out
+
+
+def _ledger_lock(ledger: Ledger, target: Repository, key: str, now: datetime) -> tuple[datetime | None, bool]:
+    """The lock the night would have given the object (retain until the record's disposition date,
+    永久 or held: a legal hold; checkpoints: a legal hold), where the target copy locks at all."""
+    if getattr(getattr(target, "config", None), "object_lock_mode", None) is None:
+        return None, False
+    if key.startswith("checkpoints/"):
+        return None, True
+    parts = key.split("/")
+    with ledger.read() as s:
+        rec = audit_queries.archived_by_package(s, "/".join(parts[:4])) if len(parts) > 4 else None
+        held = bool(rec is not None and ledger_disposition.active_holds(s, [rec.id]))
+    if rec is None:
+        return None, False
+    until = None
+    if rec.disposition_date:
+        until = retain_until_datetime(date.fromisoformat(rec.disposition_date))
+    return (until if until is not None and until > now else None), held or rec.retention_period == "Y"
 
 
 def _matches(source: Repository, exp: Expected) -> bool:
@@ -62,10 +85,8 @@ def repair(ledger: Ledger, result: FixityResult, target_name: str, target: Repos
             for name, source in sources.items():
                 if not _matches(source, exp):
                     continue
-                lock = source.lock_state(exp.key)
-                until = lock.retain_until if lock.retain_until is not None and lock.retain_until > now else None
-                target.restore(exp.key, source.open(exp.key), exp.sha256, retain_until=until,
-                               legal_hold=lock.legal_hold)
+                until, legal_hold = _ledger_lock(ledger, target, exp.key, now)
+                target.restore(exp.key, source.open(exp.key), exp.sha256, retain_until=until, legal_hold=legal_hold)
                 target.verify(exp.key, exp.sha256)
                 done = {"key": exp.key, "copy": target_name, "from": name, "was": f.code, "sha256": exp.sha256}
                 break

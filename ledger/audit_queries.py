@@ -113,6 +113,10 @@ def archived_by_codes(session: Session, archival_codes: Sequence[str]) -> Sequen
     return session.scalars(select(MatterRecord).where(MatterRecord.archival_code.in_(list(archival_codes)))).all()
 
 
+def archived_by_package(session: Session, package_key: str) -> MatterRecord | None:
+    return session.scalars(select(MatterRecord).where(MatterRecord.package_key == package_key)).first()
+
+
 def batch_payloads(session: Session) -> list[dict[str, Any]]:
     """The `transfer-batch` event of every stored DA/T 93 batch (its files; since issue 12 their digests)."""
     out: dict[str, dict[str, Any]] = {}

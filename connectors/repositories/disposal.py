@@ -23,6 +23,13 @@ from connectors.repositories.base import RepositoryError, StoredObject, Verifica
 from schemas.digest import sha256_file
 
 
+def retain_until_datetime(value: object) -> datetime:
+    """The store's retain-until for a disposition date (s3_verify's rule, importable without boto3)."""
+    from connectors.repositories.s3_verify import retain_until_datetime as rule
+
+    return rule(value)
+
+
 @dataclass(frozen=True, slots=True)
 class LockState:
     """An object's protection as the store reports it (a filesystem reports none)."""
@@ -148,8 +155,6 @@ class S3Disposal:
 
     def extend_retention(self, key: str, until: date) -> bool:
         """Move retain-until later (never earlier: S3 refuses that in COMPLIANCE mode anyway)."""
-        from connectors.repositories.s3_verify import retain_until_datetime
-
         state = self.lock_state(key)
         target = retain_until_datetime(until)
         if state.retain_until is None or state.retain_until >= target:
