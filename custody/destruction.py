@@ -10,7 +10,9 @@ Per record, in this order (a crash anywhere resumes with the next `guidang dispo
    and approved it, and the digests of every file deleted and every file kept; its bytes are a pure
    function of the ledger, so a resumed destruction stores the same bytes again (a no-op);
 4. the documents are deleted (a missing one was deleted before the crash);
-5. the row becomes `destroyed`, its event carrying the tombstone.
+5. the row becomes `destroyed`, its event carrying the tombstone;
+6. once the whole review is destroyed, each batch that held one of its records gets a 销毁记录
+   beside its catalogue (`note_batches`), and registers mark the records 已销毁.
 
 What is kept: 元数据.xml, 检测报告.xml, the manifests and the completion marker (the catalogue
 entry and the proof of what was there), plus the tombstone. 永久 records never reach step 1.
@@ -29,9 +31,17 @@ from ledger.disposition import DispositionRefused
 from ledger.store import Ledger
 from schemas.crashpoints import crashpoint
 from schemas.digest import sha256_bytes
-from schemas.layout import CHECK_REPORT_FILE, COMPLETION_MARKER, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE
+from schemas.layout import (
+    CHECK_REPORT_FILE,
+    COMPLETION_MARKER,
+    MANIFEST_SHA256,
+    MANIFEST_SM3,
+    METADATA_FILE,
+    transfer_key,
+)
 
 TOMBSTONE = "_DESTROYED"
+DESTRUCTION_NOTE = "销毁记录-{review}.json"  # beside a batch's 目录文件.xml
 KEPT_FILES = frozenset({METADATA_FILE, CHECK_REPORT_FILE, MANIFEST_SM3, MANIFEST_SHA256})
 
 
@@ -114,4 +124,30 @@ def destroy(ledger: Ledger, repository: Repository, review_id: int, *, user: str
             with ledger.transaction() as s:
                 destruction.finish(s, item_id, {**tombstone, "sha256": sha256_bytes(data)}, user=user)
             result.destroyed.append(code)
+    note_batches(ledger, repository, review_id)
     return result
+
+
+def note_batches(ledger: Ledger, repository: Repository, review_id: int) -> list[str]:
+    """Once every record of the review is destroyed, each DA/T 93 batch that held one gets a
+    销毁记录 beside its 目录文件 (the catalogue itself is never rewritten): which 档号 of the batch were
+    destroyed, by which appraisal and approval. Stored, then recorded (`batch-destruction-noted`),
+    so a crash between the two stores the same bytes again."""
+    with ledger.read() as s:
+        rv = ledger_disposition.review(s, review_id)
+        if rv.status != "completed":
+            return []
+        batches = destruction.destroyed_in_batches(s, review_id)
+        approved = rv.approved_by, rv.approved_at.isoformat(timespec="seconds") if rv.approved_at else None
+    keys = []
+    for batch_id, records in sorted(batches.items()):
+        key = f"{transfer_key(batch_id)}/{DESTRUCTION_NOTE.format(review=review_id)}"
+        data = json.dumps({"batch_id": batch_id, "review": review_id, "approved_by": approved[0],
+                           "approved_at": approved[1], "destroyed": records}, ensure_ascii=False,
+                          sort_keys=True, indent=1).encode("utf-8")
+        repository.put_bytes(key, data)
+        with ledger.transaction() as s:
+            destruction.note_batch(s, {"key": key, "batch_id": batch_id, "review": review_id,
+                                       "sha256": sha256_bytes(data), "size": len(data)})
+        keys.append(key)
+    return keys

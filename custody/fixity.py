@@ -115,7 +115,7 @@ def expected_destroyed(ledger: Ledger) -> tuple[list[Expected], set[str], set[st
 
 
 def expected_others(ledger: Ledger) -> list[Expected]:
-    """Batch files and checkpoint documents."""
+    """Batch files (with the 销毁记录 a destruction added beside them) and checkpoint documents."""
     out: list[Expected] = []
     with ledger.read() as s:
         for payload in audit_queries.batch_payloads(s):
@@ -124,6 +124,9 @@ def expected_others(ledger: Ledger) -> list[Expected]:
                 d = digests.get(name) or {}
                 out.append(Expected(f"{transfer_key(payload['batch_id'])}/{name}", d.get("sha256"), d.get("sm3"),
                                     d.get("size"), f"batch {payload['batch_id']}"))
+        for note in destruction.batch_notes(s):
+            out.append(Expected(note["key"], note.get("sha256"), size=note.get("size"),
+                                what=f"销毁记录 of batch {note.get('batch_id')}"))
         for cp in anchors.checkpoint_events(s):
             data = anchor.checkpoint_bytes(cp)
             h = MultiHasher()

@@ -87,3 +87,25 @@ def tombstones(session: Session) -> dict[str, dict[str, Any]]:
 def destroying(session: Session) -> Sequence[str]:
     """档号 of records whose destruction has begun and not ended (a crash, or running now)."""
     return list(session.scalars(select(DispositionItem.archival_code).where(DispositionItem.outcome == "destroying")))
+
+
+def destroyed_in_batches(session: Session, review_id: int) -> dict[str, list[dict[str, Any]]]:
+    """{batch id: the review's destroyed records of that batch (档号, 题名, when)}."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i in items(session, review_id):
+        rec = session.get(MatterRecord, i.matter_id) if i.outcome == "destroyed" else None
+        if rec is not None and rec.batch_id:
+            out.setdefault(rec.batch_id, []).append({"archival_code": rec.archival_code, "title": rec.title,
+                                                     "reason": i.reason})
+    return out
+
+
+def batch_notes(session: Session) -> list[dict[str, Any]]:
+    """Every `batch-destruction-noted` event's payload: the 销毁记录 stored beside a batch's 目录."""
+    return [ev.payload or {} for ev in session.scalars(
+        select(Event).where(Event.kind == "batch-destruction-noted").order_by(Event.seq))]
+
+
+def note_batch(session: Session, payload: dict[str, Any]) -> None:
+    if not any(p.get("key") == payload["key"] for p in batch_notes(session)):
+        append_event(session, "batch-destruction-noted", payload=payload)

@@ -160,6 +160,15 @@ def test_hold_appraise_approve_destroy(archived: Path) -> None:
 
     fixity = audited(archived)
     assert fixity["destroyed"] == len(everyone) and fixity["missing"] == 0
+    # the batch's catalogue is marked: a 销毁记录 beside it, and its register shows the records 已销毁
+    batch = everyone[0].batch_id
+    assert batch
+    note = json.loads((archive / "transfers" / batch / f"销毁记录-{review}.json").read_text(encoding="utf-8"))
+    assert everyone[0].archival_code in [d["archival_code"] for d in note["destroyed"]] and note["approved_by"] == "dave"
+    code, reg = cli(archived, "audit", "register", "--batch", batch)
+    assert code == 0 and reg["agrees"], reg["problems"]
+    marked = {row["档号"]: row["题名"] for row in reg["catalogue"]}
+    assert marked[everyone[0].archival_code].endswith("（已销毁）")
     # a document of a destroyed record that is back is reported, not taken for ours
     (archive / everyone[0].package_key / "申报材料").mkdir(exist_ok=True)
     tomb = json.loads((archive / everyone[0].package_key / "_DESTROYED").read_text(encoding="utf-8"))
