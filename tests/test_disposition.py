@@ -78,6 +78,7 @@ def kinds(world: Path) -> list[str]:
 def audited(world: Path) -> dict[str, Any]:
     code, verify = cli(world, "audit", "verify")
     assert code == 0, verify
+    assert verify["destroyed"] == sum(r.state == MatterState.DESTROYED for r in rows(world))
     code, fixity = cli(world, "audit", "fixity")
     assert code == 0 and fixity["ok"], fixity["findings"]
     return fixity
@@ -164,7 +165,8 @@ def test_hold_appraise_approve_destroy(archived: Path) -> None:
     batch = everyone[0].batch_id
     assert batch
     note = json.loads((archive / "transfers" / batch / f"销毁记录-{review}.json").read_text(encoding="utf-8"))
-    assert everyone[0].archival_code in [d["archival_code"] for d in note["destroyed"]] and note["approved_by"] == "dave"
+    assert everyone[0].archival_code in [d["archival_code"] for d in note["destroyed"]]
+    assert note["approved_by"] == "dave"
     code, reg = cli(archived, "audit", "register", "--batch", batch)
     assert code == 0 and reg["agrees"], reg["problems"]
     marked = {row["档号"]: row["题名"] for row in reg["catalogue"]}
@@ -177,6 +179,11 @@ def test_hold_appraise_approve_destroy(archived: Path) -> None:
     back.write_bytes(b"%PDF-1.4 resurrected")
     code, out = cli(archived, "audit", "fixity")
     assert code == 1 and [f["code"] for f in out["findings"]] == ["A-DESTRUCTION-OUTSTANDING"]
+    # and a destroyed record whose tombstone went missing is named by audit verify
+    (archive / everyone[1].package_key / "_DESTROYED").unlink()
+    code, out = cli(archived, "audit", "verify")
+    assert code == 1 and [(f["code"], f["where"]) for f in out["findings"]] == [
+        ("A-OBJECT-MISSING", f"{everyone[1].package_key}/_DESTROYED")]
 
 
 def test_destruction_killed_half_way_resumes(archived: Path) -> None:

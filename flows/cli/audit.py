@@ -50,7 +50,8 @@ def verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = False) -
         echo_json(result.to_dict())
     else:
         typer.echo(f"{result.events} events checked; chain head {result.chain_head[1]} (event {result.chain_head[0]})")
-        typer.echo(f"{result.rows} matter rows checked; {result.checkpoints} checkpoint(s) in the repository checked")
+        typer.echo(f"{result.rows} matter rows checked; {result.checkpoints} checkpoint(s) in the repository checked"
+                   + (f"; {result.destroyed} destroyed record(s), each tombstone checked" if result.destroyed else ""))
         for f in result.findings:
             typer.echo(f"  {f}  ({code_text(f.code)})")
         typer.echo("OK: the ledger is intact and agrees with every checkpoint" if result.ok
