@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pypdf import PdfReader
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -136,9 +137,14 @@ def test_hold_appraise_approve_destroy(archived: Path) -> None:
     assert after[extended.archival_code].retention_period == "Y"
     assert after[extended.archival_code].disposition_date is None
 
-    page = archived / "销毁清单.html"
-    code, out = cli(archived, "disposition", "list", review, "--html", str(page))
+    page, pdf = archived / "销毁清单.html", archived / "销毁清单.pdf"
+    code, out = cli(archived, "disposition", "list", review, "--html", str(page), "--pdf", str(pdf))
     assert code == 0 and len(out["rows"]) == len(everyone)
+    reader = PdfReader(pdf)
+    assert [round(float(x)) for x in reader.pages[0].mediabox[2:]] == [595, 842]  # A4 in points
+    printed = "".join(p.extract_text() for p in reader.pages)
+    assert "档案销毁清单" in printed and "监销人" in printed and "dave" in printed
+    assert all(r.archival_code in printed for r in everyone) and extended.archival_code not in printed
     text = page.read_text(encoding="utf-8")
     assert "size: A4" in text and "档案销毁清单" in text and "监销人（签字）" in text
     assert all(r.archival_code in text for r in everyone) and extended.archival_code not in text

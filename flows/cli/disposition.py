@@ -262,24 +262,37 @@ def show(
 @app.command("list")
 def list_command(
     review_id: Annotated[int, typer.Argument(help="the appraisal's number")],
-    html_out: Annotated[Path, typer.Option("--html", metavar="F.html", help="write the A4 page here")],
+    html_out: Annotated[Path | None, typer.Option("--html", metavar="F.html", help="write the A4 page here")] = None,
+    pdf_out: Annotated[Path | None, typer.Option("--pdf", metavar="F.pdf", help="write an A4 PDF here")] = None,
     config: ConfigOpt = Path("guidang.yaml"),
     as_json: JsonOpt = False,
 ) -> None:
     """The 销毁清单 of an appraisal (A4, with the appraisers, the approver and signature lines)."""
-    from custody.destruction_list import gather, write_html
+    from custody.destruction_list import gather, write_html, write_pdf
 
-    if html_out.suffix.lower() != ".html" or not html_out.parent.is_dir():
-        raise fail(f"{html_out}: write a .html file into an existing folder", 2)
+    if html_out is None and pdf_out is None:
+        raise fail("give --html F.html and/or --pdf F.pdf", 2)
+    for out, suffix in ((html_out, ".html"), (pdf_out, ".pdf")):
+        if out is not None and (out.suffix.lower() != suffix or not out.parent.is_dir()):
+            raise fail(f"{out}: write a {suffix} file into an existing folder", 2)
     settings = load_config(config)
     with open_ledger(settings) as ledger:
         try:
             data = gather(ledger, review_id)
         except GuidangError as exc:
             raise _refused(exc) from exc
-    write_html(data, html_out)
-    _print({"review": review_id, "rows": data.rows, "html": str(html_out)}, as_json,
-           f"销毁清单 of appraisal {review_id}: {len(data.rows)} record(s); written: {html_out}")
+    pages = None
+    if html_out is not None:
+        write_html(data, html_out)
+    if pdf_out is not None:
+        try:
+            pages = write_pdf(data, pdf_out)
+        except GuidangError as exc:
+            raise fail(str(exc), 2) from exc
+    written = [str(p) for p in (html_out, pdf_out) if p is not None]
+    _print({"review": review_id, "rows": data.rows, "html": str(html_out) if html_out else None,
+            "pdf": str(pdf_out) if pdf_out else None, "pdf_pages": pages}, as_json,
+           f"销毁清单 of appraisal {review_id}: {len(data.rows)} record(s); written: {', '.join(written)}")
 
 
 @app.command("destroy")
