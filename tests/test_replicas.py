@@ -6,6 +6,10 @@ primary, each repair an event; a copy whose bytes do not match the ledger is nev
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +22,11 @@ from flows.cli import app
 from ledger.models import Event
 from night.engine import run_nightly
 from schemas.config import load_settings
+from schemas.crashpoints import ENV
 from tests.world_support import unified_running
 
 runner = CliRunner(env={"GUIDANG_CONFIG": None})
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -96,3 +102,26 @@ def test_a_second_copy_caught_up_and_repairing(small_world: Path) -> None:
     flip(copy / key)
     code, out = fixity(config)
     assert code == 1 and out["changed"] == 1 and "A-COPY-UNREPAIRABLE" in out["findings"][0]["message"]
+
+
+def test_a_night_killed_between_the_copies_resumes_with_both_whole(small_world: Path) -> None:
+    """The crash order extended: killed after an object reached the replica but before the primary,
+    the next night repeats the same puts (no-ops on the replica) and both copies end whole."""
+    config = small_world / "guidang.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["replicas"] = [{"name": "offsite", "repository": {"kind": "fs", "path": "copy2"}}]
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    (small_world / "copy2").mkdir()
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--orchestrator", "local", "--json"]
+    with unified_running(small_world):
+        killed = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, ENV: "replica-stored:7"})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert len(files(small_world / "copy2")) > len(files(small_world / "archive"))  # the copy was ahead
+        resumed = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                                 env={k: v for k, v in os.environ.items() if k != ENV})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert files(small_world / "copy2") == files(small_world / "archive")
+    for copy in ("primary", "offsite"):
+        code, out = fixity(config, "--copy", copy)
+        assert code == 0 and out["ok"] and not out["repaired"], (copy, out["findings"])
