@@ -56,8 +56,8 @@ def _set_on_store(repository: Repository, package_keys: list[str], on: bool, out
 
 def place(ledger: Ledger, repository: Repository, sel: Selector, *, reason: str, user: str) -> HoldOutcome:
     """Record the hold (one event naming every record), then set the store's legal hold on each of
-    their objects. A crash between the two leaves the ledger's hold in force; placing again, or
-    `reapply`, sets what the store still lacks."""
+    their objects. A crash between the two leaves the ledger's hold in force, which is what the
+    rules obey; placing a hold on the same records again sets what the store still lacks."""
     with ledger.transaction() as s:
         records = list(ledger_disposition.select_records(s, sel))
         hold = ledger_disposition.place_hold(s, records, sel, reason=reason, user=user)

@@ -10,7 +10,7 @@ the approver is never one of the appraisers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -228,7 +228,8 @@ def decide(session: Session, review_id: int, archival_code: str, decision: str, 
     return item
 
 
-def approve(session: Session, review_id: int, *, user: str, extend_to: Any = None) -> DispositionReview:
+def approve(session: Session, review_id: int, *, user: str,
+            extend_to: Callable[[MatterRecord, RetentionPeriod], str | None] | None = None) -> DispositionReview:
     """A second person approves every decision of the review; extensions take effect now (their rows
     get the new 保管期限 and disposition date), destructions wait for `destroy`. `extend_to(rec,
     period)` returns the new disposition date (ISO) or None for 永久."""

@@ -85,7 +85,7 @@ def hold(
     repository = open_archive(settings, required=True)
     with open_ledger(settings) as ledger:
         try:
-            out = holds.place(ledger, repository, sel, reason=reason, user=user)  # type: ignore[arg-type]
+            out = holds.place(ledger, repository, sel, reason=reason, user=user)
         except GuidangError as exc:
             raise _refused(exc) from exc
     _print(out.to_dict(), as_json, f"hold {out.hold_id} placed by {user} on {len(out.archival_codes)} record(s); "
@@ -110,7 +110,7 @@ def release(
     repository = open_archive(settings, required=True)
     with open_ledger(settings) as ledger:
         try:
-            out = holds.release(ledger, repository, hold_id, reason=reason, user=user)  # type: ignore[arg-type]
+            out = holds.release(ledger, repository, hold_id, reason=reason, user=user)
         except GuidangError as exc:
             raise _refused(exc) from exc
     _print(out.to_dict(), as_json, f"hold {hold_id} released by {user}; store legal hold cleared on "
@@ -160,11 +160,13 @@ def open_command(
     from ledger import disposition as d
 
     day = parse_date(before, "--before")
+    if day is None:
+        raise fail("--before DATE is required", 2)
     settings = load_config(config)
     with open_ledger(settings) as ledger:
         try:
             with ledger.transaction() as s:
-                rv = d.open_review(s, day, user=user, fonds=fonds, unit=unit, matter_type=matter_type)  # type: ignore[arg-type]
+                rv = d.open_review(s, day, user=user, fonds=fonds, unit=unit, matter_type=matter_type)
                 codes = [i.archival_code for i in d.items(s, rv.id)]
                 rid = rv.id
         except GuidangError as exc:
@@ -223,7 +225,7 @@ def approve(
     repository = open_archive(settings, required=True)
     with open_ledger(settings) as ledger:
         try:
-            out = approve_review(ledger, repository, review_id, user=user)  # type: ignore[arg-type]
+            out = approve_review(ledger, repository, review_id, user=user)
         except GuidangError as exc:
             raise _refused(exc) from exc
     _print(out, as_json, f"appraisal {review_id} approved by {user}: {len(out['destroy'])} to destroy, "
@@ -312,7 +314,7 @@ def destroy_command(
     repository = open_archive(settings, required=True)
     with open_ledger(settings) as ledger:
         try:
-            out = destroy(ledger, repository, review_id, user=user)  # type: ignore[arg-type]
+            out = destroy(ledger, repository, review_id, user=user)
         except GuidangError as exc:
             raise _refused(exc) from exc
     text = f"appraisal {review_id}: {len(out.destroyed)} record(s) destroyed by {user}, " \
