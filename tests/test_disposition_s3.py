@@ -2,12 +2,19 @@
 GOVERNANCE-locked bucket and a second copy on the filesystem: a hold is the store's legal hold and
 its release clears it (not for 永久); a destruction is refused while the store retains the objects
 or holds them, and goes through once retain-until has passed, deleting every version on S3 and the
-copy's files; a byte flipped in the bucket is repaired from the copy, as a new locked version."""
+copy's files; a byte flipped in the bucket is repaired from the copy, as a new locked version. And
+an S3 bucket as the second copy: missed by one night and caught up by the next, repaired from the
+primary, and destroyed together with it through a destruction killed half-way."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +25,9 @@ import yaml
 from ledger.models import MatterState
 from night.engine import run_nightly
 from schemas.config import load_settings
+from schemas.crashpoints import ENV
 from schemas.layout import METADATA_FILE
-from tests.test_disposition import cli, kinds, rows
+from tests.test_disposition import REPO_ROOT, cli, kinds, rows
 from tests.world_support import unified_running
 
 
@@ -120,3 +128,70 @@ def test_holds_destruction_and_repair_on_s3(s3_world: Path, s3_admin: Any, s3_lo
     assert s3_admin.get_object(Bucket=bucket, Key=target)["Body"].read() == good
     assert s3_admin.head_object(Bucket=bucket, Key=target)["ObjectLockLegalHoldStatus"] == "ON"
     assert json.dumps(out).count("A-OBJECT-REPAIRED") == 1
+
+
+def s3_files(s3: Any, bucket: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for o in page.get("Contents", []):
+            out[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+    return out
+
+
+def fs_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_s3_copy_caught_up_repaired_and_destroyed_through_a_kill(
+    small_world: Path, moto_endpoint: str, s3_admin: Any
+) -> None:
+    """The copy is a bucket that does not exist yet on the first night (left out, the night completes),
+    is caught up by the next, has a flipped byte repaired from the primary, and loses a destroyed
+    record's documents together with the primary in a destruction killed half-way and resumed."""
+    bucket = f"guidang-copy-{uuid.uuid4().hex[:12]}"
+    config = small_world / "guidang.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["replicas"] = [{"name": "cloud", "repository": {"kind": "s3", "bucket": bucket,
+                                                        "endpoint_url": moto_endpoint, "region": "us-east-1"}}]
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    primary = small_world / "archive"
+    with unified_running(small_world):
+        assert run_nightly(load_settings(config))["status"] == "completed"
+        s3_admin.create_bucket(Bucket=bucket)
+        assert run_nightly(load_settings(config))["status"] == "completed"
+    assert "replica-caught-up" in kinds(small_world)
+    theirs, ours = s3_files(s3_admin, bucket), fs_files(primary)
+    assert len(theirs) > 50 and all(ours[k] == v for k, v in theirs.items()) and len(ours) - len(theirs) <= 1
+
+    pdf = next(k for k in sorted(theirs) if k.endswith(".pdf"))
+    bad = bytearray(theirs[pdf])
+    bad[10] ^= 0x01
+    s3_admin.put_object(Bucket=bucket, Key=pdf, Body=bytes(bad))
+    code, out = cli(small_world, "audit", "fixity", "--copy", "cloud")
+    assert code == 0 and [f["where"] for f in out["repaired"]] == [pdf], out
+    assert s3_admin.get_object(Bucket=bucket, Key=pdf)["Body"].read() == ours[pdf]
+
+    due = [r for r in rows(small_world) if r.state == MatterState.VERIFIED and r.retention_period != "Y"][:2]
+    code, opened = cli(small_world, "disposition", "open", "--before", "2100-01-01", user="alice")
+    review = str(opened["review"])
+    keep = [c for c in opened["archival_codes"] if c not in {r.archival_code for r in due}]
+    cli(small_world, "disposition", "decide", review, "extend", "--period", "Y", "--reason", "keep",
+        *[a for c in keep for a in ("--code", c)], user="alice")
+    cli(small_world, "disposition", "decide", review, "destroy", "--reason", "到期",
+        *[a for r in due for a in ("--code", r.archival_code)], user="alice")
+    assert cli(small_world, "disposition", "approve", review, user="bob")[0] == 0
+    cmd = [sys.executable, "-m", "flows.cli", "disposition", "destroy", review, "--user", "erin",
+           "--config", str(config)]
+    killed = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, ENV: "destroyed-object:3"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != ENV})
+    assert done.returncode == 0, done.stderr[-2000:]
+    for r in due:
+        assert not [k for k in s3_files(s3_admin, bucket) if k.startswith(r.package_key) and k.endswith(".pdf")]
+        assert not list((primary / r.package_key).rglob("*.pdf"))
+        assert f"{r.package_key}/_DESTROYED" in s3_files(s3_admin, bucket)
+    for copy in ("primary", "cloud"):
+        code, out = cli(small_world, "audit", "fixity", "--copy", copy)
+        assert code == 0 and out["ok"] and out["destroyed"] == 2, (copy, out["findings"])
