@@ -13,7 +13,8 @@ from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
 from custody.destruction import TOMBSTONE
-from ledger import anchors, chain, destruction
+from ledger import anchors, chain
+from ledger import destruction_steps as destruction
 from ledger.rows import RowAnchors, verify_rows
 from ledger.store import Ledger
 from night.anchoring import read_anchors

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger import disposition as ledger_disposition
+from ledger import disposition_rules as ledger_disposition
 from ledger.store import Ledger
 from packager.transfer import PRINT_CSS
 from schemas.findings import GuidangError

@@ -21,7 +21,8 @@ from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
 from custody.destruction import KEPT_FILES, TOMBSTONE
-from ledger import anchors, audit_queries, chain, destruction
+from ledger import anchors, audit_queries, chain
+from ledger import destruction_steps as destruction
 from ledger.store import Ledger
 from night.anchoring import checkpoint_now
 from schemas import anchor
@@ -55,7 +56,7 @@ class FixityResult:
     destroyed: int = 0  # records destroyed by an approved appraisal: their documents are expected absent
     copy: str = "primary"  # which copy of the archive (`replicas:`) was checked
     findings: list[Finding] = field(default_factory=list)
-    repaired: list[Finding] = field(default_factory=list)  # found wrong, put back from a copy (custody/replicas)
+    repaired: list[Finding] = field(default_factory=list)  # found wrong, put back from a copy (custody/repair.py)
 
     def counts(self) -> dict[str, int]:
         by: dict[str, int] = {"missing": 0, "changed": 0, "unexpected": 0}

@@ -35,7 +35,7 @@ from night.enablement import close_reached, waiting_window, windows_to_collect
 from night.fanout import Fanout, ProcessFanout, ThreadFanout, fanout_for, run_slice
 from night.numbering import Staged, number_staged, resume_unfinished
 from night.progress import NightCallback, NightProgress
-from night.replicas import catch_up_replicas
+from night.replica_catch_up import catch_up_replicas
 from night.transferring import acknowledge_pending
 from night.triage import Work, triage
 from night.window import spooled

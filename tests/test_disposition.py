@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app
-from ledger import disposition as ledger_disposition
+from ledger import disposition_rules as ledger_disposition
 from ledger.models import Event, MatterRecord, MatterState
 from ledger.store import Ledger
 from night.engine import run_nightly

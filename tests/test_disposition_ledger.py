@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import disposition as d
+from ledger import disposition_rules as d
 from ledger import store
 from ledger.chain import verify_chain
 from ledger.models import Event, MatterRecord, MatterState

@@ -4,7 +4,7 @@ and `S3ObjectRepository` these methods without growing their modules.
 
 These are the only calls that remove or replace archive bytes, and each has one narrow caller:
 `delete` the destruction of a record whose appraisal was approved (custody/destruction.py), and
-`restore` the fixity repair with bytes whose digests match the ledger (custody/replicas.py). The
+`restore` the fixity repair with bytes whose digests match the ledger (custody/repair.py). The
 store's own protection is respected, never bypassed: on S3 an object under retention or a legal
 hold is refused before anything is sent (and the store would refuse too); no governance bypass.
 """

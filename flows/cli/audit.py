@@ -75,7 +75,7 @@ def fixity(
     whose bytes match the ledger; record the result as an event. Exit 1 if anything is left wrong."""
     from connectors.repositories import RepositoryError, open_copies, open_with_replicas
     from custody.fixity import check_fixity, record_fixity
-    from custody.replicas import repair
+    from custody.repair import repair
 
     if sample is not None and every:
         raise fail("--sample and --all exclude each other", 2)

@@ -77,8 +77,8 @@ def hold(
     """Place a hold (冻结) on archived records: none of them may be decided for destruction or
     destroyed until it is released; on S3 their objects get the store's legal hold."""
     user = user.strip() or _login()
-    from custody import holds
-    from ledger.disposition import Selector
+    from custody import disposition_holds as holds
+    from ledger.disposition_rules import Selector
 
     sel = Selector(tuple(code or ()), tuple(matter or ()), unit, query)
     settings = load_config(config)
@@ -104,7 +104,7 @@ def release(
 ) -> None:
     """Release a hold; the store's legal hold is cleared where no other hold and no 永久 keeps it."""
     user = user.strip() or _login()
-    from custody import holds
+    from custody import disposition_holds as holds
 
     settings = load_config(config)
     repository = open_archive(settings, required=True)
@@ -126,7 +126,7 @@ def holds_command(
     as_json: JsonOpt = False,
 ) -> None:
     """The holds in force (or all), each with its reason, who placed it and its records."""
-    from custody import holds
+    from custody import disposition_holds as holds
 
     settings = load_config(config)
     with open_ledger(settings) as ledger:
@@ -157,7 +157,7 @@ def open_command(
 ) -> None:
     """Open an appraisal (到期鉴定) of the archived records due before DATE (永久 never falls due)."""
     user = user.strip() or _login()
-    from ledger import disposition as d
+    from ledger import disposition_rules as d
 
     day = parse_date(before, "--before")
     if day is None:
@@ -188,7 +188,7 @@ def decide(
 ) -> None:
     """An appraiser's decision for records of an appraisal: destroy, or extend to a longer 保管期限."""
     user = user.strip() or _login()
-    from ledger import disposition as d
+    from ledger import disposition_rules as d
     from schemas.model import RetentionPeriod
 
     if decision not in ("destroy", "extend"):
@@ -219,7 +219,7 @@ def approve(
     """A second person (never an appraiser) approves every decision: extensions take effect, the
     records to destroy become the 销毁清单 (`disposition list`), destroyed by `disposition destroy`."""
     user = user.strip() or _login()
-    from custody.disposition import approve_review
+    from custody.appraisal import approve_review
 
     settings = load_config(config)
     repository = open_archive(settings, required=True)
@@ -239,7 +239,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """The appraisals, or one with every record's decision, who decided and what became of it."""
-    from custody.disposition import describe
+    from custody.appraisal import describe
 
     settings = load_config(config)
     with open_ledger(settings) as ledger:

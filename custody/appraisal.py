@@ -1,5 +1,5 @@
 """Appraisal of records due (到期鉴定) as the bureau runs it: approval, and what the store must learn
-from it. The rules and the events are the ledger's (ledger/disposition.py); this module adds what
+from it. The rules and the events are the ledger's (ledger/disposition_rules.py); this module adds what
 an approval changes outside the ledger, and reads a review back for the command line.
 
 An extension moves the record's disposition date; where the store keeps a retention date (S3 Object
@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from connectors.repositories.base import Repository
-from ledger import disposition as d
+from ledger import disposition_rules as d
 from ledger.models import MatterRecord
 from ledger.store import Ledger
 from retention import disposition_date

@@ -18,7 +18,7 @@ from connectors.repositories.base import Repository, RepositoryError
 from connectors.repositories.disposal import retain_until_datetime
 from custody.fixity import Expected, FixityResult, expected_destroyed, expected_others, expected_packages
 from ledger import audit_queries, chain
-from ledger import disposition as ledger_disposition
+from ledger import disposition_rules as ledger_disposition
 from ledger.store import Ledger
 from schemas.digest import MultiHasher
 from schemas.findings import Finding, Severity

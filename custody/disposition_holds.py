@@ -1,7 +1,7 @@
 """Holds (冻结): archived records kept from disposition while a matter is disputed, audited or
 investigated, placed and released with a reason and a name, and mirrored on the store.
 
-The ledger's hold is what the rules obey (ledger/disposition.py refuses a held record at every step
+The ledger's hold is what the rules obey (ledger/disposition_rules.py refuses a held record at every step
 towards destruction); the store's legal hold is the second lock, set on every object of each held
 package where the store has one (S3 Object Lock), so that not even a console of the store deletes
 them. Releasing clears the store's legal hold only where nothing else wants it: another hold still
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
-from ledger import disposition as ledger_disposition
-from ledger.disposition import Selector
+from ledger import disposition_rules as ledger_disposition
+from ledger.disposition_rules import Selector
 from ledger.store import Ledger
 from schemas.model import RetentionPeriod
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from ledger import store
 from ledger.chain import append_event, utcnow
-from ledger.disposition import check_destroyable, items, refused, review
 from ledger.disposition_models import DispositionItem, DispositionReview
+from ledger.disposition_rules import check_destroyable, items, refused, review
 from ledger.models import Event, MatterRecord, MatterState
 
 
