@@ -17,6 +17,7 @@ from typing import Any
 from lxml import etree
 
 from connectors.repositories.base import Repository
+from guidang_io.block_reads import digest_file
 from ledger import anchors, audit_queries
 from ledger.store import Ledger
 from packager.transfer import (
@@ -29,7 +30,6 @@ from packager.transfer import (
 )
 from schemas import anchor
 from schemas.anchor import Checkpoint
-from schemas.digest import digest_file
 from schemas.findings import Finding
 from schemas.layout import COMPLETION_MARKER
 from schemas.xmlio import parse_xml, validate_xml

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
+from guidang_io.crashpoints import crashpoint
 from ledger import audit_queries
 from ledger import destruction_steps as destruction
 from ledger import disposition_rules as ledger_disposition
 from ledger.disposition_rules import DispositionRefused
 from ledger.store import Ledger
-from schemas.crashpoints import crashpoint
 from schemas.digest import sha256_bytes
 from schemas.layout import (
     CHECK_REPORT_FILE,

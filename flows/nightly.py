@@ -40,11 +40,10 @@ from night.fanout import (
     staged_reporter,
     transferred_reporter,
 )
-from night.numbering import Staged
 from night.report import summary_rows
 from night.staging import ChunkOutcome
 from night.transferring import TransferOutcome
-from night.triage import Work
+from night.work import Staged, Work
 from night.work_units import RunRef, collect_unit, ref_of, registered, run_unit, stage_unit, transfer_unit, warm_up
 from schemas.config import Settings, load_settings
 from schemas.findings import GuidangError

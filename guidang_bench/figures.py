@@ -8,16 +8,27 @@ The headline figures (`matters_per_s`, the ratios) are the local night's, as the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from guidang_bench.timing import Night
     from guidang_bench.yardsticks import Floor
 
 MB = 1_000_000
 RSS_LIMIT_MB = 500.0
 PREFECT_SHARE_LIMIT = round(1 - 1 / 1.15, 3)  # the Prefect night at most 15% slower than the local one
 ONE_MB_DOCUMENTS = 1_000_000  # the hash-limit target is the issue's for documents of about 1 MB
+
+
+@dataclass
+class Night:
+    """One night's figures: its own duration (the ledger's run row), the child's wall time and peak RSS."""
+
+    orchestrator: str
+    night_seconds: float
+    process_seconds: float
+    peak_rss_mb: float
+    summary: dict[str, Any]
 
 
 def _rate(count: float, seconds: float) -> float:

@@ -38,11 +38,11 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from guidang_bench.figures import Night, figures
 from guidang_bench.memory import TreeRss
 from guidang_bench.yardsticks import (
     ARCHIVE_DIGESTS,
@@ -66,17 +66,6 @@ Say = Callable[[str], None]
 
 class BenchFailed(GuidangError):
     """The night did not archive every matter of the bench world (or could not run): no figure for it."""
-
-
-@dataclass
-class Night:
-    """One night's figures: its own duration (the ledger's run row), the child's wall time and peak RSS."""
-
-    orchestrator: str
-    night_seconds: float
-    process_seconds: float
-    peak_rss_mb: float
-    summary: dict[str, Any]
 
 
 def _say_stderr(message: str) -> None:
@@ -254,8 +243,6 @@ def run_bench(
     The hash limit and bagit take the best of `repeat` passes; the night runs once per orchestrator.
     `prefect_server` names the Prefect API the child's night will talk to; it is handed in by the
     command so that only `flows/` imports Prefect."""
-    from guidang_bench.figures import figures
-
     files = document_files(Path(world["documents_dir"]))
     config = Path(world["config"])
     as_of = f"{world['until']}T00:00:00+08:00"

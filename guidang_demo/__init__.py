@@ -5,7 +5,7 @@ may import `schemas`, `connectors` and `retention`, never `packager`, `ledger`, 
 
     world          build_world: the whole demo folder (config, retention workbook, three sources)
     catalogue      the demo 事项目录, 全宗 and week every source draws from
-    unified        UnifiedSimulator: the unified system's interface over HTTP on 127.0.0.1
+    unified_simulator  UnifiedSimulator: the unified system's interface over HTTP on 127.0.0.1
     unified_completed  its 办结 statistics and listing endpoints (应归尽归)
     unified_changes    changes while it runs: 补充材料, corrections, a matter behind the watermark
     faults         Fault, FaultPlan: the simulator's deterministic fault injection

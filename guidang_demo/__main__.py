@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from guidang_demo.faults import FaultPlan
-from guidang_demo.unified import UnifiedSimulator
 from guidang_demo.unified_data import MATTERS_FILE, write_unified_dataset
+from guidang_demo.unified_simulator import UnifiedSimulator
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The questions the flows and the commands ask the ledger, each written once.
+"""The questions the night, the bureau's side and the commands ask the ledger, each written once.
 
 Functions take a session and return rows or plain values; the caller owns the session and the
 transaction (STYLE habit 8). Nothing in `night/`, `custody/` or `flows/` writes a `select()` of its

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from guidang_io.crashpoints import crashpoint
 from ledger import queries
 from ledger.chain import append_event, utcnow
 from ledger.models import (
@@ -37,7 +38,6 @@ from ledger.models import (
     Watermark,
 )
 from ledger.rows import matter_event
-from schemas.crashpoints import crashpoint
 from schemas.findings import GuidangError
 
 

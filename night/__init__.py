@@ -7,6 +7,8 @@ The Prefect flows in `flows/` and the plain runner both drive the same `engine`.
     engine          the stage order of one night: collect, triage, stage, number, transfer, batch
     context         RunContext, the open ledger, repository and retention book every stage takes
     window          a source's window of matters, packed (and spooled to disk) until worked on
+    work            the types the stages hand each other: Work, Staged, a matter's row and 档号
+    quarantine      the one way a matter is set aside, and unplanned failures turned into it
     triage          which collected matters are new, changed, waiting or already archived
     staging         appraise, fetch, inspect and precheck a chunk of matters
     numbering       档号 and 件号, committed gap-free in the run's process

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from guidang_io.block_reads import digest_file
+from guidang_io.crashpoints import crashpoint
 from ledger import anchors, queries, store
 from night.context import RunContext
 from packager.transfer import TransferRow, write_transfer_batch
-from schemas.crashpoints import crashpoint
-from schemas.digest import digest_file, sha256_bytes
+from schemas.digest import sha256_bytes
 from schemas.findings import GuidangError
 from schemas.layout import transfer_key
 from schemas.metadata import beijing_date

@@ -22,6 +22,8 @@ from connectors.repositories import open_repository, open_with_replicas
 from connectors.repositories.base import Repository
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
+from guidang_io.block_reads import keep_blocks_on_the_heap
+from guidang_io.crashpoints import crashpoint
 from ledger import anchors, chain, queries, store
 from ledger.models import RunStatus
 from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, source_lock
@@ -30,8 +32,6 @@ from night.progress import NightProgress
 from night.retention_book import RetentionBook, load_book
 from night.window import WINDOW_SPOOL, Spool
 from schemas.config import Settings, SqlSource, UnifiedSource
-from schemas.crashpoints import crashpoint
-from schemas.digest import keep_blocks_on_the_heap
 
 SourceConfig = UnifiedSource | SqlSource
 

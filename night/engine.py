@@ -3,7 +3,9 @@
 The Prefect flow (flows/nightly.py) and the plain runner both call `process_source`, handing it a
 `Fanout` that runs chunks of matters (Prefect tasks under a bounded runner, or a thread pool); so
 the stage order, the crash-safety order and the counting exist in one place. Each stage is its own
-module: night/triage.py, night/staging.py, night/numbering.py, night/transferring.py, night/batches.py.
+module, and each imports only the ones before it: night/triage.py, night/staging.py,
+night/numbering.py, night/transferring.py, night/batches.py, over the types they hand each other
+(night/work.py) and quarantine (night/quarantine.py).
 
 Crash-safety order for one matter (DESIGN.md "Archive repository", STYLE habit 9):
   stage (fetch + fixity + PDF checks, in a scratch folder)       nothing durable yet
@@ -27,20 +29,21 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from guidang_io.crashpoints import crashpoint
 from ledger import queries, store
 from night import work_units as units
 from night.batches import write_transfer_batches
 from night.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
 from night.enablement import close_reached, waiting_window, windows_to_collect
 from night.fanout import Fanout, ProcessFanout, ThreadFanout, fanout_for, run_slice
-from night.numbering import Staged, number_staged, resume_unfinished
+from night.numbering import number_staged, resume_unfinished
 from night.progress import NightCallback, NightProgress
 from night.replica_catch_up import catch_up_replicas
 from night.transferring import acknowledge_pending
-from night.triage import Work, triage
+from night.triage import triage
 from night.window import spooled
+from night.work import Staged, Work
 from schemas.config import Settings
-from schemas.crashpoints import crashpoint
 from schemas.findings import GuidangError
 from schemas.model import mask_text
 

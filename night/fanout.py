@@ -27,15 +27,14 @@ from datetime import datetime
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Protocol
 
+from guidang_io.crashpoints import PARENT_ENV
 from night import forkserver
 from night.context import RunContext, SourceConfig
-from night.numbering import Staged
 from night.staging import ChunkOutcome, stage_chunk
 from night.transferring import TransferOutcome, transfer_chunk
-from night.triage import Work
 from night.window import Collected
+from night.work import Staged, Work
 from night.work_units import RunRef, collect_matters, ref_of, stage_unit, transfer_unit
-from schemas.crashpoints import PARENT_ENV
 
 
 class Fanout(Protocol):

@@ -132,7 +132,7 @@ def workers_wanted(settings: Settings) -> int:
     """`orchestration.workers`; 0 means one per CPU core this process may use, and one more.
 
     Why one more: a worker waits for the device part of its time (documents are written and read
-    back directly, schemas/direct_io.py, and each chunk ends with a sync), about an eighth of it on
+    back directly, guidang_io/direct_io.py, and each chunk ends with a sync), about an eighth of it on
     the bench machine; a spare worker runs while one waits. Measured on 2 cores, 200 matters x
     5 MB: 2 workers 8.2-8.6 s, 3 workers 6.7-7.2 s, 4 workers no better than 3."""
     wanted = settings.orchestration.workers

@@ -2,42 +2,29 @@
 
 The matter row written here, in the same transaction as its 件号, is the recovery point of the
 crash-safety order (night/engine.py): before it nothing is durable, after it every step can be
-redone from the row. So this module also holds how a row is built from a matter (`matter_record`)
-and how a row becomes work again (`resume_unfinished`), and the one composition of a 档号 that the
-precheck (provisional, 件号 1) and the real numbering share.
+redone from the row. So this module also holds how a row becomes work again (`resume_unfinished`);
+how a row is built from a matter and the one composition of a 档号, which the precheck (provisional,
+件号 1) shares, are in night/work.py.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
+from guidang_io.crashpoints import crashpoint
 from ledger import queries, sequences, store
-from ledger.models import MatterRecord, MatterState
 from night.context import RunContext, SourceConfig, SourceSummary
-from night.triage import quarantine_matter, stage_documents
+from night.quarantine import quarantine_matter
+from night.staging import stage_documents
+from night.work import Staged, archival_code, matter_record
 from packager import QuarantineError
-from retention import compose_archival_code
 from schemas.config import Fonds
-from schemas.crashpoints import crashpoint
 from schemas.errors import SourceUnavailable
 from schemas.layout import package_key
-from schemas.metadata import matter_title
 from schemas.model import Appraisal, Matter
 
 log = logging.getLogger("guidang")
-
-
-@dataclass
-class Staged:
-    """A matter that passed staging and is waiting for its 件号 (or, on resume, already has one)."""
-
-    matter: Matter
-    appraisal: Appraisal
-    version: int
-    staged: Any  # packager.StagedMatter
-    record_id: int | None = None
 
 
 def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -> list[Staged]:
@@ -77,19 +64,6 @@ def _sequence_key(fonds: Fonds, a: Appraisal) -> dict[str, Any]:
             "retention_period": str(a.retention_period), "org_code": a.org_code}
 
 
-def archival_code(fonds: Fonds, a: Appraisal, item: int) -> str:
-    """档号 of 件号 `item` in the matter's sequence (全宗, 门类, 年度, 保管期限, 机构问题代码)."""
-    return compose_archival_code(
-        fonds.archival_code_template,
-        fonds=fonds.code,
-        category=a.category_code,
-        year=a.year,
-        period=str(a.retention_period),
-        org=a.org_code,
-        item=item,
-    )
-
-
 def resume_unfinished(ctx: RunContext, source: SourceConfig, summary: SourceSummary) -> list[Staged]:
     """Matters a crashed run numbered but did not verify: re-stage them from the stored record."""
     with ctx.ledger.read() as s:
@@ -114,29 +88,3 @@ def resume_unfinished(ctx: RunContext, source: SourceConfig, summary: SourceSumm
     return out
 
 
-def matter_record(m: Matter, a: Appraisal, version: int, run_id: str) -> MatterRecord:
-    """The ledger row of a matter as appraised; numbering adds its 件号, 档号 and package key."""
-    return MatterRecord(
-        source=m.source,
-        project_id=m.project_id,
-        version=version,
-        content_hash=m.content_hash(),
-        state=MatterState.NUMBERED,
-        service_code=m.service_code,
-        service_name=m.service_name[:255],
-        matter_type=m.matter_type,
-        agency=m.agency[:255],
-        title=matter_title(m)[:255],  # 元数据's 题名, so the 目录文件 lists the same
-        completed_at=m.completed_at,
-        source_updated_at=m.updated_at,
-        year=a.year,
-        retention_period=str(a.retention_period) if a.retention_period else None,
-        category_code=a.category_code,
-        org_code=a.org_code,
-        retention_version=a.table_version,
-        retention_row=a.rule_row,
-        disposition_date=a.disposition_date,
-        run_id=run_id,
-        record=m.model_dump(mode="json"),
-        appraisal=a.model_dump(mode="json"),
-    )

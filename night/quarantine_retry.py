@@ -15,7 +15,9 @@ from ledger.models import QuarantineEntry
 from night.context import SourceSummary, close_run, open_run
 from night.engine import work_through
 from night.fanout import ThreadFanout
-from night.triage import Work, quarantine_invalid, record_waiting
+from night.quarantine import quarantine_invalid
+from night.triage import record_waiting
+from night.work import Work
 from schemas.config import Settings
 from schemas.findings import GuidangError
 from schemas.model import InvalidMatter, Matter, mask_text

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from guidang_io.crashpoints import crashpoint
 from ledger import queries, store
 from ledger.models import RetentionVersion
 from retention import RetentionTable, load_table
 from retention.load import RowsRead
 from schemas.config import Settings
-from schemas.crashpoints import crashpoint
 from schemas.findings import Finding, GuidangError, errors
 
 CONFIG_EFFECTIVE = date(1900, 1, 1)  # a table taken from guidang.yaml is in force for every matter

@@ -3,7 +3,8 @@
 A chunk of matters is appraised against the retention table in force, fetched into a scratch
 folder (fixity, PDF checks) and put through the 四性检测 with a provisional 档号. Nothing here is
 durable except a not-in-scope row or a quarantine entry: a matter that gets through is handed on
-as `Staged`, and only numbering (night/numbering.py) commits it, so 件号 stay gap-free.
+as `Staged`, and only numbering (night/numbering.py) commits it, so 件号 stay gap-free. Staging
+the documents (`stage_documents`) is also how numbering re-stages a matter a crashed run numbered.
 """
 
 from __future__ import annotations
@@ -13,18 +14,34 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from guidang_io.crashpoints import crashpoint
 from ledger import holds, store
 from night.context import RunContext, SourceConfig, SourceSummary
-from night.numbering import Staged, archival_code, matter_record
-from night.triage import Work, quarantine_matter, stage_documents, unexpected_failure
-from packager import QuarantineError, discard, finalize_package
+from night.quarantine import quarantine_matter, unexpected_failure
+from night.work import Staged, Work, archival_code, matter_record
+from packager import QuarantineError, StagedMatter, discard, finalize_package, stage_matter
+from packager.content import content_options
+from packager.stage import Opener
 from retention import AppraisalError, appraise
-from schemas.crashpoints import crashpoint
 from schemas.errors import SourceUnavailable
 from schemas.findings import Finding
 from schemas.model import Appraisal, Matter
 
 log = logging.getLogger("guidang")
+
+
+def stage_documents(ctx: RunContext, m: Matter, appraisal: Appraisal, open_document: Opener) -> StagedMatter:
+    """`stage_matter` into the run's staging folder, for a night and for a resume alike: a defect
+    is the QuarantineError it always was, and so is now an exception nobody planned for."""
+    try:
+        return stage_matter(
+            m, appraisal, open_document, ctx.staging_root, pdf_parse_limit=ctx.settings.pdf_parse_limit_mb * 2**20,
+            content=content_options(ctx.settings),
+        )
+    except (QuarantineError, SourceUnavailable):
+        raise
+    except Exception as exc:  # one matter never stops a night: a name too long, a bug
+        raise unexpected_failure(m.key, "staging", exc, ctx.staging_root) from exc
 
 
 @dataclass

@@ -17,13 +17,13 @@ from functools import partial
 from typing import TypeVar
 
 from connectors.repositories.base import RepositoryError
+from guidang_io.crashpoints import crashpoint
 from ledger import queries, store
 from ledger.models import MatterRecord, MatterState
 from night.context import RunContext, SourceConfig, SourceSummary
-from night.numbering import Staged
-from night.triage import quarantine_matter, unexpected_failure
+from night.quarantine import quarantine_matter, unexpected_failure
+from night.work import Staged
 from packager import PackageResult, QuarantineError, discard, finalize_package, retire
-from schemas.crashpoints import crashpoint
 from schemas.digest import sha256_bytes
 from schemas.errors import SourceUnavailable
 from schemas.findings import GuidangError

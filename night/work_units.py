@@ -26,16 +26,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from connectors.repositories import open_with_replicas
+from guidang_io.block_reads import keep_blocks_on_the_heap
 from ledger import store
 from night.context import RunContext, SourceConfig
-from night.numbering import Staged
 from night.retention_book import load_book
 from night.staging import ChunkOutcome, stage_chunk
 from night.transferring import TransferOutcome, transfer_chunk
-from night.triage import Work
 from night.window import Collected, pack
+from night.work import Staged, Work
 from schemas.config import Settings, load_settings
-from schemas.digest import keep_blocks_on_the_heap
 from schemas.findings import GuidangError
 
 

@@ -41,8 +41,8 @@ import connectors.sources.sql
 import connectors.sources.unified  # noqa: F401
 import night.work_units  # noqa: F401 - the work units and everything they import
 from connectors.sources.http_direct import trust_context
+from guidang_io.block_reads import keep_blocks_on_the_heap
 from packager.format_id import _matcher
-from schemas.digest import keep_blocks_on_the_heap
 from schemas.findings import load_codes
 from schemas.metadata import METADATA_XSD
 from schemas.xmlio import load_xsd

@@ -6,8 +6,8 @@ the packager is only ever done by code that packages (and may pay for pypdf and 
 
 from packager.check_report import CheckItem, CheckReport, Status
 from packager.checks import check_package
-from packager.errors import QuarantineError
 from packager.package import PackageFile, PackageResult, discard, finalize_package, retire
+from packager.quarantine_error import QuarantineError
 from packager.stage import StagedDocument, StagedMatter, stage_matter
 
 __all__ = [

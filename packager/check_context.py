@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from guidang_io.block_reads import digest_file
 from packager.check_report import CheckItem, Level, Status
 from packager.content import ContentInspection, ContentOptions
 from packager.format_id import PronomMatch, identify_pronom
@@ -24,7 +25,7 @@ from packager.ofd import OfdInspection, inspect_ofd
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
 from packager.signatures import PdfSignatureInspection, inspect_pdf_signatures
 from packager.virus import VirusResult
-from schemas.digest import Digests, digest_file
+from schemas.digest import Digests
 from schemas.findings import Finding
 from schemas.layout import (
     GROUP_FOLDERS,

@@ -1,6 +1,6 @@
 """A document's bytes kept in memory as they stream past, for inspection without reading it again.
 
-Staging writes each document straight to the medium (schemas/direct_io.py), so the page cache has
+Staging writes each document straight to the medium (guidang_io/direct_io.py), so the page cache has
 no copy: reading the staged file back for its format, PRONOM signature and pypdf's walk would fetch
 it from the device. Instead the blocks already received are kept, up to `HOLD_LIMIT` bytes, and
 inspection reads them; a larger document is inspected from its file, as before. The blocks are the

@@ -16,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from guidang_io.block_reads import digest_file
 from packager.check_context import KnownFacts
 from packager.check_report import CheckReport, validate_check_report
 from packager.checks import check_package
-from packager.errors import QuarantineError
+from packager.quarantine_error import QuarantineError
 from packager.stage import StagedMatter
 from schemas.config import Fonds
-from schemas.digest import Digests, digest_chunks, digest_file
+from schemas.digest import Digests, digest_chunks
 from schemas.findings import Finding, GuidangError
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE
 from schemas.manifest import manifest_text

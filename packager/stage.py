@@ -19,14 +19,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from guidang_io.direct_io import DirectWriter
 from packager.content import ContentInspection, ContentOptions, inspect_content
-from packager.errors import QuarantineError
 from packager.format_id import BUFFER_SIZE, best_pronom, identify_pronom, pronom_mismatch
 from packager.formats import HEAD_SIZE, FormatInfo, claims_general_format, format_mismatch, identify, is_pdf_claimed
 from packager.held import Held
 from packager.pdf import PDF_PARSE_LIMIT, PdfInspection, inspect_pdf
+from packager.quarantine_error import QuarantineError
 from schemas.digest import copy_and_digest
-from schemas.direct_io import DirectWriter
 from schemas.errors import DocumentUnavailable
 from schemas.findings import Finding, GuidangError, Severity
 from schemas.layout import document_path, is_dangerous_path, stored_names
@@ -190,7 +190,7 @@ def _stage_one(
     dest.parent.mkdir(exist_ok=True)
     held = Held()
     try:
-        with DirectWriter(dest) as fh:  # to the medium, not the page cache (schemas/direct_io.py)
+        with DirectWriter(dest) as fh:  # to the medium, not the page cache (guidang_io/direct_io.py)
             digests = copy_and_digest(held.keep(open_document(doc)), fh)
     except DocumentUnavailable as exc:
         dest.unlink(missing_ok=True)

@@ -2,8 +2,8 @@
 with its trace: `retention.decision`, under `appraise`, `explain` and `explain_matter`), 档号,
 disposition dates.
 
-Plain library; the `guidang retention ...` commands and the ledger's table versions are wired on
-top of these functions elsewhere.
+Plain library that imports only `schemas`; the `guidang retention ...` commands and the ledger's
+table versions are wired on top of these functions elsewhere.
 """
 
 from retention.archival_code import (

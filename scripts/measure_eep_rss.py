@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from connectors.repositories import FilesystemRepository
-from schemas.digest import digest_file
+from guidang_io.block_reads import digest_file
 from schemas.layout import MANIFEST_SHA256, METADATA_FILE, package_key
 
 CODE = "Z109-WS·2026·D30·SJ-0001"
@@ -47,7 +47,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from connectors.repositories import FilesystemRepository
-from schemas.digest import digest_file
+from guidang_io.block_reads import digest_file
 from packager.eep import export_eep_from_repository
 if sys.argv[1] == "export":
     res = export_eep_from_repository(FilesystemRepository(Path(sys.argv[2])), sys.argv[3], Path(sys.argv[4]),

@@ -110,7 +110,7 @@ def test_a_night_that_quarantines_a_matter_gives_no_figures_but_says_why(tmp_pat
 def test_the_prefect_target_allows_fifteen_percent_and_no_more() -> None:
     """"At most 15% slower than local": a Prefect night of 1.14 times the local one meets it, one of
     1.16 times does not (prefect_share, 1 - t_local / t_prefect, is then 0.138, under 0.15)."""
-    from guidang_bench.timing import Night
+    from guidang_bench.figures import Night
 
     local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
     met = {}
@@ -125,8 +125,7 @@ def test_a_floor_slower_than_bagit_marks_the_bagit_target_out_of_reach() -> None
     """8 CPU seconds of required work on 2 cores is 4 s, against bagit's 3 s: no night can do better
     than 0.75x bagit there, and the report says so beside the missed target; a floor of 4 s on one core
     against bagit's 3 s is out of reach too, one of 2 s (4 CPU seconds on 2 cores) is not."""
-    from guidang_bench.figures import bench_text
-    from guidang_bench.timing import Night
+    from guidang_bench.figures import Night, bench_text
     from guidang_bench.yardsticks import Floor
 
     local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
@@ -145,7 +144,7 @@ SUMMARY = {"totals": {"archived": 200}, "run_id": "r1"}
 
 
 def _figures(**given: object) -> dict[str, object]:
-    """bench_report.figures over a 200-matter world with the contenders' times given (bagit 3 s)."""
+    """guidang_bench.figures over a 200-matter world with the contenders' times given (bagit 3 s)."""
     from guidang_bench.figures import figures
     from guidang_bench.yardsticks import Floor
 

@@ -1,5 +1,5 @@
 """Documents are read in blocks of a MiB; on glibc each fresh block used to be mapped anew and
-faulted in page by page (schemas/digest.keep_blocks_on_the_heap)."""
+faulted in page by page (guidang_io/block_reads.keep_blocks_on_the_heap)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 READER = """
 import resource, sys
 from pathlib import Path
-from schemas.digest import iter_file, keep_blocks_on_the_heap
+from guidang_io.block_reads import keep_blocks_on_the_heap
+from schemas.digest import iter_file
 def read_through():  # fresh bytes objects a block each, as documents arrive over HTTP
     with Path(sys.argv[1]).open("rb") as fh:
         for _ in iter_file(fh):

@@ -16,7 +16,7 @@ from lxml import etree
 from guidang_demo.pdfs import make_pdf
 from packager.check_report import Status, validate_check_report
 from packager.checks import check_package
-from packager.errors import QuarantineError
+from packager.quarantine_error import QuarantineError
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, METADATA_FILE
 from schemas.model import ProcessStep
 from tests.pdf_support import make_encrypted_pdf, make_javascript_pdf

@@ -19,7 +19,7 @@ from guidang_demo.ofds import make_ofd, ofd_parts, zip_parts
 from guidang_demo.pdfs import make_pdf
 from packager.checks import check_package
 from packager.content import ContentOptions
-from packager.errors import QuarantineError
+from packager.quarantine_error import QuarantineError
 from packager.signatures import load_trust_roots
 from packager.stage import stage_matter
 from packager.virus import VirusScanner

@@ -1,6 +1,6 @@
 """A night killed anywhere (SIGKILL, in a subprocess) and run again ends exactly as an uninterrupted night.
 
-Each case kills `guidang run` at one named crash point (schemas/crashpoints.py), checks what must
+Each case kills `guidang run` at one named crash point (guidang_io/crashpoints.py), checks what must
 hold even right after the kill (no package looks complete unless every file in it is verified; no
 ledger row says verified without its package; 件号 gap-free), then runs the night again and compares
 the repository (every key and its SHA-256) and the ledger (matter rows, quarantine, sequences,
@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from guidang_demo.unified import UnifiedSimulator
-from schemas.crashpoints import CRASH_POINTS, ENV
+from guidang_demo.unified_simulator import UnifiedSimulator
+from guidang_io.crashpoints import CRASH_POINTS, ENV
 from schemas.layout import COMPLETION_MARKER
 
 AS_OF = "2026-11-26T02:00:00+08:00"

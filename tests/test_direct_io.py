@@ -1,5 +1,5 @@
 """Documents are written to and read back from the medium (O_DIRECT) where the file system allows
-it, and byte for byte as they would be through the page cache everywhere (schemas/direct_io.py);
+it, and byte for byte as they would be through the page cache everywhere (guidang_io/direct_io.py);
 staging inspects the bytes it kept in memory exactly as it would the file (packager/held.py)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from guidang_io import direct_io
+from guidang_io.block_reads import digest_file, sha256_file
+from guidang_io.direct_io import ALIGN, BUFFER, DirectWriter, read_blocks
 from packager.held import Held
 from packager.pdf import inspect_pdf
-from schemas import direct_io
-from schemas.digest import digest_file, sha256_file
-from schemas.direct_io import ALIGN, BUFFER, DirectWriter, read_blocks
 
 SIZES = [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 12345]
 

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import yaml
 
+from guidang_io.crashpoints import ENV
 from ledger.models import MatterState
 from night.engine import run_nightly
 from schemas.config import load_settings
-from schemas.crashpoints import ENV
 from schemas.layout import METADATA_FILE
 from tests.test_disposition import REPO_ROOT, cli, kinds, rows
 from tests.world_support import unified_running

@@ -18,7 +18,7 @@ from lxml import etree
 
 from guidang_demo.pdfs import make_pdf
 from packager.checks import check_package
-from packager.errors import QuarantineError
+from packager.quarantine_error import QuarantineError
 from packager.stage import staging_folder
 from schemas.layout import METADATA_FILE
 from tests.test_packager_support import doc, finalize, good_documents, make_matter, stage
@@ -149,7 +149,7 @@ def test_an_ofd_or_docx_is_a_zip_container_and_no_mismatch(tmp_path: Path) -> No
 _CHILD = textwrap.dedent("""
     import json, resource, sys, time
     from pathlib import Path
-    from packager.errors import QuarantineError
+    from packager.quarantine_error import QuarantineError
     from packager.stage import stage_matter
     from tests.test_packager_support import appraisal, doc, finalize, make_matter
 
@@ -214,9 +214,9 @@ def test_the_pdf_parse_limit_comes_from_the_configuration(tmp_path: Path) -> Non
     refused under 1 MiB and archived under 8), and the package built from it passes its check."""
     from types import SimpleNamespace
 
-    from night.triage import stage_documents
-    from packager.errors import QuarantineError as Quarantined
+    from night.staging import stage_documents
     from packager.package import finalize_package
+    from packager.quarantine_error import QuarantineError as Quarantined
     from schemas.config import SignatureConfig
     from tests.test_packager_support import ARCHIVED_AT, FONDS, appraisal, archival_code, doc, make_matter, opener
 

@@ -33,7 +33,6 @@ from ledger.models import MatterRecord, MatterState, QuarantineEntry, Run
 from night import fanout as night_fanout
 from night import staging as night_staging
 from night import transferring as night_transferring
-from night import triage as night_triage
 from night.engine import run_nightly
 from schemas.config import load_settings
 from tests.world_support import Outcome, outcome
@@ -109,7 +108,7 @@ LONG_NAME = "检查现场照片" * 170 + ".pdf"  # 1,024 characters, over 3,000 
 FAILURES = {
     # staging the documents: what `open(…/1,000-character name)` raises on every common file system
     "staging-OSError": (
-        night_triage,
+        night_staging,
         "stage_matter",
         OSError(errno.ENAMETOOLONG, "File name too long", f"/staging/run/m-1/过程材料/{LONG_NAME}"),
         "OSError",
@@ -184,7 +183,7 @@ def test_a_full_staging_disk_fails_the_source_and_blames_no_matter(
     cause; the source fails for the night, and the next night archives what it would have."""
     victim = first_good(clean)
     full = OSError(errno.ENOSPC, "No space left on device", "/staging/run/m-1/过程材料/a.pdf")
-    monkeypatch.setattr(night_triage, "stage_matter", failing_for(victim, night_triage.stage_matter, full))
+    monkeypatch.setattr(night_staging, "stage_matter", failing_for(victim, night_staging.stage_matter, full))
     summary = night(small_world)
     assert summary["status"] == "failed"
     assert "No space left on device" in summary["sources"]["sjjc"]["error"]

@@ -18,17 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # Who may import whom (besides itself and the standard library / third-party packages).
 ALLOWED: dict[str, set[str]] = {
     "schemas": set(),
+    "guidang_io": {"schemas"},
     "retention": {"schemas"},
-    "ledger": {"schemas"},
-    "connectors": {"schemas"},
-    "packager": {"schemas", "retention"},
+    "ledger": {"schemas", "guidang_io"},
+    "connectors": {"schemas", "guidang_io"},
+    "packager": {"schemas", "guidang_io", "retention"},
     "guidang_demo": {"schemas", "connectors", "retention"},
-    "night": {"schemas", "retention", "ledger", "connectors", "packager"},
-    "custody": {"schemas", "retention", "ledger", "connectors", "packager", "night"},
-    "guidang_bench": {"schemas", "retention", "ledger", "connectors", "packager", "night", "guidang_demo"},
-    "flows": {"schemas", "retention", "ledger", "connectors", "packager", "guidang_demo", "night", "custody",
-              "guidang_bench"},
-    "scripts": {"schemas", "retention", "ledger", "connectors", "packager"},
+    "night": {"schemas", "guidang_io", "retention", "ledger", "connectors", "packager"},
+    "custody": {"schemas", "guidang_io", "retention", "ledger", "connectors", "packager", "night"},
+    "guidang_bench": {"schemas", "guidang_io", "retention", "ledger", "connectors", "packager", "night",
+                      "guidang_demo"},
+    "flows": {"schemas", "guidang_io", "retention", "ledger", "connectors", "packager", "guidang_demo", "night",
+              "custody", "guidang_bench"},
+    "scripts": {"schemas", "guidang_io", "retention", "ledger", "connectors", "packager"},
 }
 OURS = set(ALLOWED) - {"scripts"}
 MAX_LINES = 500

@@ -13,7 +13,7 @@ from pypdf import PdfWriter
 
 from guidang_demo.pdfs import make_broken_pdf, make_pdf
 from packager.check_report import Status, validate_check_report
-from packager.errors import QuarantineError
+from packager.quarantine_error import QuarantineError
 from packager.stage import stage_matter, staging_folder
 from schemas.errors import SourceUnavailable
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE

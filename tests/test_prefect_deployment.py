@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from guidang_demo.unified import UnifiedSimulator
+from guidang_demo.unified_simulator import UnifiedSimulator
 from ledger.models import MatterRecord, MatterState
 from schemas.layout import COMPLETION_MARKER
 from schemas.model import mask_text

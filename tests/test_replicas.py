@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app
+from guidang_io.crashpoints import ENV
 from ledger.models import Event
 from night.engine import run_nightly
 from schemas.config import load_settings
-from schemas.crashpoints import ENV
 from tests.world_support import unified_running
 
 runner = CliRunner(env={"GUIDANG_CONFIG": None})

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from guidang_demo.pdfs import make_pdf
-from guidang_demo.unified import FaultPlan
+from guidang_demo.unified_simulator import FaultPlan
 from ledger.models import MatterRecord, MatterState, Watermark
 from night.engine import run_nightly
 from schemas.config import load_settings

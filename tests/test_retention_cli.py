@@ -374,7 +374,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from guidang_demo.unified import UnifiedSimulator
+    from guidang_demo.unified_simulator import UnifiedSimulator
     from guidang_demo.world import build_world
     from night.engine import run_nightly
 
@@ -426,7 +426,7 @@ def test_every_demo_matter_explain_and_package_metadata_name_the_same_rule(night
 def test_explain_a_demo_matter_from_the_source_and_from_the_ledger(
     night: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from guidang_demo.unified import UnifiedSimulator
+    from guidang_demo.unified_simulator import UnifiedSimulator
 
     settings = load_settings(night / "guidang.yaml")
     with Ledger(settings.resolve_url(settings.ledger_url)) as ledger, ledger.read() as s:
@@ -463,7 +463,7 @@ def test_explain_a_demo_matter_from_the_source_and_from_the_ledger(
 def test_coverage_from_the_demo_source_names_what_the_night_quarantined(
     night: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from guidang_demo.unified import UnifiedSimulator
+    from guidang_demo.unified_simulator import UnifiedSimulator
 
     settings = load_settings(night / "guidang.yaml")
     with Ledger(settings.resolve_url(settings.ledger_url)) as ledger, ledger.read() as s:

@@ -132,7 +132,7 @@ def test_a_night_killed_outright_takes_its_workers_with_it_and_resumes(small_pri
     ends with the rows and packages of a night that was never killed."""
     import shutil
 
-    from schemas.crashpoints import ENV
+    from guidang_io.crashpoints import ENV
 
     worlds = {}
     for mode in ("clean", "killed"):

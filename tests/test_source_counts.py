@@ -29,7 +29,7 @@ from connectors.sources.unified import UnifiedConnector
 from flows.cli import app
 from guidang_demo.selfbuilt import sjjc_source, tzxm_source
 from guidang_demo.selfbuilt_data import write_sjjc, write_tzxm
-from guidang_demo.unified import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
+from guidang_demo.unified_simulator import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
 from schemas.completion import CompletedCount, CompletedItem, count_items
 from schemas.config import SqlSource, UnifiedSource
 from schemas.errors import SourceUnavailable

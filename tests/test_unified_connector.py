@@ -15,7 +15,7 @@ import pytest
 
 from connectors.sources.unified import UnifiedConnector, fetch_catalogue
 from guidang_demo.catalogue import DEMO_CATALOGUE
-from guidang_demo.unified import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
+from guidang_demo.unified_simulator import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
 from schemas.config import UnifiedSource
 from schemas.digest import BLOCK_SIZE
 from schemas.errors import DocumentUnavailable, SourceUnavailable

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from guidang_demo.unified import FaultPlan, UnifiedSimulator
+from guidang_demo.unified_simulator import FaultPlan, UnifiedSimulator
 from guidang_demo.world import build_world
 from ledger.models import MatterRecord, MatterState, QuarantineEntry
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.repositories.base import RepositoryError, StoredObject, VerificationFailed, repository_error
-from schemas.digest import sha256_file
+from guidang_io.block_reads import sha256_file
 
 
 def retain_until_datetime(value: object) -> datetime:

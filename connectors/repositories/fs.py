@@ -46,8 +46,9 @@ from connectors.repositories.base import (
 )
 from connectors.repositories.disposal import FsDisposal
 from connectors.repositories.fs_durable import PendingFolders, Settled, copy_into, fsync_dir
-from schemas.crashpoints import crashpoint
-from schemas.digest import iter_file, sha256_bytes, sha256_file
+from guidang_io.block_reads import sha256_file
+from guidang_io.crashpoints import crashpoint
+from schemas.digest import iter_file, sha256_bytes
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError, StoredObject
 from connectors.repositories.disposal import LockState
-from schemas.crashpoints import crashpoint
+from guidang_io.crashpoints import crashpoint
 
 log = logging.getLogger("guidang")
 

@@ -49,8 +49,9 @@ from connectors.repositories.s3_multipart import (
     upload_multipart,
 )
 from connectors.repositories.s3_verify import ObjectLock, Verification, retain_until_datetime
+from guidang_io.block_reads import sha256_file
 from schemas.config import S3Repository
-from schemas.digest import sha256_bytes, sha256_file
+from schemas.digest import sha256_bytes
 from schemas.layout import is_dangerous_path
 
 __all__ = ["DEFAULT_PART_SIZE", "MIN_PART_SIZE", "S3ObjectRepository", "retain_until_datetime"]

@@ -176,7 +176,7 @@ def demo(
     """Build a demo world (simulated unified system, two self-built systems, a retention workbook) and run
     one night over it. Run it again over the same folder for the next night: nothing is archived twice."""
     setup_logging(verbose)
-    from guidang_demo.unified import UnifiedSimulator
+    from guidang_demo.unified_simulator import UnifiedSimulator
     from guidang_demo.world import build_world
 
     world = build_world(directory)
