@@ -10,5 +10,10 @@ helpers in `night` (anchoring, the retention book); never `flows` or `guidang_de
     batch_check      a DA/T 93 batch checked as the receiving side would
     reconcile        what the sources say was completed against what the archive holds (应归尽归)
     rollout          which retention table version is in force, and where it is not yet applied
+    disposition_holds  holds (冻结) placed and released, mirrored as the store's legal hold
+    appraisal        an appraisal's approval and what it changes on the store; a review read back
+    destruction      an approved appraisal's records destroyed where the store allows it
+    destruction_list the 销毁清单 on A4 (HTML, PDF)
+    repair           a changed or missing object put back from a copy that matches the ledger
     web/             `guidang web`, the bureau's read-only console
 """

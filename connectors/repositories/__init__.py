@@ -1,4 +1,6 @@
-"""Archive repositories: `open_repository` turns the `repository:` section of guidang.yaml into one.
+"""Archive repositories: `open_repository` turns the `repository:` section of guidang.yaml into one,
+`open_with_replicas` that section with its `replicas:` (the night's writes), `open_copies` each copy
+by name (the fixity check and its repair).
 
 Both implementations satisfy `base.Repository`; the S3 one is imported only when configured, so a
 filesystem-only installation never pays for importing boto3.
