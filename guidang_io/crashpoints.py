@@ -42,7 +42,8 @@ CRASH_POINTS: tuple[str, ...] = (
     "before-run-closed",  # everything done but the run row's status
 )
 # After the transfer: a destruction (custody/destruction.py) and a replica's writes, killed here by
-# their own tests (tests/test_disposition_destroy.py, tests/test_replicas.py), not by the night's suite.
+# their own tests (tests/test_disposition.py, tests/test_disposition_s3.py, tests/test_replicas.py), not by the
+# night's suite.
 LATER_POINTS: tuple[str, ...] = (
     "destruction-begun",  # a record's destruction recorded as begun, nothing deleted
     "destroyed-object",  # one object of a record deleted, the record not yet recorded destroyed

@@ -192,7 +192,8 @@ def test_hold_appraise_approve_destroy(archived: Path) -> None:
         ("A-OBJECT-MISSING", f"{everyone[1].package_key}/_DESTROYED")]
 
 
-def test_destruction_killed_half_way_resumes(archived: Path) -> None:
+@pytest.mark.parametrize("point", ["destruction-begun:1", "destroyed-object:2"])
+def test_destruction_killed_half_way_resumes(archived: Path, point: str) -> None:
     due = [r for r in rows(archived) if r.state == MatterState.VERIFIED and r.retention_period != "Y"][:2]
     code, opened = cli(archived, "disposition", "open", "--before", "2100-01-01", user="alice")
     review = str(opened["review"])
@@ -207,7 +208,7 @@ def test_destruction_killed_half_way_resumes(archived: Path) -> None:
     cmd = [sys.executable, "-m", "flows.cli", "disposition", "destroy", review, "--user", "erin",
            "--config", str(archived / "guidang.yaml")]
     killed = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "GUIDANG_CRASH_AT": "destroyed-object:2"})
+                            env={**os.environ, "GUIDANG_CRASH_AT": point})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not any(r.state == MatterState.DESTROYED for r in rows(archived))
     code, out = cli(archived, "audit", "fixity")  # half-deleted, under way: neither missing nor unexpected

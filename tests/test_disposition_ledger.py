@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from ledger import destruction_steps, store
 from ledger import disposition_rules as d
-from ledger import store
 from ledger.chain import verify_chain
 from ledger.models import Event, MatterRecord, MatterState
 from ledger.rows import RowAnchors, matter_event, verify_rows
@@ -73,6 +73,13 @@ def test_the_rules_hold_on_every_backend(ledger: store.Ledger) -> None:
             d.approve(s, review_id, user=same)
     with ledger.transaction() as s:
         d.approve(s, review_id, user="dave", extend_to=lambda rec, p: f"{rec.year + p.years}-12-31")
+    with ledger.transaction() as s:  # held after the approval: the destruction itself refuses it
+        late = d.place_hold(s, d.select_records(s, d.Selector(archival_codes=(a,))), d.Selector(archival_codes=(a,)),
+                            reason="新的诉讼", user="carol")
+        item = next(i for i in d.items(s, review_id) if i.archival_code == a)
+        with pytest.raises(d.DispositionRefused, match="D-HELD"):
+            destruction_steps.begin(s, item.id, user="erin")
+        d.release_hold(s, late.id, reason="结案", user="carol")
     with ledger.read() as s:
         extended = d.records_by_codes(s, [c])[0]
         assert (extended.retention_period, extended.disposition_date) == ("D30", "2046-12-31")
