@@ -14,14 +14,25 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from connectors.repositories import open_copies, open_with_replicas
 from connectors.repositories.base import Repository, RepositoryError
 from connectors.repositories.disposal import retain_until_datetime
-from custody.fixity import Expected, FixityResult, expected_destroyed, expected_others, expected_packages
+from custody.fixity import (
+    Expected,
+    FixityResult,
+    ObjectsRead,
+    check_fixity,
+    expected_destroyed,
+    expected_others,
+    expected_packages,
+    record_fixity,
+)
 from ledger import audit_queries, chain
 from ledger import disposition_rules as ledger_disposition
 from ledger.store import Ledger
+from schemas.config import Settings
 from schemas.digest import MultiHasher
-from schemas.findings import Finding, Severity
+from schemas.findings import Finding, GuidangError, Severity
 
 REPAIRABLE = frozenset({"A-OBJECT-CHANGED", "A-OBJECT-MISSING"})
 
@@ -101,3 +112,23 @@ def repair(ledger: Ledger, result: FixityResult, target_name: str, target: Repos
             chain.append_event(s, "fixity-repaired", payload=done)
     result.findings = left
     return repairs
+
+
+class NoSuchCopy(GuidangError):
+    """`--copy NAME` names no configured copy, or that copy cannot be opened: nothing was checked."""
+
+
+def check_and_repair(ledger: Ledger, settings: Settings, copy: str = "primary", *, sample: int | None = None,
+                     progress: ObjectsRead | None = None) -> tuple[FixityResult, int]:
+    """One copy checked against the ledger, what is wrong repaired from the others, the result recorded
+    (`fixity-checked`, a checkpoint on every copy); returns (result, the event's seq)."""
+    copies = open_copies(settings)
+    target = copies.get(copy)
+    if target is None:
+        raise NoSuchCopy(f"--copy {copy}: no such copy; configured: {', '.join(copies)}")
+    if isinstance(target, RepositoryError):
+        raise NoSuchCopy(f"copy {copy} cannot be opened: {target}")
+    result = check_fixity(ledger, target, sample=sample, progress=progress)
+    result.copy = copy
+    repair(ledger, result, copy, target, copies)
+    return result, record_fixity(ledger, open_with_replicas(settings), settings, result)

@@ -73,28 +73,19 @@ def fixity(
     """Re-read a copy's objects and compare them with the ledger's SM3 and SHA-256; report missing,
     changed and unexpected objects by key; repair a changed or missing one from another copy (replicas:)
     whose bytes match the ledger; record the result as an event. Exit 1 if anything is left wrong."""
-    from connectors.repositories import RepositoryError, open_copies, open_with_replicas
-    from custody.fixity import check_fixity, record_fixity
-    from custody.repair import repair
+    from custody.repair import NoSuchCopy, check_and_repair
 
     if sample is not None and every:
         raise fail("--sample and --all exclude each other", 2)
     settings = load_config(config)
-    copies = open_copies(settings)
-    if copy not in copies:
-        raise fail(f"--copy {copy}: no such copy; configured: {', '.join(copies)}", 2)
-    repository = copies[copy]
-    if isinstance(repository, RepositoryError):
-        raise fail(f"copy {copy} cannot be opened: {repository}", 2)
     with open_ledger(settings) as ledger, progress_bar("复核 fixity: objects re-read",
                                                        enabled=show_progress(as_json)) as bar:
         try:
-            result = check_fixity(ledger, repository, sample=sample, progress=bar.to)
-            result.copy = copy
-            repair(ledger, result, copy, repository, copies)
+            result, seq = check_and_repair(ledger, settings, copy, sample=sample, progress=bar.to)
+        except NoSuchCopy as exc:
+            raise fail(str(exc), 2) from exc
         except GuidangError as exc:  # the store could not be listed: nothing was checked
             raise fail(f"fixity not checked: {exc}", 1) from exc
-        seq = record_fixity(ledger, open_with_replicas(settings), settings, result)
     if as_json:
         echo_json(result.to_dict() | {"event": seq})
     else:
