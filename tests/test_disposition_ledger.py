@@ -64,6 +64,10 @@ def test_the_rules_hold_on_every_backend(ledger: store.Ledger) -> None:
         d.decide(s, review_id, b, "destroy", reason="到期", user="alice")
     with ledger.transaction() as s:
         d.release_hold(s, hold.id, reason="结案", user="carol")
+    with ledger.transaction() as s, pytest.raises(d.DispositionRefused, match="D-UNDECIDED"):
+        d.approve(s, review_id, user="dave")
+    with ledger.transaction() as s, pytest.raises(d.DispositionRefused, match="D-NO-REASON"):
+        d.decide(s, review_id, a, "destroy", reason=" ", user="alice")
     with ledger.transaction() as s:
         d.decide(s, review_id, a, "destroy", reason="到期", user="alice")
         d.decide(s, review_id, b, "destroy", reason="到期", user="alice")
