@@ -1,8 +1,8 @@
 """The Prefect side of guidang and the `guidang` command line: the top of the stack.
 
     nightly, operations  the Prefect flows (the night, fixity, quarantine retry, backfill)
-    prefect_ops          what tells the Prefect server (artifacts, run names, the API in use)
-    deploy               the deployments of those flows (entrypoints by file path)
+    prefect_ops          what a night tells the Prefect server: logs, events, artifacts, its name
+    deploy               `guidang deploy` and `guidang serve`: the flows registered on a Prefect server
     cli/                 `guidang`, one module per command group
 
 Only this package imports Prefect: the night's stages in `night/` stay plain functions that the

@@ -1,7 +1,8 @@
 """The night (夜间归档): the engine that runs one night and its stages, as plain Python (no Prefect).
 
-May import `schemas`, `retention`, `ledger`, `connectors` and `packager`; never `custody` (the
-bureau's side reads what the night wrote, not the other way round), `flows` or `guidang_demo`.
+May import `schemas`, `guidang_io`, `retention`, `ledger`, `connectors` and `packager`; never
+`custody` (the bureau's side reads what the night wrote, not the other way round), `flows` or
+`guidang_demo`.
 The Prefect flows in `flows/` and the plain runner both drive the same `engine`.
 
     engine          the stage order of one night: collect, triage, stage, number, transfer, batch

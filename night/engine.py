@@ -31,7 +31,7 @@ from typing import Any
 
 from guidang_io.crashpoints import crashpoint
 from ledger import queries, store
-from night import work_units as units
+from night import work_units
 from night.batches import write_transfer_batches
 from night.context import RunContext, SourceConfig, SourceSummary, close_run, open_run
 from night.enablement import close_reached, waiting_window, windows_to_collect
@@ -81,7 +81,7 @@ def run_nightly(
         catch_up_replicas(ctx)  # what a copy missed on an earlier night, before tonight's puts
     fanout = fanout_for(ctx)
     # work units run in this process's threads find the open night, and its worker processes if any
-    units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)
+    work_units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b, fanout=fanout))
     summaries: dict[str, SourceSummary] = {}
     failed: list[str] = []
@@ -109,7 +109,7 @@ def run_nightly(
         close = getattr(fanout, "close", None)
         if close is not None:
             close()
-        units.forget(ctx.run_id)
+        work_units.forget(ctx.run_id)
         if not closed:  # interrupted, or a fault outside every source: the run is failed, never left running
             _close_failed(ctx, summaries, failed)
     result["transfer_batches"] = batches

@@ -3,7 +3,7 @@
 应归尽归 (every matter that should be archived is archived) can only be answered against the
 source's own word: how many matters it completed in a window, per 实施机构 and 事项类型, and,
 where it can, which ones. These shapes are that word. They sit in `schemas` because the connectors
-produce them and the flows (`audit reconcile`) compare them with the ledger, and neither layer may
+produce them and custody (`audit reconcile`) compares them with the ledger, and neither layer may
 import the other. Counting happens at the source and includes records the pipeline would refuse
 as invalid: those are quarantined, not missing, and the reconciliation must see them counted.
 """

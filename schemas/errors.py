@@ -1,7 +1,7 @@
 """The error types more than one layer raises or catches, kept below all of them.
 
 A connector raises `SourceUnavailable` or `DocumentUnavailable`; the packager (which streams the
-bytes) and the flows (which decide between "pending" and "quarantined") catch them. Defining them
+bytes) and the night (which decides between "pending" and "quarantined") catch them. Defining them
 here, beside `GuidangError`, is what lets `packager/` and `connectors/` never import each other.
 """
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
-from custody.web import page_queries as queries
+from custody.web import page_queries
 from custody.web.auth import Session
 from custody.web.guard import require
 
@@ -29,8 +29,8 @@ def _attachment(data: bytes, name: str, fmt: str) -> Response:
 @router.get("/downloads")
 def downloads(request: Request, session: Annotated[Session, Depends(require("downloads"))]) -> Response:
     with request.app.state.ledger.read() as s:
-        nights = queries.nights_with_packages(s, request.app.state.settings.zone)
-        batches = queries.batches(s)
+        nights = page_queries.nights_with_packages(s, request.app.state.settings.zone)
+        batches = page_queries.batches(s)
     return request.app.state.templates.TemplateResponse(
         request, "downloads.html", {"session": session, "nights": nights, "batches": batches})
 
@@ -77,7 +77,7 @@ def batch_catalogue(request: Request, batch_id: str,
     from schemas.layout import transfer_key
 
     with request.app.state.ledger.read() as s:
-        known = dict(queries.batches(s))
+        known = dict(page_queries.batches(s))
     if batch_id not in known:
         raise HTTPException(404, f"没有批次 {batch_id}")
     key = f"{transfer_key(batch_id)}/{CATALOGUE_FILE}"

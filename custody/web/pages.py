@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from custody.web import page_queries as queries
+from custody.web import page_queries
 from custody.web.auth import Session
 from custody.web.guard import require
 from custody.web.package_view import Masker, names_of, package_view
@@ -44,7 +44,7 @@ def _zone(request: Request) -> Any:
 def overview(request: Request, session: Annotated[Session, Depends(require("overview"))],
              page: Annotated[int, Query(ge=0, le=100_000)] = 0) -> Response:
     with request.app.state.ledger.read() as s:
-        total, nights = queries.overview(s, _zone(request), page=page, per_page=NIGHTS_PER_PAGE)
+        total, nights = page_queries.overview(s, _zone(request), page=page, per_page=NIGHTS_PER_PAGE)
     pages = max(1, -(-total // NIGHTS_PER_PAGE))
     return _render(request, "overview.html", nights=nights, total=total, page=page, pages=pages,
                    mask=masker(request, session))
@@ -64,13 +64,13 @@ def search(
     request: Request, session: Annotated[Session, Depends(require("search"))],
     code: str = "", project: str = "", service: str = "", unit: str = "", date_from: str = "", date_to: str = "",
 ) -> Response:
-    q = queries.SearchQuery(archival_code=code.strip()[:128], project_id=project.strip()[:128],
+    q = page_queries.SearchQuery(archival_code=code.strip()[:128], project_id=project.strip()[:128],
                             service=service.strip()[:255], agency=unit.strip()[:255],
                             date_from=_date(date_from, "办结起"), date_to=_date(date_to, "办结止"))
     total, found = 0, []
     if not q.empty:
         with request.app.state.ledger.read() as s:
-            total, records = queries.search(s, q, _zone(request))
+            total, records = page_queries.search(s, q, _zone(request))
             found = [(r, masker(request, session, names_of(r.record))) for r in records]
     return _render(request, "search.html", q=q, total=total, found=found,
                    form={"code": code, "project": project, "service": service, "unit": unit,
@@ -85,7 +85,7 @@ def matter(request: Request, matter_id: int, session: Annotated[Session, Depends
         record = s.get(MatterRecord, matter_id)
         if record is None:
             raise HTTPException(404)
-        events = queries.matter_events(s, record)
+        events = page_queries.matter_events(s, record)
         s.expunge_all()
     mask = masker(request, session, names_of(record.record))
     view = None
@@ -118,14 +118,14 @@ def _compact(payload: Any, limit: int = 400) -> str:
 def quarantine(request: Request, session: Annotated[Session, Depends(require("quarantine"))]) -> Response:
     rows = []
     with request.app.state.ledger.read() as s:
-        total, entries = queries.open_quarantine(s)
+        total, entries = page_queries.open_quarantine(s)
         for e in entries:
             mask = masker(request, session, names_of(e.record))
             agency = (e.record or {}).get("agency") if isinstance(e.record, dict) else None
             reasons = [(c, code_text(c)) for c in (e.codes or [])]
             messages = [mask(f.get("message", "") if isinstance(f, dict) else str(f)) for f in (e.findings or [])]
             rows.append({"id": e.id, "source": e.source, "project_id": mask(e.project_id),
-                         "agency": mask(agency or queries.UNKNOWN_UNIT), "reasons": reasons, "messages": messages,
+                         "agency": mask(agency or page_queries.UNKNOWN_UNIT), "reasons": reasons, "messages": messages,
                          "attempts": e.attempts, "since": e.created_at, "run_id": e.run_id})
     return _render(request, "quarantine.html", rows=rows, total=total)
 
@@ -138,9 +138,9 @@ def audit(request: Request, session: Annotated[Session, Depends(require("audit")
 
     with request.app.state.ledger.read() as s:
         head_seq, head_hash = chain.chain_head(s)
-        events = queries.event_count(s)
-        fixity = queries.last_event(s, "fixity-checked")
-        checkpoint = queries.last_event(s, CHECKPOINT_KIND)
+        events = page_queries.event_count(s)
+        fixity = page_queries.last_event(s, "fixity-checked")
+        checkpoint = page_queries.last_event(s, CHECKPOINT_KIND)
         s.expunge_all()
     result = None
     if verify:
