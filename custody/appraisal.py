@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from connectors.repositories.base import Repository
-from ledger import disposition_rules as d
+from ledger import disposition_rules
 from ledger.models import MatterRecord
 from ledger.store import Ledger
 from retention import disposition_date
@@ -29,10 +29,10 @@ def approve_review(ledger: Ledger, repository: Repository, review_id: int, *, us
     """Approve (ledger/disposition.approve refuses what the rules forbid), then extend the store's
     locks of the extended records."""
     with ledger.transaction() as s:
-        d.approve(s, review_id, user=user, extend_to=_new_date)
-        its = d.items(s, review_id)
+        disposition_rules.approve(s, review_id, user=user, extend_to=_new_date)
+        its = disposition_rules.items(s, review_id)
         extended = [(i.archival_code, i.new_period) for i in its if i.decision == "extend"]
-        rows = {r.archival_code: r for r in d.records_by_codes(s, [c for c, _ in extended])}
+        rows = {r.archival_code: r for r in disposition_rules.records_by_codes(s, [c for c, _ in extended])}
         targets = [(rows[c].package_key or "", rows[c].disposition_date, p) for c, p in extended if c in rows]
         destroy = [i.archival_code for i in its if i.decision == "destroy"]
     locked = 0
@@ -56,7 +56,8 @@ def _item(i: Any) -> dict[str, Any]:
 def describe(ledger: Ledger, review_id: int | None = None) -> dict[str, Any]:
     """Every review (or one, with its records) as plain data."""
     with ledger.read() as s:
-        chosen = [d.review(s, review_id)] if review_id is not None else list(d.reviews(s))
+        chosen = ([disposition_rules.review(s, review_id)] if review_id is not None
+                  else list(disposition_rules.reviews(s)))
         out = []
         for rv in chosen:
             entry: dict[str, Any] = {
@@ -66,6 +67,6 @@ def describe(ledger: Ledger, review_id: int | None = None) -> dict[str, Any]:
                 "approved_at": rv.approved_at.isoformat(timespec="seconds") if rv.approved_at else None,
             }
             if review_id is not None:
-                entry["items"] = [_item(i) for i in d.items(s, rv.id)]
+                entry["items"] = [_item(i) for i in disposition_rules.items(s, rv.id)]
             out.append(entry)
     return {"reviews": out}

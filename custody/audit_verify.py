@@ -13,8 +13,7 @@ from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
 from custody.destruction import TOMBSTONE
-from ledger import anchors, chain
-from ledger import destruction_steps as destruction
+from ledger import anchors, chain, destruction_steps
 from ledger.rows import RowAnchors, verify_rows
 from ledger.store import Ledger
 from night.anchoring import read_anchors
@@ -81,7 +80,7 @@ def _tombstones(ledger: Ledger, repository: Repository, result: VerifyResult) ->
     the tombstone left in its package, and that tombstone must be there with the recorded digest."""
     findings: list[Finding] = []
     with ledger.read() as s:
-        stones = destruction.tombstones(s)
+        stones = destruction_steps.tombstones(s)
     result.destroyed = len(stones)
     for code, t in sorted(stones.items()):
         key = f"{t.get('package_key')}/{TOMBSTONE}"

@@ -26,9 +26,7 @@ from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
 from guidang_io.crashpoints import crashpoint
-from ledger import audit_queries
-from ledger import destruction_steps as destruction
-from ledger import disposition_rules as ledger_disposition
+from ledger import audit_queries, destruction_steps, disposition_rules
 from ledger.disposition_rules import DispositionRefused
 from ledger.store import Ledger
 from schemas.digest import sha256_bytes
@@ -81,9 +79,9 @@ def destroy(ledger: Ledger, repository: Repository, review_id: int, *, user: str
     result = DestructionResult(review_id)
     with ledger.read() as s:
         work = [(i.id, i.archival_code, rec.package_key or "", i.decided_by, i.reason)
-                for i, rec in destruction.to_destroy(s, review_id)]
+                for i, rec in destruction_steps.to_destroy(s, review_id)]
         listings = audit_queries.verified_listings(s, [w[1] for w in work])
-        rv = ledger_disposition.review(s, review_id)
+        rv = disposition_rules.review(s, review_id)
         approved_by = rv.approved_by
     for item_id, code, package_key, decided_by, reason in work:
         payload = listings.get(code) or {}
@@ -94,12 +92,12 @@ def destroy(ledger: Ledger, repository: Repository, review_id: int, *, user: str
         try:
             with ledger.transaction() as s:
                 if problem is not None:
-                    destruction.block(s, item_id, *problem, user=user)
+                    destruction_steps.block(s, item_id, *problem, user=user)
                 else:
-                    destruction.begin(s, item_id, user=user)
+                    destruction_steps.begin(s, item_id, user=user)
         except DispositionRefused as exc:  # held since the approval, or 永久
             with ledger.transaction() as s:
-                destruction.block(s, item_id, exc.findings[0].code, str(exc), user=user)
+                destruction_steps.block(s, item_id, exc.findings[0].code, str(exc), user=user)
             result.blocked[code] = str(exc)
             continue
         if problem is not None:
@@ -116,14 +114,14 @@ def destroy(ledger: Ledger, repository: Repository, review_id: int, *, user: str
                 result.objects_deleted += repository.delete(key)
             except RepositoryError as exc:  # the store refused after all: stop this record, loudly
                 with ledger.transaction() as s:
-                    destruction.block(s, item_id, exc.findings[0].code if exc.findings else "REPO-LOCKED",
+                    destruction_steps.block(s, item_id, exc.findings[0].code if exc.findings else "REPO-LOCKED",
                                       str(exc), user=user)
                 result.blocked[code] = str(exc)
                 break
             crashpoint("destroyed-object")
         else:
             with ledger.transaction() as s:
-                destruction.finish(s, item_id, {**tombstone, "sha256": sha256_bytes(data)}, user=user)
+                destruction_steps.finish(s, item_id, {**tombstone, "sha256": sha256_bytes(data)}, user=user)
             result.destroyed.append(code)
     note_batches(ledger, repository, review_id)
     return result
@@ -135,10 +133,10 @@ def note_batches(ledger: Ledger, repository: Repository, review_id: int) -> list
     destroyed, by which appraisal and approval. Stored, then recorded (`batch-destruction-noted`),
     so a crash between the two stores the same bytes again."""
     with ledger.read() as s:
-        rv = ledger_disposition.review(s, review_id)
+        rv = disposition_rules.review(s, review_id)
         if rv.status != "completed":
             return []
-        batches = destruction.destroyed_in_batches(s, review_id)
+        batches = destruction_steps.destroyed_in_batches(s, review_id)
         approved = rv.approved_by, rv.approved_at.isoformat(timespec="seconds") if rv.approved_at else None
     keys = []
     for batch_id, records in sorted(batches.items()):
@@ -148,7 +146,7 @@ def note_batches(ledger: Ledger, repository: Repository, review_id: int) -> list
                           sort_keys=True, indent=1).encode("utf-8")
         repository.put_bytes(key, data)
         with ledger.transaction() as s:
-            destruction.note_batch(s, {"key": key, "batch_id": batch_id, "review": review_id,
+            destruction_steps.note_batch(s, {"key": key, "batch_id": batch_id, "review": review_id,
                                        "sha256": sha256_bytes(data), "size": len(data)})
         keys.append(key)
     return keys

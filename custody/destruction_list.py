@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger import disposition_rules as ledger_disposition
+from ledger import disposition_rules
 from ledger.store import Ledger
 from packager.transfer import PRINT_CSS
 from schemas.findings import GuidangError
@@ -40,9 +40,9 @@ class DestructionList:
 def gather(ledger: Ledger, review_id: int) -> DestructionList:
     """The review's records decided for destruction, in 档号 order, with their row's facts."""
     with ledger.read() as s:
-        rv = ledger_disposition.review(s, review_id)
-        chosen = [i for i in ledger_disposition.items(s, review_id) if i.decision == "destroy"]
-        recs = {r.archival_code: r for r in ledger_disposition.records_by_codes(s, [i.archival_code for i in chosen])}
+        rv = disposition_rules.review(s, review_id)
+        chosen = [i for i in disposition_rules.items(s, review_id) if i.decision == "destroy"]
+        recs = {r.archival_code: r for r in disposition_rules.records_by_codes(s, [i.archival_code for i in chosen])}
         rows = []
         for n, i in enumerate(chosen, 1):
             r = recs.get(i.archival_code)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
-from ledger import disposition_rules as ledger_disposition
+from ledger import disposition_rules
 from ledger.disposition_rules import Selector
 from ledger.store import Ledger
 from schemas.model import RetentionPeriod
@@ -59,8 +59,8 @@ def place(ledger: Ledger, repository: Repository, sel: Selector, *, reason: str,
     their objects. A crash between the two leaves the ledger's hold in force, which is what the
     rules obey; placing a hold on the same records again sets what the store still lacks."""
     with ledger.transaction() as s:
-        records = list(ledger_disposition.select_records(s, sel))
-        hold = ledger_disposition.place_hold(s, records, sel, reason=reason, user=user)
+        records = list(disposition_rules.select_records(s, sel))
+        hold = disposition_rules.place_hold(s, records, sel, reason=reason, user=user)
         out = HoldOutcome(hold.id, [r.archival_code or "" for r in records])
         targets = [r.package_key for r in records if r.package_key]
     _set_on_store(repository, targets, True, out)
@@ -71,10 +71,10 @@ def release(ledger: Ledger, repository: Repository, hold_id: int, *, reason: str
     """Release the hold (its event), then clear the store's legal hold of records no other hold and
     no 永久 keeps."""
     with ledger.transaction() as s:
-        ledger_disposition.release_hold(s, hold_id, reason=reason, user=user)
-        codes = ledger_disposition.held_codes(s, hold_id)
-        rows = ledger_disposition.records_by_codes(s, codes)
-        still = ledger_disposition.active_holds(s, [r.id for r in rows])
+        disposition_rules.release_hold(s, hold_id, reason=reason, user=user)
+        codes = disposition_rules.held_codes(s, hold_id)
+        rows = disposition_rules.records_by_codes(s, codes)
+        still = disposition_rules.active_holds(s, [r.id for r in rows])
         free = [r.package_key for r in rows if r.package_key and r.id not in still
                 and r.retention_period != RetentionPeriod.PERMANENT.value]
     out = HoldOutcome(hold_id, codes)
@@ -92,6 +92,6 @@ def listing(ledger: Ledger, *, released_too: bool = False) -> list[dict[str, Any
             {"hold": h.id, "selector": h.selector, "reason": h.reason, "placed_by": h.placed_by,
              "placed_at": h.placed_at.isoformat(timespec="seconds"), "released_by": h.released_by,
              "released_at": h.released_at.isoformat(timespec="seconds") if h.released_at else None,
-             "release_reason": h.release_reason, "archival_codes": ledger_disposition.held_codes(s, h.id)}
-            for h in ledger_disposition.holds(s, released_too=released_too)
+             "release_reason": h.release_reason, "archival_codes": disposition_rules.held_codes(s, h.id)}
+            for h in disposition_rules.holds(s, released_too=released_too)
         ]

@@ -21,8 +21,7 @@ from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
 from custody.destruction import KEPT_FILES, TOMBSTONE
-from ledger import anchors, audit_queries, chain
-from ledger import destruction_steps as destruction
+from ledger import anchors, audit_queries, chain, destruction_steps
 from ledger.store import Ledger
 from night.anchoring import checkpoint_now
 from schemas import anchor
@@ -104,13 +103,13 @@ def expected_destroyed(ledger: Ledger) -> tuple[list[Expected], set[str], set[st
     kept: list[Expected] = []
     gone: set[str] = set()
     with ledger.read() as s:
-        for code, t in destruction.tombstones(s).items():
+        for code, t in destruction_steps.tombstones(s).items():
             where, what = t.get("package_key") or "", f"档号 {code} (destroyed)"
             kept += [Expected(f"{where}/{f['path']}", f.get("sha256"), f.get("sm3"), f.get("size"), what)
                      for f in t.get("kept") or []]
             kept.append(Expected(f"{where}/{TOMBSTONE}", t.get("sha256"), what=what))
             gone |= {f"{where}/{f['path']}" for f in t.get("deleted") or []}
-        busy = set(destruction.destroying(s))
+        busy = set(destruction_steps.destroying(s))
         rows = audit_queries.archived_by_codes(s, sorted(busy))
     return kept, gone, {r.package_key + "/" for r in rows if r.package_key}
 
@@ -125,7 +124,7 @@ def expected_others(ledger: Ledger) -> list[Expected]:
                 d = digests.get(name) or {}
                 out.append(Expected(f"{transfer_key(payload['batch_id'])}/{name}", d.get("sha256"), d.get("sm3"),
                                     d.get("size"), f"batch {payload['batch_id']}"))
-        for note in destruction.batch_notes(s):
+        for note in destruction_steps.batch_notes(s):
             out.append(Expected(note["key"], note.get("sha256"), size=note.get("size"),
                                 what=f"销毁记录 of batch {note.get('batch_id')}"))
         for cp in anchors.checkpoint_events(s):

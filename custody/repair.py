@@ -27,8 +27,7 @@ from custody.fixity import (
     expected_packages,
     record_fixity,
 )
-from ledger import audit_queries, chain
-from ledger import disposition_rules as ledger_disposition
+from ledger import audit_queries, chain, disposition_rules
 from ledger.store import Ledger
 from schemas.config import Settings
 from schemas.digest import MultiHasher
@@ -56,7 +55,7 @@ def _ledger_lock(ledger: Ledger, target: Repository, key: str, now: datetime) ->
     parts = key.split("/")
     with ledger.read() as s:
         rec = audit_queries.archived_by_package(s, "/".join(parts[:4])) if len(parts) > 4 else None
-        held = bool(rec is not None and ledger_disposition.active_holds(s, [rec.id]))
+        held = bool(rec is not None and disposition_rules.active_holds(s, [rec.id]))
     if rec is None:
         return None, False
     until = None

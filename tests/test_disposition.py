@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from flows.cli import app
-from ledger import disposition_rules as ledger_disposition
+from ledger import disposition_rules
 from ledger.models import Event, MatterRecord, MatterState
 from ledger.store import Ledger
 from night.engine import run_nightly
@@ -111,8 +111,8 @@ def test_hold_appraise_approve_destroy(archived: Path) -> None:
     # 永久 is refused by the rule itself, whoever asks and however the record got there
     with Ledger(f"sqlite:///{archived / 'ledger.sqlite'}") as led, led.read() as s:
         rec = s.get(MatterRecord, permanent[0].id)
-        with pytest.raises(ledger_disposition.DispositionRefused, match="D-PERMANENT"):
-            ledger_disposition.check_destroyable(s, rec)
+        with pytest.raises(disposition_rules.DispositionRefused, match="D-PERMANENT"):
+            disposition_rules.check_destroyable(s, rec)
 
     code, out = cli(archived, "disposition", "release", str(out["holds"][0]["hold"]),
                     "--reason", "case closed", user="carol")

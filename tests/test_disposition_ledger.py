@@ -11,8 +11,20 @@ from pathlib import Path
 import pytest
 
 from ledger import destruction_steps, store
-from ledger import disposition_rules as d
 from ledger.chain import verify_chain
+from ledger.disposition_rules import (
+    DispositionRefused,
+    Selector,
+    approve,
+    check_destroyable,
+    decide,
+    items,
+    open_review,
+    place_hold,
+    records_by_codes,
+    release_hold,
+    select_records,
+)
 from ledger.models import Event, MatterRecord, MatterState
 from ledger.rows import RowAnchors, matter_event, verify_rows
 from schemas.model import RetentionPeriod
@@ -53,43 +65,43 @@ def test_the_rules_hold_on_every_backend(ledger: store.Ledger) -> None:
     _archive(ledger, 4, "人社局", "Y", "永久 record")
 
     with ledger.transaction() as s:
-        found = d.select_records(s, d.Selector(unit="市场监管局", query="（乙）"))
+        found = select_records(s, Selector(unit="市场监管局", query="（乙）"))
         assert [r.archival_code for r in found] == [b]
-        hold = d.place_hold(s, found, d.Selector(unit="市场监管局", query="（乙）"), reason="诉讼", user="carol")
+        hold = place_hold(s, found, Selector(unit="市场监管局", query="（乙）"), reason="诉讼", user="carol")
     with ledger.transaction() as s:
-        rv = d.open_review(s, date(2030, 1, 1), user="alice")
-        assert [i.archival_code for i in d.items(s, rv.id)] == [a, b, c]  # 永久 never falls due
+        rv = open_review(s, date(2030, 1, 1), user="alice")
+        assert [i.archival_code for i in items(s, rv.id)] == [a, b, c]  # 永久 never falls due
         review_id = rv.id
-    with ledger.transaction() as s, pytest.raises(d.DispositionRefused, match="D-HELD"):
-        d.decide(s, review_id, b, "destroy", reason="到期", user="alice")
+    with ledger.transaction() as s, pytest.raises(DispositionRefused, match="D-HELD"):
+        decide(s, review_id, b, "destroy", reason="到期", user="alice")
     with ledger.transaction() as s:
-        d.release_hold(s, hold.id, reason="结案", user="carol")
-    with ledger.transaction() as s, pytest.raises(d.DispositionRefused, match="D-UNDECIDED"):
-        d.approve(s, review_id, user="dave")
-    with ledger.transaction() as s, pytest.raises(d.DispositionRefused, match="D-NO-REASON"):
-        d.decide(s, review_id, a, "destroy", reason=" ", user="alice")
+        release_hold(s, hold.id, reason="结案", user="carol")
+    with ledger.transaction() as s, pytest.raises(DispositionRefused, match="D-UNDECIDED"):
+        approve(s, review_id, user="dave")
+    with ledger.transaction() as s, pytest.raises(DispositionRefused, match="D-NO-REASON"):
+        decide(s, review_id, a, "destroy", reason=" ", user="alice")
     with ledger.transaction() as s:
-        d.decide(s, review_id, a, "destroy", reason="到期", user="alice")
-        d.decide(s, review_id, b, "destroy", reason="到期", user="alice")
-        d.decide(s, review_id, c, "extend", reason="仍有利用价值", user="bob", new_period=RetentionPeriod.D30)
+        decide(s, review_id, a, "destroy", reason="到期", user="alice")
+        decide(s, review_id, b, "destroy", reason="到期", user="alice")
+        decide(s, review_id, c, "extend", reason="仍有利用价值", user="bob", new_period=RetentionPeriod.D30)
     for same in ("alice", "bob"):
-        with ledger.transaction() as s, pytest.raises(d.DispositionRefused, match="D-SAME-USER"):
-            d.approve(s, review_id, user=same)
+        with ledger.transaction() as s, pytest.raises(DispositionRefused, match="D-SAME-USER"):
+            approve(s, review_id, user=same)
     with ledger.transaction() as s:
-        d.approve(s, review_id, user="dave", extend_to=lambda rec, p: f"{rec.year + p.years}-12-31")
+        approve(s, review_id, user="dave", extend_to=lambda rec, p: f"{rec.year + p.years}-12-31")
     with ledger.transaction() as s:  # held after the approval: the destruction itself refuses it
-        late = d.place_hold(s, d.select_records(s, d.Selector(archival_codes=(a,))), d.Selector(archival_codes=(a,)),
+        late = place_hold(s, select_records(s, Selector(archival_codes=(a,))), Selector(archival_codes=(a,)),
                             reason="新的诉讼", user="carol")
-        item = next(i for i in d.items(s, review_id) if i.archival_code == a)
-        with pytest.raises(d.DispositionRefused, match="D-HELD"):
+        item = next(i for i in items(s, review_id) if i.archival_code == a)
+        with pytest.raises(DispositionRefused, match="D-HELD"):
             destruction_steps.begin(s, item.id, user="erin")
-        d.release_hold(s, late.id, reason="结案", user="carol")
+        release_hold(s, late.id, reason="结案", user="carol")
     with ledger.read() as s:
-        extended = d.records_by_codes(s, [c])[0]
+        extended = records_by_codes(s, [c])[0]
         assert (extended.retention_period, extended.disposition_date) == ("D30", "2046-12-31")
-        permanent = d.records_by_codes(s, ["Z109-WS·2016·Y·SJ-0004"])[0]
-        with pytest.raises(d.DispositionRefused, match="D-PERMANENT"):
-            d.check_destroyable(s, permanent)
+        permanent = records_by_codes(s, ["Z109-WS·2016·Y·SJ-0004"])[0]
+        with pytest.raises(DispositionRefused, match="D-PERMANENT"):
+            check_destroyable(s, permanent)
         anchors = RowAnchors()
         events, findings = verify_chain(s, on_event=anchors)
         assert events > 10 and not findings

@@ -77,7 +77,7 @@ def hold(
     """Place a hold (冻结) on archived records: none of them may be decided for destruction or
     destroyed until it is released; on S3 their objects get the store's legal hold."""
     user = user.strip() or _login()
-    from custody import disposition_holds as holds
+    from custody import disposition_holds
     from ledger.disposition_rules import Selector
 
     sel = Selector(tuple(code or ()), tuple(matter or ()), unit, query)
@@ -85,7 +85,7 @@ def hold(
     repository = open_archive(settings, required=True)
     with open_ledger(settings) as ledger:
         try:
-            out = holds.place(ledger, repository, sel, reason=reason, user=user)
+            out = disposition_holds.place(ledger, repository, sel, reason=reason, user=user)
         except GuidangError as exc:
             raise _refused(exc) from exc
     _print(out.to_dict(), as_json, f"hold {out.hold_id} placed by {user} on {len(out.archival_codes)} record(s); "
@@ -104,13 +104,13 @@ def release(
 ) -> None:
     """Release a hold; the store's legal hold is cleared where no other hold and no 永久 keeps it."""
     user = user.strip() or _login()
-    from custody import disposition_holds as holds
+    from custody import disposition_holds
 
     settings = load_config(config)
     repository = open_archive(settings, required=True)
     with open_ledger(settings) as ledger:
         try:
-            out = holds.release(ledger, repository, hold_id, reason=reason, user=user)
+            out = disposition_holds.release(ledger, repository, hold_id, reason=reason, user=user)
         except GuidangError as exc:
             raise _refused(exc) from exc
     _print(out.to_dict(), as_json, f"hold {hold_id} released by {user}; store legal hold cleared on "
@@ -126,11 +126,11 @@ def holds_command(
     as_json: JsonOpt = False,
 ) -> None:
     """The holds in force (or all), each with its reason, who placed it and its records."""
-    from custody import disposition_holds as holds
+    from custody import disposition_holds
 
     settings = load_config(config)
     with open_ledger(settings) as ledger:
-        rows = holds.listing(ledger, released_too=every)
+        rows = disposition_holds.listing(ledger, released_too=every)
     if as_json:
         echo_json({"holds": rows})
         return
@@ -157,7 +157,7 @@ def open_command(
 ) -> None:
     """Open an appraisal (到期鉴定) of the archived records due before DATE (永久 never falls due)."""
     user = user.strip() or _login()
-    from ledger import disposition_rules as d
+    from ledger import disposition_rules
 
     day = parse_date(before, "--before")
     if day is None:
@@ -166,8 +166,8 @@ def open_command(
     with open_ledger(settings) as ledger:
         try:
             with ledger.transaction() as s:
-                rv = d.open_review(s, day, user=user, fonds=fonds, unit=unit, matter_type=matter_type)
-                codes = [i.archival_code for i in d.items(s, rv.id)]
+                rv = disposition_rules.open_review(s, day, user=user, fonds=fonds, unit=unit, matter_type=matter_type)
+                codes = [i.archival_code for i in disposition_rules.items(s, rv.id)]
                 rid = rv.id
         except GuidangError as exc:
             raise _refused(exc) from exc
@@ -188,7 +188,7 @@ def decide(
 ) -> None:
     """An appraiser's decision for records of an appraisal: destroy, or extend to a longer 保管期限."""
     user = user.strip() or _login()
-    from ledger import disposition_rules as d
+    from ledger import disposition_rules
     from schemas.model import RetentionPeriod
 
     if decision not in ("destroy", "extend"):
@@ -202,7 +202,7 @@ def decide(
         try:
             with ledger.transaction() as s:
                 for c in code:
-                    d.decide(s, review_id, c, decision, reason=reason, user=user, new_period=new)
+                    disposition_rules.decide(s, review_id, c, decision, reason=reason, user=user, new_period=new)
         except GuidangError as exc:
             raise _refused(exc) from exc
     _print({"review": review_id, "decision": decision, "archival_codes": code, "by": user}, as_json,
