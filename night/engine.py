@@ -77,8 +77,6 @@ def run_nightly(
     }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
     ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
-    if not dry_run:
-        catch_up_replicas(ctx)  # what a copy missed on an earlier night, before tonight's puts
     fanout = fanout_for(ctx)
     # work units run in this process's threads find the open night, and its worker processes if any
     work_units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)
@@ -88,6 +86,8 @@ def run_nightly(
     batches: list[str] = []
     closed = False
     try:
+        if not dry_run:
+            catch_up_replicas(ctx)  # what a copy missed on an earlier night, before tonight's puts
         for src in selected:
             try:
                 summaries[src.name] = run_source(ctx, src, since, until)

@@ -18,8 +18,8 @@ def catch_up_replicas(ctx: RunContext) -> dict[str, int]:
     for name, replica in list(repository.replicas.items()):
         try:
             keys = catch_up(repository.primary, name, replica)
-        except RepositoryError as exc:
-            repository.leave_out(name, exc)
+        except (RepositoryError, OSError) as exc:  # the copy, or the spool beside it: left out tonight
+            repository.leave_out(name, exc if isinstance(exc, RepositoryError) else RepositoryError(str(exc)))
             continue
         if keys:
             copied[name] = len(keys)
