@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.repositories.base import RepositoryError
 from guidang_io.crashpoints import ENV
 from ledger.models import MatterState
 from night.engine import run_nightly
@@ -195,3 +196,19 @@ def test_an_s3_copy_caught_up_repaired_and_destroyed_through_a_kill(
     for copy in ("primary", "cloud"):
         code, out = cli(small_world, "audit", "fixity", "--copy", copy)
         assert code == 0 and out["ok"] and out["destroyed"] == 2, (copy, out["findings"])
+
+
+def test_an_older_locked_version_keeps_every_version(moto_endpoint: str, s3_admin: Any, s3_lock_bucket: str) -> None:
+    """A delete that would remove the current version and then meet an older one the store still
+    protects deletes nothing: the object never falls back to an older (perhaps damaged) version."""
+    from connectors.repositories.s3 import S3ObjectRepository
+    from tests.s3_support import s3_config
+
+    repo = S3ObjectRepository(s3_config(moto_endpoint, s3_lock_bucket, object_lock_mode="GOVERNANCE"))
+    s3_admin.put_object(Bucket=s3_lock_bucket, Key="k/a.pdf", Body=b"old", ObjectLockLegalHoldStatus="ON")
+    s3_admin.put_object(Bucket=s3_lock_bucket, Key="k/a.pdf", Body=b"new")
+    with pytest.raises(RepositoryError, match="REPO-LOCKED") as refused:
+        repo.delete("k/a.pdf")
+    assert "version" in str(refused.value) and "legal hold" in str(refused.value)
+    assert len(s3_admin.list_object_versions(Bucket=s3_lock_bucket, Prefix="k/a.pdf")["Versions"]) == 2
+    assert s3_admin.get_object(Bucket=s3_lock_bucket, Key="k/a.pdf")["Body"].read() == b"new"

@@ -178,6 +178,14 @@ class S3Disposal:
         except Exception as exc:
             raise self._bucket.error(exc, self._bucket.where(full), "ListObjectVersions") from exc
         versions = [v for v in listing.get("Versions", []) + listing.get("DeleteMarkers", []) if v["Key"] == full]
+        for v in listing.get("Versions", []):  # every version's own lock first: none deleted if one is kept
+            if v["Key"] != full or v.get("VersionId") in (None, "null"):  # unversioned: the HEAD above was it
+                continue
+            head = self._call("HeadObject", full, client.head_object, VersionId=v["VersionId"])
+            older = LockState(head.get("ObjectLockRetainUntilDate"), head.get("ObjectLockLegalHoldStatus") == "ON")
+            why = older.blocks_deletion()
+            if why:
+                raise locked(key, f"version {v['VersionId']}: {why}", older)
         for v in versions:
             self._call("DeleteObject", full, client.delete_object, VersionId=v["VersionId"])
         if not versions:  # an unversioned store lists none: a plain delete
