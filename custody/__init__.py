@@ -11,5 +11,10 @@ night's read-side helpers in `night` (anchoring, the retention book); never `flo
     batch_check      a DA/T 93 transfer batch checked against itself, its packages and the ledger
     reconcile        completed at the source against accounted for in the ledger (对账, 应归尽归)
     rollout          where each unit stands in the rollout (推进情况)
+    disposition_holds  holds (冻结) placed and released, mirrored as the store's legal hold
+    appraisal        an appraisal's approval and what it changes on the store; a review read back
+    destruction      an approved appraisal's records destroyed where the store allows it
+    destruction_list the 销毁清单 on A4 (HTML, PDF)
+    repair           a changed or missing object put back from a copy that matches the ledger
     web/             `guidang web`, the bureau's read-only console
 """

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
-from ledger import anchors, chain
+from custody.destruction import TOMBSTONE
+from ledger import anchors, chain, destruction_steps
 from ledger.rows import RowAnchors, verify_rows
 from ledger.store import Ledger
 from night.anchoring import read_anchors
@@ -25,6 +26,7 @@ class VerifyResult:
     chain_head: tuple[int, str] = (0, "")
     rows: int = 0
     checkpoints: int = 0
+    destroyed: int = 0  # records destroyed by an approved appraisal, each with its tombstone checked
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -39,6 +41,7 @@ class VerifyResult:
             "chain_head_seq": self.chain_head[0],
             "matter_rows": self.rows,
             "checkpoints": self.checkpoints,
+            "destroyed": self.destroyed,
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -68,4 +71,27 @@ def verify_ledger(ledger: Ledger, repository: Repository | None) -> VerifyResult
     with ledger.read() as s:
         result.findings += anchors.check_checkpoints(s, stored.checkpoints)
     result.findings += anchors.missing_documents(recorded, stored.document_keys)
+    result.findings += _tombstones(ledger, repository, result)
     return result
+
+
+def _tombstones(ledger: Ledger, repository: Repository, result: VerifyResult) -> list[Finding]:
+    """A destroyed record is not a missing one: its row says destroyed, its `destroyed` event names
+    the tombstone left in its package, and that tombstone must be there with the recorded digest."""
+    findings: list[Finding] = []
+    with ledger.read() as s:
+        stones = destruction_steps.tombstones(s)
+    result.destroyed = len(stones)
+    for code, t in sorted(stones.items()):
+        key = f"{t.get('package_key')}/{TOMBSTONE}"
+        try:
+            found = repository.head(key)
+        except RepositoryError as exc:
+            findings.append(Finding("A-OBJECT-MISSING", key, f"档号 {code} (destroyed): tombstone unreadable: {exc}"))
+            continue
+        if found is None:
+            findings.append(Finding("A-OBJECT-MISSING", key, f"档号 {code} (destroyed): its tombstone is missing"))
+        elif t.get("sha256") and found.sha256 and found.sha256 != t["sha256"]:
+            findings.append(Finding("A-OBJECT-CHANGED", key, f"档号 {code} (destroyed): tombstone SHA-256 "
+                                    f"{found.sha256}, the destruction recorded {t['sha256']}"))
+    return findings

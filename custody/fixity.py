@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.repositories.base import Repository, RepositoryError
-from ledger import anchors, audit_queries, chain
+from custody.destruction import KEPT_FILES, TOMBSTONE
+from ledger import anchors, audit_queries, chain, destruction_steps
 from ledger.store import Ledger
 from night.anchoring import checkpoint_now
 from schemas import anchor
@@ -51,7 +52,10 @@ class FixityResult:
     objects_expected: int = 0
     objects_read: int = 0
     bytes_read: int = 0
+    destroyed: int = 0  # records destroyed by an approved appraisal: their documents are expected absent
+    copy: str = "primary"  # which copy of the archive (`replicas:`) was checked
     findings: list[Finding] = field(default_factory=list)
+    repaired: list[Finding] = field(default_factory=list)  # found wrong, put back from a copy (custody/repair.py)
 
     def counts(self) -> dict[str, int]:
         by: dict[str, int] = {"missing": 0, "changed": 0, "unexpected": 0}
@@ -69,7 +73,9 @@ class FixityResult:
         return {
             "ok": self.ok, "mode": self.mode, "packages": self.packages, "packages_read": self.packages_read,
             "objects_listed": self.objects_listed, "objects_expected": self.objects_expected,
-            "objects_read": self.objects_read, "bytes_read": self.bytes_read, **self.counts(),
+            "objects_read": self.objects_read, "bytes_read": self.bytes_read, "destroyed": self.destroyed,
+            **self.counts(),
+            "copy": self.copy, "repaired": [f.to_dict() for f in self.repaired],
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -91,8 +97,25 @@ def expected_packages(ledger: Ledger) -> Iterator[tuple[str, list[Expected]]]:
                 yield code, _package_objects(listings.get(code, {}), r.package_key or "", f"档号 {code}")
 
 
+def expected_destroyed(ledger: Ledger) -> tuple[list[Expected], set[str], set[str]]:
+    """What destroyed records keep (元数据, manifests, the tombstone), the keys of their deleted
+    documents, and the package prefixes of records whose destruction has begun and not ended."""
+    kept: list[Expected] = []
+    gone: set[str] = set()
+    with ledger.read() as s:
+        for code, t in destruction_steps.tombstones(s).items():
+            where, what = t.get("package_key") or "", f"档号 {code} (destroyed)"
+            kept += [Expected(f"{where}/{f['path']}", f.get("sha256"), f.get("sm3"), f.get("size"), what)
+                     for f in t.get("kept") or []]
+            kept.append(Expected(f"{where}/{TOMBSTONE}", t.get("sha256"), what=what))
+            gone |= {f"{where}/{f['path']}" for f in t.get("deleted") or []}
+        busy = set(destruction_steps.destroying(s))
+        rows = audit_queries.archived_by_codes(s, sorted(busy))
+    return kept, gone, {r.package_key + "/" for r in rows if r.package_key}
+
+
 def expected_others(ledger: Ledger) -> list[Expected]:
-    """Batch files and checkpoint documents."""
+    """Batch files (with the 销毁记录 a destruction added beside them) and checkpoint documents."""
     out: list[Expected] = []
     with ledger.read() as s:
         for payload in audit_queries.batch_payloads(s):
@@ -101,6 +124,9 @@ def expected_others(ledger: Ledger) -> list[Expected]:
                 d = digests.get(name) or {}
                 out.append(Expected(f"{transfer_key(payload['batch_id'])}/{name}", d.get("sha256"), d.get("sm3"),
                                     d.get("size"), f"batch {payload['batch_id']}"))
+        for note in destruction_steps.batch_notes(s):
+            out.append(Expected(note["key"], note.get("sha256"), size=note.get("size"),
+                                what=f"销毁记录 of batch {note.get('batch_id')}"))
         for cp in anchors.checkpoint_events(s):
             data = anchor.checkpoint_bytes(cp)
             h = MultiHasher()
@@ -167,16 +193,26 @@ def check_fixity(ledger: Ledger, repository: Repository, *, sample: int | None =
         chosen = set((rng or random.SystemRandom()).sample(range(len(packages)), sample))
     expected_keys: set[str] = set()
     to_read: list[Expected] = []
+    kept, gone, destroying = expected_destroyed(ledger)
+    result.destroyed = len({e.what for e in kept})
     for i, (_code, objects) in enumerate(packages):
         if i in chosen:
             result.packages_read += 1
         for exp in objects:
             expected_keys.add(exp.key)
+            being_destroyed = exp.key.startswith(tuple(destroying)) and exp.key.rsplit("/", 1)[-1] not in KEPT_FILES
+            if exp.key not in listed and being_destroyed:
+                continue  # deleted by a destruction that a crash interrupted: `disposition destroy` ends it
             if exp.key not in listed:
                 result.findings.append(_not_listed(repository, exp))
             elif i in chosen:
                 to_read.append(exp)
-    for exp in expected_others(ledger):
+    expected_keys |= {prefix + TOMBSTONE for prefix in destroying}  # stored first by a destruction under way
+    for key in sorted(gone & set(listed)):
+        expected_keys.add(key)
+        result.findings.append(Finding("A-DESTRUCTION-OUTSTANDING", key,
+                                       "the record was destroyed, yet this document is still stored"))
+    for exp in [*kept, *expected_others(ledger)]:
         expected_keys.add(exp.key)
         if exp.key not in listed:
             result.findings.append(_not_listed(repository, exp))
@@ -197,7 +233,8 @@ def check_fixity(ledger: Ledger, repository: Repository, *, sample: int | None =
 
 def record_fixity(ledger: Ledger, repository: Repository, settings: Settings, result: FixityResult) -> int:
     """The result as a `fixity-checked` event, then a checkpoint; returns the event's seq."""
-    payload = {k: v for k, v in result.to_dict().items() if k != "findings"}
+    payload = {k: v for k, v in result.to_dict().items() if k not in ("findings", "repaired")}
+    payload["repaired"] = [f.where for f in result.repaired[:FINDINGS_LOGGED]]
     payload["findings"] = [{"code": f.code, "key": f.where} for f in result.findings[:FINDINGS_LOGGED]]
     with ledger.transaction() as s:
         ev = chain.append_event(s, "fixity-checked", payload=payload)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.repositories.base import Repository
 from ledger import anchors, audit_queries, chain
-from ledger.models import MatterRecord, Run
+from ledger.models import MatterRecord, MatterState, Run
 from ledger.store import Ledger
 from packager.register import RegisterData, Totals
 from packager.transfer import TransferRow
@@ -80,6 +80,13 @@ def repository_totals(repository: Repository, records: Sequence[MatterRecord]) -
             elif rel.split("/", 1)[0] in GROUP_FOLDERS:
                 doc_files += 1
                 doc_bytes += obj.size
+        if r.state == MatterState.DESTROYED:  # 已销毁: its documents are expected gone, none may be left
+            if doc_files:
+                problems.append(f"档号 {r.archival_code}: 已销毁，但存储库仍有文档 {doc_files} 个")
+            packages += complete
+            files += doc_files
+            size += doc_bytes
+            continue
         if complete:
             packages += 1
         else:
@@ -108,10 +115,13 @@ def build_register(ledger: Ledger, repository: Repository, settings: Settings, *
     else:
         records, points = _batch(ledger, batch or "")
         title = f"批次 {batch}"
+    gone = {r.id for r in records if r.state == MatterState.DESTROYED}  # counted as held now: no documents
     rows = [
-        TransferRow(archival_code=r.archival_code or "", responsible=r.agency, title=_title(r, masked),
+        TransferRow(archival_code=r.archival_code or "", responsible=r.agency,
+                    title=_title(r, masked) + ("（已销毁）" if r.id in gone else ""),
                     date=beijing_date(r.completed_at), period=r.retention_period or "", pages=r.page_count or 0,
-                    bytes=r.total_bytes or 0, file_count=r.file_count or 0)
+                    bytes=0 if r.id in gone else r.total_bytes or 0,
+                    file_count=0 if r.id in gone else r.file_count or 0, remarks="已销毁" if r.id in gone else "")
         for r in sorted(records, key=lambda r: r.archival_code or "")
     ]
     ledger_totals = Totals(len(rows), sum(r.file_count for r in rows), sum(r.bytes for r in rows),

@@ -38,22 +38,25 @@ def fixity_check(config: str | None = None, sample: int | None = None) -> dict[s
 
 def _fixity(config: str | None, sample: int | None) -> dict[str, Any]:
     settings = load_settings(prefect_ops.config_path(config))
-    from connectors.repositories import open_repository
-    from custody.fixity import check_fixity, record_fixity
+    from custody.repair import check_and_repair
     from ledger.store import Ledger
 
-    repository = open_repository(settings.repository, base_dir=settings.base_dir)
+    outs: dict[str, Any] = {}
+    lines: list[str] = []
+    problems = 0
     with Ledger(settings.resolve_url(settings.ledger_url)) as ledger:
-        result = check_fixity(ledger, repository, sample=sample)
-        seq = record_fixity(ledger, repository, settings, result)
-    out = result.to_dict() | {"event": seq}
-    lines = [f"# Fixity check — {'OK' if result.ok else 'FAILED'}", "",
-             *(f"- {k}: {v}" for k, v in out.items() if k != "findings")]
-    lines += [f"- `{f.code}` {f.where}: {f.message}" for f in result.findings[:100]]
+        for copy in ["primary", *(r.name for r in settings.replicas)]:  # each copy, repaired from the others
+            result, seq = check_and_repair(ledger, settings, copy, sample=sample)
+            out = outs[copy] = result.to_dict() | {"event": seq}
+            problems += len(result.findings)
+            lines += [f"# Fixity check of {copy} — {'OK' if result.ok else 'FAILED'}", "",
+                      *(f"- {k}: {v}" for k, v in out.items() if k not in ("findings", "repaired")),
+                      *(f"- `{f.code}` {f.where}: {f.message}" for f in [*result.findings, *result.repaired][:100]),
+                      ""]
     create_markdown_artifact(key="fixity-report", markdown=mask_text("\n".join(lines)), description="Fixity check")
-    if not result.ok:
-        raise GuidangError(f"fixity: {len(result.findings)} problem(s); see the fixity-report artifact")
-    return out
+    if problems:
+        raise GuidangError(f"fixity: {problems} problem(s); see the fixity-report artifact")
+    return outs["primary"] if len(outs) == 1 else outs
 
 
 @flow(name="quarantine_retry", flow_run_name=_dated("quarantine-retry"))

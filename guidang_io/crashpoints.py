@@ -41,6 +41,14 @@ CRASH_POINTS: tuple[str, ...] = (
     "fs-linked",  # fs repository: final name linked, temporary name not yet removed
     "before-run-closed",  # everything done but the run row's status
 )
+# After the transfer: a destruction (custody/destruction.py) and a replica's writes, killed here by
+# their own tests (tests/test_disposition.py, tests/test_disposition_s3.py, tests/test_replicas.py), not by the
+# night's suite.
+LATER_POINTS: tuple[str, ...] = (
+    "destruction-begun",  # a record's destruction recorded as begun, nothing deleted
+    "destroyed-object",  # one object of a record deleted, the record not yet recorded destroyed
+    "replica-stored",  # one object stored and verified on a replica, not yet on the primary
+)
 
 _LOCK = threading.Lock()
 _REACHED: Counter[str] = Counter()  # per-process tally; only ever read when ENV is set
@@ -50,7 +58,7 @@ def crashpoint(name: str) -> None:
     spec = os.environ.get(ENV)
     if not spec:
         return
-    if name not in CRASH_POINTS:
+    if name not in CRASH_POINTS and name not in LATER_POINTS:
         raise ValueError(f"unknown crash point {name!r}")
     target, _, nth = spec.partition(":")
     if target != name:

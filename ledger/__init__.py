@@ -10,6 +10,9 @@ commands read and write it through these modules, never with SQL of their own.
     anchors      checkpoints: the chain head written down outside the ledger, and checked against it
     sequences    the gap-free 件号 counters
     holds        the quarantine's writes
+    disposition_models  the tables of holds (冻结) and appraisals (到期鉴定), on the same base
+    disposition_rules   holds, appraisals, decisions and approval, and the rules that guard them
+    destruction_steps   a destruction (销毁) begun, blocked, done, and the tombstones it leaves
     waiting      matters waiting for enablement (待启用)
     runlock      one night at a time per source
     queries      the night's and the commands' reads; audit_queries, night_queries, reconcile_queries

@@ -107,6 +107,16 @@ def verified_listings(session: Session, archival_codes: Sequence[str]) -> dict[s
     return out
 
 
+def archived_by_codes(session: Session, archival_codes: Sequence[str]) -> Sequence[MatterRecord]:
+    if not archival_codes:
+        return []
+    return session.scalars(select(MatterRecord).where(MatterRecord.archival_code.in_(list(archival_codes)))).all()
+
+
+def archived_by_package(session: Session, package_key: str) -> MatterRecord | None:
+    return session.scalars(select(MatterRecord).where(MatterRecord.package_key == package_key)).first()
+
+
 def batch_payloads(session: Session) -> list[dict[str, Any]]:
     """The `transfer-batch` event of every stored DA/T 93 batch (its files; since issue 12 their digests)."""
     out: dict[str, dict[str, Any]] = {}

@@ -58,6 +58,7 @@ class MatterState(StrEnum):
     VERIFIED = "verified"  # every file read back and verified; completion marker written
     NOT_IN_SCOPE = "not_in_scope"  # 不归档 by the retention table
     QUARANTINED = "quarantined"  # numbered, then failed a check: keeps its 件号, nothing stored
+    DESTROYED = "destroyed"  # 已销毁: content deleted after an approved appraisal; row and 元数据 kept
 
 
 class RunStatus(StrEnum):
@@ -289,3 +290,7 @@ class WaitingMatter(Base):
     run_id: Mapped[str64 | None]
     resolved_at: Mapped[utc | None]
     resolution: Mapped[str64 | None]
+
+
+# The disposition tables share this base; imported last so that Base and the types above exist.
+from ledger import disposition_models  # noqa: E402,F401

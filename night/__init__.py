@@ -24,4 +24,5 @@ The Prefect flows in `flows/` and the plain runner both drive the same `engine`.
     quarantine_retry  quarantined matters worked through the night's stages again
     lookup          a matter, package or 全宗号 an operator names on the command line
     anchoring       ledger checkpoints written at the end of a night, and read back
+    replica_catch_up  each replica (`replicas:`) caught up from the primary as a night starts
 """

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from sqlalchemy.engine import make_url
 
-from connectors.repositories import open_repository
+from connectors.repositories import open_repository, open_with_replicas
 from connectors.repositories.base import Repository
 from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
@@ -148,7 +148,7 @@ def open_run(
         setup.acquire(run_id, wait_seconds=SETUP_WAIT_SECONDS)
         try:
             book = load_book(ledger, settings)
-            repository = open_repository(settings.repository, base_dir=settings.base_dir)
+            repository = open_with_replicas(settings)
             with ledger.transaction() as s:
                 run = store.start_run(s, {**parameters, "as_of": now.isoformat()}, run_id=run_id)
         finally:

@@ -39,6 +39,7 @@ from night.fanout import Fanout, ProcessFanout, ThreadFanout, fanout_for, run_sl
 from night.keyless import settle_rows_without_id
 from night.numbering import number_staged, resume_unfinished
 from night.progress import NightCallback, NightProgress
+from night.replica_catch_up import catch_up_replicas
 from night.transferring import acknowledge_pending
 from night.triage import triage
 from night.window import spooled
@@ -86,6 +87,8 @@ def run_nightly(
     batches: list[str] = []
     closed = False
     try:
+        if not dry_run:
+            catch_up_replicas(ctx)  # what a copy missed on an earlier night, before tonight's puts
         for src in selected:
             try:
                 summaries[src.name] = run_source(ctx, src, since, until)

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from connectors.repositories import open_repository
+from connectors.repositories import open_with_replicas
 from guidang_io.block_reads import keep_blocks_on_the_heap
 from ledger import store
 from night.context import RunContext, SourceConfig
@@ -148,7 +148,7 @@ def _open_worker_context(ref: RunRef) -> RunContext:
     ledger = store.Ledger(settings.resolve_url(settings.ledger_url), migrate=False)
     try:
         book = load_book(ledger, settings)
-        repository = open_repository(settings.repository, base_dir=settings.base_dir)
+        repository = open_with_replicas(settings)
     except BaseException:
         ledger.close()
         raise

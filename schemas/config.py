@@ -195,6 +195,13 @@ class S3Repository(_Config):
 Repository = Annotated[FsRepository | S3Repository, Field(discriminator="kind")]
 
 
+class Replica(_Config):
+    """A second (third...) copy of the archive: every object the night stores goes to it too."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="how `audit fixity --copy NAME` names it")
+    repository: Repository = Field(description="where the copy is (kind fs or s3), as `repository`")
+
+
 class RetentionConfig(_Config):
     table: str | None = Field(default=None, description="归档范围和保管期限表 (XLSX/CSV/YAML) imported as the first "
                               "version when the ledger holds none")
@@ -278,6 +285,9 @@ class Settings(_Config):
                             "PostgreSQL when several workers run")
     repository: Repository = Field(default_factory=FsRepository, description="where packages are stored "
                                    "(kind fs or s3)")
+    replicas: list[Replica] = Field(default_factory=list, description="further copies of the archive, each "
+                                    "written and verified by the night, caught up when a night missed it, "
+                                    "checked and used for repair by `audit fixity --copy NAME`; names unique")
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="the retention table")
     staging: str = Field(default="staging", description="work folder for packages being built and checked")
     timezone: ZoneName = Field(default="Asia/Shanghai", description="IANA zone every time in packages, registers "
@@ -321,6 +331,15 @@ class Settings(_Config):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"source names must be unique; repeated: {', '.join(sorted(dup))}")
+        return v
+
+    @field_validator("replicas")
+    @classmethod
+    def _unique_replicas(cls, v: list[Replica]) -> list[Replica]:
+        names = [r.name for r in v]
+        dup = {n for n in names if names.count(n) > 1 or n == "primary"}
+        if dup:
+            raise ValueError(f"replica names must be unique and not 'primary'; repeated: {', '.join(sorted(dup))}")
         return v
 
     @model_validator(mode="after")

@@ -1,4 +1,6 @@
-"""Archive repositories: `open_repository` turns the `repository:` section of guidang.yaml into one.
+"""Archive repositories: `open_repository` turns the `repository:` section of guidang.yaml into one,
+`open_with_replicas` that section with its `replicas:` (the night's writes), `open_copies` each copy
+by name (the fixity check and its repair).
 
 Both implementations satisfy `base.Repository`; the S3 one is imported only when configured, so a
 filesystem-only installation never pays for importing boto3.
@@ -17,17 +19,22 @@ from connectors.repositories.base import (
     VerificationFailed,
 )
 from connectors.repositories.fs import FilesystemRepository
-from schemas.config import FsRepository, S3Repository
+from connectors.repositories.replicated import ReplicatedRepository, catch_up
+from schemas.config import FsRepository, S3Repository, Settings
 
 __all__ = [
     "FilesystemRepository",
     "ObjectNotFound",
+    "ReplicatedRepository",
     "Repository",
     "RepositoryConflict",
     "RepositoryError",
     "StoredObject",
     "VerificationFailed",
+    "catch_up",
+    "open_copies",
     "open_repository",
+    "open_with_replicas",
 ]
 
 
@@ -46,3 +53,29 @@ def open_repository(settings_repo: FsRepository | S3Repository, *, base_dir: Pat
 
         return S3ObjectRepository(settings_repo)
     raise TypeError(f"unknown repository configuration: {type(settings_repo).__name__}")
+
+
+def open_with_replicas(settings: Settings, *, create: bool = False) -> Repository:
+    """The repository the night writes to: the primary, with the configured replicas beside it (a
+    replica that cannot be opened is left out for the night, see `replicated`)."""
+    primary = open_repository(settings.repository, base_dir=settings.base_dir, create=create)
+    if not settings.replicas:
+        return primary
+    copies: dict[str, Repository | RepositoryError] = {}
+    for replica in settings.replicas:
+        try:
+            copies[replica.name] = open_repository(replica.repository, base_dir=settings.base_dir)
+        except RepositoryError as exc:
+            copies[replica.name] = exc
+    return ReplicatedRepository(primary, copies)  # type: ignore[return-value]
+
+
+def open_copies(settings: Settings) -> dict[str, Repository | RepositoryError]:
+    """Every copy of the archive by name ("primary" and each replica), or why it cannot be opened."""
+    out: dict[str, Repository | RepositoryError] = {}
+    for name, config in [("primary", settings.repository), *((r.name, r.repository) for r in settings.replicas)]:
+        try:
+            out[name] = open_repository(config, base_dir=settings.base_dir)
+        except RepositoryError as exc:
+            out[name] = exc
+    return out

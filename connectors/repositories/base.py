@@ -129,3 +129,25 @@ class Repository(Protocol):
     def sweep_temporary(self, older_than_seconds: float = ...) -> list[str]:  # type: ignore[assignment]
         """Remove what crashed writes left behind (fs: temporary files; s3: incomplete multipart uploads)."""
         ...
+
+    # After the transfer (connectors/repositories/disposal.py): locks, destruction, repair.
+
+    def lock_state(self, key: str) -> Any:
+        """The object's retain-until and legal hold as the store reports them (`disposal.LockState`)."""
+        ...
+
+    def set_legal_hold(self, key: str, on: bool) -> bool:
+        """Set or clear the store's legal hold; False where the store has none (a filesystem)."""
+        ...
+
+    def extend_retention(self, key: str, until: Any) -> bool: ...
+
+    def delete(self, key: str) -> bool:
+        """Remove a destroyed record's object (refused while the store protects it); False if absent."""
+        ...
+
+    def restore(self, key: str, chunks: Iterable[bytes], sha256: str, *, retain_until: object | None = None,
+                legal_hold: bool = False) -> StoredObject:
+        """Put verified bytes over a changed or missing object: the fixity repair's one write."""
+        ...
+

@@ -44,6 +44,7 @@ from connectors.repositories.base import (
     source_changed,
     unreadable_source,
 )
+from connectors.repositories.disposal import FsDisposal
 from connectors.repositories.fs_durable import PendingFolders, Settled, copy_into, fsync_dir
 from guidang_io.block_reads import sha256_file
 from guidang_io.crashpoints import crashpoint
@@ -58,7 +59,7 @@ _NO_HARDLINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
-class FilesystemRepository:
+class FilesystemRepository(FsDisposal):
     """Archive objects as read-only files under `root`; see the module docstring for the write order.
 
     `retain_until` and `legal_hold` are accepted for interface parity with S3 and otherwise ignored:

@@ -39,6 +39,7 @@ from connectors.repositories.base import (
     source_changed,
     unreadable_source,
 )
+from connectors.repositories.disposal import S3Disposal
 from connectors.repositories.s3_client import META_SHA256, S3Bucket, hex_to_b64, stored_sha256
 from connectors.repositories.s3_multipart import (
     DEFAULT_PART_SIZE,
@@ -56,7 +57,7 @@ from schemas.layout import is_dangerous_path
 __all__ = ["DEFAULT_PART_SIZE", "MIN_PART_SIZE", "S3ObjectRepository", "retain_until_datetime"]
 
 
-class S3ObjectRepository:
+class S3ObjectRepository(S3Disposal):
     """Archive objects in `bucket` under `prefix`; see the module docstring for what is checked when.
 
     The credentials need s3:GetObject, s3:PutObject, s3:ListBucket (HEAD of a missing key answers

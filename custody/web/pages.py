@@ -36,7 +36,12 @@ EVENT_LABELS = {"numbered": "编号", "transferred": "写入存储库", "verifie
                 "run-started": "运行开始", "run-completed": "运行结束", "run-failed": "运行失败",
                 "watermark-advanced": "采集进度推进", "retention-imported": "导入保管期限表",
                 "transfer-batch-begun": "开始移交批次", "transfer-batch": "移交批次", "checkpoint": "账本检查点",
-                "fixity-checked": "固定性检查", "enablement-backfill": "启用后补采", **CONSOLE_KINDS}
+                "fixity-checked": "固定性检查", "enablement-backfill": "启用后补采",
+                "hold-placed": "冻结", "hold-released": "解除冻结", "disposition-opened": "开始到期鉴定",
+                "disposition-decided": "鉴定意见", "disposition-approved": "鉴定审批",
+                "disposition-completed": "销毁完成", "destruction-begun": "开始销毁", "destroyed": "已销毁",
+                "destruction-blocked": "销毁受阻", "fixity-repaired": "副本修复", "replica-caught-up": "副本补齐",
+                **CONSOLE_KINDS}
 PAYLOAD_LABELS = {"matter_id": "办件行", "item_number": "件号", "retention_period": "保管期限",
                   "retention_rule": "规则行号", "retention_version": "保管期限表版本", "package_key": "存储位置",
                   "bytes": "字节数", "files": "文件数", "batch_id": "批次号", "content_hash": "内容摘要",
@@ -44,7 +49,7 @@ PAYLOAD_LABELS = {"matter_id": "办件行", "item_number": "件号", "retention_
                   "sm3": "SM3", "marker_sha256": "完成标记摘要", "entry": "隔离编号", "attempts": "尝试次数",
                   "version": "版本", "archival_code": "档号", "watermark": "水印", "at": "时间"}
 STATE_LABELS = {"numbered": "已编号", "transferred": "已写入", "verified": "已归档", "not_in_scope": "不归档",
-                "quarantined": "隔离"}
+                "quarantined": "隔离", "destroyed": "已销毁", "destroying": "销毁中"}
 RUN_LABELS = {"running": "进行中", "completed": "完成", "failed": "失败"}
 
 

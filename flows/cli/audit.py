@@ -50,7 +50,8 @@ def verify(config: ConfigOpt = Path("guidang.yaml"), as_json: JsonOpt = False) -
         echo_json(result.to_dict())
     else:
         typer.echo(f"{result.events} events checked; chain head {result.chain_head[1]} (event {result.chain_head[0]})")
-        typer.echo(f"{result.rows} matter rows checked; {result.checkpoints} checkpoint(s) in the repository checked")
+        typer.echo(f"{result.rows} matter rows checked; {result.checkpoints} checkpoint(s) in the repository checked"
+                   + (f"; {result.destroyed} destroyed record(s), each tombstone checked" if result.destroyed else ""))
         for f in result.findings:
             typer.echo(f"  {f}  ({code_text(f.code)})")
         typer.echo("OK: the ledger is intact and agrees with every checkpoint" if result.ok
@@ -65,24 +66,26 @@ def fixity(
     sample: Annotated[int | None, typer.Option("--sample", min=1, metavar="N",
                                                help="re-read N packages picked at random")] = None,
     every: Annotated[bool, typer.Option("--all", help="re-read every package (the default)")] = False,
+    copy: Annotated[str, typer.Option("--copy", metavar="NAME", help="which copy: primary (the default) or a "
+                                      "replica's name; a wrong object is repaired from another copy")] = "primary",
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-read the repository's objects and compare them with the ledger's SM3 and SHA-256; report
-    missing, changed and unexpected objects by key; record the result as an event. Exit 1 if any."""
-    from custody.fixity import check_fixity, record_fixity
+    """Re-read a copy's objects and compare them with the ledger's SM3 and SHA-256; report missing,
+    changed and unexpected objects by key; repair a changed or missing one from another copy (replicas:)
+    whose bytes match the ledger; record the result as an event. Exit 1 if anything is left wrong."""
+    from custody.repair import NoSuchCopy, check_and_repair
 
     if sample is not None and every:
         raise fail("--sample and --all exclude each other", 2)
     settings = load_config(config)
-    repository = open_archive(settings, required=True)
-    assert repository is not None
     with open_ledger(settings) as ledger, progress_bar("复核 fixity: objects re-read",
                                                        enabled=show_progress(as_json)) as bar:
         try:
-            result = check_fixity(ledger, repository, sample=sample, progress=bar.to)
+            result, seq = check_and_repair(ledger, settings, copy, sample=sample, progress=bar.to)
+        except NoSuchCopy as exc:
+            raise fail(str(exc), 2) from exc
         except GuidangError as exc:  # the store could not be listed: nothing was checked
             raise fail(f"fixity not checked: {exc}", 1) from exc
-        seq = record_fixity(ledger, repository, settings, result)
     if as_json:
         echo_json(result.to_dict() | {"event": seq})
     else:
@@ -90,7 +93,7 @@ def fixity(
         typer.echo(f"{result.packages} package(s) in the ledger, {result.packages_read} re-read ({result.mode}); "
                    f"{result.objects_read} object(s), {result.bytes_read} bytes read; "
                    f"{result.objects_listed} object(s) in the repository")
-        for f in result.findings:
+        for f in [*result.findings, *result.repaired]:
             typer.echo(f"  {f}")
         typer.echo(f"recorded as event {seq}")
         typer.echo("OK: every object is as the ledger recorded it" if result.ok else

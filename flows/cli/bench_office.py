@@ -19,9 +19,8 @@ from typing import Any
 
 def bench_office(matters: int, size: int, parallel: int, keep: bool) -> dict[str, Any]:
     """The night's seconds, matters archived, renditions made and conversions per second."""
-    from guidang_demo.unified_simulator import UnifiedSimulator
-
     from guidang_demo.bench_world import build_bench_world
+    from guidang_demo.unified_simulator import UnifiedSimulator
     from night.engine import run_nightly
     from schemas.config import load_settings
 
