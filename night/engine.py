@@ -7,7 +7,7 @@ module, and each imports only the ones before it: night/triage.py, night/staging
 night/numbering.py, night/transferring.py, night/batches.py, over the types they hand each other
 (night/work.py) and quarantine (night/quarantine.py).
 
-Crash-safety order for one matter (DESIGN.md "Archive repository", STYLE habit 9):
+Crash-safety order for one matter (docs/architecture.md, "The crash order"):
   stage (fetch + fixity + PDF checks, in a scratch folder)       nothing durable yet
   number (one ledger transaction: 件号 + matter row `numbered`)    the recovery point
   finalize (元数据, manifests, 检测报告; bytes depend only on the ledger row)

@@ -40,7 +40,7 @@ from connectors.sources.sql_queries import ALL_TIME, Queries, check_config, reso
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import SqlSource
 from schemas.digest import iter_file
-from schemas.errors import DocumentUnavailable, SourceUnavailable
+from schemas.errors import DocumentUnavailable, InvariantBroken, SourceUnavailable
 from schemas.findings import Finding, GuidangError
 from schemas.layout import is_dangerous_path
 from schemas.model import Document, InvalidMatter, Matter
@@ -321,7 +321,8 @@ class SqlConnector:
             start += len(data)
 
     def _stream_path(self, document: Document) -> Iterator[bytes]:
-        assert self.config.content.root is not None  # checked in check_config
+        if self.config.content.root is None:  # check_config refuses a path content without a root
+            raise InvariantBroken(f"source {self.config.name}: path content without a root")
         root = resolve_path(self.config.content.root, self.base_dir).resolve()
         pid, rel = self._locate(document, "path")
         where = f"source {self.name}: project {pid}: document {document.file_name!r} (path {rel!r})"
