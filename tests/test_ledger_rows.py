@@ -1,5 +1,5 @@
 """Matter rows under the chain, checkpoints against the chain, and two processes appending at once, on
-SQLite, PostgreSQL and MariaDB (issue 12 points 1, 2 and 6)."""
+SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
