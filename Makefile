@@ -25,7 +25,7 @@ bench: venv
 
 ## The whole test suite, then the linter. Two pytest workers, each given whole test files (a module's
 ## fixtures, such as the crash suite's uninterrupted night, are built once): most tests wait on
-## subprocesses, servers and sockets, so two of them share the two cores well (1,150 s -> 777 s).
+## subprocesses, servers and sockets, so two of them share the two cores well (docs/benchmark.md has the figures).
 ## One test alone: `.venv/bin/python -m pytest tests/FILE::TEST` (no worker, no -n).
 test: venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

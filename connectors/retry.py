@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from schemas.errors import InvariantBroken
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -87,7 +89,8 @@ def with_retries(
                 raise
             last = (reason, exc)
             failed(what, reason, n, backoff)
-    assert last is not None  # the loop runs at least once
+    if last is None:  # the loop runs at least once
+        raise InvariantBroken(f"{what}: no attempt was made")
     error = give_up(*last)
     if error is last[1]:
         raise error

@@ -23,7 +23,7 @@ from ledger import queries, reconcile_queries
 from ledger.store import Ledger
 from schemas.completion import CompletedItem
 from schemas.config import Settings, SqlSource, UnifiedSource
-from schemas.errors import SourceUnavailable
+from schemas.errors import InvariantBroken, SourceUnavailable
 from schemas.findings import GuidangError
 from schemas.model import mask_text
 
@@ -244,7 +244,8 @@ def _by_totals(
             touched.add((r.unit, r.matter_type))
     for key in sorted(touched | {k for k in counted if row(*k) is not None}):
         r = row(*key)
-        assert r is not None
+        if r is None:
+            raise InvariantBroken(f"reconcile row {key} vanished")
         if r.difference:
             if r.difference > 0:
                 r.unaccounted += r.difference

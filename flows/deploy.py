@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.config import Settings
+from schemas.errors import InvariantBroken
 from schemas.findings import GuidangError
 
 PROJECT = Path(__file__).resolve().parent.parent  # the folder holding flows/, schemas/, … (the flow source)
@@ -64,7 +65,8 @@ def _flow_object(spec: Spec) -> Any:
     from flows import nightly, operations
 
     flow = getattr({"flows.nightly": nightly, "flows.operations": operations}[spec.module], spec.flow)
-    assert flow.name == spec.flow, (flow.name, spec.flow)  # the deployment's full name is flow/deployment
+    if flow.name != spec.flow:  # the deployment's full name is flow/deployment
+        raise InvariantBroken(f"{spec.module}.{spec.flow} is a flow named {flow.name}")
     return flow
 
 

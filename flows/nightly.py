@@ -8,9 +8,8 @@ address, or a local cluster of `dask_workers` processes). Retries sit on the net
 (collect, transfer); staging handles a document's transient failure by leaving the matter pending.
 
 A chunk goes to its task inside `quote()`: the task receives the chunk itself, but Prefect does not
-walk it looking for futures to link (it walked every Staged matter's documents and facts, in the
-flow's process, under the GIL the night's numbering needs: a 1 MB Prefect night spent some 1.8
-s of its run process's time in that walk).
+walk it looking for futures to link (that walk would visit every Staged matter's documents and
+facts, in the flow's process, under the GIL the night's numbering needs).
 """
 
 import logging
@@ -85,9 +84,9 @@ class PrefectFanout:
     advancing the progress as each finishes. On the flow's threads a task hands its chunk to the
     night's local worker processes (night/work_units.run_unit); on Dask it runs on the Dask worker."""
 
-    # A task run costs the server some 0.1 CPU-s (a 1 MB night's 21 task runs: 2.1 CPU-s of the
-    # server's, on the cores the night uses); the quarter-size chunks that shorten a local night's
-    # tail would add six, so a Prefect night's chunks stay whole.
+    # Every task run costs the Prefect server CPU, on the cores the night uses; the quarter-size
+    # chunks that shorten a local night's tail would add task runs, so a Prefect night's chunks stay
+    # whole.
     taper = False
 
     def __init__(self, ref: RunRef, progress: prefect_ops.Progress | None = None, *, workers: int = 0,

@@ -1,4 +1,4 @@
-"""The figures of one `guidang bench` run, the issue's targets beside them, and the table for people.
+"""The figures of one `guidang bench` run, the performance targets beside them, and the table for people.
 
 Rates are matters (and MB = 10^6 bytes) per second of each contender's own timed work: the night's
 duration as its ledger run row records it, and the in-process timings of bagit and the hash limit.
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 MB = 1_000_000
 RSS_LIMIT_MB = 500.0
 PREFECT_SHARE_LIMIT = round(1 - 1 / 1.15, 3)  # the Prefect night at most 15% slower than the local one
-ONE_MB_DOCUMENTS = 1_000_000  # the hash-limit target is the issue's for documents of about 1 MB
+ONE_MB_DOCUMENTS = 1_000_000  # the hash-limit target is stated for documents of about 1 MB
 
 
 @dataclass
@@ -140,9 +140,10 @@ def _ratio(a: float, b: float) -> float:
 
 
 def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Issue 9's targets against this run's figures. `met` is true or false where this run measured
+    """The performance targets (docs/benchmark.md) against this run's figures.
+    `met` is true or false where this run measured
     the target, None where it did not (the Prefect target on a local-only bench); `applies` says
-    whether this world is the one the issue states the target for (e.g. 1 MB documents)."""
+    whether this world is the one the target is stated for (e.g. 1 MB documents)."""
     prefect = f["orchestrator"] == "prefect"
     return {
         "vs_bagit": {

@@ -13,9 +13,9 @@ class TreeRss(threading.Thread):
     """The peak memory of a process and all its descendants, sampled from /proc every
     SAMPLE_EVERY seconds: the sum of their proportional set sizes (PSS), so pages a forked worker
     shares with its parent are counted once, not once per process (Linux; elsewhere it stays 0 and
-    ru_maxrss is all there is). A sample walks every page table of the tree (about 14 ms of a core
-    for a night's 4 processes); taken every 0.1 s, as it was, it used a tenth of a core of the two
-    the night was being timed on. A night's memory is a plateau per slice, seconds long."""
+    ru_maxrss is all there is). A sample walks every page table of the tree, which is not free:
+    sampled often it would take a visible share of the cores the night is being timed on, while a
+    night's memory is a plateau per slice, seconds long, so a coarse interval misses nothing."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(name="bench-rss", daemon=True)

@@ -1,9 +1,9 @@
 """`guidang bench`: the real night over a generated world, beside the figures it must be read against.
 
-A night's speed alone says little; the issue's question is how it compares with what the same
+A night's speed alone says little; the question is how it compares with what the same
 bytes cost elsewhere on the same machine. So one bench run measures, over the same document files:
 
-1. the *hash limit*, as issue 9 measured it: one pass over every file (each 1 MiB block read
+1. the *hash limit*: one pass over every file (each 1 MiB block read
    once), SM3 on one thread and SHA-256 on another: what reading and hashing alone cost, which
    no archiving night can beat. Beside it, for the record, the files split between two threads
    that each compute both digests (`hash_split_*`), a ceiling for two cores doing nothing else;

@@ -2,9 +2,9 @@
 each timed over the bench world's document files in the bench's own process (guidang_bench/timing.py runs
 them, then the night).
 
-The required-work floor is what the steps issue 9 names for every document cost on this machine
+The required-work floor is what the mandatory steps for every document cost on this machine
 when they are done once each and nothing else is. A night cannot be faster than the work it must
-do. The issue asks for SM3 + SHA-256 on arrival, one verifying read-back of the stored copy, and
+do. Those steps are SM3 + SHA-256 on arrival, one verifying read-back of the stored copy, and
 pypdf over every PDF; guidang's 四性检测 adds the PRONOM identification of every document. Timed
 here one after the other in one thread, over files already in the page cache, their CPU seconds
 are divided by the cores this process may use: the time they would take if they were shared
@@ -165,7 +165,7 @@ def settle_disk() -> None:
         os.sync()
 
 
-BAGIT_DIGESTS = ("sha256", "sha512")  # issue 9's yardstick
+BAGIT_DIGESTS = ("sha256", "sha512")  # the yardstick the targets are stated against
 ARCHIVE_DIGESTS = ("sm3", "sha256")  # what the archive records of every document: bagit doing the same work
 
 
@@ -176,7 +176,7 @@ def bagit_seconds(files: list[Path], work_dir: Path, checksums: tuple[str, ...] 
     make the next timed contender pay for it (see `set_aside`).
 
     bagit-python takes any digest hashlib offers, so ARCHIVE_DIGESTS times the same packager
-    computing the digests guidang must compute: the like-for-like figure beside the issue's one."""
+    computing the digests guidang must compute: the like-for-like figure beside the stated one."""
     import bagit
 
     groups: dict[str, list[Path]] = defaultdict(list)

@@ -24,10 +24,10 @@ def keep_blocks_on_the_heap() -> bool:
 
     Every document is read in blocks of a MiB (received, read back, parsed), each a fresh bytes
     object. glibc maps an allocation that large anew each time (its threshold adapts, then trims
-    the heap back): 214 page faults per MB read, measured, and reading 1 MB cost 0.65-0.94 ms
-    instead of 0.12-0.17 ms. With a fixed threshold of two blocks, and the heap trimmed only above
-    eight (at most 8 MiB kept per process), a process's reads reuse the same pages; a night's
-    workers took 4 times fewer page faults. Larger allocations (a big PDF's stream) are still
+    the heap back), so every block read pays page faults for fresh pages. With a fixed threshold
+    of two blocks, and the heap trimmed only above eight (at most eight blocks kept per process), a
+    process's reads reuse the same pages (docs/benchmark.md has the figures).
+    Larger allocations (a big PDF's stream) are still
     mapped and returned. Where malloc is not glibc's, nothing changes (False)."""
     import ctypes
     import sys

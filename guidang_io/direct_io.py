@@ -1,18 +1,17 @@
 """Document bytes written to and read back from the medium itself (O_DIRECT), not the page cache.
 
 Why: a document is written once, verified once and then not read again for years. Through the page
-cache every megabyte of it is first copied into fresh cache pages, which on this project's
-machines (virtual machines whose idle memory goes back to the host) costs 2.4 ms of CPU per MB,
-more than SM3 takes to hash it, and the read-back that is meant to verify the stored copy only
-re-reads that cache. Written with O_DIRECT the bytes go from the process's buffer to the device
-(0.13 s of CPU per GB, measured), and the verifying read-back reads what the device holds.
+cache every megabyte of it is first copied into fresh cache pages, which on virtual machines whose
+idle memory goes back to the host can cost more CPU than SM3 takes to hash it, and the read-back
+that is meant to verify the stored copy only re-reads that cache. Written with O_DIRECT the bytes
+go from the process's buffer to the device at a small fraction of that cost, and the verifying
+read-back reads what the device holds (docs/benchmark.md has the figures).
 
 Durability is unchanged: O_DIRECT does not flush the device's cache nor the file's metadata, so the
 fsync / syncfs the crash order asks for still runs before the ledger records the file.
 
 Only files of DIRECT_MIN bytes and more go past the cache: for a small file (a 元数据.xml, a 100 KB
-scan) the device's round trip for every direct write and read costs more than the copy it saves
-(a night of the test suite's small worlds took 5% longer with every file direct).
+scan) the device's round trip for every direct write and read costs more than the copy it saves.
 
 Where the file system refuses O_DIRECT (tmpfs, some network and FUSE mounts) both directions fall
 back to ordinary buffered I/O, silently: the bytes and digests are the same either way.
@@ -26,6 +25,8 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from schemas.errors import InvariantBroken
 
 ALIGN = 4096  # offsets, lengths and buffer addresses of O_DIRECT I/O: covers 512- and 4096-byte devices
 BUFFER = 1024 * 1024  # one aligned buffer per thread and direction, reused for every file
@@ -88,7 +89,8 @@ class DirectWriter:
 
     def _flush(self, length: int) -> None:
         """Write the buffer's first `length` bytes (a multiple of ALIGN) at the file's offset."""
-        assert self._buf is not None
+        if self._buf is None:
+            raise InvariantBroken("direct write buffer flushed after close")
         try:
             self._write_all(memoryview(self._buf)[:length])
         except OSError as exc:

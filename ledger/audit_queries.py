@@ -118,7 +118,7 @@ def archived_by_package(session: Session, package_key: str) -> MatterRecord | No
 
 
 def batch_payloads(session: Session) -> list[dict[str, Any]]:
-    """The `transfer-batch` event of every stored DA/T 93 batch (its files; since issue 12 their digests)."""
+    """The `transfer-batch` event of every stored DA/T 93 batch (its files and, where recorded, their digests)."""
     out: dict[str, dict[str, Any]] = {}
     for ev in session.scalars(select(Event).where(Event.kind == "transfer-batch").order_by(Event.seq)):
         payload = ev.payload or {}

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ledger.models import ChainHead, Event
 from schemas.digest import json_digest
+from schemas.errors import InvariantBroken
 from schemas.findings import Finding
 
 GENESIS_HASH = "0" * 64
@@ -103,7 +104,8 @@ def _first_head(session: Session) -> ChainHead:
     except IntegrityError:
         pass
     head = session.get(ChainHead, 1, with_for_update=True, populate_existing=True)
-    assert head is not None
+    if head is None:
+        raise InvariantBroken("the chain head row is missing right after it was inserted")
     return head
 
 

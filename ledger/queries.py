@@ -1,7 +1,8 @@
 """The questions the night, the bureau's side and the commands ask the ledger, each written once.
 
 Functions take a session and return rows or plain values; the caller owns the session and the
-transaction (STYLE habit 8). Nothing in `night/`, `custody/` or `flows/` writes a `select()` of its
+transaction (one unit of work per caller, see docs/architecture.md).
+Nothing in `night/`, `custody/` or `flows/` writes a `select()` of its
 own: when a stage or a command needs to know something new, the query goes here, beside the others, so the next engineer
 finds every read of the ledger in one place. (Writes that change state live in `ledger/store.py`.)
 """

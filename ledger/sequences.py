@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ledger.models import ArchiveSequence
+from schemas.errors import InvariantBroken
 
 
 def allocate_item_number(
@@ -42,7 +43,8 @@ def lock_sequences(session: Session, keys: Sequence[dict[str, Any]]) -> dict[Seq
         if seq is None:
             _insert_if_absent(session, ArchiveSequence, {**values, "last_item": 0})
             seq = session.get(ArchiveSequence, values, with_for_update=True, populate_existing=True)
-            assert seq is not None
+            if seq is None:
+                raise InvariantBroken(f"件号 sequence {values} is missing right after it was inserted")
         locked[key] = seq
     return locked
 

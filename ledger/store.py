@@ -53,7 +53,7 @@ def _safe_url(url: str) -> str:
 
 
 class Ledger:
-    """An open ledger database. One per process; sessions are per thread (STYLE habit 8)."""
+    """An open ledger database. One per process; sessions are per thread (a session is not thread-safe)."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
@@ -269,23 +269,25 @@ def _matter_event(
     return matter_event(session, kind, rec, run_id=run_id, payload=payload)
 
 
+def locked_matter(session: Session, matter_id: int) -> MatterRecord:
+    """A matter's row, locked for this transaction's changes; LedgerError when there is none."""
+    rec = session.get(MatterRecord, matter_id, with_for_update=True)
+    if rec is None:
+        raise LedgerError(f"matter row {matter_id} is not in the ledger")
+    return rec
+
+
 def mark_state(
     session: Session,
-    matter_id: int | MatterRecord,
+    rec: MatterRecord,
     state: MatterState,
     *,
     run_id: str | None,
     payload: dict[str, Any] | None = None,
     **fields: Any,
 ) -> MatterRecord:
-    """`matter_id` may be the row itself when this session loaded it FOR UPDATE already (a chunk's
-    rows in one query: queries.matters(..., for_update=True)), which saves a SELECT per change."""
-    if isinstance(matter_id, MatterRecord):
-        rec: MatterRecord | None = matter_id
-    else:
-        rec = session.get(MatterRecord, matter_id, with_for_update=True)
-    if rec is None:
-        raise LedgerError(f"matter row {matter_id} is not in the ledger")
+    """`rec` is a row this session holds FOR UPDATE (`locked_matter`, or a chunk's rows in one
+    query: queries.matters(..., for_update=True), which saves a SELECT per change)."""
     rec.state = state
     rec.run_id = run_id
     for name, value in fields.items():
@@ -294,13 +296,11 @@ def mark_state(
     return rec
 
 
-def mark_acknowledged(session: Session, matter_id: int | MatterRecord, at: datetime) -> None:
-    """归档回传 reached the source: later runs stop retrying it. `matter_id` may be the row this
-    session already loaded (a chunk's rows in one query), which saves a SELECT per matter."""
-    rec = matter_id if isinstance(matter_id, MatterRecord) else session.get(MatterRecord, matter_id)
-    if rec is not None:
-        rec.acknowledged_at = at
-        _matter_event(session, "acknowledged", rec, run_id=rec.run_id, payload={})
+def mark_acknowledged(session: Session, rec: MatterRecord, at: datetime) -> None:
+    """归档回传 reached the source: later runs stop retrying it. `rec` is a row this session loaded
+    (a chunk's rows in one query, which saves a SELECT per matter)."""
+    rec.acknowledged_at = at
+    _matter_event(session, "acknowledged", rec, run_id=rec.run_id, payload={})
 
 
 def begin_batch(session: Session, payload: dict[str, Any], *, run_id: str | None) -> Event:

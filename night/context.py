@@ -251,7 +251,7 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)
         store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
-        anchors.record_checkpoint(s, ctx.run_id, "night")  # the night's anchor (issue 12), stored below
+        anchors.record_checkpoint(s, ctx.run_id, "night")  # the night's anchor, stored below
         # the head after the run's own last event (run-completed / run-failed): what audit verify sees
         head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}

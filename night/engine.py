@@ -7,7 +7,7 @@ module, and each imports only the ones before it: night/triage.py, night/staging
 night/numbering.py, night/transferring.py, night/batches.py, over the types they hand each other
 (night/work.py) and quarantine (night/quarantine.py).
 
-Crash-safety order for one matter (DESIGN.md "Archive repository", STYLE habit 9):
+Crash-safety order for one matter (docs/architecture.md, "The crash order"):
   stage (fetch + fixity + PDF checks, in a scratch folder)       nothing durable yet
   number (one ledger transaction: 件号 + matter row `numbered`)    the recovery point
   finalize (元数据, manifests, 检测报告; bytes depend only on the ledger row)
@@ -239,9 +239,9 @@ TAPER = 4  # the window's last two chunks are cut into pieces this many times sm
 def tapered(items: Sequence[Any], size: int) -> list[list[Any]]:
     """`chunk`, with the last 2 x `size` items of a window longer than 3 x `size` in chunks of
     size / TAPER: the end of a window is where one worker stores the last chunk while the others
-    have nothing left to do, and a smaller last chunk shortens that tail (a 2-worker night of 200
-    matters in chunks of 50 spent its last second on one core). A shorter window is chunked as it
-    was: a night of one chunk still runs in the run's own process, with no worker to start."""
+    have nothing left to do, and a smaller last chunk shortens that tail. A shorter window is
+    chunked by `chunk`: a night of one chunk still runs in the run's own process, with no worker to
+    start."""
     if len(items) <= 3 * size:
         return chunk(items, size)
     cut = len(items) - 2 * size

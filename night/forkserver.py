@@ -1,11 +1,10 @@
 """The server the night's worker processes are forked from, started as soon as `guidang run` has read
 its configuration.
 
-Starting it imports everything a work unit needs (night/worker_preload.py: about 1.4 s of one core).
-A night used to start it once it had collected a window of more than one chunk, and its first
-chunks then waited for the workers while the run's process had nothing left to do (a 200-matter
-night of 100 KB documents spent 1.4 s of its 8 that way). Started with the run, the server's
-imports run beside the run process's own, on the other core.
+Starting it imports everything a work unit needs (night/worker_preload.py), which takes a core
+for a noticeable while. Started only once a window of more than one chunk was collected, its first
+chunks would wait for the workers while the run's process had nothing left to do. Started with the
+run, the server's imports run beside the run process's own, on another core.
 
 A night that never needs its workers (a window of one chunk, a dry run, a source that failed) must
 not pay for that: the server, still importing, would hold the command's output streams open until
@@ -133,8 +132,8 @@ def workers_wanted(settings: Settings) -> int:
 
     Why one more: a worker waits for the device part of its time (documents are written and read
     back directly, guidang_io/direct_io.py, and each chunk ends with a sync), about an eighth of it on
-    the bench machine; a spare worker runs while one waits. Measured on 2 cores, 200 matters x
-    5 MB: 2 workers 8.2-8.6 s, 3 workers 6.7-7.2 s, 4 workers no better than 3."""
+    the bench machine; a spare worker runs while one waits, and a second spare finds nothing left
+    to overlap (docs/benchmark.md has the figures)."""
     wanted = settings.orchestration.workers
     if wanted:
         return wanted

@@ -20,7 +20,7 @@ from night.staging import stage_documents
 from night.work import Staged, archival_code, matter_record
 from packager import QuarantineError
 from schemas.config import Fonds
-from schemas.errors import SourceUnavailable
+from schemas.errors import InvariantBroken, SourceUnavailable
 from schemas.layout import package_key
 from schemas.model import Appraisal, Matter
 
@@ -43,7 +43,8 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
             records = []
             for st in part:
                 a, fonds = st.appraisal, fonds_of[id(st)]
-                assert a.retention_period is not None
+                if a.retention_period is None:
+                    raise InvariantBroken(f"{st.matter.project_id}: numbered without a retention period")
                 item = sequences.take_item_number(locked, _sequence_key(fonds, a))
                 code = archival_code(fonds, a, item)
                 rec = matter_record(st.matter, a, st.version, ctx.run_id)

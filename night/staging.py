@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from guidang_io.crashpoints import crashpoint
 from ledger import holds, store
@@ -123,7 +122,7 @@ def completed_in_future(m: Matter, run_time: datetime) -> Finding:
     )
 
 
-def precheck(ctx: RunContext, source: SourceConfig, staged: Any, appraisal: Appraisal) -> None:
+def precheck(ctx: RunContext, source: SourceConfig, staged: StagedMatter, appraisal: Appraisal) -> None:
     """Build the package once with 件号 1 of its sequence and run every check on it; the real build
     after numbering differs only in the 档号 and 件号, and is the one that writes 元数据, the manifests
     and 检测报告 (the precheck writes nothing).

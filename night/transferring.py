@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 from connectors.repositories.base import RepositoryError
@@ -25,7 +26,7 @@ from night.quarantine import quarantine_matter, unexpected_failure
 from night.work import Staged
 from packager import PackageResult, QuarantineError, discard, finalize_package, retire
 from schemas.digest import sha256_bytes
-from schemas.errors import SourceUnavailable
+from schemas.errors import InvariantBroken, SourceUnavailable
 from schemas.findings import GuidangError
 from schemas.layout import COMPLETION_MARKER
 
@@ -67,7 +68,7 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
             quarantine_matter(ctx, st.matter, exc.findings, out.summary)
             with ctx.ledger.transaction() as s:
                 store.mark_state(
-                    s, st.record_id, MatterState.QUARANTINED, run_id=ctx.run_id,
+                    s, store.locked_matter(s, st.record_id), MatterState.QUARANTINED, run_id=ctx.run_id,
                     payload={"codes": sorted(exc.codes)},
                 )
         except AlreadyVerified:
@@ -123,7 +124,7 @@ class StoredPackage:
     marker: bytes
     stored_bytes: int
     page_count: int | None
-    folder: object  # the package folder in staging, retired once the ledger has it
+    folder: Path  # the package folder in staging, retired once the ledger has it
 
 
 class AlreadyVerified(Exception):
@@ -138,7 +139,8 @@ def build_package(
     if rec is None:
         with ctx.ledger.read() as s:
             rec = queries.matter(s, st.record_id)
-    assert rec is not None and rec.archival_code and rec.package_key and rec.numbered_at
+    if rec is None or not (rec.archival_code and rec.package_key and rec.numbered_at):
+        raise InvariantBroken(f"matter row {st.record_id}: finalized before it was numbered")
     if rec.state == MatterState.VERIFIED:  # a retried chunk: this one already made it
         raise AlreadyVerified(rec.id)
     fonds = ctx.settings.fonds_for(source, rec.agency, st.matter.agency_code)
@@ -213,7 +215,7 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
         for p in packages:
             store.mark_state(
                 s,
-                rows.get(p.record.id, p.record.id),
+                rows.get(p.record.id) or store.locked_matter(s, p.record.id),
                 MatterState.TRANSFERRED,
                 run_id=ctx.run_id,
                 payload={"files": len(p.listing), "bytes": p.stored_bytes, "package_key": p.record.package_key},
@@ -225,7 +227,7 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
             )
             store.mark_state(
                 s,
-                rows.get(p.record.id, p.record.id),
+                rows.get(p.record.id) or store.locked_matter(s, p.record.id),
                 MatterState.VERIFIED,
                 run_id=ctx.run_id,
                 payload={"marker_sha256": sha256_bytes(p.marker), "files": p.listing},
@@ -252,7 +254,9 @@ def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterReco
         with ctx.ledger.transaction() as s:
             rows = queries.matters(s, done)  # held here: the session keeps loaded rows only while referenced
             for matter_id in done:
-                store.mark_acknowledged(s, rows.get(matter_id, matter_id), at)
+                rec = rows.get(matter_id) or queries.matter(s, matter_id)
+                if rec is not None:
+                    store.mark_acknowledged(s, rec, at)
         crashpoint("acknowledged")
 
 

@@ -71,7 +71,7 @@ LOOKUP_BATCH = 500  # collected matters looked up in the ledger per query
 
 def _known(ctx: RunContext, rows: list[Packed]) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], Any]]:
     """What the ledger knows of these matters, two queries for the lot instead of two per matter
-    (a 20,000-matter window spent most of its ~50 s of triage in them): each one's newest row
+    (queries per matter would be most of a large window's triage): each one's newest row
     (version, content hash, state) and its open quarantine entry (id, content hash)."""
     by_source: dict[str, list[str]] = {}
     for r in rows:

@@ -1,25 +1,24 @@
 """A collected window held packed: what a night keeps of each matter between collecting it and
 staging its slice.
 
-A `Matter` is a tree of pydantic objects, about 8 KB for a matter with one document (tracemalloc,
-bench world), and a night held every matter of its window that way from collection to the end
-of the source: a 4,000-matter night's run process grew by 15 KB of resident memory per matter, a
-20,000-matter night would have passed 500 MB. Packed, a matter is its pickle compressed with zlib
-at level 1 (about 1.1 KB against 1.7 KB uncompressed: 14 MB less at 20,000 matters, for some 100 µs
-a matter to pack and unpack), beside the few fields triage and ordering read. It is turned back
+A `Matter` is a tree of pydantic objects, several kilobytes even for a matter with one document;
+held that way from collection to the end of the source, a large window's matters would make the run
+process grow with every matter. Packed, a matter is its pickle compressed with zlib at level 1
+(the fastest level, which still saves a good share of the bytes), beside the few fields
+triage and ordering read. It is turned back
 into a `Matter` where one is worked on (triage, one matter at a time; staging, one chunk at a
 time). The matter that comes back is equal to the one collected, and so is its content hash (a
 test holds that over the demo world's matters).
 
 Why a pickle and not pydantic's JSON: a matter parsed back from JSON carries its
 times with pydantic-core's own tzinfo, and thousands of those alive when the interpreter exits
-crash it in pydantic-core's teardown (pydantic/pydantic#12867; seen here: the test suite passed,
-then the process died of SIGSEGV). A pickle keeps the very `datetime.timezone` objects the
+crash it in pydantic-core's teardown (pydantic/pydantic#12867: a process that
+passed all its work then dies of SIGSEGV). A pickle keeps the very `datetime.timezone` objects the
 connector made. The bytes never leave the process (or its worker processes, which receive
 pickles anyway), so nothing untrusted is ever unpickled.
 
-Packed bytes still grew a night by some 2.7 KB of resident memory a matter (the bytes, and the heap
-they fragment: 55 MB at 20,000 matters). So the run's own process writes them to a spool file in
+Packed bytes held in memory would still grow a night by the bytes and the heap they fragment,
+matter by matter. So the run's own process writes them to a spool file in
 its staging folder as they arrive and keeps only the fields above and the bytes' place in the file:
 a few hundred bytes a matter. A packed matter that leaves the process (to a worker process, a Dask
 worker, a Prefect task on another machine) takes its bytes with it, read back from the spool when it
@@ -38,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from schemas.errors import InvariantBroken
 from schemas.model import InvalidMatter, Matter
 
 WINDOW_SPOOL = "window.spool"  # in the run's staging folder
@@ -95,7 +95,8 @@ class Packed:
     def data(self) -> bytes:
         if self._data is not None:
             return self._data
-        assert self._spool is not None
+        if self._spool is None:
+            raise InvariantBroken("a packed matter with neither its bytes nor a spool")
         return self._spool.get(self._at, self._size)
 
     def into(self, spool: Spool | None) -> Packed:

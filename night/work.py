@@ -10,7 +10,7 @@ numbering gives it its 件号 and row, transfer stores it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ledger.models import MatterRecord, MatterState
 from night.window import Packed
@@ -18,6 +18,9 @@ from retention import compose_archival_code
 from schemas.config import Fonds
 from schemas.metadata import matter_title
 from schemas.model import Appraisal, Matter
+
+if TYPE_CHECKING:  # the packager (pypdf, lxml) loads only where a matter is packaged
+    from packager.stage import StagedMatter
 
 
 @dataclass(slots=True)
@@ -45,7 +48,7 @@ class Staged:
     matter: Matter
     appraisal: Appraisal
     version: int
-    staged: Any  # packager.StagedMatter
+    staged: StagedMatter
     record_id: int | None = None
 
 

@@ -9,7 +9,7 @@ another host opens its own from the same configuration.
 
 Why not hand a task the open context: a live ledger engine, an S3 client and HTTP connections
 cannot be pickled, so such a task can only ever run in the process that opened them, and the
-scale-out that Dask and work pools offer would be out of reach (issue 9).
+scale-out that Dask and work pools offer would be out of reach.
 
 What a unit returns (`ChunkOutcome`, `TransferOutcome`) is plain data too. The order-dependent
 step, numbering (件号), stays with the process that opened the night, so a night's 件号 do not
@@ -96,8 +96,8 @@ def register(ctx: RunContext, workers: LocalWorkers | None = None) -> None:
 def run_unit(unit: Unit, ref: RunRef, source_name: str, chunk: Any) -> Any:
     """`unit` where the night's CPU work belongs. A Prefect task on the flow's threads would
     otherwise parse, identify and package its chunk under the run process's one GIL while the
-    night's worker processes stood idle (a Prefect night of 100 KB documents took 1.7 times as long
-    as a local one); in any other process (a Dask worker, a work pool's) it runs right here."""
+    night's worker processes stood idle, and a Prefect night would be much slower than a local
+    one; in any other process (a Dask worker, a work pool's) it runs right here."""
     with _LOCK:
         workers = _WORKERS.get(ref.run_id)
     if workers is None:

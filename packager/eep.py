@@ -140,7 +140,7 @@ def _encode(xf: Any, rel: str, chunks: Iterable[bytes], expected: str) -> int:
         if len(buf) >= ENCODE_PIECE:
             n = len(buf) - len(buf) % ENCODE_PIECE
             xf.write(base64.encodebytes(bytes(buf[:n])).decode("ascii"))
-            xf.flush()  # a buffered xmlfile otherwise keeps everything until the end (measured)
+            xf.flush()  # a buffered xmlfile otherwise keeps everything until the end
             del buf[:n]
     if buf:
         xf.write(base64.encodebytes(bytes(buf)).decode("ascii"))
@@ -180,7 +180,8 @@ def write_eep(read: Reader, out: Path, *, creator: str, created_at: datetime) ->
     """
     manifest = parse_manifest(_read_small(read, MANIFEST_SHA256).decode("utf-8", errors="replace"))
     metadata_root, view = _load_metadata(read, manifest)
-    assert view.archival_code is not None
+    if view.archival_code is None:
+        raise EepError("the package's metadata.xml names no 档号 (archival code)")
     part = out.with_name(out.name + ".part")
     content_bytes = 0
     try:

@@ -62,7 +62,7 @@ def signature_version() -> str:
 class _Matcher:
     """FIDO's matching (`Fido.match_formats`: the same signatures, positions and priorities), over
     patterns compiled once. FIDO itself walks its XML elements and looks each regex up again for
-    every file, which cost ~13 ms per document, more than hashing a megabyte; and it tries all
+    every file, which costs more per document than hashing a megabyte of it; and it tries all
     ~2,300 formats on every file. This tries a file only against the formats one of whose
     signatures it could match (packager/format_index.py: a byte at a fixed offset, a literal the
     match must contain, the window an end-anchored pattern can reach), in FIDO's order, which its

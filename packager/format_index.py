@@ -3,7 +3,7 @@
 FIDO tries every one of PRONOM's ~2,300 formats on every file; most of that work is for
 signatures that fail at their first byte, but ~900 formats have a signature whose first byte is
 not a literal, and a handful of patterns (`\\A.{32768,70468}...CD001`, an EOF pattern searched
-over 128 KiB) cost a millisecond each. This module reads each pattern's regex (with Python's own
+over 128 KiB) are slow on every file. This module reads each pattern's regex (with Python's own
 regex parser) and derives *necessary* conditions for it to match, never sufficient ones:
 
 - `anchor`: the byte at a fixed offset from the start (a BOF pattern, matched at offset 0) or from

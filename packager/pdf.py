@@ -9,7 +9,8 @@ on the package (可用性: content readable; 安全性: active content).
 pypdf reads through an open handle and seeks to the objects it needs, but only while the
 cross-reference table holds: when it does not (a damaged file, or a PDF header followed by
 anything at all) pypdf rebuilds it by reading the whole file into memory, and the active-content
-walk keeps every object it resolved. A 2 GB file named .pdf took minutes and 4 GB that way. So a
+walk keeps every object it resolved: a large file named .pdf would take minutes and several times
+its size in memory. So a
 file is parsed only when it carries a PDF header in its first 1,024 bytes (checked without pypdf)
 and is no larger than a parse limit (`PDF_PARSE_LIMIT`; a parse may hold two to three times the
 file in memory at worst); a larger one is reported as too large: not parsed, never loaded.

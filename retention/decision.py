@@ -30,6 +30,7 @@ from retention.table import (
     Rule,
     RuleIndex,
 )
+from schemas.errors import InvariantBroken
 from schemas.model import DocumentGroup, RetentionPeriod
 
 Status = Literal["decided", "no_rule", "ambiguous"]
@@ -180,13 +181,15 @@ class PackageDecision:
 
 def _archived_rank(d: GroupDecision) -> tuple[int, int, int]:
     rule = d[1].rule
-    assert rule is not None and rule.period is not None and d[1].level is not None
+    if rule is None or rule.period is None or d[1].level is None:
+        raise InvariantBroken("an archived group decision without its rule, period or level")
     return (PERIOD_RANK[rule.period], d[1].level, -rule.row)
 
 
 def _specific_rank(d: GroupDecision) -> tuple[int, int]:
     rule = d[1].rule
-    assert rule is not None and d[1].level is not None
+    if rule is None or d[1].level is None:
+        raise InvariantBroken("a group decision without its rule or level")
     return (d[1].level, -rule.row)
 
 

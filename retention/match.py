@@ -14,6 +14,7 @@ from typing import Any
 
 from retention.decision import Decision, RuleKey, combine, decide
 from retention.table import LEVEL_NAMES, RetentionTable, fold_width
+from schemas.errors import InvariantBroken
 from schemas.findings import Finding, GuidangError
 from schemas.model import MATTER_TYPES, Appraisal, DocumentGroup, Matter
 
@@ -114,7 +115,8 @@ def appraise(table: RetentionTable, matter: Matter) -> Appraisal:
     if package.failed:
         raise _undecided(table, matter, *package.failed[0])
     rule = package.rule
-    assert rule is not None
+    if rule is None:
+        raise InvariantBroken(f"{matter.source}/{matter.project_id}: appraisal decided without a rule")
     period = package.period
     year = matter.completed_at.year
     return Appraisal(

@@ -21,6 +21,7 @@ from typing import Any
 
 from retention.bounds import LIMITS, Limits, Problem, first_sheet_member, scan_sheet, zip_problem
 from retention.tabular import HeaderSpec, Place, Tabular, column_letter, find_header, header_like, unread
+from schemas.errors import InvariantBroken
 from schemas.findings import Finding, Severity
 
 
@@ -60,7 +61,8 @@ def xlsx_tabular(p: Path, place: Place, spec: HeaderSpec, limits: Limits = LIMIT
         yield unread(place, f"{p} is not a readable XLSX workbook: {type(exc).__name__}: {exc}", letters=True)
         return
     if wb is None:
-        assert refusal is not None
+        if refusal is None:
+            raise InvariantBroken(f"{p}: no workbook and no reason why")
         yield refusal
         return
     try:

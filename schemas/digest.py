@@ -1,4 +1,4 @@
-"""The digests guidang computes, each recipe once (STYLE habit 6).
+"""The digests guidang computes, each recipe once (so two layers can never disagree on one).
 
 One streaming pass feeds SM3 and SHA-256 together: every file guidang writes or verifies goes
 through here (the packager, both repositories, the fixity audit), which is why it sits in

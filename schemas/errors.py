@@ -19,4 +19,14 @@ class DocumentUnavailable(GuidangError):
     matter, so it is quarantined (`Q-DOC-FETCH-FAILED`) with this message as the detail."""
 
 
-__all__ = ["DocumentUnavailable", "GuidangError", "SourceUnavailable"]
+class InvariantBroken(RuntimeError):
+    """A state the code's own earlier steps rule out was reached: a bug in guidang, not bad input.
+
+    Raised where a check must hold whether or not Python runs with -O (which strips `assert`), so
+    the night stops on that matter with a message instead of going on with a wrong value. Not a
+    `GuidangError` on purpose: the handlers that expect those (a clear message, exit 2) must not
+    swallow a bug; it takes the path of any unplanned failure (quarantined as unexpected, traceback).
+    """
+
+
+__all__ = ["DocumentUnavailable", "GuidangError", "InvariantBroken", "SourceUnavailable"]

@@ -2,7 +2,8 @@
 
 Connectors translate each source's own shape into these classes and nothing else crosses a stage
 boundary, so retention, packager and ledger never learn a source's column names. The model keeps
-what DESIGN.md's "Source model" lists; `Document.locator` is opaque outside the connector that made
+what every source can deliver of a matter (docs/architecture.md, "The path of one matter");
+`Document.locator` is opaque outside the connector that made
 it, which is what lets a document's bytes stay at the source until the packager streams them.
 """
 
@@ -43,7 +44,7 @@ class DocumentGroup(StrEnum):
         raise ValueError(f"unknown document group {text!r} (expected 申报材料, 过程材料 or 结果材料)")
 
 
-# 事项类型 codes of the provincial 办件 exchange tables (DESIGN.md, "Source model").
+# 事项类型 codes of the provincial 办件 exchange tables.
 MATTER_TYPES: dict[str, str] = {
     "01": "行政许可",
     "02": "行政处罚",

@@ -2,7 +2,7 @@
 docs/configuration.md (every key with type, default, whether required and meaning, plus the keys of
 a sql source's `columns`, `document_columns` and `step_columns`) and schemas/guidang.schema.json (a
 JSON Schema editors use for completion and checking, e.g. with a `# yaml-language-server: $schema=`
-line). `tests/test_hardening_register.py` checks that the committed files equal what this writes.
+line). `tests/test_config_check.py` checks that the committed files equal what this writes.
 
     python scripts/config_reference.py          # rewrite both files
     python scripts/config_reference.py --check  # exit 1 when either is out of date

@@ -91,7 +91,8 @@ def time_pages(url: str, password: str, requests: int) -> dict[str, list[float]]
 
         token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)  # type: ignore[union-attr]
         r = c.post("/login", data={"username": "bench", "password": password, "csrf": token})
-        assert r.status_code == 303, r.text
+        if r.status_code != 303:
+            raise SystemExit(f"sign-in failed: {r.status_code} {r.text}")
         out: dict[str, list[float]] = {}
         for path in ("/", "/?page=2"):
             c.get(path).raise_for_status()  # warm
@@ -100,7 +101,8 @@ def time_pages(url: str, password: str, requests: int) -> dict[str, list[float]]
                 t0 = time.perf_counter()
                 resp = c.get(path)
                 times.append((time.perf_counter() - t0) * 1000)
-                assert resp.status_code == 200 and "夜间归档概览" in resp.text
+                if resp.status_code != 200 or "夜间归档概览" not in resp.text:
+                    raise SystemExit(f"{path}: {resp.status_code}, not the overview page")
             out[path] = times
     return out
 

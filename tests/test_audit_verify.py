@@ -1,4 +1,4 @@
-"""`guidang audit verify` on a demo night's ledger, tampered with through SQL the ways issue 12 lists, on
+"""`guidang audit verify` on a demo night's ledger, tampered with through SQL in the ways an insider would, on
 SQLite and on PostgreSQL: each is reported naming the row or the checkpoint, and exits 1; an
 untouched ledger verifies."""
 

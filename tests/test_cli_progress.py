@@ -1,4 +1,4 @@
-"""Progress bars (issue 13, item 6): the real `guidang` in its own process, its stderr a
+"""Progress bars: the real `guidang` in its own process, its stderr a
 pseudo-terminal (Python's pty) or a pipe, its stdout always a pipe.
 
 On a terminal each long command draws a bar whose last frame reads "n/n" with n what the command

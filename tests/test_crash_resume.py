@@ -95,7 +95,7 @@ def run_night(world: Path, url: str, crash: str | None = None) -> subprocess.Com
     return subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
 
 
-# The ledger checkpoint a batch carries (its begun event's seq and hash, issue 12) and the checkpoints
+# The ledger checkpoint a batch carries (its begun event's seq and hash) and the checkpoints
 # under checkpoints/ record the ledger's history, which a killed-and-resumed night has more of than an
 # uninterrupted one; every other byte must be the same.
 _ANCHOR_XML = re.compile("<账本检查点>.*?</账本检查点>".encode(), re.S)  # the 登记表's XML element

@@ -1,4 +1,4 @@
-"""The layout holds: each top-level package imports only the layers below it (DESIGN.md "Layout").
+"""The layout holds: each top-level package imports only the layers below it (docs/architecture.md, "The layers").
 
 Read from the source with `ast`, lazy imports inside functions included, so a shortcut taken in
 a hurry (a connector reaching into the packager, a stage importing Prefect) fails here with the

@@ -1,5 +1,5 @@
 """Matter rows under the chain, checkpoints against the chain, and two processes appending at once, on
-SQLite, PostgreSQL and MariaDB (issue 12 points 1, 2 and 6)."""
+SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -53,11 +53,12 @@ def _archive_two(led: store.Ledger) -> list[int]:
     with led.transaction() as s:
         for i in ids:
             now = datetime.now(UTC)
-            store.mark_state(s, i, MatterState.TRANSFERRED, run_id="r1", transferred_at=now, file_count=3,
+            rec = store.locked_matter(s, i)
+            store.mark_state(s, rec, MatterState.TRANSFERRED, run_id="r1", transferred_at=now, file_count=3,
                              total_bytes=1234, page_count=7)
-            store.mark_state(s, i, MatterState.VERIFIED, run_id="r1", verified_at=now)
+            store.mark_state(s, rec, MatterState.VERIFIED, run_id="r1", verified_at=now)
     with led.transaction() as s:
-        store.mark_acknowledged(s, ids[0], datetime.now(UTC))
+        store.mark_acknowledged(s, store.locked_matter(s, ids[0]), datetime.now(UTC))
         store.record_batch(s, "Z109-20260301-00000000", ids, run_id="r1", payload={"batch_id": "x"})
     return ids
 

@@ -142,7 +142,7 @@ def test_second_night_archives_nothing_again(world: Path) -> None:
     assert second["totals"]["quarantined"] == 0
     after = archive_listing(world / "archive")
     assert {k: after.get(k) for k in files_before} == files_before  # nothing rewritten, nothing removed
-    added = set(after) - set(files_before)  # only the second night's ledger checkpoint (issue 12)
+    added = set(after) - set(files_before)  # only the second night's ledger checkpoint
     assert len(added) == 1 and next(iter(added)).startswith("checkpoints/"), added
     assert matter_rows(world) == rows_before
 

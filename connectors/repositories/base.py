@@ -1,4 +1,4 @@
-"""The archive repository interface shared by `fs` and `s3` (STYLE habit 7).
+"""The archive repository interface shared by `fs` and `s3` (one interface, two stores).
 
 Keys are POSIX relative paths (`schemas.layout.package_key(...)/<path in package>`). A repository
 never overwrites: writing a key that exists with the same SHA-256 is a no-op (which is what makes a

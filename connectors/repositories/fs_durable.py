@@ -130,8 +130,9 @@ class PendingFolders:
     few folders, and their new entries (links, subfolders) need be durable only when the block ends.
 
     At the end, where syncfs is usable (see `_syncfs`), the folders on the archive's own file system
-    are made durable by one syncfs of it instead of one fsync each: a block that linked fifty
-    packages used to sync some 250 folders, each a cache flush of the disk, and now flushes once. A
+    are made durable by one syncfs of it instead of one fsync each: a chunk of packages touches
+    several folders per package, and each fsync is a cache flush of the disk, where one syncfs is
+    one flush for them all. A
     folder on another file system (a volume mounted inside the archive) is still fsynced by itself."""
 
     def __init__(self, root: Path) -> None:

@@ -27,7 +27,7 @@ import httpx
 
 from connectors.retry import Backoff, Transient, failed
 from connectors.sources.http_direct import TRANSPORT_FAULTS, Answer, DirectGet
-from schemas.errors import DocumentUnavailable, SourceUnavailable
+from schemas.errors import DocumentUnavailable, InvariantBroken, SourceUnavailable
 from schemas.model import mask_text
 
 GONE = frozenset({404, 410})
@@ -117,7 +117,8 @@ def stream_document(
             request_headers["Range"] = f"bytes={delivered}-"
         try:
             if use_direct:
-                assert direct is not None
+                if direct is None:
+                    raise InvariantBroken("direct GET chosen without a direct client")
                 answering = direct.get(target, request_headers)
             else:
                 answering = _via_httpx(client, target, request_headers, timeout, auth)

@@ -1,11 +1,10 @@
 """The unified system's documents fetched with the standard library's http.client, in 1 MiB blocks.
 
 Why not httpx, which every other request of a connector uses: a document is one GET of many bytes,
-and httpx spends about 1 ms of CPU per document on top of them (its request machinery, then h11
-handing the body over in 64 KiB events, each copied twice); measured over 300 documents of 1 MB
-from the simulator: 0.30 s of CPU with httpx, 0.10 s with http.client, which reads the socket
-straight into the block it returns. On a night of small documents that difference is a sixth of
-a worker's time.
+and httpx adds CPU per document on top of them (its request machinery, then h11 handing the body
+over in small events, each copied twice), where http.client reads the socket straight into the
+block it returns. On a night of small documents that overhead is a noticeable share of a worker's
+time (docs/benchmark.md has the figures).
 
 The rules stay `connectors.sources.http.stream_document`'s (it drives both paths): the same statuses,
 the same resume after a transient fault, the same messages. What this path would do differently
@@ -75,8 +74,8 @@ class DirectGet:
         self._handled: dict[tuple[str, str, int | None], bool] = {}
 
     def handles(self, url: httpx.URL) -> bool:
-        """Decided once per origin: reading the proxy settings walks the whole environment (0.1-0.4 ms),
-        which was a tenth of a document GET's own time."""
+        """Decided once per origin: reading the proxy settings walks the whole environment, a cost
+        comparable with a small document's GET if paid for every document."""
         origin = _origin(url)
         handled = self._handled.get(origin)
         if handled is None:

@@ -42,7 +42,7 @@ from connectors.sources.sql_values import BadValue, raw_text
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import SqlSource
 from schemas.digest import iter_file
-from schemas.errors import DocumentUnavailable, SourceUnavailable
+from schemas.errors import DocumentUnavailable, InvariantBroken, SourceUnavailable
 from schemas.findings import Finding, GuidangError
 from schemas.model import Document, InvalidMatter, Matter
 
@@ -369,7 +369,9 @@ class SqlConnector:
             start += len(data)
 
     def _stream_path(self, document: Document) -> Iterator[bytes]:
-        root = resolve_path(self.config.content.root or ".", self.base_dir)  # root required by check_config
+        if self.config.content.root is None:  # check_config refuses a path content without a root
+            raise InvariantBroken(f"source {self.config.name}: path content without a root")
+        root = resolve_path(self.config.content.root, self.base_dir)
         pid, rel = self._locate(document, "path")
         where = f"source {self.name}: project {pid}: document {document.file_name!r} (path {rel!r})"
         handle = open_under(root, str(rel), where, self.config.read_timeout_seconds)

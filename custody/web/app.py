@@ -85,7 +85,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     from ledger.store import Ledger
 
     key = signing_key(settings)
-    assert settings.web is not None
+    if settings.web is None:
+        raise ConsoleConfigError("the configuration has no web: section")
     clock = clock or Clock()
     ledger = Ledger(settings.resolve_url(settings.ledger_url), migrate=False)
 

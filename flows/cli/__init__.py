@@ -1,4 +1,4 @@
-"""The `guidang` command: a thin shell over flows/ and the plain stages (STYLE habit 10).
+"""The `guidang` command: a thin shell over flows/ and the plain stages, which hold the logic.
 
 One module per command group, each parsing its options, calling flows/ or the stages and printing
 what they return; `common` holds what they share (options, `fail`, settings, dates, the writers).

@@ -15,6 +15,7 @@ from flows.cli.audit_bureau import reconcile_command, rollout_command
 from flows.cli.audit_log import log_command
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger
 from flows.cli.progress_bars import progress_bar, show_progress
+from schemas.errors import InvariantBroken
 from schemas.findings import GuidangError, code_text
 
 if TYPE_CHECKING:
@@ -129,7 +130,8 @@ def register(
     day = parse_date(night, "--night")
     settings = load_config(config)
     repository = open_archive(settings, required=True)
-    assert repository is not None
+    if repository is None:
+        raise InvariantBroken("open_archive(required=True) returned no repository")
     with open_ledger(settings) as ledger:
         try:
             data = build_register(ledger, repository, settings, night=day, batch=batch)

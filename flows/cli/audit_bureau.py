@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.common import ConfigOpt, JsonOpt, echo_json, fail, load_config, open_ledger, parse_date
+from schemas.errors import InvariantBroken
 
 
 def rollout_command(
@@ -89,7 +90,8 @@ def reconcile_command(
 
     settings = load_config(config)
     first, last = parse_date(date_from, "--from"), parse_date(date_to, "--to")
-    assert first is not None and last is not None
+    if first is None or last is None:
+        raise InvariantBroken("--from and --to are required, so they parse to dates")
     if last < first:
         raise fail(f"--to {last} is before --from {first}")
     if xlsx is not None and xlsx.suffix.lower() != ".xlsx":

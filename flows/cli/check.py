@@ -110,7 +110,7 @@ def check_command(
     from packager.content import content_options
     from schemas.layout import COMPLETION_MARKER
 
-    if check_batch_target(target, config, as_json):  # a DA/T 93 batch folder or batch id (issue 12)
+    if check_batch_target(target, config, as_json):  # a DA/T 93 batch folder or batch id
         return
     level = "quick" if quick else "full"
     path = Path(target)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from flows.cli.common import echo_json, fail, load_config, open_ledger
+from schemas.errors import InvariantBroken
 from schemas.findings import GuidangError, code_text
 
 if TYPE_CHECKING:
@@ -52,7 +53,8 @@ def check_batch_target(target: str, config: Path, as_json: bool) -> bool:
             if known is None:
                 raise fail(f"batch {target} is not in the ledger", 2)
             repository = open_archive(settings, required=True)
-            assert repository is not None
+            if repository is None:
+                raise InvariantBroken("open_archive(required=True) returned no repository")
             try:
                 with downloaded_package(repository, transfer_key(target)) as (folder, rels):
                     if README_FILE not in rels:

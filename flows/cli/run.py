@@ -91,8 +91,8 @@ def execute_night(
             return run_nightly(settings, **window, now=as_of, progress=progress)
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # a temporary server sends nothing out
-        # A temporary server's first start on a machine creates and migrates its database: seen to
-        # take longer than Prefect's 20 s default on 2 busy cores, and the first `make demo` failed.
+        # A temporary server's first start on a machine creates and migrates its database, which on
+        # a small busy machine outlasts Prefect's default startup timeout.
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
         if not verbose:  # Prefect's own console handler, where its configuration uses one
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")

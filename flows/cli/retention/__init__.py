@@ -1,6 +1,7 @@
 """`guidang retention ...`: the archivists' commands over the retention table (归档范围和保管期限表).
 
-A thin shell over retention/ and night/retention_book (STYLE habit 10): every command takes --json,
+A thin shell over retention/ and night/retention_book (the logic stays testable without the CLI):
+every command takes --json,
 exits 1 when it finds errors (an invalid table, uncovered catalogue entries, a matter no rule
 decides) and 2 on bad usage. The table itself (template … diff) is in `tables`; the table applied to
 matters (coverage, explain, due) in `matters`.

@@ -29,6 +29,7 @@ from flows.cli.common import (
     write_rows,
 )
 from flows.cli.retention.tables import finding_line, split_findings, table_from_file, table_in_force
+from schemas.errors import InvariantBroken
 from schemas.findings import GuidangError
 
 if TYPE_CHECKING:
@@ -83,7 +84,8 @@ def coverage_cmd(
     if catalogue is not None:
         entries, findings = load_catalogue(catalogue)
     else:
-        assert settings is not None and from_source is not None
+        if settings is None or from_source is None:
+            raise InvariantBroken("coverage from a source without its settings")
         source = source_config(settings, from_source)
         if source.kind != "unified":
             raise fail(f"source {from_source} is a {source.kind} source; only the unified system has a 事项目录")
@@ -158,7 +160,8 @@ def explain_cmd(
     on_date = parse_date(on, "--date")
 
     if by_matter:
-        assert source is not None and matter_id is not None
+        if source is None or matter_id is None:
+            raise InvariantBroken("--source and --matter were checked to go together")
         _explain_matter_cmd(source, matter_id, table_file, config, as_json)
         return
     table = (
@@ -280,7 +283,8 @@ def due(
 ) -> None:
     """到期鉴定清单: archived records whose disposition date is before DATE (永久 never falls due)."""
     limit = parse_date(before, "--before")
-    assert limit is not None
+    if limit is None:
+        raise InvariantBroken("--before is required, so it parses to a date")
     check_out(out)
     settings = load_config(config)
     from zoneinfo import ZoneInfo

@@ -1,4 +1,4 @@
-"""What real departmental data does to a night (issue 11, points 1, 3 and 4).
+"""What real departmental data does to a night.
 
 - One matter never stops a night: a failure while staging, prechecking or finalizing one matter
   (an OSError such as `File name too long`, a bug-level exception) quarantines that matter with
@@ -101,7 +101,7 @@ def failing_for(project_id: str, original: Callable[..., Any], exc: BaseExceptio
     return wrapper
 
 
-# ------------------------------------------------------------------ 1. one matter never stops a night
+# -- one matter never stops a night
 
 LONG_NAME = "检查现场照片" * 170 + ".pdf"  # 1,024 characters, over 3,000 bytes: no file system takes it
 
@@ -158,7 +158,7 @@ def test_a_failure_inside_one_matter_quarantines_it_and_the_night_archives_the_r
 def test_a_document_name_of_a_thousand_characters_never_blocks_its_source(
     small_world: Path, clean: Outcome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The issue's case end to end: the name really reaches the staging folder (or is made safe
+    """End to end: the name really reaches the staging folder (or is made safe
     there by the naming rules), and either way the night completes and the source moves on."""
     victim = first_good(clean)
     with sqlite3.connect(small_world / "sources" / "sjjc.sqlite") as db:
@@ -217,7 +217,7 @@ def test_a_source_that_breaks_outright_fails_the_run_and_never_leaves_it_running
     assert outcome(small_world)[0] == clean[0]
 
 
-# ------------------------------------------------------------------ 3. one 办件编号 twice in one collect
+# -- one 办件编号 twice in one collect
 
 
 def resend_row(world: Path, project_id: str, *, conclusion: str, later_by_seconds: int) -> Path:
@@ -270,7 +270,7 @@ def test_a_corrected_row_sent_twice_in_one_collect_archives_the_correction(
     assert warned, "the dropped older row is never dropped silently"
 
 
-# ------------------------------------------------------------------ 4. completed after the run's time
+# -- completed after the run's time
 
 
 def test_a_matter_completed_in_2031_is_quarantined_and_never_archived_before_its_completion(

@@ -1,4 +1,4 @@
-"""Issue 11, points 7 and 17: a retention table is read only as typed values within bounds (formula
+"""A retention table is read only as typed values within bounds (formula
 cells, merged cells, zip bombs, over-long cells, too many rows and YAML aliases are findings that
 name their place, found quickly and with little memory), and the template prints as a table an
 archivist can submit and still reads back as a table."""
@@ -94,7 +94,7 @@ def _rows(n: int, start: int = 2) -> Iterator[bytes]:
         yield f'<row r="{r}">{"".join(cells.format(t=v) for v in values)}</row>'.encode()
 
 
-# ---------------------------------------------------------------- 7. bounded and explicit input
+# -- bounded and explicit input
 
 
 def test_a_formula_cell_is_an_error_naming_the_cell_and_formula(tmp_path: Path) -> None:
@@ -236,7 +236,7 @@ def test_plain_yaml_and_existing_workbooks_still_read(tmp_path: Path) -> None:
     assert load_table(xlsx).findings == [] and load_table(xlsx).table.rules[0].row == 2
 
 
-# ---------------------------------------------------------------- 17. the printed template
+# -- the printed template
 
 
 def test_the_template_prints_as_a_submittable_a4_landscape_table(tmp_path: Path) -> None:

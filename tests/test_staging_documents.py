@@ -39,7 +39,7 @@ def _entries(folder: Path) -> list[dict[str, str | None]]:
     ]
 
 
-# -- point 2: names ---------------------------------------------------------------------------------
+# -- names ---------------------------------------------------------------------------------
 
 LONG_NAME = ("关于申请食品经营许可的情况说明" * 67)[:994] + "补充.pdf"  # 1,000 characters, ~3,000 bytes
 
@@ -111,7 +111,7 @@ def test_unsafe_names_are_still_refused_beside_renamed_ones(tmp_path: Path) -> N
     assert err.value.codes == {"Q-DOC-UNSAFE-NAME"}
 
 
-# -- point 8: formats and bounded memory ------------------------------------------------------------
+# -- formats and bounded memory ------------------------------------------------------------
 
 def _zip_bytes() -> bytes:
     out = io.BytesIO()

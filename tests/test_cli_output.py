@@ -1,4 +1,4 @@
-"""Hardening of what the command line shows and writes (issue 11, points 5, 6 and 15).
+"""What the command line shows and writes.
 
 Personal data masked inside Chinese text wherever text is shown (quarantine list, log lines, error
 messages); no CSV/XLSX written from data carries a live formula; exit codes, `--version`, a closed
@@ -81,7 +81,7 @@ def _probe(args: list[str], cwd: Path) -> dict[str, Any]:
     return {**result, "stderr": done.stderr, "seconds": time.monotonic() - started}
 
 
-# ---------------------------------------------------------------- 5. masking inside Chinese text
+# -- masking inside Chinese text
 
 
 def test_identity_numbers_credit_codes_and_phones_are_masked_next_to_chinese_text() -> None:
@@ -150,7 +150,7 @@ def test_an_error_message_the_command_line_prints_is_masked(tmp_path: Path) -> N
     assert "no source named" in r.output and ID18 not in r.output
 
 
-# ---------------------------------------------------------------- 6. no live formula from data
+# -- no live formula from data
 
 
 def _due_record(title: str) -> MatterRecord:
@@ -199,7 +199,7 @@ def test_due_and_coverage_lists_never_write_a_live_formula(tmp_path: Path) -> No
                 assert _csv_cells(out, text) == ["'" + text], out  # shown as text, not evaluated
 
 
-# ---------------------------------------------------------------- 15. exit codes and the terminal
+# -- exit codes and the terminal
 
 
 def test_an_unknown_source_exits_2_at_once_without_starting_prefect(tmp_path: Path) -> None:
