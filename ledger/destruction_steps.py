@@ -66,7 +66,8 @@ def finish(session: Session, item_id: int, tombstone: dict[str, Any], *, user: s
     if item is None or item.outcome == "destroyed":
         return
     rv = session.get(DispositionReview, item.review_id)
-    store.mark_state(session, store.locked_matter(session, item.matter_id), MatterState.DESTROYED, run_id=None, payload={
+    rec = store.locked_matter(session, item.matter_id)
+    store.mark_state(session, rec, MatterState.DESTROYED, run_id=None, payload={
         "review": item.review_id, "by": user, "approved_by": rv.approved_by if rv else None,
         "decided_by": item.decided_by, "reason": item.reason, "tombstone": tombstone})
     item.outcome, item.outcome_note = "destroyed", None
