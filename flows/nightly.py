@@ -207,7 +207,8 @@ def transfer_source(run_id: str, source_name: str, since: datetime | None, until
     ctx = registered(run_id)
     summary = process_source(ctx, ctx.settings.source(source_name), since=since, until=until,
                              fanout=_fanout(ctx))
-    return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
+    return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes,
+            "error": summary.error}
 
 
 class SourceSubflows:
@@ -232,7 +233,7 @@ class SourceSubflows:
             _PROGRESS.pop(ctx.run_id, None)
         if self.progress is not None:
             self.progress.finish(source.name)
-        summary = SourceSummary(**out["counts"], bytes=out["bytes"])
+        summary = SourceSummary(**out["counts"], bytes=out["bytes"], error=out.get("error"))
         summary.reasons.update(out["reasons"])
         return summary
 

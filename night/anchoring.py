@@ -31,24 +31,24 @@ def _locking(settings: Settings) -> bool:
     return getattr(settings.repository, "object_lock_mode", None) is not None
 
 
-def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings) -> list[str]:
-    """Store every checkpoint document the ledger records and the repository lacks; returns their keys.
+def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings) -> str | None:
+    """Store every checkpoint document the ledger records and the repository lacks; returns None, or
+    what went wrong, in one line (also logged as ERROR).
 
-    A store failure is logged, not raised: the night is recorded already, `audit verify` reports the
-    missing anchor (A-CHECKPOINT-MISSING) and the next night writes it."""
+    A store failure does not undo the night (the ledger holds it already): `audit verify` reports
+    the missing anchor (A-CHECKPOINT-MISSING) and the next night writes it."""
     with ledger.read() as s:
         recorded = anchors.checkpoint_events(s)
     try:
         stored = {o.key for o in repository.list(CHECKPOINT_PREFIX + "/")}
-        written = []
         for cp in recorded:
             if cp.where not in stored:
                 repository.put_bytes(cp.where, anchor.checkpoint_bytes(cp), legal_hold=_locking(settings))
-                written.append(cp.where)
-        return written
+        return None
     except RepositoryError as exc:
-        log.error("checkpoint not stored in the repository (the next night retries): %s", exc)
-        return []
+        message = f"checkpoint 检查点 not stored in the repository (the next night retries): {exc}"
+        log.error("step failed: %s", message)
+        return message
 
 
 def checkpoint_now(ledger: Ledger, repository: Repository, settings: Settings, *, run_id: str | None,

@@ -11,6 +11,8 @@ import fcntl
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +40,7 @@ SourceConfig = UnifiedSource | SqlSource
 SUMMARY_KEYS = (
     "collected", "archived", "quarantined", "not_in_scope", "waiting", "unchanged", "held", "pending", "superseded",
 )
+MAX_STORE_ERRORS = 3  # distinct store errors a summary quotes; one is usually all there is
 
 
 @dataclass
@@ -59,12 +62,25 @@ class SourceSummary:
     reasons: Counter[str] = field(default_factory=Counter)
     error: str | None = None
     bytes: int = 0
+    store_errors: list[str] = field(default_factory=list)  # the store's own words, a few of them
+    unacknowledged: int = 0  # 归档回传 that did not reach the source (the next night retries them)
+    acknowledge_error: str | None = None
 
     def add(self, other: SourceSummary) -> None:
         for k in SUMMARY_KEYS:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.reasons.update(other.reasons)
         self.bytes += other.bytes
+        for message in other.store_errors:
+            self.store_failed(message)
+        self.unacknowledged += other.unacknowledged
+        self.acknowledge_error = self.acknowledge_error or other.acknowledge_error
+
+    def store_failed(self, message: str) -> None:
+        """A package the store did not take after its retries: the source ends failed with the
+        store's words, and the matter stays pending for the next night."""
+        if message not in self.store_errors and len(self.store_errors) < MAX_STORE_ERRORS:
+            self.store_errors.append(message)
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in SUMMARY_KEYS}
@@ -89,7 +105,35 @@ class RunContext:
     staging_claim: IO[bytes] | None = None  # held while the run uses its staging folder (claim_staging)
     sources: list[str] | None = None  # the sources the run locked (None: a dry run, which locks none)
     progress: NightProgress = field(default_factory=NightProgress)  # counts for a listener (night/progress.py)
+    guarding: list[str] = field(default_factory=list)  # the sources whose locks every commit checks now
+    store_failures_in_a_row: int = 0  # packages the repository did not take, since the last it did
     _spool: Spool | None = None
+
+    def check_locks(self) -> None:
+        """Before a commit that records work: the run still holds the lock of each source it works on
+        (LockLost, and the transaction rolls back, when it does not)."""
+        for lock in self.locks:
+            if lock.name.removeprefix("source:") in self.guarding:
+                lock.check()
+
+    @contextmanager
+    def guarded(self, names: list[str]) -> Iterator[None]:
+        """Commits inside check the locks of `names` (one source's, or every source's for the batches)."""
+        before, self.guarding = self.guarding, list(names)
+        try:
+            for lock in self.locks:  # at once, before any work: a lock lost since the last commit
+                if lock.name.removeprefix("source:") in self.guarding:
+                    lock.check()
+            yield
+        finally:
+            self.guarding = before
+
+    def live_sources(self) -> set[str] | None:
+        """The run's sources whose locks it still holds (None: a run that locked none)."""
+        if self.sources is None:
+            return None
+        lost = {lock.name.removeprefix("source:") for lock in self.locks if lock.lost is not None}
+        return set(self.sources) - lost
 
     def spool(self) -> Spool | None:
         """Where the run's own process keeps its collected window (night/window.py); a worker's view
@@ -163,8 +207,10 @@ def open_run(
     staging_root.mkdir(parents=True, exist_ok=True)
     in_use = claim_staging(staging_root)
     remove_stale_staging(staging)
-    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, locks=locks,
-                      staging_claim=in_use, sources=names)
+    ctx = RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, locks=locks,
+                     staging_claim=in_use, sources=names)
+    ledger.before_commit = ctx.check_locks
+    return ctx
 
 
 STAGING_CLAIM = ".in-use"
@@ -243,6 +289,10 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         summary["totals"]["in_quarantine"] = sum(in_quarantine.get(n, 0) for n in summary["sources"])
         packages, stored_bytes = queries.stored_by_run(s, ctx.run_id)
         summary["stored"] = {"packages": packages, "bytes": stored_bytes}
+        for name, n in queries.stored_by_source(s, ctx.run_id).items():
+            if name in summary["sources"]:  # the ledger's word, also for a source cut short by a failure
+                summary["sources"][name]["stored"] = n
+        summary["failures"] = list(failed)
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)
         store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
@@ -251,7 +301,12 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
         store.set_run_summary(s, ctx.run_id, summary)
-    store_checkpoints(ctx.ledger, ctx.repository, ctx.settings)
+    not_stored = store_checkpoints(ctx.ledger, ctx.repository, ctx.settings)
+    if not_stored is not None:  # the night's evidence did not reach the store: the night has failed
+        summary["failures"].append(not_stored)
+        summary["status"] = str(RunStatus.FAILED)
+        with ctx.ledger.transaction() as s:
+            store.fail_run_after(s, ctx.run_id, summary=summary, error="; ".join(summary["failures"]))
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary
