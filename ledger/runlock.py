@@ -104,6 +104,14 @@ class RunLock:
             self.release()
             raise
 
+    def is_free(self) -> bool:
+        """Whether nobody holds the lock now (taken and given back at once: a probe, not a hold)."""
+        if not self._take():
+            return False
+        self.held = True
+        self.release()
+        return True
+
     def check(self) -> None:
         """Raise LockLost unless this run still holds the lock, in the session that took it."""
         if not self.held:
