@@ -29,6 +29,19 @@ from schemas.anchor import Checkpoint, checkpoint_key
 from schemas.findings import Finding
 
 CHECKPOINT_KIND = "checkpoint"
+STORED_KIND = "checkpoint-stored"  # its document reached the repository: never to be written again
+
+
+def record_stored(session: Session, where: str, run_id: str | None) -> None:
+    """The checkpoint document at `where` is in the repository now. A night rewrites only a
+    document the ledger never saw stored: one that was stored and is gone is evidence removed."""
+    append_event(session, STORED_KIND, run_id=run_id, payload={"where": where})
+
+
+def stored_documents(session: Session) -> set[str]:
+    """The checkpoint documents the ledger saw stored."""
+    rows = session.scalars(select(Event.payload).where(Event.kind == STORED_KIND)).all()
+    return {str(p.get("where")) for p in rows if isinstance(p, dict)}
 
 
 def record_checkpoint(session: Session, run_id: str | None, reason: str) -> Checkpoint:

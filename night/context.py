@@ -304,7 +304,7 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
         store.set_run_summary(s, ctx.run_id, summary)
-    not_stored = store_checkpoints(ctx.ledger, ctx.repository, ctx.settings)
+    not_stored = store_checkpoints(ctx.ledger, ctx.repository, ctx.settings, ctx.run_id)
     if not_stored is not None:  # the night's evidence did not reach the store: the night has failed
         summary["failures"].append(not_stored)
         summary["status"] = str(RunStatus.FAILED)
