@@ -23,6 +23,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -58,7 +59,8 @@ class RunFailed(Exception):
     def __init__(self, summary: dict[str, Any]) -> None:
         super().__init__(
             f"nightly transfer failed: {summary.get('status')}: "
-            + "; ".join(s.get("error", "") for s in summary["sources"].values() if s.get("error"))
+            + "; ".join(summary.get("failures") or [f"{n}: {s['error']}" for n, s in summary["sources"].items()
+                                                    if s.get("error")])
         )
         self.summary = summary
 
@@ -259,10 +261,17 @@ def _night(config: str | None, *, sources: list[str] | None, since: datetime | N
         message = mask_text(f"{exc.__class__.__name__}: {exc}")
         log.error("night %s failed: %s", name, message)
         prefect_ops.emit_night(None, name, error=message)
-        raise
+        if not isinstance(exc, GuidangError):
+            raise  # a bug: its traceback is what a developer needs
+        log.debug("night %s failed", name, exc_info=True)
+        return Failed(message=message)  # expected (a lock held, a ledger down): one line, no traceback
     publish(settings, summary, subflows.windows, name)
     if summary["status"] != "completed":
-        raise RunFailed(summary)
+        failed = RunFailed(summary)
+        log.error("night %s failed: %s", name, mask_text(str(failed)))
+        # a Failed state, not a raise: the run is Failed on the server with the summary as its
+        # result, and the worker's log has the night's error lines, not the engine's traceback
+        return Failed(message=mask_text(str(failed)), data=summary)
     return summary
 
 
