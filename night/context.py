@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from night.window import WINDOW_SPOOL, Spool
 from schemas.config import Settings, SqlSource, UnifiedSource
 from schemas.crashpoints import crashpoint
 from schemas.digest import keep_blocks_on_the_heap
+from schemas.findings import GuidangError
 
 SourceConfig = UnifiedSource | SqlSource
 
@@ -87,6 +89,10 @@ class SourceSummary:
         return {k: getattr(self, k) for k in SUMMARY_KEYS}
 
 
+class NightDeadlinePassed(GuidangError):
+    """The night ran past night_deadline_minutes: it stops at its next step and ends failed."""
+
+
 @dataclass
 class RunContext:
     """Everything a stage needs, opened once per run and shared by the worker threads."""
@@ -108,6 +114,7 @@ class RunContext:
     progress: NightProgress = field(default_factory=NightProgress)  # counts for a listener (night/progress.py)
     guarding: list[str] = field(default_factory=list)  # the sources whose locks every commit checks now
     store_failures_in_a_row: int = 0  # packages the repository did not take, since the last it did
+    deadline: float | None = None  # time.monotonic() by which the night stops (night_deadline_minutes)
     _spool: Spool | None = None
 
     def check_locks(self) -> None:
@@ -128,6 +135,12 @@ class RunContext:
             yield
         finally:
             self.guarding = before
+
+    def check_deadline(self) -> None:
+        """Raise NightDeadlinePassed once the night's own deadline has passed (at a step's start)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise NightDeadlinePassed(f"the night's deadline (night_deadline_minutes: "
+                                      f"{self.settings.night_deadline_minutes:g}) passed; the rest is the next night's")
 
     def live_sources(self) -> set[str] | None:
         """The run's sources whose locks it still holds (None: a run that locked none)."""

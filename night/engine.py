@@ -25,6 +25,7 @@ after every source and closes the run.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,6 +77,8 @@ def run_nightly(
     }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
     ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
+    if settings.night_deadline_minutes is not None:
+        ctx.deadline = time.monotonic() + settings.night_deadline_minutes * 60
     fanout = fanout_for(ctx)
     # work units run in this process's threads find the open night, and its worker processes if any
     units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)
@@ -155,6 +158,7 @@ def process_source(
     fanout = fanout or ThreadFanout()
     summary = SourceSummary()
     try:
+        ctx.check_deadline()
         with ctx.guarded([source.name]):
             _process_source(ctx, source, summary, since=since, until=until, fanout=fanout, now=now or ctx.now)
     except Exception as exc:  # a bug in one source's path fails that source, not the night
@@ -231,6 +235,7 @@ def work_through(
     pending_times: list[datetime] = []
     carried = list(resumed)  # numbered by a crashed run: transferred with the first slice
     for start in range(0, max(len(ordered), 1), size):
+        ctx.check_deadline()  # between slices: what is numbered is finished by the next night
         part = ordered[start : start + size]
         if ctx.dry_run:
             for out in fanout.stage(ctx, source, chunk(part, source.chunk_size)):
