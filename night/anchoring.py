@@ -113,7 +113,13 @@ def read_anchors(repository: Repository) -> StoredAnchors:
     keeps them: an overwritten or deleted anchor is still read), and in each batch's 说明文件. A
     delete marker over a checkpoint is a finding of its own (A-CHECKPOINT-DELETED)."""
     out = StoredAnchors()
-    for v in _history(repository):
+    try:
+        history = _history(repository)
+    except RepositoryError as exc:  # a store without versions' listing, or credentials without it
+        history = []
+        out.findings.append(Finding("A-CHECKPOINT-UNREADABLE", CHECKPOINT_PREFIX + "/",
+                                    f"earlier versions of the checkpoints not read: {exc}"))
+    for v in history:
         if v.delete_marker:
             if v.latest:
                 out.findings.append(Finding("A-CHECKPOINT-DELETED", v.key,

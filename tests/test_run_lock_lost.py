@@ -72,3 +72,36 @@ def test_a_terminated_lock_backend_stops_the_source_and_the_next_night_is_not_do
                 assert {r.status for r in s.scalars(select(Run))} == {"failed", "completed"}
         finally:
             engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_lock_whose_session_was_killed_is_reported_lost_and_released_quietly(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lock's own session ended on the server (pg_terminate_backend, MariaDB KILL): `check`
+    says so in one sentence, a second run can take the lock, and `release` raises nothing."""
+    from ledger.runlock import LockLost, RunLock
+    from ledger.store import Ledger
+
+    with fresh_database(backend) as url, Ledger(url) as ledger:
+        lock = RunLock(ledger, source_lock("unified"))
+        lock.acquire("first")
+        lock.check()  # held: nothing to say
+        admin = create_engine(SERVERS[backend].format(db=ADMIN_DB[backend]), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as c:
+                if backend == "postgresql":
+                    c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": lock._session_id})
+                else:
+                    c.execute(text(f"KILL {int(lock._session_id or 0)}"))
+        finally:
+            admin.dispose()
+        with pytest.raises(LockLost) as caught:
+            lock.check()
+        assert "run lock of unified was lost" in str(caught.value)
+        second = RunLock(ledger, source_lock("unified"))
+        second.acquire("second")  # not refused: the server released it with the session
+        with caplog.at_level(logging.DEBUG):
+            lock.release()
+        assert not any(r.exc_info for r in caplog.records)
+        second.release()
