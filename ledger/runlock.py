@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, text
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,6 +66,16 @@ class LockLost(GuidangError):
     """A source's run lock is no longer this run's (its database session ended: a restart, a
     failover, a terminated backend; or its lock file was replaced): the source stops at once, before
     a second night that may now hold the lock and this one work the same matters."""
+
+
+def check_holder(ledger: Ledger, name: str, run_id: str) -> None:
+    """For a process that works for a run without holding its locks (a worker): raise LockLost
+    when the holder row of the lock `name` names another run, i.e. a second night has taken it."""
+    with ledger.engine.connect() as c:
+        holder = c.execute(select(RunLockHolder.run_id).where(RunLockHolder.id == _key(name))).scalar()
+    if holder is not None and holder != run_id:
+        what = name.removeprefix("source:")
+        raise LockLost(f"the run lock of {what} is held by run {holder} now; {what} stopped at once")
 
 
 class RunLock:

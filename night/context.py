@@ -27,7 +27,7 @@ from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
 from ledger import anchors, chain, queries, store
 from ledger.models import RunStatus
-from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, source_lock
+from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, check_holder, source_lock
 from night.anchoring import store_checkpoints
 from night.housekeeping import close_dead_runs, sweep_leftovers
 from night.progress import NightProgress
@@ -120,6 +120,10 @@ class RunContext:
     def check_locks(self) -> None:
         """Before a commit that records work: the run still holds the lock of each source it works on
         (LockLost, and the transaction rolls back, when it does not)."""
+        if self.worker_of is not None:  # a worker holds no lock: the holder row must still name its run
+            for name in self.guarding:
+                check_holder(self.ledger, source_lock(name), self.run_id)
+            return
         for lock in self.locks:
             if lock.name.removeprefix("source:") in self.guarding:
                 lock.check()

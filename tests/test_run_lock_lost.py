@@ -105,3 +105,23 @@ def test_a_lock_whose_session_was_killed_is_reported_lost_and_released_quietly(
             lock.release()
         assert not any(r.exc_info for r in caplog.records)
         second.release()
+
+
+def test_a_worker_stops_when_another_run_holds_its_source_lock(tmp_path: Path) -> None:
+    """A worker process holds no lock; before its commits it reads the holder row, which a second
+    night rewrites when it takes the lock: from then on the worker's commits are refused."""
+    from ledger.runlock import LockLost, RunLock, check_holder
+    from ledger.store import Ledger
+
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}") as ledger:
+        first = RunLock(ledger, source_lock("unified"))
+        first.acquire("first-night")
+        check_holder(ledger, source_lock("unified"), "first-night")  # its own run: nothing to say
+        first.release()  # lost, as the server or the kernel drops it
+        second = RunLock(ledger, source_lock("unified"))
+        second.acquire("second-night")
+        try:
+            with pytest.raises(LockLost, match="held by run second-night"):
+                check_holder(ledger, source_lock("unified"), "first-night")
+        finally:
+            second.release()
