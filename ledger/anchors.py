@@ -32,10 +32,15 @@ CHECKPOINT_KIND = "checkpoint"
 STORED_KIND = "checkpoint-stored"  # its document reached the repository: never to be written again
 
 
-def record_stored(session: Session, where: str, run_id: str | None) -> None:
-    """The checkpoint document at `where` is in the repository now. A night rewrites only a
-    document the ledger never saw stored: one that was stored and is gone is evidence removed."""
-    append_event(session, STORED_KIND, run_id=run_id, payload={"where": where})
+def note_stored(session: Session, present: set[str], run_id: str | None) -> None:
+    """Append a `checkpoint-stored` event for each checkpoint the ledger records, the repository
+    holds (`present`) and no event notes yet. A night writes only a document the ledger never saw
+    stored: one that was stored and is gone is evidence removed, never to be written again. Noted
+    in a night's closing transaction, before its own checkpoint, so the checkpoint covers them."""
+    noted = stored_documents(session)
+    for cp in checkpoint_events(session):
+        if cp.where in present and cp.where not in noted:
+            append_event(session, STORED_KIND, run_id=run_id, payload={"where": cp.where})
 
 
 def stored_documents(session: Session) -> set[str]:

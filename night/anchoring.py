@@ -32,13 +32,22 @@ def _locking(settings: Settings) -> bool:
     return getattr(settings.repository, "object_lock_mode", None) is not None
 
 
-def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings,
-                      run_id: str | None = None) -> str | None:
+def present_checkpoints(repository: Repository) -> set[str]:
+    """The checkpoint documents the repository holds now (none when it cannot say: noted later)."""
+    try:
+        return {o.key for o in repository.list(CHECKPOINT_PREFIX + "/")}
+    except RepositoryError as exc:
+        log.warning("checkpoints in the repository not listed (noted by a later night): %s", exc)
+        return set()
+
+
+def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings) -> str | None:
     """Store every checkpoint document the ledger records and the repository never held; returns
     None, or what went wrong, in one line (also logged as ERROR).
 
-    Write-once: a document the ledger saw stored (a `checkpoint-stored` event), or of which the
-    store keeps any version or delete marker, is never written again, even when it is missing now,
+    Write-once: a document the ledger saw stored (a `checkpoint-stored` event, which the next
+    night's closing transaction appends for what it finds stored: ledger/anchors.note_stored), or of
+    which the store keeps any version or delete marker, is never written again, even when missing,
     so a ledger forged after the anchor was deleted cannot have guidang write a new anchor from it.
     A store failure does not undo the night (the ledger holds it already): `audit verify` reports
     the missing anchor (A-CHECKPOINT-MISSING) and the next night writes it."""
@@ -54,13 +63,6 @@ def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings
             if cp.where in once:
                 continue
             repository.put_bytes(cp.where, anchor.checkpoint_bytes(cp), legal_hold=_locking(settings))
-            with ledger.transaction() as s:
-                anchors.record_stored(s, cp.where, run_id)
-        unnoted = [cp.where for cp in recorded if cp.where in stored and cp.where not in seen_stored]
-        if unnoted:  # stored before a crash took the night, or before the ledger noted stores
-            with ledger.transaction() as s:
-                for where in unnoted:
-                    anchors.record_stored(s, where, run_id)
     except RepositoryError as exc:
         message = f"checkpoint 检查点 not stored in the repository (the next night retries): {exc}"
         log.error("step failed: %s", message)

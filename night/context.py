@@ -28,7 +28,7 @@ from connectors.sources.base import SourceConnector
 from ledger import anchors, chain, queries, store
 from ledger.models import RunStatus
 from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, check_holder, source_lock
-from night.anchoring import store_checkpoints
+from night.anchoring import present_checkpoints, store_checkpoints
 from night.housekeeping import close_dead_runs, sweep_leftovers
 from night.progress import NightProgress
 from night.retention_book import RetentionBook, load_book
@@ -302,6 +302,7 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         summary["status"] = str(RunStatus.FAILED if failed else RunStatus.COMPLETED)
         ctx.close()
         return summary
+    present = present_checkpoints(ctx.repository)
     with ctx.ledger.transaction() as s:
         in_quarantine = queries.held_by_source(s)
         for name, source_summary in summary["sources"].items():
@@ -316,12 +317,13 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)
         store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
+        anchors.note_stored(s, present, ctx.run_id)  # the anchors earlier nights stored: write-once from now
         anchors.record_checkpoint(s, ctx.run_id, "night")  # the night's anchor (issue 12), stored below
         # the head after the run's own last event (run-completed / run-failed): what audit verify sees
         head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
         store.set_run_summary(s, ctx.run_id, summary)
-    not_stored = store_checkpoints(ctx.ledger, ctx.repository, ctx.settings, ctx.run_id)
+    not_stored = store_checkpoints(ctx.ledger, ctx.repository, ctx.settings)
     if not_stored is not None:  # the night's evidence did not reach the store: the night has failed
         summary["failures"].append(not_stored)
         summary["status"] = str(RunStatus.FAILED)

@@ -66,3 +66,27 @@ def test_a_deleted_checkpoint_over_a_forged_ledger_is_found_and_never_rewritten(
     assert [m["IsLatest"] for m in versions.get("DeleteMarkers", [])] == [True]
     code, findings = _verify(config)
     assert code == 1 and any(f["code"] == "A-CHECKPOINT-CONTRADICTED" for f in findings), findings
+
+
+def test_a_stored_checkpoint_deleted_from_a_file_system_archive_is_not_written_again(
+    small_world: Path, caplog: Any
+) -> None:
+    """On a store without versions the ledger is what remembers: the next night notes the anchors it
+    finds stored (`checkpoint-stored`), and one of them deleted later is reported, never rewritten."""
+    import logging
+
+    config = load_settings(small_world / "guidang.yaml")
+    with simulator(small_world):
+        run_nightly(config, sources=["tzxm"])
+        run_nightly(load_settings(small_world / "guidang.yaml"), sources=["tzxm"])  # notes the first anchor
+    archive = config.resolve(config.repository.path)  # type: ignore[union-attr]
+    first = sorted((archive / "checkpoints").iterdir())[0]
+    first.chmod(0o644)
+    first.unlink()  # someone with delete rights on the archive
+    with simulator(small_world), caplog.at_level(logging.INFO, logger="guidang"):
+        run_nightly(load_settings(small_world / "guidang.yaml"), sources=["tzxm"])
+    assert not first.exists()
+    assert any("are not written again" in r.getMessage() and first.name in r.getMessage()
+               for r in caplog.records if r.levelno >= logging.ERROR)
+    code, findings = _verify(small_world / "guidang.yaml")
+    assert code == 1 and any(f["code"] == "A-CHECKPOINT-MISSING" and first.name in f["where"] for f in findings)
