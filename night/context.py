@@ -329,6 +329,9 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         summary["status"] = str(RunStatus.FAILED)
         with ctx.ledger.transaction() as s:
             store.fail_run_after(s, ctx.run_id, summary=summary, error="; ".join(summary["failures"]))
+            head_seq, head_hash = chain.chain_head(s)
+            summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
+            store.set_run_summary(s, ctx.run_id, summary)
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary
