@@ -93,8 +93,7 @@ def run_nightly(
                 summaries[src.name] = run_source(ctx, src, since, until)
             except Exception as exc:  # a run_source that raised (a subflow): the source fails, not the night
                 message = mask_text(f"{exc.__class__.__name__}: {exc}")
-                log.error("source %s failed: %s", src.name, message)
-                log.debug("source %s failed", src.name, exc_info=True)
+                log.error("source %s failed: %s", src.name, message, exc_info=not isinstance(exc, GuidangError))
                 summaries[src.name] = SourceSummary(error=message)
             if summaries[src.name].error:
                 failed.append(mask_text(f"{src.name}: {summaries[src.name].error}"))
@@ -163,8 +162,10 @@ def process_source(
             _process_source(ctx, source, summary, since=since, until=until, fanout=fanout, now=now or ctx.now)
     except Exception as exc:  # a bug in one source's path fails that source, not the night
         summary.error = mask_text(f"{exc.__class__.__name__}: {exc}")
-        log.error("source %s failed: %s", source.name, summary.error)
-        log.debug("source %s failed", source.name, exc_info=True)  # the traceback, for a developer
+        expected = isinstance(exc, GuidangError)  # a named fault: its line says it all; a bug: its traceback
+        log.error("source %s failed: %s", source.name, summary.error, exc_info=not expected)
+        if expected:
+            log.debug("source %s failed", source.name, exc_info=True)
         return summary
     if summary.store_errors:  # packages the store did not take: pending, and the source failed
         summary.error = f"the repository did not store {summary.pending} package(s): " + "; ".join(summary.store_errors)
