@@ -212,7 +212,7 @@ def open_run(
             repository = open_repository(settings.repository, base_dir=settings.base_dir)
             with ledger.transaction() as s:
                 run = store.start_run(s, {**parameters, "as_of": now.isoformat()}, run_id=run_id)
-            oldest_live = close_dead_runs(ledger, settings, held=names, run_id=run_id)
+            dead = close_dead_runs(ledger, settings, held=names, run_id=run_id)
         finally:
             setup.release()
     except BaseException:
@@ -226,7 +226,7 @@ def open_run(
     staging_root.mkdir(parents=True, exist_ok=True)
     in_use = claim_staging(staging_root)
     remove_stale_staging(staging)
-    sweep_leftovers(repository, oldest_live_run=oldest_live)
+    sweep_leftovers(repository, dead)
     ctx = RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, locks=locks,
                      staging_claim=in_use, sources=names)
     ledger.before_commit = ctx.check_locks

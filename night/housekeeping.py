@@ -12,6 +12,7 @@ lock every run's row is created under, so no live run is missed).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.repositories.base import Repository, RepositoryError
@@ -22,20 +23,28 @@ from schemas.config import Settings
 
 log = logging.getLogger("guidang")
 
-SWEEP_FLOOR_SECONDS = 60.0  # a write younger than this may be another process's (a fixity checkpoint)
+SWEEP_FLOOR_SECONDS = 10.0  # a write younger than this may be another process's (a fixity checkpoint)
 
 
-def close_dead_runs(ledger: store.Ledger, settings: Settings, *, held: list[str], run_id: str) -> datetime | None:
-    """Close as failed every other `running` run that is dead; returns when the oldest live one
-    started (None: no other run is alive), which bounds what the sweep may take as left over."""
-    oldest: datetime | None = None
+@dataclass
+class DeadRuns:
+    """What `close_dead_runs` found: how many it closed, and when the oldest live run started
+    (None: no other run is alive), which bounds what the sweep may take as left over."""
+
+    closed: int = 0
+    oldest_live: datetime | None = None
+
+
+def close_dead_runs(ledger: store.Ledger, settings: Settings, *, held: list[str], run_id: str) -> DeadRuns:
+    """Close as failed every other `running` run that is dead."""
+    found = DeadRuns()
     with ledger.read() as s:
         running = list(s.query(Run).filter(Run.status == RunStatus.RUNNING.value, Run.id != run_id))
     for run in running:
         sources = (run.parameters or {}).get("sources") or [src.name for src in settings.sources]
         if not _dead(ledger, sources, held):
             started = run.started_at.replace(tzinfo=run.started_at.tzinfo or UTC)
-            oldest = started if oldest is None else min(oldest, started)
+            found.oldest_live = started if found.oldest_live is None else min(found.oldest_live, started)
             continue
         why = (f"the run ended without closing (its process was killed, or lost the ledger); "
                f"closed as failed by run {run_id}, which found its source lock free")
@@ -43,7 +52,8 @@ def close_dead_runs(ledger: store.Ledger, settings: Settings, *, held: list[str]
             store.finish_run(s, run.id, status=RunStatus.FAILED, summary=dict(run.summary or {}), error=why)
         log.warning("run %s, started %s, had died without closing: closed as failed", run.id,
                     run.started_at.isoformat(timespec="seconds"))
-    return oldest
+        found.closed += 1
+    return found
 
 
 def _dead(ledger: store.Ledger, sources: list[str], held: list[str]) -> bool:
@@ -53,12 +63,18 @@ def _dead(ledger: store.Ledger, sources: list[str], held: list[str]) -> bool:
     return any(RunLock(ledger, source_lock(name)).is_free() for name in sources)
 
 
-def sweep_leftovers(repository: Repository, *, oldest_live_run: datetime | None) -> list[str]:
+def sweep_leftovers(repository: Repository, dead: DeadRuns) -> list[str]:
     """Remove the repository's leftovers of crashed writes (fs: temporary files; S3: incomplete
-    multipart uploads) begun before every live run; logged, never fatal to the night."""
+    multipart uploads) begun before every live run; logged, never fatal to the night.
+
+    Only after a dead run was closed: a run that ends, however badly, removes its own temporary
+    files, so leftovers come from runs that died; and on a file-system archive the sweep walks
+    every folder, which a night should not pay for when nothing died."""
+    if dead.closed == 0:
+        return []
     age = SWEEP_FLOOR_SECONDS
-    if oldest_live_run is not None:
-        age = max(age, (datetime.now(UTC) - oldest_live_run).total_seconds())
+    if dead.oldest_live is not None:
+        age = max(age, (datetime.now(UTC) - dead.oldest_live).total_seconds())
     try:
         swept = repository.sweep_temporary(older_than_seconds=age)
     except RepositoryError as exc:
