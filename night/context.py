@@ -349,6 +349,8 @@ def build_summary(run_id: str, summaries: dict[str, SourceSummary], *, dry_run: 
             name: s.counts()
             | {"bytes": s.bytes, "quarantine_reasons": dict(sorted(s.reasons.items()))}
             | ({"error": s.error} if s.error else {})
+            | ({"unacknowledged": s.unacknowledged, "acknowledge_error": s.acknowledge_error}
+               if s.unacknowledged else {})
             for name, s in summaries.items()
         },
         "quarantine_reasons": dict(sorted(totals.reasons.items())),

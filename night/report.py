@@ -48,6 +48,9 @@ def summary_text(summary: dict[str, Any]) -> str:
     for name, s in summary["sources"].items():
         if s.get("error"):
             lines.append(f"  ! {name}: {s['error']}")
+        if s.get("unacknowledged"):
+            lines.append(f"  ! {name}: acknowledgement 归档回传 of {s['unacknowledged']} matter(s) failed (the next "
+                         f"night retries): {s.get('acknowledge_error') or ''}")
         if s.get("null_updated"):
             column = s.get("update_column") or "update column"
             lines.append(f"  ! {name}: {s['null_updated']} row(s) with a NULL {column} are never collected:"

@@ -70,3 +70,18 @@ def test_a_failed_transfer_batch_is_one_error_line_and_in_the_summary(
     assert any("transfer batch" in f for f in summary["failures"])
     assert summary["sources"]["tzxm"]["stored"] == summary["stored"]["packages"] > 0  # the packages are in
     assert "transfer batch" in summary_text(summary)
+
+
+def test_failed_acknowledgements_are_one_error_line_and_in_the_summary(
+    small_world: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from guidang_demo.faults import Fault, FaultPlan
+
+    refuse = FaultPlan(faults=(Fault("status", ("ack",), every=1, status=400),))  # 归档回传 refused
+    with simulator(small_world, refuse), caplog.at_level(logging.INFO, logger="guidang"):
+        summary = run_nightly(load_settings(small_world / "guidang.yaml"), sources=["unified"])
+    unified = summary["sources"]["unified"]
+    assert unified["unacknowledged"] == unified["stored"] > 0  # every stored matter, retried next night
+    lines = [m for m in _errors(caplog) if "acknowledgement 归档回传" in m]
+    assert len(lines) == 1 and f"of {unified['unacknowledged']} matter(s)" in lines[0], _errors(caplog)
+    assert f"! unified: acknowledgement 归档回传 of {unified['unacknowledged']}" in summary_text(summary)
