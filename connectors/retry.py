@@ -100,3 +100,30 @@ def with_retries(
 def transient_only(exc: Exception) -> str | None:
     """The `transient` of callers whose attempt raises `Transient` for everything worth repeating."""
     return exc.reason if isinstance(exc, Transient) else None
+
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One call's whole time, whatever the peer does between bytes: `base_seconds` for the
+    connection, the headers and the first MiB, `seconds_per_mb` more for each MiB received. A
+    socket timeout alone is per read, so a peer sending a byte every few seconds never trips it;
+    checked as the body arrives, the call fails as Transient and the retry policy decides."""
+
+    base_seconds: float
+    seconds_per_mb: float
+
+    def start(self) -> Callable[[int], None]:
+        """The check of one attempt, started now: call it with the bytes received so far."""
+        started = time.monotonic()
+
+        def check(received: int) -> None:
+            allowed = self.base_seconds + self.seconds_per_mb * max(0, received - MIB) / MIB
+            taken = time.monotonic() - started
+            if taken > allowed:
+                raise Transient(f"the call passed its deadline: {taken:.0f} s for {received} bytes "
+                                f"(allowed {allowed:.0f} s)")
+
+        return check

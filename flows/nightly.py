@@ -22,6 +22,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -57,7 +58,8 @@ class RunFailed(Exception):
     def __init__(self, summary: dict[str, Any]) -> None:
         super().__init__(
             f"nightly transfer failed: {summary.get('status')}: "
-            + "; ".join(s.get("error", "") for s in summary["sources"].values() if s.get("error"))
+            + "; ".join(summary.get("failures") or [f"{n}: {s['error']}" for n, s in summary["sources"].items()
+                                                    if s.get("error")])
         )
         self.summary = summary
 
@@ -206,7 +208,8 @@ def transfer_source(run_id: str, source_name: str, since: datetime | None, until
     ctx = registered(run_id)
     summary = process_source(ctx, ctx.settings.source(source_name), since=since, until=until,
                              fanout=_fanout(ctx))
-    return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes}
+    return {"counts": summary.counts(), "reasons": dict(summary.reasons), "bytes": summary.bytes,
+            "error": summary.error}
 
 
 class SourceSubflows:
@@ -231,7 +234,7 @@ class SourceSubflows:
             _PROGRESS.pop(ctx.run_id, None)
         if self.progress is not None:
             self.progress.finish(source.name)
-        summary = SourceSummary(**out["counts"], bytes=out["bytes"])
+        summary = SourceSummary(**out["counts"], bytes=out["bytes"], error=out.get("error"))
         summary.reasons.update(out["reasons"])
         return summary
 
@@ -257,10 +260,17 @@ def _night(config: str | None, *, sources: list[str] | None, since: datetime | N
         message = mask_text(f"{exc.__class__.__name__}: {exc}")
         log.error("night %s failed: %s", name, message)
         prefect_ops.emit_night(None, name, error=message)
-        raise
+        if not isinstance(exc, GuidangError):
+            raise  # a bug: its traceback is what a developer needs
+        log.debug("night %s failed", name, exc_info=True)
+        return Failed(message=message)  # expected (a lock held, a ledger down): one line, no traceback
     publish(settings, summary, subflows.windows, name)
     if summary["status"] != "completed":
-        raise RunFailed(summary)
+        failed = RunFailed(summary)
+        log.error("night %s failed: %s", name, mask_text(str(failed)))
+        # a Failed state, not a raise: the run is Failed on the server with the summary as its
+        # result, and the worker's log has the night's error lines, not the engine's traceback
+        return Failed(message=mask_text(str(failed)), data=summary)
     return summary
 
 

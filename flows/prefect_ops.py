@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from ledger import night_queries
 from schemas.config import Settings, load_settings
+from schemas.findings import GuidangError
 from schemas.layout import transfer_key
 from schemas.model import MaskingFilter, mask_text
 
@@ -101,6 +102,30 @@ class _StampRun(logging.Filter):
         return True
 
 
+class ExpectedFaultsWithoutTraceback(logging.Filter):
+    """Prefect's engines log a failed task or flow with its traceback. For a fault guidang expects
+    and names (a GuidangError: a source down, a store refusing) the line itself says it all: the
+    traceback goes to DEBUG, so a failed night's worker log is its error lines, not pages of stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, GuidangError):
+            logging.getLogger("guidang.tracebacks").debug("%s", record.getMessage(), exc_info=record.exc_info)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+ENGINE_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+
+
+def expected_faults_without_traceback() -> None:
+    """Install ExpectedFaultsWithoutTraceback on Prefect's engine loggers (once per process)."""
+    for name in ENGINE_LOGGERS:
+        engine_logger = logging.getLogger(name)
+        if not any(isinstance(f, ExpectedFaultsWithoutTraceback) for f in engine_logger.filters):
+            engine_logger.addFilter(ExpectedFaultsWithoutTraceback())
+
+
 @contextmanager
 def guidang_logs_to_server() -> Iterator[None]:
     """guidang's records go to the server as the run's logs, masked, however the process was started
@@ -110,6 +135,7 @@ def guidang_logs_to_server() -> Iterator[None]:
     from prefect.logging.handlers import APILogHandler
     from prefect.runtime import flow_run
 
+    expected_faults_without_traceback()
     logger = logging.getLogger("guidang")
     added: APILogHandler | None = None
     if not any(isinstance(h, APILogHandler) for h in logger.handlers):

@@ -29,6 +29,24 @@ from schemas.anchor import Checkpoint, checkpoint_key
 from schemas.findings import Finding
 
 CHECKPOINT_KIND = "checkpoint"
+STORED_KIND = "checkpoint-stored"  # its document reached the repository: never to be written again
+
+
+def note_stored(session: Session, present: set[str], run_id: str | None) -> None:
+    """Append a `checkpoint-stored` event for each checkpoint the ledger records, the repository
+    holds (`present`) and no event notes yet. A night writes only a document the ledger never saw
+    stored: one that was stored and is gone is evidence removed, never to be written again. Noted
+    in a night's closing transaction, before its own checkpoint, so the checkpoint covers them."""
+    noted = stored_documents(session)
+    for cp in checkpoint_events(session):
+        if cp.where in present and cp.where not in noted:
+            append_event(session, STORED_KIND, run_id=run_id, payload={"where": cp.where})
+
+
+def stored_documents(session: Session) -> set[str]:
+    """The checkpoint documents the ledger saw stored."""
+    rows = session.scalars(select(Event.payload).where(Event.kind == STORED_KIND)).all()
+    return {str(p.get("where")) for p in rows if isinstance(p, dict)}
 
 
 def record_checkpoint(session: Session, run_id: str | None, reason: str) -> Checkpoint:

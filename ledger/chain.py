@@ -75,6 +75,11 @@ def append_event(
 _HEAD = "guidang.chain_head"  # session.info: the head row this transaction has locked
 
 
+def lock_chain(session: Session) -> None:
+    """Take the event chain's lock now, for a transaction that reads what it is about to number."""
+    _locked_head(session)
+
+
 def _locked_head(session: Session) -> ChainHead:
     """The chain head, locked FOR UPDATE once per transaction: the events after the first reuse the
     locked row instead of locking it again, which cost a SELECT and a flush per event (a chunk of

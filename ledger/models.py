@@ -204,7 +204,7 @@ class ArchiveSequence(Base):
 
 class RetentionVersion(Base):
     __tablename__ = "retention_versions"
-    __table_args__ = (UniqueConstraint("content_hash"),)
+    __table_args__ = (UniqueConstraint("content_hash"), UniqueConstraint("label", name="uq_retention_versions_label"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     label: Mapped[str64]  # v1, v2…: what packages and reports cite

@@ -141,6 +141,16 @@ def stored_by_run(session: Session, run_id: str) -> tuple[int, int]:
     return int(packages), int(total)
 
 
+def stored_by_source(session: Session, run_id: str) -> dict[str, int]:
+    """Packages a run stored and verified, per source: a failed source's true count."""
+    rows = session.execute(
+        select(MatterRecord.source, func.count()).where(
+            MatterRecord.run_id == run_id, MatterRecord.state == MatterState.VERIFIED
+        ).group_by(MatterRecord.source)
+    ).all()
+    return {source: int(n) for source, n in rows}
+
+
 def held_by_source(session: Session) -> dict[str, int]:
     """Open quarantine entries per source: what is held back now, whichever night put it there."""
     rows = session.execute(

@@ -18,23 +18,29 @@ it dies. The `run_lock` row only says who holds it and since when, for the refus
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import logging
 import os
 import socket
+import threading
 import time
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, text
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.models import RunLockHolder
 from schemas.findings import GuidangError
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
+
+log = logging.getLogger("guidang")
 
 LOCK_NAME = "guidang-nightly-run"
 REFUSE_AFTER_TRIES = 10
@@ -56,9 +62,30 @@ class RunLocked(GuidangError):
     """Another run holds this ledger's run lock: this one exits at once, having done nothing."""
 
 
+class LockLost(GuidangError):
+    """A source's run lock is no longer this run's (its database session ended: a restart, a
+    failover, a terminated backend; or its lock file was replaced): the source stops at once, before
+    a second night that may now hold the lock and this one work the same matters."""
+
+
+def check_holder(ledger: Ledger, name: str, run_id: str) -> None:
+    """For a process that works for a run without holding its locks (a worker): raise LockLost
+    when the holder row of the lock `name` names another run, i.e. a second night has taken it."""
+    with ledger.engine.connect() as c:
+        holder = c.execute(select(RunLockHolder.run_id).where(RunLockHolder.id == _key(name))).scalar()
+    if holder is not None and holder != run_id:
+        what = name.removeprefix("source:")
+        raise LockLost(f"the run lock of {what} is held by run {holder} now; {what} stopped at once")
+
+
 class RunLock:
     """One named lock of a ledger (`ledger.store.Ledger`): a source's (`source_lock`), or `SETUP`.
-    `acquire` or raise RunLocked, `release` once."""
+    `acquire` or raise RunLocked, `check` before each commit that records work, `release` once.
+
+    The lock lives on a connection of its own, taken out of the pool for the run: a pool that
+    reconnects silently would hand back a session that no longer holds it. `check` asks the server
+    whether that very session (its backend pid or connection id, noted when the lock was taken)
+    still holds the lock."""
 
     def __init__(self, ledger: Ledger, name: str = SETUP) -> None:
         self.ledger = ledger
@@ -66,7 +93,10 @@ class RunLock:
         self.dialect = ledger.engine.dialect.name
         self._file: IO[str] | None = None
         self._conn: Connection | None = None
+        self._session_id: int | None = None  # the server's id of the session that took the lock
+        self._checking = threading.Lock()  # one connection, many worker threads
         self.held = False
+        self.lost: str | None = None  # why the lock is known to be lost, once it is
 
     def acquire(self, run_id: str, *, wait_seconds: float | None = None) -> None:
         """Take the lock, or raise RunLocked naming its holder. Without `wait_seconds`, a few short
@@ -84,15 +114,67 @@ class RunLock:
             self.release()
             raise
 
+    def is_free(self) -> bool:
+        """Whether nobody holds the lock now (taken and given back at once: a probe, not a hold)."""
+        if not self._take():
+            return False
+        self.held = True
+        self.release()
+        return True
+
+    def check(self) -> None:
+        """Raise LockLost unless this run still holds the lock, in the session that took it."""
+        if not self.held:
+            return
+        if self.lost is not None:
+            raise LockLost(self.lost)
+        with self._checking:
+            problem = self._problem()
+        if problem is not None:
+            what = self.name.removeprefix("source:")
+            self.lost = f"the run lock of {what} was lost ({problem}); {what} stopped at once"
+            raise LockLost(self.lost)
+
+    def _problem(self) -> str | None:
+        """None while the lock holds; else what happened to it."""
+        if self._file is not None:  # SQLite: the locked file must still be the one at the lock's path
+            path = self._sqlite_lock_path()
+            try:
+                same = path is not None and os.stat(path).st_ino == os.fstat(self._file.fileno()).st_ino
+            except OSError as exc:
+                return f"its lock file is gone: {exc.strerror}"
+            return None if same else "its lock file was replaced"
+        if self._conn is None:
+            return None  # an in-memory ledger: nothing else can take it
+        try:
+            if self.dialect == "postgresql":
+                row = self._conn.execute(text(
+                    "SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND granted AND classid = 0 AND objid = :k AND objsubid = 1)"
+                ), {"k": _key(self.name)}).one()
+            else:
+                row = self._conn.execute(text("SELECT CONNECTION_ID(), IS_USED_LOCK(:n) = CONNECTION_ID()"),
+                                         {"n": self._server_name()}).one()
+        except SQLAlchemyError as exc:
+            return f"the database session that held it ended: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+        if row[0] != self._session_id:
+            return f"the database session that held it ended (session {self._session_id}, now {row[0]})"
+        return None if row[1] else "the database no longer shows it held"
+
     def release(self) -> None:
-        """Give the lock back (also what the server or kernel does when the holder dies)."""
+        """Give the lock back (also what the server or kernel does when the holder dies). A lock
+        already lost is not given back: its session is gone, and the server released it then."""
         if self._conn is not None:
             try:
-                if self.held:
+                if self.held and self.lost is None:
                     sql = "SELECT pg_advisory_unlock(:k)" if self.dialect == "postgresql" else "SELECT RELEASE_LOCK(:n)"
                     self._conn.execute(text(sql), {"k": _key(self.name), "n": self._server_name()})
+            except SQLAlchemyError as exc:  # the session died after the last check: nothing to give back
+                log.warning("run lock of %s: its session had ended before it was released (%s)",
+                            self.name, exc.__class__.__name__)
             finally:
-                self._conn.close()
+                with contextlib.suppress(SQLAlchemyError):
+                    self._conn.close()
                 self._conn = None
         if self._file is not None:
             self._file.close()  # closing the descriptor drops the flock
@@ -116,9 +198,11 @@ class RunLock:
             return True
         self._conn = self.ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         if self.dialect == "postgresql":
-            got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(self.name)}).scalar()
+            got, self._session_id = self._conn.execute(text("SELECT pg_try_advisory_lock(:k), pg_backend_pid()"),
+                                                       {"k": _key(self.name)}).one()
         else:  # mysql / mariadb: a named lock, server-wide, so the name carries the database
-            got = self._conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": self._server_name()}).scalar()
+            got, self._session_id = self._conn.execute(text("SELECT GET_LOCK(:n, 0), CONNECTION_ID()"),
+                                                       {"n": self._server_name()}).one()
         if not got:
             self._conn.close()
             self._conn = None

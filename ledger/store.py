@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
@@ -83,6 +83,9 @@ class Ledger:
         if url.startswith("sqlite"):
             writer = self.engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         self._write_sessions = sessionmaker(writer, expire_on_commit=False)
+        # asked before every commit: raises when the work may no longer be recorded (a night's
+        # source lock lost, ledger/runlock.py), and the transaction rolls back
+        self.before_commit: Callable[[], None] | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -105,6 +108,8 @@ class Ledger:
             try:
                 with self._write_sessions.begin() as session:
                     yield session
+                    if self.before_commit is not None:
+                        self.before_commit()
                     crashpoint("ledger-before-commit")
             except SQLAlchemyError as exc:
                 raise LedgerError(f"ledger write failed: {exc.__class__.__name__}: {exc}") from exc
@@ -193,6 +198,15 @@ def finish_run(
         raise LedgerError(f"run {run_id} is not in the ledger")
     run.status, run.summary, run.error, run.finished_at = status, summary, error, utcnow()
     append_event(session, f"run-{status}", run_id=run_id, payload={"totals": summary.get("totals"), "error": error})
+
+
+def fail_run_after(session: Session, run_id: str, *, summary: dict[str, Any], error: str) -> None:
+    """A run found failed after its closing event (its checkpoint not stored): the row says so, and
+    an event records why, after the one that closed it."""
+    run = session.get(Run, run_id)
+    if run is not None:
+        run.status, run.summary, run.error = RunStatus.FAILED, dict(summary), error
+        append_event(session, "run-failed-after", run_id=run_id, payload={"error": error})
 
 
 def set_run_summary(session: Session, run_id: str, summary: dict[str, Any]) -> None:

@@ -10,9 +10,10 @@ each document is put under a legal hold: no retention date ends an anchor.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from connectors.repositories.base import Repository, RepositoryError
+from connectors.repositories.base import ObjectVersion, Repository, RepositoryError
 from ledger import anchors
 from ledger.store import Ledger
 from packager.transfer import README_FILE
@@ -31,24 +32,51 @@ def _locking(settings: Settings) -> bool:
     return getattr(settings.repository, "object_lock_mode", None) is not None
 
 
-def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings) -> list[str]:
-    """Store every checkpoint document the ledger records and the repository lacks; returns their keys.
+def present_checkpoints(repository: Repository) -> set[str]:
+    """The checkpoint documents the repository holds now (none when it cannot say: noted later)."""
+    try:
+        return {o.key for o in repository.list(CHECKPOINT_PREFIX + "/")}
+    except RepositoryError as exc:
+        log.warning("checkpoints in the repository not listed (noted by a later night): %s", exc)
+        return set()
 
-    A store failure is logged, not raised: the night is recorded already, `audit verify` reports the
-    missing anchor (A-CHECKPOINT-MISSING) and the next night writes it."""
+
+def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings) -> str | None:
+    """Store every checkpoint document the ledger records and the repository never held; returns
+    None, or what went wrong, in one line (also logged as ERROR).
+
+    Write-once: a document the ledger saw stored (a `checkpoint-stored` event, which the next
+    night's closing transaction appends for what it finds stored: ledger/anchors.note_stored), or of
+    which the store keeps any version or delete marker, is never written again, even when missing,
+    so a ledger forged after the anchor was deleted cannot have guidang write a new anchor from it.
+    A store failure does not undo the night (the ledger holds it already): `audit verify` reports
+    the missing anchor (A-CHECKPOINT-MISSING) and the next night writes it."""
     with ledger.read() as s:
         recorded = anchors.checkpoint_events(s)
+        seen_stored = anchors.stored_documents(s)
     try:
         stored = {o.key for o in repository.list(CHECKPOINT_PREFIX + "/")}
-        written = []
-        for cp in recorded:
-            if cp.where not in stored:
-                repository.put_bytes(cp.where, anchor.checkpoint_bytes(cp), legal_hold=_locking(settings))
-                written.append(cp.where)
-        return written
+        missing = [cp for cp in recorded if cp.where not in stored]
+        once = seen_stored | ({v.key for v in _history(repository)} if missing else set())
+        gone = [cp.where for cp in missing if cp.where in once]
+        for cp in missing:
+            if cp.where in once:
+                continue
+            repository.put_bytes(cp.where, anchor.checkpoint_bytes(cp), legal_hold=_locking(settings))
     except RepositoryError as exc:
-        log.error("checkpoint not stored in the repository (the next night retries): %s", exc)
-        return []
+        message = f"checkpoint 检查点 not stored in the repository (the next night retries): {exc}"
+        log.error("step failed: %s", message)
+        return message
+    if gone:  # evidence removed: said every night until the bureau has seen to it, never papered over
+        log.error("%d checkpoint(s) 检查点 that were stored are gone from the repository and are not written "
+                  "again (guidang audit verify reports them): %s", len(gone), ", ".join(gone[:5]))
+    return None
+
+
+def _history(repository: Repository) -> list[ObjectVersion]:
+    """Every version and delete marker of the checkpoint documents, where the store keeps versions."""
+    history = getattr(repository, "history", None)
+    return [] if history is None else list(history(CHECKPOINT_PREFIX + "/"))
 
 
 def checkpoint_now(ledger: Ledger, repository: Repository, settings: Settings, *, run_id: str | None,
@@ -61,11 +89,15 @@ def checkpoint_now(ledger: Ledger, repository: Repository, settings: Settings, *
 
 
 def _read_small(repository: Repository, key: str) -> bytes:
+    return _read_blocks(repository.open(key), key)
+
+
+def _read_blocks(blocks: Iterator[bytes], what: str) -> bytes:
     data = bytearray()
-    for chunk in repository.open(key):
+    for chunk in blocks:
         data += chunk
         if len(data) > MAX_DOCUMENT_BYTES:
-            raise ValueError(f"{key}: larger than {MAX_DOCUMENT_BYTES} bytes, not a checkpoint")
+            raise ValueError(f"{what}: larger than {MAX_DOCUMENT_BYTES} bytes, not a checkpoint")
     return bytes(data)
 
 
@@ -79,8 +111,31 @@ class StoredAnchors:
 
 
 def read_anchors(repository: Repository) -> StoredAnchors:
-    """Every checkpoint the repository holds: under `checkpoints/`, and in each batch's 说明文件."""
+    """Every checkpoint the repository holds: under `checkpoints/` (every version, where the store
+    keeps them: an overwritten or deleted anchor is still read), and in each batch's 说明文件. A
+    delete marker over a checkpoint is a finding of its own (A-CHECKPOINT-DELETED)."""
     out = StoredAnchors()
+    try:
+        history = _history(repository)
+    except RepositoryError as exc:  # a store without versions' listing, or credentials without it
+        history = []
+        out.findings.append(Finding("A-CHECKPOINT-UNREADABLE", CHECKPOINT_PREFIX + "/",
+                                    f"earlier versions of the checkpoints not read: {exc}"))
+    for v in history:
+        if v.delete_marker:
+            if v.latest:
+                out.findings.append(Finding("A-CHECKPOINT-DELETED", v.key,
+                                            f"a delete marker (version {v.version_id}) hides this checkpoint; "
+                                            "its earlier versions are still read"))
+            continue
+        if v.latest:
+            continue  # the current version is read below, with the plain listing
+        open_version = repository.open_version  # type: ignore[attr-defined]
+        try:
+            data = _read_blocks(open_version(v.key, v.version_id), f"{v.key} (version {v.version_id})")
+            out.checkpoints.append(anchor.parse_checkpoint(v.key, data))
+        except (ValueError, RepositoryError) as exc:
+            out.findings.append(Finding("A-CHECKPOINT-UNREADABLE", f"{v.key} (version {v.version_id})", str(exc)))
     for obj in repository.list(CHECKPOINT_PREFIX + "/"):
         out.document_keys.add(obj.key)
         try:

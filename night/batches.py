@@ -35,7 +35,7 @@ def write_transfer_batches(ctx: RunContext) -> list[str]:
     half-written folder is left under transfers/ whatever day the next run is. The batch id is
     derived from its content, so finishing it rewrites the same objects (no-ops) and completes the rest."""
     written: list[str] = []
-    ours = set(ctx.sources) if ctx.sources is not None else None
+    ours = ctx.live_sources()  # a source whose lock was lost is another night's now
     with ctx.ledger.read() as s:
         unfinished = queries.unfinished_batches(s)
     for begun in unfinished:

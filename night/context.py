@@ -10,7 +10,10 @@ from __future__ import annotations
 import fcntl
 import shutil
 import tempfile
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,18 +29,21 @@ from guidang_io.block_reads import keep_blocks_on_the_heap
 from guidang_io.crashpoints import crashpoint
 from ledger import anchors, chain, queries, store
 from ledger.models import RunStatus
-from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, source_lock
-from night.anchoring import store_checkpoints
+from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, check_holder, source_lock
+from night.anchoring import present_checkpoints, store_checkpoints
+from night.housekeeping import close_dead_runs, sweep_leftovers
 from night.progress import NightProgress
 from night.retention_book import RetentionBook, load_book
 from night.window import WINDOW_SPOOL, Spool
 from schemas.config import Settings, SqlSource, UnifiedSource
+from schemas.findings import GuidangError
 
 SourceConfig = UnifiedSource | SqlSource
 
 SUMMARY_KEYS = (
     "collected", "archived", "quarantined", "not_in_scope", "waiting", "unchanged", "held", "pending", "superseded",
 )
+MAX_STORE_ERRORS = 3  # distinct store errors a summary quotes; one is usually all there is
 
 
 @dataclass
@@ -60,15 +66,32 @@ class SourceSummary:
     resolved: list[str] = field(default_factory=list)  # quarantine entries a retry closed, each with why
     error: str | None = None
     bytes: int = 0
+    store_errors: list[str] = field(default_factory=list)  # the store's own words, a few of them
+    unacknowledged: int = 0  # 归档回传 that did not reach the source (the next night retries them)
+    acknowledge_error: str | None = None
 
     def add(self, other: SourceSummary) -> None:
         for k in SUMMARY_KEYS:
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.reasons.update(other.reasons)
         self.bytes += other.bytes
+        for message in other.store_errors:
+            self.store_failed(message)
+        self.unacknowledged += other.unacknowledged
+        self.acknowledge_error = self.acknowledge_error or other.acknowledge_error
+
+    def store_failed(self, message: str) -> None:
+        """A package the store did not take after its retries: the source ends failed with the
+        store's words, and the matter stays pending for the next night."""
+        if message not in self.store_errors and len(self.store_errors) < MAX_STORE_ERRORS:
+            self.store_errors.append(message)
 
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in SUMMARY_KEYS}
+
+
+class NightDeadlinePassed(GuidangError):
+    """The night ran past night_deadline_minutes: it stops at its next step and ends failed."""
 
 
 @dataclass
@@ -90,7 +113,46 @@ class RunContext:
     staging_claim: IO[bytes] | None = None  # held while the run uses its staging folder (claim_staging)
     sources: list[str] | None = None  # the sources the run locked (None: a dry run, which locks none)
     progress: NightProgress = field(default_factory=NightProgress)  # counts for a listener (night/progress.py)
+    guarding: list[str] = field(default_factory=list)  # the sources whose locks every commit checks now
+    store_failures_in_a_row: int = 0  # packages the repository did not take, since the last it did
+    deadline: float | None = None  # time.monotonic() by which the night stops (night_deadline_minutes)
     _spool: Spool | None = None
+
+    def check_locks(self) -> None:
+        """Before a commit that records work: the run still holds the lock of each source it works on
+        (LockLost, and the transaction rolls back, when it does not)."""
+        if self.worker_of is not None:  # a worker holds no lock: the holder row must still name its run
+            for name in self.guarding:
+                check_holder(self.ledger, source_lock(name), self.run_id)
+            return
+        for lock in self.locks:
+            if lock.name.removeprefix("source:") in self.guarding:
+                lock.check()
+
+    @contextmanager
+    def guarded(self, names: list[str]) -> Iterator[None]:
+        """Commits inside check the locks of `names` (one source's, or every source's for the batches)."""
+        before, self.guarding = self.guarding, list(names)
+        try:
+            for lock in self.locks:  # at once, before any work: a lock lost since the last commit
+                if lock.name.removeprefix("source:") in self.guarding:
+                    lock.check()
+            yield
+        finally:
+            self.guarding = before
+
+    def check_deadline(self) -> None:
+        """Raise NightDeadlinePassed once the night's own deadline has passed (at a step's start)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise NightDeadlinePassed(f"the night's deadline (night_deadline_minutes: "
+                                      f"{self.settings.night_deadline_minutes:g}) passed; the rest is the next night's")
+
+    def live_sources(self) -> set[str] | None:
+        """The run's sources whose locks it still holds (None: a run that locked none)."""
+        if self.sources is None:
+            return None
+        lost = {lock.name.removeprefix("source:") for lock in self.locks if lock.lost is not None}
+        return set(self.sources) - lost
 
     def spool(self) -> Spool | None:
         """Where the run's own process keeps its collected window (night/window.py); a worker's view
@@ -151,6 +213,7 @@ def open_run(
             repository = open_with_replicas(settings)
             with ledger.transaction() as s:
                 run = store.start_run(s, {**parameters, "as_of": now.isoformat()}, run_id=run_id)
+            dead = close_dead_runs(ledger, settings, held=names, run_id=run_id)
         finally:
             setup.release()
     except BaseException:
@@ -164,8 +227,11 @@ def open_run(
     staging_root.mkdir(parents=True, exist_ok=True)
     in_use = claim_staging(staging_root)
     remove_stale_staging(staging)
-    return RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, locks=locks,
-                      staging_claim=in_use, sources=names)
+    sweep_leftovers(repository, dead)
+    ctx = RunContext(settings, ledger, repository, book, run.id, staging_root, now, dry_run, locks=locks,
+                     staging_claim=in_use, sources=names)
+    ledger.before_commit = ctx.check_locks
+    return ctx
 
 
 STAGING_CLAIM = ".in-use"
@@ -241,6 +307,7 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         summary["status"] = str(RunStatus.FAILED if failed else RunStatus.COMPLETED)
         ctx.close()
         return summary
+    present = present_checkpoints(ctx.repository)
     with ctx.ledger.transaction() as s:
         in_quarantine = queries.held_by_source(s)
         for name, source_summary in summary["sources"].items():
@@ -248,15 +315,28 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
         summary["totals"]["in_quarantine"] = sum(in_quarantine.get(n, 0) for n in summary["sources"])
         packages, stored_bytes = queries.stored_by_run(s, ctx.run_id)
         summary["stored"] = {"packages": packages, "bytes": stored_bytes}
+        for name, n in queries.stored_by_source(s, ctx.run_id).items():
+            if name in summary["sources"]:  # the ledger's word, also for a source cut short by a failure
+                summary["sources"][name]["stored"] = n
+        summary["failures"] = list(failed)
         status = RunStatus.FAILED if failed else RunStatus.COMPLETED
         summary["status"] = str(status)
         store.finish_run(s, ctx.run_id, status=status, summary=summary, error="; ".join(failed) or None)
+        anchors.note_stored(s, present, ctx.run_id)  # the anchors earlier nights stored: write-once from now
         anchors.record_checkpoint(s, ctx.run_id, "night")  # the night's anchor, stored below
         # the head after the run's own last event (run-completed / run-failed): what audit verify sees
         head_seq, head_hash = chain.chain_head(s)
         summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
         store.set_run_summary(s, ctx.run_id, summary)
-    store_checkpoints(ctx.ledger, ctx.repository, ctx.settings)
+    not_stored = store_checkpoints(ctx.ledger, ctx.repository, ctx.settings)
+    if not_stored is not None:  # the night's evidence did not reach the store: the night has failed
+        summary["failures"].append(not_stored)
+        summary["status"] = str(RunStatus.FAILED)
+        with ctx.ledger.transaction() as s:
+            store.fail_run_after(s, ctx.run_id, summary=summary, error="; ".join(summary["failures"]))
+            head_seq, head_hash = chain.chain_head(s)
+            summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
+            store.set_run_summary(s, ctx.run_id, summary)
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary
@@ -275,6 +355,8 @@ def build_summary(run_id: str, summaries: dict[str, SourceSummary], *, dry_run: 
             | {"bytes": s.bytes, "quarantine_reasons": dict(sorted(s.reasons.items()))}
             | ({"error": s.error} if s.error else {})
             | ({"resolved": list(s.resolved)} if s.resolved else {})
+            | ({"unacknowledged": s.unacknowledged, "acknowledge_error": s.acknowledge_error}
+               if s.unacknowledged else {})
             for name, s in summaries.items()
         },
         "quarantine_reasons": dict(sorted(totals.reasons.items())),

@@ -25,6 +25,7 @@ after every source and closes the run.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,6 +79,8 @@ def run_nightly(
     }
     ctx = open_run(settings, parameters=parameters, dry_run=dry_run, now=now, sources=parameters["sources"])
     ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
+    if settings.night_deadline_minutes is not None:
+        ctx.deadline = time.monotonic() + settings.night_deadline_minutes * 60
     fanout = fanout_for(ctx)
     # work units run in this process's threads find the open night, and its worker processes if any
     work_units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)
@@ -92,19 +95,23 @@ def run_nightly(
         for src in selected:
             try:
                 summaries[src.name] = run_source(ctx, src, since, until)
-                if not dry_run:
+                if not dry_run and not summaries[src.name].error:
                     settle_rows_without_id(ctx, src.name, summaries[src.name])
-            except Exception as exc:  # a bug in one source's path fails that source, not the night
-                message = mask_text(f"{src.name}: {exc.__class__.__name__}: {exc}")
-                log.error("source failed: %s", message, exc_info=not isinstance(exc, GuidangError))
+            except Exception as exc:  # a run_source that raised (a subflow): the source fails, not the night
+                message = mask_text(f"{exc.__class__.__name__}: {exc}")
+                log.error("source %s failed: %s", src.name, message, exc_info=not isinstance(exc, GuidangError))
                 summaries[src.name] = SourceSummary(error=message)
-                failed.append(message)
+            if summaries[src.name].error:
+                failed.append(mask_text(f"{src.name}: {summaries[src.name].error}"))
             ctx.progress.finished(src.name)
         if not dry_run:
             try:
-                batches = write_transfer_batches(ctx)
+                with ctx.guarded([n for n, s in summaries.items() if not s.error]):
+                    batches = write_transfer_batches(ctx)
             except GuidangError as exc:
-                failed.append(mask_text(f"transfer batch: {exc}"))
+                message = mask_text(f"transfer batch 移交批次 (DA/T 93): {exc}")
+                log.error("step failed: %s", message)
+                failed.append(message)
         crashpoint("before-run-closed")
         result = close_run(ctx, summaries, failed=failed)
         closed = True
@@ -148,16 +155,41 @@ def process_source(
     fanout: Fanout | None = None,
     now: datetime | None = None,
 ) -> SourceSummary:
-    """Collect, appraise, stage, number, transfer and verify every matter of one source's window."""
+    """Collect, appraise, stage, number, transfer and verify every matter of one source's window.
+
+    A source that fails (unreachable after retries, the repository or the ledger unwritable, its
+    lock lost) returns its summary with `error` set and one ERROR line logged: the counts of what
+    it did before it failed stay true, and the night goes on with the next source."""
     fanout = fanout or ThreadFanout()
-    now = now or ctx.now
     summary = SourceSummary()
+    try:
+        ctx.check_deadline()
+        with ctx.guarded([source.name]):
+            _process_source(ctx, source, summary, since=since, until=until, fanout=fanout, now=now or ctx.now)
+    except Exception as exc:  # a bug in one source's path fails that source, not the night
+        summary.error = mask_text(f"{exc.__class__.__name__}: {exc}")
+        expected = isinstance(exc, GuidangError)  # a named fault: its line says it all; a bug: its traceback
+        log.error("source %s failed: %s", source.name, summary.error, exc_info=not expected)
+        if expected:
+            log.debug("source %s failed", source.name, exc_info=True)
+        return summary
+    if summary.store_errors:  # packages the store did not take: pending, and the source failed
+        summary.error = f"the repository did not store {summary.pending} package(s): " + "; ".join(summary.store_errors)
+        log.error("source %s failed: %s", source.name, summary.error)
+    if summary.unacknowledged:
+        log.error("source %s: acknowledgement 归档回传 of %d matter(s) failed (the next night retries): %s",
+                  source.name, summary.unacknowledged, summary.acknowledge_error)
+    return summary
+
+
+def _process_source(ctx: RunContext, source: SourceConfig, summary: SourceSummary, *, since: datetime | None,
+                    until: datetime | None, fanout: Fanout, now: datetime) -> None:
     start, end, backfill = source_window(ctx, source, since=since, until=until, now=now)
 
     # 1. finish what a crashed run left numbered but not verified (before anything new is numbered)
     resumed = [] if ctx.dry_run else resume_unfinished(ctx, source, summary)
     if not ctx.dry_run:
-        acknowledge_pending(ctx, source)
+        acknowledge_pending(ctx, source, summary)
 
     # 2. collect the window, and the window of matters that waited for a unit now enabled
     items = []
@@ -172,7 +204,7 @@ def process_source(
     del items  # the work holds what is still needed; the rest of the window can go
     pending_times = work_through(ctx, source, work, summary, fanout, resumed=resumed)
     if ctx.dry_run:
-        return summary
+        return
     close_reached(ctx, source)
 
     # 7. the watermark: never ahead of a matter that is not in an end state
@@ -182,7 +214,6 @@ def process_source(
         with ctx.ledger.transaction() as s:
             store.set_watermark(s, source.name, max(new_mark, start), ctx.run_id)
         crashpoint("watermark")
-    return summary
 
 
 SLICE_CHUNKS = 4  # a slice of the window: this many rounds of chunks in flight
@@ -211,6 +242,7 @@ def work_through(
     pending_times: list[datetime] = []
     carried = list(resumed)  # numbered by a crashed run: transferred with the first slice
     for start in range(0, max(len(ordered), 1), size):
+        ctx.check_deadline()  # between slices: what is numbered is finished by the next night
         part = ordered[start : start + size]
         if ctx.dry_run:
             for out in fanout.stage(ctx, source, chunk(part, source.chunk_size)):

@@ -49,6 +49,9 @@ def summary_text(summary: dict[str, Any]) -> str:
     for name, s in summary["sources"].items():
         if s.get("error"):
             lines.append(f"  ! {name}: {s['error']}")
+        if s.get("unacknowledged"):
+            lines.append(f"  ! {name}: acknowledgement 归档回传 of {s['unacknowledged']} matter(s) failed (the next "
+                         f"night retries): {s.get('acknowledge_error') or ''}")
         if s.get("null_updated"):
             column = s.get("update_column") or "update column"
             lines.append(f"  ! {name}: {s['null_updated']} row(s) with a NULL {column} are never collected:"
@@ -68,6 +71,8 @@ def summary_text(summary: dict[str, Any]) -> str:
         if s.get("in_quarantine"):
             lines.append(f"  {name}: {s['in_quarantine']} matter(s) held in quarantine 隔离区 "
                          "(guidang quarantine list)")
+    for step in steps_failed(summary):
+        lines.append(f"  ! {step}")
     if summary.get("dry_run"):
         gb = summary["totals"].get("bytes", 0) / 1e9
         lines.append(f"would archive {summary['totals'].get('archived', 0)} package(s), {gb:.3f} GB")
@@ -92,6 +97,13 @@ def summary_markdown(summary: dict[str, Any], *, title: str = "Nightly transfer"
         for code, n in summary["quarantine_reasons"].items():
             out.append(f"- `{code}` {code_text(code)} ({code_text(code, 'en')}): {n}")
     errors = [(n, s["error"]) for n, s in summary["sources"].items() if s.get("error")]
-    if errors:
-        out += ["", "## Failures", ""] + [f"- **{n}**: {e}" for n, e in errors]
+    steps = steps_failed(summary)
+    if errors or steps:
+        out += ["", "## Failures", ""] + [f"- **{n}**: {e}" for n, e in errors] + [f"- {e}" for e in steps]
     return "\n".join(shown_text(line) for line in out)
+
+
+def steps_failed(summary: dict[str, Any]) -> list[str]:
+    """The night's failed steps that are not one source's (a transfer batch, a checkpoint)."""
+    of_sources = tuple(f"{name}: " for name, s in summary["sources"].items() if s.get("error"))
+    return [f for f in summary.get("failures", []) if not f.startswith(of_sources)]

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from guidang_io.crashpoints import crashpoint
-from ledger import queries, store
+from ledger import chain, queries, store
 from ledger.models import RetentionVersion
 from retention import RetentionTable, load_table
 from retention.load import RowsRead
@@ -66,6 +66,9 @@ def import_table(
             f"{path}: {len(errors(findings))} error(s); nothing imported\n" + "\n".join(map(str, errors(findings))),
             findings)
     with ledger.transaction() as s:
+        # the label is allocated under the event chain's lock (taken first, held to the commit): two
+        # imports side by side take turns, and the second counts the first (the label is unique too)
+        chain.lock_chain(s)
         existing = queries.retention_version_by_hash(s, table.content_hash)
         if existing is not None:
             if effective is not None and effective.isoformat() != existing.effective_date:

@@ -29,6 +29,7 @@ from schemas.digest import sha256_bytes
 from schemas.errors import InvariantBroken, SourceUnavailable
 from schemas.findings import GuidangError
 from schemas.layout import COMPLETION_MARKER
+from schemas.model import mask_text
 
 log = logging.getLogger("guidang")
 T = TypeVar("T")
@@ -78,36 +79,49 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
     filed: list[tuple[Staged, MatterRecord, PackageResult, list[dict[str, object]]]] = []
     with ctx.repository.batch():  # the chunk's folders made durable once, when all its files are in
         for st, rec, result in built:
-            listing = _or_pending(out, st, partial(store_files, ctx, rec, result))
+            listing = _or_pending(ctx, out, st, partial(store_files, ctx, rec, result))
             if listing is not None:
                 filed.append((st, rec, result, listing))
     try:
         with ctx.repository.batch():  # the markers' folder entries, likewise
             for st, rec, result, listing in filed:
-                package = _or_pending(out, st, partial(store_marker, ctx, st, rec, result, listing))
+                package = _or_pending(ctx, out, st, partial(store_marker, ctx, st, rec, result, listing))
                 if package is not None:
                     stored.append(package)
                     out.summary.archived += 1
     finally:  # what is stored is recorded, also when a later package of the chunk fails the run
         record_verified(ctx, stored)
     out.summary.bytes += sum(p.stored_bytes for p in stored)
-    _acknowledge(ctx, source, [p.record for p in stored])
+    _acknowledge(ctx, source, [p.record for p in stored], out.summary)
     return out
 
 
-def _or_pending(out: TransferOutcome, st: Staged, store_step: Callable[[], T]) -> T | None:
+STORE_DOWN_AFTER = 3  # packages in a row the store did not take after its retries: it is down for this night
+
+
+def _or_pending(ctx: RunContext, out: TransferOutcome, st: Staged, store_step: Callable[[], T]) -> T | None:
     """`store_step()`, or None when the source or the store had a hiccup after their own retries:
     the row stays numbered and the next run finishes it. Any other repository error (no bucket, no
-    permission, a conflict, a corrupt read-back) fails the run loudly."""
+    permission, a conflict, a corrupt read-back) fails the run loudly. A store that failed
+    STORE_DOWN_AFTER packages in a row is not asked again this night: each ask costs its retries."""
+    if ctx.store_failures_in_a_row >= STORE_DOWN_AFTER:
+        out.summary.pending += 1
+        out.pending_updated_at.append(st.matter.updated_at)
+        return None
     try:
-        return store_step()
+        found = store_step()
     except (SourceUnavailable, RepositoryError) as exc:
         if isinstance(exc, RepositoryError) and not _transient(exc):
             raise
         out.summary.pending += 1
         out.pending_updated_at.append(st.matter.updated_at)
+        if isinstance(exc, RepositoryError):
+            ctx.store_failures_in_a_row += 1
+            out.summary.store_failed(mask_text(f"repository: {exc}"))
         log.warning("pending %s: %s", st.matter.key, exc)
         return None
+    ctx.store_failures_in_a_row = 0
+    return found
 
 
 def _transient(exc: RepositoryError) -> bool:
@@ -238,17 +252,22 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
         retire(p.folder, p.folder / str(p.listing[0]["path"]))  # type: ignore[operator, arg-type]
 
 
-def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterRecord]) -> None:
+def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterRecord],
+                 summary: SourceSummary) -> None:
     """归档回传 after verification, then one transaction for those that reached the source; a failed
     acknowledgement is retried by the next run, never fatal."""
     done: list[int] = []
+    failed = 0
     for rec in records:
         try:
             ctx.connector(source).acknowledge(rec.project_id, rec.archival_code or "")
         except GuidangError as exc:
             log.warning("acknowledgement of %s/%s failed, will retry: %s", rec.source, rec.project_id, exc)
+            failed += 1
+            summary.acknowledge_error = summary.acknowledge_error or mask_text(str(exc))
             continue
         done.append(rec.id)
+    summary.unacknowledged += failed
     if done:
         at = datetime.now(UTC)
         with ctx.ledger.transaction() as s:
@@ -260,8 +279,8 @@ def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterReco
         crashpoint("acknowledged")
 
 
-def acknowledge_pending(ctx: RunContext, source: SourceConfig) -> None:
+def acknowledge_pending(ctx: RunContext, source: SourceConfig, summary: SourceSummary) -> None:
     """Retry 归档回传 for matters verified earlier whose acknowledgement did not reach the source."""
     with ctx.ledger.read() as s:
         rows = list(queries.unacknowledged(s, source.name))
-    _acknowledge(ctx, source, rows)
+    _acknowledge(ctx, source, rows, summary)

@@ -154,7 +154,9 @@ def _open_worker_context(ref: RunRef) -> RunContext:
         raise
     staging_root = Path(ref.staging_root)
     staging_root.mkdir(parents=True, exist_ok=True)
-    return RunContext(settings, ledger, repository, book, ref.run_id, staging_root, ref.now, worker_of=ref.run_id)
+    ctx = RunContext(settings, ledger, repository, book, ref.run_id, staging_root, ref.now, worker_of=ref.run_id)
+    ledger.before_commit = ctx.check_locks  # the run's lock of the unit's source, as the holder row says
+    return ctx
 
 
 def _source(ctx: RunContext, name: str) -> SourceConfig:
@@ -178,10 +180,14 @@ def collect_unit(ref: RunRef, source_name: str, since: datetime, until: datetime
 def stage_unit(ref: RunRef, source_name: str, works: list[Work]) -> ChunkOutcome:
     """Appraise, fetch, inspect and precheck one chunk (night/staging.py)."""
     ctx = context_for(ref)
+    if ctx.worker_of is not None:
+        ctx.guarding = [source_name]
     return stage_chunk(ctx, _source(ctx, source_name), works)
 
 
 def transfer_unit(ref: RunRef, source_name: str, staged: list[Staged]) -> TransferOutcome:
     """Finalize, store, verify and acknowledge one numbered chunk (night/transferring.py)."""
     ctx = context_for(ref)
+    if ctx.worker_of is not None:
+        ctx.guarding = [source_name]
     return transfer_chunk(ctx, _source(ctx, source_name), staged)

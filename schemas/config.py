@@ -90,6 +90,11 @@ class UnifiedSource(SourceBase):
     timeout_seconds: float = Field(default=30, gt=0, description="per HTTP request")
     retries: int = Field(default=3, ge=0, description="retries of a failed request (5xx, timeouts, cut transfers)")
     backoff_seconds: float = Field(default=0.5, ge=0, description="first wait between retries; doubles each time")
+    call_deadline_seconds: float = Field(default=120, gt=0, description="one HTTP call's whole time for its "
+                                         "connection, its headers and its first MiB; a peer that trickles fails "
+                                         "the call (and the retries decide), however often it sends a byte")
+    deadline_seconds_per_mb: float = Field(default=60, gt=0, description="the call's deadline grows by this "
+                                           "much for every MiB of body received")
     token_env: str | None = Field(default=None, description="name of the environment variable holding the bearer "
                                   "token (never the token itself); no Authorization header when absent")
 
@@ -190,6 +195,11 @@ class S3Repository(_Config):
         "bucket must have Object Lock (an error otherwise)")
     verify_sample_rate: float = Field(default=1.0, ge=0, le=1, description="share of objects fully re-read and "
                                       "hashed after upload")
+    connect_timeout_seconds: float = Field(default=10, gt=0, description="to connect to the store, per attempt")
+    read_timeout_seconds: float = Field(default=60, gt=0, description="a silent store fails an attempt after "
+                                        "this long; a call gives up after max_attempts of them")
+    max_attempts: int = Field(default=5, ge=1, description="attempts of one store call (the first and its "
+                              "retries): with the timeouts, what bounds a call to a store that stopped answering")
 
 
 Repository = Annotated[FsRepository | S3Repository, Field(discriminator="kind")]
@@ -305,6 +315,9 @@ class Settings(_Config):
     alerts: Alerts = Field(default_factory=Alerts, description="Prefect automations created by `guidang deploy`")
     units: list[Unit] = Field(default_factory=list, description="实施机构 enabled for online archiving one by one "
                               "(the bureau's rollout); empty: every matter is archived")
+    night_deadline_minutes: float | None = Field(default=None, gt=0, description="a night still at work after "
+                                                 "this long stops at its next step and ends failed with its "
+                                                 "summary (what it left is the next night's); no limit when absent")
 
     virus_scan: VirusScanConfig | None = Field(default=None, description="ClamAV for GD-4-1; without it GD-4-1 "
                                                "is 未检测 (not performed) and not required")

@@ -183,3 +183,37 @@ def test_a_prefect_night_on_threads_hands_its_chunks_to_the_local_workers_and_eq
     assert len(ranges) > 3 and ranges[0][0] == 1  # the window's chunks as task runs, from its first matter
     assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))  # consecutive, none twice
     assert any(n.startswith("transfer-unified[") for n in names)
+
+
+def test_a_night_with_an_unreachable_source_fails_in_one_clear_line_without_tracebacks(
+    prefect_harness: None, small_world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An expected failure (the source is down: no simulator runs) is a Failed run with the summary
+    as its result, one ERROR line naming the source and one for the night, and no traceback in the
+    log at INFO and above, Prefect's task and flow engines' lines included (the traceback is at DEBUG)."""
+    import logging
+
+    from flows import nightly
+
+    monkeypatch.setattr(nightly, "collect_task", nightly.collect_task.with_options(retries=1, retry_delay_seconds=0))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    loggers = [logging.getLogger(n) for n in ("guidang", "prefect.task_runs", "prefect.flow_runs")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        state = nightly.nightly_transfer(config=str(small_world / "guidang.yaml"), sources=["unified"], as_of=AS_OF,
+                                         return_state=True)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert state.is_failed(), state
+    summary = state.result(raise_on_failure=False)
+    assert summary["status"] == "failed" and "unified" in summary["sources"]
+    assert "SourceUnavailable" in summary["sources"]["unified"]["error"]
+    assert any(r.name.startswith("prefect.task_runs") and r.levelno >= logging.ERROR for r in records)  # seen
+    assert [r for r in records if r.exc_info] == [], [r.getMessage()[:200] for r in records if r.exc_info]
+    errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR and r.name == "guidang"]
+    assert len([m for m in errors if m.startswith("source unified failed")]) == 1, errors
+    assert len([m for m in errors if m.startswith("night ") and "failed" in m]) == 1, errors

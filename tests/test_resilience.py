@@ -192,7 +192,9 @@ def test_a_store_that_keeps_failing_leaves_matters_pending_for_the_next_night(
     s3_fault_proxy.plan("PUT", ["503"] * 10)  # the first matter's PUT fails through all of the store's retries
     with simulator(small_world):
         first = run_nightly(load_settings(config), now=datetime(2026, 11, 26, 2, tzinfo=UTC))
-        assert first["status"] == "completed"  # a hiccup is not a failed run, and not bad input
+        # a package the store did not take after its retries fails its source (exit 1), never quarantined
+        assert first["status"] == "failed"
+        assert all("repository" in s["error"] for s in first["sources"].values() if s.get("error"))
         assert first["totals"]["pending"] >= 1 and first["totals"]["quarantined"] == len(_defects)
         with Session(create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")) as s:
             numbered = list(s.scalars(select(MatterRecord).where(MatterRecord.state == MatterState.NUMBERED)))

@@ -51,7 +51,9 @@ def open_repository(settings_repo: FsRepository | S3Repository, *, base_dir: Pat
     if isinstance(settings_repo, S3Repository):
         from connectors.repositories.s3 import S3ObjectRepository
 
-        return S3ObjectRepository(settings_repo)
+        return S3ObjectRepository(settings_repo, max_attempts=settings_repo.max_attempts,
+                                  connect_timeout=settings_repo.connect_timeout_seconds,
+                                  read_timeout=settings_repo.read_timeout_seconds)
     raise TypeError(f"unknown repository configuration: {type(settings_repo).__name__}")
 
 

@@ -91,6 +91,16 @@ class StoredObject:
     sha256: str | None  # as the store reports it (fs: computed; s3: the stored checksum), if known
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One version of an object in a store that keeps versions (S3 versioning, Object Lock)."""
+
+    key: str
+    version_id: str
+    latest: bool
+    delete_marker: bool
+
+
 class Repository(Protocol):
     def put_file(self, key: str, local_path: Path, sha256: str, *, retain_until: object | None = None,
                  legal_hold: bool = False, consume: bool = False) -> StoredObject:

@@ -193,7 +193,7 @@ class S3Bucket:
 
     def open(self, full: str) -> Iterator[bytes]:
         """The object's bytes in blocks; a missing object raises ObjectNotFound from this call."""
-        return self._stream(full, self._get(full))
+        return self.stream(full, self._get(full))
 
     def _get(self, full: str) -> Any:
         self.ensure()
@@ -206,7 +206,7 @@ class S3Bucket:
         except BotoCoreError as exc:
             raise self.error(exc, self.where(full), "GetObject") from exc
 
-    def _stream(self, full: str, body: Any) -> Iterator[bytes]:
+    def stream(self, full: str, body: Any) -> Iterator[bytes]:
         try:
             yield from body.iter_chunks(BLOCK_SIZE)
         except (BotoCoreError, OSError) as exc:

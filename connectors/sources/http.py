@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from connectors.retry import Backoff, Transient, failed
+from connectors.retry import Backoff, Deadline, Transient, failed
 from connectors.sources.http_direct import TRANSPORT_FAULTS, Answer, DirectGet
 from schemas.errors import DocumentUnavailable, InvariantBroken, SourceUnavailable
 from schemas.model import mask_text
@@ -97,6 +97,7 @@ def stream_document(
     headers: Mapping[str, str] | None = None,
     auth_hint: str = "",
     direct: DirectGet | None = None,
+    deadline: Deadline | None = None,
 ) -> Iterator[bytes]:
     """GET `url` and yield its body as it arrives, resuming after a transient failure (see the
     module docstring). `where` opens every message ("source x: document y"); `headers` go with
@@ -115,6 +116,7 @@ def stream_document(
         request_headers = dict(base_headers)
         if delivered:
             request_headers["Range"] = f"bytes={delivered}-"
+        in_time = deadline.start() if deadline is not None else None
         try:
             if use_direct:
                 if direct is None:
@@ -133,6 +135,8 @@ def stream_document(
                 # would hold back bytes that a cut-short body then never delivers.
                 for chunk in answer.blocks:
                     received += len(chunk)
+                    if in_time is not None:
+                        in_time(received)
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from connectors.retry import Backoff, Transient, with_retries
+from connectors.retry import Backoff, Deadline, Transient, with_retries
 from connectors.sources.http import GONE, check_status, stream_document, transient_reason
 from connectors.sources.http_direct import DirectGet, trust_context
 from connectors.sources.reads import timed
@@ -109,6 +109,7 @@ class UnifiedConnector:
             self._headers["Authorization"] = f"Bearer {token}"
         self._auth_hint = f" (check the token in ${config.token_env})" if config.token_env else ""
         self._timeout = httpx.Timeout(config.timeout_seconds)
+        self._deadline = Deadline(config.call_deadline_seconds, config.deadline_seconds_per_mb)
         self._backoff = Backoff(config.retries + 1, config.backoff_seconds, MAX_BACKOFF_SECONDS)
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=self._timeout, verify=trust_context())
@@ -174,6 +175,7 @@ class UnifiedConnector:
         chunks = stream_document(
             self._client, f"{self._base}{API}/files/{quote(document.locator, safe='')}", where=where,
             backoff=self._backoff, timeout=self._timeout, headers=self._headers, auth_hint=self._auth_hint,
+            deadline=self._deadline,
             direct=self._direct,
         )
         return timed(chunks, self.config.read_timeout_seconds, where)
@@ -242,12 +244,17 @@ class UnifiedConnector:
         what = f"source {self.name}: GET {url}"
 
         def attempt() -> Any:
-            resp = self._client.get(url, params=params, headers=self._headers, timeout=self._timeout)
-            if missing_ok and resp.status_code in GONE:
-                return None
-            check_status(resp, what, auth_hint=self._auth_hint)
+            in_time = self._deadline.start()
+            with self._client.stream("GET", url, params=params, headers=self._headers, timeout=self._timeout) as resp:
+                if missing_ok and resp.status_code in GONE:
+                    return None
+                check_status(resp, what, auth_hint=self._auth_hint)
+                body = bytearray()
+                for block in resp.iter_bytes():  # the deadline checked as the body trickles in
+                    body += block
+                    in_time(len(body))
             try:
-                return json.loads(resp.content)
+                return json.loads(bytes(body))
             except ValueError as exc:  # a body cut short without a Content-Length to tell
                 raise Transient(f"answer is not valid JSON: {exc}") from exc
 

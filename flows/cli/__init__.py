@@ -21,17 +21,55 @@ from flows.cli.common import setup_logging
 
 
 class _Commands(TyperGroup):
-    """The top-level group: a reader that stops reading (`guidang quarantine list | head -1`) ends
-    the output quietly with exit 0, instead of click's exit 1 and Python's "Exception ignored"."""
+    """The top-level group: a reader that stops reading (`guidang audit verify | head -3`) does not
+    change the command's outcome. The rest of the output goes nowhere and the command finishes, so
+    its exit code (1 for findings, 0 for none) is the one the shell sees, without click's exit 1
+    or Python's "Exception ignored"."""
 
     def invoke(self, ctx: typer.Context) -> Any:
+        guard = _ClosedPipeGuard(sys.stdout)
+        sys.stdout = guard  # type: ignore[assignment]  # a stream in all that its writers use
         try:
             result = super().invoke(ctx)
             sys.stdout.flush()  # meet a closed pipe here, not in the interpreter's final flush
             return result
-        except BrokenPipeError:
+        except BrokenPipeError:  # written past the guard (a stream taken before it was put in place)
             _silence_stdout()
             raise typer.Exit(0) from None
+        finally:
+            if sys.stdout is guard:
+                sys.stdout = guard.stream
+
+
+class _ClosedPipeGuard:
+    """stdout that meets a closed pipe once and then writes nowhere, instead of raising in the
+    middle of a command whose outcome is not yet known."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.reader_gone = True
+        _silence_stdout()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def _silence_stdout() -> None:

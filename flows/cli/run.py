@@ -107,6 +107,8 @@ def execute_night(
             return result.summary
         if isinstance(result, BaseException):
             raise result
+        if result is None and state.is_failed():  # the night could not start (said on the log already)
+            raise GuidangError(state.message or "the night failed")
         return result
     except GuidangError as exc:
         raise fail(str(exc), 1) from exc

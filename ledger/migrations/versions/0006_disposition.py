@@ -1,7 +1,7 @@
 """disposition: holds (冻结), appraisal reviews (到期鉴定) and their decisions
 
-Revision ID: h27_disposition
-Revises: 0004
+Revision ID: 0006_disposition
+Revises: 0005_retention_label_unique
 Create Date: 2026-12-06
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import ledger.models
 
 
-revision = 'h27_disposition'
-down_revision = '0004'
+revision = '0006_disposition'
+down_revision = '0005_retention_label_unique'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,136 @@
+"""Deadlines: a peer that trickles (headers, then a byte now and then) or a store that accepts and
+never answers fails its call in bounded time, and the retry policy decides; a night past its own
+deadline ends failed with its summary. Real sockets and a real HTTP server; the night over the
+demo world."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connectors.repositories import open_repository
+from connectors.repositories.base import RepositoryError
+from connectors.sources.unified import UnifiedConnector
+from night.engine import run_nightly
+from night.progress import SourceProgress
+from schemas.config import S3Repository, UnifiedSource, load_settings
+from schemas.errors import SourceUnavailable
+from tests.world_support import simulator
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Answers 200 with a 1,000-byte body, sent one byte every 0.2 s (a read timeout never trips)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def trickling() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def silent() -> Iterator[str]:
+    """A socket that accepts every connection and never answers a byte."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def test_a_trickling_source_fails_its_call_at_the_deadline_and_the_retries_decide(trickling: str) -> None:
+    config = UnifiedSource(name="unified", kind="unified", base_url=trickling, timeout_seconds=5, retries=1,
+                           backoff_seconds=0, call_deadline_seconds=1, deadline_seconds_per_mb=1)
+    connector = UnifiedConnector(config)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            list(connector.completed_between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)))
+    finally:
+        connector.close()
+    taken = time.monotonic() - started
+    assert "deadline" in str(caught.value) and "after 2 attempts" in str(caught.value)
+    assert taken < 8, taken  # two attempts of about a second each, not 1,000 bytes x 0.2 s
+
+
+def test_a_store_that_never_answers_fails_a_call_in_bounded_time(silent: str, tmp_path: Path) -> None:
+    repo_config = S3Repository(kind="s3", bucket="archive", endpoint_url=silent, region="us-east-1",
+                               connect_timeout_seconds=1, read_timeout_seconds=1, max_attempts=2)
+    started = time.monotonic()
+    with pytest.raises(RepositoryError):
+        repo = open_repository(repo_config, base_dir=tmp_path)
+        repo.put_bytes("checkpoints/x.json", b"{}")
+    assert time.monotonic() - started < 15  # 2 attempts of a second, botocore's backoff between them
+
+
+def test_a_night_past_its_deadline_ends_failed_with_its_summary(small_world: Path) -> None:
+    raw = yaml.safe_load((small_world / "guidang.yaml").read_text(encoding="utf-8"))
+    raw["night_deadline_minutes"] = 0.02  # 1.2 s
+    config = small_world / "guidang-deadline.yaml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    slowed: list[str] = []
+
+    def slow_first_source(p: SourceProgress) -> None:
+        if not slowed:
+            slowed.append(p.source)
+            time.sleep(1.5)  # the first source outlasts the night's deadline
+
+    with simulator(small_world):
+        summary = run_nightly(load_settings(config), sources=["tzxm", "unified"], progress=slow_first_source)
+    assert summary["status"] == "failed"
+    first, second = slowed[0], ({"tzxm", "unified"} - set(slowed)).pop()
+    assert "deadline" in summary["sources"][second]["error"]
+    assert summary["sources"][second]["collected"] == 0
+    assert summary["sources"][first].get("stored", 0) == summary["stored"]["packages"]
+    assert any("deadline" in f for f in summary["failures"])
