@@ -29,15 +29,19 @@ from guidang_demo.pdfs import make_broken_pdf, make_pdf
 from packager.check_report import validate_check_report
 from packager.checks import check_package
 from packager.content import ContentOptions
+from packager.convert import ConverterOptions
 from packager.quarantine_error import QuarantineError
 from packager.stage import stage_matter
 from packager.transfer import write_transfer_batch
 from packager.virus import VirusScanner
 from retention import AppraisalError, RetentionTable, appraise, load_records
 from schemas.config import SignatureConfig, SignatureRule
+from schemas.format_policy import FormatsConfig
 from schemas.layout import MANIFEST_SHA256, METADATA_FILE
-from schemas.model import Matter, Problem, ProcessStep
+from schemas.model import InvalidMatter, Matter, Problem, ProcessStep
+from tests import test_source_values as source_values
 from tests.content_support import EICAR, eicar_database, require_clamav
+from tests.office_support import docx_bytes, elf_bytes
 from tests.pdf_support import make_encrypted_pdf, make_javascript_pdf
 from tests.test_packager_support import (
     ARCHIVED_AT,
@@ -58,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CODES = ROOT / "schemas" / "codes"
 PRODUCT = ("schemas", "guidang_io", "retention", "ledger", "connectors", "packager", "night", "custody", "flows")
 OFD_TYPE = "application/ofd"
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 Producer = Callable[[Path], set[str]]
 
@@ -252,6 +257,57 @@ def matter_completed_after_the_run_time(_: Path) -> set[str]:
     return {completed_in_future(matter, matter.completed_at - timedelta(days=1)).code}
 
 
+# -- fixtures: the format policy and its converter (格式转换) ------------------------------------------
+
+def _policy(tmp_path: Path, **converter: Any) -> ContentOptions:
+    return ContentOptions(policy=FormatsConfig(),
+                          converter=ConverterOptions(profiles=tmp_path / "converter", **converter))
+
+
+def _fake_converter(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "fake-soffice"
+    script.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "LibreOffice 0.0.0.0 fake"; exit 0; fi\n' + body)
+    script.chmod(0o755)
+    return str(script)
+
+
+def executable_refused_by_the_format_policy(tmp_path: Path) -> set[str]:
+    return _package_codes(tmp_path, [*good_documents()[:1], *_one("tool.bin", elf_bytes(),
+                                                                  media_type="application/octet-stream")],
+                          options=_policy(tmp_path))
+
+
+def word_file_without_libreoffice(tmp_path: Path) -> set[str]:
+    return _package_codes(tmp_path, [*good_documents()[:1], *_one("申请书.docx", docx_bytes(), media_type=DOCX_TYPE)],
+                          options=_policy(tmp_path, program="/nonexistent/soffice"))
+
+
+def word_file_the_converter_fails_on(tmp_path: Path) -> set[str]:
+    program = _fake_converter(tmp_path, 'echo "Error: source file could not be loaded" >&2\nexit 1\n')
+    return _package_codes(tmp_path, [*good_documents()[:1], *_one("申请书.docx", docx_bytes(), media_type=DOCX_TYPE)],
+                          options=_policy(tmp_path, program=program))
+
+
+# -- fixtures: a self-built system's rows read by the SQL connector ---------------------------------------
+
+def _sql_codes(tmp_path: Path, rows: list[str], docs: list[str], **extra: Any) -> set[str]:
+    url = source_values.sqlite_db(tmp_path / "d.sqlite", rows, docs)
+    with source_values.connector(source_values.source(url, **extra)) as conn:
+        got = source_values.collect(conn)
+    return {p.code for m in got.values() if isinstance(m, InvalidMatter) for p in m.findings}
+
+
+def row_with_gbk_bytes_in_a_text_column(tmp_path: Path) -> set[str]:
+    agency = f"CAST(x'{source_values.GBK_HEX}' AS TEXT)"
+    bad = f"'P3', {agency}, '某公司', '2025-03-03 10:00:00', '2025-03-03 10:00:00', 'BJ'"
+    return _sql_codes(tmp_path, [*source_values.GOOD, bad], source_values.GOOD_DOCS)
+
+
+def documents_query_returning_another_matters_rows(tmp_path: Path) -> set[str]:
+    leaky = "SELECT fid, pid, grp, fname, title, body FROM d WHERE pid = :project_id OR fid = 2"
+    return _sql_codes(tmp_path, source_values.GOOD, source_values.GOOD_DOCS, documents_query=leaky)
+
+
 # -- fixtures: a stored package tampered with, checked again (接收检测) ----------------------------------
 
 def _checked(tmp_path: Path, tamper: Callable[[Path], None]) -> set[str]:
@@ -375,6 +431,11 @@ PRODUCERS: dict[str, Producer] = {
     "Q-VIRUS": eicar_scanned_by_clamscan,
     "Q-OFD-INVALID": truncated_ofd,
     "Q-SIGNATURE-INVALID": ofd_seal_over_a_changed_page,
+    "Q-FORMAT-REFUSED": executable_refused_by_the_format_policy,
+    "Q-CONVERTER-MISSING": word_file_without_libreoffice,
+    "Q-CONVERSION-FAILED": word_file_the_converter_fails_on,
+    "Q-SOURCE-VALUE": row_with_gbk_bytes_in_a_text_column,
+    "Q-DOC-FOREIGN": documents_query_returning_another_matters_rows,
     # 四性检测 items (DA/T 70)
     "GD-1-1": document_changed_after_packaging,
     "GD-1-2": manifest_line_removed,
