@@ -289,6 +289,9 @@ def open_dry_run(settings: Settings, now: datetime) -> RunContext:
     run_id = store.new_run_id()
     staging_root = scratch / "staging" / run_id
     staging_root.mkdir(parents=True)
+    # the converter's profiles are a cache a real night keeps; a dry run keeps its own in the scratch
+    converter = settings.formats.converter.model_copy(update={"profiles": str(scratch / "converter")})
+    settings = settings.model_copy(update={"formats": settings.formats.model_copy(update={"converter": converter})})
     return RunContext(settings, ledger, repository, book, run_id, staging_root, now, True, scratch=scratch)
 
 
