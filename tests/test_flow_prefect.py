@@ -110,19 +110,33 @@ def night_over_a_copy(pristine: Path, folder: Path, orchestration: dict[str, obj
 
 
 def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_night_leaves(
-    prefect_harness: None, small_pristine: Path, tmp_path: Path
+    prefect_harness: None, small_pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two Dask worker processes (a LocalCluster) run the chunks; they read the configuration
-    themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's."""
+    themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's. The
+    night's sources (three in this world) share one cluster: one LocalCluster is started, not one
+    per source."""
+    import distributed
 
+    from schemas.config import load_settings
     from tests.test_scale_out import matter_rows, packages
 
+    started: list[str] = []
+
+    class CountedCluster(distributed.LocalCluster):  # type: ignore[misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self.scheduler_address)
+
+    monkeypatch.setattr(distributed, "LocalCluster", CountedCluster)
     worlds = {
         "threads": night_over_a_copy(small_pristine, tmp_path / "threads", {"workers": 1}, flow=False),
         "dask": night_over_a_copy(small_pristine, tmp_path / "dask", {"task_runner": "dask", "dask_workers": 2},
                                   flow=True),
     }
 
+    assert len(load_settings(worlds["dask"] / "guidang.yaml").sources) >= 2
+    assert len(started) == 1, started  # one cluster for the whole night
     assert packages(worlds["threads"] / "archive") == packages(worlds["dask"] / "archive")
     assert len(packages(worlds["dask"] / "archive")) > 100
     assert matter_rows(f"sqlite:///{worlds['threads'] / 'ledger.sqlite'}") == matter_rows(
