@@ -93,8 +93,9 @@ class PrefectFanout:
     taper = False
 
     def __init__(self, ref: RunRef, progress: prefect_ops.Progress | None = None, *, workers: int = 0,
-                 threads: bool = True) -> None:
+                 threads: bool = True, max_chunks: int | None = None) -> None:
         self.ref = ref
+        self.max_chunks = max_chunks  # orchestration.max_chunks: the task runs per stage of a source
         self.progress = progress
         self.workers = workers  # the local worker processes the tasks hand chunks to (0: none, as on Dask)
         self.threads = threads  # the flow's own task runner (else Dask)
@@ -217,7 +218,8 @@ def _fanout(ctx: RunContext) -> PrefectFanout:
     night has (forkserver.local_workers)."""
     threads = ctx.settings.orchestration.task_runner == "threads"
     workers = forkserver.local_workers(ctx.settings, dry_run=ctx.dry_run) if threads else 0
-    return PrefectFanout(_work_ref(ctx), _PROGRESS.get(ctx.run_id), workers=workers, threads=threads)
+    return PrefectFanout(_work_ref(ctx), _PROGRESS.get(ctx.run_id), workers=workers, threads=threads,
+                         max_chunks=ctx.settings.orchestration.max_chunks)
 
 
 _PROGRESS: dict[str, prefect_ops.Progress] = {}  # the open night's progress artifact, by run id, in this process

@@ -197,3 +197,50 @@ def test_a_prefect_night_on_threads_hands_its_chunks_to_the_local_workers_and_eq
     assert len(ranges) > 3 and ranges[0][0] == 1  # the window's chunks as task runs, from its first matter
     assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))  # consecutive, none twice
     assert any(n.startswith("transfer-unified[") for n in names)
+
+
+def test_a_prefect_night_bounds_its_task_runs_per_stage_by_growing_its_chunks(
+    prefect_harness: None, small_pristine: Path, tmp_path: Path
+) -> None:
+    """orchestration.max_chunks: a window that chunk_size would cut into many chunks is cut into at
+    most max_chunks (each a task run the server records), larger ones, consecutive and covering the
+    window; the archive and the ledger are the local night's."""
+    import asyncio
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from tests.test_scale_out import matter_rows, packages
+
+    worlds = {
+        "local": night_over_a_copy(small_pristine, tmp_path / "local", {"workers": 1}, flow=False),
+        "prefect": night_over_a_copy(small_pristine, tmp_path / "prefect", {"workers": 1, "max_chunks": 4},
+                                     flow=True),
+    }
+    assert packages(worlds["local"] / "archive") == packages(worlds["prefect"] / "archive")
+    assert matter_rows(f"sqlite:///{worlds['local'] / 'ledger.sqlite'}") == matter_rows(
+        f"sqlite:///{worlds['prefect'] / 'ledger.sqlite'}"
+    )
+
+    async def chunk_runs() -> list[str]:
+        async with get_client() as client:
+            subflow = (await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["source-unified"])),
+                sort=FlowRunSort.START_TIME_DESC, limit=1))[0]
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[subflow.id])), limit=200)
+        return [r.name for r in runs]
+
+    names = [n for n in asyncio.run(chunk_runs()) if n.startswith("stage-unified[")]
+    total = int(names[0].split(" of ")[1].rstrip("]"))
+    ranges = sorted(tuple(int(x) for x in n.split("[")[1].split(" of ")[0].split("-")) for n in names)
+    assert total > 3 * 4  # chunk_size 3 alone would have made more than 4 chunks
+    assert 2 <= len(ranges) <= 4, ranges
+    assert ranges[0][0] == 1 and ranges[-1][1] == total
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
