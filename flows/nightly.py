@@ -4,8 +4,9 @@ Tasks are work units (night/work_units.py): they take a `RunRef`, a source name 
 values, and open what they need in the process that runs them. So the same flow runs its chunks in
 threads (a ThreadPoolTaskRunner bounded by the source's `max_concurrency`, so one night cannot
 overload a department's database) or on Dask (`orchestration.task_runner: dask`: a scheduler
-address, or a local cluster of `dask_workers` processes). Retries sit on the network-facing tasks
-(collect, transfer); staging handles a document's transient failure by leaving the matter pending.
+address, or one local cluster of `dask_workers` processes that all the night's sources share).
+Retries sit on the network-facing tasks (collect, transfer); staging handles a document's transient
+failure by leaving the matter pending.
 
 A chunk goes to its task inside `quote()`: the task receives the chunk itself, but Prefect does not
 walk it looking for futures to link (that walk would visit every Staged matter's documents and
@@ -13,8 +14,9 @@ facts, in the flow's process, under the GIL the night's numbering needs).
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -92,8 +94,9 @@ class PrefectFanout:
     taper = False
 
     def __init__(self, ref: RunRef, progress: prefect_ops.Progress | None = None, *, workers: int = 0,
-                 threads: bool = True) -> None:
+                 threads: bool = True, max_chunks: int | None = None) -> None:
         self.ref = ref
+        self.max_chunks = max_chunks  # orchestration.max_chunks: the task runs per stage of a source
         self.progress = progress
         self.workers = workers  # the local worker processes the tasks hand chunks to (0: none, as on Dask)
         self.threads = threads  # the flow's own task runner (else Dask)
@@ -165,14 +168,36 @@ class PrefectFanout:
             self.progress.advance(source.name, stage, finished, total)
 
 
-def task_runner_for(ctx: RunContext, source: SourceConfig) -> Any:
-    """Threads bounded by the source's max_concurrency, or Dask (a running cluster, else a local one)."""
+@contextmanager
+def night_cluster(settings: Settings, *, dry_run: bool) -> Iterator[str | None]:
+    """The scheduler address every source of a Dask night runs its tasks on: the configured
+    `dask_address`, else one LocalCluster of `dask_workers` processes started here and closed when
+    the night ends. One per night, not one per source: each cluster starts its worker processes and
+    imports the stages in each, and clusters of several sources would share the same cores. None
+    for a night on threads (or a dry run, which runs in this process)."""
+    o = settings.orchestration
+    if o.task_runner != "dask" or dry_run:
+        yield None
+    elif o.dask_address:
+        yield o.dask_address
+    else:
+        from distributed import LocalCluster  # only a Dask night needs it
+
+        with LocalCluster(n_workers=o.dask_workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster:
+            log.info("night's Dask cluster: %d worker process(es) at %s", o.dask_workers, cluster.scheduler_address)
+            yield cluster.scheduler_address
+
+
+def task_runner_for(ctx: RunContext, source: SourceConfig, dask_address: str | None = None) -> Any:
+    """Threads bounded by the source's max_concurrency, or Dask: the night's cluster (`dask_address`,
+    from night_cluster), else a running one the configuration names, else a local one of its own."""
     o = ctx.settings.orchestration
     if o.task_runner == "dask" and not ctx.dry_run:
         from prefect_dask import DaskTaskRunner  # only a Dask night needs it
 
-        if o.dask_address:
-            return DaskTaskRunner(address=o.dask_address)
+        if dask_address or o.dask_address:
+            return DaskTaskRunner(address=dask_address or o.dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": o.dask_workers, "threads_per_worker": 1,
                                               "processes": True, "dashboard_address": None})
     return ThreadPoolTaskRunner(max_workers=source.max_concurrency)
@@ -194,7 +219,8 @@ def _fanout(ctx: RunContext) -> PrefectFanout:
     night has (forkserver.local_workers)."""
     threads = ctx.settings.orchestration.task_runner == "threads"
     workers = forkserver.local_workers(ctx.settings, dry_run=ctx.dry_run) if threads else 0
-    return PrefectFanout(_work_ref(ctx), _PROGRESS.get(ctx.run_id), workers=workers, threads=threads)
+    return PrefectFanout(_work_ref(ctx), _PROGRESS.get(ctx.run_id), workers=workers, threads=threads,
+                         max_chunks=ctx.settings.orchestration.max_chunks)
 
 
 _PROGRESS: dict[str, prefect_ops.Progress] = {}  # the open night's progress artifact, by run id, in this process
@@ -217,8 +243,9 @@ class SourceSubflows:
     source's task runner (threads bounded by its max_concurrency, or Dask). Keeps each source's
     window for the report and advances the night's progress."""
 
-    def __init__(self, progress: prefect_ops.Progress | None = None) -> None:
+    def __init__(self, progress: prefect_ops.Progress | None = None, dask_address: str | None = None) -> None:
         self.progress = progress
+        self.dask_address = dask_address  # the night's one Dask cluster (night_cluster), shared by its sources
         self.windows: dict[str, tuple[datetime, datetime, bool]] = {}
 
     def __call__(self, ctx: RunContext, source: SourceConfig, since: datetime | None,
@@ -228,7 +255,7 @@ class SourceSubflows:
             _PROGRESS[ctx.run_id] = self.progress
         try:
             sub = transfer_source.with_options(flow_run_name=f"source-{source.name}",
-                                               task_runner=task_runner_for(ctx, source))
+                                               task_runner=task_runner_for(ctx, source, self.dask_address))
             out = sub(ctx.run_id, source.name, since, until)
         finally:
             _PROGRESS.pop(ctx.run_id, None)
@@ -253,9 +280,10 @@ def _night(config: str | None, *, sources: list[str] | None, since: datetime | N
     try:
         settings = load_settings(prefect_ops.config_path(config))
         progress = prefect_ops.Progress(list(sources) if sources else [s.name for s in settings.sources])
-        subflows = SourceSubflows(progress)
-        summary = run_nightly(settings, sources=sources, since=since, until=until, dry_run=dry_run,
-                              run_source=subflows, now=as_of, progress=night_progress.listener())
+        with night_cluster(settings, dry_run=dry_run) as dask_address:
+            subflows = SourceSubflows(progress, dask_address)
+            summary = run_nightly(settings, sources=sources, since=since, until=until, dry_run=dry_run,
+                                  run_source=subflows, now=as_of, progress=night_progress.listener())
     except Exception as exc:  # the night could not start or was cut short: say so on the server too
         message = mask_text(f"{exc.__class__.__name__}: {exc}")
         log.error("night %s failed: %s", name, message)

@@ -238,6 +238,7 @@ def work_through(
     Returns the updated_at of matters left pending by transient faults, which hold the watermark back.
     """
     ordered = sorted(work, key=lambda w: (w.packed.completed_at, w.packed.project_id))
+    source = sized_for(source, len(ordered), fanout.max_chunks)
     size = source.chunk_size * source.max_concurrency * SLICE_CHUNKS
     pending_times: list[datetime] = []
     carried = list(resumed)  # numbered by a crashed run: transferred with the first slice
@@ -259,6 +260,15 @@ def work_through(
             summary.add(outcome.summary)
             pending_times.extend(outcome.pending_updated_at)
     return pending_times
+
+
+def sized_for(source: SourceConfig, matters: int, max_chunks: int | None) -> SourceConfig:
+    """The source with chunks large enough that `matters` make at most `max_chunks` per stage: on
+    Prefect each chunk is a task run, which costs the server the same whatever its size, so a long
+    window in small chunks would make the server's share of the night grow with its matters."""
+    if max_chunks is None or matters <= source.chunk_size * max_chunks:
+        return source
+    return source.model_copy(update={"chunk_size": -(-matters // max_chunks)})
 
 
 def chunk(items: Sequence[Any], size: int) -> list[list[Any]]:

@@ -41,6 +41,9 @@ class Fanout(Protocol):
     """How the chunks of one source are run: threads, worker processes, or Prefect tasks (flows/nightly.py)."""
 
     taper: bool  # whether a long window's last chunks are cut smaller (night/engine.tapered)
+    # at most this many chunks per stage of a source (night/engine.sized_for): a Prefect night bounds
+    # its task runs so; None: chunk_size alone, as in local worker processes where a chunk costs nothing
+    max_chunks: int | None
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
@@ -66,6 +69,7 @@ class ThreadFanout:
     """Chunks over a bounded thread pool (the source's max_concurrency) in the run's own process."""
 
     taper = True
+    max_chunks = None
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
@@ -121,6 +125,7 @@ class ProcessFanout:
     worker. The pool starts with the first source that has more and serves the rest of the night."""
 
     taper = True
+    max_chunks = None
 
     def __init__(self, ctx: RunContext, workers: int) -> None:
         self.ref: RunRef = ref_of(ctx)

@@ -134,6 +134,8 @@ class PackageUnderCheck:
             known = self.staged.get(rel)
             if known is not None and known.pdf_signatures is not None:
                 self._signatures[rel] = known.pdf_signatures
+            elif not self.pdf(rel).signature_objects:  # staging's rule: pypdf's walk met no signature
+                self._signatures[rel] = PdfSignatureInspection()  # field or value, so pyHanko would find none
             else:
                 self._signatures[rel] = inspect_pdf_signatures(self.folder / rel, self.options.trust_roots)
         return self._signatures[rel]

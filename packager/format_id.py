@@ -23,7 +23,8 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packager.format_index import PatternFacts, best_anchor, pattern_facts
+from packager.format_cache import PatternFactsCache
+from packager.format_index import PatternFacts, best_anchor
 
 BUFFER_SIZE = 128 * 1024  # FIDO's own default window
 
@@ -85,13 +86,15 @@ class _Matcher:
         self.formats: list[tuple[Any, str, tuple[tuple[_Pattern, ...], ...]]] = []
         self.anywhere: list[int] = []  # formats with a signature no anchor narrows: tried on every file
         self.by_anchor: dict[tuple[str, int], dict[int, list[int]]] = {}
+        cache = PatternFactsCache()  # the patterns' analysis from an earlier process (format_cache.py)
         for fmt in fido.formats:
             try:
                 # A signature matches when all its patterns do, so they are tried cheapest first: an
                 # anchored one (BOF) fails at once where a search (EOF, VAR) would scan 128 KiB.
                 signatures = tuple(
                     tuple(sorted(
-                        (_pattern(p.find("position").text, p.find("regex").text) for p in sig.findall("pattern")),
+                        (_pattern(p.find("position").text, p.find("regex").text, cache)
+                         for p in sig.findall("pattern")),
                         key=lambda pattern: _COST.get(pattern[0], 3),
                     ))
                     for sig in fmt.findall("signature")
@@ -111,6 +114,7 @@ class _Matcher:
                 for b in anchor.allowed:
                     if not table.get(b) or table[b][-1] != i:
                         table.setdefault(b, []).append(i)
+        cache.save()
 
     def _as_good_as_any(self, puid: str, found: set[str]) -> bool:
         """No PUID found so far has priority over `puid`."""
@@ -203,13 +207,13 @@ _NEVER = re.compile(rb"(?!)")  # matches nowhere
 _Pattern = tuple[str, _Regex, tuple[tuple[bytes, int, int | None], ...], int | None]
 
 
-def _pattern(position: str, regex: str) -> tuple[str, _Regex, tuple[tuple[bytes, int, int | None], ...],
-                                                 int | None, PatternFacts]:
+def _pattern(position: str, regex: str, cache: PatternFactsCache
+             ) -> tuple[str, _Regex, tuple[tuple[bytes, int, int | None], ...], int | None, PatternFacts]:
     """A FIDO pattern (compiled on first use), with the necessary conditions that let most files
     skip its regex."""
     source = regex.encode("utf8")
     compiled = _Regex(source)
-    facts = pattern_facts(position, source)
+    facts = cache.facts(position, source)
     needles = []
     for lit, lo, hi in facts.needles:
         end = None if hi is None else hi + len(lit)

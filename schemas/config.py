@@ -225,8 +225,13 @@ class Orchestration(_Config):
     task_runner: Literal["threads", "dask"] = Field(default="threads", description="how the Prefect flow runs a "
                                                     "source's chunks: threads in the flow's process, or Dask")
     dask_address: str | None = Field(default=None, description="scheduler of a running Dask cluster "
-                                     "(tcp://host:8786); unset with task_runner dask: a local cluster")
+                                     "(tcp://host:8786); unset with task_runner dask: one local cluster "
+                                     "per night, shared by all its sources")
     dask_workers: int = Field(default=2, ge=1, le=64, description="worker processes of that local Dask cluster")
+    max_chunks: int | None = Field(default=100, ge=1, description="Prefect nights: at most this many chunks (task "
+                                   "runs on the server) per stage of a source; a larger window gets chunks larger "
+                                   "than its chunk_size, so the server's cost per night stays bounded; null: "
+                                   "chunk_size alone")
 
 
 class Alerts(_Config):

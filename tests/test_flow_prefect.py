@@ -110,19 +110,33 @@ def night_over_a_copy(pristine: Path, folder: Path, orchestration: dict[str, obj
 
 
 def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_night_leaves(
-    prefect_harness: None, small_pristine: Path, tmp_path: Path
+    prefect_harness: None, small_pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two Dask worker processes (a LocalCluster) run the chunks; they read the configuration
-    themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's."""
+    themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's. The
+    night's sources (three in this world) share one cluster: one LocalCluster is started, not one
+    per source."""
+    import distributed
 
+    from schemas.config import load_settings
     from tests.test_scale_out import matter_rows, packages
 
+    started: list[str] = []
+
+    class CountedCluster(distributed.LocalCluster):  # type: ignore[misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self.scheduler_address)
+
+    monkeypatch.setattr(distributed, "LocalCluster", CountedCluster)
     worlds = {
         "threads": night_over_a_copy(small_pristine, tmp_path / "threads", {"workers": 1}, flow=False),
         "dask": night_over_a_copy(small_pristine, tmp_path / "dask", {"task_runner": "dask", "dask_workers": 2},
                                   flow=True),
     }
 
+    assert len(load_settings(worlds["dask"] / "guidang.yaml").sources) >= 2
+    assert len(started) == 1, started  # one cluster for the whole night
     assert packages(worlds["threads"] / "archive") == packages(worlds["dask"] / "archive")
     assert len(packages(worlds["dask"] / "archive")) > 100
     assert matter_rows(f"sqlite:///{worlds['threads'] / 'ledger.sqlite'}") == matter_rows(
@@ -217,3 +231,50 @@ def test_a_night_with_an_unreachable_source_fails_in_one_clear_line_without_trac
     errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR and r.name == "guidang"]
     assert len([m for m in errors if m.startswith("source unified failed")]) == 1, errors
     assert len([m for m in errors if m.startswith("night ") and "failed" in m]) == 1, errors
+
+
+def test_a_prefect_night_bounds_its_task_runs_per_stage_by_growing_its_chunks(
+    prefect_harness: None, small_pristine: Path, tmp_path: Path
+) -> None:
+    """orchestration.max_chunks: a window that chunk_size would cut into many chunks is cut into at
+    most max_chunks (each a task run the server records), larger ones, consecutive and covering the
+    window; the archive and the ledger are the local night's."""
+    import asyncio
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from tests.test_scale_out import matter_rows, packages
+
+    worlds = {
+        "local": night_over_a_copy(small_pristine, tmp_path / "local", {"workers": 1}, flow=False),
+        "prefect": night_over_a_copy(small_pristine, tmp_path / "prefect", {"workers": 1, "max_chunks": 4},
+                                     flow=True),
+    }
+    assert packages(worlds["local"] / "archive") == packages(worlds["prefect"] / "archive")
+    assert matter_rows(f"sqlite:///{worlds['local'] / 'ledger.sqlite'}") == matter_rows(
+        f"sqlite:///{worlds['prefect'] / 'ledger.sqlite'}"
+    )
+
+    async def chunk_runs() -> list[str]:
+        async with get_client() as client:
+            subflow = (await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["source-unified"])),
+                sort=FlowRunSort.START_TIME_DESC, limit=1))[0]
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[subflow.id])), limit=200)
+        return [r.name for r in runs]
+
+    names = [n for n in asyncio.run(chunk_runs()) if n.startswith("stage-unified[")]
+    total = int(names[0].split(" of ")[1].rstrip("]"))
+    ranges = sorted(tuple(int(x) for x in n.split("[")[1].split(" of ")[0].split("-")) for n in names)
+    assert total > 3 * 4  # chunk_size 3 alone would have made more than 4 chunks
+    assert 2 <= len(ranges) <= 4, ranges
+    assert ranges[0][0] == 1 and ranges[-1][1] == total
+    assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))

@@ -29,7 +29,7 @@ _STATUS_TEXT = {"pass": "通过", "fail": "不通过", "not_applicable": "不适
 export_app = typer.Typer(help="Export archived matters in exchange formats (DA/T 48 EEP).", no_args_is_help=True)
 
 
-def _record(settings: Settings, archival_code: str) -> MatterRecord:
+def record(settings: Settings, archival_code: str) -> MatterRecord:
     """The ledger row of an archived matter, or exit 2 naming the 档号."""
     from flows.cli.check_batch import unknown_code
     from ledger import audit_queries, queries
@@ -48,7 +48,7 @@ def _record(settings: Settings, archival_code: str) -> MatterRecord:
     return rec
 
 
-def _repository(settings: Settings) -> Repository:
+def repository_of(settings: Settings) -> Repository:
     from connectors.repositories import open_repository
 
     try:
@@ -91,54 +91,86 @@ def report_text(report: CheckReport, notes: list[str]) -> str:
     return "\n".join(lines)
 
 
+def check_folder(path: Path, settings: Settings | None, level: str, checked_at: datetime) -> CheckReport:
+    """The 四性检测 of a package folder, with the 档号 template of the fonds its 元数据 names."""
+    from night.lookup import package_fonds
+    from packager.checks import check_package
+    from packager.content import content_options
+
+    return check_package(path, level=level, archival_code_template=_fonds_template(settings, package_fonds(path)),
+                         warnings=settings.check_warnings if settings else (), checked_at=checked_at,
+                         content=content_options(settings))
+
+
+def check_stored(settings: Settings, repository: Repository, rec: MatterRecord, level: str,
+                 checked_at: datetime) -> tuple[CheckReport, list[str]]:
+    """The 四性检测 of an archived matter's package, brought out of the repository; the notes say
+    what makes it fail beyond the items (no completion marker). PackageUnavailable passes through."""
+    from night.lookup import downloaded_package
+    from packager.checks import check_package
+    from packager.content import content_options
+    from schemas.layout import COMPLETION_MARKER
+
+    notes: list[str] = []
+    with downloaded_package(repository, rec.package_key or "") as (folder, rels):
+        if COMPLETION_MARKER not in rels:
+            notes.append(f"{rec.package_key}: no {COMPLETION_MARKER} marker, the stored package is incomplete")
+        report = check_package(folder, level=level, archival_code_template=_fonds_template(settings, rec.fonds),
+                               warnings=settings.check_warnings, checked_at=checked_at,
+                               content=content_options(settings))
+    return report, notes
+
+
 def check_command(
-    target: Annotated[str, typer.Argument(metavar="PATH|档号|BATCH",
-                                          help="a package folder, an archived matter's 档号, a batch folder or id")],
+    targets: Annotated[list[str] | None, typer.Argument(
+        metavar="PATH|档号|BATCH...",
+        help="package folders, archived matters' 档号, a batch folder or id, or folders holding packages")] = None,
     config: ConfigOpt = Path("guidang.yaml"),
     quick: Annotated[bool, typer.Option("--quick", help="structure, counts and listings only; no hashing")] = False,
+    every: Annotated[bool, typer.Option("--all", help="every package the ledger knows (archived matters)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run the 四性检测 (DA/T 70) on a package folder or on an archived matter by 档号; or check a
     DA/T 93 batch (folder or id): 说明文件, 目录文件, 登记表 against the packages and the ledger.
 
-    Prints the items not performed (未检测), marking those the configuration requires. Exit 1 if an
-    item fails, a required item was not performed, or a stored package lacks its completion marker;
-    2 for a path that does not exist or a 档号 not in the ledger."""
+    Several targets, a folder holding packages (an archive repository's root, say) or --all check
+    many packages in one process: each reported as one alone would be, then a total (see
+    docs/check-many.md). Prints the items not performed (未检测), marking those the configuration
+    requires. Exit 1 if an item fails, a required item was not performed, or a stored package lacks
+    its completion marker; 2 for a path that does not exist or a 档号 not in the ledger."""
     from flows.cli.check_batch import check_batch_target
-    from night.lookup import PackageUnavailable, downloaded_package, package_fonds
-    from packager.checks import check_package
-    from packager.content import content_options
-    from schemas.layout import COMPLETION_MARKER
+    from flows.cli.check_many import check_many, is_package_folder
+    from night.lookup import PackageUnavailable
 
+    targets = targets or []
+    if every or len(targets) != 1:
+        if not every and not targets:
+            raise fail("name a package folder, a 档号, a batch or a folder of packages, or give --all", 2)
+        check_many(targets, config=config, level="quick" if quick else "full", every=every, as_json=as_json)
+        return
+    target = targets[0]
     if check_batch_target(target, config, as_json):  # a DA/T 93 batch folder or batch id
         return
-    level = "quick" if quick else "full"
     path = Path(target)
+    if path.is_dir() and not is_package_folder(path):  # a folder of packages: each one, then a total
+        check_many(targets, config=config, level="quick" if quick else "full", every=False, as_json=as_json)
+        return
+    level = "quick" if quick else "full"
     notes: list[str] = []
     checked_at = datetime.now(ZoneInfo("Asia/Shanghai")).replace(microsecond=0)
     if path.exists():
         if not path.is_dir():
             raise fail(f"{path} is not a package folder", 2)
-        settings = load_config(config) if config.exists() else None
-        warnings = settings.check_warnings if settings else ()
-        fonds = package_fonds(path)
-        report = check_package(path, level=level, archival_code_template=_fonds_template(settings, fonds),
-                               warnings=warnings, checked_at=checked_at, content=content_options(settings))
+        report = check_folder(path, load_config(config) if config.exists() else None, level, checked_at)
     elif "/" in target or target.startswith("."):
         raise fail(f"{target}: no such package folder", 2)
     else:
         settings = load_config(config)
-        rec = _record(settings, target)
-        repository = _repository(settings)
-        checked_at = checked_at.astimezone(ZoneInfo(settings.timezone))
+        rec = record(settings, target)
+        repository = repository_of(settings)
         try:
-            with downloaded_package(repository, rec.package_key or "") as (folder, rels):
-                if COMPLETION_MARKER not in rels:
-                    notes.append(f"{rec.package_key}: no {COMPLETION_MARKER} marker, the stored package is incomplete")
-                report = check_package(folder, level=level,
-                                       archival_code_template=_fonds_template(settings, rec.fonds),
-                                       warnings=settings.check_warnings, checked_at=checked_at,
-                                       content=content_options(settings))
+            report, notes = check_stored(settings, repository, rec, level,
+                                         checked_at.astimezone(ZoneInfo(settings.timezone)))
         except PackageUnavailable as exc:
             raise fail(f"档号 {rec.archival_code}: {exc}", 1) from exc
     if as_json:
@@ -168,8 +200,8 @@ def export_eep_command(
     if not out.parent.is_dir():
         raise fail(f"{out.parent}: no such folder", 2)
     settings = load_config(config)
-    rec = _record(settings, archival_code)
-    repository = _repository(settings)
+    rec = record(settings, archival_code)
+    repository = repository_of(settings)
     creator = next((f.name for f in settings.fonds if f.code == rec.fonds), rec.agency)
     created_at = datetime.now(ZoneInfo(settings.timezone)).replace(microsecond=0)
     try:

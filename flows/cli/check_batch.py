@@ -25,10 +25,14 @@ BATCH_ID = re.compile(r"[A-Za-z0-9_]+-\d{8}-[0-9a-f]{8}")
 def check_batch_target(target: str, config: Path, as_json: bool) -> bool:
     """Check `target` if it is a batch folder or batch id (then exit 0/1/2 as the checks say); False
     if it is neither, for the package check to take it."""
-    from custody.batch_check import check_batch, is_batch_folder
     from packager.transfer import README_FILE
 
     path = Path(target)
+    if not (path.is_dir() and (path / README_FILE).is_file()) and not (
+            BATCH_ID.fullmatch(target) and not path.exists()):
+        return False  # a package: the batch checks (the ledger, the chain) are not even imported
+    from custody.batch_check import check_batch, is_batch_folder
+
     if is_batch_folder(path):
         settings = load_config(config) if config.exists() else None
         batch_id = path.resolve().name
