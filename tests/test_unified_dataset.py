@@ -90,6 +90,8 @@ def test_dataset_shape(dataset: tuple[Path, dict]) -> None:
             if mat["FILETYPE"] == "application/ofd":  # a licence: a sealed OFD container
                 assert m["SERVICETYPE"] == "01" and mat["GROUP"] and mat["FILENAME"].endswith(".ofd")
                 assert data.startswith(b"PK\x03\x04") and b"Doc_0/Signs/Signatures.xml" in data
+            elif mat["FILENAME"].endswith((".docx", ".xlsx")):  # an applicant's Word or Excel attachment
+                assert mat["GROUP"] and data.startswith(b"PK\x03\x04") and b"[Content_Types].xml" in data
             else:
                 assert data.startswith(b"%PDF-") and b"%%EOF" in data[-64:]
             assert mat["FILESIZE"] == len(data)
