@@ -7,19 +7,14 @@ config file's folder, so a world can be moved as a whole.
 
 from __future__ import annotations
 
-import codecs
 import os
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -28,31 +23,18 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from schemas.config_base import ConfigModel, ZoneName
 from schemas.findings import Finding, GuidangError
 from schemas.format_policy import FormatsConfig
 from schemas.ofd_config import OfdConfig
+
+# the sources' sections, re-exported: every layer names them through schemas.config
+from schemas.source_config import DocumentContent, Source, SourceBase, SqlSource, UnifiedSource  # noqa: F401
 from schemas.units import Unit, Units, fold
 from schemas.web_config import WebConfig
 
 
-def _known_zone(name: str) -> str:
-    """Refuse a zone the tz database does not know when the config loads, not when a command
-    first formats a time with it (a traceback in `retention due` or `check`)."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Asia/Shanghai") from exc
-    return name
-
-
-ZoneName = Annotated[str, AfterValidator(_known_zone)]
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Fonds(_Config):
+class Fonds(ConfigModel):
     """全宗: the archival unit whose 档号 sequences a package joins."""
 
     code: str = Field(pattern=r"^[A-Za-z0-9]{1,16}$", description="全宗号, 1 to 16 letters or digits")
@@ -64,122 +46,12 @@ class Fonds(_Config):
     )
 
 
-class SourceBase(_Config):
-    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$",
-                      description="the source's name in the ledger, the summary and `--source`; unique")
-    fonds: str | None = Field(default=None, description="全宗号 of the fonds this source archives into; "
-                              "the first fonds when absent")
-    overlap_minutes: int = Field(default=60, ge=0, description="each night re-reads this much before the "
-                                 "watermark (late commits)")
-    initial_since: datetime = Field(
-        default=datetime.fromisoformat("2000-01-01T00:00:00+08:00"),
-        description="where the first night's window starts when the ledger has no watermark yet",
-    )
-    max_concurrency: int = Field(default=4, ge=1, le=64, description="chunks in flight against this source at once")
-    chunk_size: int = Field(default=50, ge=1, description="matters per chunk (one task of the night)")
-    read_timeout_seconds: float = Field(default=300, gt=0, description="longest wait for one read of a document "
-                                        "(a file block, a BLOB slice, an HTTP body): the document fails, not the night")
-
-
-class UnifiedSource(SourceBase):
-    """The unified system's online-archiving interface (HTTP JSON)."""
-
-    kind: Literal["unified"] = Field(description="unified: the 政务服务网统建系统 online-archiving interface")
-    base_url: str = Field(description="the interface's base URL (…/archive); the API paths are appended")
-    page_size: int = Field(default=100, ge=1, le=1000, description="records per page when listing a window")
-    timeout_seconds: float = Field(default=30, gt=0, description="per HTTP request")
-    retries: int = Field(default=3, ge=0, description="retries of a failed request (5xx, timeouts, cut transfers)")
-    backoff_seconds: float = Field(default=0.5, ge=0, description="first wait between retries; doubles each time")
-    call_deadline_seconds: float = Field(default=120, gt=0, description="one HTTP call's whole time for its "
-                                         "connection, its headers and its first MiB; a peer that trickles fails "
-                                         "the call (and the retries decide), however often it sends a byte")
-    deadline_seconds_per_mb: float = Field(default=60, gt=0, description="the call's deadline grows by this "
-                                           "much for every MiB of body received")
-    token_env: str | None = Field(default=None, description="name of the environment variable holding the bearer "
-                                  "token (never the token itself); no Authorization header when absent")
-
-
-class DocumentContent(_Config):
-    """Where a self-built system keeps a document's bytes."""
-
-    kind: Literal["blob", "path", "url"] = Field(
-        description="blob: a BLOB column of documents_query; path: a file path relative to root; url: an HTTP URL")
-    column: str = Field(description="the documents_query column holding the BLOB, the relative path or the URL")
-    root: str | None = Field(default=None, description="kind path: the folder every relative path must stay in "
-                             "(required for path)")
-
-
-class SqlSource(SourceBase):
-    """A self-built system (自建系统) reached with SQLAlchemy and described only by queries and a mapping.
-
-    `matters_query` takes `:since` and `:until`; `documents_query` and `steps_query` take
-    `:project_id`. `columns` maps canonical field names to result columns; `constants` fills fields
-    the system does not hold (e.g. every row of an inspection system is 事项类型 06).
-    `count_query` and `list_query` take `:start` and `:end` (办结时间 in [start, end), the
-    source's local time) and let `audit reconcile` hold the archive against the system's own count.
-    """
-
-    kind: Literal["sql"] = Field(description="sql: a self-built system (自建系统) read with SQLAlchemy")
-    url: str = Field(description="SQLAlchemy database URL; put the password in ${ENV}; sqlite:/// paths are "
-                     "relative to guidang.yaml")
-    matters_query: str = Field(description="the completed matters updated in (:since, :until]; "
-                               "both parameters required")
-    columns: dict[str, str] = Field(description="canonical matter field -> matters_query result column "
-                                    "(keys: see \"Keys of columns\")")
-    constants: dict[str, str] = Field(default_factory=dict, description="canonical matter field -> a fixed value, "
-                                      "for fields the system does not hold (e.g. matter_type: '06')")
-    documents_query: str = Field(description="one matter's documents; takes :project_id")
-    document_columns: dict[str, str] = Field(description="canonical document field -> documents_query column "
-                                             "(keys: see \"Keys of document_columns\")")
-    content: DocumentContent = Field(description="where the documents' bytes are")
-    steps_query: str | None = Field(default=None, description="one matter's 办理环节; takes :project_id")
-    step_columns: dict[str, str] = Field(default_factory=dict, description="canonical step field -> steps_query "
-                                         "column (keys: see \"Keys of step_columns\")")
-    group_values: dict[str, str] = Field(default_factory=dict,
-                                         description="source value of the group column -> 申报 / 过程 / 结果")
-    timezone: ZoneName = Field(default="Asia/Shanghai",
-                               description="IANA zone of the naive date-times the database holds")
-    ack_statement: str | None = Field(default=None, description="归档回传: run after verification with :project_id "
-                                      "and :archival_code; should be idempotent")
-    count_query: str | None = Field(default=None, description="应归尽归: how many matters the system completed "
-                                    "(办结时间) in [:start, :end), one row per 实施机构 and 事项类型; both parameters "
-                                    "required; without it `audit reconcile` cannot check this source")
-    count_columns: dict[str, str] = Field(default_factory=dict, description="count_query field -> result column: "
-                                          "agency, matter_type, count (agency / matter_type may be constants "
-                                          "instead); required with count_query")
-    list_query: str | None = Field(default=None, description="the same matters one row each, so that a "
-                                   "difference names its 办件; takes :start and :end")
-    list_columns: dict[str, str] = Field(default_factory=dict, description="list_query field -> result column: "
-                                         "project_id, completed_at (both required), agency, matter_type, "
-                                         "service_code, updated_at (a field the system does not hold may be a "
-                                         "constant)")
-    encoding: str = Field(default="utf-8", description="how the database's text is encoded; every value is "
-                          "decoded row by row, so one undecodable value quarantines its row, not the source")
-    fallback_encoding: str | None = Field(default=None, description="tried when `encoding` fails, e.g. gb18030 for "
-                                          "rows an old client wrote in GBK")
-    earliest_year: int = Field(default=1949, ge=1, le=9999, description="a date before this year is implausible: "
-                               "the row is quarantined naming the column")
-
-    @field_validator("encoding", "fallback_encoding")
-    @classmethod
-    def _known_encoding(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                codecs.lookup(v)
-            except LookupError as exc:
-                raise ValueError(f"unknown encoding {v!r}: use a Python codec name such as utf-8 or gb18030") from exc
-        return v
-
-
-Source = Annotated[UnifiedSource | SqlSource, Field(discriminator="kind")]
-
-
-class FsRepository(_Config):
+class FsRepository(ConfigModel):
     kind: Literal["fs"] = Field(default="fs", description="fs: a folder (a mounted volume in production)")
     path: str = Field(default="archive", description="the archive folder; must exist (an unmounted volume is refused)")
 
 
-class S3Repository(_Config):
+class S3Repository(ConfigModel):
     kind: Literal["s3"] = Field(description="s3: any S3-compatible object store")
     bucket: str = Field(description="the bucket; it must exist")
     prefix: str = Field(default="", description="key prefix of every object")
@@ -205,19 +77,19 @@ class S3Repository(_Config):
 Repository = Annotated[FsRepository | S3Repository, Field(discriminator="kind")]
 
 
-class Replica(_Config):
+class Replica(ConfigModel):
     """A second (third...) copy of the archive: every object the night stores goes to it too."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="how `audit fixity --copy NAME` names it")
     repository: Repository = Field(description="where the copy is (kind fs or s3), as `repository`")
 
 
-class RetentionConfig(_Config):
+class RetentionConfig(ConfigModel):
     table: str | None = Field(default=None, description="归档范围和保管期限表 (XLSX/CSV/YAML) imported as the first "
                               "version when the ledger holds none")
 
 
-class Orchestration(_Config):
+class Orchestration(ConfigModel):
     """Where the night's work units (chunks of matters) run; see README "Scale-out"."""
 
     workers: int = Field(default=0, ge=0, le=64, description="worker processes for `--orchestrator local`: 0 = one "
@@ -234,7 +106,7 @@ class Orchestration(_Config):
                                    "chunk_size alone")
 
 
-class Alerts(_Config):
+class Alerts(ConfigModel):
     """What `guidang deploy` sets up on the Prefect server to tell operations about a night."""
 
     notification_block: str | None = Field(
@@ -247,7 +119,7 @@ class Alerts(_Config):
                                           "for this many hours")
 
 
-class VirusScanConfig(_Config):
+class VirusScanConfig(ConfigModel):
     """ClamAV (病毒检测, GD-4-1): clamd's socket, or the clamscan program. Configured, it scans every
     document at staging and GD-4-1 becomes a required item; a scanner that cannot answer fails it."""
 
@@ -266,7 +138,7 @@ class VirusScanConfig(_Config):
         return self
 
 
-class SignatureRule(_Config):
+class SignatureRule(ConfigModel):
     """Which documents must carry an electronic signature or seal (电子签名/电子印章)."""
 
     service_codes: list[str] = Field(default_factory=lambda: ["*"], description="事项编码 patterns (* and ? "
@@ -279,7 +151,7 @@ class SignatureRule(_Config):
                        "at least one of them")
 
 
-class SignatureConfig(_Config):
+class SignatureConfig(ConfigModel):
     required: list[SignatureRule] = Field(default_factory=list, description="rules saying which documents must "
                                           "be signed (GD-1-6); none: signatures are checked where present")
     trust_roots: list[str] = Field(default_factory=list, description="PEM/DER certificates (e.g. the 电子印章 "
@@ -292,7 +164,7 @@ class SignatureConfig(_Config):
                                     "that could not be judged, e.g. no certificate) satisfies a rule in `required`")
 
 
-class Settings(_Config):
+class Settings(ConfigModel):
     """The whole of guidang.yaml."""
 
     fonds: list[Fonds] = Field(min_length=1, description="全宗; the first is the default for sources that name none")
