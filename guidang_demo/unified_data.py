@@ -23,7 +23,8 @@ from guidang_demo.catalogue import DEMO_CATALOGUE, DEMO_DAYS, DEMO_FIRST_DAY, Ca
 from guidang_demo.identities import person_name, resident_id, uscc
 from guidang_demo.ofds import licence_variant, make_ofd
 from guidang_demo.office import office_attachment
-from guidang_demo.pdfs import make_broken_pdf, make_pdf
+from guidang_demo.pdfs import make_pdf
+from guidang_demo.unified_defects import DEFECT_KINDS, inject_defects
 
 # Asia/Shanghai has had no daylight saving since 1991; a fixed offset keeps the writer free of tzdata.
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -33,15 +34,6 @@ CATALOGUE_FILE = "catalogue.json"
 SUMMARY_FILE = "summary.json"
 FILES_DIR = "files"
 
-# What each defect looks like at the source, and where guidang is expected to catch it.
-DEFECT_KINDS: dict[str, str] = {
-    "broken_pdf": "a document is a truncated PDF (digest and size match it): the packager's PDF check",
-    "missing_file": "a listed document is not on the server (404): DocumentUnavailable",
-    "unknown_matter_type": "SERVICETYPE is 99: the connector yields an InvalidMatter",
-    "missing_field": "APPLYERNAME is absent: the connector yields an InvalidMatter",
-    "unsafe_file_name": "a FILENAME escapes its folder (../../etc/passwd): the packager's path gate",
-    "wrong_digest": "a MATERIALS SHA256 does not match the bytes: the packager's fixity check",
-}
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
 _GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明", "超",
@@ -155,7 +147,7 @@ def write_unified_dataset(
         matters.append(record)
         payloads.update(docs)
 
-    defects = _inject_defects(rng, [m for m in matters if m.get("FINISHTIME")], payloads)
+    defects = inject_defects(rng, [m for m in matters if m.get("FINISHTIME")], payloads)
 
     matters.sort(key=lambda m: m["PROJID"])
     for m in matters:
@@ -377,36 +369,3 @@ def _working_time(first_day: date, minutes: float) -> datetime:
 
 def _group_latin(group: str) -> str:
     return {"申报": "application", "过程": "process", "结果": "result"}[group]
-
-
-def _inject_defects(
-    rng: random.Random, completed: list[dict[str, Any]], payloads: dict[str, bytes]
-) -> dict[str, list[str]]:
-    """Spoil one distinct completed matter per defect kind; return {kind: [PROJID]}."""
-    # Draw from matters with at least two documents so a spoiled one still leaves a normal one.
-    candidates = sorted((m for m in completed if len(m["MATERIALS"]) >= 2), key=lambda m: m["PROJID"])
-    victims = rng.sample(candidates, len(DEFECT_KINDS))
-    defects: dict[str, list[str]] = {}
-    for kind, m in zip(DEFECT_KINDS, victims, strict=True):
-        mats = m["MATERIALS"]
-        if kind == "broken_pdf":
-            mat = mats[-1]
-            data = make_broken_pdf([f"PROJID {m['PROJID']}", f"FILEID {mat['FILEID']}", "broken on purpose"])
-            payloads[mat["FILEID"]] = data
-            mat["FILENAME"] = mat["FILENAME"].removesuffix(".ofd").removesuffix(".pdf") + ".pdf"
-            mat["FILETYPE"] = "application/pdf"
-            mat["FILESIZE"] = len(data)
-            mat["SHA256"] = hashlib.sha256(data).hexdigest()
-        elif kind == "missing_file":
-            del payloads[mats[0]["FILEID"]]
-        elif kind == "unknown_matter_type":
-            m["SERVICETYPE"] = "99"
-        elif kind == "missing_field":
-            del m["APPLYERNAME"]
-        elif kind == "unsafe_file_name":
-            mats[0]["FILENAME"] = "../../etc/passwd"
-        elif kind == "wrong_digest":
-            mat = mats[-1]
-            mat["SHA256"] = hashlib.sha256(b"not these bytes:" + payloads[mat["FILEID"]]).hexdigest()
-        defects[kind] = [m["PROJID"]]
-    return defects

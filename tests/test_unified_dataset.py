@@ -13,7 +13,7 @@ import pytest
 
 from guidang_demo.catalogue import DEMO_CATALOGUE
 from guidang_demo.identities import id_check_digit, uscc_check_char
-from guidang_demo.unified_data import DEFECT_KINDS
+from guidang_demo.unified_defects import DEFECT_KINDS
 from guidang_demo.unified_simulator import Fault, FaultPlan, UnifiedSimulator, write_unified_dataset
 
 FIRST_DAY = date(2026, 11, 20)

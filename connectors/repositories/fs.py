@@ -26,7 +26,6 @@ import errno
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -45,7 +44,7 @@ from connectors.repositories.base import (
     unreadable_source,
 )
 from connectors.repositories.disposal import FsDisposal
-from connectors.repositories.fs_durable import PendingFolders, Settled, copy_into, fsync_dir
+from connectors.repositories.fs_durable import PendingFolders, Settled, copy_into, fsync_dir, sweep_leftovers
 from guidang_io.block_reads import sha256_file
 from guidang_io.crashpoints import crashpoint
 from schemas.digest import iter_file, sha256_bytes
@@ -386,25 +385,10 @@ class FilesystemRepository(FsDisposal):
     # -- housekeeping ---------------------------------------------------------------------------
 
     def sweep_temporary(self, older_than_seconds: float = 3600.0) -> list[str]:
-        """Remove temporary leftovers of crashed writes; returns their paths relative to the root.
-
-        Only files older than `older_than_seconds` go, so a write in progress in another process
-        keeps its temporary file.
-        """
-        cutoff = time.time() - older_than_seconds
-        removed: list[str] = []
-        for dirpath, _dirnames, filenames in os.walk(self.root):
-            for name in filenames:
-                if not name.startswith(TEMP_PREFIX):
-                    continue
-                full = Path(dirpath, name)
-                try:
-                    if full.lstat().st_mtime > cutoff:
-                        continue
-                    full.unlink()
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise self._os_error(exc, str(full.relative_to(self.root)), "cannot remove leftover") from exc
-                removed.append(full.relative_to(self.root).as_posix())
-        return sorted(removed)
+        """Remove temporary leftovers of crashed writes older than `older_than_seconds` (a write in
+        progress in another process keeps its file); their paths relative to the root."""
+        try:
+            return sweep_leftovers(self.root, TEMP_PREFIX, older_than_seconds)
+        except OSError as exc:
+            where = Path(exc.filename).relative_to(self.root).as_posix() if exc.filename else "."
+            raise self._os_error(exc, where, "cannot remove leftover") from exc

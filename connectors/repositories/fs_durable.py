@@ -26,6 +26,7 @@ import re
 import stat
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -203,3 +204,23 @@ def copy_into(content: BinaryIO | bytes, out: BinaryIO) -> None:
         for chunk in iter_file(content):  # a file system without sendfile: through Python, once
             out.write(chunk)
         out.flush()
+
+
+def sweep_leftovers(root: Path, prefix: str, older_than_seconds: float) -> list[str]:
+    """Remove the files under `root` whose names start with `prefix` and that are older than
+    `older_than_seconds`; their paths relative to `root`, sorted. An OSError names its file."""
+    cutoff = time.time() - older_than_seconds
+    removed: list[str] = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            if not name.startswith(prefix):
+                continue
+            full = Path(dirpath, name)
+            try:
+                if full.lstat().st_mtime > cutoff:
+                    continue
+                full.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(full.relative_to(root).as_posix())
+    return sorted(removed)

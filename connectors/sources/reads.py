@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from schemas.digest import iter_file
 from schemas.errors import DocumentUnavailable
 from schemas.layout import is_dangerous_path
 
@@ -140,3 +141,9 @@ def timed(chunks: Iterator[bytes], seconds: float, where: str) -> Iterator[bytes
     finally:
         stop.set()
         wanted.set()
+
+
+def read_blocks(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    """The file's blocks, closing it when the reader is done (or stops early)."""
+    with handle:
+        yield from iter_file(handle, size)

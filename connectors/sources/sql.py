@@ -34,14 +34,13 @@ from sqlalchemy.sql.elements import TextClause
 from connectors.retry import Backoff, with_retries
 from connectors.sources.http import stream_document
 from connectors.sources.http_direct import trust_context
-from connectors.sources.reads import open_under, timed
+from connectors.sources.reads import open_under, read_blocks, timed
 from connectors.sources.sql_completion import counts_from_rows, items_from_rows, not_configured
 from connectors.sources.sql_mapping import MatterMapping, Rows
 from connectors.sources.sql_queries import ALL_TIME, Queries, check_config, resolve_path, resolve_sqlite
 from connectors.sources.sql_values import BadValue, raw_text
 from schemas.completion import CompletedCount, CompletedItem
 from schemas.config import SqlSource
-from schemas.digest import iter_file
 from schemas.errors import DocumentUnavailable, InvariantBroken, SourceUnavailable
 from schemas.findings import Finding, GuidangError
 from schemas.model import Document, InvalidMatter, Matter
@@ -375,7 +374,7 @@ class SqlConnector:
         pid, rel = self._locate(document, "path")
         where = f"source {self.name}: project {pid}: document {document.file_name!r} (path {rel!r})"
         handle = open_under(root, str(rel), where, self.config.read_timeout_seconds)
-        return timed(_read_blocks(handle, self.chunk_size), self.config.read_timeout_seconds, where)
+        return timed(read_blocks(handle, self.chunk_size), self.config.read_timeout_seconds, where)
 
     def _stream_url(self, document: Document) -> Iterator[bytes]:
         pid, url = self._locate(document, "url")
@@ -396,8 +395,3 @@ def _fetch(conn: Connection, stmt: TextClause, params: dict[str, Any]) -> Rows:
     result = conn.execute(stmt, params)
     keys = list(result.keys())
     return keys, [dict(r) for r in result.mappings()]
-
-
-def _read_blocks(handle: Any, size: int) -> Iterator[bytes]:
-    with handle:
-        yield from iter_file(handle, size)
