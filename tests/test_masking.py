@@ -79,7 +79,7 @@ def test_quarantine_show_says_the_record_is_whole_and_escapes_it(tmp_path: Path)
     from typer.testing import CliRunner
 
     from flows.cli import app
-    from tests.test_hardening_cli import _config, _quarantine
+    from tests.test_cli_output import _config, _quarantine
 
     config = _config(tmp_path)
     hostile = "赵涛身份证330106199001011234\n\x1b[31m.pdf"

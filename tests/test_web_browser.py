@@ -178,7 +178,7 @@ def test_an_archivist_searches_by_title_and_applicant_opens_the_access_copy_and_
             assert expected in first_page, expected
         assert re.search(r"利用人 archie（档案员） \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", first_page)
 
-        original = page.locator("table.documents a.original").first
+        original = access.locator("xpath=ancestor::tr").locator("a.original")  # the same document's original
         with page.expect_download() as info:
             original.click()
         saved = tmp_path / "original.pdf"
