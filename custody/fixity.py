@@ -2,8 +2,8 @@
 
 The ledger knows every object it caused to be stored, with its digests: each verified package's
 files (SM3, SHA-256 and size, in its `verified` event) and completion marker (SHA-256), each DA/T 93
-batch's files (in its `transfer-batch` event; batches written before the digests were logged are
-checked for presence only), each checkpoint document (a pure function of its event). The check
+batch's files (in its `transfer-batch` event; a batch whose event carries no digests is checked
+for presence only), each checkpoint document (a pure function of its event). The check
 lists the repository once (missing and unexpected objects need no reading), then streams the
 objects of every package (`--all`) or of a random sample of packages (`--sample N`) through the one
 SM3+SHA-256 hasher; batch files and checkpoints, small, are always read. Packages of matters still

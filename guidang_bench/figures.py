@@ -109,7 +109,7 @@ def figures(
                      "holding copies of its documents, in the bench's process (copying not timed); the best "
                      "of the passes",
             "hash_limit": "one pass, each file read once in 1 MiB blocks, SM3 on one thread and SHA-256 on "
-                          "another (issue 9's measurement); the best of the passes",
+                          "another; the best of the passes",
             "hash_split": "the files split between 2 threads, each computing SM3 + SHA-256 (both cores "
                           "hashing, nothing else); reported, not a target",
             "bagit_sm3": "the same make_bag with checksums=[sm3, sha256], the digests the archive records of "
@@ -213,7 +213,7 @@ def bench_text(f: dict[str, Any]) -> str:
         f"bagit and the hash limit: the best of {len(f['passes'].get('bagit', [])) or 1} passes; the night ran once.",
         "the page cache was warmed first (every file read once untimed), so every contender read from memory.",
         "",
-        "targets (issue 9):",
+        "targets:",
     ]
     for t in f["targets"].values():
         met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
