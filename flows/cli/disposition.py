@@ -9,6 +9,8 @@ its code printed), 2 bad usage or configuration.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,6 +55,19 @@ def open_archive(settings: Any, *, required: bool = True) -> Any:
     return repository
 
 
+@contextmanager
+def _working(config: Path, *, archive: bool = False) -> Iterator[tuple[Any, Any]]:
+    """The ledger (and, with `archive`, every copy of the archive) a command works on; a rule the
+    command breaks (a hold, the same user approving) ends it with exit 1, naming the codes."""
+    settings = load_config(config)
+    repository = open_archive(settings, required=True) if archive else None
+    with open_ledger(settings) as ledger:
+        try:
+            yield ledger, repository
+        except GuidangError as exc:
+            raise _refused(exc) from exc
+
+
 def _print(data: dict[str, Any], as_json: bool, text: str) -> None:
     if as_json:
         echo_json(data)
@@ -81,13 +96,8 @@ def hold(
     from ledger.disposition_rules import Selector
 
     sel = Selector(tuple(code or ()), tuple(matter or ()), unit, query)
-    settings = load_config(config)
-    repository = open_archive(settings, required=True)
-    with open_ledger(settings) as ledger:
-        try:
-            out = disposition_holds.place(ledger, repository, sel, reason=reason, user=user)
-        except GuidangError as exc:
-            raise _refused(exc) from exc
+    with _working(config, archive=True) as (ledger, repository):
+        out = disposition_holds.place(ledger, repository, sel, reason=reason, user=user)
     _print(out.to_dict(), as_json, f"hold {out.hold_id} placed by {user} on {len(out.archival_codes)} record(s); "
            f"store legal hold on {out.objects_locked} object(s)" + "".join(f"\n  {n}" for n in set(out.notes)))
     if out.errors:
@@ -106,13 +116,8 @@ def release(
     user = user.strip() or _login()
     from custody import disposition_holds
 
-    settings = load_config(config)
-    repository = open_archive(settings, required=True)
-    with open_ledger(settings) as ledger:
-        try:
-            out = disposition_holds.release(ledger, repository, hold_id, reason=reason, user=user)
-        except GuidangError as exc:
-            raise _refused(exc) from exc
+    with _working(config, archive=True) as (ledger, repository):
+        out = disposition_holds.release(ledger, repository, hold_id, reason=reason, user=user)
     _print(out.to_dict(), as_json, f"hold {hold_id} released by {user}; store legal hold cleared on "
            f"{out.objects_locked} object(s)" + "".join(f"\n  {n}" for n in set(out.notes)))
     if out.errors:
@@ -162,15 +167,10 @@ def open_command(
     day = parse_date(before, "--before")
     if day is None:
         raise fail("--before DATE is required", 2)
-    settings = load_config(config)
-    with open_ledger(settings) as ledger:
-        try:
-            with ledger.transaction() as s:
-                rv = disposition_rules.open_review(s, day, user=user, fonds=fonds, unit=unit, matter_type=matter_type)
-                codes = [i.archival_code for i in disposition_rules.items(s, rv.id)]
-                rid = rv.id
-        except GuidangError as exc:
-            raise _refused(exc) from exc
+    with _working(config) as (ledger, _), ledger.transaction() as s:
+        rv = disposition_rules.open_review(s, day, user=user, fonds=fonds, unit=unit, matter_type=matter_type)
+        codes = [i.archival_code for i in disposition_rules.items(s, rv.id)]
+        rid = rv.id
     _print({"review": rid, "archival_codes": codes, "opened_by": user}, as_json,
            f"appraisal {rid} opened by {user}: {len(codes)} record(s) due before {before}")
 
@@ -197,14 +197,9 @@ def decide(
         new = RetentionPeriod(period) if period else None
     except ValueError as exc:
         raise fail(f"--period {period!r}: give D10, D30 or Y", 2) from exc
-    settings = load_config(config)
-    with open_ledger(settings) as ledger:
-        try:
-            with ledger.transaction() as s:
-                for c in code:
-                    disposition_rules.decide(s, review_id, c, decision, reason=reason, user=user, new_period=new)
-        except GuidangError as exc:
-            raise _refused(exc) from exc
+    with _working(config) as (ledger, _), ledger.transaction() as s:
+        for c in code:
+            disposition_rules.decide(s, review_id, c, decision, reason=reason, user=user, new_period=new)
     _print({"review": review_id, "decision": decision, "archival_codes": code, "by": user}, as_json,
            f"appraisal {review_id}: {decision} recorded by {user} for {len(code)} record(s)")
 
@@ -221,13 +216,8 @@ def approve(
     user = user.strip() or _login()
     from custody.appraisal import approve_review
 
-    settings = load_config(config)
-    repository = open_archive(settings, required=True)
-    with open_ledger(settings) as ledger:
-        try:
-            out = approve_review(ledger, repository, review_id, user=user)
-        except GuidangError as exc:
-            raise _refused(exc) from exc
+    with _working(config, archive=True) as (ledger, repository):
+        out = approve_review(ledger, repository, review_id, user=user)
     _print(out, as_json, f"appraisal {review_id} approved by {user}: {len(out['destroy'])} to destroy, "
            f"{len(out['extend'])} extended")
 
@@ -241,12 +231,8 @@ def show(
     """The appraisals, or one with every record's decision, who decided and what became of it."""
     from custody.appraisal import describe
 
-    settings = load_config(config)
-    with open_ledger(settings) as ledger:
-        try:
-            data = describe(ledger, review_id)
-        except GuidangError as exc:
-            raise _refused(exc) from exc
+    with _working(config) as (ledger, _):
+        data = describe(ledger, review_id)
     if as_json:
         echo_json(data)
         return
@@ -277,12 +263,8 @@ def list_command(
     for out, suffix in ((html_out, ".html"), (pdf_out, ".pdf")):
         if out is not None and (out.suffix.lower() != suffix or not out.parent.is_dir()):
             raise fail(f"{out}: write a {suffix} file into an existing folder", 2)
-    settings = load_config(config)
-    with open_ledger(settings) as ledger:
-        try:
-            data = gather(ledger, review_id)
-        except GuidangError as exc:
-            raise _refused(exc) from exc
+    with _working(config) as (ledger, _):
+        data = gather(ledger, review_id)
     pages = None
     if html_out is not None:
         write_html(data, html_out)
@@ -310,13 +292,8 @@ def destroy_command(
     user = user.strip() or _login()
     from custody.destruction import destroy
 
-    settings = load_config(config)
-    repository = open_archive(settings, required=True)
-    with open_ledger(settings) as ledger:
-        try:
-            out = destroy(ledger, repository, review_id, user=user)
-        except GuidangError as exc:
-            raise _refused(exc) from exc
+    with _working(config, archive=True) as (ledger, repository):
+        out = destroy(ledger, repository, review_id, user=user)
     text = f"appraisal {review_id}: {len(out.destroyed)} record(s) destroyed by {user}, " \
            f"{out.objects_deleted} object(s) deleted; {len(out.blocked)} blocked"
     _print(out.to_dict(), as_json, text + "".join(f"\n  {c}: {why}" for c, why in out.blocked.items()))
