@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.orm import Session
 
 from ledger.models import MatterRecord, MatterState, RetentionVersion, Run
 from night.context import RunContext, SourceConfig, SourceSummary
@@ -25,7 +23,7 @@ from night.engine import process_source, run_nightly
 from schemas.config import load_settings
 from schemas.findings import GuidangError
 from tests.dbservers import fresh_database
-from tests.world_support import unified_running
+from tests.world_support import count_rows, unified_running
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,15 +40,6 @@ def locked_world(request: pytest.FixtureRequest, small_world: Path) -> Iterator[
         data["ledger_url"] = url
         config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         yield small_world, url
-
-
-def _count(url: str, model: Any, *where: Any) -> int:
-    engine = create_engine(url)
-    try:
-        with Session(engine) as s:
-            return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
-    finally:
-        engine.dispose()
 
 
 # -- one night at a time per source
@@ -96,9 +85,10 @@ def test_two_runs_started_together_one_completes_the_other_is_refused_at_once(
     assert re.search(r"another run holds the lock of \w+ since", str(refusal)), refusal
     assert f"(run {summaries[0]['run_id']})" in str(refusal)
     # nothing doubled: one run in the ledger, one retention version, each archived matter once
-    assert _count(url, Run) == 1
-    assert _count(url, RetentionVersion) == 1
-    assert _count(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED) == summaries[0]["totals"]["archived"]
+    assert count_rows(url, Run) == 1
+    assert count_rows(url, RetentionVersion) == 1
+    verified = count_rows(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED)
+    assert verified == summaries[0]["totals"]["archived"]
 
 
 HOLDER = """
@@ -135,6 +125,6 @@ def test_a_lock_left_by_a_killed_holder_is_taken_over(locked_world: tuple[Path, 
             holder.wait()
     assert summary["status"] == "completed"
     assert summary["totals"]["archived"] > 0
-    assert _count(url, Run) == 1
+    assert count_rows(url, Run) == 1
 
 

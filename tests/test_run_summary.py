@@ -5,12 +5,10 @@ reports what it stored, the printed chain head is the audited one, a half-stored
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
@@ -19,34 +17,7 @@ from night.context import RunContext, SourceConfig, SourceSummary
 from night.engine import process_source, run_nightly
 from schemas.config import load_settings
 from schemas.findings import GuidangError
-from tests.dbservers import fresh_database
-from tests.world_support import unified_running
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def locked_world(request: pytest.FixtureRequest, small_world: Path) -> Iterator[tuple[Path, str]]:
-    """The small demo world with its ledger on SQLite (as configured) or on a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield small_world, f"sqlite:///{small_world / 'ledger.sqlite'}"
-        return
-    with fresh_database("postgresql") as url:
-        config = small_world / "guidang.yaml"
-        data = yaml.safe_load(config.read_text(encoding="utf-8"))
-        data["ledger_url"] = url
-        config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-        yield small_world, url
-
-
-def _count(url: str, model: Any, *where: Any) -> int:
-    engine = create_engine(url)
-    try:
-        with Session(engine) as s:
-            return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
-    finally:
-        engine.dispose()
-
+from tests.world_support import count_rows, unified_running
 
 # -- --dry-run writes nothing anywhere
 
@@ -154,12 +125,12 @@ def test_second_night_counts_still_quarantined_matters_as_held_not_unchanged(sma
         first = run_nightly(settings)
         second = run_nightly(settings)  # the next night: nothing new collected, the quarantine still full
         again = run_nightly(settings, since=datetime(2000, 1, 1, tzinfo=UTC))  # everything collected again
-    still_open = _count(url, QuarantineEntry, QuarantineEntry.resolved_at.is_(None))
+    still_open = count_rows(url, QuarantineEntry, QuarantineEntry.resolved_at.is_(None))
     assert first["totals"]["quarantined"] == still_open > 0
     for night in (second, again):
         assert night["totals"]["in_quarantine"] == still_open
         for name, s in night["sources"].items():
-            assert s["in_quarantine"] == _count(url, QuarantineEntry, QuarantineEntry.resolved_at.is_(None),
+            assert s["in_quarantine"] == count_rows(url, QuarantineEntry, QuarantineEntry.resolved_at.is_(None),
                                                 QuarantineEntry.source == name)
         assert "held in quarantine" in summary_text(night)
     # collected again as they are: held, not "unchanged"
@@ -183,7 +154,7 @@ def test_a_failed_run_reports_what_it_stored(small_world: Path) -> None:
     with unified_running(small_world):
         summary = run_nightly(load_settings(small_world / "guidang.yaml"), run_source=store_then_fail)
     assert summary["status"] == "failed"
-    stored = _count(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED,
+    stored = count_rows(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED,
                     MatterRecord.run_id == summary["run_id"])
     assert stored > 0
     assert summary["stored"]["packages"] == stored
@@ -243,4 +214,5 @@ def test_a_batch_left_half_stored_by_a_failed_run_is_completed_by_the_next_night
     assert folders and all(names == expected for names in folders.values()), folders
     assert set(night2["transfer_batches"]) == set(folders)
     url = f"sqlite:///{small_world / 'ledger.sqlite'}"
-    assert _count(url, MatterRecord, MatterRecord.state == MatterState.VERIFIED, MatterRecord.batch_id.is_(None)) == 0
+    unbatched = (MatterRecord.state == MatterState.VERIFIED, MatterRecord.batch_id.is_(None))
+    assert count_rows(url, MatterRecord, *unbatched) == 0

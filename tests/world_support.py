@@ -7,9 +7,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from guidang_demo.unified_simulator import FaultPlan, UnifiedSimulator
@@ -98,3 +99,13 @@ def outcome(world: Path) -> Outcome:
     finally:
         engine.dispose()
     return verified, held
+
+
+def count_rows(url: str, model: Any, *where: Any) -> int:
+    """Rows of a ledger table matching `where`, read over a connection of its own."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as s:
+            return s.scalar(select(func.count()).select_from(model).where(*where)) or 0
+    finally:
+        engine.dispose()
