@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,36 +61,41 @@ def _in_scope_entries() -> list[Any]:
     return [e for e in DEMO_CATALOGUE if e.source == "unified" and e.retention in ("Y", "D30", "D10")]
 
 
-def _record(rng: random.Random, n: int, entry: Any, day: date) -> dict[str, Any]:
+def _record(rng: random.Random, n: int, entry: Any, day: date, area: str = AREA_CODE,
+            department: tuple[str, str] | None = None) -> dict[str, Any]:
     received = datetime.combine(day, time(9, 0), SHANGHAI) + timedelta(seconds=rng.randrange(6 * 3600))
     finished = received + timedelta(minutes=rng.randrange(20, 120))
     updated = finished + timedelta(minutes=5)
-    projid = f"{AREA_CODE}{day:%Y%m%d}{n:06d}"
+    projid = f"{area}{day:%Y%m%d}{n:06d}"
+    agency, agency_code = department or (entry.agency, entry.agency_code)
     iso = lambda t: t.isoformat(timespec="seconds")  # noqa: E731 - a local shorthand
     return {
         "PROJID": projid, "SERVICECODE": entry.service_code, "SERVICEVERSION": "1",
         "SERVICENAME": entry.service_name, "SERVICETYPE": entry.matter_type, "PROJECTTYPE": "承诺件",
-        "DEPTNAME": entry.agency, "DEPTCODE": entry.agency_code, "AREACODE": AREA_CODE,
+        "DEPTNAME": agency, "DEPTCODE": agency_code, "AREACODE": area,
         "APPLYERNAME": f"杭州测速{n % 997}有限公司", "APPLYERPAGETYPE": "统一社会信用代码",
         "APPLYERPAGECODE": "91330106MA2" + f"{n:07d}"[-7:],
         "RECEIVETIME": iso(received), "TRANSACTTIME": iso(finished - timedelta(minutes=10)),
         "FINISHTIME": iso(finished), "RESULT": "准予许可", "RESULTCODE": f"杭西测〔{day.year}〕{n}号",
         "CERTNAME": None, "CERTCODE": None, "UPDATETIME": iso(updated),
         "PROCESS": [
-            {"NODENAME": "受理", "HANDLER": "王敏", "DEPTNAME": entry.agency, "OPINION": "材料齐全，予以受理",
+            {"NODENAME": "受理", "HANDLER": "王敏", "DEPTNAME": agency, "OPINION": "材料齐全，予以受理",
              "STARTTIME": iso(received), "ENDTIME": iso(received + timedelta(minutes=5))},
-            {"NODENAME": "决定", "HANDLER": "李强", "DEPTNAME": entry.agency, "OPINION": "准予许可",
+            {"NODENAME": "决定", "HANDLER": "李强", "DEPTNAME": agency, "OPINION": "准予许可",
              "STARTTIME": iso(received + timedelta(minutes=5)), "ENDTIME": iso(finished)},
         ],
     }
 
 
 def build_bench_world(
-    world_dir: Path, *, matters: int, docs: int, size: int, seed: int = 2026, days: int = 20, office: bool = False
+    world_dir: Path, *, matters: int, docs: int, size: int, seed: int = 2026, days: int = 20, office: bool = False,
+    area: str = AREA_CODE, departments: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """Write the world into `world_dir` (which must not hold one); returns its summary. `office`:
     the documents are DOCX files of about `size` bytes (each normalised to a PDF/A rendition by
-    the night, `guidang bench --office`) instead of PDFs.
+    the night, `guidang bench --office`) instead of PDFs. `area` (行政区划代码) begins every 办件编号,
+    and `departments` ((实施机构, 代码) pairs), when given, are the matters' units in turn instead of
+    the catalogue's: a province's world is several of these, one per district's system.
 
     The summary has `matters`, `documents`, `bytes`, `documents_dir` (where the document files lie,
     one file each, for timing other tools on the same bytes) and `config`.
@@ -108,7 +114,8 @@ def build_bench_world(
     total = 0
     for i in range(matters):
         entry = entries[i % len(entries)]
-        record = _record(rng, i + 1, entry, BENCH_FIRST_DAY + timedelta(days=i % days))
+        department = departments[i % len(departments)] if departments else None
+        record = _record(rng, i + 1, entry, BENCH_FIRST_DAY + timedelta(days=i % days), area, department)
         materials = []
         for k in range(docs):
             fid = f"{record['PROJID']}-{k + 1:02d}"
