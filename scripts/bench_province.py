@@ -103,8 +103,10 @@ def _admin(dsn: str, statement: str) -> None:
 
 
 def _night(world: dict[str, Any], world_dir: Path, processes: int, dsn: str, urls: dict[str, str],
-           workers: int) -> dict[str, Any]:
-    database = f"guidang_province_p{processes}"
+           workers: int, dask: int = 0) -> dict[str, Any]:
+    """One night over the world as `processes` run processes, or (`dask` > 0) as one Prefect night whose
+    chunks run on a local Dask cluster of that many workers."""
+    database = f"guidang_province_p{processes}" + (f"_dask{dask}" if dask else "")
     _admin(dsn, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     _admin(dsn, f"CREATE DATABASE {database}")
     for leftover in ("archive", "staging"):
@@ -112,7 +114,8 @@ def _night(world: dict[str, Any], world_dir: Path, processes: int, dsn: str, url
     (world_dir / "archive").mkdir()
     config = Path(world["config"])
     env = child_env(GUIDANG_PROVINCE_LEDGER=f"postgresql+psycopg2://{dsn.split('://', 1)[1]}/{database}",
-                    GUIDANG_WORKERS=str(workers), **urls)
+                    GUIDANG_WORKERS=str(workers), GUIDANG_TASK_RUNNER="dask" if dask else "threads",
+                    GUIDANG_DASK_WORKERS=str(max(dask, 1)), **urls)
     # the ledger's schema and the retention table first, so that P runs do not race to create them
     subprocess.run([sys.executable, "-m", "flows.cli", "retention", "import", "--config", str(config),
                     "--effective", "2020-01-01", str(world_dir / "retention.xlsx")],
@@ -126,7 +129,8 @@ def _night(world: dict[str, Any], world_dir: Path, processes: int, dsn: str, url
     for i, group in enumerate(groups):
         out = (world_dir / f"p{processes}-{i}.json").open("wb")
         err = (world_dir / f"p{processes}-{i}.log").open("wb")
-        command = [sys.executable, "-m", "flows.cli", "run", "--config", str(config), "--orchestrator", "local",
+        command = [sys.executable, "-m", "flows.cli", "run", "--config", str(config),
+                   "--orchestrator", "prefect" if dask else "local",
                    "--as-of", f"{world['until']}T00:00:00+08:00", "--json"]
         for name in group:
             command += ["--source", name]
@@ -152,7 +156,8 @@ def _night(world: dict[str, Any], world_dir: Path, processes: int, dsn: str, url
     _admin(dsn, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     seconds = lambda n: n * wall / max(sampler.samples, 1)  # noqa: E731 - samples to seconds of this night
     return {
-        "processes": processes, "exit_codes": codes, "archived": archived, "wall_s": round(wall, 1),
+        "processes": f"dask x{dask}" if dask else processes, "exit_codes": codes, "archived": archived,
+        "wall_s": round(wall, 1),
         "matters_per_s": round(archived / wall, 1), "cpu_s": round(cpu, 1),
         "cpu_ms_per_matter": round(1000 * cpu / max(archived, 1), 1),
         "lock_wait_s": {k: round(seconds(v), 2) for k, v in sampler.waits.items()},
@@ -171,6 +176,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=20000)
     parser.add_argument("--processes", default="1,2,4")
     parser.add_argument("--workers", type=int, default=1, help="orchestration.workers of each run process")
+    parser.add_argument("--dask", type=int, default=0, help="also one Prefect night on a local Dask cluster of "
+                        "this many workers (needs the dask extra)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--dir", type=Path, default=None, help="build the world here (removed afterwards "
                         "unless given)")
@@ -181,7 +188,8 @@ def main() -> None:
     world = build_province_world(world_dir, sources=args.sources, fonds=args.fonds, matters=args.matters,
                                  docs=args.docs, size=args.size, ledger_url="${GUIDANG_PROVINCE_LEDGER}")
     with Path(world["config"]).open("a", encoding="utf-8") as f:
-        f.write("orchestration:\n  workers: ${GUIDANG_WORKERS:-1}\n")
+        f.write("orchestration:\n  workers: ${GUIDANG_WORKERS:-1}\n  task_runner: ${GUIDANG_TASK_RUNNER:-threads}\n"
+                "  dask_workers: ${GUIDANG_DASK_WORKERS:-2}\n")
     sims = []
     urls = {}
     try:
@@ -194,6 +202,10 @@ def main() -> None:
             print(f"night as {p} process(es) …", file=sys.stderr)
             results.append(_night(world, world_dir, p, args.pg, urls, args.workers))
             print(json.dumps(results[-1], ensure_ascii=False), flush=True)
+        if args.dask:
+            print(f"night on Dask ({args.dask} workers) …", file=sys.stderr)
+            results.append(_night(world, world_dir, 1, args.pg, urls, args.workers, dask=args.dask))
+            print(json.dumps(results[-1], ensure_ascii=False), flush=True)
     finally:
         for proc in sims:
             stop_process(proc)
@@ -201,12 +213,12 @@ def main() -> None:
             shutil.rmtree(world_dir, ignore_errors=True)
     print(f"\n{world['matters']} matters, {args.fonds} fonds, {args.sources} sources, "
           f"{args.docs} x {args.size:,} B; orchestration.workers {args.workers} per run process")
-    print(f"{'P':>2} {'matters/s':>9} {'wall s':>7} {'CPU ms/matter':>13}  lock waits (s)        held share / ceiling")
+    print(f"{'P':>7} {'matters/s':>9} {'wall s':>7} {'CPU ms/matter':>13}  lock waits (s)        held share / ceiling")
     for r in results:
         waits = ", ".join(f"{k} {v}" for k, v in sorted(r["lock_wait_s"].items())) or "none"
         held = ", ".join(f"{k} {r['held_share'][k]:.0%} / {r['ceiling_matters_per_s'].get(k, '-')}/s"
                          for k in sorted(r["held_share"])) or "-"
-        print(f"{r['processes']:>2} {r['matters_per_s']:>9} {r['wall_s']:>7} {r['cpu_ms_per_matter']:>13}  "
+        print(f"{r['processes']:>7} {r['matters_per_s']:>9} {r['wall_s']:>7} {r['cpu_ms_per_matter']:>13}  "
               f"{waits:<22} {held}")
 
 
