@@ -196,3 +196,18 @@ def test_the_like_for_like_bagit_writes_the_archive_s_own_digests(tmp_path: Path
     assert (bag / "manifest-sm3.txt").read_text(encoding="utf-8").split() == [expected.sm3, f"data/{doc.name}"]
     assert (bag / "manifest-sha256.txt").read_text(encoding="utf-8").split() == [expected.sha256, f"data/{doc.name}"]
     assert not (bag / "manifest-sha512.txt").exists()
+
+
+def test_bench_growth_prints_the_memory_kept_per_matter_between_two_nights(tmp_path: Path) -> None:
+    done = _bench("--growth", "2,5", "--json", "--dir", str(tmp_path / "g"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    small, large = out["growth_nights"]
+    assert (small["matters"], large["matters"]) == (2, 5)
+    assert small["peak_pss_mb"] > 0 and large["peak_pss_mb"] > 0
+    expected = (large["peak_pss_mb"] - small["peak_pss_mb"]) * 1000 / 3
+    assert abs(out["growth_kb_per_matter"] - expected) < 0.1
+    assert out["growth_target"]["applies"] is False  # stated between 5,000 and 50,000 matters
+    assert not (tmp_path / "g").exists()
+    refused = _bench("--growth", "5,2", cwd=tmp_path)
+    assert refused.returncode == 2 and "SMALL < LARGE" in refused.stderr

@@ -35,6 +35,9 @@ def bench(
     office: Annotated[bool, typer.Option("--office", help="instead: a night over --matters matters of one DOCX "
                                          "of --size bytes each, normalised by LibreOffice (conversions/s)")] = False,
     parallel: Annotated[int, typer.Option("--parallel", help="--office: conversions at once")] = 2,
+    growth: Annotated[str | None, typer.Option("--growth", metavar="SMALL,LARGE", help="instead: two nights of "
+                      "SMALL and LARGE matters of one 20 KB document each, and the peak memory kept per matter "
+                      "between them (stated for 5000,50000)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the real night over N matters x K PDFs against bagit-python and the two-core hash limit."""
@@ -48,6 +51,9 @@ def bench(
             typer.echo(office_text(result))
         if result["archived"] != matters or result["renditions"] != matters:
             raise fail("bench --office: not every matter was archived with its rendition", 1)
+        return
+    if growth is not None:
+        _growth(growth, directory, keep, as_json)
         return
     if matters < 1 or docs < 1 or repeat < 1:
         raise fail("--matters, --docs and --repeat must be at least 1")
@@ -83,3 +89,32 @@ def bench(
             typer.echo(f"kept: {world_dir} (night logs in bench-logs/)", err=True)
         else:
             shutil.rmtree(world_dir, ignore_errors=True)
+
+
+GROWTH_DOCUMENT_BYTES = 20_000
+
+
+def _growth(sizes: str, directory: Path | None, keep: bool, as_json: bool) -> None:
+    try:
+        small, large = (int(part) for part in sizes.split(","))
+    except ValueError:
+        raise fail(f"--growth {sizes}: expected two matter counts, SMALL,LARGE (e.g. 5000,50000)") from None
+    if not 0 < small < large:
+        raise fail(f"--growth {sizes}: expected 0 < SMALL < LARGE")
+    from guidang_bench.growth import growth_text, measure_growth
+    from guidang_bench.timing import BenchFailed
+
+    work_dir = (directory or Path(tempfile.mkdtemp(prefix="guidang-growth-"))).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        result = measure_growth(work_dir, (small, large), size=GROWTH_DOCUMENT_BYTES,
+                                say=lambda m: typer.echo(m, err=True))
+    except BenchFailed as exc:
+        raise fail(f"bench --growth: {exc}", 1) from exc
+    finally:
+        if not keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    if as_json:
+        echo_json(result)
+    else:
+        typer.echo(growth_text(result))
