@@ -267,12 +267,17 @@ def test_only_sign_in_out_retry_and_the_disposition_forms_write_and_no_get_chang
     record = next(r for r in _records(console.world) if r.state == MatterState.VERIFIED)
     paths = ["/", "/search", f"/matter/{record.id}", "/quarantine", "/audit", "/downloads", "/rollout",
              "/reconcile", "/downloads/register/night/2026-12-01.xlsx", f"/downloads/catalogue/{record.batch_id}.xml",
-             "/holds", "/appraisals", "/copies"]
+             "/copies"]
     with console.signed_in("archie") as c:
         for path in paths:
             for method in ("POST", "PUT", "DELETE", "PATCH"):
                 assert c.request(method, path).status_code == 405, (method, path)
-        for path in [*paths, "/audit?verify=1", f"/downloads/register/batch/{record.batch_id}.html"]:
+        for path in ("/holds", "/appraisals"):  # a form posts here, with the session's token only
+            assert c.post(path, data={"reason": "x", "before": "2100-01-01"}).status_code == 403, path
+            for method in ("PUT", "DELETE", "PATCH"):
+                assert c.request(method, path).status_code == 405, (method, path)
+        for path in [*paths, "/holds", "/appraisals", "/audit?verify=1",
+                     f"/downloads/register/batch/{record.batch_id}.html"]:
             assert c.get(path).status_code in (200, 404), path
     assert _state(console.world) == before
 
