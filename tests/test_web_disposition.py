@@ -224,6 +224,13 @@ def test_an_archivist_opens_and_decides_and_a_held_record_is_refused(console: Co
         assert r.status_code == 303, r.text
         assert archie.get(f"/appraisals/{review}/destruction-list.pdf").status_code == 409  # not approved yet
         assert archie.post(f"/appraisals/{review}/approve", data={"csrf": token}).status_code == 403  # role
+    named = _named(console.world)
+    name = named.record["applicant"]["name"]
+    with console.signed_in("audra") as auditor:
+        masked = auditor.get(f"/appraisals/{review}")
+    assert masked.status_code == 200 and named.archival_code in masked.text
+    assert name not in masked.text and name[0] + "＊" in masked.text  # 题名 carries the applicant's name
+    assert "记录结论" not in masked.text and "审批通过" not in masked.text  # the auditor only reads
     code, out = cli(console.world, "disposition", "decide", str(review), "destroy", "--code", free[0],
                     "--reason", "到期", "--user", "vera")
     assert code == 0, out
