@@ -165,6 +165,13 @@ def test_archivists_place_and_release_holds_with_a_reason_and_the_forms_token(co
         token = csrf_of(archie.get("/holds").text)
         refused = archie.post("/holds", data={"codes": "Z999-没有-0001", "reason": "x", "csrf": token})
         assert refused.status_code == 409 and "D-NO-RECORDS" in refused.text
+        (console.world / "copy2").rename(console.world / "copy2-unmounted")
+        try:  # a hold must reach every copy: refused, and nothing recorded
+            refused = archie.post("/holds", data={**form, "csrf": token})
+        finally:
+            (console.world / "copy2-unmounted").rename(console.world / "copy2")
+        assert refused.status_code == 409 and "offsite" in refused.text
+        assert len(events(console.world, "hold-placed")) == 1
         r = archie.post("/holds", data={**form, "csrf": token})
         assert r.status_code == 303, r.text
         page = archie.get(r.headers["location"]).text
