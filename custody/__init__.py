@@ -16,5 +16,6 @@ night's read-side helpers in `night` (anchoring, the retention book); never `flo
     destruction      an approved appraisal's records destroyed where the store allows it
     destruction_list the 销毁清单 on A4 (HTML, PDF)
     repair           a changed or missing object put back from a copy that matches the ledger
-    web/             `guidang web`, the bureau's read-only console
+    every_copy       the primary and every replica opened together, for steps that must reach each
+    web/             `guidang web`, the bureau's console (reads; holds and appraisals as the CLI does them)
 """

@@ -86,12 +86,14 @@ def release(ledger: Ledger, repository: Repository, hold_id: int, *, reason: str
 
 
 def listing(ledger: Ledger, *, released_too: bool = False) -> list[dict[str, Any]]:
-    """Every hold (in force, or all), with its records, for `guidang disposition holds`."""
+    """Every hold (in force, or all), with the records it covers now (a hold by matter, unit or query
+    covers the records archived since it was placed too), for `guidang disposition holds` and the console."""
     with ledger.read() as s:
         return [
             {"hold": h.id, "selector": h.selector, "reason": h.reason, "placed_by": h.placed_by,
              "placed_at": h.placed_at.isoformat(timespec="seconds"), "released_by": h.released_by,
              "released_at": h.released_at.isoformat(timespec="seconds") if h.released_at else None,
-             "release_reason": h.release_reason, "archival_codes": disposition_rules.held_codes(s, h.id)}
+             "release_reason": h.release_reason, "scope": disposition_rules.is_scope_hold(h.selector),
+             "archival_codes": disposition_rules.covered_codes(s, h)}
             for h in disposition_rules.holds(s, released_too=released_too)
         ]

@@ -234,8 +234,9 @@ sources:
 # is enabled (`guidang audit rollout` shows where each unit stands).
 units:
 {_units_block()}
-# 控制台 (`guidang web`): read-only, sign-in required. DEMO users only, their passwords are
-# written here in the clear for the demo's sake: {", ".join(f"{u} / {pw}" for u, _r, pw in DEMO_USERS)}.
+# 控制台 (`guidang web`): sign-in required; it reads, and places holds and appraises as `guidang
+# disposition` does. DEMO users only, their passwords written here in the clear for the demo's sake:
+# {", ".join(f"{u} / {pw}" for u, _r, pw in DEMO_USERS)}.
 # A real install makes each hash with `guidang web --hash-password` and never writes a password.
 # The session-signing key comes from the environment, e.g. GUIDANG_WEB_KEY=$(openssl rand -hex 32).
 web:
@@ -249,6 +250,7 @@ web:
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("auditor", "auditor", "demo-auditor"),
     ("archivist", "archivist", "demo-archivist"),
+    ("approver", "approver", "demo-approver"),
     ("operations", "operations", "demo-operations"),
 )
 

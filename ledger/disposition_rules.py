@@ -77,7 +77,7 @@ def place_hold(session: Session, records: Sequence[MatterRecord], sel: Selector,
                user: str) -> DispositionHold:
     if not reason.strip():
         raise refused("D-NO-REASON", "hold", "a hold needs a reason")
-    if not records:
+    if not records and sel.archival_codes:
         raise refused("D-NO-RECORDS", str(sel.to_dict()), "no archived record matches")
     hold = DispositionHold(selector=sel.to_dict(), reason=reason, placed_by=user, placed_at=utcnow())
     session.add(hold)
@@ -122,16 +122,53 @@ def holds(session: Session, *, released_too: bool = False) -> Sequence[Dispositi
 
 
 def active_holds(session: Session, matter_ids: Sequence[int]) -> dict[int, list[int]]:
-    """{matter id: ids of the holds in force on it} for those of `matter_ids` that are held."""
-    out: dict[int, list[int]] = {}
+    """{matter id: ids of the holds in force on it} for those of `matter_ids` that are held: named
+    when the hold was placed, or inside the scope of a hold by matter, unit or query (`in_scope`),
+    which goes on covering what is archived after it was placed."""
+    out: dict[int, set[int]] = {}
     if not matter_ids:
-        return out
+        return {}
     q = (select(HeldRecord.matter_id, HeldRecord.hold_id)
          .join(DispositionHold, DispositionHold.id == HeldRecord.hold_id)
          .where(DispositionHold.released_at.is_(None), HeldRecord.matter_id.in_(list(matter_ids))))
     for matter_id, hold_id in session.execute(q):
-        out.setdefault(matter_id, []).append(hold_id)
-    return out
+        out.setdefault(matter_id, set()).add(hold_id)
+    scoped = [h for h in holds(session) if is_scope_hold(h.selector)]
+    if scoped:
+        for rec in session.scalars(select(MatterRecord).where(MatterRecord.id.in_(list(matter_ids)))):
+            for h in scoped:
+                if in_scope(h.selector, rec):
+                    out.setdefault(rec.id, set()).add(h.id)
+    return {m: sorted(ids) for m, ids in out.items()}
+
+
+def is_scope_hold(selector: dict[str, Any]) -> bool:
+    """A hold by matter, unit or query (no 档号 named): it covers every record its scope matches,
+    archived before or after it was placed. A hold by 档号 covers exactly the records it names."""
+    return bool(selector) and not selector.get("archival_codes")
+
+
+def in_scope(selector: dict[str, Any], rec: MatterRecord) -> bool:
+    """Whether the record matches a hold's selector, every given part (as `select_records` does)."""
+    if selector.get("archival_codes") and rec.archival_code not in selector["archival_codes"]:
+        return False
+    if selector.get("project_ids") and rec.project_id not in selector["project_ids"]:
+        return False
+    if selector.get("unit") and rec.agency != selector["unit"]:
+        return False
+    words = (selector.get("query") or "").casefold()
+    return not words or words in (rec.title or "").casefold() or words in (rec.service_name or "").casefold()
+
+
+def covered_codes(session: Session, hold: DispositionHold) -> list[str]:
+    """The 档号 a hold covers now: those named when it was placed, and for a scope hold every
+    archived record its scope matches since (the console's 冻结 page lists both)."""
+    named = set(held_codes(session, hold.id))
+    if is_scope_hold(hold.selector):
+        sel = Selector(project_ids=tuple(hold.selector.get("project_ids") or ()), unit=hold.selector.get("unit"),
+                       query=hold.selector.get("query"))
+        named |= {r.archival_code or "" for r in select_records(session, sel)}
+    return sorted(named)
 
 
 # ---------------------------------------------------------------- reviews (到期鉴定)

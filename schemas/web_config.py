@@ -11,17 +11,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# 档案局审计员 bureau auditor, 档案员 archivist, 运维 operations.
-Role = Literal["auditor", "archivist", "operations"]
-ROLE_LABELS: dict[str, str] = {"auditor": "档案局审计员", "archivist": "档案员", "operations": "运维"}
+# 档案局审计员 bureau auditor, 档案员 archivist (who also appraises: 鉴定小组), 分管领导 approver (approves an
+# appraisal decided by others), 运维 operations.
+Role = Literal["auditor", "archivist", "approver", "operations"]
+ROLE_LABELS: dict[str, str] = {"auditor": "档案局审计员", "archivist": "档案员", "approver": "分管领导",
+                               "operations": "运维"}
 
 
 class WebUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="the sign-in name")
-    role: Role = Field(description="auditor (档案局审计员), archivist (档案员) or operations (运维); decides "
-                       "which pages and downloads the user may open")
+    role: Role = Field(description="auditor (档案局审计员), archivist (档案员), approver (分管领导, approves "
+                       "appraisals) or operations (运维); decides which pages and downloads the user may open")
     password_hash: str = Field(description="argon2 ($argon2id$…) hash of the password, made "
                                "with `guidang web --hash-password`; never the password itself")
 

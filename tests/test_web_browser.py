@@ -202,3 +202,60 @@ def test_an_archivist_searches_by_title_and_applicant_opens_the_access_copy_and_
     kinds = {(e["kind"], e["payload"]["user"], e["payload"]["path"], e["payload"]["copy"]) for e in events}
     assert ("document-viewed", "archie", row_path, "利用件") in kinds
     assert ("document-downloaded", "archie", row_path, "原件") in kinds
+
+
+def test_an_approver_who_decided_a_record_is_refused_and_another_approves_in_the_browser(
+    console: Console, browser  # type: ignore[no-untyped-def]
+) -> None:
+    """An appraisal decided on the command line by alice and, for one record, by vera: vera sees the
+    审批通过 button with the warning, clicks it and gets the refusal; ward clicks it and it is approved."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app as cli_app
+
+    config = str(console.world / "guidang.yaml")
+
+    def cli(*args: str) -> dict:  # type: ignore[type-arg]
+        r = CliRunner(env={"GUIDANG_CONFIG": None, "GUIDANG_USER": None}).invoke(
+            cli_app, [*args, "--config", config, "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)  # type: ignore[no-any-return]
+
+    opened = cli("disposition", "open", "--before", "2100-01-01", "--user", "alice")
+    review, (first, *rest) = str(opened["review"]), opened["archival_codes"]
+    cli("disposition", "decide", review, "destroy", "--code", first, "--reason", "到期", "--user", "vera")
+    cli("disposition", "decide", review, "destroy", *[a for c in rest for a in ("--code", c)],
+        "--reason", "到期，无继续保存价值", "--user", "alice")
+
+    def sign_in_and_open(page, user: str) -> None:  # type: ignore[no-untyped-def]
+        page.goto(console.url + "/login")
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", PASSWORDS[user][1])
+        page.click("main button[type=submit]")
+        page.wait_for_url(console.url + "/")
+        page.click("nav a[href='/appraisals']")
+        page.click(f"a[href='/appraisals/{review}']")
+        page.wait_for_url(f"{console.url}/appraisals/{review}")
+
+    for user in ("vera", "ward"):
+        context = browser.new_context()
+        page = context.new_page()
+        try:
+            sign_in_and_open(page, user)
+            assert page.locator("form.approve button").inner_text() == "审批通过"
+            warned = "审批须由另一人进行" in page.inner_text("main")
+            with page.expect_response(f"{console.url}/appraisals/{review}/approve") as answer:
+                page.click("form.approve button")
+            main = page.inner_text("main")
+            if user == "vera":
+                assert warned and answer.value.status == 403 and "审批人不得与鉴定人相同" in main
+            else:
+                assert not warned
+                page.wait_for_url(f"{console.url}/appraisals/{review}?*")
+                assert "已审批" in page.inner_text("td.status") and "ward" in page.inner_text("table.fields")
+                assert page.locator("form.approve").count() == 0
+                assert page.locator("a.list-pdf").count() == 1
+        finally:
+            context.close()

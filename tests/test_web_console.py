@@ -243,7 +243,8 @@ def _state(world: Path) -> tuple[str, str]:
     return ledger, files.hexdigest()
 
 
-def test_only_sign_in_sign_out_and_retry_accept_a_write_and_no_request_changes_the_archive(console: Console) -> None:
+def test_only_sign_in_out_retry_and_the_disposition_forms_write_and_no_get_changes_the_archive(
+        console: Console) -> None:
     from custody.web.app import create_app
 
     app = create_app(load_settings(console.world / "guidang.yaml"))
@@ -259,16 +260,24 @@ def test_only_sign_in_sign_out_and_retry_accept_a_write_and_no_request_changes_t
     assert len(every) > 10
     writers = {(route.path, m) for route in every for m in (getattr(route, "methods", None) or ())
                if m not in ("GET", "HEAD")}
-    assert writers == {("/login", "POST"), ("/logout", "POST"), ("/quarantine/{entry_id}/retry", "POST")}
+    assert writers == {("/login", "POST"), ("/logout", "POST"), ("/quarantine/{entry_id}/retry", "POST"),
+                       ("/holds", "POST"), ("/holds/{hold_id}/release", "POST"), ("/appraisals", "POST"),
+                       ("/appraisals/{review_id}/decide", "POST"), ("/appraisals/{review_id}/approve", "POST")}
     before = _state(console.world)
     record = next(r for r in _records(console.world) if r.state == MatterState.VERIFIED)
     paths = ["/", "/search", f"/matter/{record.id}", "/quarantine", "/audit", "/downloads", "/rollout",
-             "/reconcile", "/downloads/register/night/2026-12-01.xlsx", f"/downloads/catalogue/{record.batch_id}.xml"]
+             "/reconcile", "/downloads/register/night/2026-12-01.xlsx", f"/downloads/catalogue/{record.batch_id}.xml",
+             "/copies"]
     with console.signed_in("archie") as c:
         for path in paths:
             for method in ("POST", "PUT", "DELETE", "PATCH"):
                 assert c.request(method, path).status_code == 405, (method, path)
-        for path in [*paths, "/audit?verify=1", f"/downloads/register/batch/{record.batch_id}.html"]:
+        for path in ("/holds", "/appraisals"):  # a form posts here, with the session's token only
+            assert c.post(path, data={"reason": "x", "before": "2100-01-01"}).status_code == 403, path
+            for method in ("PUT", "DELETE", "PATCH"):
+                assert c.request(method, path).status_code == 405, (method, path)
+        for path in [*paths, "/holds", "/appraisals", "/audit?verify=1",
+                     f"/downloads/register/batch/{record.batch_id}.html"]:
             assert c.get(path).status_code in (200, 404), path
     assert _state(console.world) == before
 

@@ -1,5 +1,6 @@
 """The console served for real over a world a real night archived: uvicorn on a free 127.0.0.1 port in
-a thread, three users (one per role) in the world's guidang.yaml, and a clock the test can advance."""
+a thread, users of every role (two approvers, so that one may be an appraiser) in the world's
+guidang.yaml, and a clock the test can advance."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from tests.world_support import unified_running
 
 KEY_ENV = "GUIDANG_TEST_WEB_KEY"
 PASSWORDS = {"audra": ("auditor", "audit-pass-1"), "archie": ("archivist", "archive-pass-1"),
-             "opal": ("operations", "ops-pass-1")}
+             "opal": ("operations", "ops-pass-1"), "vera": ("approver", "approve-pass-1"),
+             "ward": ("approver", "approve-pass-2")}
 
 
 @dataclass

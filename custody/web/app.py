@@ -1,12 +1,14 @@
 """The console's application: `create_app(settings)` wires the ledger (read only), the archive
 repository, the sessions and the page routes into one FastAPI app.
 
-The archive is never written: the ledger is opened without migrating it and the repository is only
-read. What the console adds to the ledger are events in the chain (failed sign-ins and lockouts, each
+No package is ever written: the ledger is opened without migrating it and the repository is read.
+What the console adds to the ledger are events in the chain (failed sign-ins and lockouts, each
 view and download of a document, a quarantine retry asked for by operations), so that the bureau can
-audit the console's use as it audits the nights. Every response, an error's too, carries headers
-that keep the pages out of frames and caches (they show personal data to the roles allowed to see
-it), and every error is a Chinese page, never a bare 500.
+audit the console's use as it audits the nights, and the disposition steps the command line takes
+too (a hold placed or released, an appraisal opened, decided, approved), by the same code, which
+also sets the store's legal hold or later retention date on every copy of the archive. Every
+response, an error's too, carries headers that keep the pages out of frames and caches (they show
+personal data to the roles allowed to see it), and every error is a Chinese page, never a bare 500.
 """
 
 from __future__ import annotations
@@ -42,12 +44,16 @@ NAV: list[tuple[str, str, str]] = [
     ("/downloads", "下载", "downloads"),
     ("/rollout", "推进", "rollout"),
     ("/reconcile", "对账", "reconcile"),
+    ("/holds", "冻结", "holds"),
+    ("/appraisals", "鉴定", "appraisals"),
+    ("/copies", "副本", "copies"),
 ]
 
 
 log = logging.getLogger(__name__)
 ERROR_TITLES = {400: "请求参数有误", 401: "需要登录", 403: "无权访问", 404: "页面不存在", 405: "不支持此请求方法",
-                409: "不予提供", 413: "请求过大", 422: "请求参数有误", 429: "请求过于频繁", 500: "服务器内部错误"}
+                409: "不予提供", 410: "已销毁", 413: "请求过大", 422: "请求参数有误", 429: "请求过于频繁",
+                500: "服务器内部错误"}
 
 
 def _default_phrase(status: int) -> str:
@@ -81,7 +87,17 @@ def signing_key(settings: Settings) -> bytes:
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The console over `settings`' ledger and repository. ConsoleConfigError when it cannot start."""
     from connectors.repositories import open_repository
-    from custody.web import downloads, pages, quarantine_page, reports, signin, use
+    from custody.web import (
+        appraisal_pages,
+        copies_page,
+        downloads,
+        holds_page,
+        pages,
+        quarantine_page,
+        reports,
+        signin,
+        use,
+    )
     from ledger.store import Ledger
 
     key = signing_key(settings)
@@ -163,6 +179,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(downloads.router)
     app.include_router(use.router)
     app.include_router(quarantine_page.router)
+    app.include_router(holds_page.router)
+    app.include_router(appraisal_pages.router)
+    app.include_router(copies_page.router)
     return app
 
 

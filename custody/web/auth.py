@@ -31,8 +31,8 @@ LOGIN_NONCE_COOKIE = "guidang_login"
 LOGIN_FORM_SECONDS = 3600  # a sign-in form is good for an hour, and for one post
 MIN_KEY_LENGTH = 32
 
-ALL = frozenset({"auditor", "archivist", "operations"})
-BUREAU = frozenset({"auditor", "archivist"})
+ALL = frozenset({"auditor", "archivist", "approver", "operations"})
+BUREAU = frozenset({"auditor", "archivist", "approver"})
 
 # Who may open what, written once: every route names its page here and `require` checks it.
 PAGE_ROLES: dict[str, frozenset[str]] = {
@@ -46,6 +46,12 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "use": frozenset({"archivist"}),  # 利用: a document's stamped access copy (its content is unmasked)
     "original": frozenset({"archivist"}),  # a document's original, byte for byte
     "retry": frozenset({"operations"}),  # 隔离 重试: what `guidang quarantine retry` does
+    "holds": BUREAU,  # 冻结: the holds, in force and released
+    "hold": frozenset({"archivist"}),  # place or release a hold
+    "appraisals": BUREAU,  # 鉴定: the appraisals, their records and decisions, the 销毁清单
+    "appraise": frozenset({"archivist"}),  # open an appraisal, record decisions (鉴定小组)
+    "approve": frozenset({"approver"}),  # approve an appraisal decided by others (分管领导)
+    "copies": ALL,  # 副本: each copy of the archive, its catch-ups and repairs
 }
 
 

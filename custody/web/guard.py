@@ -36,3 +36,13 @@ def require(page: str, *, download: bool = False) -> Callable[[Request], Session
         return session
 
     return check
+
+
+def check_csrf(session: Session, token: str) -> None:
+    """A form's token against the session's; 403 when it differs (a form posted from another site)."""
+    import hmac
+
+    from fastapi import HTTPException
+
+    if not hmac.compare_digest(token.encode("utf-8"), session.csrf.encode("utf-8")):
+        raise HTTPException(403, "表单已失效（CSRF 校验未通过），请刷新页面后再试")

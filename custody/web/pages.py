@@ -149,14 +149,29 @@ def matter(request: Request, matter_id: Annotated[int, Path(ge=1, le=MAX_ID)],
         s.expunge_all()
     mask = masker(request, session, names_of(record.record))
     view = None
-    if record.package_key and record.state == "verified":
+    if record.package_key and record.state in ("verified", "destroyed"):  # a destroyed one keeps its 元数据
         view = package_view(request.app.state.repository, record.package_key, mask)
     ledger_files = _ledger_files(events)
     numbers = {f["path"]: n for n, f in enumerate(ledger_documents(events), start=1)}
     from custody.web.report_text import in_chinese
 
     return _render(request, "matter.html", r=record, events=events, view=view, mask=mask, in_chinese=in_chinese,
-                   ledger_files=ledger_files, numbers=numbers, payload=lambda p: mask(_compact(p)))
+                   ledger_files=ledger_files, numbers=numbers, payload=lambda p: mask(_compact(p)),
+                   tomb=tombstone(events) if record.state == "destroyed" else None)
+
+
+def tombstone(events: Any) -> dict[str, Any] | None:
+    """What the `destroyed` event says of a destroyed record: when, by whom, under which appraisal
+    and approval, and the digests of every file deleted and kept (the tombstone stored beside them)."""
+    for e in reversed(list(events)):
+        if e.kind == "destroyed":
+            p = e.payload or {}
+            stone = p.get("tombstone") or {}
+            return {"at": e.at, "by": p.get("by"), "review": p.get("review"), "approved_by": p.get("approved_by"),
+                    "decided_by": p.get("decided_by"), "reason": p.get("reason"),
+                    "deleted": stone.get("deleted") or [], "kept": stone.get("kept") or [],
+                    "sha256": stone.get("sha256")}
+    return None
 
 
 def _ledger_files(events: Any) -> dict[str, dict[str, Any]]:

@@ -66,6 +66,9 @@ def _document(request: Request, matter_id: int, number: int) -> Document:
 
     with request.app.state.ledger.read() as s:
         record = s.get(MatterRecord, matter_id)
+        if record is not None and record.state == MatterState.DESTROYED:
+            raise HTTPException(410, f"档案 {record.archival_code} 已按鉴定审批销毁，文件已不在存储库中"
+                                     "（元数据、检测报告和销毁记录仍在其档案页）")
         if record is None or record.state != MatterState.VERIFIED or not record.package_key:
             raise HTTPException(404, "没有这件已归档的档案")
         files = ledger_documents(queries.matter_events(s, record))

@@ -42,17 +42,14 @@ def _refused(exc: GuidangError) -> typer.Exit:
 
 def open_archive(settings: Any, *, required: bool = True) -> Any:
     """Every copy of the archive (the primary and its replicas): holds and destructions reach each."""
-    from connectors.repositories import open_with_replicas
+    from custody.every_copy import CopyUnavailable, open_every_copy
 
     try:
-        repository = open_with_replicas(settings)
+        return open_every_copy(settings)
+    except CopyUnavailable as exc:
+        raise fail(str(exc), 2) from exc
     except GuidangError as exc:
         raise fail(f"the archive repository cannot be opened: {exc}", 2) from exc
-    behind = getattr(repository, "behind", {})
-    if behind:
-        raise fail("a copy of the archive cannot be opened, and a hold or a destruction must reach every copy: "
-                   + "; ".join(f"{name}: {why}" for name, why in behind.items()), 2)
-    return repository
 
 
 @contextmanager
