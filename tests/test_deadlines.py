@@ -1,7 +1,7 @@
-"""Deadlines: a peer that trickles (headers, then a byte now and then) or a store that accepts and
-never answers fails its call in bounded time, and the retry policy decides; a night past its own
-deadline ends failed with its summary. Real sockets and a real HTTP server; the night over the
-demo world."""
+"""Deadlines: a peer that trickles (its headers, or its body a byte now and then) or a store that
+accepts and never answers fails its call in bounded time, and the retry policy decides; a night past
+its own deadline ends failed with its summary. Real sockets and a real HTTP server; the night over
+the demo world."""
 
 from __future__ import annotations
 
@@ -18,11 +18,15 @@ import yaml
 
 from connectors.repositories import open_repository
 from connectors.repositories.base import RepositoryError
+from connectors.retry import Backoff, Deadline
+from connectors.sources.http import stream_document
+from connectors.sources.http_deadline import deadline_client
 from connectors.sources.unified import UnifiedConnector
 from night.engine import run_nightly
 from night.progress import SourceProgress
 from schemas.config import S3Repository, UnifiedSource, load_settings
 from schemas.errors import SourceUnavailable
+from schemas.model import Document
 from tests.world_support import simulator
 
 
@@ -87,6 +91,102 @@ def silent() -> Iterator[str]:
         for conn in held:
             conn.close()
         listener.close()
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+GAP = 0.5  # between two bytes of the head: inside the clients' one-second socket timeout
+
+
+@pytest.fixture
+def trickling_headers() -> Iterator[str]:
+    """A raw socket server that reads a request, then sends its status line and headers one byte
+    every GAP seconds (the whole answer would take HEAD's length x GAP, about 40 s)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                request += data
+            for byte in HEAD:
+                if stop.wait(GAP):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:  # the client gave up and closed: what the test wants
+                    return
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn = listener.accept()[0]
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def _unified(base_url: str) -> UnifiedSource:
+    return UnifiedSource(name="unified", kind="unified", base_url=base_url, timeout_seconds=1, retries=1,
+                         backoff_seconds=0, call_deadline_seconds=1.5, deadline_seconds_per_mb=1)
+
+
+def test_a_source_that_trickles_its_headers_fails_a_json_call_at_the_deadline(trickling_headers: str) -> None:
+    connector = UnifiedConnector(_unified(trickling_headers))
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            list(connector.completed_between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)))
+    finally:
+        connector.close()
+    taken = time.monotonic() - started
+    assert "deadline" in str(caught.value) and "after 2 attempts" in str(caught.value)
+    assert taken < 2 * 1.5 + 1.5, taken  # two attempts at the deadline, not 40 s of headers each
+
+
+def test_a_source_that_trickles_its_headers_fails_a_download_at_the_deadline(trickling_headers: str) -> None:
+    connector = UnifiedConnector(_unified(trickling_headers))  # documents through http.client
+    document = Document(group="申报", title="申请表", file_name="a.pdf", media_type="application/pdf", size=2,
+                        locator="F1")
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            list(connector.open_document(document))
+    finally:
+        connector.close()
+    taken = time.monotonic() - started
+    assert "deadline" in str(caught.value) and "after 2 attempts" in str(caught.value)
+    assert taken < 2 * 1.5 + 1.5, taken
+
+
+def test_a_download_through_httpx_from_a_peer_that_trickles_its_headers_ends_at_the_deadline(
+    trickling_headers: str,
+) -> None:
+    with deadline_client(timeout=1) as client:
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable) as caught:
+            list(stream_document(client, f"{trickling_headers}/files/F1", where="source x: document F1",
+                                 backoff=Backoff(2, 0), timeout=1, deadline=Deadline(1.5, 1)))
+        taken = time.monotonic() - started
+    assert "ReadTimeout: the call passed its deadline" in str(caught.value)
+    assert taken < 2 * 1.5 + 1.5, taken
 
 
 def test_a_trickling_source_fails_its_call_at_the_deadline_and_the_retries_decide(trickling: str) -> None:
