@@ -120,6 +120,10 @@ class Deadline:
         """The clock of one attempt, started now."""
         return CallClock(self)
 
+    def allowed(self, received: int) -> float:
+        """The seconds a call may take once it has received `received` bytes."""
+        return self.base_seconds + self.seconds_per_mb * max(0, received - MIB) / MIB
+
 
 class CallClock:
     """One attempt's deadline as it runs. Called with the bytes received so far, it raises Transient
@@ -133,8 +137,7 @@ class CallClock:
 
     def allowed(self) -> float:
         """The seconds the call may take, for what it has received so far."""
-        extra = max(0, self.received - MIB) / MIB
-        return self.deadline.base_seconds + self.deadline.seconds_per_mb * extra
+        return self.deadline.allowed(self.received)
 
     def left(self) -> float:
         return self.started + self.allowed() - time.monotonic()

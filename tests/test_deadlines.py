@@ -18,6 +18,7 @@ import yaml
 
 from connectors.repositories import open_repository
 from connectors.repositories.base import RepositoryError
+from connectors.repositories.s3 import S3ObjectRepository
 from connectors.retry import Backoff, Deadline
 from connectors.sources.http import stream_document
 from connectors.sources.http_deadline import deadline_client
@@ -27,6 +28,7 @@ from night.progress import SourceProgress
 from schemas.config import S3Repository, UnifiedSource, load_settings
 from schemas.errors import SourceUnavailable
 from schemas.model import Document
+from tests.s3_support import FaultProxy, s3_config
 from tests.world_support import simulator
 
 
@@ -212,6 +214,34 @@ def test_a_store_that_never_answers_fails_a_call_in_bounded_time(silent: str, tm
         repo = open_repository(repo_config, base_dir=tmp_path)
         repo.put_bytes("checkpoints/x.json", b"{}")
     assert time.monotonic() - started < 15  # 2 attempts of a second, botocore's backoff between them
+
+
+def test_a_store_that_trickles_a_body_fails_the_read_within_its_deadline(s3_bucket: str,
+                                                                         s3_fault_proxy: FaultProxy) -> None:
+    """connect_timeout_seconds 1 and deadline_seconds_per_mb 1: a read of a small object may take 2 s;
+    the store sends a byte every 0.2 s (inside the 1 s read timeout), which would take 40 s."""
+    config = s3_config(s3_fault_proxy.url, s3_bucket, deadline_seconds_per_mb=1)
+    repo = S3ObjectRepository(config, max_attempts=2, connect_timeout=1, read_timeout=1, verify_attempts=2)
+    data = b"%PDF-1.7 a document that the store will hand back a byte at a time, padded." + b" " * 124
+    stored = repo.put_bytes("Z109/a.pdf", data)
+    s3_fault_proxy.always("GET", "trickle")
+
+    started = time.monotonic()
+    with pytest.raises(RepositoryError) as caught:
+        b"".join(repo.open("Z109/a.pdf"))
+    taken = time.monotonic() - started
+    assert "REPO-TRANSIENT" in [f.code for f in caught.value.findings]
+    assert "passed its deadline" in str(caught.value) and "Z109/a.pdf" in str(caught.value)
+    assert 1.5 < taken < 4, taken
+
+    started = time.monotonic()
+    with pytest.raises(RepositoryError, match="passed its deadline"):
+        repo.verify("Z109/a.pdf", stored.sha256)  # fixity: a full read-back, under the store's retries
+    assert time.monotonic() - started < 2 * 2 + 3
+    assert "trickle" in s3_fault_proxy.actions("GET")
+
+    s3_fault_proxy.reset()  # the same read from a store that answers at once
+    assert b"".join(repo.open("Z109/a.pdf")) == data
 
 
 def test_a_night_past_its_deadline_ends_failed_with_its_summary(small_world: Path) -> None:
