@@ -191,6 +191,34 @@ def test_a_download_through_httpx_from_a_peer_that_trickles_its_headers_ends_at_
     assert taken < 2 * 1.5 + 1.5, taken
 
 
+def test_a_download_whose_connection_closes_after_it_is_read_whole_under_the_clock() -> None:
+    """`Connection: close`: http.client closes the connection once the head is in and the body is
+    read from the socket the response keeps, after a pause, through the clocked reader."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def answer() -> None:
+        conn = listener.accept()[0]
+        with conn:
+            while b"\r\n\r\n" not in conn.recv(4096):
+                pass
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+            time.sleep(0.3)
+            conn.sendall(body)
+
+    threading.Thread(target=answer, daemon=True).start()
+    connector = UnifiedConnector(_unified(f"http://127.0.0.1:{listener.getsockname()[1]}"))
+    document = Document(group="申报", title="申请表", file_name="a.pdf", media_type="application/pdf",
+                        size=len(body), locator="F1")
+    try:
+        assert b"".join(connector.open_document(document)) == body
+    finally:
+        connector.close()
+        listener.close()
+
+
 def test_a_trickling_source_fails_its_call_at_the_deadline_and_the_retries_decide(trickling: str) -> None:
     config = UnifiedSource(name="unified", kind="unified", base_url=trickling, timeout_seconds=5, retries=1,
                            backoff_seconds=0, call_deadline_seconds=1, deadline_seconds_per_mb=1)

@@ -133,23 +133,28 @@ def deadline_client(**kwargs: Any) -> httpx.Client:
 
 
 class _ClockedReader(io.RawIOBase):
-    """A socket's bytes for http.client's response, each receive bounded by the clock in force."""
+    """A socket's bytes for http.client's response, each receive bounded by the clock in force.
+
+    It reads through the socket's own raw file, which keeps the socket open while the answer is
+    read: http.client closes a connection that will not be kept alive as soon as the head is in,
+    leaving the socket to its response that way."""
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
         self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: Any) -> int | None:
         before = self._sock.gettimeout()
         wait, clock = _wait(before, TimeoutError)
         if clock is None:
-            return self._sock.recv_into(buffer)
+            return self._raw.readinto(buffer)
         self._sock.settimeout(wait)
         try:
-            return self._sock.recv_into(buffer)
+            return self._raw.readinto(buffer)
         except TimeoutError:
             if clock.left() <= 0:
                 raise TimeoutError(clock.passed()) from None
@@ -157,14 +162,19 @@ class _ClockedReader(io.RawIOBase):
         finally:
             self._sock.settimeout(before)
 
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
 
 class ClockedResponse(http.client.HTTPResponse):
     """http.client's response reading its status line, headers and body under the clock in force."""
 
     def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         super().__init__(sock, *args, **kwargs)
-        self.fp.close()  # the plain socket file http.client opened: replaced before any byte is read
-        self.fp = io.BufferedReader(_ClockedReader(sock))
+        plain, self.fp = self.fp, io.BufferedReader(_ClockedReader(sock))
+        plain.close()  # the socket file http.client opened, before any byte was read from it
 
 
 class ClockedConnect:
