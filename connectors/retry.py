@@ -110,20 +110,45 @@ class Deadline:
     """One call's whole time, whatever the peer does between bytes: `base_seconds` for the
     connection, the headers and the first MiB, `seconds_per_mb` more for each MiB received. A
     socket timeout alone is per read, so a peer sending a byte every few seconds never trips it;
-    checked as the body arrives, the call fails as Transient and the retry policy decides."""
+    the clock of an attempt bounds every read (connectors/sources/http_deadline.py) and is checked
+    as the body arrives, so the call fails as Transient and the retry policy decides."""
 
     base_seconds: float
     seconds_per_mb: float
 
-    def start(self) -> Callable[[int], None]:
-        """The check of one attempt, started now: call it with the bytes received so far."""
-        started = time.monotonic()
+    def start(self) -> CallClock:
+        """The clock of one attempt, started now."""
+        return CallClock(self)
 
-        def check(received: int) -> None:
-            allowed = self.base_seconds + self.seconds_per_mb * max(0, received - MIB) / MIB
-            taken = time.monotonic() - started
-            if taken > allowed:
-                raise Transient(f"the call passed its deadline: {taken:.0f} s for {received} bytes "
-                                f"(allowed {allowed:.0f} s)")
+    def allowed(self, received: int) -> float:
+        """The seconds a call may take once it has received `received` bytes."""
+        return self.base_seconds + self.seconds_per_mb * max(0, received - MIB) / MIB
 
-        return check
+
+class CallClock:
+    """One attempt's deadline as it runs. Called with the bytes received so far, it raises Transient
+    once the call has taken longer than those bytes allow; `left()` is how long the next read may
+    wait, so that a read blocked in the socket ends at the deadline, not a socket timeout later."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.started = time.monotonic()
+        self.received = 0
+
+    def allowed(self) -> float:
+        """The seconds the call may take, for what it has received so far."""
+        return self.deadline.allowed(self.received)
+
+    def left(self) -> float:
+        return self.started + self.allowed() - time.monotonic()
+
+    def passed(self) -> str:
+        """The reason a call past its deadline gives."""
+        taken = time.monotonic() - self.started
+        return (f"the call passed its deadline: {taken:.0f} s for {self.received} bytes "
+                f"(allowed {self.allowed():.0f} s)")
+
+    def __call__(self, received: int) -> None:
+        self.received = received
+        if self.left() < 0:
+            raise Transient(self.passed())

@@ -169,6 +169,16 @@ def all_runs(session: Session) -> Sequence[Run]:
     return session.scalars(select(Run).order_by(Run.started_at)).all()
 
 
+def recent_runs(session: Session, *, status: str | None = None, limit: int | None = None) -> Sequence[Run]:
+    """Runs newest first, of one status (running, completed, failed) when given, at most `limit`."""
+    stmt = select(Run).order_by(Run.started_at.desc(), Run.id.desc())
+    if status is not None:
+        stmt = stmt.where(Run.status == status)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return session.scalars(stmt).all()
+
+
 def verified_by_runs(session: Session, run_ids: Sequence[str]) -> Sequence[MatterRecord]:
     """Matters whose last state change (verified) was made by one of these runs, in 档号 order."""
     if not run_ids:

@@ -72,6 +72,9 @@ class S3Repository(ConfigModel):
                                         "this long; a call gives up after max_attempts of them")
     max_attempts: int = Field(default=5, ge=1, description="attempts of one store call (the first and its "
                               "retries): with the timeouts, what bounds a call to a store that stopped answering")
+    deadline_seconds_per_mb: float = Field(default=60, gt=0, description="a GET's body (read-back, fixity, "
+                                           "access copies) is read within connect_timeout_seconds plus this much "
+                                           "for each MiB (at least one): a store that trickles fails the read")
 
 
 Repository = Annotated[FsRepository | S3Repository, Field(discriminator="kind")]

@@ -105,6 +105,9 @@ class SqlSource(SourceBase):
                           "decoded row by row, so one undecodable value quarantines its row, not the source")
     fallback_encoding: str | None = Field(default=None, description="tried when `encoding` fails, e.g. gb18030 for "
                                           "rows an old client wrote in GBK")
+    statement_timeout_seconds: float = Field(default=300, gt=0, description="longest run of one SQL statement "
+                                             "(a window, a matter's documents, a BLOB slice): the database stops "
+                                             "it, the call fails naming the query, and the retries decide")
     earliest_year: int = Field(default=1949, ge=1, le=9999, description="a date before this year is implausible: "
                                "the row is quarantined naming the column")
 

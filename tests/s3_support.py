@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,7 @@ REGION = "us-east-1"
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                "upgrade", "expect", "content-length", "host"}
+TRICKLE_SECONDS = 0.2
 _NO_COPY_BACK = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
 
 
@@ -64,7 +66,9 @@ class FaultProxy:
       "<status>[:<S3 error code>]"): answer that error without forwarding;
     - "drop": read the request, forward nothing, close the connection without an answer;
     - "reset": the same, but abort with a TCP reset;
-    - "drop-after": forward (so the store acts on it), then close without the answer.
+    - "drop-after": forward (so the store acts on it), then close without the answer;
+    - "trickle": forward, then send an object GET's answer whole but its body one byte every
+      TRICKLE_SECONDS (any other request passes unchanged).
     With `corrupt_get_bodies` set, the body of every object GET has one byte flipped.
     `log` records (method, path, action) for each request.
     """
@@ -192,8 +196,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         # HEAD answers carry the object's length and no body; everything else: what we send.
         self.send_header("Content-Length", length if self.command == "HEAD" and length else str(len(data)))
         self.end_headers()
-        if self.command != "HEAD":
+        if action == "trickle" and self.command == "GET" and self._is_object_get():
+            self._trickle(data)
+        elif self.command != "HEAD":
             self.wfile.write(data)
+
+    def _trickle(self, data: bytes) -> None:
+        self.close_connection = True
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                time.sleep(TRICKLE_SECONDS)
+        except OSError:  # the reader gave up: what a trickle test wants
+            pass
 
     def _is_object_get(self) -> bool:
         parts = urlsplit(self.path)

@@ -1,7 +1,7 @@
-"""Deadlines: a peer that trickles (headers, then a byte now and then) or a store that accepts and
-never answers fails its call in bounded time, and the retry policy decides; a night past its own
-deadline ends failed with its summary. Real sockets and a real HTTP server; the night over the
-demo world."""
+"""Deadlines: a peer that trickles (its headers, or its body a byte now and then) or a store that
+accepts and never answers fails its call in bounded time, and the retry policy decides; a night past
+its own deadline ends failed with its summary. Real sockets and a real HTTP server; the night over
+the demo world."""
 
 from __future__ import annotations
 
@@ -18,11 +18,17 @@ import yaml
 
 from connectors.repositories import open_repository
 from connectors.repositories.base import RepositoryError
+from connectors.repositories.s3 import S3ObjectRepository
+from connectors.retry import Backoff, Deadline
+from connectors.sources.http import stream_document
+from connectors.sources.http_deadline import deadline_client
 from connectors.sources.unified import UnifiedConnector
 from night.engine import run_nightly
 from night.progress import SourceProgress
 from schemas.config import S3Repository, UnifiedSource, load_settings
 from schemas.errors import SourceUnavailable
+from schemas.model import Document
+from tests.s3_support import FaultProxy, s3_config
 from tests.world_support import simulator
 
 
@@ -89,6 +95,130 @@ def silent() -> Iterator[str]:
         listener.close()
 
 
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+GAP = 0.5  # between two bytes of the head: inside the clients' one-second socket timeout
+
+
+@pytest.fixture
+def trickling_headers() -> Iterator[str]:
+    """A raw socket server that reads a request, then sends its status line and headers one byte
+    every GAP seconds (the whole answer would take HEAD's length x GAP, about 40 s)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                request += data
+            for byte in HEAD:
+                if stop.wait(GAP):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:  # the client gave up and closed: what the test wants
+                    return
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn = listener.accept()[0]
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def _unified(base_url: str) -> UnifiedSource:
+    return UnifiedSource(name="unified", kind="unified", base_url=base_url, timeout_seconds=1, retries=1,
+                         backoff_seconds=0, call_deadline_seconds=1.5, deadline_seconds_per_mb=1)
+
+
+def test_a_source_that_trickles_its_headers_fails_a_json_call_at_the_deadline(trickling_headers: str) -> None:
+    connector = UnifiedConnector(_unified(trickling_headers))
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            list(connector.completed_between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)))
+    finally:
+        connector.close()
+    taken = time.monotonic() - started
+    assert "deadline" in str(caught.value) and "after 2 attempts" in str(caught.value)
+    assert taken < 2 * 1.5 + 1.5, taken  # two attempts at the deadline, not 40 s of headers each
+
+
+def test_a_source_that_trickles_its_headers_fails_a_download_at_the_deadline(trickling_headers: str) -> None:
+    connector = UnifiedConnector(_unified(trickling_headers))  # documents through http.client
+    document = Document(group="申报", title="申请表", file_name="a.pdf", media_type="application/pdf", size=2,
+                        locator="F1")
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            list(connector.open_document(document))
+    finally:
+        connector.close()
+    taken = time.monotonic() - started
+    assert "deadline" in str(caught.value) and "after 2 attempts" in str(caught.value)
+    assert taken < 2 * 1.5 + 1.5, taken
+
+
+def test_a_download_through_httpx_from_a_peer_that_trickles_its_headers_ends_at_the_deadline(
+    trickling_headers: str,
+) -> None:
+    with deadline_client(timeout=1) as client:
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable) as caught:
+            list(stream_document(client, f"{trickling_headers}/files/F1", where="source x: document F1",
+                                 backoff=Backoff(2, 0), timeout=1, deadline=Deadline(1.5, 1)))
+        taken = time.monotonic() - started
+    assert "ReadTimeout: the call passed its deadline" in str(caught.value)
+    assert taken < 2 * 1.5 + 1.5, taken
+
+
+def test_a_download_whose_connection_closes_after_it_is_read_whole_under_the_clock() -> None:
+    """`Connection: close`: http.client closes the connection once the head is in and the body is
+    read from the socket the response keeps, after a pause, through the clocked reader."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def answer() -> None:
+        conn = listener.accept()[0]
+        with conn:
+            while b"\r\n\r\n" not in conn.recv(4096):
+                pass
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body))
+            time.sleep(0.3)
+            conn.sendall(body)
+
+    threading.Thread(target=answer, daemon=True).start()
+    connector = UnifiedConnector(_unified(f"http://127.0.0.1:{listener.getsockname()[1]}"))
+    document = Document(group="申报", title="申请表", file_name="a.pdf", media_type="application/pdf",
+                        size=len(body), locator="F1")
+    try:
+        assert b"".join(connector.open_document(document)) == body
+    finally:
+        connector.close()
+        listener.close()
+
+
 def test_a_trickling_source_fails_its_call_at_the_deadline_and_the_retries_decide(trickling: str) -> None:
     config = UnifiedSource(name="unified", kind="unified", base_url=trickling, timeout_seconds=5, retries=1,
                            backoff_seconds=0, call_deadline_seconds=1, deadline_seconds_per_mb=1)
@@ -112,6 +242,34 @@ def test_a_store_that_never_answers_fails_a_call_in_bounded_time(silent: str, tm
         repo = open_repository(repo_config, base_dir=tmp_path)
         repo.put_bytes("checkpoints/x.json", b"{}")
     assert time.monotonic() - started < 15  # 2 attempts of a second, botocore's backoff between them
+
+
+def test_a_store_that_trickles_a_body_fails_the_read_within_its_deadline(s3_bucket: str,
+                                                                         s3_fault_proxy: FaultProxy) -> None:
+    """connect_timeout_seconds 1 and deadline_seconds_per_mb 1: a read of a small object may take 2 s;
+    the store sends a byte every 0.2 s (inside the 1 s read timeout), which would take 40 s."""
+    config = s3_config(s3_fault_proxy.url, s3_bucket, deadline_seconds_per_mb=1)
+    repo = S3ObjectRepository(config, max_attempts=2, connect_timeout=1, read_timeout=1, verify_attempts=2)
+    data = b"%PDF-1.7 a document that the store will hand back a byte at a time, padded." + b" " * 124
+    stored = repo.put_bytes("Z109/a.pdf", data)
+    s3_fault_proxy.always("GET", "trickle")
+
+    started = time.monotonic()
+    with pytest.raises(RepositoryError) as caught:
+        b"".join(repo.open("Z109/a.pdf"))
+    taken = time.monotonic() - started
+    assert "REPO-TRANSIENT" in [f.code for f in caught.value.findings]
+    assert "passed its deadline" in str(caught.value) and "Z109/a.pdf" in str(caught.value)
+    assert 1.5 < taken < 4, taken
+
+    started = time.monotonic()
+    with pytest.raises(RepositoryError, match="passed its deadline"):
+        repo.verify("Z109/a.pdf", stored.sha256)  # fixity: a full read-back, under the store's retries
+    assert time.monotonic() - started < 2 * 2 + 3
+    assert "trickle" in s3_fault_proxy.actions("GET")
+
+    s3_fault_proxy.reset()  # the same read from a store that answers at once
+    assert b"".join(repo.open("Z109/a.pdf")) == data
 
 
 def test_a_night_past_its_deadline_ends_failed_with_its_summary(small_world: Path) -> None:

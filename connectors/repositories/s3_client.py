@@ -6,6 +6,12 @@ boto3 retries every call itself (`max_attempts`, standard mode): an error that r
 already been retried, which is why a transient one is reported as "still failing after N
 attempts". Messages name the bucket, the key and the environment variables that hold the
 credentials, never their values.
+
+A GET's body is read under a deadline (`connect_timeout_seconds`, then `deadline_seconds_per_mb`
+for each MiB): botocore's read timeout is per socket read, so a store that trickles would hold a
+read-back for as long as it kept trickling. Each block is awaited with an alarm armed
+(`connectors.watchdog`) that shuts the answer's socket down when the time left is spent; only the
+time spent waiting for the store counts, not the time the reader takes over a block.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import base64
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,8 +36,11 @@ from botocore.exceptions import (
 )
 
 from connectors.repositories.base import RepositoryError, not_found, repository_error
+from connectors.retry import Deadline
+from connectors.watchdog import watchdog
 from schemas.config import S3Repository
 from schemas.digest import BLOCK_SIZE, Digests, MultiHasher
+from schemas.errors import InvariantBroken
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +100,7 @@ class S3Bucket:
         self.config = config
         self.name = config.bucket
         self.max_attempts = max_attempts
+        self.deadline = Deadline(connect_timeout + config.deadline_seconds_per_mb, config.deadline_seconds_per_mb)
         self.client = self._make_client(connect_timeout, read_timeout)
         self.conditional_writes = True  # until the store says it has no If-None-Match
         self._checked = False
@@ -193,7 +204,9 @@ class S3Bucket:
 
     def open(self, full: str) -> Iterator[bytes]:
         """The object's bytes in blocks; a missing object raises ObjectNotFound from this call."""
-        return self.stream(full, self._get(full))
+        asked = time.monotonic()
+        body = self._get(full)
+        return self.stream(full, body, waited=time.monotonic() - asked)
 
     def _get(self, full: str) -> Any:
         self.ensure()
@@ -206,14 +219,44 @@ class S3Bucket:
         except BotoCoreError as exc:
             raise self.error(exc, self.where(full), "GetObject") from exc
 
-    def stream(self, full: str, body: Any) -> Iterator[bytes]:
+    def stream(self, full: str, body: Any, *, waited: float = 0.0) -> Iterator[bytes]:
+        """A GET's body in blocks, each awaited within what is left of the deadline (`waited`: the
+        seconds the GET took to answer). REPO-TRANSIENT when the read breaks off or runs late."""
+        cut = _socket_shutdown(body)
+        blocks = body.iter_chunks(BLOCK_SIZE)
+        received = 0
         try:
-            yield from body.iter_chunks(BLOCK_SIZE)
-        except (BotoCoreError, OSError) as exc:
-            raise repository_error(RepositoryError, "REPO-TRANSIENT", self.where(full),
-                                   f"reading the object broke off: {type(exc).__name__}") from exc
+            while True:
+                left = self.deadline.allowed(received) - waited
+                if left <= 0:
+                    raise self._late(full, waited, received)
+                alarm = watchdog().arm(left, cut)
+                started = time.monotonic()
+                try:
+                    block = next(blocks, b"")
+                except (BotoCoreError, OSError) as exc:
+                    if alarm.fired:
+                        raise self._late(full, waited + time.monotonic() - started, received) from exc
+                    raise repository_error(RepositoryError, "REPO-TRANSIENT", self.where(full),
+                                           f"reading the object broke off: {type(exc).__name__}") from exc
+                finally:
+                    alarm.disarm()
+                    waited += time.monotonic() - started
+                if alarm.fired:  # a body cut at the deadline can look like its end
+                    raise self._late(full, waited, received)
+                if not block:
+                    return
+                received += len(block)
+                yield block
         finally:
             body.close()
+
+    def _late(self, full: str, waited: float, received: int) -> RepositoryError:
+        allowed = self.deadline.allowed(received)
+        return repository_error(RepositoryError, "REPO-TRANSIENT", self.where(full),
+                                f"reading the object passed its deadline: {waited:.0f} s for {received} bytes "
+                                f"(allowed {allowed:.0f} s: connect_timeout_seconds, then "
+                                f"deadline_seconds_per_mb for each MiB)")
 
     def hash_object(self, full: str) -> Digests:
         """Read the object back in full and hash it."""
@@ -262,3 +305,13 @@ class S3Bucket:
         self.conditional_writes = False
         log.warning("%s does not support conditional writes (If-None-Match: %s); relying on HEAD before "
                     "PUT, which a concurrent writer of the same key could race", self.endpoint, error_code(exc))
+
+
+def _socket_shutdown(body: Any) -> Callable[[], None]:
+    """How to end a blocked read of a GET's body from another thread: urllib3's `shutdown` of the
+    answer's socket, under botocore's StreamingBody (which offers none of its own)."""
+    shutdown = getattr(getattr(body, "_raw_stream", None), "shutdown", None)
+    if shutdown is None:
+        raise InvariantBroken("botocore's streaming body has no urllib3 answer to shut down: "
+                              "an S3 read could not be bounded")
+    return shutdown

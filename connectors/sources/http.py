@@ -21,11 +21,12 @@ headers (a bearer token) are never named.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import httpx
 
 from connectors.retry import Backoff, Deadline, Transient, failed
+from connectors.sources.http_deadline import bounded
 from connectors.sources.http_direct import TRANSPORT_FAULTS, Answer, DirectGet
 from schemas.errors import DocumentUnavailable, InvariantBroken, SourceUnavailable
 from schemas.model import mask_text
@@ -116,15 +117,17 @@ def stream_document(
         request_headers = dict(base_headers)
         if delivered:
             request_headers["Range"] = f"bytes={delivered}-"
-        in_time = deadline.start() if deadline is not None else None
+        clock = deadline.start() if deadline is not None else None
         try:
-            if use_direct:
-                if direct is None:
-                    raise InvariantBroken("direct GET chosen without a direct client")
-                answering = direct.get(target, request_headers)
-            else:
-                answering = _via_httpx(client, target, request_headers, timeout, auth)
-            with answering as answer:
+            with ExitStack() as stack:
+                with bounded(clock):  # the connection, the request and the answer's head
+                    if use_direct:
+                        if direct is None:
+                            raise InvariantBroken("direct GET chosen without a direct client")
+                        answering = direct.get(target, request_headers)
+                    else:
+                        answering = _via_httpx(client, target, request_headers, timeout, auth)
+                    answer = stack.enter_context(answering)
                 if answer.status in GONE:
                     raise DocumentUnavailable(f"{what} answered HTTP {answer.status}")
                 _check_code(answer.status, what, auth_hint, answer.error_text)
@@ -132,11 +135,16 @@ def stream_document(
                 declared = answer.content_length
                 received = 0
                 # Blocks as they arrive (at most the transport's read size): a re-chunking buffer
-                # would hold back bytes that a cut-short body then never delivers.
-                for chunk in answer.blocks:
+                # would hold back bytes that a cut-short body then never delivers. Each block is
+                # read under the clock, never across a yield (the consumer may be another thread).
+                while True:
+                    with bounded(clock):
+                        chunk = next(answer.blocks, b"")
+                    if not chunk:
+                        break
                     received += len(chunk)
-                    if in_time is not None:
-                        in_time(received)
+                    if clock is not None:
+                        clock(received)
                     if skip:
                         cut = min(skip, len(chunk))
                         chunk, skip = chunk[cut:], skip - cut

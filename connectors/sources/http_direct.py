@@ -7,7 +7,8 @@ block it returns. On a night of small documents that overhead is a noticeable sh
 time (docs/benchmark.md has the figures).
 
 The rules stay `connectors.sources.http.stream_document`'s (it drives both paths): the same statuses,
-the same resume after a transient fault, the same messages. What this path would do differently
+the same resume after a transient fault, the same messages, the same whole-call deadline (the
+connections read under `connectors.sources.http_deadline`'s clock). What this path would do differently
 from httpx is left to httpx: a URL a proxy from the environment applies to (HTTP_PROXY, NO_PROXY…,
 as httpx reads them), any scheme but http and https. HTTPS uses httpx's own certificate settings
 (`httpx.create_ssl_context`: certifi, or SSL_CERT_FILE / SSL_CERT_DIR), so both paths trust the same
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from connectors.sources.http_deadline import ClockedConnect, ClockedResponse
 from schemas.digest import BLOCK_SIZE
 from schemas.errors import SourceUnavailable
 
@@ -60,6 +62,14 @@ def uses_proxy(url: httpx.URL) -> bool:
     if not (proxies.get(url.scheme) or proxies.get("all")):
         return False
     return not urllib.request.proxy_bypass(url.host)
+
+
+class _Connection(ClockedConnect, http.client.HTTPConnection):
+    response_class = ClockedResponse
+
+
+class _SecureConnection(ClockedConnect, http.client.HTTPSConnection):
+    response_class = ClockedResponse
 
 
 class DirectGet:
@@ -129,10 +139,9 @@ class DirectGet:
         conn = conns.get(_origin(url))
         if conn is None:
             if url.scheme == "https":
-                conn = http.client.HTTPSConnection(url.host, url.port, timeout=self._timeout,
-                                                   context=trust_context())
+                conn = _SecureConnection(url.host, url.port, timeout=self._timeout, context=trust_context())
             else:
-                conn = http.client.HTTPConnection(url.host, url.port, timeout=self._timeout)
+                conn = _Connection(url.host, url.port, timeout=self._timeout)
             conns[_origin(url)] = conn
             with self._lock:
                 self._all.append(conn)

@@ -4,7 +4,8 @@ Adding a department's system means writing its queries and a column mapping in g
 is no per-system Python. The connector therefore trusts nothing about the database but what the
 configuration says, and derives every query it needs from the three the user wrote
 (`sql_queries`); rows become matters by the mapping alone (`sql_mapping`). This module holds the
-connector itself: database access with retries, and the three ways to a document's bytes.
+connector itself: database access with retries (each statement bounded: `sql_engine`), and the
+three ways to a document's bytes.
 
 A BLOB is read in `substr()` slices, which is what keeps a large one out of memory: neither
 psycopg2, PyMySQL nor the sqlite3 module can stream a BLOB selected by an arbitrary query
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine, make_url
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.sql.elements import TextClause
@@ -36,6 +37,7 @@ from connectors.sources.http import stream_document
 from connectors.sources.http_direct import trust_context
 from connectors.sources.reads import open_under, read_blocks, timed
 from connectors.sources.sql_completion import counts_from_rows, items_from_rows, not_configured
+from connectors.sources.sql_engine import is_transient, make_engine, timed_out
 from connectors.sources.sql_mapping import MatterMapping, Rows
 from connectors.sources.sql_queries import ALL_TIME, Queries, check_config, resolve_path, resolve_sqlite
 from connectors.sources.sql_values import BadValue, raw_text
@@ -47,10 +49,7 @@ from schemas.model import Document, InvalidMatter, Matter
 
 T = TypeVar("T")
 
-# MySQL client/server error numbers that mean "try again" rather than "your SQL is wrong".
 log = logging.getLogger("guidang")
-
-_MYSQL_TRANSIENT = frozenset({1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055})
 
 
 class SqlConnector:
@@ -232,15 +231,8 @@ class SqlConnector:
     def _get_engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                if self._url.get_backend_name() == "sqlite":
-                    db = self._url.database
-                    if db and db != ":memory:" and not db.startswith("file:") and not Path(db).is_file():
-                        # sqlite3 would silently create an empty database and report "no such table".
-                        raise SourceUnavailable(f"source {self.name}: database file not found: {db}")
-                connect_args: dict[str, Any] = {}
-                if self._url.get_backend_name() in ("postgresql", "mysql", "mariadb"):
-                    connect_args["connect_timeout"] = 10
-                self._engine = create_engine(self._url, pool_pre_ping=True, connect_args=connect_args)
+                self._engine = make_engine(self._url, source=self.name,
+                                           statement_timeout=self.config.statement_timeout_seconds)
                 raw_text(self._engine)
             return self._engine
 
@@ -257,7 +249,7 @@ class SqlConnector:
                 with engine.begin() if transaction else engine.connect() as conn:
                     return fn(conn)
             except sa_exc.DBAPIError as exc:
-                if self._transient(exc):
+                if is_transient(exc, self._url.get_backend_name()):
                     raise
                 message = self._message(exc)
                 raise GuidangError(
@@ -268,6 +260,9 @@ class SqlConnector:
         def transient(exc: Exception) -> str | None:
             if not isinstance(exc, sa_exc.DBAPIError):
                 return None
+            if timed_out(exc, self._url.get_backend_name()):
+                return (f"the statement ran longer than statement_timeout_seconds "
+                        f"({self.config.statement_timeout_seconds:g} s): {self._message(exc)}")
             return f"{type(exc.orig or exc).__name__}: {self._message(exc)}"
 
         def give_up(reason: str, _exc: Exception) -> SourceUnavailable:
@@ -276,21 +271,6 @@ class SqlConnector:
 
         return with_retries(attempt, self._backoff, what=f"source {self.name}: {what} on {self._safe_url}",
                             transient=transient, give_up=give_up)
-
-    def _transient(self, exc: sa_exc.DBAPIError) -> bool:
-        if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
-            return True
-        if not isinstance(exc, sa_exc.OperationalError):
-            return False
-        backend = self._url.get_backend_name()
-        if backend == "sqlite":
-            msg = str(exc.orig).lower()
-            return any(s in msg for s in ("locked", "busy", "unable to open", "disk i/o"))
-        if backend in ("mysql", "mariadb"):
-            args = getattr(exc.orig, "args", ())
-            code = args[0] if args and isinstance(args[0], int) else 0
-            return code in _MYSQL_TRANSIENT or code >= 2000
-        return True
 
     def _message(self, exc: sa_exc.DBAPIError) -> str:
         """The driver's message; drivers do not print passwords today, this keeps it so if one starts to."""

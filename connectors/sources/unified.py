@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from connectors.retry import Backoff, Deadline, Transient, with_retries
 from connectors.sources.http import GONE, check_status, stream_document, transient_reason
+from connectors.sources.http_deadline import bounded, deadline_client
 from connectors.sources.http_direct import DirectGet, trust_context
 from connectors.sources.reads import timed
 from connectors.sources.unified_completion import aware_time, iter_completed, parse_counts
@@ -112,7 +113,7 @@ class UnifiedConnector:
         self._deadline = Deadline(config.call_deadline_seconds, config.deadline_seconds_per_mb)
         self._backoff = Backoff(config.retries + 1, config.backoff_seconds, MAX_BACKOFF_SECONDS)
         self._owns_client = client is None
-        self._client = client or httpx.Client(timeout=self._timeout, verify=trust_context())
+        self._client = client or deadline_client(timeout=self._timeout, verify=trust_context())
         # documents through http.client (connectors/sources/http_direct.py), unless a client with
         # its own transport was handed in: then that client fetches everything
         self._direct = DirectGet(config.timeout_seconds) if client is None else None
@@ -187,8 +188,9 @@ class UnifiedConnector:
         what = f"source {self.name}: POST {url}"
 
         def attempt() -> None:
-            resp = self._client.post(url, json={"archival_code": archival_code}, headers=self._headers,
-                                     timeout=self._timeout)
+            with bounded(self._deadline.start()):
+                resp = self._client.post(url, json={"archival_code": archival_code}, headers=self._headers,
+                                         timeout=self._timeout)
             check_status(resp, what, auth_hint=self._auth_hint)
 
         self._with_retries(what, attempt)
@@ -245,12 +247,13 @@ class UnifiedConnector:
 
         def attempt() -> Any:
             in_time = self._deadline.start()
-            with self._client.stream("GET", url, params=params, headers=self._headers, timeout=self._timeout) as resp:
+            with bounded(in_time), self._client.stream("GET", url, params=params, headers=self._headers,
+                                                       timeout=self._timeout) as resp:
                 if missing_ok and resp.status_code in GONE:
                     return None
                 check_status(resp, what, auth_hint=self._auth_hint)
                 body = bytearray()
-                for block in resp.iter_bytes():  # the deadline checked as the body trickles in
+                for block in resp.iter_bytes():  # every read, the head's too, under the call's clock
                     body += block
                     in_time(len(body))
             try:

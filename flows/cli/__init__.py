@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from flows.cli import audit, bench, check, config, deploy, disposition, quarantine, retention, run, web
+from flows.cli import audit, bench, check, config, deploy, disposition, quarantine, retention, run, runs, web
 from flows.cli.common import setup_logging
 
 
@@ -125,3 +125,4 @@ app.add_typer(retention.app, name="retention")
 app.add_typer(check.export_app, name="export")
 app.add_typer(config.app, name="config")
 app.add_typer(disposition.app, name="disposition")
+app.add_typer(runs.app, name="runs")
