@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
                       "guidang_demo"},
     "flows": {"schemas", "guidang_io", "retention", "ledger", "connectors", "packager", "guidang_demo", "night",
               "custody", "guidang_bench"},
-    "scripts": {"schemas", "guidang_io", "retention", "ledger", "connectors", "packager"},
+    "scripts": {"schemas", "guidang_io", "retention", "ledger", "connectors", "packager", "guidang_demo",
+                "guidang_bench"},
 }
 OURS = set(ALLOWED) - {"scripts"}
 MAX_LINES = 500
