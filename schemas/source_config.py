@@ -108,6 +108,12 @@ class SqlSource(SourceBase):
     statement_timeout_seconds: float = Field(default=300, gt=0, description="longest run of one SQL statement "
                                              "(a window, a matter's documents, a BLOB slice): the database stops "
                                              "it, the call fails naming the query, and the retries decide")
+    call_deadline_seconds: float = Field(default=120, gt=0, description="content.kind url: one document GET's "
+                                         "whole time for its connection, its headers and its first MiB; a peer that "
+                                         "trickles fails the call (and the retries decide), however often it sends "
+                                         "a byte")
+    deadline_seconds_per_mb: float = Field(default=60, gt=0, description="content.kind url: the call's deadline "
+                                           "grows by this much for every MiB of body received")
     earliest_year: int = Field(default=1949, ge=1, le=9999, description="a date before this year is implausible: "
                                "the row is quarantined naming the column")
 

@@ -6,6 +6,7 @@ the demo world."""
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -22,12 +23,13 @@ from connectors.repositories.s3 import S3ObjectRepository
 from connectors.retry import Backoff, Deadline
 from connectors.sources.http import stream_document
 from connectors.sources.http_deadline import deadline_client
+from connectors.sources.sql import SqlConnector
 from connectors.sources.unified import UnifiedConnector
 from night.engine import run_nightly
 from night.progress import SourceProgress
-from schemas.config import S3Repository, UnifiedSource, load_settings
+from schemas.config import S3Repository, SqlSource, UnifiedSource, load_settings
 from schemas.errors import SourceUnavailable
-from schemas.model import Document
+from schemas.model import Document, Matter
 from tests.s3_support import FaultProxy, s3_config
 from tests.world_support import simulator
 
@@ -232,6 +234,48 @@ def test_a_trickling_source_fails_its_call_at_the_deadline_and_the_retries_decid
     taken = time.monotonic() - started
     assert "deadline" in str(caught.value) and "after 2 attempts" in str(caught.value)
     assert taken < 8, taken  # two attempts of about a second each, not 1,000 bytes x 0.2 s
+
+
+def _sql_url_source(tmp_path: Path, url: str) -> SqlConnector:
+    """A self-built system (自建系统) whose one document is fetched by URL, under a 1 s call deadline."""
+    db = tmp_path / "d.sqlite"
+    with sqlite3.connect(db) as con:
+        con.executescript("CREATE TABLE m (pid TEXT, done TEXT); CREATE TABLE d (fid INTEGER, pid TEXT, loc TEXT);")
+        con.execute("INSERT INTO m VALUES ('P1', '2025-03-01 10:00:00')")
+        con.execute("INSERT INTO d VALUES (1, 'P1', ?)", (url,))
+    con.close()
+    config = SqlSource.model_validate({
+        "name": "dept", "kind": "sql", "url": f"sqlite:///{db}",
+        "matters_query": "SELECT pid, done, done AS upd FROM m WHERE done > :since AND done <= :until",
+        "columns": {"project_id": "pid", "agency": "pid", "applicant_name": "pid", "completed_at": "done",
+                    "updated_at": "upd"},
+        "constants": {"service_code": "S1", "service_name": "审批", "matter_type": "01"},
+        "documents_query": "SELECT fid, 'a.pdf' AS fname, loc, '结果' AS grp FROM d WHERE pid = :project_id",
+        "document_columns": {"key": "fid", "group": "grp", "file_name": "fname"},
+        "content": {"kind": "url", "column": "loc"},
+        "call_deadline_seconds": 1, "deadline_seconds_per_mb": 1,
+    })
+    return SqlConnector(config, base_dir=tmp_path, retries=1, backoff_seconds=0, http_timeout_seconds=1)
+
+
+@pytest.mark.parametrize("peer", ["trickling", "trickling_headers"])
+def test_a_self_built_systems_document_by_url_fails_at_the_call_deadline(peer: str, tmp_path: Path,
+                                                                         request: pytest.FixtureRequest) -> None:
+    """A peer that trickles the body (a byte every 0.2 s) or the head (a byte every 0.5 s), each
+    inside the one-second read timeout, fails the document's GET at the call deadline."""
+    connector = _sql_url_source(tmp_path, f"{request.getfixturevalue(peer)}/doc.pdf")
+    try:
+        matter = connector.fetch_matter("P1")
+        assert isinstance(matter, Matter)
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable) as caught:
+            b"".join(connector.open_document(matter.documents[0]))
+        taken = time.monotonic() - started
+    finally:
+        connector.close()
+    assert "passed its deadline" in str(caught.value) and "after 2 attempts" in str(caught.value)
+    assert "source dept: project P1" in str(caught.value)
+    assert taken < 2 * 1 + 2, taken  # two attempts of about a second, not 200 s of body or 40 s of head
 
 
 def test_a_store_that_never_answers_fails_a_call_in_bounded_time(silent: str, tmp_path: Path) -> None:

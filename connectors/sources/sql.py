@@ -32,8 +32,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.sql.elements import TextClause
 
-from connectors.retry import Backoff, with_retries
+from connectors.retry import Backoff, Deadline, with_retries
 from connectors.sources.http import stream_document
+from connectors.sources.http_deadline import deadline_client
 from connectors.sources.http_direct import trust_context
 from connectors.sources.reads import open_under, read_blocks, timed
 from connectors.sources.sql_completion import counts_from_rows, items_from_rows, not_configured
@@ -79,6 +80,7 @@ class SqlConnector:
         self.chunk_size = chunk_size
         self.http_timeout_seconds = http_timeout_seconds
         self._backoff = Backoff(retries + 1, backoff_seconds)
+        self._deadline = Deadline(config.call_deadline_seconds, config.deadline_seconds_per_mb)
         self._url: URL = resolve_sqlite(make_url(config.url), self.base_dir)
         self._safe_url = self._url.render_as_string(hide_password=True)
         self._engine: Engine | None = None
@@ -360,14 +362,14 @@ class SqlConnector:
         pid, url = self._locate(document, "url")
         where = f"source {self.name}: project {pid}: document {document.file_name!r}"
         chunks = stream_document(self._http_client(), url, where=where, backoff=self._backoff,
-                                 timeout=self.http_timeout_seconds)
+                                 timeout=self.http_timeout_seconds, deadline=self._deadline)
         return timed(chunks, self.config.read_timeout_seconds, where)
 
     def _http_client(self) -> httpx.Client:
         with self._lock:
             if self._http is None:
-                self._http = httpx.Client(timeout=self.http_timeout_seconds, follow_redirects=True,
-                                          verify=trust_context())
+                self._http = deadline_client(timeout=self.http_timeout_seconds, follow_redirects=True,
+                                             verify=trust_context())
             return self._http
 
 
