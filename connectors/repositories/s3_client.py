@@ -127,7 +127,8 @@ class S3Bucket:
                      "aws_secret_access_key": os.environ[names[1]]}  # type: ignore[index]
         session = boto3.session.Session(region_name=cfg.region, **creds)
         botocfg = Config(
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            # botocore's own "max_attempts" counts the retries only (one attempt more than ours).
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             signature_version="s3v4",
