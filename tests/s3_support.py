@@ -69,6 +69,8 @@ class FaultProxy:
     - "drop-after": forward (so the store acts on it), then close without the answer;
     - "trickle": forward, then send an object GET's answer whole but its body one byte every
       TRICKLE_SECONDS (any other request passes unchanged).
+    - "trickle-head": forward, then send the answer's status line and headers one byte every
+      TRICKLE_SECONDS, its body at once (any request);
     With `corrupt_get_bodies` set, the body of every object GET has one byte flipped.
     `log` records (method, path, action) for each request.
     """
@@ -185,6 +187,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 and self._is_object_get()):
             middle = len(data) // 2
             data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+        if action == "trickle-head":
+            self._trickle_head(status, headers, data)
+            return
         self.send_response(status)
         length = None
         for name, value in headers:
@@ -208,6 +213,22 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.wfile.write(data[i:i + 1])
                 self.wfile.flush()
                 time.sleep(TRICKLE_SECONDS)
+        except OSError:  # the reader gave up: what a trickle test wants
+            pass
+
+    def _trickle_head(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+        self.close_connection = True
+        lines = [f"HTTP/1.1 {status} {http.client.responses.get(status, 'Status')}"]
+        lines += [f"{n}: {v}" for n, v in headers if n.lower() not in _NO_COPY_BACK and n.lower() != "content-length"]
+        lines.append(f"Content-Length: {0 if self.command == 'HEAD' else len(data)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            for i in range(len(head)):
+                self.wfile.write(head[i:i + 1])
+                self.wfile.flush()
+                time.sleep(TRICKLE_SECONDS)
+            if self.command != "HEAD":
+                self.wfile.write(data)
         except OSError:  # the reader gave up: what a trickle test wants
             pass
 

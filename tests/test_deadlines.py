@@ -316,6 +316,35 @@ def test_a_store_that_trickles_a_body_fails_the_read_within_its_deadline(s3_buck
     assert b"".join(repo.open("Z109/a.pdf")) == data
 
 
+def test_a_store_that_trickles_the_head_of_its_answers_fails_each_call_within_its_deadline(
+    s3_bucket: str, s3_fault_proxy: FaultProxy,
+) -> None:
+    """connect_timeout_seconds 1 and read_timeout_seconds 1: an attempt may take 2 s to its answer's
+    head; the store sends its status line and headers a byte every 0.2 s (inside the read timeout),
+    which would take about a minute per attempt."""
+    config = s3_config(s3_fault_proxy.url, s3_bucket, deadline_seconds_per_mb=1)
+    repo = S3ObjectRepository(config, max_attempts=2, connect_timeout=1, read_timeout=1, verify_attempts=2)
+    data = b"%PDF-1.7 a document whose every answer the store will trickle, head first."
+    repo.put_bytes("Z109/a.pdf", data)
+    s3_fault_proxy.always("GET", "trickle-head")
+    s3_fault_proxy.always("HEAD", "trickle-head")
+
+    for call in (lambda: b"".join(repo.open("Z109/a.pdf")), lambda: repo.head("Z109/a.pdf")):
+        started = time.monotonic()
+        with pytest.raises(RepositoryError) as caught:
+            call()
+        taken = time.monotonic() - started
+        assert [f.code for f in caught.value.findings] == ["REPO-TRANSIENT"]
+        assert "the last cut at its deadline (2 s" in str(caught.value) and "Z109/a.pdf" in str(caught.value)
+        assert taken < 2 * 2 + 3, taken  # two attempts of 2 s and botocore's backoff, not minutes
+    assert s3_fault_proxy.actions("GET").count("trickle-head") == 2, s3_fault_proxy.log
+    assert s3_fault_proxy.actions("HEAD").count("trickle-head") == 2, s3_fault_proxy.log
+
+    s3_fault_proxy.reset()  # the same calls to a store that answers at once, on the same client
+    assert b"".join(repo.open("Z109/a.pdf")) == data
+    assert repo.head("Z109/a.pdf") is not None
+
+
 def test_a_night_past_its_deadline_ends_failed_with_its_summary(small_world: Path) -> None:
     raw = yaml.safe_load((small_world / "guidang.yaml").read_text(encoding="utf-8"))
     raw["night_deadline_minutes"] = 0.02  # 1.2 s

@@ -36,6 +36,7 @@ from botocore.exceptions import (
 )
 
 from connectors.repositories.base import RepositoryError, not_found, repository_error
+from connectors.repositories.s3_deadline import bound_attempts, cut_at_deadline
 from connectors.retry import Deadline
 from connectors.watchdog import watchdog
 from schemas.config import S3Repository
@@ -139,7 +140,9 @@ class S3Bucket:
             # S3-compatible stores behind an endpoint URL mostly want path-style addressing.
             s3={"addressing_style": "path"} if cfg.endpoint_url else None,
         )
-        return session.client("s3", endpoint_url=cfg.endpoint_url, config=botocfg)
+        client = session.client("s3", endpoint_url=cfg.endpoint_url, config=botocfg)
+        bound_attempts(client, connect_timeout + read_timeout, cfg.deadline_seconds_per_mb)
+        return client
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -173,6 +176,12 @@ class S3Bucket:
             return repository_error(RepositoryError, "REPO-NO-CREDENTIALS", where,
                                     f"{op}: no S3 credentials (set access_key_id_env/secret_access_key_env "
                                     "in the repository config, or configure boto3's default chain)")
+        cut = cut_at_deadline()
+        if isinstance(exc, ConnectionError | HTTPClientError) and cut is not None:
+            return repository_error(RepositoryError, "REPO-TRANSIENT", where,
+                                    f"{op} still failing after {self.max_attempts} attempts, the last cut at its "
+                                    f"deadline ({cut:.0f} s: connect_timeout_seconds + read_timeout_seconds, "
+                                    "and deadline_seconds_per_mb for each MiB sent)")
         if isinstance(exc, ConnectionError | HTTPClientError):
             return repository_error(RepositoryError, "REPO-UNREACHABLE", where,
                                     f"{op}: cannot talk to {self.endpoint} after {self.max_attempts} "
