@@ -278,6 +278,27 @@ def test_a_self_built_systems_document_by_url_fails_at_the_call_deadline(peer: s
     assert taken < 2 * 1 + 2, taken  # two attempts of about a second, not 200 s of body or 40 s of head
 
 
+@pytest.mark.parametrize("peer", ["trickling", "silent"])
+def test_a_unified_document_from_a_peer_that_trickles_its_body_or_never_speaks_fails_in_bounded_time(
+    peer: str, request: pytest.FixtureRequest,
+) -> None:
+    """The document path (http.client): a body a byte every 0.2 s (1,000 bytes: 200 s) ends at the
+    call deadline; a peer that accepts and never sends a byte ends at the read timeout."""
+    connector = UnifiedConnector(_unified(request.getfixturevalue(peer)))
+    document = Document(group="申报", title="申请表", file_name="a.pdf", media_type="application/pdf",
+                        size=1000, locator="F1")
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            b"".join(connector.open_document(document))
+    finally:
+        connector.close()
+    taken = time.monotonic() - started
+    assert "after 2 attempts" in str(caught.value) and "F1" in str(caught.value)
+    assert ("passed its deadline" if peer == "trickling" else "timed out") in str(caught.value)
+    assert taken < 2 * 1.5 + 1.5, taken
+
+
 def test_a_store_that_never_answers_fails_a_call_in_bounded_time(silent: str, tmp_path: Path) -> None:
     repo_config = S3Repository(kind="s3", bucket="archive", endpoint_url=silent, region="us-east-1",
                                connect_timeout_seconds=1, read_timeout_seconds=1, max_attempts=2)
