@@ -34,7 +34,9 @@ from schemas.model import mask_text
 log = logging.getLogger("guidang")
 T = TypeVar("T")
 
-TRANSIENT_REPOSITORY_CODES = frozenset({"REPO-TRANSIENT", "REPO-UNREACHABLE"})
+# The store's own trouble, not the package's: the matter stays numbered for the next night. A full
+# archive disk (REPO-FULL) is one: freeing space is the operator's, and nothing stored is in doubt.
+TRANSIENT_REPOSITORY_CODES = frozenset({"REPO-TRANSIENT", "REPO-UNREACHABLE", "REPO-FULL"})
 
 
 @dataclass

@@ -5,6 +5,7 @@ fault proxy) and a real file-system archive."""
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,76 @@ def test_failed_acknowledgements_are_one_error_line_and_in_the_summary(
     lines = [m for m in _errors(caplog) if "acknowledgement 归档回传" in m]
     assert len(lines) == 1 and f"of {unified['unacknowledged']} matter(s)" in lines[0], _errors(caplog)
     assert f"! unified: acknowledgement 归档回传 of {unified['unacknowledged']}" in summary_text(summary)
+
+
+def test_a_store_answering_slowdown_to_every_put_fails_the_source_with_its_error(
+    small_world: Path, s3_bucket: str, s3_fault_proxy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _config(small_world, repository={"kind": "s3", "bucket": s3_bucket, "endpoint_url": s3_fault_proxy.url,
+                                              "region": "us-east-1", "max_attempts": 2})
+    s3_fault_proxy.always("PUT", "503:SlowDown")  # throttled for the whole transfer phase
+    with simulator(small_world), caplog.at_level(logging.INFO, logger="guidang"):
+        summary = run_nightly(load_settings(config), sources=["tzxm"])
+    assert summary["status"] == "failed"
+    tzxm = summary["sources"]["tzxm"]
+    assert tzxm.get("stored", 0) == 0 and summary["stored"]["packages"] == 0 and tzxm["pending"] >= 1
+    assert "did not store" in tzxm["error"] and "SlowDown" in tzxm["error"], tzxm["error"]
+    assert len([m for m in _errors(caplog) if m.startswith("source tzxm failed")]) == 1, _errors(caplog)
+    assert "! tzxm: the repository did not store" in summary_text(summary)
+    assert 0 < len(s3_fault_proxy.actions("PUT")) <= 5 * 2
+
+
+def _mount_small_tmpfs(where: Path, size: str, *, remount: bool = False) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    options = f"remount,size={size}" if remount else f"size={size}"
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (a full disk needs one): {done.stderr.strip()}")
+
+
+def test_an_archive_disk_that_fills_mid_chunk_fails_the_source_and_the_next_night_stores_the_rest(
+    small_world: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The fs archive on a real file system that fills (a tmpfs of 160 KiB, about half the night's
+    packages): no space left (ENOSPC) is the store's failure like a store that stops answering: the
+    source fails naming it, its matters stay pending and are counted so, nothing half-written is
+    left, and once there is room the next night stores them."""
+    disk = small_world / "small-disk"
+    _mount_small_tmpfs(disk, "160k")
+    try:
+        (disk / "archive").mkdir()
+        config = _config(small_world, repository={"kind": "fs", "path": str(disk / "archive")})
+        with simulator(small_world), caplog.at_level(logging.INFO, logger="guidang"):
+            summary = run_nightly(load_settings(config), sources=["tzxm"])
+        assert summary["status"] == "failed", summary
+        tzxm = summary["sources"]["tzxm"]
+        assert "did not store" in tzxm["error"] and "REPO-FULL" in tzxm["error"], tzxm["error"]
+        assert "No space left on device" in tzxm["error"]
+        assert len([m for m in _errors(caplog) if m.startswith("source tzxm failed")]) == 1, _errors(caplog)
+        assert tzxm.get("stored", 0) == summary["stored"]["packages"] == _verified(small_world)
+        assert tzxm["pending"] >= 1 and tzxm["archived"] + tzxm["pending"] == 6, tzxm  # the 6 sound matters
+        assert not list((disk / "archive").rglob(".guidang-tmp-*"))
+
+        _mount_small_tmpfs(disk, "4m", remount=True)  # room again
+        with simulator(small_world):
+            second = run_nightly(load_settings(config), sources=["tzxm"])
+        assert second["status"] == "completed", second
+        assert second["totals"]["pending"] == 0 and _verified(small_world) == 6
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _verified(world: Path) -> int:
+    from sqlalchemy import create_engine, func, select
+    from sqlalchemy.orm import Session
+
+    from ledger.models import MatterRecord, MatterState
+
+    engine = create_engine(f"sqlite:///{world / 'ledger.sqlite'}")
+    try:
+        with Session(engine) as s:
+            return int(s.scalar(select(func.count()).select_from(MatterRecord)
+                                .where(MatterRecord.state == MatterState.VERIFIED)) or 0)
+    finally:
+        engine.dispose()

@@ -56,6 +56,7 @@ TEMP_PREFIX = ".guidang-tmp-"
 READ_ONLY = 0o444
 _NO_HARDLINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 class FilesystemRepository(FsDisposal):
@@ -105,6 +106,9 @@ class FilesystemRepository(FsDisposal):
             return repository_error(RepositoryError, "REPO-NOT-WRITABLE", where,
                                     f"{action}: {exc.strerror} (archive root {self.root} read-only or not "
                                     "writable by this user?)", errno=exc.errno)
+        if exc.errno in _FULL:
+            return repository_error(RepositoryError, "REPO-FULL", where, f"{action}: {exc.strerror} (the file "
+                                    f"system of archive root {self.root} is full)", errno=exc.errno)
         return repository_error(RepositoryError, "REPO-IO", where, f"{action}: {exc.strerror or exc}",
                                 errno=exc.errno)
 
