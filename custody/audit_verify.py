@@ -57,6 +57,7 @@ def verify_ledger(ledger: Ledger, repository: Repository | None) -> VerifyResult
         result.rows, row_findings = verify_rows(s, row_anchors)
         result.findings += row_findings
         recorded = anchors.checkpoint_events(s)
+        absent = anchors.documents_of(s, anchors.ABSENT_KIND)
     if repository is None:
         result.findings.append(Finding("A-CHECKPOINT-UNREADABLE", "repository",
                                        "the archive repository could not be opened: no checkpoint was checked"))
@@ -71,6 +72,7 @@ def verify_ledger(ledger: Ledger, repository: Repository | None) -> VerifyResult
     with ledger.read() as s:
         result.findings += anchors.check_checkpoints(s, stored.checkpoints)
     result.findings += anchors.missing_documents(recorded, stored.document_keys)
+    result.findings += anchors.late_documents(absent, stored.document_keys)
     result.findings += _tombstones(ledger, repository, result)
     return result
 

@@ -26,26 +26,43 @@ from sqlalchemy.orm import Session
 from ledger.chain import append_event
 from ledger.models import Event
 from schemas.anchor import Checkpoint, checkpoint_key
-from schemas.findings import Finding
+from schemas.findings import Finding, Severity
 
 CHECKPOINT_KIND = "checkpoint"
 STORED_KIND = "checkpoint-stored"  # its document reached the repository: never to be written again
+ABSENT_KIND = "checkpoint-absent"  # a later night found its document not stored (written late, or gone)
 
 
-def note_stored(session: Session, present: set[str], run_id: str | None) -> None:
+def note_stored(session: Session, present: set[str] | None, run_id: str | None) -> None:
     """Append a `checkpoint-stored` event for each checkpoint the ledger records, the repository
     holds (`present`) and no event notes yet. A night writes only a document the ledger never saw
     stored: one that was stored and is gone is evidence removed, never to be written again. Noted
-    in a night's closing transaction, before its own checkpoint, so the checkpoint covers them."""
+    in a night's closing transaction, before its own checkpoint, so the checkpoint covers them.
+
+    A checkpoint neither stored nor noted gets a `checkpoint-absent` event instead: its document,
+    if this night writes it, is written late, from the ledger as it is now, and a ledger forged
+    after its anchor was erased for good (every version, where Object Lock lets an administrator)
+    would be anchored by it. So `audit verify` names every late anchor (A-CHECKPOINT-LATE); hiding
+    that event breaks this night's own checkpoint. `present` None: the store could not say (noted later)."""
+    if present is None:
+        return
     noted = stored_documents(session)
+    absent = documents_of(session, ABSENT_KIND)
     for cp in checkpoint_events(session):
         if cp.where in present and cp.where not in noted:
             append_event(session, STORED_KIND, run_id=run_id, payload={"where": cp.where})
+        elif cp.where not in present and cp.where not in noted and cp.where not in absent:
+            append_event(session, ABSENT_KIND, run_id=run_id, payload={"where": cp.where})
 
 
 def stored_documents(session: Session) -> set[str]:
     """The checkpoint documents the ledger saw stored."""
-    rows = session.scalars(select(Event.payload).where(Event.kind == STORED_KIND)).all()
+    return documents_of(session, STORED_KIND)
+
+
+def documents_of(session: Session, kind: str) -> set[str]:
+    """The checkpoint documents events of `kind` name."""
+    rows = session.scalars(select(Event.payload).where(Event.kind == kind)).all()
     return {str(p.get("where")) for p in rows if isinstance(p, dict)}
 
 
@@ -97,4 +114,17 @@ def missing_documents(recorded: Sequence[Checkpoint], stored_keys: set[str]) -> 
                 details={"checkpoint": asdict(cp)})
         for cp in recorded
         if cp.where not in stored_keys
+    ]
+
+
+def late_documents(absent: set[str], stored_keys: set[str]) -> list[Finding]:
+    """Checkpoint documents a later night found missing and that are stored now: written late from
+    the ledger of that night (the store failed at their own night, or they were erased since)."""
+    return [
+        Finding("A-CHECKPOINT-LATE", where,
+                "a later night found this checkpoint not stored and wrote it from the ledger as it then was: "
+                "it anchors that ledger, not the one of its own night (a store that failed at its night, or "
+                "the document erased since; an incident unless that night's store failure is known)",
+                severity=Severity.WARNING)
+        for where in sorted(absent & stored_keys)
     ]

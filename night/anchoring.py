@@ -32,13 +32,13 @@ def _locking(settings: Settings) -> bool:
     return getattr(settings.repository, "object_lock_mode", None) is not None
 
 
-def present_checkpoints(repository: Repository) -> set[str]:
-    """The checkpoint documents the repository holds now (none when it cannot say: noted later)."""
+def present_checkpoints(repository: Repository) -> set[str] | None:
+    """The checkpoint documents the repository holds now (None when it cannot say: noted later)."""
     try:
         return {o.key for o in repository.list(CHECKPOINT_PREFIX + "/")}
     except RepositoryError as exc:
         log.warning("checkpoints in the repository not listed (noted by a later night): %s", exc)
-        return set()
+        return None
 
 
 def store_checkpoints(ledger: Ledger, repository: Repository, settings: Settings) -> str | None:

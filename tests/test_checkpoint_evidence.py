@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -90,3 +90,113 @@ def test_a_stored_checkpoint_deleted_from_a_file_system_archive_is_not_written_a
                for r in caplog.records if r.levelno >= logging.ERROR)
     code, findings = _verify(small_world / "guidang.yaml")
     assert code == 1 and any(f["code"] == "A-CHECKPOINT-MISSING" and first.name in f["where"] for f in findings)
+
+
+def _s3_world(world: Path, bucket: str, endpoint: str) -> Path:
+    raw = yaml.safe_load((world / "guidang.yaml").read_text(encoding="utf-8"))
+    raw["repository"] = {"kind": "s3", "bucket": bucket, "endpoint_url": endpoint, "region": "us-east-1",
+                         "object_lock_mode": "GOVERNANCE"}
+    config = world / "guidang-s3.yaml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return config
+
+
+def _versions(s3_admin: Any, bucket: str) -> dict[str, int]:
+    listing = s3_admin.list_object_versions(Bucket=bucket, Prefix="checkpoints/")
+    counts: dict[str, int] = {}
+    for v in listing.get("Versions", []):
+        counts[v["Key"]] = counts.get(v["Key"], 0) + 1
+    return counts
+
+
+def test_a_truncated_ledger_and_a_row_changed_without_an_event_are_found_and_no_checkpoint_is_rewritten(
+    small_world: Path, moto_endpoint: str, s3_lock_bucket: str, s3_admin: Any
+) -> None:
+    """The forger deletes the ledger's last events and moves the chain head back (the chain verifies),
+    and changes a verified matter's row with no event."""
+    config = _s3_world(small_world, s3_lock_bucket, moto_endpoint)
+    with simulator(small_world):
+        for _night in range(2):
+            assert run_nightly(load_settings(config), sources=["tzxm"])["status"] == "completed"
+    assert _verify(config) == (0, [])
+    before = _versions(s3_admin, s3_lock_bucket)
+    assert len(before) == 2 and set(before.values()) == {1}
+
+    engine = create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")
+    try:
+        with Session(engine) as s, s.begin():
+            last = s.scalars(select(Event).order_by(Event.seq.desc()).limit(3)).all()
+            for ev in last:
+                s.delete(ev)
+            s.flush()
+            head = s.scalars(select(Event).order_by(Event.seq.desc()).limit(1)).one()
+            s.execute(text("UPDATE event_chain_head SET seq = :n, hash = :h"), {"n": head.seq, "h": head.hash})
+            s.execute(text("UPDATE matters SET disposition_date = '2027-01-01' WHERE id = (SELECT min(id) FROM matters"
+                           " WHERE state = 'verified')"))
+    finally:
+        engine.dispose()
+
+    code, findings = _verify(config)
+    assert code == 1
+    found = {f["code"] for f in findings}
+    assert "A-CHECKPOINT-AHEAD" in found and "A-ROW-ALTERED" in found, findings
+
+    with simulator(small_world):
+        run_nightly(load_settings(config), sources=["tzxm"])  # an ordinary next night over the forged ledger
+    after = _versions(s3_admin, s3_lock_bucket)
+    assert {k: after[k] for k in before} == before  # no stored checkpoint written again
+    code, findings = _verify(config)
+    assert code == 1 and {"A-CHECKPOINT-CONTRADICTED", "A-ROW-ALTERED"} <= {f["code"] for f in findings}, findings
+
+
+def test_the_newest_checkpoint_erased_for_good_over_a_forged_ledger_is_not_rewritten_in_silence(
+    small_world: Path, moto_endpoint: str, s3_lock_bucket: str, s3_admin: Any
+) -> None:
+    """Object Lock allows it in GOVERNANCE mode to whoever may lift a legal hold and bypass the
+    governance: every version of the newest checkpoint deleted (no delete marker left), and the
+    ledger edited after the checkpoint before it, its chain recomputed. The next night cannot tell
+    this from a store that failed at the end of the anchor's night, and writes the anchor again
+    from the forged ledger; `audit verify` names that late anchor for as long as it stands."""
+    config = _s3_world(small_world, s3_lock_bucket, moto_endpoint)
+    with simulator(small_world):
+        for _night in range(2):
+            assert run_nightly(load_settings(config), sources=["tzxm"])["status"] == "completed"
+    older, newest = sorted(_versions(s3_admin, s3_lock_bucket))
+
+    engine = create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")
+    try:
+        with Session(engine) as s, s.begin():
+            older_seq = int(older.split("/")[1].split("-")[0])
+            after = s.scalars(select(Event).where(Event.seq > older_seq).order_by(Event.seq).limit(1)).one()
+            after.payload = {**after.payload, "forged": True}
+            _recompute_chain(s)
+    finally:
+        engine.dispose()
+    for v in s3_admin.list_object_versions(Bucket=s3_lock_bucket, Prefix=newest)["Versions"]:
+        s3_admin.put_object_legal_hold(Bucket=s3_lock_bucket, Key=newest, VersionId=v["VersionId"],
+                                       LegalHold={"Status": "OFF"})
+        s3_admin.delete_object(Bucket=s3_lock_bucket, Key=newest, VersionId=v["VersionId"],
+                               BypassGovernanceRetention=True)
+    assert newest not in _versions(s3_admin, s3_lock_bucket)
+
+    code, findings = _verify(config)
+    assert code == 1 and any(f["code"] == "A-CHECKPOINT-MISSING" and f["where"] == newest for f in findings)
+
+    with simulator(small_world):  # the next night writes the erased anchor again, from the forged ledger
+        run_nightly(load_settings(config), sources=["tzxm"])
+    assert _versions(s3_admin, s3_lock_bucket)[newest] == 1
+    code, findings = _verify(config)
+    late = [f for f in findings if f["code"] == "A-CHECKPOINT-LATE"]
+    assert [(f["where"], f["severity"]) for f in late] == [(newest, "warning")], findings  # not in silence
+
+    engine = create_engine(f"sqlite:///{small_world / 'ledger.sqlite'}")
+    try:  # hiding that note (the chain recomputed) contradicts the night's own checkpoint
+        with Session(engine) as s, s.begin():
+            for ev in s.scalars(select(Event).where(Event.kind == "checkpoint-absent")):
+                s.delete(ev)
+            s.flush()
+            _recompute_chain(s)
+    finally:
+        engine.dispose()
+    code, findings = _verify(config)
+    assert code == 1 and any(f["code"] == "A-CHECKPOINT-CONTRADICTED" for f in findings), findings
