@@ -26,15 +26,18 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from guidang_io.watchdog import Alarm, watchdog
 from ledger.models import RunLockHolder
+from schemas.errors import InvariantBroken
 from schemas.findings import GuidangError
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ LOCK_NAME = "guidang-nightly-run"
 REFUSE_AFTER_TRIES = 10
 SETUP = "setup"  # opening a night: waited for, not refused
 SETUP_WAIT_SECONDS = 120.0
+CHECK_SECONDS = 60.0  # longest wait for the server's answer about the lock; then it counts as lost
 
 
 def source_lock(name: str) -> str:
@@ -87,9 +91,10 @@ class RunLock:
     whether that very session (its backend pid or connection id, noted when the lock was taken)
     still holds the lock."""
 
-    def __init__(self, ledger: Ledger, name: str = SETUP) -> None:
+    def __init__(self, ledger: Ledger, name: str = SETUP, *, check_seconds: float = CHECK_SECONDS) -> None:
         self.ledger = ledger
         self.name = name
+        self.check_seconds = check_seconds
         self.dialect = ledger.engine.dialect.name
         self._file: IO[str] | None = None
         self._conn: Connection | None = None
@@ -146,20 +151,60 @@ class RunLock:
             return None if same else "its lock file was replaced"
         if self._conn is None:
             return None  # an in-memory ledger: nothing else can take it
+        alarm: Alarm | None = None
         try:
-            if self.dialect == "postgresql":
-                row = self._conn.execute(text(
-                    "SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND pid = pg_backend_pid() AND granted AND classid = 0 AND objid = :k AND objsubid = 1)"
-                ), {"k": _key(self.name)}).one()
-            else:
-                row = self._conn.execute(text("SELECT CONNECTION_ID(), IS_USED_LOCK(:n) = CONNECTION_ID()"),
-                                         {"n": self._server_name()}).one()
+            with self._bounded() as alarm:
+                row = self._ask()
         except SQLAlchemyError as exc:
+            if alarm is not None and alarm.fired:
+                return f"the database did not answer about it within {self.check_seconds:g} s: its connection is cut"
             return f"the database session that held it ended: {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
         if row[0] != self._session_id:
             return f"the database session that held it ended (session {self._session_id}, now {row[0]})"
         return None if row[1] else "the database no longer shows it held"
+
+    def _ask(self) -> Any:
+        """The lock's session id and whether it holds the lock, as the server says."""
+        if self._conn is None:
+            raise InvariantBroken(f"run lock {self.name}: asked about without its connection")
+        if self.dialect == "postgresql":
+            return self._conn.execute(text(
+                "SELECT pg_backend_pid(), EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                " AND pid = pg_backend_pid() AND granted AND classid = 0 AND objid = :k AND objsubid = 1)"
+            ), {"k": _key(self.name)}).one()
+        return self._conn.execute(text("SELECT CONNECTION_ID(), IS_USED_LOCK(:n) = CONNECTION_ID()"),
+                                  {"n": self._server_name()}).one()
+
+    @contextlib.contextmanager
+    def _bounded(self) -> Iterator[Alarm | None]:
+        """The block's exchange with the server on the lock's connection ends within check_seconds.
+
+        A connection cut off without a word (a firewall dropping its packets, a proxy that stops
+        forwarding) leaves the driver waiting for an answer for ever, and with it the whole night:
+        no timeout of the drivers bounds a wait for a query's answer. So an alarm shuts the
+        connection's socket down when the time is up; the driver fails at once, and the caller,
+        seeing the alarm `fired`, says why."""
+        sock = self._socket()
+        alarm = watchdog().arm(self.check_seconds, sock.shutdown_both) if sock is not None else None
+        try:
+            yield alarm
+        finally:
+            if alarm is not None:
+                alarm.disarm()
+            if sock is not None:
+                sock.close()
+
+    def _socket(self) -> _DupSocket | None:
+        """A second handle on the lock connection's socket, to shut it down from the watchdog."""
+        if self._conn is None:
+            return None
+        raw = self._conn.connection.dbapi_connection
+        if getattr(raw, "closed", 0):  # psycopg2's own word that its connection is gone: nothing to wait for
+            return None
+        fileno = getattr(raw, "fileno", None)  # psycopg2
+        sock = getattr(raw, "_sock", None)  # pymysql
+        fd = fileno() if callable(fileno) else sock.fileno() if isinstance(sock, socket.socket) else None
+        return _DupSocket(fd) if fd is not None and fd >= 0 else None
 
     def release(self) -> None:
         """Give the lock back (also what the server or kernel does when the holder dies). A lock
@@ -168,7 +213,8 @@ class RunLock:
             try:
                 if self.held and self.lost is None:
                     sql = "SELECT pg_advisory_unlock(:k)" if self.dialect == "postgresql" else "SELECT RELEASE_LOCK(:n)"
-                    self._conn.execute(text(sql), {"k": _key(self.name), "n": self._server_name()})
+                    with self._bounded():
+                        self._conn.execute(text(sql), {"k": _key(self.name), "n": self._server_name()})
             except SQLAlchemyError as exc:  # the session died after the last check: nothing to give back
                 log.warning("run lock of %s: its session had ended before it was released (%s)",
                             self.name, exc.__class__.__name__)
@@ -240,3 +286,17 @@ class RunLock:
             f"another run holds {what} since {since} (run {row.run_id}) on {row.holder}; "
             "this run did nothing: start it again when that one has finished"
         )
+
+
+class _DupSocket:
+    """A second descriptor of a driver's socket: shutting it down ends the driver's wait too (they
+    share the connection), closing it leaves the driver's own descriptor open."""
+
+    def __init__(self, fd: int) -> None:
+        self._sock = socket.socket(fileno=os.dup(fd))
+
+    def shutdown_both(self) -> None:
+        self._sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._sock.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -32,15 +33,22 @@ PORTS = {"postgresql": 5432, "mariadb": 3306}
 
 class TcpProxy:
     """Forwards every connection to the database server; `cut(port)` closes, both ways, the pair
-    whose server side leaves from local `port` (what a firewall or a broken link does to one)."""
+    whose server side leaves from local `port` (what a broken link does to one), `freeze(port)`
+    stops forwarding its bytes, both ways, with both connections left open (a firewall that drops
+    its packets: neither end hears of it)."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.pairs: dict[int, tuple[socket.socket, socket.socket]] = {}
+        self.frozen: set[socket.socket] = set()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self, port: int) -> None:
+        with self._lock:
+            self.frozen.update(self.pairs[port])
 
     def _accept(self) -> None:
         while True:
@@ -54,10 +62,11 @@ class TcpProxy:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                while src in self.frozen:
+                    time.sleep(0.1)
                 dst.sendall(data)
         except OSError:
             pass
@@ -74,6 +83,7 @@ class TcpProxy:
 
     def close(self) -> None:
         self.listener.close()
+        self.frozen.clear()
         with self._lock:
             for pair in self.pairs.values():
                 for s in pair:
@@ -162,3 +172,41 @@ def proxy_closed(proxy: TcpProxy) -> Iterator[None]:
         yield
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_lock_connection_that_stops_answering_is_reported_lost_in_bounded_time(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lock's connection frozen by the proxy in between (no byte through, no reset): the check
+    before a commit ends after check_seconds with the lock lost, instead of waiting with the whole
+    night for an answer that never comes; the server still holds the lock (its session is alive),
+    so a second run is refused; the unlock says nothing."""
+    from ledger.runlock import LockLost, RunLock, RunLocked
+    from ledger.store import Ledger
+
+    proxy = TcpProxy(PORTS[backend])
+    with fresh_database(backend) as direct_url, proxy_closed(proxy):
+        parsed = make_url(direct_url)
+        url = parsed.set(port=proxy.port).render_as_string(hide_password=False)
+        with Ledger(url) as ledger:
+            lock = RunLock(ledger, source_lock("unified"), check_seconds=1)
+            lock.acquire("first")
+            lock.check()
+            admin = create_engine(SERVERS[backend].format(db=ADMIN_DB[backend]), isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as c:
+                    _session, port = _lock_session(c, backend, str(parsed.database))
+            finally:
+                admin.dispose()
+            proxy.freeze(port)
+            started = time.monotonic()
+            with pytest.raises(LockLost) as caught:
+                lock.check()
+            assert time.monotonic() - started < 1 + 2
+            assert "did not answer about it within 1 s" in str(caught.value)
+            with Ledger(direct_url) as direct, pytest.raises(RunLocked):
+                RunLock(direct, source_lock("unified")).acquire("second")  # no second night meanwhile
+            with caplog.at_level(logging.DEBUG):
+                lock.release()
+            assert not any(r.exc_info for r in caplog.records)

@@ -10,7 +10,7 @@ credentials, never their values.
 A GET's body is read under a deadline (`connect_timeout_seconds`, then `deadline_seconds_per_mb`
 for each MiB): botocore's read timeout is per socket read, so a store that trickles would hold a
 read-back for as long as it kept trickling. Each block is awaited with an alarm armed
-(`connectors.watchdog`) that shuts the answer's socket down when the time left is spent; only the
+(`guidang_io.watchdog`) that shuts the answer's socket down when the time left is spent; only the
 time spent waiting for the store counts, not the time the reader takes over a block.
 """
 
@@ -38,7 +38,7 @@ from botocore.exceptions import (
 from connectors.repositories.base import RepositoryError, not_found, repository_error
 from connectors.repositories.s3_deadline import bound_attempts, cut_at_deadline
 from connectors.retry import Deadline
-from connectors.watchdog import watchdog
+from guidang_io.watchdog import watchdog
 from schemas.config import S3Repository
 from schemas.digest import BLOCK_SIZE, Digests, MultiHasher
 from schemas.errors import InvariantBroken

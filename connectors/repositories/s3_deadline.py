@@ -2,7 +2,7 @@
 
 botocore's read timeout is per socket read: a store that sends its status line and headers a byte
 at a time, each just inside it, holds an attempt for as long as it likes, and botocore repeats that
-`max_attempts` times. So each attempt is sent with an alarm armed (`connectors.watchdog`) that
+`max_attempts` times. So each attempt is sent with an alarm armed (`guidang_io.watchdog`) that
 shuts the attempt's socket down when the attempt has taken `connect_timeout_seconds` plus
 `read_timeout_seconds` (plus `deadline_seconds_per_mb` for each MiB of request body beyond the
 first, so that an upload may take its time to send); the read in progress ends at once, botocore
@@ -30,7 +30,7 @@ from botocore.awsrequest import (
 )
 
 from connectors.retry import MIB
-from connectors.watchdog import Alarm, watchdog
+from guidang_io.watchdog import Alarm, watchdog
 from schemas.errors import InvariantBroken
 
 _THREAD = threading.local()  # the attempt under way on this thread, and whether the last one was cut

@@ -2,7 +2,8 @@
 
 A read blocked in the kernel waits for its socket's timeout, and a peer that sends a byte just
 inside it keeps the read going for as long as it likes. When the client gives no way to shorten
-each read (botocore streaming an S3 body through urllib3), the only way out is from another thread:
+each read (botocore streaming an S3 body through urllib3, a database driver awaiting its answer), the
+only way out is from another thread:
 an alarm armed before the read shuts the socket down when it goes off, the read returns at once
 with an error, and the caller, seeing the alarm `fired`, reports the deadline. One thread per
 process serves every alarm, so a read pays for a heap entry, not for a thread.
