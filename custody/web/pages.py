@@ -37,7 +37,7 @@ EVENT_LABELS = {"numbered": "编号", "transferred": "写入存储库", "verifie
                 "watermark-advanced": "采集进度推进", "retention-imported": "导入保管期限表",
                 "transfer-batch-begun": "开始移交批次", "transfer-batch": "移交批次", "checkpoint": "账本检查点",
                 "checkpoint-stored": "检查点已存储", "checkpoint-absent": "检查点缺失",
-                "run-failed-after": "运行补记失败", "retention-extended": "延长保管期限",
+                "run-failed-after": "运行结束后判定失败", "retention-extended": "延长保管期限",
                 "batch-destruction-noted": "批次销毁记录", "fixity-checked": "固定性检查",
                 "enablement-backfill": "启用后补采",
                 "hold-placed": "冻结", "hold-released": "解除冻结", "disposition-opened": "开始到期鉴定",
