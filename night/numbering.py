@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from connectors.sources.base import SourceConnector
 from guidang_io.crashpoints import crashpoint
-from ledger import queries, sequences, store
+from ledger import sequences, store
+from ledger.models import MatterRecord
 from night.context import RunContext, SourceConfig, SourceSummary
 from night.quarantine import quarantine_matter
 from night.staging import stage_documents
@@ -65,12 +67,12 @@ def _sequence_key(fonds: Fonds, a: Appraisal) -> dict[str, Any]:
             "retention_period": str(a.retention_period), "org_code": a.org_code}
 
 
-def resume_unfinished(ctx: RunContext, source: SourceConfig, summary: SourceSummary) -> list[Staged]:
-    """Matters a crashed run numbered but did not verify: re-stage them from the stored record."""
-    with ctx.ledger.read() as s:
-        rows = list(queries.unfinished(s, source.name))
+def resume_unfinished(
+    ctx: RunContext, connector: SourceConnector, rows: list[MatterRecord], summary: SourceSummary
+) -> list[Staged]:
+    """Matters a crashed run numbered but did not verify (`rows`, ledger/queries.unfinished):
+    re-stage them from the stored record."""
     out: list[Staged] = []
-    connector = ctx.connector(source)
     for rec in rows:
         m = Matter.model_validate(rec.record)
         appraisal = Appraisal.model_validate(rec.appraisal)
