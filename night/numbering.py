@@ -36,18 +36,16 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
     uninterrupted one number the same matters alike; a transaction commits each 件号 with the row
     that uses it, so a rollback returns the numbers and the sequence stays gap-free.
     """
-    fonds_of = {id(st): ctx.settings.fonds_for(source, st.matter.agency, st.matter.agency_code) for st in staged}
     ordered = sorted(staged, key=lambda x: (x.matter.completed_at, x.matter.project_id))
     for start in range(0, len(ordered), source.chunk_size):
         part = ordered[start : start + source.chunk_size]
+        fonds_of, keys = [_fonds(st) for st in part], [_sequence_key(st) for st in part]
         with ctx.ledger.transaction() as s:
-            locked = sequences.lock_sequences(s, [_sequence_key(fonds_of[id(st)], st.appraisal) for st in part])
+            locked = sequences.lock_sequences(s, keys)
             records = []
-            for st in part:
-                a, fonds = st.appraisal, fonds_of[id(st)]
-                if a.retention_period is None:
-                    raise InvariantBroken(f"{st.matter.project_id}: numbered without a retention period")
-                item = sequences.take_item_number(locked, _sequence_key(fonds, a))
+            for st, fonds, key in zip(part, fonds_of, keys, strict=True):
+                item = sequences.take_item_number(locked, key)
+                a = st.appraisal
                 code = archival_code(fonds, a, item)
                 rec = matter_record(st.matter, a, st.version, ctx.run_id)
                 rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
@@ -61,9 +59,19 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
     return ordered
 
 
-def _sequence_key(fonds: Fonds, a: Appraisal) -> dict[str, Any]:
+def _fonds(st: Staged) -> Fonds:
+    """The 全宗 of a newly staged matter; a resumed one has none, as it keeps the 件号 it was given."""
+    if st.fonds is None:
+        raise InvariantBroken(f"{st.matter.project_id}: numbered without the 全宗 its precheck was built for")
+    return st.fonds
+
+
+def _sequence_key(st: Staged) -> dict[str, Any]:
     """The 件号 sequence a matter draws from: 全宗, 门类, 年度, 保管期限, 机构问题代码."""
-    return {"fonds": fonds.code, "category_code": a.category_code, "year": a.year,
+    a = st.appraisal
+    if a.retention_period is None:
+        raise InvariantBroken(f"{st.matter.project_id}: numbered without a retention period")
+    return {"fonds": _fonds(st).code, "category_code": a.category_code, "year": a.year,
             "retention_period": str(a.retention_period), "org_code": a.org_code}
 
 
