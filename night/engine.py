@@ -41,7 +41,7 @@ from night.keyless import settle_rows_without_id
 from night.numbering import number_staged, resume_unfinished
 from night.progress import NightCallback, NightProgress
 from night.replica_catch_up import catch_up_replicas
-from night.transferring import acknowledge_pending
+from night.transferring import acknowledge
 from night.triage import triage
 from night.window import spooled
 from night.work import Staged, Work
@@ -184,12 +184,18 @@ def process_source(
 
 def _process_source(ctx: RunContext, source: SourceConfig, summary: SourceSummary, *, since: datetime | None,
                     until: datetime | None, fanout: Fanout, now: datetime) -> None:
+    connector = ctx.connector(source)  # opened once, before anything of the source reaches the ledger
     start, end, backfill = source_window(ctx, source, since=since, until=until, now=now)
 
-    # 1. finish what a crashed run left numbered but not verified (before anything new is numbered)
-    resumed = [] if ctx.dry_run else resume_unfinished(ctx, source, summary)
+    # 1. what earlier nights left, read at once: rows a crashed run numbered but did not verify
+    # (finished before anything new is numbered), and verified rows the source was not told of
+    resumed: list[Staged] = []
     if not ctx.dry_run:
-        acknowledge_pending(ctx, source, summary)
+        with ctx.ledger.read() as s:
+            unfinished = list(queries.unfinished(s, source.name))
+            unacknowledged = list(queries.unacknowledged(s, source.name))
+        resumed = resume_unfinished(ctx, connector, unfinished, summary)
+        acknowledge(ctx, connector, unacknowledged, summary)  # 归档回传, retried
 
     # 2. collect the window, and the window of matters that waited for a unit now enabled
     items = []

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from connectors.sources.base import SourceConnector
 from guidang_io.crashpoints import crashpoint
-from ledger import queries, sequences, store
+from ledger import sequences, store
+from ledger.models import MatterRecord
 from night.context import RunContext, SourceConfig, SourceSummary
 from night.quarantine import quarantine_matter
 from night.staging import stage_documents
@@ -34,18 +36,16 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
     uninterrupted one number the same matters alike; a transaction commits each 件号 with the row
     that uses it, so a rollback returns the numbers and the sequence stays gap-free.
     """
-    fonds_of = {id(st): ctx.settings.fonds_for(source, st.matter.agency, st.matter.agency_code) for st in staged}
     ordered = sorted(staged, key=lambda x: (x.matter.completed_at, x.matter.project_id))
     for start in range(0, len(ordered), source.chunk_size):
         part = ordered[start : start + source.chunk_size]
+        fonds_of, keys = [_fonds(st) for st in part], [_sequence_key(st) for st in part]
         with ctx.ledger.transaction() as s:
-            locked = sequences.lock_sequences(s, [_sequence_key(fonds_of[id(st)], st.appraisal) for st in part])
+            locked = sequences.lock_sequences(s, keys)
             records = []
-            for st in part:
-                a, fonds = st.appraisal, fonds_of[id(st)]
-                if a.retention_period is None:
-                    raise InvariantBroken(f"{st.matter.project_id}: numbered without a retention period")
-                item = sequences.take_item_number(locked, _sequence_key(fonds, a))
+            for st, fonds, key in zip(part, fonds_of, keys, strict=True):
+                item = sequences.take_item_number(locked, key)
+                a = st.appraisal
                 code = archival_code(fonds, a, item)
                 rec = matter_record(st.matter, a, st.version, ctx.run_id)
                 rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
@@ -59,18 +59,28 @@ def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -
     return ordered
 
 
-def _sequence_key(fonds: Fonds, a: Appraisal) -> dict[str, Any]:
+def _fonds(st: Staged) -> Fonds:
+    """The 全宗 of a newly staged matter; a resumed one has none, as it keeps the 件号 it was given."""
+    if st.fonds is None:
+        raise InvariantBroken(f"{st.matter.project_id}: numbered without the 全宗 its precheck was built for")
+    return st.fonds
+
+
+def _sequence_key(st: Staged) -> dict[str, Any]:
     """The 件号 sequence a matter draws from: 全宗, 门类, 年度, 保管期限, 机构问题代码."""
-    return {"fonds": fonds.code, "category_code": a.category_code, "year": a.year,
+    a = st.appraisal
+    if a.retention_period is None:
+        raise InvariantBroken(f"{st.matter.project_id}: numbered without a retention period")
+    return {"fonds": _fonds(st).code, "category_code": a.category_code, "year": a.year,
             "retention_period": str(a.retention_period), "org_code": a.org_code}
 
 
-def resume_unfinished(ctx: RunContext, source: SourceConfig, summary: SourceSummary) -> list[Staged]:
-    """Matters a crashed run numbered but did not verify: re-stage them from the stored record."""
-    with ctx.ledger.read() as s:
-        rows = list(queries.unfinished(s, source.name))
+def resume_unfinished(
+    ctx: RunContext, connector: SourceConnector, rows: list[MatterRecord], summary: SourceSummary
+) -> list[Staged]:
+    """Matters a crashed run numbered but did not verify (`rows`, ledger/queries.unfinished):
+    re-stage them from the stored record."""
     out: list[Staged] = []
-    connector = ctx.connector(source)
     for rec in rows:
         m = Matter.model_validate(rec.record)
         appraisal = Appraisal.model_validate(rec.appraisal)

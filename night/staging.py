@@ -23,6 +23,7 @@ from packager import QuarantineError, StagedMatter, discard, finalize_package, s
 from packager.content import content_options
 from packager.stage import Opener
 from retention import AppraisalError, appraise
+from schemas.config import Fonds
 from schemas.errors import SourceUnavailable
 from schemas.findings import Finding
 from schemas.model import Appraisal, Matter
@@ -96,13 +97,13 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
             continue
         crashpoint("staged")
         try:  # the 四性检测 before a 件号 is given, with a provisional 档号, so that 件号 stay gap-free
-            precheck(ctx, source, staged, appraisal)
+            fonds = precheck(ctx, source, staged, appraisal)
         except QuarantineError as exc:
             discard(staged)
             quarantine_matter(ctx, m, exc.findings, out.summary)
             continue
         crashpoint("prechecked")
-        out.staged.append(Staged(m, appraisal, w.version, staged, None))
+        out.staged.append(Staged(m, appraisal, w.version, staged, None, fonds))
         if w.reopened_quarantine and not ctx.dry_run:
             with ctx.ledger.transaction() as s:
                 holds.resolve_quarantine(s, w.reopened_quarantine, "passed on re-collection", run_id=ctx.run_id)
@@ -122,10 +123,11 @@ def completed_in_future(m: Matter, run_time: datetime) -> Finding:
     )
 
 
-def precheck(ctx: RunContext, source: SourceConfig, staged: StagedMatter, appraisal: Appraisal) -> None:
+def precheck(ctx: RunContext, source: SourceConfig, staged: StagedMatter, appraisal: Appraisal) -> Fonds:
     """Build the package once with 件号 1 of its sequence and run every check on it; the real build
     after numbering differs only in the 档号 and 件号, and is the one that writes 元数据, the manifests
-    and 检测报告 (the precheck writes nothing).
+    and 检测报告 (the precheck writes nothing). Returns the 全宗 the package was built for, the one
+    numbering then draws its 件号 from.
 
     Any failure is the matter's QuarantineError (an unexpected one as Q-STAGE-FAILED)."""
     fonds = ctx.settings.fonds_for(source, staged.matter.agency, staged.matter.agency_code)
@@ -143,3 +145,4 @@ def precheck(ctx: RunContext, source: SourceConfig, staged: StagedMatter, apprai
         raise
     except Exception as exc:
         raise unexpected_failure(staged.matter.key, "precheck", exc, ctx.staging_root) from exc
+    return fonds

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from connectors.repositories.base import RepositoryError
+from connectors.sources.base import SourceConnector
 from guidang_io.crashpoints import crashpoint
 from ledger import queries, store
 from ledger.models import MatterRecord, MatterState
@@ -94,7 +95,7 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
     finally:  # what is stored is recorded, also when a later package of the chunk fails the run
         record_verified(ctx, stored)
     out.summary.bytes += sum(p.stored_bytes for p in stored)
-    _acknowledge(ctx, source, [p.record for p in stored], out.summary)
+    acknowledge(ctx, ctx.connector(source), [p.record for p in stored], out.summary)
     return out
 
 
@@ -254,15 +255,16 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
         retire(p.folder, p.folder / str(p.listing[0]["path"]))  # type: ignore[operator, arg-type]
 
 
-def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterRecord],
-                 summary: SourceSummary) -> None:
-    """归档回传 after verification, then one transaction for those that reached the source; a failed
-    acknowledgement is retried by the next run, never fatal."""
+def acknowledge(ctx: RunContext, connector: SourceConnector, records: list[MatterRecord],
+                summary: SourceSummary) -> None:
+    """归档回传 of verified matters (a chunk's just now, or those of earlier nights that did not reach
+    the source: ledger/queries.unacknowledged), then one transaction for those that reached it; a
+    failed acknowledgement is retried by the next run, never fatal."""
     done: list[int] = []
     failed = 0
     for rec in records:
         try:
-            ctx.connector(source).acknowledge(rec.project_id, rec.archival_code or "")
+            connector.acknowledge(rec.project_id, rec.archival_code or "")
         except GuidangError as exc:
             log.warning("acknowledgement of %s/%s failed, will retry: %s", rec.source, rec.project_id, exc)
             failed += 1
@@ -279,10 +281,3 @@ def _acknowledge(ctx: RunContext, source: SourceConfig, records: list[MatterReco
                 if rec is not None:
                     store.mark_acknowledged(s, rec, at)
         crashpoint("acknowledged")
-
-
-def acknowledge_pending(ctx: RunContext, source: SourceConfig, summary: SourceSummary) -> None:
-    """Retry 归档回传 for matters verified earlier whose acknowledgement did not reach the source."""
-    with ctx.ledger.read() as s:
-        rows = list(queries.unacknowledged(s, source.name))
-    _acknowledge(ctx, source, rows, summary)

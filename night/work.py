@@ -50,6 +50,7 @@ class Staged:
     version: int
     staged: StagedMatter
     record_id: int | None = None
+    fonds: Fonds | None = None  # 全宗, as the precheck's provisional 档号 had it; numbering gives the same
 
 
 def archival_code(fonds: Fonds, a: Appraisal, item: int) -> str:

@@ -246,8 +246,9 @@ def _stage_one(
     dest.parent.mkdir(exist_ok=True)
     held = Held()
     try:
+        blocks = held.keep(open_document(doc))  # kept as they pass, for the inspection below
         with DirectWriter(dest) as fh:  # to the medium, not the page cache (guidang_io/direct_io.py)
-            digests = copy_and_digest(held.keep(open_document(doc)), fh)
+            digests = copy_and_digest(blocks, fh)
     except DocumentUnavailable as exc:
         dest.unlink(missing_ok=True)
         findings.append(Finding("Q-DOC-FETCH-FAILED", where, mask_text(str(exc)), details={"path": rel}))
