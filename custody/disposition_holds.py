@@ -71,8 +71,8 @@ def release(ledger: Ledger, repository: Repository, hold_id: int, *, reason: str
     """Release the hold (its event), then clear the store's legal hold of records no other hold and
     no 永久 keeps."""
     with ledger.transaction() as s:
-        disposition_rules.release_hold(s, hold_id, reason=reason, user=user)
-        codes = disposition_rules.held_codes(s, hold_id)
+        hold = disposition_rules.release_hold(s, hold_id, reason=reason, user=user)
+        codes = disposition_rules.covered_codes(s, hold)  # a scope hold's later records too: the night held them
         rows = disposition_rules.records_by_codes(s, codes)
         still = disposition_rules.active_holds(s, [r.id for r in rows])
         free = [r.package_key for r in rows if r.package_key and r.id not in still

@@ -21,6 +21,7 @@ from connectors.repositories.base import RepositoryError
 from connectors.sources.base import SourceConnector
 from guidang_io.crashpoints import crashpoint
 from ledger import queries, store
+from ledger.disposition_rules import active_holds
 from ledger.models import MatterRecord, MatterState
 from night.context import RunContext, SourceConfig, SourceSummary
 from night.quarantine import quarantine_matter, unexpected_failure
@@ -181,10 +182,17 @@ def build_package(
 def _lock(ctx: RunContext, rec: MatterRecord) -> tuple[date | None, bool]:
     """(retain_until, legal_hold) of the package's objects. Object Lock only when the configuration
     asks for it (a bucket without it is then a clear error): retain until the disposition date;
-    永久 is a legal hold, which has no end date."""
+    永久 is a legal hold, which has no end date, and so is a hold (冻结) in force whose scope (a matter,
+    a unit, a query) takes in this record: the store holds it from its first byte, as it holds the
+    records the hold named when it was placed."""
     locking = getattr(ctx.settings.repository, "object_lock_mode", None) is not None
-    retain_until = date.fromisoformat(rec.disposition_date) if (locking and rec.disposition_date) else None
-    return retain_until, locking and rec.retention_period == "Y"
+    if not locking:
+        return None, False
+    retain_until = date.fromisoformat(rec.disposition_date) if rec.disposition_date else None
+    if rec.retention_period == "Y":
+        return retain_until, True
+    with ctx.ledger.read() as s:
+        return retain_until, bool(active_holds(s, [rec.id]))
 
 
 def store_files(ctx: RunContext, rec: MatterRecord, result: PackageResult) -> list[dict[str, object]]:

@@ -212,3 +212,36 @@ def test_an_older_locked_version_keeps_every_version(moto_endpoint: str, s3_admi
     assert "version" in str(refused.value) and "legal hold" in str(refused.value)
     assert len(s3_admin.list_object_versions(Bucket=s3_lock_bucket, Prefix="k/a.pdf")["Versions"]) == 2
     assert s3_admin.get_object(Bucket=s3_lock_bucket, Key="k/a.pdf")["Body"].read() == b"new"
+
+
+def test_a_unit_hold_placed_before_a_night_holds_that_night_s_records_on_the_store(
+    small_world: Path, moto_endpoint: str, s3_lock_bucket: str, s3_admin: Any
+) -> None:
+    """A hold by unit (冻结 of a 实施机构 in dispute) covers the records archived after it was placed:
+    the night puts their objects under the store's legal hold as it stores them, and the release
+    clears it again (not for 永久); the unit's neighbours are not held."""
+    from guidang_demo.unified_data import MATTERS_FILE
+
+    config = small_world / "guidang.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["repository"] = {"kind": "s3", "bucket": s3_lock_bucket, "endpoint_url": moto_endpoint,
+                          "region": "us-east-1", "object_lock_mode": "GOVERNANCE"}
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    matters = json.loads((small_world / "sources" / "unified" / MATTERS_FILE).read_text(encoding="utf-8"))
+    unit = max({m["DEPTNAME"] for m in matters}, key=[m["DEPTNAME"] for m in matters].count)
+    code, out = cli(small_world, "disposition", "hold", "--unit", unit, "--reason", "诉讼 litigation", user="carol")
+    assert code == 0 and out["archival_codes"] == [], out  # nothing archived yet: the scope holds what comes
+    with unified_running(small_world):
+        assert run_nightly(load_settings(config))["status"] == "completed"
+    verified = [r for r in rows(small_world) if r.state == MatterState.VERIFIED and r.retention_period != "Y"]
+    inside = [r for r in verified if r.agency == unit]
+    outside = [r for r in verified if r.agency != unit]
+    assert inside and outside
+    for r in inside:
+        assert legal_holds(s3_admin, s3_lock_bucket, r.package_key) == {"ON"}, r.archival_code
+    assert legal_holds(s3_admin, s3_lock_bucket, outside[0].package_key) == {"OFF"}
+    code, out = cli(small_world, "disposition", "release", str(out["hold"]), "--reason", "结案", user="carol")
+    assert code == 0, out
+    assert {r.archival_code for r in inside} <= set(out["archival_codes"])
+    for r in inside:
+        assert legal_holds(s3_admin, s3_lock_bucket, r.package_key) == {"OFF"}, r.archival_code
