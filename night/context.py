@@ -27,7 +27,7 @@ from connectors.sources import open_source
 from connectors.sources.base import SourceConnector
 from guidang_io.block_reads import keep_blocks_on_the_heap
 from guidang_io.crashpoints import crashpoint
-from ledger import anchors, chain, queries, store
+from ledger import anchors, chain, queries, replica_state, store
 from ledger.models import RunStatus
 from ledger.runlock import SETUP, SETUP_WAIT_SECONDS, RunLock, check_holder, source_lock
 from night.anchoring import present_checkpoints, store_checkpoints
@@ -340,6 +340,10 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
             head_seq, head_hash = chain.chain_head(s)
             summary["ledger"] = {"events": head_seq, "chain_head": head_hash}
             store.set_run_summary(s, ctx.run_id, summary)
+    behind = getattr(ctx.repository, "behind", None)
+    if behind is not None:  # copies configured (replicas:): which this night left out, for the next one
+        with ctx.ledger.transaction() as s:
+            replica_state.note_left_out(s, ctx.run_id, behind, summary)
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary

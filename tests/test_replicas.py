@@ -125,3 +125,36 @@ def test_a_night_killed_between_the_copies_resumes_with_both_whole(small_world: 
     for copy in ("primary", "offsite"):
         code, out = fixity(config, "--copy", copy)
         assert code == 0 and out["ok"] and not out["repaired"], (copy, out["findings"])
+
+
+def test_a_copy_that_kept_up_is_not_listed_again_and_one_left_out_is_caught_up(small_world: Path) -> None:
+    """The ledger says which copies may be behind: a new copy is caught up once (an event with 0 objects:
+    whole from here), a night that kept it up leaves no catch-up for the next, a night that could not
+    reach it records `replica-left-out` at its close, and the night after copies what it missed."""
+    config = small_world / "guidang.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["replicas"] = [{"name": "offsite", "repository": {"kind": "fs", "path": "copy2"}}]
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    primary, copy = small_world / "archive", small_world / "copy2"
+    copy.mkdir()
+
+    with unified_running(small_world):
+        first = run_nightly(load_settings(config))
+        assert first["status"] == "completed" and first["replicas_behind"] == []
+        assert [c["objects"] for c in events(small_world, "replica-caught-up")] == [0]
+        second = run_nightly(load_settings(config))
+        assert second["replicas_behind"] == []
+        assert len(events(small_world, "replica-caught-up")) == 1  # it kept up: not listed again
+
+        copy.rename(small_world / "unmounted")  # the copy's volume is gone for a night
+        third = run_nightly(load_settings(config))
+        assert third["status"] == "completed" and third["replicas_behind"] == ["offsite"]
+        assert [e["replica"] for e in events(small_world, "replica-left-out")] == ["offsite"]
+
+        (small_world / "unmounted").rename(copy)
+        fourth = run_nightly(load_settings(config))
+    assert fourth["replicas_behind"] == []
+    caught = events(small_world, "replica-caught-up")
+    assert len(caught) == 2 and caught[1]["objects"] >= 1  # the third night's checkpoint at least
+    theirs, ours = files(copy), files(primary)
+    assert theirs == ours

@@ -33,7 +33,8 @@ def copies(request: Request, session: Annotated[Session, Depends(require("copies
     configured = [("primary", "主存储库", settings.repository),
                   *((r.name, "副本", r.repository) for r in settings.replicas)]
     with request.app.state.ledger.read() as s:
-        events = list(page_queries.recent_events(s, ["replica-caught-up", "fixity-checked", "fixity-repaired"],
+        events = list(page_queries.recent_events(s, ["replica-caught-up", "replica-left-out", "fixity-checked",
+                                                    "fixity-repaired"],
                                                  limit=EVENTS_SHOWN))
         s.expunge_all()
     mask = masker(request, session)
@@ -43,11 +44,13 @@ def copies(request: Request, session: Annotated[Session, Depends(require("copies
         checked = next((e for e in events if e.kind == "fixity-checked"
                         and (e.payload or {}).get("copy", "primary") == name), None)
         repaired = [e for e in events if e.kind == "fixity-repaired" and (e.payload or {}).get("copy") == name]
+        left_out = next((e for e in events if e.kind == "replica-left-out"
+                         and (e.payload or {}).get("replica") == name), None)
         rows.append({"name": name, "role": role, "where": _where(config),
                      "lock": getattr(config, "object_lock_mode", None), "caught": caught,
                      "caught_objects": sum(int((e.payload or {}).get("objects") or 0) for e in caught),
                      "checked": checked, "check": (checked.payload or {}) if checked else {},
-                     "repaired": repaired})
+                     "repaired": repaired, "left_out": left_out})
     repairs = [e for e in events if e.kind == "fixity-repaired"]
     catch_ups = [e for e in events if e.kind == "replica-caught-up"]
     return _render(request, "copies.html", rows=rows, repairs=repairs, catch_ups=catch_ups, mask=mask)

@@ -44,6 +44,7 @@ EVENT_LABELS = {"numbered": "编号", "transferred": "写入存储库", "verifie
                 "disposition-decided": "鉴定意见", "disposition-approved": "鉴定审批",
                 "disposition-completed": "销毁完成", "destruction-begun": "开始销毁", "destroyed": "已销毁",
                 "destruction-blocked": "销毁受阻", "fixity-repaired": "副本修复", "replica-caught-up": "副本补齐",
+                "replica-left-out": "副本本次未写入",
                 **CONSOLE_KINDS}
 PAYLOAD_LABELS = {"matter_id": "办件行", "item_number": "件号", "retention_period": "保管期限",
                   "retention_rule": "规则行号", "retention_version": "保管期限表版本", "package_key": "存储位置",
