@@ -197,11 +197,17 @@ def retire(folder: Path, document: Path) -> None:
     except OSError:
         linked = False
     if linked:
+        target = folder.parent / RETIRED / folder.name
         try:
-            target = folder.parent / RETIRED / folder.name
-            target.parent.mkdir(exist_ok=True)
             folder.rename(target)
             return
+        except FileNotFoundError:  # the first of the run: `.retired` is made then, not tried for every matter
+            try:
+                target.parent.mkdir(exist_ok=True)
+                folder.rename(target)
+                return
+            except OSError:
+                pass
         except OSError:
             pass
     shutil.rmtree(folder, ignore_errors=True)
