@@ -38,7 +38,8 @@ from typing import Any
 
 Func = tuple[str, int, str]  # pstats' key: file, line, function name
 
-REQUIRED = ("SM3+SHA-256 hashing", "read-back", "pypdf")
+# The steps of the bench's required-work floor (guidang_bench/yardsticks.py): what no night can skip.
+REQUIRED = ("SM3+SHA-256 hashing", "read-back", "PDF inspection (pypdf)", "PRONOM identification")
 
 # (category, test on the file name, test on the function name): the first match names a frame
 # (a category of None: the frame hands its time on, as one no rule names does).
@@ -48,7 +49,9 @@ RULES: list[tuple[str | None, Callable[[str], bool], Callable[[str], bool]]] = [
     ("read-back", lambda f: f.endswith("connectors/repositories/fs.py"), lambda n: n == "_read_back"),
     ("SM3+SHA-256 hashing", lambda f: f == "~", lambda n: "_hashlib" in n or "sm3" in n.lower()),
     ("SM3+SHA-256 hashing", lambda f: f.endswith("schemas/digest.py"), lambda n: True),
-    ("pypdf", lambda f: "/pypdf/" in f, lambda n: True),
+    ("PDF inspection (pypdf)", lambda f: "/pypdf/" in f or f.endswith("packager/pdf.py"), lambda n: True),
+    ("PRONOM identification", lambda f: any(f.endswith(f"packager/{m}.py") for m in (
+        "format_id", "format_index", "format_cache")), lambda n: True),
     ("XML (lxml, XSD)", lambda f: f == "~", lambda n: "lxml" in n),
     ("XML (lxml, XSD)", lambda f: f.endswith("schemas/xmlio.py"), lambda n: True),
     ("ledger (SQL, events)", lambda f: "/ledger/" in f or "/sqlalchemy/" in f or "sqlite3" in f, lambda n: True),
@@ -62,8 +65,8 @@ RULES: list[tuple[str | None, Callable[[str], bool], Callable[[str], bool]]] = [
     ("checks (四性检测)", lambda f: any(f.endswith(f"packager/{m}.py") for m in (
         "checks", "check_context", "check_items", "check_report", "content_checks", "content_items", "check_metadata")),
      lambda n: True),
-    ("staging, formats, PRONOM", lambda f: any(f"packager/{m}" in f for m in (
-        "stage.py", "format", "containers.py", "content.py", "pdf.py", "held.py", "normalise.py", "ofd")),
+    ("staging, formats", lambda f: any(f"packager/{m}" in f for m in (
+        "stage.py", "formats.py", "containers.py", "content.py", "held.py", "normalise.py", "ofd")),
      lambda n: True),
     (None, lambda f: f.endswith("guidang_io/block_reads.py"), lambda n: True),
     (None, lambda f: f.endswith("guidang_io/direct_io.py"), lambda n: n == "read_blocks"),
@@ -214,6 +217,8 @@ def profile_text(result: dict[str, Any]) -> str:
         f"({result['profiled_cpu_seconds']:.2f} s profiled), {split['cpu_ms_per_matter']:.1f} ms per matter",
         f"  required work      {split['required_ms_per_matter']:7.2f} ms",
         *(f"    {c:<34} {v:7.2f}" for c, v in split["required"].items()),
+        "    the same steps alone, no profiler (the bench's floor): " + ", ".join(
+            f"{step} {ms:.2f}" for step, ms in result["floor_ms_per_matter"].items()),
         f"  everything else    {split['rest_ms_per_matter']:7.2f} ms",
         *(f"    {c:<34} {v:7.2f}" for c, v in split["rest"].items()),
     ]
@@ -274,6 +279,7 @@ def run_profile(world_dir: Path, *, matters: int, docs: int, size: int, chunk_si
     """Build the bench world in `world_dir` (absent or empty), run the night twice over copies of it,
     once under the profilers and once without, and return the split (`split_per_matter`)."""
     from guidang_bench.timing import BenchFailed, start_simulator, stop_process
+    from guidang_bench.yardsticks import document_files, floor_of
     from guidang_demo.bench_world import build_bench_world
 
     world = build_bench_world(world_dir / "profiled", matters=matters, docs=docs, size=size)
@@ -295,6 +301,9 @@ def run_profile(world_dir: Path, *, matters: int, docs: int, size: int, chunk_si
         archived = night["summary"].get("totals", {}).get("archived")
         if archived != matters:
             raise BenchFailed(f"the night archived {archived} of {matters} matters: {night['summary']}")
+    # the same steps timed alone, without a profiler (the bench's floor): a profiler inflates
+    # pure-Python parsing (pypdf, the PRONOM matcher) more than the correction per call can undo
+    floor = floor_of(document_files(Path(world["documents_dir"])), cores=1)
     stats = pstats.Stats(str(profile))
     # the profiler's cost per call: what the profiled night spent beyond the plain one, over its calls
     per_call = max(0.0, (own_seconds(stats) - plain["cpu_seconds"]) / max(1, calls_in(stats)))
@@ -305,6 +314,7 @@ def run_profile(world_dir: Path, *, matters: int, docs: int, size: int, chunk_si
         "profiled_cpu_seconds": round(profiled["profiled_cpu_seconds"], 3),
         "profiler_us_per_call": round(per_call * 1e6, 3),
         "split": split_per_matter(by_category, plain["cpu_seconds"], matters),
+        "floor_ms_per_matter": {step: round(1000.0 * sec / matters, 2) for step, sec in floor.steps.items()},
         "pstats": str(profile),
     }
 

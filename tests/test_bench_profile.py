@@ -35,7 +35,7 @@ def test_the_profile_splits_a_small_night_and_adds_up(tmp_path: Path) -> None:
     result = json.loads(done.stdout)
     split = result["split"]
     assert result["cpu_seconds"] > 0 and result["profiled_cpu_seconds"] > 0
-    assert split["required"]["SM3+SHA-256 hashing"] > 0 and split["required"]["pypdf"] > 0
+    assert split["required"]["SM3+SHA-256 hashing"] > 0 and split["required"]["PDF inspection (pypdf)"] > 0
     parts = sum(split["required"].values()) + sum(split["rest"].values())
     assert abs(parts - split["cpu_ms_per_matter"]) < 0.05 * split["cpu_ms_per_matter"]
     assert "ledger (SQL, events)" in split["rest"] and "HTTP (source)" in split["rest"]
@@ -67,4 +67,5 @@ def test_time_of_an_unnamed_frame_goes_to_its_caller_s_subsystem() -> None:
     assert by.get("SM3+SHA-256 hashing", 0) > 0  # the hashlib calls, by their own rule
     assert category_of((__file__, 1, "_unnamed_helper")) is None
     assert category_of(("~", 0, "<method 'update' of '_hashlib.HASH' objects>")) == "SM3+SHA-256 hashing"
-    assert category_of(("/x/site-packages/pypdf/_reader.py", 1, "read")) == "pypdf"
+    assert category_of(("/x/site-packages/pypdf/_reader.py", 1, "read")) == "PDF inspection (pypdf)"
+    assert category_of(("/x/packager/format_id.py", 1, "match")) == "PRONOM identification"
