@@ -9,4 +9,5 @@ server).
     yardsticks  the hash limit, bagit and the required-work floor
     memory      the whole process tree's memory, sampled while a night runs
     figures     the result as JSON figures and as text
+    cpu_profile `guidang bench --profile`: the night's CPU per matter, by subsystem, under cProfile
 """

@@ -19,7 +19,7 @@ from night.context import RunContext, SourceConfig, SourceSummary
 from night.quarantine import quarantine_matter, unexpected_failure
 from night.retention_book import NoVersionInForce
 from night.work import Staged, Work, archival_code, matter_record
-from packager import QuarantineError, StagedMatter, discard, finalize_package, stage_matter
+from packager import CheckReport, QuarantineError, StagedMatter, discard, finalize_package, stage_matter
 from packager.content import content_options
 from packager.stage import Opener
 from retention import AppraisalError, appraise
@@ -97,13 +97,13 @@ def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> Chu
             continue
         crashpoint("staged")
         try:  # the 四性检测 before a 件号 is given, with a provisional 档号, so that 件号 stay gap-free
-            fonds = precheck(ctx, source, staged, appraisal)
+            fonds, report = precheck(ctx, source, staged, appraisal)
         except QuarantineError as exc:
             discard(staged)
             quarantine_matter(ctx, m, exc.findings, out.summary)
             continue
         crashpoint("prechecked")
-        out.staged.append(Staged(m, appraisal, w.version, staged, None, fonds))
+        out.staged.append(Staged(m, appraisal, w.version, staged, None, fonds, report))
         if w.reopened_quarantine and not ctx.dry_run:
             with ctx.ledger.transaction() as s:
                 holds.resolve_quarantine(s, w.reopened_quarantine, "passed on re-collection", run_id=ctx.run_id)
@@ -123,16 +123,18 @@ def completed_in_future(m: Matter, run_time: datetime) -> Finding:
     )
 
 
-def precheck(ctx: RunContext, source: SourceConfig, staged: StagedMatter, appraisal: Appraisal) -> Fonds:
+def precheck(ctx: RunContext, source: SourceConfig, staged: StagedMatter,
+             appraisal: Appraisal) -> tuple[Fonds, CheckReport]:
     """Build the package once with 件号 1 of its sequence and run every check on it; the real build
     after numbering differs only in the 档号 and 件号, and is the one that writes 元数据, the manifests
     and 检测报告 (the precheck writes nothing). Returns the 全宗 the package was built for, the one
-    numbering then draws its 件号 from.
+    numbering then draws its 件号 from, and the report, which the real build renumbers
+    (packager.checks.renumbered) instead of running every item a second time.
 
     Any failure is the matter's QuarantineError (an unexpected one as Q-STAGE-FAILED)."""
     fonds = ctx.settings.fonds_for(source, staged.matter.agency, staged.matter.agency_code)
     try:
-        finalize_package(
+        report = finalize_package(
             staged,
             fonds=fonds,
             archival_code=archival_code(fonds, appraisal, 1),
@@ -140,9 +142,9 @@ def precheck(ctx: RunContext, source: SourceConfig, staged: StagedMatter, apprai
             archived_at=ctx.now,
             check_warnings=ctx.settings.check_warnings,
             write=False,  # the provisional package is judged in memory; the real build writes it
-        )
+        ).report
     except QuarantineError:
         raise
     except Exception as exc:
         raise unexpected_failure(staged.matter.key, "precheck", exc, ctx.staging_root) from exc
-    return fonds
+    return fonds, report

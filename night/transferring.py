@@ -170,6 +170,7 @@ def build_package(
             item_number=rec.item_number,
             archived_at=rec.numbered_at.astimezone(ctx.settings.zone),  # the ledger holds UTC; packages show the zone
             check_warnings=ctx.settings.check_warnings,
+            prechecked=st.prechecked,
         )
     except QuarantineError:
         raise

@@ -20,6 +20,7 @@ from schemas.metadata import matter_title
 from schemas.model import Appraisal, Matter
 
 if TYPE_CHECKING:  # the packager (pypdf, lxml) loads only where a matter is packaged
+    from packager.check_report import CheckReport
     from packager.stage import StagedMatter
 
 
@@ -51,6 +52,9 @@ class Staged:
     staged: StagedMatter
     record_id: int | None = None
     fonds: Fonds | None = None  # 全宗, as the precheck's provisional 档号 had it; numbering gives the same
+    # the precheck's 检测报告 (night/staging.precheck), which the real build renumbers instead of
+    # checking the package again; None on resume, where the real build checks it whole
+    prechecked: CheckReport | None = None
 
 
 def archival_code(fonds: Fonds, a: Appraisal, item: int) -> str:

@@ -10,6 +10,7 @@ item, never raised: the caller decides what a failed item means (finalize_packag
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -281,3 +282,34 @@ def check_package(
         checked_at=checked_at,
         required=options.required_items,
     )
+
+
+# The items whose result can depend on the 档号 and 件号; every other item reads only what a
+# package holds apart from them (documents, digests, 办理过程, 保管期限...).
+NUMBER_ITEMS = frozenset({"GD-1-4"})
+
+
+def renumbered(
+    prechecked: CheckReport,
+    metadata: etree._ElementTree,
+    *,
+    archival_code_template: str | None = None,
+    warnings: Collection[str] = (),
+    checked_at: datetime | None = None,
+) -> CheckReport | None:
+    """The report `check_package` gives for a package the precheck checked with a provisional 档号,
+    once 元数据 (`metadata`, validated by the packager) carries the real one: the precheck's items,
+    the 档号's own items (NUMBER_ITEMS) checked again. None when the precheck's report cannot stand
+    for the package's: it was not a full check or an item found anything (its findings may name
+    files whose bytes the 档号 changes), and the whole check runs instead."""
+    if prechecked.level != "full" or not prechecked.passed or any(
+        i.findings or i.warning or i.status == Status.FAIL for i in prechecked.items
+    ):
+        return None
+    pkg = PackageUnderCheck(folder=Path(), level="full", metadata=read_metadata(metadata))
+    again = {"GD-1-4": _gd_1_4(pkg, archival_code_template or DEFAULT_TEMPLATE)}
+    items = [replace(again[i.code]) if i.code in again else replace(i) for i in prechecked.items]
+    for item in items:
+        item.warning = item.status == Status.FAIL and item.code in warnings
+    return CheckReport(items=items, level="full", archival_code=pkg.metadata.archival_code if pkg.metadata else None,
+                       checked_at=checked_at, required=prechecked.required)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 from guidang_io.block_reads import digest_file
 from packager.check_context import KnownFacts
 from packager.check_report import CheckReport, validate_check_report
-from packager.checks import check_package
+from packager.checks import check_package, renumbered
 from packager.quarantine_error import QuarantineError
 from packager.stage import StagedMatter
 from schemas.config import Fonds
@@ -67,6 +67,7 @@ def finalize_package(
     archived_at: datetime,
     check_warnings: Collection[str] = (),
     write: bool = True,
+    prechecked: CheckReport | None = None,
 ) -> PackageResult:
     """Write 元数据.xml, the manifests and 检测报告.xml into the staged folder, checking the package.
 
@@ -78,6 +79,10 @@ def finalize_package(
     before numbering (night/staging.precheck), whose provisional 档号 is never stored, so writing its
     four files only for the real build to delete and write them again cost eight file operations
     a matter. Its 检测报告 is not serialised either; the real build's is.
+
+    `prechecked` is that provisional build's report (`PackageResult.report`): the real build then
+    checks again only what the 档号 and 件号 can change (checks.renumbered) instead of every item,
+    when the precheck found nothing at all; the report is the one the whole check would give.
     """
     matter = staged.matter
     if item_number < 1:
@@ -119,7 +124,11 @@ def finalize_package(
         metadata=tree,
         unwritten=unwritten,
     )
-    report = check_package(
+    report = None if prechecked is None else renumbered(
+        prechecked, tree, archival_code_template=fonds.archival_code_template, warnings=check_warnings,
+        checked_at=archived_at,
+    )
+    report = report or check_package(
         folder,
         level="full",
         source_digests={d.path: d.source_digest() for d in staged.documents},
@@ -188,11 +197,17 @@ def retire(folder: Path, document: Path) -> None:
     except OSError:
         linked = False
     if linked:
+        target = folder.parent / RETIRED / folder.name
         try:
-            target = folder.parent / RETIRED / folder.name
-            target.parent.mkdir(exist_ok=True)
             folder.rename(target)
             return
+        except FileNotFoundError:  # the first of the run: `.retired` is made then, not tried for every matter
+            try:
+                target.parent.mkdir(exist_ok=True)
+                folder.rename(target)
+                return
+            except OSError:
+                pass
         except OSError:
             pass
     shutil.rmtree(folder, ignore_errors=True)

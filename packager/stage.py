@@ -182,6 +182,10 @@ def _stage_documents(
         in_group = [d for d in safe if d.group == group]
         fetchable += zip(in_group, stored_names([d.file_name for d in in_group]), strict=True)
 
+    # each material folder made once, not once per document (a mkdir that finds the folder there
+    # costs as much as one that makes it)
+    for group_folder in dict.fromkeys(document_path(doc.group, name).split("/", 1)[0] for doc, name in fetchable):
+        (folder / group_folder).mkdir()
     staged: list[StagedDocument] = []
     for doc, name in fetchable:
         result = _stage_one(matter, doc, name, open_document, folder, findings, pdf_parse_limit, content)
@@ -242,8 +246,7 @@ def _stage_one(
 ) -> StagedDocument | None:
     rel = document_path(doc.group, name)
     where = f"{matter.key} {rel}" if name == doc.file_name else f"{matter.key} {rel} (source name {doc.file_name!r})"
-    dest = folder / rel
-    dest.parent.mkdir(exist_ok=True)
+    dest = folder / rel  # its material folder was made by _stage_documents
     held = Held()
     try:
         blocks = held.keep(open_document(doc))  # kept as they pass, for the inspection below

@@ -7,6 +7,7 @@ texts live in `schemas/codes/*.yaml`, one place for Chinese and English, so code
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -54,15 +55,26 @@ class GuidangError(Exception):
         self.findings: list[Finding] = list(findings or [])
 
 
-@cache
+_CODES_LOCK = threading.Lock()
+# libyaml's loader where PyYAML was built with it: the same values, parsed in C
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_codes() -> dict[str, dict[str, str]]:
-    """All codes: {code: {"zh": ..., "en": ...}} merged from every file under schemas/codes/."""
+    """All codes: {code: {"zh": ..., "en": ...}} merged from every file under schemas/codes/; read
+    once per process, also when a night's threads all ask for them at once."""
+    with _CODES_LOCK:
+        return _load_codes()
+
+
+@cache
+def _load_codes() -> dict[str, dict[str, str]]:
     merged: dict[str, dict[str, str]] = {}
     folder = resources.files("schemas") / "codes"
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if not entry.name.endswith(".yaml"):
             continue
-        data = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
+        data = yaml.load(entry.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
         for code, texts in data.items():
             if code in merged:
                 raise GuidangError(f"code {code} is defined twice (second time in {entry.name})")

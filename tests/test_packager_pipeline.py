@@ -12,17 +12,23 @@ from lxml import etree
 from pypdf import PdfWriter
 
 from guidang_demo.pdfs import make_broken_pdf, make_pdf
-from packager.check_report import Status, validate_check_report
+from packager.check_report import CheckReport, Status, validate_check_report
+from packager.checks import renumbered
+from packager.package import PackageResult
 from packager.quarantine_error import QuarantineError
-from packager.stage import stage_matter, staging_folder
+from packager.stage import StagedMatter, stage_matter, staging_folder
 from schemas.errors import SourceUnavailable
 from schemas.layout import CHECK_REPORT_FILE, MANIFEST_SHA256, MANIFEST_SM3, METADATA_FILE
-from schemas.metadata import validate_metadata
+from schemas.metadata import build_metadata, validate_metadata
 from schemas.model import Document, DocumentGroup
+from schemas.xmlio import parse_xml
 from tests.pdf_support import make_encrypted_pdf, make_javascript_pdf
 from tests.test_packager_support import (
+    ARCHIVED_AT,
     CARD,
+    FONDS,
     appraisal,
+    archival_code,
     build,
     doc,
     finalize,
@@ -343,3 +349,44 @@ def test_a_transferred_folder_of_links_is_set_aside_and_a_folder_of_copies_is_re
     retire(copied, copied / "1.pdf")
     assert not linked.exists() and (tmp_path / ".retired" / "m-linked" / "1.pdf").is_file()
     assert not copied.exists() and not (tmp_path / ".retired" / "m-copied").exists()
+
+
+def _package_bytes(result: PackageResult) -> dict[str, bytes]:
+    return {f.path: (result.folder / f.path).read_bytes() for f in result.files}
+
+
+def test_the_real_build_renumbers_the_precheck_s_report_into_the_bytes_a_whole_check_writes(tmp_path: Path) -> None:
+    """The precheck's report (件号 1) stands for the numbered package's when it found nothing: the
+    real build checks the 档号 again (GD-1-4 names it) and writes the very bytes a whole check writes."""
+    matter, contents = make_matter()
+    staged = stage(tmp_path, matter, contents)
+    provisional = finalize(staged, 1, write=False).report
+    assert renumbered_report(provisional, staged, 1234) is not None  # it stands for the numbered package's
+    whole = _package_bytes(finalize(staged, 1234))
+    renumbered = finalize(staged, 1234, prechecked=provisional)
+    assert _package_bytes(renumbered) == whole
+    assert renumbered.report.item("GD-1-4").detail.endswith(f"{archival_code(1234, staged.appraisal)} well-formed")
+    assert renumbered.report.archival_code == archival_code(1234, staged.appraisal)
+
+
+def test_a_precheck_that_found_anything_is_not_reused_and_the_whole_check_runs(tmp_path: Path) -> None:
+    """A downgraded finding (GD-4-3 as a warning) may name what the 档号 changes: the real build
+    checks the package whole, and a report that failed an item is never carried over either."""
+    documents = [*good_documents(), doc("申报材料", "带脚本.pdf", make_javascript_pdf(["js"]))]
+    matter, contents = make_matter(documents)
+    staged = stage(tmp_path, matter, contents)
+    warned = finalize(staged, 1, check_warnings=("GD-4-3",), write=False).report
+    assert warned.warning_items
+    assert renumbered_report(warned, staged, 7) is None
+    whole = _package_bytes(finalize(staged, 7, check_warnings=("GD-4-3",)))
+    assert _package_bytes(finalize(staged, 7, check_warnings=("GD-4-3",), prechecked=warned)) == whole
+    with pytest.raises(QuarantineError) as err:  # without the downgrade the item fails, prechecked or not
+        finalize(staged, 7, prechecked=warned)
+    assert "GD-4-3" in err.value.codes
+
+
+def renumbered_report(report: CheckReport, staged: StagedMatter, item: int) -> CheckReport | None:
+    xml = build_metadata(staged.matter, staged.appraisal, [d.entry() for d in staged.documents], fonds=FONDS,
+                         archival_code=archival_code(item, staged.appraisal), item_number=item,
+                         archived_at=ARCHIVED_AT)
+    return renumbered(report, parse_xml(xml), archival_code_template=FONDS.archival_code_template)

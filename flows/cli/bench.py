@@ -38,6 +38,10 @@ def bench(
     growth: Annotated[str | None, typer.Option("--growth", metavar="SMALL,LARGE", help="instead: two nights of "
                       "SMALL and LARGE matters of one 20 KB document each, and the peak memory kept per matter "
                       "between them (stated for 5000,50000)")] = None,
+    profile: Annotated[bool, typer.Option("--profile", help="instead: where the night's CPU goes, ms per matter "
+                                          "by subsystem (the night in-process under cProfile, threads)")] = False,
+    pstats_file: Annotated[Path | None, typer.Option("--pstats", help="--profile: keep the merged profile here "
+                                                     "(python -m pstats FILE)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the real night over N matters x K PDFs against bagit-python and the two-core hash limit."""
@@ -61,6 +65,9 @@ def bench(
         raise fail("--size must be at least 1000 bytes (a bench PDF is never smaller)")
     if directory is not None and directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise fail(f"--dir {directory}: exists and is not an empty folder (the bench builds a new world there)")
+    if profile:
+        _profile(matters, docs, size, directory, pstats_file, keep, as_json)
+        return
     from importlib.util import find_spec
 
     if find_spec("bagit") is None:
@@ -118,3 +125,26 @@ def _growth(sizes: str, directory: Path | None, keep: bool, as_json: bool) -> No
         echo_json(result)
     else:
         typer.echo(growth_text(result))
+
+
+def _profile(matters: int, docs: int, size: int, directory: Path | None, pstats_file: Path | None, keep: bool,
+             as_json: bool) -> None:
+    """`guidang bench --profile`: the split of guidang_bench/cpu_profile.py, printed."""
+    from guidang_bench.cpu_profile import profile_text, run_profile
+    from guidang_bench.timing import BenchFailed
+
+    work = (directory or Path(tempfile.mkdtemp(prefix="guidang-profile-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        typer.echo(f"profiling a night of {matters} matters x {docs} PDFs of about {size:,} bytes in {work}", err=True)
+        result = run_profile(work, matters=matters, docs=docs, size=size,
+                             pstats_file=pstats_file.resolve() if pstats_file else None)
+    except BenchFailed as exc:
+        raise fail(f"bench --profile: {exc}", 1) from exc
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if as_json:
+        echo_json(result)
+    else:
+        typer.echo(profile_text(result))
