@@ -26,6 +26,7 @@ from flows.cli import app as cli_app
 from ledger.models import Event, MatterRecord, MatterState
 from night.engine import run_nightly
 from schemas.config import load_settings
+from tests.test_disposition import rows as records
 from tests.web_support import KEY_ENV, Console, add_users, csrf_of, serve
 from tests.world_support import unified_running
 
@@ -40,16 +41,6 @@ def cli(world: Path, *args: str) -> tuple[int, Any]:
         return r.exit_code, json.loads(r.stdout)
     except ValueError:
         return r.exit_code, r.output
-
-
-def records(world: Path) -> list[MatterRecord]:
-    engine = create_engine(f"sqlite:///{world / 'ledger.sqlite'}")
-    with Session(engine) as s:
-        out = list(s.scalars(select(MatterRecord).where(MatterRecord.archival_code.is_not(None))
-                             .order_by(MatterRecord.archival_code)))
-        s.expunge_all()
-    engine.dispose()
-    return out
 
 
 def events(world: Path, kind: str) -> list[Event]:
