@@ -120,3 +120,18 @@ def test_a_proxy_from_the_environment_is_honoured(served: tuple[str, Seen], monk
     direct.close()
     assert seen.requests[0][3].startswith("GET http://archive-source.invalid/files/7 ")
     assert seen.requests[0][4].startswith("python-httpx/")
+
+
+def test_the_connections_of_threads_that_ended_are_closed(served: tuple[str, Seen]) -> None:
+    """A night's thread pools come and go by the chunk; a connection kept for a thread that has ended
+    would hold a socket at the source until the night ends, and a long night ran the source out of
+    them. Once a new thread connects, the ended threads' connections are closed."""
+    url, _seen = served
+    direct = DirectGet(5.0)
+    with httpx.Client() as client:
+        for i in range(20):
+            t = threading.Thread(target=_get, args=(f"{url}/files/{i}", direct, client))
+            t.start()
+            t.join()
+        assert len(direct._all) == 1  # the last thread's; the nineteen before it were closed
+    direct.close()

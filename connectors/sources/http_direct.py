@@ -80,6 +80,7 @@ class DirectGet:
         self._timeout = timeout
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
+        self._owner: dict[int, threading.Thread] = {}  # id(connection): the thread that made it
         self._lock = threading.Lock()
         self._handled: dict[tuple[str, str, int | None], bool] = {}
 
@@ -144,8 +145,19 @@ class DirectGet:
                 conn = _Connection(url.host, url.port, timeout=self._timeout)
             conns[_origin(url)] = conn
             with self._lock:
+                self._close_orphans()
                 self._all.append(conn)
+                self._owner[id(conn)] = threading.current_thread()
         return conn
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended (a night's pools come and go by the chunk):
+        kept open, each holds a socket here and a connection at the source until the night ends, and
+        a long night runs the source out of them."""
+        for conn in [c for c in self._all if not self._owner[id(c)].is_alive()]:
+            conn.close()
+            self._all.remove(conn)
+            del self._owner[id(conn)]
 
     def _drop(self, url: httpx.URL, conn: http.client.HTTPConnection) -> None:
         conn.close()
@@ -155,12 +167,14 @@ class DirectGet:
         with self._lock:
             if conn in self._all:
                 self._all.remove(conn)
+                self._owner.pop(id(conn), None)
 
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+            self._owner.clear()
         self._local = threading.local()
 
 
