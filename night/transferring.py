@@ -80,16 +80,16 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
             out.summary.archived += 1
     # every file the chunk hands over made durable at once, not with one fsync each
     ctx.repository.make_durable(result.folder / f.path for _, _, result in built for f in result.files)
-    filed: list[tuple[Staged, MatterRecord, PackageResult, list[dict[str, object]]]] = []
+    filed: list[tuple[Staged, MatterRecord, PackageResult, Filed]] = []
     with ctx.repository.batch():  # the chunk's folders made durable once, when all its files are in
         for st, rec, result in built:
-            listing = _or_pending(ctx, out, st, partial(store_files, ctx, rec, result))
-            if listing is not None:
-                filed.append((st, rec, result, listing))
+            files = _or_pending(ctx, out, st, partial(store_files, ctx, rec, result))
+            if files is not None:
+                filed.append((st, rec, result, files))
     try:
         with ctx.repository.batch():  # the markers' folder entries, likewise
-            for st, rec, result, listing in filed:
-                package = _or_pending(ctx, out, st, partial(store_marker, ctx, st, rec, result, listing))
+            for st, rec, result, files in filed:
+                package = _or_pending(ctx, out, st, partial(store_marker, ctx, st, rec, result, files))
                 if package is not None:
                     stored.append(package)
                     out.summary.archived += 1
@@ -196,7 +196,16 @@ def _lock(ctx: RunContext, rec: MatterRecord) -> tuple[date | None, bool]:
         return retain_until, bool(active_holds(s, [rec.id]))
 
 
-def store_files(ctx: RunContext, rec: MatterRecord, result: PackageResult) -> list[dict[str, object]]:
+@dataclass(frozen=True)
+class Filed:
+    """A package's stored files: their listing, and the lock its marker is stored under too."""
+
+    listing: list[dict[str, object]]
+    retain_until: date | None
+    legal_hold: bool
+
+
+def store_files(ctx: RunContext, rec: MatterRecord, result: PackageResult) -> Filed:
     """Store one finalized package's files (inside the caller's batch); returns their listing."""
     retain_until, permanent = _lock(ctx, rec)
     listing: list[dict[str, object]] = []
@@ -211,13 +220,12 @@ def store_files(ctx: RunContext, rec: MatterRecord, result: PackageResult) -> li
         )
         listing.append({"path": f.path, "size": f.size, "sha256": f.sha256, "sm3": f.sm3})
         crashpoint("stored-file")
-    return listing
+    return Filed(listing, retain_until, permanent)
 
 
-def store_marker(ctx: RunContext, st: Staged, rec: MatterRecord, result: PackageResult,
-                 listing: list[dict[str, object]]) -> StoredPackage:
+def store_marker(ctx: RunContext, st: Staged, rec: MatterRecord, result: PackageResult, files: Filed) -> StoredPackage:
     """Store one package's completion marker, once its files are durable (`store_files`' batch ended)."""
-    retain_until, permanent = _lock(ctx, rec)
+    listing, retain_until, permanent = files.listing, files.retain_until, files.legal_hold
     total = sum(f.size for f in result.files)
     marker = json.dumps(
         {"archival_code": rec.archival_code, "files": listing}, ensure_ascii=False, sort_keys=True, indent=1
