@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from guidang_io.crashpoints import crashpoint
@@ -137,12 +138,21 @@ def _close_failed(ctx: RunContext, summaries: dict[str, SourceSummary], failed: 
 def source_window(
     ctx: RunContext, source: SourceConfig, *, since: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime, bool]:
-    """(since, until, is_backfill). A backfill window never moves the watermark."""
+    """(since, until, is_backfill) of `source`'s next run, read from the ledger's watermark."""
+    with ctx.ledger.read() as s:
+        watermark = queries.get_watermark(s, source.name)
+    return window_after(source, watermark, since=since, until=until, now=now)
+
+
+def window_after(
+    source: SourceConfig, watermark: datetime | None, *, since: datetime | None, until: datetime | None,
+    now: datetime,
+) -> tuple[datetime, datetime, bool]:
+    """(since, until, is_backfill): the window after `watermark`, less the source's overlap, or the
+    one asked for. A backfill window never moves the watermark."""
     if since is not None:
         return since, until or now, True
-    with ctx.ledger.read() as s:
-        wm = queries.get_watermark(s, source.name)
-    start = (wm - timedelta(minutes=source.overlap_minutes)) if wm else source.initial_since
+    start = (watermark - timedelta(minutes=source.overlap_minutes)) if watermark else source.initial_since
     return start, until or now, False
 
 
@@ -185,15 +195,17 @@ def process_source(
 def _process_source(ctx: RunContext, source: SourceConfig, summary: SourceSummary, *, since: datetime | None,
                     until: datetime | None, fanout: Fanout, now: datetime) -> None:
     connector = ctx.connector(source)  # opened once, before anything of the source reaches the ledger
-    start, end, backfill = source_window(ctx, source, since=since, until=until, now=now)
 
-    # 1. what earlier nights left, read at once: rows a crashed run numbered but did not verify
-    # (finished before anything new is numbered), and verified rows the source was not told of
+    # 1. what earlier nights left, in one read: where the last window ended, rows a crashed run
+    # numbered but did not verify (finished before anything new is numbered), and verified rows the
+    # source was not told of
+    with ctx.ledger.read() as s:
+        watermark = queries.get_watermark(s, source.name)
+        unfinished = [] if ctx.dry_run else list(queries.unfinished(s, source.name))
+        unacknowledged = [] if ctx.dry_run else list(queries.unacknowledged(s, source.name))
+    start, end, backfill = window_after(source, watermark, since=since, until=until, now=now)
     resumed: list[Staged] = []
     if not ctx.dry_run:
-        with ctx.ledger.read() as s:
-            unfinished = list(queries.unfinished(s, source.name))
-            unacknowledged = list(queries.unacknowledged(s, source.name))
         resumed = resume_unfinished(ctx, connector, unfinished, summary)
         acknowledge(ctx, connector, unacknowledged, summary)  # 归档回传, retried
 
@@ -260,7 +272,7 @@ def work_through(
         last = start + size >= len(ordered)
         cut = tapered if last and fanout.taper else chunk
         done = run_slice(fanout, ctx, source, cut(part, source.chunk_size), carried,
-                         lambda staged: number_staged(ctx, source, staged))
+                         partial(number_staged, ctx))
         carried = []
         for outcome in [*done.staged, *done.transferred]:
             summary.add(outcome.summary)

@@ -307,7 +307,7 @@ def run_slice(fanout: Fanout, ctx: RunContext, source: SourceConfig, chunks: lis
         if done is not None:
             return done
     out = SliceOutcome(staged=fanout.stage(ctx, source, chunks))
-    numbered = carried + number([st for o in out.staged for st in o.staged])
+    numbered = carried + [st for o in out.staged for st in number(o.staged)]
     out.transferred = fanout.transfer(ctx, source, _chunk(numbered, source.chunk_size))
     return out
 

@@ -16,7 +16,7 @@ from connectors.sources.base import SourceConnector
 from guidang_io.crashpoints import crashpoint
 from ledger import sequences, store
 from ledger.models import MatterRecord
-from night.context import RunContext, SourceConfig, SourceSummary
+from night.context import RunContext, SourceSummary
 from night.quarantine import quarantine_matter
 from night.staging import stage_documents
 from night.work import Staged, archival_code, matter_record
@@ -29,33 +29,33 @@ from schemas.model import Appraisal, Matter
 log = logging.getLogger("guidang")
 
 
-def number_staged(ctx: RunContext, source: SourceConfig, staged: list[Staged]) -> list[Staged]:
-    """Give every staged matter its 件号, in completion order, one transaction per chunk of matters.
+def number_staged(ctx: RunContext, staged: list[Staged]) -> list[Staged]:
+    """Give every staged matter of one stage chunk its 件号, in completion order, in one transaction.
 
     The order is deterministic (completion time, then 办件编号) so that an interrupted night and an
-    uninterrupted one number the same matters alike; a transaction commits each 件号 with the row
-    that uses it, so a rollback returns the numbers and the sequence stays gap-free.
+    uninterrupted one number the same matters alike; the transaction commits each 件号 with the row
+    that uses it, so a rollback returns the numbers and the sequence stays gap-free. A stage chunk
+    is a consecutive run of the window in that order (night/fanout.run_slice), so numbering chunk
+    after chunk numbers the window as a whole would be.
     """
     ordered = sorted(staged, key=lambda x: (x.matter.completed_at, x.matter.project_id))
-    for start in range(0, len(ordered), source.chunk_size):
-        part = ordered[start : start + source.chunk_size]
-        fonds_of, keys = [_fonds(st) for st in part], [_sequence_key(st) for st in part]
-        with ctx.ledger.transaction() as s:
-            locked = sequences.lock_sequences(s, keys)
-            records = []
-            for st, fonds, key in zip(part, fonds_of, keys, strict=True):
-                item = sequences.take_item_number(locked, key)
-                a = st.appraisal
-                code = archival_code(fonds, a, item)
-                rec = matter_record(st.matter, a, st.version, ctx.run_id)
-                rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
-                rec.package_key = package_key(fonds.code, a.year, str(a.retention_period), code)
-                rec.numbered_at = ctx.now
-                records.append(rec)
-            store.record_numbered_chunk(s, records, run_id=ctx.run_id)
-            for st, rec in zip(part, records, strict=True):
-                st.record_id = rec.id
-        crashpoint("numbered")
+    fonds_of, keys = [_fonds(st) for st in ordered], [_sequence_key(st) for st in ordered]
+    with ctx.ledger.transaction() as s:
+        locked = sequences.lock_sequences(s, keys)
+        records = []
+        for st, fonds, key in zip(ordered, fonds_of, keys, strict=True):
+            item = sequences.take_item_number(locked, key)
+            a = st.appraisal
+            code = archival_code(fonds, a, item)
+            rec = matter_record(st.matter, a, st.version, ctx.run_id)
+            rec.fonds, rec.item_number, rec.archival_code = fonds.code, item, code
+            rec.package_key = package_key(fonds.code, a.year, str(a.retention_period), code)
+            rec.numbered_at = ctx.now
+            records.append(rec)
+        store.record_numbered_chunk(s, records, run_id=ctx.run_id)
+        for st, rec in zip(ordered, records, strict=True):
+            st.record_id = rec.id
+    crashpoint("numbered")
     return ordered
 
 

@@ -7,9 +7,22 @@ import codecs
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 
 from schemas.config_base import ConfigModel, ZoneName
+from schemas.model import DocumentGroup
+
+
+def _group(value: object) -> object:
+    return DocumentGroup.parse(value) if isinstance(value, str) else value
+
+
+# 材料类别 as the configuration may spell it: 申报 / 申报材料 / application
+GroupName = Annotated[
+    DocumentGroup,
+    BeforeValidator(_group),
+    WithJsonSchema({"type": "string", "description": "申报 / 过程 / 结果 (or 申报材料, application, ...)"}),
+]
 
 
 class SourceBase(ConfigModel):
@@ -83,7 +96,7 @@ class SqlSource(SourceBase):
     steps_query: str | None = Field(default=None, description="one matter's 办理环节; takes :project_id")
     step_columns: dict[str, str] = Field(default_factory=dict, description="canonical step field -> steps_query "
                                          "column (keys: see \"Keys of step_columns\")")
-    group_values: dict[str, str] = Field(default_factory=dict,
+    group_values: dict[str, GroupName] = Field(default_factory=dict,
                                          description="source value of the group column -> 申报 / 过程 / 结果")
     timezone: ZoneName = Field(default="Asia/Shanghai",
                                description="IANA zone of the naive date-times the database holds")

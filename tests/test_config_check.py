@@ -96,3 +96,12 @@ def test_config_check_names_a_query_that_does_not_prepare_or_misses_its_paramete
     wheres = {p["where"]: p["message"] for p in problems}
     assert ":project_id" in wheres["source sjjc: documents_query"]
     assert "no_such_table" in wheres["source sjjc: steps_query"]
+
+
+def test_config_check_refuses_a_group_value_that_is_no_document_group(small_world: Path) -> None:
+    path = _sql_config(small_world, "tzxm", group_values={"01": "申报", "02": "其他材料"})
+    with simulator(small_world):
+        result = CliRunner().invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "group_values" in result.output and "其他材料" in result.output, result.output
+    assert "申报材料, 过程材料 or 结果材料" in result.output, result.output

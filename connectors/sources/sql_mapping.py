@@ -165,7 +165,7 @@ class MatterMapping:
                 continue
             group_raw = values.get("group") or ""
             try:
-                group = DocumentGroup.parse(self.config.group_values.get(group_raw, group_raw))
+                group = self.config.group_values.get(group_raw) or DocumentGroup.parse(group_raw)
             except ValueError:
                 problems.append(Problem(
                     message=f"{label}: field group (column {mapping['group']}): unknown value {group_raw!r}; "

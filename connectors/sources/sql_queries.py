@@ -25,7 +25,6 @@ from sqlalchemy.sql.elements import TextClause
 
 from schemas.config import SqlSource
 from schemas.findings import Finding, GuidangError
-from schemas.model import DocumentGroup
 
 # Canonical names a `columns:` / `constants:` entry may use. applicant_* become Matter.applicant.
 MATTER_FIELDS: tuple[str, ...] = (
@@ -99,11 +98,6 @@ def check_config(c: SqlSource) -> None:
         bad("step_columns.name", "required when steps_query is set")
     if c.content.kind == "path" and c.content.root is None:
         bad("content.root", "required for kind: path (the folder every relative path must stay in)")
-    for value in c.group_values.values():
-        try:
-            DocumentGroup.parse(value)
-        except ValueError as exc:
-            bad("group_values", str(exc))
     try:
         ZoneInfo(c.timezone)
     except Exception as exc:  # ZoneInfoNotFoundError, ValueError
