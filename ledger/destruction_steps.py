@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from ledger import store
 from ledger.chain import append_event, utcnow
-from ledger.disposition_models import DispositionItem, DispositionReview
 from ledger.disposition_rules import check_destroyable, items, refused, review
-from ledger.models import Event, MatterRecord, MatterState
+from ledger.models import DispositionItem, DispositionReview, Event, MatterRecord, MatterState
 
 
 def to_destroy(session: Session, review_id: int) -> list[tuple[DispositionItem, MatterRecord]]:

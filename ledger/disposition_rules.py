@@ -20,8 +20,7 @@ from sqlalchemy.orm import Session
 
 from ledger import queries
 from ledger.chain import append_event, utcnow
-from ledger.disposition_models import DispositionHold, DispositionItem, DispositionReview, HeldRecord
-from ledger.models import MatterRecord, MatterState
+from ledger.models import DispositionHold, DispositionItem, DispositionReview, HeldRecord, MatterRecord, MatterState
 from ledger.rows import matter_event
 from schemas.findings import Finding, GuidangError
 from schemas.model import RetentionPeriod

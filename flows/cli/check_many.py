@@ -80,7 +80,7 @@ class _Checker:
         return datetime.now(ZoneInfo(tz)).replace(microsecond=0)
 
     def folder(self, path: Path) -> Outcome:
-        from flows.cli.check import check_folder
+        from flows.cli.check_one import check_folder
 
         try:
             return Outcome(str(path), check_folder(path, self.settings, self.level, self._now()))
@@ -88,7 +88,7 @@ class _Checker:
             return Outcome(str(path), error=f"{path}: {type(exc).__name__}: {exc}")
 
     def stored(self, rec: Any) -> Outcome:
-        from flows.cli.check import check_stored, repository_of
+        from flows.cli.check_one import check_stored, repository_of
 
         if self.settings is None:
             raise fail("checking an archived matter by 档号 needs --config (the ledger and the repository)", 2)
@@ -114,7 +114,7 @@ def _ledger_records(settings: Settings) -> Iterator[Any]:
 
 
 def _outcomes(targets: list[str], checker: _Checker, every: bool) -> Iterator[Outcome]:
-    from flows.cli.check import record
+    from flows.cli.check_one import record
 
     for target in targets:
         path = Path(target)
@@ -143,7 +143,7 @@ def _outcomes(targets: list[str], checker: _Checker, every: bool) -> Iterator[Ou
 def check_many(targets: list[str], *, config: Path, level: str, every: bool, as_json: bool) -> None:
     """Check every package the targets name (and, with `every`, every archived matter), print each
     report and the total; exit 1 if any package failed or could not be checked, 2 if none was found."""
-    from flows.cli.check import report_text
+    from flows.cli.check_one import report_text
 
     checker = _Checker(config, level, need_config=every)
     passed: list[str] = []
