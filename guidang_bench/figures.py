@@ -20,6 +20,7 @@ RSS_LIMIT_MB = 500.0
 # times bagit-python with sm3+sha256 and the required-work floor, and the Prefect night at most this much
 # slower than the local one.
 STATED = {"1 MB": (1.2, 0.7, 0.15), "100 KB": (0.5, 0.25, 0.30)}
+DASK_SLOWER = 0.20  # a night on a 2-worker LocalCluster against the local worker processes, at any size
 
 
 @dataclass
@@ -62,6 +63,7 @@ def figures(
     local: Night,
     prefect: Night | None,
     prefect_server: str | None,
+    dask: Night | None = None,
     measured_at: str,
     passes: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
@@ -69,6 +71,8 @@ def figures(
     nights = {"local": _night(local, matters, total)}
     if prefect is not None:
         nights["prefect"] = _night(prefect, matters, total)
+    if dask is not None:
+        nights["dask"] = _night(dask, matters, total)
     head = nights["local"]
     share = 1 - local.night_seconds / prefect.night_seconds if prefect and prefect.night_seconds > 0 else 0.0
     result: dict[str, Any] = {
@@ -89,6 +93,8 @@ def figures(
         "prefect_share": round(share, 3),
         "prefect_slower": round(prefect.process_seconds / local.process_seconds - 1, 3)
         if prefect and local.process_seconds > 0 else None,
+        "dask_slower": round(dask.process_seconds / local.process_seconds - 1, 3)
+        if dask and local.process_seconds > 0 else None,
         "process_matters_per_s": head["process_matters_per_s"],
         "bagit_seconds": round(bagit_seconds, 3),
         "bagit_matters_per_s": _rate(matters, bagit_seconds),
@@ -191,6 +197,13 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "applies": sized and prefect and bool(f["prefect_server"])
             and not f["prefect_server"].startswith("a temporary"),
         },
+        "dask_slower": {
+            "target": f"Prefect night on a LocalCluster of 2 Dask workers at most {DASK_SLOWER:.0%} slower than "
+                      "the local worker processes, whole processes",
+            "value": f.get("dask_slower"),
+            "met": (f["dask_slower"] <= DASK_SLOWER) if f.get("dask_slower") is not None else None,
+            "applies": f.get("dask_slower") is not None,
+        },
     }
 
 
@@ -220,9 +233,12 @@ def bench_text(f: dict[str, Any]) -> str:
     for name, n in f["nights"].items():
         lines.append(f"{name} night: {n['archived']} archived; process wall time {n['process_seconds']:.2f} s "
                      f"(with start-up); peak RSS {n['peak_rss_mb']:.1f} MB")
-    if f["prefect_server"]:
+    if "prefect" in f["nights"]:
         lines.append(f"Prefect night against {f['prefect_server']}; prefect_share {f['prefect_share']:.3f} "
                      "(1 - t_local / t_prefect)")
+    if "dask" in f["nights"]:
+        lines.append(f"Dask night (Prefect, one LocalCluster of 2 workers) against {f['prefect_server']}: "
+                     f"{f['dask_slower']:+.1%} process wall time against the local night")
     lines += [
         f"night vs bagit {f['vs_bagit']:.2f}x, vs hash limit {f['vs_hash_limit']:.2f}x"
         + (f", vs bagit with the archive's digests {f['vs_bagit_sm3']:.2f}x" if "vs_bagit_sm3" in f else ""),

@@ -146,10 +146,13 @@ def _parse_summary(text: str) -> dict[str, Any] | None:
     return None
 
 
-def run_night(config: Path, *, orchestrator: str, as_of: str, unified_url: str, log_dir: Path) -> Night:
-    """The real night as a child process; its duration read back from the ledger's run row."""
+def run_night(config: Path, *, orchestrator: str, as_of: str, unified_url: str, log_dir: Path,
+              label: str | None = None) -> Night:
+    """The real night as a child process; its duration read back from the ledger's run row. `label`
+    names the night in the figures and its logs (the orchestrator's name by default)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = log_dir / f"night-{orchestrator}.json", log_dir / f"night-{orchestrator}.log"
+    label = label or orchestrator
+    out_path, err_path = log_dir / f"night-{label}.json", log_dir / f"night-{label}.log"
     command = [sys.executable, "-m", "flows.cli", "run", "--config", str(config),
                "--orchestrator", orchestrator, "--as-of", as_of, "--json"]
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -164,9 +167,9 @@ def run_night(config: Path, *, orchestrator: str, as_of: str, unified_url: str, 
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
     summary = _parse_summary(out_path.read_text(encoding="utf-8", errors="replace"))
     if summary is None or "run_id" not in summary:
-        raise BenchFailed(f"the {orchestrator} night exited {proc.returncode} without a summary:\n{_tail(err_path)}")
+        raise BenchFailed(f"the {label} night exited {proc.returncode} without a summary:\n{_tail(err_path)}")
     return Night(
-        orchestrator=orchestrator,
+        orchestrator=label,
         night_seconds=run_duration(config, summary["run_id"]),
         process_seconds=process_seconds,
         peak_rss_mb=max(sampler.peak, usage.ru_maxrss * 1024) / MB,  # Linux reports ru_maxrss in KiB
@@ -230,17 +233,34 @@ def set_aside(world_dir: Path, kind: str) -> Path:
     return later / f"{kind}-{sum(1 for _ in later.iterdir())}"
 
 
+def dask_config(config: Path) -> Path:
+    """The world's configuration with the Prefect night's chunks on Dask: one local cluster of
+    DASK_WORKERS worker processes for the night, shared by its sources (orchestration.task_runner)."""
+    import yaml
+
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["orchestration"] = {**(data.get("orchestration") or {}), "task_runner": "dask",
+                             "dask_workers": DASK_WORKERS}
+    out = config.with_name("guidang-dask.yaml")
+    out.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return out
+
+
+DASK_WORKERS = 2  # the LocalCluster the Dask target is stated for
+
+
 def _no_prefect_server() -> str:
     raise BenchFailed("the Prefect night needs prefect_server: what names the Prefect API the night will use")
 
 
 def run_bench(
     world: dict[str, Any], world_dir: Path, *, orchestrator: str = "local", repeat: int = 3, say: Say = _say_stderr,
-    prefect_server: Callable[[], str] = _no_prefect_server,
+    prefect_server: Callable[[], str] = _no_prefect_server, dask: bool = False,
 ) -> dict[str, Any]:
     """Measure the three contenders over the world `guidang_demo.bench_world.build_bench_world` wrote
     into `world_dir` (its returned summary is `world`); returns the figures (`figures.figures`).
-    The hash limit and bagit take the best of `repeat` passes; the night runs once per orchestrator.
+    The hash limit and bagit take the best of `repeat` passes; the night runs once per orchestrator,
+    and once more on Prefect with its chunks on a local Dask cluster when `dask` is set.
     `prefect_server` names the Prefect API the child's night will talk to; it is handed in by the
     command so that only `flows/` imports Prefect."""
     files = document_files(Path(world["documents_dir"]))
@@ -258,7 +278,7 @@ def run_bench(
     like_s, like_passes = best_of(repeat, lambda: bagit_seconds(files, set_aside(world_dir, "bagit"), ARCHIVE_DIGESTS))
     say(f"required-work floor: each document's mandatory steps once, one thread (least of {repeat})")
     floor = best_floor(files, repeat)  # guidang_bench/yardsticks.py
-    server = prefect_server() if orchestrator == "prefect" else None
+    server = prefect_server() if orchestrator == "prefect" or dask else None
     logs = world_dir / "bench-logs"
     logs.mkdir(exist_ok=True)
     simulator, url = start_simulator(world_dir / "sources" / "unified", logs / "simulator.log")
@@ -274,11 +294,20 @@ def run_bench(
             settle_disk()
             prefect = run_night(config, orchestrator="prefect", as_of=as_of, unified_url=url, log_dir=logs)
             check_night(prefect, world["matters"])
+        on_dask = None
+        if dask:
+            reset_state(world_dir)
+            say(f"the night again, Prefect with its chunks on a local Dask cluster of {DASK_WORKERS} workers, "
+                f"against {server}")
+            settle_disk()
+            on_dask = run_night(dask_config(config), orchestrator="prefect", as_of=as_of, unified_url=url,
+                                log_dir=logs, label="dask")
+            check_night(on_dask, world["matters"])
     finally:
         stop_process(simulator)
         shutil.rmtree(world_dir / LATER, ignore_errors=True)
     passes = {"hash_limit": hash_passes, "hash_split": split_passes, "bagit": bagit_passes, "bagit_sm3": like_passes}
     return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s,
                    bagit_sm3_seconds=like_s, floor=floor,
-                   local=local, prefect=prefect, passes=passes,
+                   local=local, prefect=prefect, dask=on_dask, passes=passes,
                    prefect_server=server, measured_at=datetime.now().astimezone().isoformat(timespec="seconds"))

@@ -47,10 +47,11 @@ def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
     assert figures["process_seconds"] > figures["night_seconds"]  # the run row's span excludes start-up
     assert figures["prefect_share"] == 0.0
     assert abs(figures["vs_bagit"] - figures["matters_per_s"] / figures["bagit_matters_per_s"]) < 0.01
-    assert set(figures["targets"]) == {"vs_bagit_sm3", "vs_floor", "peak_rss", "prefect_slower"}
+    assert set(figures["targets"]) == {"vs_bagit_sm3", "vs_floor", "peak_rss", "prefect_slower", "dask_slower"}
     for name in ("vs_bagit_sm3", "vs_floor", "peak_rss"):
         assert isinstance(figures["targets"][name]["met"], bool), name
     assert figures["targets"]["prefect_slower"]["met"] is None  # a local-only bench does not measure it
+    assert figures["targets"]["dask_slower"]["met"] is None
     # like for like: the whole process, start-up included, against bagit-sm3 and the floor, stated for 100 KB
     assert figures["process_matters_per_s"] < figures["matters_per_s"]
     assert abs(figures["process_vs_floor"] - figures["process_matters_per_s"] / figures["floor_matters_per_s"]) < 0.01
@@ -127,6 +128,32 @@ def test_the_prefect_target_allows_fifteen_percent_at_1_mb_and_thirty_at_100_kb(
         met[(size, ratio)] = out["targets"]["prefect_slower"]["met"]
         assert out["targets"]["prefect_slower"]["applies"] is True
     assert met == {(1_000_000, 1.14): True, (1_000_000, 1.16): False, (100_000, 1.29): True, (100_000, 1.31): False}
+
+
+def test_the_dask_target_allows_twenty_percent_over_the_local_night_at_any_size(tmp_path: Path) -> None:
+    """A Dask night of 1.19 times the local process meets "within 20%", 1.21 times does not, at 1 MB
+    and at 100 KB; and the Dask night runs the world's own configuration with only its chunks moved
+    onto one local cluster of 2 workers."""
+    from guidang_bench.figures import Night
+    from guidang_bench.timing import dask_config
+    from schemas.config import load_settings
+
+    local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
+    for size in (1_000_000, 100_000):
+        for ratio, met in ((1.19, True), (1.21, False)):
+            out = _figures(local=local, dask=Night("dask", 10.0, 12.0 * ratio, 300.0, SUMMARY),
+                           prefect_server="http://127.0.0.1:4200/api", world={**WORLD, "size": size})
+            assert out["targets"]["dask_slower"]["met"] is met, (size, ratio)
+            assert out["nights"]["dask"]["process_seconds"] == round(12.0 * ratio, 3)
+    from guidang_demo.bench_world import build_bench_world
+
+    world = build_bench_world(tmp_path / "world", matters=1, docs=1, size=2000)
+    config = Path(world["config"])
+    settings = load_settings(dask_config(config))
+    assert (settings.orchestration.task_runner, settings.orchestration.dask_workers) == ("dask", 2)
+    plain = load_settings(config)
+    assert settings.sources == plain.sources and settings.ledger_url == plain.ledger_url
+    assert settings.orchestration.workers == plain.orchestration.workers
 
 
 def test_the_targets_are_read_like_for_like_whole_process_against_bagit_sm3_and_the_floor() -> None:

@@ -42,6 +42,8 @@ def bench(
                                           "by subsystem (the night in-process under cProfile, threads)")] = False,
     pstats_file: Annotated[Path | None, typer.Option("--pstats", help="--profile: keep the merged profile here "
                                                      "(python -m pstats FILE)")] = None,
+    dask: Annotated[bool, typer.Option("--dask", help="also a Prefect night with its chunks on one local Dask "
+                                       "cluster of 2 workers (needs the dask extra)")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the real night over N matters x K PDFs against bagit-python and the two-core hash limit."""
@@ -72,6 +74,8 @@ def bench(
 
     if find_spec("bagit") is None:
         raise fail("guidang bench needs bagit-python: pip install 'guidang[bench]' (or bagit)")
+    if dask and find_spec("prefect_dask") is None:
+        raise fail("guidang bench --dask needs prefect-dask: pip install 'guidang[dask]'")
     from flows.prefect_ops import prefect_server
     from guidang_bench.figures import bench_text
     from guidang_bench.timing import BenchFailed, run_bench
@@ -84,7 +88,7 @@ def bench(
         world = build_bench_world(world_dir, matters=matters, docs=docs, size=size) | {"size": size}
         try:
             result = run_bench(world, world_dir, orchestrator=str(orchestrator), repeat=repeat,
-                               prefect_server=prefect_server)
+                               prefect_server=prefect_server, dask=dask)
         except BenchFailed as exc:
             raise fail(f"bench: {exc}", 1) from exc
         if as_json:
