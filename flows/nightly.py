@@ -283,7 +283,8 @@ def _night(config: str | None, *, sources: list[str] | None, since: datetime | N
         with night_cluster(settings, dry_run=dry_run) as dask_address:
             subflows = SourceSubflows(progress, dask_address)
             summary = run_nightly(settings, sources=sources, since=since, until=until, dry_run=dry_run,
-                                  run_source=subflows, now=as_of, progress=night_progress.listener())
+                                  run_source=subflows, now=as_of, progress=night_progress.listener(),
+                                  local_workers=dask_address is None)
     except Exception as exc:  # the night could not start or was cut short: say so on the server too
         message = mask_text(f"{exc.__class__.__name__}: {exc}")
         log.error("night %s failed: %s", name, message)

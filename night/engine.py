@@ -65,11 +65,14 @@ def run_nightly(
     run_source: RunSource | None = None,
     now: datetime | None = None,
     progress: NightCallback | None = None,
+    local_workers: bool = True,
 ) -> dict[str, Any]:
     """One night over the selected sources (all by default); returns the run summary.
 
     A source that fails (unreachable after retries, repository or ledger unwritable) is reported in
     the summary with its error and marks the run failed; the other sources still run.
+    `local_workers=False` when the chunks run elsewhere (a Dask cluster): no worker process of this
+    machine is started for them, which would only take cores and memory from the cluster's.
     """
     selected = [settings.source(n) for n in sources] if sources else list(settings.sources)
     parameters = {
@@ -82,7 +85,7 @@ def run_nightly(
     ctx.progress = NightProgress(progress, dry_run=dry_run)  # each chunk and source reported to `progress`
     if settings.night_deadline_minutes is not None:
         ctx.deadline = time.monotonic() + settings.night_deadline_minutes * 60
-    fanout = fanout_for(ctx)
+    fanout = fanout_for(ctx) if local_workers else ThreadFanout()
     # work units run in this process's threads find the open night, and its worker processes if any
     work_units.register(ctx, fanout if isinstance(fanout, ProcessFanout) else None)
     run_source = run_source or (lambda c, src, a, b: process_source(c, src, since=a, until=b, fanout=fanout))

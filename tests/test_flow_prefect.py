@@ -115,9 +115,10 @@ def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_nigh
     """Two Dask worker processes (a LocalCluster) run the chunks; they read the configuration
     themselves. Packages (every key and byte), 件号 and matter rows equal a threaded night's. The
     night's sources (three in this world) share one cluster: one LocalCluster is started, not one
-    per source."""
+    per source, and no worker process of the run's own machine beside it."""
     import distributed
 
+    from night import forkserver
     from schemas.config import load_settings
     from tests.test_scale_out import matter_rows, packages
 
@@ -129,6 +130,9 @@ def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_nigh
             started.append(self.scheduler_address)
 
     monkeypatch.setattr(distributed, "LocalCluster", CountedCluster)
+    pools: list[str] = []
+    opened = forkserver.pool_context
+    monkeypatch.setattr(forkserver, "pool_context", lambda: pools.append("pool") or opened())
     worlds = {
         "threads": night_over_a_copy(small_pristine, tmp_path / "threads", {"workers": 1}, flow=False),
         "dask": night_over_a_copy(small_pristine, tmp_path / "dask", {"task_runner": "dask", "dask_workers": 2},
@@ -137,6 +141,7 @@ def test_a_night_on_a_dask_cluster_leaves_the_archive_and_ledger_a_threaded_nigh
 
     assert len(load_settings(worlds["dask"] / "guidang.yaml").sources) >= 2
     assert len(started) == 1, started  # one cluster for the whole night
+    assert pools == []  # the chunks ran on the cluster: no local worker pool was started for them
     assert packages(worlds["threads"] / "archive") == packages(worlds["dask"] / "archive")
     assert len(packages(worlds["dask"] / "archive")) > 100
     assert matter_rows(f"sqlite:///{worlds['threads'] / 'ledger.sqlite'}") == matter_rows(
