@@ -137,3 +137,46 @@ def test_no_product_module_is_over_500_lines() -> None:
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert not long, f"split these by concern (over {MAX_LINES} lines): {long}"
+
+
+def _module_of(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_edges() -> dict[str, set[str]]:
+    """module -> the product modules it imports (at any depth: lazy and TYPE_CHECKING imports too)."""
+    files = {_module_of(p): p for package in sorted(OURS) for p in _python_files(package)}
+    edges: dict[str, set[str]] = {m: set() for m in files}
+    for module, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in files else node.module
+                         for a in node.names]
+            else:
+                continue
+            edges[module].update(n for n in names if n in files and n != module)
+    return edges
+
+
+def test_no_two_product_modules_import_each_other() -> None:
+    """No circle of modules, inside a package too (lazy imports count): what two modules both need
+    goes into a third that both import."""
+    edges, state, circles = _module_edges(), {}, []
+
+    def visit(node: str, trail: list[str]) -> None:
+        if state.get(node) == "done":
+            return
+        if state.get(node) == "open":
+            circles.append(" -> ".join([*trail[trail.index(node):], node]))
+            return
+        state[node] = "open"
+        for dep in sorted(edges[node]):
+            visit(dep, [*trail, node])
+        state[node] = "done"
+
+    for module in sorted(edges):
+        visit(module, [])
+    assert not circles, "modules importing each other:\n" + "\n".join(circles)
