@@ -17,6 +17,7 @@ import pytest
 from connectors.retry import Backoff
 from connectors.sources.http import stream_document
 from connectors.sources.http_direct import DirectGet
+from connectors.sources.reads import timed
 from schemas.errors import SourceUnavailable
 
 BODY = bytes(range(256)) * 9000  # 2.3 MB: more than one block
@@ -122,16 +123,45 @@ def test_a_proxy_from_the_environment_is_honoured(served: tuple[str, Seen], monk
     assert seen.requests[0][4].startswith("python-httpx/")
 
 
-def test_the_connections_of_threads_that_ended_are_closed(served: tuple[str, Seen]) -> None:
-    """A night's thread pools come and go by the chunk; a connection kept for a thread that has ended
-    would hold a socket at the source until the night ends, and a long night ran the source out of
-    them. Once a new thread connects, the ended threads' connections are closed."""
-    url, _seen = served
+def test_documents_read_on_threads_of_their_own_share_one_connection(served: tuple[str, Seen]) -> None:
+    """Every document is read on a helper thread that ends with it (`timed`, as the connectors read
+    them): the connection goes back to the pool, not with the thread, so twenty documents one after
+    the other cost one TCP connection, not twenty."""
+    url, seen = served
     direct = DirectGet(5.0)
     with httpx.Client() as client:
         for i in range(20):
-            t = threading.Thread(target=_get, args=(f"{url}/files/{i}", direct, client))
-            t.start()
-            t.join()
-        assert len(direct._all) == 1  # the last thread's; the nineteen before it were closed
+            chunks = stream_document(client, f"{url}/files/{i}", where="test", backoff=Backoff(3, 0.01, 0.01),
+                                     timeout=5.0, direct=direct)
+            assert b"".join(timed(chunks, 5.0, f"document {i}")) == BODY
     direct.close()
+    assert len(seen.requests) == 20
+    assert len({r[1] for r in seen.requests}) == 1
+
+
+def test_gets_at_once_use_connections_of_their_own_and_keep_no_more(served: tuple[str, Seen]) -> None:
+    """Four GETs at once need four connections (one http.client connection serves one exchange);
+    afterwards no more than those four are kept, however many documents follow, so a long night
+    never holds more of the source's connections than its busiest moment."""
+    url, seen = served
+    direct = DirectGet(5.0)
+    barrier = threading.Barrier(4)
+
+    def read_one(i: int) -> None:
+        chunks = iter(stream_document(client, f"{url}/files/{i}", where="test", backoff=Backoff(3, 0.01, 0.01),
+                                      timeout=5.0, direct=direct))
+        first = next(chunks)  # the GET is sent and its answer begun: its connection is taken
+        barrier.wait(timeout=5)
+        assert first + b"".join(chunks) == BODY
+
+    with httpx.Client() as client:
+        for wave in range(3):
+            threads = [threading.Thread(target=read_one, args=(wave * 4 + i,)) for i in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    direct.close()
+    ports = [r[1] for r in seen.requests]
+    assert len(ports) == 12 and len(set(ports[:4])) == 4
+    assert set(ports) == set(ports[:4])  # the later waves reused the first wave's four

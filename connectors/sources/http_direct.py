@@ -73,15 +73,19 @@ class _SecureConnection(ClockedConnect, http.client.HTTPSConnection):
 
 
 class DirectGet:
-    """Keep-alive connections for document GETs: one per thread and origin (a connector is shared by
-    the threads of a night's thread pool; an http.client connection is not thread-safe)."""
+    """Kept-alive connections for document GETs, shared by every thread of the process. A connection
+    serves one exchange at a time (an http.client connection is not thread-safe): it is taken from
+    the idle ones for a GET and given back once its answer was read to its end. They are not tied to
+    a thread because a document is read on a helper thread that ends with it
+    (`connectors.sources.reads.timed`): a connection per thread was a new TCP connection per document.
+    The idle ones are as many as GETs ran at once, so a long night holds no more of the source's
+    connections than its busiest moment did."""
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._owner: dict[int, threading.Thread] = {}  # id(connection): the thread that made it
         self._lock = threading.Lock()
+        self._idle: dict[tuple[str, str, int | None], list[http.client.HTTPConnection]] = {}
+        self._open: set[http.client.HTTPConnection] = set()  # idle or serving a GET: what close() closes
         self._handled: dict[tuple[str, str, int | None], bool] = {}
 
     def handles(self, url: httpx.URL) -> bool:
@@ -109,73 +113,67 @@ class DirectGet:
             yield answer
             finished = resp.isclosed()  # read to its end: the connection can serve the next GET
         finally:
-            if not finished:
-                self._drop(url, conn)
+            if finished and conn.sock is not None:  # sock None: the server said it closes
+                self._give_back(url, conn)
+            else:
+                self._discard(conn)
 
     def _exchange(self, url: httpx.URL, headers: dict[str, str]
                   ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send the GET and read the answer's head. A connection that fails is closed and never
-        reused; one the server had closed while it was kept alive is replaced once, at once."""
+        reused; when one the server had closed while it was kept alive fails, the other idle ones
+        (as old) are closed too and the GET is sent once more, at once, on a new connection."""
         target = url.raw_path.decode("ascii")
         for first in (True, False):
-            reused = _origin(url) in self._connections()
-            conn = self._connection(url)
+            conn, reused = self._take(url, fresh=not first)
             try:
                 conn.request("GET", target, headers=headers)
                 return conn, conn.getresponse()
             except BaseException as exc:
-                self._drop(url, conn)
+                self._discard(conn)
                 if not (first and reused and isinstance(exc, _STALE)):
                     raise
         raise AssertionError("unreachable: the second try returns or raises")
 
-    def _connections(self) -> dict[tuple[str, str, int | None], http.client.HTTPConnection]:
-        conns = getattr(self._local, "conns", None)
-        if conns is None:
-            conns = self._local.conns = {}
-        return conns
-
-    def _connection(self, url: httpx.URL) -> http.client.HTTPConnection:
-        conns = self._connections()
-        conn = conns.get(_origin(url))
-        if conn is None:
-            if url.scheme == "https":
-                conn = _SecureConnection(url.host, url.port, timeout=self._timeout, context=trust_context())
-            else:
-                conn = _Connection(url.host, url.port, timeout=self._timeout)
-            conns[_origin(url)] = conn
-            with self._lock:
-                self._close_orphans()
-                self._all.append(conn)
-                self._owner[id(conn)] = threading.current_thread()
-        return conn
-
-    def _close_orphans(self) -> None:
-        """Close the connections of threads that have ended (a night's pools come and go by the chunk):
-        kept open, each holds a socket here and a connection at the source until the night ends, and
-        a long night runs the source out of them."""
-        for conn in [c for c in self._all if not self._owner[id(c)].is_alive()]:
-            conn.close()
-            self._all.remove(conn)
-            del self._owner[id(conn)]
-
-    def _drop(self, url: httpx.URL, conn: http.client.HTTPConnection) -> None:
-        conn.close()
-        conns = self._connections()
-        if conns.get(_origin(url)) is conn:
-            del conns[_origin(url)]
+    def _take(self, url: httpx.URL, *, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection to the URL's origin (True: reused), or a new one; `fresh`: always new,
+        the idle ones closed."""
+        origin = _origin(url)
         with self._lock:
-            if conn in self._all:
-                self._all.remove(conn)
-                self._owner.pop(id(conn), None)
+            idle = self._idle.setdefault(origin, [])
+            if fresh:
+                stale, idle[:] = list(idle), []
+                self._open.difference_update(stale)
+            elif idle:
+                return idle.pop(), True
+        if fresh:
+            for conn in stale:
+                conn.close()
+        if url.scheme == "https":
+            conn = _SecureConnection(url.host, url.port, timeout=self._timeout, context=trust_context())
+        else:
+            conn = _Connection(url.host, url.port, timeout=self._timeout)
+        with self._lock:
+            self._open.add(conn)
+        return conn, False
+
+    def _give_back(self, url: httpx.URL, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if conn in self._open:  # not closed by close() meanwhile
+                self._idle.setdefault(_origin(url), []).append(conn)
+                return
+        conn.close()
+
+    def _discard(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        with self._lock:
+            self._open.discard(conn)
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-            self._owner.clear()
-        self._local = threading.local()
+            conns, self._open, self._idle = self._open, set(), {}
+        for conn in conns:
+            conn.close()
 
 
 def _blocks(resp: http.client.HTTPResponse) -> Iterator[bytes]:
