@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -44,7 +45,14 @@ from connectors.repositories.base import (
     unreadable_source,
 )
 from connectors.repositories.disposal import FsDisposal
-from connectors.repositories.fs_durable import PendingFolders, Settled, copy_into, fsync_dir, sweep_leftovers
+from connectors.repositories.fs_durable import (
+    PendingFolders,
+    Settled,
+    copy_into,
+    files_under,
+    fsync_dir,
+    sweep_leftovers,
+)
 from guidang_io.block_reads import sha256_file
 from guidang_io.crashpoints import crashpoint
 from schemas.digest import iter_file, sha256_bytes
@@ -71,6 +79,7 @@ class FilesystemRepository(FsDisposal):
         # A missing root is an error by default: an unmounted archive volume must not silently
         # turn into a fresh folder on the system disk.
         self.root = Path(root).absolute()
+        self._root_text = str(self.root).rstrip("/")  # "" for the file system's root
         self._folders = PendingFolders(self.root)  # folders whose fsync a `batch()` of this thread defers
         if create and not self.root.exists():
             try:
@@ -87,19 +96,25 @@ class FilesystemRepository(FsDisposal):
     # -- keys -----------------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
-        """The key's file, refused when a part below the root is a symbolic link: a link planted in
-        the archive would otherwise serve (or receive) a file outside it as an archived object."""
+        """The key's file, refused when a part below the root is a symbolic link (a link planted in the
+        archive would serve or receive a file outside it); walked on strings up to the first absent
+        part, as pathlib's objects cost several times the `lstat` itself."""
         check_key(key)
-        if any(part.startswith(TEMP_PREFIX) for part in key.split("/")):
+        parts = key.split("/")
+        if any(part.startswith(TEMP_PREFIX) for part in parts):
             raise repository_error(RepositoryError, "REPO-UNSAFE-KEY", repr(key),
                                    f"names starting with {TEMP_PREFIX!r} are reserved for temporary files")
-        path = self.root
-        for name in key.split("/"):
-            path = path / name
-            if path.is_symlink():
-                raise repository_error(RepositoryError, "REPO-LINK", key, f"{path.relative_to(self.root).as_posix()}"
+        path = self._root_text
+        for depth, name in enumerate(parts, start=1):
+            path = f"{path}/{name}"
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:  # absent (or unreadable: the operation itself then says so)
+                break
+            if stat.S_ISLNK(mode):
+                raise repository_error(RepositoryError, "REPO-LINK", key, f"{'/'.join(parts[:depth])}"
                                        " is a symbolic link; the archive never follows one")
-        return path
+        return self.root / key
 
     def _os_error(self, exc: OSError, where: str, action: str) -> RepositoryError:
         if exc.errno in _NOT_WRITABLE:
@@ -152,22 +167,7 @@ class FilesystemRepository(FsDisposal):
         """
         folder_part = check_list_prefix(prefix)
         start = self.root.joinpath(*folder_part.split("/")) if folder_part else self.root
-        found: list[StoredObject] = []
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = [d for d in dirnames if not d.startswith(TEMP_PREFIX)]
-            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            for name in filenames:
-                if name.startswith(TEMP_PREFIX):
-                    continue
-                key = name if rel_dir == "." else f"{rel_dir}/{name}"
-                if not key.startswith(prefix):
-                    continue
-                full = Path(dirpath, name)
-                if full.is_symlink() or not full.is_file():
-                    continue
-                found.append(StoredObject(key, full.stat().st_size, None))
-        found.sort(key=lambda o: o.key)
-        yield from found
+        yield from (StoredObject(key, size, None) for key, size in files_under(self.root, start, prefix, TEMP_PREFIX))
 
     def verify(self, key: str, sha256: str) -> StoredObject:
         stored = self._stored(key, self._path(key))

@@ -1,4 +1,5 @@
-"""Making a chunk's staged files durable at once, for the filesystem repository's linked puts.
+"""Making a chunk's staged files durable at once, for the filesystem repository's linked puts (and
+its plain walks of the folders).
 
 A put that hard-links a staged file into the archive must first know the file's bytes are on disk:
 otherwise a crash could leave an archive name pointing at a file the journal never saw written
@@ -224,3 +225,21 @@ def sweep_leftovers(root: Path, prefix: str, older_than_seconds: float) -> list[
                 continue
             removed.append(full.relative_to(root).as_posix())
     return sorted(removed)
+
+
+def files_under(root: Path, start: Path, prefix: str, temp_prefix: str) -> list[tuple[str, int]]:
+    """(key, size) of the regular files under `start` whose key (the path below `root`) starts with
+    `prefix`, sorted; links and temporary leftovers are never listed."""
+    found: list[tuple[str, int]] = []
+    for dirpath, dirnames, filenames in os.walk(start):
+        dirnames[:] = [d for d in dirnames if not d.startswith(temp_prefix)]
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for name in filenames:
+            key = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if name.startswith(temp_prefix) or not key.startswith(prefix):
+                continue
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISREG(st.st_mode):
+                found.append((key, st.st_size))
+    found.sort()
+    return found
