@@ -194,3 +194,48 @@ def test_a_link_loop_and_a_hung_open_fail_the_document_only(tmp_path: Path) -> N
     with pytest.raises(DocumentUnavailable, match=r"not opened within 0\.3 s"):
         reads.within(0.3, hung, "doc")
     assert time.monotonic() - started < 2
+
+
+def test_documents_read_one_after_another_share_one_helper_and_a_stuck_one_is_never_reused() -> None:
+    """Each read runs on a helper thread (so a hung one can be abandoned); starting a thread per
+    document cost as much CPU as fetching a small one, so helpers are kept for the next document,
+    but never one still stuck in an abandoned read."""
+    from connectors.sources import reads
+
+    readers: set[threading.Thread] = set()
+
+    def chunks() -> Iterator[bytes]:
+        readers.add(threading.current_thread())
+        yield b"ab"
+
+    for i in range(20):
+        assert b"".join(timed(chunks(), 2, f"doc {i}")) == b"ab"
+        assert reads.within(2, lambda: readers.add(threading.current_thread()), "doc") is None
+    assert len(readers) == 1
+
+    release = threading.Event()
+
+    def stuck() -> Iterator[bytes]:
+        yield b"a"
+        release.wait(10)  # a read that does not return
+        yield b"b"
+
+    with pytest.raises(DocumentUnavailable, match=r"no data within 0\.2 s"):
+        b"".join(timed(stuck(), 0.2, "doc"))
+    assert b"".join(timed(iter([b"c"]), 2, "next doc")) == b"c"  # a fresh helper, not the stuck one
+    release.set()
+
+
+def test_a_forked_worker_never_hands_a_read_to_its_parents_helpers() -> None:
+    """A night's worker processes are forked: the parent's idle helpers are threads the child does
+    not have, and a read handed to one would wait for nothing and fail a sound document."""
+    assert b"".join(timed(iter([b"parent"]), 2, "doc")) == b"parent"  # leaves an idle helper here
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = b"".join(timed(iter([b"child"]), 1, "doc")) == b"child"
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
