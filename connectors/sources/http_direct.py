@@ -76,10 +76,10 @@ class DirectGet:
     """Kept-alive connections for document GETs, shared by every thread of the process. A connection
     serves one exchange at a time (an http.client connection is not thread-safe): it is taken from
     the idle ones for a GET and given back once its answer was read to its end. They are not tied to
-    a thread because a document is read on a helper thread that ends with it
-    (`connectors.sources.reads.timed`): a connection per thread was a new TCP connection per document.
-    The idle ones are as many as GETs ran at once, so a long night holds no more of the source's
-    connections than its busiest moment did."""
+    a thread: a document is read on a helper thread lent for that one read
+    (`connectors.sources.reads.timed`), so a connection kept per thread would serve one GET. The idle
+    ones are as many as GETs ran at once, so a long night holds no more of the source's connections
+    than its busiest moment did."""
 
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout

@@ -73,10 +73,10 @@ def open_under(root: Path, rel: str, where: str, seconds: float) -> BinaryIO:
 
 
 class _Helper:
-    """A daemon thread that runs one call at a time for whoever took it from the pool. Starting a
-    thread for every document cost some 0.3 ms of CPU, as much as fetching a 100 KB document;
-    handing calls to a waiting thread costs a third of that. A helper whose call outlived its
-    limit is abandoned: never given back, told to end once that call returns (if it ever does)."""
+    """A daemon thread that runs one call at a time for whoever took it from the pool: starting a
+    thread for every read costs about as much CPU as fetching a 100 KB document, handing the call to
+    a waiting one a third of that (docs/benchmark.md). A helper whose call outlived its limit is
+    abandoned: never given back, told to end once that call returns (if it ever does)."""
 
     def __init__(self) -> None:
         self._calls: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
