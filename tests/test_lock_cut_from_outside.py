@@ -78,7 +78,9 @@ class TcpProxy:
         with self._lock:
             pair = self.pairs.pop(port)
         for s in pair:
-            s.shutdown(socket.SHUT_RDWR)
+            # the first shutdown wakes the proxy's pump, which may close the other side first
+            with suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
             s.close()
 
     def close(self) -> None:
