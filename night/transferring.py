@@ -33,6 +33,8 @@ from schemas.findings import GuidangError
 from schemas.layout import COMPLETION_MARKER
 from schemas.model import mask_text
 
+MARKER_SUFFIX = ".guidang-marker.json"  # a package's completion marker in staging, beside its folder
+
 log = logging.getLogger("guidang")
 T = TypeVar("T")
 
@@ -86,10 +88,14 @@ def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]
             files = _or_pending(ctx, out, st, partial(store_files, ctx, rec, result))
             if files is not None:
                 filed.append((st, rec, result, files))
+    # the markers written beside their packages in staging and made durable together, then linked
+    # in like the files: stored from memory, each was written, fsynced and read back on its own
+    markers = [stage_marker(rec, result, files) for _, rec, result, files in filed]
+    ctx.repository.make_durable(path for _, path in markers)
     try:
         with ctx.repository.batch():  # the markers' folder entries, likewise
-            for st, rec, result, files in filed:
-                package = _or_pending(ctx, out, st, partial(store_marker, ctx, st, rec, result, files))
+            for (st, rec, result, files), marker in zip(filed, markers, strict=True):
+                package = _or_pending(ctx, out, st, partial(store_marker, ctx, st, rec, result, files, marker))
                 if package is not None:
                     stored.append(package)
                     out.summary.archived += 1
@@ -223,20 +229,29 @@ def store_files(ctx: RunContext, rec: MatterRecord, result: PackageResult) -> Fi
     return Filed(listing, retain_until, permanent)
 
 
-def store_marker(ctx: RunContext, st: Staged, rec: MatterRecord, result: PackageResult, files: Filed) -> StoredPackage:
-    """Store one package's completion marker, once its files are durable (`store_files`' batch ended)."""
-    listing, retain_until, permanent = files.listing, files.retain_until, files.legal_hold
-    total = sum(f.size for f in result.files)
+def stage_marker(rec: MatterRecord, result: PackageResult, files: Filed) -> tuple[bytes, Path]:
+    """A package's completion marker (its 档号 and the listing of what was stored), written in
+    staging beside the package's folder, not in it: the folder is the package as checked."""
     marker = json.dumps(
-        {"archival_code": rec.archival_code, "files": listing}, ensure_ascii=False, sort_keys=True, indent=1
+        {"archival_code": rec.archival_code, "files": files.listing}, ensure_ascii=False, sort_keys=True, indent=1
     ).encode("utf-8")
+    path = result.folder.with_name(result.folder.name + MARKER_SUFFIX)
+    path.unlink(missing_ok=True)  # a retried chunk's
+    path.write_bytes(marker)
+    return marker, path
+
+
+def store_marker(ctx: RunContext, st: Staged, rec: MatterRecord, result: PackageResult, files: Filed,
+                 staged_marker: tuple[bytes, Path]) -> StoredPackage:
+    """Store one package's completion marker (`stage_marker`), once its files are durable
+    (`store_files`' batch ended)."""
+    marker, path = staged_marker
     crashpoint("before-marker")
-    ctx.repository.put_bytes(
-        f"{rec.package_key}/{COMPLETION_MARKER}", marker, retain_until=retain_until, legal_hold=permanent
-    )
-    total += len(marker)  # what this run stored (the summary's bytes), marker included
+    ctx.repository.put_file(f"{rec.package_key}/{COMPLETION_MARKER}", path, sha256_bytes(marker),
+                            retain_until=files.retain_until, legal_hold=files.legal_hold, consume=True)
+    total = sum(f.size for f in result.files) + len(marker)  # what this run stored (the summary's bytes)
     crashpoint("after-marker")
-    return StoredPackage(rec, st, listing, marker, total, result.page_count, result.folder)
+    return StoredPackage(rec, st, files.listing, marker, total, result.page_count, result.folder)
 
 
 def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
@@ -270,6 +285,7 @@ def record_verified(ctx: RunContext, packages: list[StoredPackage]) -> None:
     crashpoint("verified")
     for p in packages:
         retire(p.folder, p.folder / str(p.listing[0]["path"]))  # type: ignore[operator, arg-type]
+        p.folder.with_name(p.folder.name + MARKER_SUFFIX).unlink(missing_ok=True)  # the archive's link stays
 
 
 def acknowledge(ctx: RunContext, connector: SourceConnector, records: list[MatterRecord],
