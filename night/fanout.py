@@ -307,9 +307,19 @@ def run_slice(fanout: Fanout, ctx: RunContext, source: SourceConfig, chunks: lis
         if done is not None:
             return done
     out = SliceOutcome(staged=fanout.stage(ctx, source, chunks))
-    numbered = carried + [st for o in out.staged for st in number(o.staged)]
+    numbered = carried + [st for o in out.staged for st in _numbered(o, number)]
     out.transferred = fanout.transfer(ctx, source, _chunk(numbered, source.chunk_size))
     return out
+
+
+def _numbered(outcome: ChunkOutcome, number: Number) -> list[Staged]:
+    """Number a staged chunk and let its outcome go of the staged matters. What the slice's caller
+    reads of a stage outcome is its summary and pending times; the staged matters (each a `Matter`,
+    its documents' facts and its precheck report, some hundreds of objects) go on to transfer, and
+    an outcome that held them too would keep a whole slice's of them alive in the run's process
+    until the slice ends, after most of them are stored."""
+    staged, outcome.staged = outcome.staged, []
+    return number(staged)
 
 
 def pipelined(
@@ -349,7 +359,7 @@ def pipelined(
                 staged = finished.pop(next_to_number)
                 out.staged.append(staged)
                 next_to_number += 1
-                to_transfer.extend(_chunk(number(staged.staged), chunk_size))
+                to_transfer.extend(_chunk(_numbered(staged, number), chunk_size))
     return out
 
 
