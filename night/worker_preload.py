@@ -36,10 +36,22 @@ def _end_with_the_run_while_loading() -> tuple[threading.Event, threading.Thread
 
 _loaded, _watcher = _end_with_the_run_while_loading()
 
-# the connectors a unit opens on its first chunk, which open_source imports only when asked for
+# Besides the work units and what they import: what a worker would otherwise import or set up on its
+# first chunk, each for itself, copying the pages it writes into instead of sharing them (some 5 MB a
+# worker): the connectors open_source imports only when asked for, the trust roots' certificate
+# parser, SQLite's dialect, pypdf's filters, the pool's worker side, and the ORM's mappers, which
+# SQLAlchemy configures on first use by writing into every mapped class.
+import concurrent.futures.process  # noqa: F401
+
+import asn1crypto.pem
+import asn1crypto.x509  # noqa: F401
+import pypdf.filters  # noqa: F401
+import sqlalchemy.dialects.sqlite  # noqa: F401
+from sqlalchemy.orm import configure_mappers
+
 import connectors.sources.sql
 import connectors.sources.unified  # noqa: F401
-import night.work_units  # noqa: F401 - the work units and everything they import
+import night.work_units  # noqa: F401
 from connectors.sources.http_direct import trust_context
 from guidang_io.block_reads import keep_blocks_on_the_heap
 from packager.format_id import _matcher
@@ -50,6 +62,7 @@ from schemas.xmlio import load_xsd
 keep_blocks_on_the_heap()  # glibc's setting, which the workers forked from here inherit (schemas/digest.py)
 
 _matcher()
+configure_mappers()
 load_xsd(METADATA_XSD)
 load_codes()  # the finding codes' texts (eight YAML files)
 trust_context()  # the CA certificates every HTTPS connection of a worker trusts
