@@ -39,8 +39,9 @@ _loaded, _watcher = _end_with_the_run_while_loading()
 # Besides the work units and what they import: what a worker would otherwise import or set up on its
 # first chunk, each for itself, copying the pages it writes into instead of sharing them (some 5 MB a
 # worker): the connectors open_source imports only when asked for, the trust roots' certificate
-# parser, SQLite's dialect, pypdf's filters, the pool's worker side, and the ORM's mappers, which
-# SQLAlchemy configures on first use by writing into every mapped class.
+# parser, SQLite's dialect, pypdf (which the packager imports with the first PDF it parses, some
+# 25 MB with what pypdf imports), the pool's worker side, and the ORM's mappers, which SQLAlchemy
+# configures on first use by writing into every mapped class.
 import concurrent.futures.process  # noqa: F401
 
 import asn1crypto.pem

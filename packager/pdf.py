@@ -24,11 +24,16 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pypdf import PasswordType, PdfReader
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+if TYPE_CHECKING:
+    from pypdf import PdfReader
+
+# pypdf, and cryptography, fontTools and Pillow, which it imports, are imported by the first PDF
+# parsed (some 0.3 s and 25 MB), not by every process that imports the packager: the night's run
+# process hands its documents to workers, whose server has imported them (night/worker_preload.py).
 
 # The largest PDF that is parsed. A rebuilt cross-reference table holds the whole file (and pypdf
 # caps each decoded stream at 75 MB), so this keeps one inspection well under 300 MB.
@@ -121,22 +126,29 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):,.0f} MiB"
 
 
-class _Reader(PdfReader):
-    """PdfReader that records the security handler instead of refusing one it does not implement
-    (the public-key handler, /Adobe.PubSec: "only Standard PDF encryption handler is available")."""
+@cache
+def _reader_class() -> type[PdfReader]:
+    from pypdf import PdfReader
+    from pypdf.generic import DictionaryObject
 
-    security_handler: str | None = None
+    class _Reader(PdfReader):
+        """PdfReader that records the security handler instead of refusing one it does not implement
+        (the public-key handler, /Adobe.PubSec: "only Standard PDF encryption handler is available")."""
 
-    def _handle_encryption(self, password: Any) -> None:
-        entry = self.trailer.get("/Encrypt")
-        entry = entry.get_object() if entry is not None else None
-        handler = entry.get("/Filter") if isinstance(entry, DictionaryObject) else None
-        self.security_handler = str(handler) if handler is not None else None
-        if handler == "/Standard" and "/SubFilter" not in entry:
-            super()._handle_encryption(password)
+        security_handler: str | None = None
+
+        def _handle_encryption(self, password: Any) -> None:
+            entry = self.trailer.get("/Encrypt")
+            entry = entry.get_object() if entry is not None else None
+            handler = entry.get("/Filter") if isinstance(entry, DictionaryObject) else None
+            self.security_handler = str(handler) if handler is not None else None
+            if handler == "/Standard" and "/SubFilter" not in entry:
+                super()._handle_encryption(password)
+
+    return _Reader
 
 
-def _encryption(reader: _Reader) -> str:
+def _encryption(reader: Any) -> str:
     """Which of the three kinds of encryption the PDF carries, in a finding's words."""
     handler = reader.security_handler
     if handler != "/Standard":
@@ -147,6 +159,8 @@ def _encryption(reader: _Reader) -> str:
         opened = reader.decrypt("")
     except Exception as exc:  # a damaged /Encrypt dictionary
         return f"Standard security handler, not readable ({type(exc).__name__}: {exc})"
+    from pypdf import PasswordType
+
     if opened == PasswordType.NOT_DECRYPTED:
         return "a password is needed to open it (Standard security handler)"
     entry = reader.trailer["/Encrypt"].get_object()
@@ -189,7 +203,7 @@ def _inspect(path: Path, parse_limit: int | None, held: BinaryIO | None) -> PdfI
                 f"not parsed: {size:,} bytes ({_mib(size)}) is above the PDF parse limit of {_mib(parse_limit)}"))
         fh.seek(0)
         try:
-            reader = _Reader(fh)
+            reader = _reader_class()(fh)
         except RecursionError:
             return PdfInspection(error="does not open: objects nested deeper than the parser's limit")
         except Exception as exc:  # pypdf raises many types for damaged files; all mean "does not open"
@@ -247,6 +261,8 @@ def _active_content(reader: PdfReader) -> tuple[tuple[str, ...], int]:
     """Walk every indirect object (including those in object streams) and the trailer, looking for
     JavaScript, Launch and similar actions and embedded files anywhere, not only where a viewer
     would look first: a name tree, an annotation, a form field or an orphan object all count."""
+    from pypdf.generic import IndirectObject
+
     found: set[str] = set()
     signatures = [0]
     numbers: set[tuple[int, int]] = set()
@@ -264,6 +280,8 @@ def _active_content(reader: PdfReader) -> tuple[tuple[str, ...], int]:
 
 
 def _scan(obj: object, where: str, found: set[str], signatures: list[int]) -> None:
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
     stack = [obj]
     while stack:
         item = stack.pop()

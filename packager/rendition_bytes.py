@@ -18,9 +18,6 @@ import os
 import re
 from pathlib import Path
 
-from pypdf import PdfReader, PdfWriter
-from pypdf.generic import ArrayObject, ByteStringObject, StreamObject
-
 # ICC.1 header: dateTimeNumber at bytes 24-35 (year, month, day, hours, minutes, seconds; uint16 each)
 _ICC_DATE = slice(24, 36)
 _FIXED_ICC_DATE = bytes.fromhex("07d0 0001 0001 0000 0000 0000")  # 2000-01-01 00:00:00
@@ -34,6 +31,11 @@ class SettleError(Exception):
 
 def settle(path: Path, original_sha256: str) -> None:
     """Rewrite the PDF at `path` in place with its run-dependent bytes settled (see the module)."""
+    # pypdf (with cryptography, fontTools and Pillow behind it) is imported by the first rendition,
+    # not by every process that imports the packager: the run's own process never settles one
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.generic import ArrayObject, ByteStringObject, StreamObject
+
     try:
         reader = PdfReader(path)
         writer = PdfWriter(clone_from=reader)
