@@ -270,30 +270,34 @@ def _active_content(reader: PdfReader) -> tuple[tuple[str, ...], int]:
         numbers.update((num, generation) for num in table)
     numbers.update((num, 0) for num in reader.xref_objStm)
     deadline = time.monotonic() + WALK_SECONDS
-    for num, generation in sorted(numbers):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the walk over {len(numbers):,} objects passed {WALK_SECONDS:g} s")
-        obj = reader.get_object(IndirectObject(num, generation, reader))
-        _scan(obj, f"object {num}", found, signatures)
-    _scan(reader.trailer, "trailer", found, signatures)
+
+    def objects() -> Iterator[tuple[object, str]]:
+        for num, generation in sorted(numbers):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the walk over {len(numbers):,} objects passed {WALK_SECONDS:g} s")
+            yield reader.get_object(IndirectObject(num, generation, reader)), f"object {num}"
+        yield reader.trailer, "trailer"
+
+    _scan(objects(), found, signatures)
     return tuple(sorted(found)), signatures[0]
 
 
-def _scan(obj: object, where: str, found: set[str], signatures: list[int]) -> None:
+def _scan(objects: Iterator[tuple[object, str]], found: set[str], signatures: list[int]) -> None:
     from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, DictionaryObject):
-            if "/ByteRange" in item or item.get("/FT") == "/Sig":
-                signatures[0] += 1
-            for key, value in item.items():
-                if key in _ACTIVE_KEYS:
-                    found.add(f"{_ACTIVE_KEYS[key]} ({where})")
-                if key == "/S" and isinstance(value, NameObject) and value in _ACTIVE_ACTIONS:
-                    found.add(f"{_ACTIVE_ACTIONS[value]} ({where})")
-                if not isinstance(value, IndirectObject):
-                    stack.append(value)
-        elif isinstance(item, ArrayObject):
-            stack.extend(v for v in item if not isinstance(v, IndirectObject))
+    for obj, where in objects:
+        stack = [obj]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, DictionaryObject):
+                if "/ByteRange" in item or item.get("/FT") == "/Sig":
+                    signatures[0] += 1
+                for key, value in item.items():
+                    if key in _ACTIVE_KEYS:
+                        found.add(f"{_ACTIVE_KEYS[key]} ({where})")
+                    if key == "/S" and isinstance(value, NameObject) and value in _ACTIVE_ACTIONS:
+                        found.add(f"{_ACTIVE_ACTIONS[value]} ({where})")
+                    if not isinstance(value, IndirectObject):
+                        stack.append(value)
+            elif isinstance(item, ArrayObject):
+                stack.extend(v for v in item if not isinstance(v, IndirectObject))
