@@ -13,6 +13,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# the PRONOM matcher's tables built once here, so a first `guidang check` finds them cached (packager/format_cache.py)
+	$(BIN)/python -c 'from packager.format_id import identify_bytes; identify_bytes(b"%PDF-1.4", b"%%EOF")'
 	@touch $@
 
 ## Build the demo world (when absent) and run one nightly transfer over it.

@@ -1,13 +1,14 @@
-"""The analysis of PRONOM's patterns (packager/format_index.pattern_facts) kept between processes.
+"""The PRONOM matcher's tables (packager/format_id._Matcher) kept between processes.
 
-Why: analysing FIDO's ~2,300 patterns with Python's regex parser costs some 0.2 s of CPU in every
-process that identifies a format, which was a fifth of `guidang check PACKAGE`. The analysis is a
-pure function of (position, regex) and of format_index.py's own code, so its results are stored in
-a file named by a digest of that code and the Python version: a changed analysis or interpreter
-reads a new file, never an old answer. A pattern the file lacks (a newer PRONOM release) is
-analysed and the file rewritten. The file is the program's own (written whole, then renamed into
-place) and is still read defensively: anything unreadable or of the wrong shape is ignored and the
-analysis done in memory. The cache can change what identification costs, never what it answers.
+Why: building the matcher means parsing FIDO's 3.6 MB signature file and analysing its ~2,300
+regexes with Python's regex parser (packager/format_index.py): some 0.4 s of CPU in every process
+that identifies a format, which was more than the rest of `guidang check PACKAGE` together. The
+tables are a pure function of FIDO's signature files, of format_index.py's and format_id.py's code
+and of the Python version, so they are stored in a file named by a digest of all of these: a new
+PRONOM release, a changed analysis or another interpreter reads a new file, never an old answer.
+The file is the program's own (written whole, then renamed into place) and is still read
+defensively: anything unreadable or of the wrong shape is ignored and the tables built from FIDO.
+The cache can change what identification costs, never what it answers.
 
 Where: `GUIDANG_CACHE_DIR`, else `$XDG_CACHE_HOME/guidang`, else `~/.cache/guidang`.
 """
@@ -19,13 +20,17 @@ import marshal
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from packager import format_index
-from packager.format_index import Anchor, PatternFacts, pattern_facts
-
-Key = tuple[str, bytes]  # (position, regex)
+# One pattern: position ("BOF", "EOF", "VAR", "IFB"), regex source, needles (literal, first offset,
+# end offset or None: the buffer's end), window (the longest match, None: unbounded).
+Pattern = tuple[str, bytes, tuple[tuple[bytes, int, int | None], ...], int | None]
+# One format: PUID, name, version, media type, extensions, signatures (each a tuple of patterns).
+Format = tuple[str, str, str | None, str | None, tuple[str, ...], tuple[tuple[Pattern, ...], ...]]
+# formats (in FIDO's order), formats no anchor narrows, (side, offset) -> byte -> formats, PUID -> PUIDs below it
+Tables = tuple[list[Format], list[int], dict[tuple[str, int], dict[int, list[int]]], dict[str, tuple[str, ...]]]
 
 
 def cache_dir() -> Path:
@@ -35,70 +40,81 @@ def cache_dir() -> Path:
     return Path(base) / "guidang"
 
 
-def cache_file() -> Path:
-    code = Path(format_index.__file__).read_bytes()
-    digest = hashlib.sha256(code + sys.version.encode()).hexdigest()[:16]
-    return cache_dir() / f"pronom-patterns-{digest}.marshal"
+def cache_file(sources: Iterable[Path]) -> Path:
+    """The file for tables built from `sources` (FIDO's signature files) by this code."""
+    from packager import format_id, format_index
+
+    digest = hashlib.sha256(sys.version.encode())
+    for path in (Path(format_index.__file__), Path(format_id.__file__), *sources):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return cache_dir() / f"pronom-matcher-{digest.hexdigest()[:16]}.marshal"
 
 
-def _facts(value: Any) -> PatternFacts:
-    """A stored entry back as PatternFacts; TypeError or ValueError when it is not one. The bytes an
-    anchor allows are stored as a bytes object: frozenset() of it gives the byte values at C speed."""
-    anchors, needles, window = value
-    for side, offset, allowed in anchors:
-        if type(side) is not str or type(offset) is not int or type(allowed) is not bytes:
-            raise TypeError("not an anchor")
-    for lit, lo, hi in needles:
-        if type(lit) is not bytes or type(lo) is not int or not (hi is None or type(hi) is int):
-            raise TypeError("not a needle")
-    if not (window is None or type(window) is int):
-        raise TypeError("not a window")
-    return PatternFacts(anchors=tuple(Anchor(side, offset, frozenset(allowed)) for side, offset, allowed in anchors),
-                        needles=tuple(needles), window=window)
+def _opt(value: Any, kind: type) -> bool:
+    return value is None or type(value) is kind
 
 
-def _stored(facts: PatternFacts) -> tuple[Any, ...]:
-    return (tuple((a.side, a.offset, bytes(sorted(a.allowed))) for a in facts.anchors), facts.needles, facts.window)
+def _valid_format(fmt: Any) -> bool:
+    puid, name, version, mime, extensions, signatures = fmt
+    if not (type(puid) is str and type(name) is str and _opt(version, str) and _opt(mime, str)):
+        return False
+    if type(extensions) is not tuple or any(type(e) is not str for e in extensions):
+        return False
+    for patterns in signatures:
+        for position, regex, needles, window in patterns:
+            if type(position) is not str or type(regex) is not bytes or not _opt(window, int):
+                return False
+            for lit, lo, end in needles:
+                if type(lit) is not bytes or type(lo) is not int or not _opt(end, int):
+                    return False
+    return True
 
 
-class PatternFactsCache:
-    """`facts(position, regex)` from the file when it has them, analysed (and remembered) when not;
-    `save()` writes the file back if anything was analysed."""
+def _valid(value: Any) -> bool:
+    """Whether `value` has the shape of Tables, each index in range (ValueError, TypeError or
+    IndexError from a shape so wrong it cannot be unpacked count as False for the caller)."""
+    formats, anywhere, by_anchor, priority = value
+    if type(formats) is not list or not all(map(_valid_format, formats)):
+        return False
+    count = len(formats)
+    if type(anywhere) is not list or any(type(i) is not int or not 0 <= i < count for i in anywhere):
+        return False
+    for (side, offset), table in by_anchor.items():
+        if type(side) is not str or type(offset) is not int or type(table) is not dict:
+            return False
+        for byte, chosen in table.items():
+            if type(byte) is not int or type(chosen) is not list:
+                return False
+            if any(type(i) is not int or not 0 <= i < count for i in chosen):
+                return False
+    return type(priority) is dict and all(
+        type(k) is str and type(v) is tuple and all(type(p) is str for p in v) for k, v in priority.items())
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path if path is not None else cache_file()
-        self.known: dict[Key, PatternFacts] = {}
-        self.analysed = 0
+
+def load(path: Path) -> Tables | None:
+    """The tables stored at `path`; None when the file is absent, unreadable or not of their shape."""
+    try:
+        value = marshal.loads(path.read_bytes())
+        if _valid(value):
+            return value
+    except (OSError, EOFError, ValueError, TypeError, AttributeError, IndexError):
+        pass
+    return None
+
+
+def save(path: Path, tables: Tables) -> None:
+    """Write the tables whole, then rename them into place; a cache that cannot be written (a
+    read-only home, a full disk) is skipped silently: the next process builds them again."""
+    data = marshal.dumps(tables)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
         try:
-            raw = marshal.loads(self.path.read_bytes())
-            self.known = {(k[0], k[1]): _facts(v) for k, v in raw.items()
-                          if type(k[0]) is str and type(k[1]) is bytes}
-        except (OSError, EOFError, ValueError, TypeError, AttributeError, IndexError):
-            self.known = {}  # absent or unusable: analyse in memory
-
-    def facts(self, position: str, regex: bytes) -> PatternFacts:
-        key = (position, regex)
-        found = self.known.get(key)
-        if found is None:
-            found = self.known[key] = pattern_facts(position, regex)
-            self.analysed += 1
-        return found
-
-    def save(self) -> None:
-        """Write the file if this process analysed a pattern; a cache that cannot be written (a
-        read-only home, a full disk) is skipped silently: the next process analyses again."""
-        if not self.analysed:
-            return
-        data = marshal.dumps({k: _stored(v) for k, v in self.known.items()})
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError:
-            pass
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass

@@ -23,8 +23,8 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packager.format_cache import PatternFactsCache
-from packager.format_index import PatternFacts, best_anchor
+from packager import format_cache
+from packager.format_index import PatternFacts, best_anchor, pattern_facts
 
 BUFFER_SIZE = 128 * 1024  # FIDO's own default window
 
@@ -67,14 +67,26 @@ class _Matcher:
     ~2,300 formats on every file. This tries a file only against the formats one of whose
     signatures it could match (packager/format_index.py: a byte at a fixed offset, a literal the
     match must contain, the window an end-anchored pattern can reach), in FIDO's order, which its
-    priority rules rely on. The matcher holds no per-file state: every thread shares one instance."""
+    priority rules rely on. The tables come from an earlier process's cache file when it has them
+    (packager/format_cache.py), built from FIDO's signature files when not. The matcher holds no
+    per-file state: every thread shares one instance."""
 
     def __init__(self) -> None:
-        from fido.fido import Fido
+        from fido import CONFIG_DIR
 
-        fido = Fido(quiet=True, handle_matches=lambda *args, **kwargs: None, format_files=_format_files(),
-                    nocontainer=True)
-        self.priority: dict[str, frozenset[str]] = fido.puid_has_priority_over_map
+        path = format_cache.cache_file(Path(CONFIG_DIR) / name for name in _format_files())
+        tables = format_cache.load(path)
+        if tables is None:
+            tables = _tables_from_fido()
+            format_cache.save(path, tables)
+        formats, self.anywhere, self.by_anchor, priority = tables
+        self.formats: list[tuple[PronomMatch, str, tuple[tuple[_Pattern, ...], ...]]] = [
+            (PronomMatch(puid, name, version, mime, extensions), puid,
+             tuple(tuple((position, _Regex(regex), needles, window) for position, regex, needles, window in patterns)
+                   for patterns in signatures))
+            for puid, name, version, mime, extensions, signatures in formats
+        ]
+        self.priority: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in priority.items()}
         # the other way round: which PUIDs have priority over this one (checked for every candidate
         # once a first match is found, so a set intersection instead of a walk over the matches)
         beaten: dict[str, set[str]] = {}
@@ -83,38 +95,6 @@ class _Matcher:
                 if puid != other:
                     beaten.setdefault(puid, set()).add(other)
         self.beaten_by: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in beaten.items()}
-        self.formats: list[tuple[Any, str, tuple[tuple[_Pattern, ...], ...]]] = []
-        self.anywhere: list[int] = []  # formats with a signature no anchor narrows: tried on every file
-        self.by_anchor: dict[tuple[str, int], dict[int, list[int]]] = {}
-        cache = PatternFactsCache()  # the patterns' analysis from an earlier process (format_cache.py)
-        for fmt in fido.formats:
-            try:
-                # A signature matches when all its patterns do, so they are tried cheapest first: an
-                # anchored one (BOF) fails at once where a search (EOF, VAR) would scan 128 KiB.
-                signatures = tuple(
-                    tuple(sorted(
-                        (_pattern(p.find("position").text, p.find("regex").text, cache)
-                         for p in sig.findall("pattern")),
-                        key=lambda pattern: _COST.get(pattern[0], 3),
-                    ))
-                    for sig in fmt.findall("signature")
-                )
-            except AttributeError:  # FIDO skips a format whose pattern it cannot use
-                continue
-            i = len(self.formats)
-            self.formats.append((fmt, fmt.find("puid").text, tuple(tuple(p[:4] for p in s) for s in signatures)))
-            if not signatures:  # an extension-only entry: FIDO never finds it by content
-                continue
-            anchors = [best_anchor([p[4] for p in patterns]) for patterns in signatures]
-            if None in anchors:
-                self.anywhere.append(i)
-                continue
-            for anchor in dict.fromkeys(anchors):
-                table = self.by_anchor.setdefault((anchor.side, anchor.offset), {})
-                for b in anchor.allowed:
-                    if not table.get(b) or table[b][-1] != i:
-                        table.setdefault(b, []).append(i)
-        cache.save()
 
     def _as_good_as_any(self, puid: str, found: set[str]) -> bool:
         """No PUID found so far has priority over `puid`."""
@@ -132,10 +112,10 @@ class _Matcher:
                 chosen.update(table.get(tail[-1 - offset], ()))
         return sorted(chosen)
 
-    def match(self, head: bytes, tail: bytes) -> list[Any]:
+    def match(self, head: bytes, tail: bytes) -> list[PronomMatch]:
         # The loops are written out (no all() over generators): this runs for ~230 formats on every
         # document, and most fail at their first literal, where the generator's setup was the cost.
-        found: list[tuple[Any, str]] = []
+        found: list[tuple[PronomMatch, str]] = []
         found_puids: set[str] = set()
         seen: dict[bytes, bool] = {}
         head_len, tail_len = len(head), len(tail)
@@ -207,20 +187,58 @@ _NEVER = re.compile(rb"(?!)")  # matches nowhere
 _Pattern = tuple[str, _Regex, tuple[tuple[bytes, int, int | None], ...], int | None]
 
 
-def _pattern(position: str, regex: str, cache: PatternFactsCache
-             ) -> tuple[str, _Regex, tuple[tuple[bytes, int, int | None], ...], int | None, PatternFacts]:
-    """A FIDO pattern (compiled on first use), with the necessary conditions that let most files
-    skip its regex."""
+def _tables_from_fido() -> format_cache.Tables:
+    """The matcher's tables from FIDO's signature files: each format's signatures with the necessary
+    conditions that let most files skip their regexes, and the formats indexed by their anchors."""
+    from fido.fido import Fido
+
+    fido = Fido(quiet=True, handle_matches=lambda *args, **kwargs: None, format_files=_format_files(),
+                nocontainer=True)
+    formats: list[format_cache.Format] = []
+    anywhere: list[int] = []  # formats with a signature no anchor narrows: tried on every file
+    by_anchor: dict[tuple[str, int], dict[int, list[int]]] = {}
+    for fmt in fido.formats:
+        try:
+            # A signature matches when all its patterns do, so they are tried cheapest first: an
+            # anchored one (BOF) fails at once where a search (EOF, VAR) would scan 128 KiB.
+            signatures = tuple(
+                tuple(sorted((_pattern(p.find("position").text, p.find("regex").text) for p in sig.findall("pattern")),
+                             key=lambda pattern: _COST.get(pattern[0], 3)))
+                for sig in fmt.findall("signature")
+            )
+        except AttributeError:  # FIDO skips a format whose pattern it cannot use
+            continue
+        i = len(formats)
+        entry = _as_match(fmt)
+        formats.append((entry.puid, entry.name, entry.version, entry.media_type, entry.extensions,
+                        tuple(tuple(p[:4] for p in s) for s in signatures)))
+        if not signatures:  # an extension-only entry: FIDO never finds it by content
+            continue
+        anchors = [best_anchor([p[4] for p in patterns]) for patterns in signatures]
+        if None in anchors:
+            anywhere.append(i)
+            continue
+        for anchor in dict.fromkeys(anchors):
+            table = by_anchor.setdefault((anchor.side, anchor.offset), {})
+            for b in sorted(anchor.allowed):
+                if not table.get(b) or table[b][-1] != i:
+                    table.setdefault(b, []).append(i)
+    priority = {puid: tuple(sorted(below)) for puid, below in fido.puid_has_priority_over_map.items()}
+    return formats, anywhere, by_anchor, priority
+
+
+def _pattern(position: str, regex: str
+             ) -> tuple[str, bytes, tuple[tuple[bytes, int, int | None], ...], int | None, PatternFacts]:
+    """A FIDO pattern with the necessary conditions that let most files skip its regex."""
     source = regex.encode("utf8")
-    compiled = _Regex(source)
-    facts = cache.facts(position, source)
+    facts = pattern_facts(position, source)
     needles = []
     for lit, lo, hi in facts.needles:
         end = None if hi is None else hi + len(lit)
         if position == "BOF" and facts.window is not None:
             end = facts.window if end is None else min(end, facts.window)
         needles.append((lit, lo if position == "BOF" else 0, end if position == "BOF" else None))
-    return position, compiled, tuple(needles), facts.window, facts
+    return position, source, tuple(needles), facts.window, facts
 
 
 _COST = {"BOF": 0, "EOF": 1, "IFB": 2, "VAR": 2}
@@ -237,7 +255,7 @@ def _matcher() -> _Matcher:
 
 def identify_bytes(head: bytes, tail: bytes) -> list[PronomMatch]:
     """Every PRONOM format whose signature matches, inferior matches removed (FIDO's priorities)."""
-    return [_as_match(fmt) for fmt in _matcher().match(head, tail)]
+    return _matcher().match(head, tail)
 
 
 def _as_match(fmt: Any) -> PronomMatch:
@@ -306,7 +324,7 @@ def pronom_entry(puid: str) -> PronomMatch | None:
     """PRONOM's name, version and media type for a PUID, from the shipped signature file (FIDO's
     format_extensions.xml repeats some PUIDs under other names and without a version: PRONOM's
     own entry, the one with a version, wins)."""
-    entries = [_as_match(fmt) for fmt, found, _ in _matcher().formats if found == puid]
+    entries = [entry for entry, found, _ in _matcher().formats if found == puid]
     return max(entries, key=lambda m: m.version is not None, default=None)
 
 

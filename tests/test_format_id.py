@@ -47,7 +47,7 @@ def assert_same(fido, corpus: dict[str, bytes]) -> Counter:
     for name, data in corpus.items():
         head, tail = buffers(data)
         theirs = sorted(fmt.find("puid").text for fmt, _ in fido.match_formats(head, tail))
-        ours = sorted(fmt.find("puid").text for fmt in matcher.match(head, tail))
+        ours = sorted(entry.puid for entry in matcher.match(head, tail))
         assert ours == theirs, f"{name}: FIDO finds {theirs}, guidang's matcher {ours}"
         found.update(set(theirs))
     return found
