@@ -441,6 +441,22 @@ def test_a_packed_matter_comes_back_equal_with_the_same_content_hash(served) -> 
         assert len(packed.data) < 2500  # the point of packing: a fraction of the objects' 8 KB
 
 
+def test_packed_matters_keep_their_times_on_one_zone_object_per_offset(served) -> None:
+    """A window's packed matters are held by the run process until their slice: each time parsed
+    from "+08:00" text carries a zone object of its own, which a large window paid for twice a
+    matter. Packed, the times are the same instants and print the same, over one shared zone."""
+    from night.window import Packed
+
+    _sim, conn, _summary = served
+    matters = [m for m in conn.completed_between(SINCE, UNTIL) if isinstance(m, Matter)]
+    assert len({id(m.updated_at.tzinfo) for m in matters}) > 100  # as parsed: one zone object per time
+    packed = [Packed.of(m) for m in matters]
+    assert len({id(p.updated_at.tzinfo) for p in packed} | {id(p.completed_at.tzinfo) for p in packed}) == 1
+    for m, p in zip(matters, packed, strict=True):
+        assert (p.updated_at, p.completed_at) == (m.updated_at, m.completed_at)
+        assert p.updated_at.isoformat() == m.updated_at.isoformat() and p.updated_at.tzname() == m.updated_at.tzname()
+
+
 def test_a_spooled_window_keeps_its_matters_on_disk_and_sends_them_whole(served, tmp_path: Path) -> None:
     """The run's process keeps its window in a spool file, not in memory; a packed matter sent to
     another process (a worker, a Dask or Prefect task) must carry its bytes, or the worker could
