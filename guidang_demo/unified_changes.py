@@ -28,6 +28,7 @@ class DataChanges:
     _matters: dict[str, dict[str, Any]]
     _files: dict[str, str]
     _extra_files: dict[str, bytes]
+    _changed: int
 
     def _bump(self, record: dict[str, Any], at: datetime | None) -> str:
         if at is None:
@@ -42,6 +43,7 @@ class DataChanges:
         """Change fields of a matter (uppercase names, None deletes) and bump its UPDATETIME, to `at`
         or past every UPDATETIME in the data; return the new UPDATETIME."""
         with self._lock:
+            self._changed += 1  # the served windows are computed again
             record = self._matters[projid]
             for k, v in changes.items():
                 if v is None:
@@ -65,6 +67,7 @@ class DataChanges:
         if group not in _GROUPS:
             raise ValueError(f"unknown group {group!r} (申报/过程/结果)")
         with self._lock:
+            self._changed += 1  # the served windows are computed again
             record = self._matters[projid]
             materials = record.setdefault("MATERIALS", [])
             fid = f"{projid}-{len(materials) + 1:02d}"
@@ -102,6 +105,7 @@ class DataChanges:
         the matter can be archived like any other. `changes` set fields (uppercase; None deletes).
         """
         with self._lock:
+            self._changed += 1  # the served windows are computed again
             record = copy.deepcopy(self._matters[like])
             finished = finished_at if finished_at.tzinfo else finished_at.replace(tzinfo=SHANGHAI)
             delta = finished - datetime.fromisoformat(record["FINISHTIME"])

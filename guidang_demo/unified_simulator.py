@@ -53,6 +53,8 @@ from guidang_demo.unified_data import (
 __all__ = ["ENDPOINTS", "Fault", "FaultPlan", "UnifiedSimulator", "write_unified_dataset"]
 
 
+_Row = tuple[datetime, str, dict[str, Any]]  # UPDATETIME, PROJID, the record
+
 class UnifiedSimulator(DataChanges, CompletedEndpoints):
     """Serves one dataset; usable as a context manager (`with UnifiedSimulator(d) as url:`).
 
@@ -69,6 +71,11 @@ class UnifiedSimulator(DataChanges, CompletedEndpoints):
         self._matters: dict[str, dict[str, Any]] = {}
         self._files: dict[str, str] = {}  # FILEID -> PROJID
         self._extra_files: dict[str, bytes] = {}  # documents added while running
+        # the last window served, sorted, while no matter changed: a client paging a window of N
+        # matters asks N / size times, and scanning and sorting all of them for every page made
+        # a large world's paging quadratic
+        self._changed = 0
+        self._window: tuple[Any, list[_Row]] = (None, [])
         self._acks: list[dict[str, Any]] = []
         self._fired: Counter[int] = Counter()
         self.requests: Counter[str] = Counter()
@@ -221,19 +228,28 @@ class UnifiedSimulator(DataChanges, CompletedEndpoints):
             send_json(h, 400, {"error": str(exc)})
             return
         with self._lock:
-            rows = []
-            for r in self._matters.values():
-                if not r.get("FINISHTIME"):
-                    continue
-                try:
-                    ut = datetime.fromisoformat(r["UPDATETIME"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                if (since is None or ut > since) and (until is None or ut <= until):
-                    rows.append((ut, r["PROJID"], r))
-            rows.sort(key=lambda t: (t[0], t[1]))
+            rows = self._window_rows(since, until)
             items = [self._served(r) for _, _, r in rows[(page - 1) * size : page * size]]
         send_json(h, 200, {"total": len(rows), "page": page, "size": size, "items": items}, trunc)
+
+    def _window_rows(self, since: datetime | None, until: datetime | None) -> list[_Row]:
+        """Completed matters with UPDATETIME in (since, until], oldest first (under the lock)."""
+        key = (since, until, self._changed, len(self._matters))
+        if self._window[0] == key:
+            return self._window[1]
+        rows = []
+        for r in self._matters.values():
+            if not r.get("FINISHTIME"):
+                continue
+            try:
+                ut = datetime.fromisoformat(r["UPDATETIME"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if (since is None or ut > since) and (until is None or ut <= until):
+                rows.append((ut, r["PROJID"], r))
+        rows.sort(key=lambda t: (t[0], t[1]))
+        self._window = (key, rows)
+        return rows
 
     def _do_matter(self, h: Handler, projid: str, _q: dict[str, list[str]], _b: bytes, trunc: bool) -> None:
         with self._lock:
