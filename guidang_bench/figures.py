@@ -116,7 +116,7 @@ def figures(
                      "started_at..finished_at (interpreter start-up and imports excluded); process_seconds = "
                      "the child's wall time; peak_rss_mb = the peak of the summed PSS (resident memory, shared "
                      "pages counted once) of the night's process tree (its process and workers), sampled every "
-                     "0.1 s",
+                     "0.5 s (not ru_maxrss, which starts at the bench's own peak)",
             "bagit": "bagit.make_bag(checksums=[sha256, sha512], processes=1) over one folder per matter "
                      "holding copies of its documents, in the bench's process (copying not timed); the best "
                      "of the passes",

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from guidang_bench.figures import Night, figures
-from guidang_bench.memory import TreeRss
+from guidang_bench.memory import run_measured
 from guidang_bench.yardsticks import (
     ARCHIVE_DIGESTS,
     HASH_THREADS,
@@ -156,23 +156,16 @@ def run_night(config: Path, *, orchestrator: str, as_of: str, unified_url: str, 
     command = [sys.executable, "-m", "flows.cli", "run", "--config", str(config),
                "--orchestrator", orchestrator, "--as-of", as_of, "--json"]
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=err, env=child_env(GUIDANG_UNIFIED_URL=unified_url),
-                                cwd=config.parent)
-        sampler = TreeRss(proc.pid)  # guidang_bench/memory.py
-        sampler.start()
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        process_seconds = time.perf_counter() - start
-        sampler.stop()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        returncode, process_seconds, peak = run_measured(command, stdout=out, stderr=err, cwd=config.parent,
+                                                         env=child_env(GUIDANG_UNIFIED_URL=unified_url))
     summary = _parse_summary(out_path.read_text(encoding="utf-8", errors="replace"))
     if summary is None or "run_id" not in summary:
-        raise BenchFailed(f"the {label} night exited {proc.returncode} without a summary:\n{_tail(err_path)}")
+        raise BenchFailed(f"the {label} night exited {returncode} without a summary:\n{_tail(err_path)}")
     return Night(
         orchestrator=label,
         night_seconds=run_duration(config, summary["run_id"]),
         process_seconds=process_seconds,
-        peak_rss_mb=max(sampler.peak, usage.ru_maxrss * 1024) / MB,  # Linux reports ru_maxrss in KiB
+        peak_rss_mb=peak / MB,
         summary=summary,
     )
 
