@@ -41,11 +41,10 @@ def cache_dir() -> Path:
 
 
 def cache_file(sources: Iterable[Path]) -> Path:
-    """The file for tables built from `sources` (FIDO's signature files) by this code."""
-    from packager import format_id, format_index
-
+    """The file for tables built from `sources`: FIDO's signature files and the code that builds
+    the tables from them (the caller names both, this module imports neither)."""
     digest = hashlib.sha256(sys.version.encode())
-    for path in (Path(format_index.__file__), Path(format_id.__file__), *sources):
+    for path in sources:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return cache_dir() / f"pronom-matcher-{digest.hexdigest()[:16]}.marshal"
 

@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packager import format_cache
+from packager import format_cache, format_index
 from packager.format_index import PatternFacts, best_anchor, pattern_facts
 
 BUFFER_SIZE = 128 * 1024  # FIDO's own default window
@@ -74,7 +74,7 @@ class _Matcher:
     def __init__(self) -> None:
         from fido import CONFIG_DIR
 
-        path = format_cache.cache_file(Path(CONFIG_DIR) / name for name in _format_files())
+        path = format_cache.cache_file(_table_sources(Path(CONFIG_DIR)))
         tables = format_cache.load(path)
         if tables is None:
             tables = _tables_from_fido()
@@ -185,6 +185,11 @@ _NEVER = re.compile(rb"(?!)")  # matches nowhere
 
 # position, regex, needles (literal, first offset, end offset or None: the buffer's end), window
 _Pattern = tuple[str, _Regex, tuple[tuple[bytes, int, int | None], ...], int | None]
+
+
+def _table_sources(config_dir: Path) -> list[Path]:
+    """What the matcher's tables are a function of: this code, the analysis, FIDO's signature files."""
+    return [Path(__file__), Path(format_index.__file__), *(config_dir / name for name in _format_files())]
 
 
 def _tables_from_fido() -> format_cache.Tables:

@@ -33,7 +33,7 @@ def identified(matcher: format_id._Matcher) -> dict[str, list[str]]:
 def the_file() -> Path:
     from fido import CONFIG_DIR
 
-    return format_cache.cache_file(Path(CONFIG_DIR) / name for name in format_id._format_files())
+    return format_cache.cache_file(format_id._table_sources(Path(CONFIG_DIR)))
 
 
 @pytest.fixture
@@ -80,10 +80,12 @@ def test_a_damaged_cache_is_ignored_and_replaced(cache_dir: Path, damage: bytes)
 def test_another_pronom_release_reads_another_file(tmp_path: Path, cache_dir: Path) -> None:
     from fido import CONFIG_DIR
 
-    files = [Path(CONFIG_DIR) / name for name in format_id._format_files()]
-    newer = tmp_path / files[0].name
-    newer.write_bytes(files[0].read_bytes().replace(b"</formats>", b"<!-- a newer release --></formats>"))
-    assert format_cache.cache_file(files) != format_cache.cache_file([newer, *files[1:]])
+    files = format_id._table_sources(Path(CONFIG_DIR))
+    signatures = next(i for i, f in enumerate(files) if f.name.startswith("formats-v"))
+    newer = tmp_path / files[signatures].name
+    newer.write_bytes(files[signatures].read_bytes().replace(b"</formats>", b"<!-- a newer release --></formats>"))
+    assert format_cache.cache_file(files) != format_cache.cache_file(
+        [*files[:signatures], newer, *files[signatures + 1:]])
 
 
 def test_an_unwritable_cache_folder_costs_the_build_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
