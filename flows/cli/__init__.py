@@ -126,3 +126,11 @@ app.add_typer(check.export_app, name="export")
 app.add_typer(config.app, name="config")
 app.add_typer(disposition.app, name="disposition")
 app.add_typer(runs.app, name="runs")
+
+
+def entry() -> None:
+    """The `guidang` console script and `python -m flows.cli`: the application, its process ended
+    as flows/cli/ending.py says once the command has returned."""
+    from flows.cli.ending import run_and_exit
+
+    run_and_exit(app)
