@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import create_engine, delete, inspect, select, text, update
 
 from ledger import chain, sequences, store
 from ledger.models import ArchiveSequence, Base, Event, MatterRecord, MatterState
@@ -120,6 +120,43 @@ def test_migrations_and_models_agree(ledger: store.Ledger) -> None:
     with ledger.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def test_the_head_revision_the_ledger_trusts_is_the_newest_migration_script() -> None:
+    """A ledger at store.HEAD_REVISION is opened without Alembic: a new migration script must move it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [store.HEAD_REVISION]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_ledger_one_revision_behind_is_brought_to_head_when_opened(kind: str, tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    def at(url: str, revision: str) -> None:
+        engine = create_engine(url)
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+        engine.dispose()
+
+    def opened(url: str) -> list[str]:
+        at(url, "0005_retention_label_unique")
+        with store.Ledger(url) as led, led.engine.connect() as connection:
+            assert "disposition" in " ".join(inspect(connection).get_table_names())
+            return [r[0] for r in connection.exec_driver_sql("SELECT version_num FROM alembic_version")]
+
+    if kind == "sqlite":
+        assert opened(f"sqlite:///{tmp_path / 'old.sqlite'}") == [store.HEAD_REVISION]
+        return
+    with fresh_database(kind) as url:
+        assert opened(url) == [store.HEAD_REVISION]
 
 
 def test_matter_state_is_stored_as_its_plain_value(ledger: store.Ledger) -> None:
