@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -116,6 +116,7 @@ class RunContext:
     guarding: list[str] = field(default_factory=list)  # the sources whose locks every commit checks now
     store_failures_in_a_row: int = 0  # packages the repository did not take, since the last it did
     deadline: float | None = None  # time.monotonic() by which the night stops (night_deadline_minutes)
+    clearing: Callable[[], None] | None = None  # waits for the retired staging's removal (package.clear_retired)
     _spool: Spool | None = None
 
     def check_locks(self) -> None:
@@ -168,7 +169,13 @@ class RunContext:
             self.connectors[source.name] = open_source(source, base_dir=self.settings.base_dir)
         return self.connectors[source.name]
 
+    def stop_clearing(self) -> None:
+        if self.clearing is not None:
+            self.clearing()
+            self.clearing = None
+
     def close(self) -> None:
+        self.stop_clearing()
         if self._spool is not None:
             self._spool.close()
         for c in self.connectors.values():
@@ -344,6 +351,7 @@ def close_run(ctx: RunContext, summaries: dict[str, SourceSummary], *, failed: l
     if behind is not None:  # copies configured (replicas:): which this night left out, for the next one
         with ctx.ledger.transaction() as s:
             replica_state.note_left_out(s, ctx.run_id, behind, summary)
+    ctx.stop_clearing()
     shutil.rmtree(ctx.staging_root, ignore_errors=True)
     ctx.close()
     return summary

@@ -46,6 +46,7 @@ from night.transferring import acknowledge
 from night.triage import triage
 from night.window import spooled
 from night.work import Staged, Work
+from packager.package import clear_retired
 from schemas.config import Settings
 from schemas.findings import GuidangError
 from schemas.model import mask_text
@@ -109,6 +110,7 @@ def run_nightly(
                 failed.append(mask_text(f"{src.name}: {summaries[src.name].error}"))
             ctx.progress.finished(src.name)
         if not dry_run:
+            ctx.clearing = clear_retired(ctx.staging_root)  # no matter is retired from here on
             try:
                 with ctx.guarded([n for n, s in summaries.items() if not s.error]):
                     batches = write_transfer_batches(ctx)

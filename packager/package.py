@@ -10,7 +10,8 @@ byte-identical files (a retried transfer re-uploads exactly what the ledger alre
 from __future__ import annotations
 
 import shutil
-from collections.abc import Collection, Iterable
+import subprocess
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -177,6 +178,31 @@ def discard(staged: StagedMatter) -> None:
 
 
 RETIRED = ".retired"  # a staging root's folder of transferred matters, removed with the root
+
+
+def clear_retired(root: Path) -> Callable[[], None]:
+    """Start removing `root`'s `.retired` folder beside the caller, once no matter of the run will
+    be retired any more; returns the wait for its end, to call before removing the root.
+
+    Why beside: removing a night's transferred folders (links and folders, about 0.4 s for 600
+    matters on the bench machine) is system calls, and the night's last steps (the DA/T 93 batches,
+    the run row) are the ledger's work, with the night's workers idle. Why a process (`rm -rf`)
+    and not a thread: a thread gets the interpreter's lock back only between the batches' own
+    turns, once per switch interval for each of its thousands of calls, and took longer than the
+    batches beside it. Where there is no `rm`, the removal is done here and now."""
+    folder = root / RETIRED
+    rm = shutil.which("rm")
+    if rm is None or not folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        return lambda: None
+    proc = subprocess.Popen([rm, "-rf", "--", str(folder)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def wait() -> None:
+        proc.wait()
+        shutil.rmtree(folder, ignore_errors=True)  # whatever `rm` left (none expected)
+
+    return wait
 
 
 def retire(folder: Path, document: Path) -> None:

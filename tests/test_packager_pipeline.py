@@ -351,6 +351,35 @@ def test_a_transferred_folder_of_links_is_set_aside_and_a_folder_of_copies_is_re
     assert not copied.exists() and not (tmp_path / ".retired" / "m-copied").exists()
 
 
+@pytest.mark.parametrize("with_rm", [True, False])
+def test_the_retired_folders_are_removed_beside_the_caller_and_nothing_else_is(tmp_path, monkeypatch, with_rm):
+    """The night's end removes `.retired` while the batches are written (clear_retired); the archive's
+    files, of which they are links, and the rest of the staging root stay until the root goes."""
+    import os
+
+    from packager.package import RETIRED, clear_retired
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    root = tmp_path / "run"
+    for i in range(50):
+        folder = root / RETIRED / f"m-{i}" / "材料"
+        folder.mkdir(parents=True)
+        (folder / "1.pdf").write_bytes(b"%PDF-1.7 " + str(i).encode())
+        os.link(folder / "1.pdf", archive / f"{i}.pdf")
+    (root / "in-progress").mkdir()
+    (root / "in-progress" / "2.pdf").write_bytes(b"%PDF-1.7")
+    if not with_rm:
+        monkeypatch.setattr("shutil.which", lambda _name: None)
+    wait = clear_retired(root)
+    wait()
+    assert not (root / RETIRED).exists()
+    assert (root / "in-progress" / "2.pdf").read_bytes() == b"%PDF-1.7"
+    assert sorted(p.read_bytes() for p in archive.iterdir()) == sorted(
+        b"%PDF-1.7 " + str(i).encode() for i in range(50))
+    clear_retired(root)()  # a run that retired nothing: nothing to do
+
+
 def _package_bytes(result: PackageResult) -> dict[str, bytes]:
     return {f.path: (result.folder / f.path).read_bytes() for f in result.files}
 
