@@ -306,7 +306,7 @@ def renumbered(
         i.findings or i.warning or i.status == Status.FAIL for i in prechecked.items
     ):
         return None
-    pkg = PackageUnderCheck(folder=Path(), level="full", metadata=read_metadata(metadata))
+    pkg = PackageUnderCheck(folder=Path(), level="full", metadata=read_metadata(metadata, whole=False))
     again = {"GD-1-4": _gd_1_4(pkg, archival_code_template or DEFAULT_TEMPLATE)}
     items = [replace(again[i.code]) if i.code in again else replace(i) for i in prechecked.items]
     for item in items:
