@@ -8,6 +8,6 @@
 Only this package imports Prefect: the night's stages in `night/` stay plain functions that the
 flows wrap. The command line lives here rather than in a package of its own because it is the top
 of the stack: it imports everything, Prefect included (`guidang deploy`, `guidang serve`), and the
-console script `guidang = flows.cli:app` that operators have installed stays valid. May import
-every other package of ours.
+console script (`guidang = flows.cli:entry`; `flows.cli:app`, which earlier installs name, still
+runs the same commands) stays valid. May import every other package of ours.
 """
