@@ -124,7 +124,7 @@ def test_the_prefect_target_allows_fifteen_percent_at_1_mb_and_thirty_at_100_kb(
     for size, ratio in ((1_000_000, 1.14), (1_000_000, 1.16), (100_000, 1.29), (100_000, 1.31)):
         prefect = Night("prefect", 10.0, 12.0 * ratio, 300.0, SUMMARY)
         out = _figures(local=local, prefect=prefect, prefect_server="http://127.0.0.1:4200/api",
-                       world={**WORLD, "size": size})
+                       world={**WORLD, "size": size, **STATED_WORLDS[size]})
         met[(size, ratio)] = out["targets"]["prefect_slower"]["met"]
         assert out["targets"]["prefect_slower"]["applies"] is True
     assert met == {(1_000_000, 1.14): True, (1_000_000, 1.16): False, (100_000, 1.29): True, (100_000, 1.31): False}
@@ -165,10 +165,21 @@ def test_the_targets_are_read_like_for_like_whole_process_against_bagit_sm3_and_
     local = Night("local", 8.0, 10.0, 300.0, SUMMARY)
     one_mb = _figures(local=local, bagit_sm3_seconds=12.0)
     assert one_mb["process_matters_per_s"] == 20.0 and one_mb["process_vs_bagit_sm3"] == 1.2
-    assert one_mb["targets"]["vs_bagit_sm3"]["met"] is True and one_mb["targets"]["vs_bagit_sm3"]["applies"] is True
+    assert one_mb["targets"]["vs_bagit_sm3"]["met"] is True
     assert one_mb["process_vs_floor"] == 0.175 and one_mb["targets"]["vs_floor"]["met"] is False
-    small = _figures(local=local, bagit_sm3_seconds=12.0, world={**WORLD, "size": 102_400})
+    # 200 matters is not the world the 1 MB targets are stated for (600 x 5 x 1 MB): measured, said so
+    assert one_mb["targets"]["vs_bagit_sm3"]["applies"] is False
+    assert one_mb["targets"]["vs_bagit_sm3"]["stated_world"] == "600 matters x 5 x 1 MB"
+    from guidang_bench.figures import bench_text
+
+    assert "(stated for 600 matters x 5 x 1 MB)" in bench_text(one_mb)
+    stated = _figures(local=local, bagit_sm3_seconds=12.0, world={**WORLD, "matters": 600, "documents": 3_000})
+    assert stated["targets"]["vs_bagit_sm3"]["applies"] and stated["targets"]["vs_floor"]["applies"]
+    small = _figures(local=local, bagit_sm3_seconds=12.0, world={**WORLD, "size": 102_400, "matters": 2_000,
+                                                                     "documents": 10_000})
     assert small["targets"]["vs_floor"]["target"].startswith(">= 0.25x") and small["targets"]["vs_floor"]["applies"]
+    three_docs = _figures(local=local, world={**WORLD, "matters": 2_000, "size": 102_400, "documents": 6_000})
+    assert three_docs["targets"]["vs_floor"]["applies"] is False  # 3 documents a matter: another world
     assert _figures(local=local)["targets"]["vs_bagit_sm3"]["met"] is None  # bagit without SM3: not measured
 
 
@@ -191,6 +202,7 @@ def test_a_floor_slower_than_bagit_sm3_marks_that_target_out_of_reach() -> None:
 
 
 WORLD = {"matters": 200, "docs": 5, "size": 1_000_000, "documents": 1000, "bytes": 10**9}
+STATED_WORLDS = {1_000_000: {"matters": 600, "documents": 3_000}, 100_000: {"matters": 2_000, "documents": 10_000}}
 SUMMARY = {"totals": {"archived": 200}, "run_id": "r1"}
 
 
