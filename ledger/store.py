@@ -147,7 +147,7 @@ def upgrade(engine: Engine) -> None:
     PostgreSQL, GET_LOCK on MariaDB. The second waits, then finds the schema at head.
 
     A ledger already at HEAD_REVISION is left as it is without Alembic: every process that opens
-    the ledger asks, and loading Alembic and its scripts to learn that nothing is to be done took
+    the ledger asks, and loading Alembic and its scripts to learn that nothing is to be done costs
     about 0.1 s of each night's start."""
     if _revisions(engine) == [HEAD_REVISION]:
         return

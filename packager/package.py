@@ -188,7 +188,7 @@ def clear_retired(root: Path) -> Callable[[], None]:
     matters on the bench machine) is system calls, and the night's last steps (the DA/T 93 batches,
     the run row) are the ledger's work, with the night's workers idle. Why a process (`rm -rf`)
     and not a thread: a thread gets the interpreter's lock back only between the batches' own
-    turns, once per switch interval for each of its thousands of calls, and took longer than the
+    turns, once per switch interval for each of its thousands of calls, and lasts longer than the
     batches beside it. Where there is no `rm`, the removal is done here and now."""
     folder = root / RETIRED
     rm = shutil.which("rm")

@@ -3,9 +3,9 @@ shutdown does that anyone can see, then an immediate exit.
 
 Why: a night's process holds a few hundred thousand objects (the ledger's mapper and compiled
 statements, the window it collected, pydantic's models, the format matcher's tables). The
-interpreter's own shutdown frees them one by one, which on the bench machine took about half a
-second after the summary had been printed and every file closed: a tenth of a 600-matter night at
-100 KB, and most of what a one-package `guidang check` waited for after its answer. Nothing of that
+interpreter's own shutdown frees them one by one, about half a second on a 2-core machine after
+the summary is printed and every file closed: a tenth of a 600-matter night at 100 KB, and most of
+what a one-package `guidang check` waits for after its answer. Nothing of that
 freeing reaches a file, the ledger or the terminal.
 
 What still runs, in the interpreter's order: the non-daemon threads are joined, the exit functions
