@@ -58,8 +58,13 @@ def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
     assert figures["targets"]["vs_floor"]["target"].startswith(">= 0.25x")
     assert figures["targets"]["vs_bagit_sm3"]["applies"] is False  # 20 KB documents: not the stated world
     # the required-work floor: every step timed, and a lower bound that the real night never beats
-    assert set(figures["floor_cpu_seconds"]) == {"sm3_sha256", "sha256_readback", "pypdf", "pronom"}
+    # (as the targets define it: one SM3+SHA-256 pass, a SHA-256 read-back, pypdf counting the pages)
+    assert set(figures["floor_cpu_seconds"]) == {"sm3_sha256", "sha256_readback", "pypdf_pages"}
     assert all(cpu > 0 for cpu in figures["floor_cpu_seconds"].values()), figures["floor_cpu_seconds"]
+    # guidang's own checks timed beside it, not in it: the floor with them is slower than the floor
+    assert set(figures["checks_cpu_seconds"]) == {"pdf_inspection", "pronom"}
+    assert all(cpu > 0 for cpu in figures["checks_cpu_seconds"].values()), figures["checks_cpu_seconds"]
+    assert figures["floor_with_checks_matters_per_s"] < figures["floor_matters_per_s"]
     assert figures["floor_cores"] >= 1
     assert abs(figures["floor_seconds"] - sum(figures["floor_cpu_seconds"].values()) / figures["floor_cores"]) < 0.01
     assert 0 < figures["floor_seconds"] < figures["night_seconds"]
@@ -191,7 +196,7 @@ def test_a_floor_slower_than_bagit_sm3_marks_that_target_out_of_reach() -> None:
     from guidang_bench.yardsticks import Floor
 
     local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
-    steps = {"sha256_readback": 1.0, "pypdf": 1.0, "pronom": 1.0}
+    steps = {"sha256_readback": 1.0, "pypdf_pages": 2.0}
     slow = _figures(local=local, bagit_sm3_seconds=3.0, floor=Floor({"sm3_sha256": 5.0, **steps}, 2))
     assert slow["floor_seconds"] == 4.0 and slow["floor_matters_per_s"] == 50.0
     reach = slow["targets"]["vs_bagit_sm3"]
@@ -199,6 +204,23 @@ def test_a_floor_slower_than_bagit_sm3_marks_that_target_out_of_reach() -> None:
     assert "(out of reach here: the floor allows at most 0.75)" in bench_text(slow)
     fast = _figures(local=local, bagit_sm3_seconds=3.0, floor=Floor({"sm3_sha256": 1.0, **steps}, 2))
     assert fast["targets"]["vs_bagit_sm3"]["reachable"] is True and "out of reach" not in bench_text(fast)
+
+
+def test_guidang_s_own_checks_are_reported_beside_the_floor_not_counted_in_it() -> None:
+    """The floor is the targets' own: hashing, read-back and pypdf's page count. The whole inspection
+    and PRONOM that guidang adds (4 CPU seconds here) are shown beside it and do not lower the floor's
+    rate, so a night is not measured against a floor that its own extra checks have slowed."""
+    from guidang_bench.figures import Night, bench_text
+    from guidang_bench.yardsticks import Floor
+
+    local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
+    floor = Floor({"sm3_sha256": 2.0, "sha256_readback": 0.5, "pypdf_pages": 1.5}, 2,
+                  checks={"pdf_inspection": 2.5, "pronom": 1.5})
+    f = _figures(local=local, floor=floor)
+    assert f["floor_seconds"] == 2.0 and f["floor_matters_per_s"] == 100.0  # 4 CPU s on 2 cores, 200 matters
+    assert f["floor_with_checks_matters_per_s"] == 50.0  # 8 CPU s on 2 cores
+    assert f["process_vs_floor"] == round(200 / 12.0 / 100.0, 3)
+    assert "pdf_inspection 2.50, pronom 1.50 CPU s; the floor with them: 50.00 matters/s" in bench_text(f)
 
 
 WORLD = {"matters": 200, "docs": 5, "size": 1_000_000, "documents": 1000, "bytes": 10**9}
@@ -214,7 +236,7 @@ def _figures(**given: object) -> dict[str, object]:
     args: dict[str, object] = {
         "hash_seconds": 4.0, "split_seconds": 2.0, "bagit_seconds": 3.0, "prefect": None, "passes": {},
         "prefect_server": None, "measured_at": "2026-12-02T15:00:00+08:00",
-        "floor": Floor({"sm3_sha256": 2.0, "sha256_readback": 0.5, "pypdf": 0.5, "pronom": 0.5}, 2),
+        "floor": Floor({"sm3_sha256": 2.0, "sha256_readback": 0.5, "pypdf_pages": 1.0}, 2),
     }
     world = given.pop("world", WORLD)
     return figures(world, **{**args, **given})  # type: ignore[arg-type]
