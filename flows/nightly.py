@@ -8,17 +8,21 @@ address, or one local cluster of `dask_workers` processes that all the night's s
 Retries sit on the network-facing tasks (collect, transfer); staging handles a document's transient
 failure by leaving the matter pending.
 
-A chunk goes to its task inside `quote()`: the task receives the chunk itself, but Prefect does not
-walk it looking for futures to link (that walk would visit every Staged matter's documents and
-facts, in the flow's process, under the GIL the night's numbering needs).
+A chunk goes to its task inside a `Chunk`, which both orchestrators take as one opaque value: Prefect
+does not walk it looking for futures to link (its runner and its task engine would each visit every
+matter's documents and facts), and Dask takes the chunk's own token as part of the task's key instead
+of hashing every matter in it. The walks and the hashing would run in the flow's process, on the
+thread that submits the next chunk, under the GIL the night's numbering needs.
 """
 
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -26,7 +30,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 
 from flows import prefect_ops
 from night import forkserver
@@ -54,6 +57,27 @@ from schemas.model import mask_text
 log = logging.getLogger("guidang")
 
 
+class Chunk:
+    """A chunk of matters (Work or Staged) as one task argument that Prefect and Dask leave whole
+    (module docstring). `token` names this chunk's task run uniquely: Dask reads it through
+    `__dask_tokenize__` where it would otherwise hash the matters themselves."""
+
+    __slots__ = ("items", "token")
+
+    def __init__(self, items: Sequence[Any], token: str | None = None) -> None:
+        self.items = list(items)
+        self.token = token or uuid4().hex
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Chunk, (self.items, self.token))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
 class RunFailed(Exception):
     """Raised at the end of a failed night so that Prefect marks the run failed; carries the summary."""
 
@@ -72,13 +96,13 @@ def collect_task(ref: RunRef, source_name: str, since: datetime, until: datetime
 
 
 @task(name="stage-chunk", cache_policy=NO_CACHE)
-def stage_task(ref: RunRef, source_name: str, works: list[Work]) -> ChunkOutcome:
-    return run_unit(stage_unit, ref, source_name, works)
+def stage_task(ref: RunRef, source_name: str, works: Chunk) -> ChunkOutcome:
+    return run_unit(stage_unit, ref, source_name, works.items)
 
 
 @task(name="transfer-chunk", retries=2, retry_delay_seconds=[10, 60], cache_policy=NO_CACHE)
-def transfer_task(ref: RunRef, source_name: str, staged: list[Staged]) -> TransferOutcome:
-    return run_unit(transfer_unit, ref, source_name, staged)
+def transfer_task(ref: RunRef, source_name: str, staged: Chunk) -> TransferOutcome:
+    return run_unit(transfer_unit, ref, source_name, staged.items)
 
 
 class PrefectFanout:
@@ -101,10 +125,10 @@ class PrefectFanout:
         self.workers = workers  # the local worker processes the tasks hand chunks to (0: none, as on Dask)
         self.threads = threads  # the flow's own task runner (else Dask)
 
-    def _arg(self, chunk: list[Any]) -> Any:
-        """The chunk as a task's argument: quoted on the flow's threads (module docstring); as it is
-        for Dask, whose runner rebuilds a quoted argument as a plain tuple on its way to the worker."""
-        return quote(chunk) if self.threads else chunk
+    @staticmethod
+    def _arg(chunk: list[Any]) -> Chunk:
+        """The chunk as a task's argument (module docstring)."""
+        return Chunk(chunk)
 
     def collect(self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime) -> list[Any]:
         items = collect_task.with_options(task_run_name=f"collect-{source.name}")(self.ref, source.name, since, until)
@@ -181,10 +205,18 @@ def night_cluster(settings: Settings, *, dry_run: bool) -> Iterator[str | None]:
     elif o.dask_address:
         yield o.dask_address
     else:
-        from distributed import LocalCluster  # only a Dask night needs it
+        import dask  # only a Dask night needs it
+        from distributed import LocalCluster
 
-        with LocalCluster(n_workers=o.dask_workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster:
+        # The workers are forked from the night's forkserver, which `guidang run` started with the
+        # stages, Prefect and Dask's worker side imported (flows/dask_preload.py); spawned, each
+        # would import them itself with its first task. A forked worker has the server's
+        # environment, which may be older than this process's (a server that outlives a night in a
+        # long-lived process): each worker is given this process's environment as it starts.
+        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), \
+                LocalCluster(n_workers=o.dask_workers, threads_per_worker=1, processes=True,
+                             dashboard_address=None, preload=["flows.dask_preload"],
+                             env=dict(os.environ)) as cluster:
             log.info("night's Dask cluster: %d worker process(es) at %s", o.dask_workers, cluster.scheduler_address)
             yield cluster.scheduler_address
 

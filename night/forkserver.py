@@ -21,6 +21,7 @@ import select
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING
@@ -32,12 +33,13 @@ PRELOAD = ["night.worker_preload"]
 RUN_PID_ENV = "GUIDANG_FORKSERVER_RUN"  # the run's pid, which the server watches while it imports
 log = logging.getLogger("guidang")
 _state = {"early": False, "used": False}  # started by `start`; a pool was opened on it since
+_preload = list(PRELOAD)  # PRELOAD and what `start` was asked to add
 
 
 def context() -> BaseContext:
     """The multiprocessing context of the night's worker pool, its server told what to preload."""
     mp = multiprocessing.get_context("forkserver")
-    mp.set_forkserver_preload(PRELOAD)
+    mp.set_forkserver_preload(_preload)
     return mp
 
 
@@ -47,8 +49,11 @@ def pool_context() -> BaseContext:
     return context()
 
 
-def start() -> None:
-    """Start the server now; it preloads in its own process and this returns at once."""
+def start(also: Sequence[str] = ()) -> None:
+    """Start the server now; it preloads in its own process and this returns at once. `also`: more
+    modules to preload, for workers that are not the local pool's (the night's Dask cluster forks
+    its workers from this server too: flows/dask_preload.py)."""
+    _preload[:] = [*PRELOAD, *also]
     context()
     os.environ[RUN_PID_ENV] = str(os.getpid())  # the server inherits this environment
     forkserver.ensure_running()

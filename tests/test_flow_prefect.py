@@ -11,7 +11,9 @@ would report to a temporary server of their own; the harness sets those global s
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -283,3 +285,59 @@ def test_a_prefect_night_bounds_its_task_runs_per_stage_by_growing_its_chunks(
     assert 2 <= len(ranges) <= 4, ranges
     assert ranges[0][0] == 1 and ranges[-1][1] == total
     assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(ranges))
+
+
+@dataclass
+class Matter:
+    """A stand-in for a chunk's Work or Staged matter: a dataclass, which Prefect and Dask walk."""
+
+    number: str
+    facts: dict[str, str]
+
+
+def test_a_chunk_reaches_its_task_whole_without_prefect_walking_or_dask_hashing_its_matters() -> None:
+    """A task's chunk is one opaque value: Dask keys the task by the chunk's token instead of hashing
+    each matter (which ran in the flow's process for every chunk submitted), Prefect's walk for
+    futures does not enter it, and it crosses to a worker process whole, token and matters."""
+    import pickle
+
+    from dask.base import tokenize
+    from prefect.utilities.collections import visit_collection
+
+    from flows.nightly import Chunk
+
+    matters = [Matter(f"M{i}", {"field": "x" * 100}) for i in range(50)]
+    chunk = Chunk(matters)
+    assert tokenize(chunk) == tokenize(Chunk(matters, chunk.token))  # the token alone names it
+    assert tokenize(chunk) != tokenize(Chunk(matters))  # and each chunk submitted is a task of its own
+    seen: list[object] = []
+    visit_collection({"staged": chunk}, visit_fn=lambda e: seen.append(e) or e, return_data=True)
+    assert not any(isinstance(e, Matter) for e in seen) and chunk in seen
+    back = pickle.loads(pickle.dumps(chunk))
+    assert back.token == chunk.token and back.items == matters and len(back) == 50
+
+
+def test_the_night_s_dask_workers_are_forked_from_its_forkserver_with_the_run_s_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The night's LocalCluster forks its workers from the night's forkserver, which has the stages
+    imported, instead of spawning interpreters that import them with their first task; a forked
+    worker would have the server's environment, so each is given the run's environment as it is
+    when the cluster starts (a source's URL or password set after the server started included)."""
+    import multiprocessing.forkserver as mp_forkserver
+    from types import SimpleNamespace
+
+    import distributed
+
+    from flows.nightly import night_cluster
+    from night import forkserver
+
+    forkserver.start(also=["flows.dask_preload"])
+    server = mp_forkserver._forkserver._forkserver_pid
+    monkeypatch.setenv("GUIDANG_TEST_SET_AFTER_THE_SERVER", "the run's")
+    settings = SimpleNamespace(orchestration=SimpleNamespace(task_runner="dask", dask_address=None, dask_workers=2))
+    with night_cluster(settings, dry_run=False) as address, distributed.Client(address) as client:  # type: ignore[arg-type]
+        seen = client.run(lambda: (os.getppid(), os.environ.get("GUIDANG_TEST_SET_AFTER_THE_SERVER")))
+    assert len(seen) == 2
+    assert all(parent == server for parent, _ in seen.values()), (server, seen)
+    assert all(value == "the run's" for _, value in seen.values()), seen

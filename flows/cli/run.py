@@ -121,12 +121,17 @@ def execute_night(
 def _start_workers_early(settings: Settings, orchestrator: Orchestrator, dry_run: bool) -> None:
     """Start the workers' forkserver (night/forkserver.py) now, beside this process's own imports,
     when the night will have local workers: more than one wanted, a night that writes, and the
-    local orchestrator or Prefect on the flow's threads (night/fanout.fanout_for, nightly._fanout)."""
+    local orchestrator or Prefect on the flow's threads (night/fanout.fanout_for, nightly._fanout);
+    or a Prefect night on a LocalCluster of its own, whose Dask workers are forked from it
+    (flows/nightly.night_cluster), with Dask's and the tasks' modules preloaded as well."""
     from night import forkserver  # light: importing it starts nothing
 
-    threads = orchestrator is Orchestrator.local or settings.orchestration.task_runner == "threads"
+    o = settings.orchestration
+    threads = orchestrator is Orchestrator.local or o.task_runner == "threads"
     if threads and forkserver.local_workers(settings, dry_run=dry_run):
         forkserver.start()
+    elif not threads and o.task_runner == "dask" and not o.dask_address and not dry_run:
+        forkserver.start(also=["flows.dask_preload"])
 
 
 def run(
