@@ -216,9 +216,23 @@ def night_cluster(settings: Settings, *, dry_run: bool) -> Iterator[str | None]:
         with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), \
                 LocalCluster(n_workers=o.dask_workers, threads_per_worker=1, processes=True,
                              dashboard_address=None, preload=["flows.dask_preload"],
-                             env=dict(os.environ)) as cluster:
+                             env=_worker_environment()) as cluster:
             log.info("night's Dask cluster: %d worker process(es) at %s", o.dask_workers, cluster.scheduler_address)
             yield cluster.scheduler_address
+
+
+def _worker_environment() -> dict[str, str]:
+    """This process's environment for the night's Dask workers, with the Prefect API this flow
+    reports to. On a temporary server (no PREFECT_API_URL) that is named nowhere in the environment:
+    a worker without it would start a temporary server of its own, record its task runs there,
+    and leave it running behind a worker that ends without running its exit handlers."""
+    env = dict(os.environ)
+    if not env.get("PREFECT_API_URL"):
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            env["PREFECT_API_URL"] = str(client.api_url)
+    return env
 
 
 def task_runner_for(ctx: RunContext, source: SourceConfig, dask_address: str | None = None) -> Any:

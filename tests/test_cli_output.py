@@ -259,3 +259,28 @@ def test_demo_under_prefect_shows_the_summary_and_not_prefects_task_lines(tmp_pa
     shown = done.stdout + done.stderr
     assert "guidang nightly transfer" in done.stdout and "TOTAL" in done.stdout, shown
     assert "Finished in state" not in shown and "Beginning subflow run" not in shown, shown
+
+
+def test_a_dask_night_from_the_command_line_shows_the_summary_and_not_prefects_task_lines(tmp_path: Path) -> None:
+    """The same on a LocalCluster of the night's own: its workers are forked from the night's
+    forkserver with Prefect already imported, so Prefect's console setting must reach them from
+    the command, as it reaches spawned workers; their task runs go to the night's temporary server
+    (a worker that started one of its own would leave it running, holding this command's output
+    open: this call would not return); and every matter is accounted for."""
+    from guidang_demo.world import build_world
+    from tests.test_scale_out import configure
+
+    world = tmp_path / "world"
+    build_world(world, counts={"unified": 10, "tzxm": 4, "sjjc": 5})
+    configure(world, chunk_size=4, orchestration={"task_runner": "dask", "dask_workers": 2})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "demo", str(world), "--orchestrator", "prefect",
+                           "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**env, "PYTHONPATH": str(ROOT), "PREFECT_HOME": str(tmp_path / "prefect")})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    totals = summary["totals"]
+    assert summary["status"] == "completed" and totals["archived"] > 0, totals
+    assert totals["archived"] + totals["quarantined"] + totals["not_in_scope"] + totals["waiting"] \
+        == totals["collected"], totals  # the demo's defects quarantined, every matter accounted for
+    assert "Finished in state" not in done.stderr and "Task run" not in done.stderr, done.stderr[-3000:]

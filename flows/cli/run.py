@@ -83,12 +83,9 @@ def execute_night(
     `progress` is told each source's counts as the night goes (night/progress.py), either way."""
     settings = check_night_config(config_path, sources)
     window: dict[str, Any] = {"sources": sources, "since": since, "until": until, "dry_run": dry_run}
-    _start_workers_early(settings, orchestrator, dry_run)
-    try:
-        if orchestrator is Orchestrator.local:
-            from night.engine import run_nightly
-
-            return run_nightly(settings, **window, now=as_of, progress=progress)
+    if orchestrator is not Orchestrator.local:
+        # Before the forkserver starts: a Dask night's workers are forked from it with Prefect
+        # imported, its logging configured from this environment (flows/dask_preload.py).
         os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "guidang")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # a temporary server sends nothing out
         # A temporary server's first start on a machine creates and migrates its database, which on
@@ -96,6 +93,12 @@ def execute_night(
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
         if not verbose:  # Prefect's own console handler, where its configuration uses one
             os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    _start_workers_early(settings, orchestrator, dry_run)
+    try:
+        if orchestrator is Orchestrator.local:
+            from night.engine import run_nightly
+
+            return run_nightly(settings, **window, now=as_of, progress=progress)
         from flows.nightly import RunFailed, nightly_transfer
         from night.progress import listening
 
