@@ -261,7 +261,7 @@ def work_through(
     Returns the updated_at of matters left pending by transient faults, which hold the watermark back.
     """
     ordered = sorted(work, key=lambda w: (w.packed.completed_at, w.packed.project_id))
-    source = sized_for(source, len(ordered), fanout.max_chunks)
+    source = sized_for(source, len(ordered), fanout.max_chunks, fanout.min_chunk)
     size = source.chunk_size * source.max_concurrency * SLICE_CHUNKS
     pending_times: list[datetime] = []
     carried = list(resumed)  # numbered by a crashed run: transferred with the first slice
@@ -285,13 +285,16 @@ def work_through(
     return pending_times
 
 
-def sized_for(source: SourceConfig, matters: int, max_chunks: int | None) -> SourceConfig:
+def sized_for(source: SourceConfig, matters: int, max_chunks: int | None,
+              min_chunk: int | None = None) -> SourceConfig:
     """The source with chunks large enough that `matters` make at most `max_chunks` per stage: on
     Prefect each chunk is a task run, which costs the server the same whatever its size, so a long
-    window in small chunks would make the server's share of the night grow with its matters."""
-    if max_chunks is None or matters <= source.chunk_size * max_chunks:
-        return source
-    return source.model_copy(update={"chunk_size": -(-matters // max_chunks)})
+    window in small chunks would make the server's share of the night grow with its matters. And at
+    least `min_chunk` matters a chunk where the fanout's chunks have a fixed cost of their own."""
+    size = max(source.chunk_size, min_chunk or 0)
+    if max_chunks is not None and matters > size * max_chunks:
+        size = -(-matters // max_chunks)
+    return source if size == source.chunk_size else source.model_copy(update={"chunk_size": size})
 
 
 def chunk(items: Sequence[Any], size: int) -> list[list[Any]]:

@@ -44,6 +44,9 @@ class Fanout(Protocol):
     # at most this many chunks per stage of a source (night/engine.sized_for): a Prefect night bounds
     # its task runs so; None: chunk_size alone, as in local worker processes where a chunk costs nothing
     max_chunks: int | None
+    # chunks of at least this many matters (night/engine.sized_for), where each chunk has a cost of
+    # its own worth spreading (a task on Dask); None: chunk_size
+    min_chunk: int | None
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
@@ -70,6 +73,7 @@ class ThreadFanout:
 
     taper = True
     max_chunks = None
+    min_chunk = None
 
     def collect(
         self, ctx: RunContext, source: SourceConfig, since: datetime, until: datetime
@@ -126,6 +130,7 @@ class ProcessFanout:
 
     taper = True
     max_chunks = None
+    min_chunk = None
 
     def __init__(self, ctx: RunContext, workers: int) -> None:
         self.ref: RunRef = ref_of(ctx)
