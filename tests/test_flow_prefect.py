@@ -329,7 +329,7 @@ def test_the_night_s_dask_workers_are_forked_from_its_forkserver_with_the_run_s_
 
     import distributed
 
-    from flows.nightly import night_cluster
+    from flows.runners import night_cluster
     from night import forkserver
 
     forkserver.start(also=["flows.dask_preload"])

@@ -126,7 +126,7 @@ def _start_workers_early(settings: Settings, orchestrator: Orchestrator, dry_run
     when the night will have local workers: more than one wanted, a night that writes, and the
     local orchestrator or Prefect on the flow's threads (night/fanout.fanout_for, nightly._fanout);
     or a Prefect night on a LocalCluster of its own, whose Dask workers are forked from it
-    (flows/nightly.night_cluster), with Dask's and the tasks' modules preloaded as well."""
+    (flows/runners.night_cluster), with Dask's and the tasks' modules preloaded as well."""
     from night import forkserver  # light: importing it starts nothing
 
     o = settings.orchestration
