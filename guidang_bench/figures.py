@@ -113,8 +113,7 @@ def figures(
         "floor_cores": floor.cores,
         "floor_cpu_seconds": {step: round(cpu, 6) for step, cpu in floor.steps.items()},
         "checks_cpu_seconds": {step: round(cpu, 6) for step, cpu in floor.checks.items()},
-        "floor_with_checks_matters_per_s": _rate(
-            matters, (sum(floor.steps.values()) + sum(floor.checks.values())) / floor.cores),
+        "floor_with_checks_matters_per_s": _rate(matters, floor.seconds_with_checks),
         "nights": nights,
         "passes": {k: [round(p, 3) for p in v] for k, v in (passes or {}).items()},
         "method": {

@@ -56,6 +56,10 @@ class Floor:
     def seconds(self) -> float:
         return sum(self.steps.values()) / self.cores
 
+    @property
+    def seconds_with_checks(self) -> float:
+        return (sum(self.steps.values()) + sum(self.checks.values())) / self.cores
+
 
 def usable_cores() -> int:
     """The cores this process may run on (its affinity, as a container or taskset limits it)."""
