@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from guidang_io.crashpoints import crashpoint
-from guidang_io.writeback import paced
 from ledger import holds, store
 from night.context import RunContext, SourceConfig, SourceSummary
 from night.quarantine import quarantine_matter, unexpected_failure
@@ -62,13 +61,6 @@ def with_unit_org_code(ctx: RunContext, m: Matter, appraisal: Appraisal) -> Appr
 
 
 def stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> ChunkOutcome:
-    """Appraise, fetch, inspect and precheck a chunk's matters, its new files kept written back
-    as they are made (guidang_io/writeback.py)."""
-    with paced([ctx.staging_root]):
-        return _stage_chunk(ctx, source, works)
-
-
-def _stage_chunk(ctx: RunContext, source: SourceConfig, works: list[Work]) -> ChunkOutcome:
     out = ChunkOutcome()
     connector = ctx.connector(source)
     for w in works:

@@ -20,7 +20,6 @@ from typing import TypeVar
 from connectors.repositories.base import RepositoryError
 from connectors.sources.base import SourceConnector
 from guidang_io.crashpoints import crashpoint
-from guidang_io.writeback import paced
 from ledger import queries, store
 from ledger.disposition_rules import active_holds
 from ledger.models import MatterRecord, MatterState
@@ -51,24 +50,6 @@ class TransferOutcome:
 
 
 def transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]) -> TransferOutcome:
-    """`_transfer_chunk`, the package files, markers and archive folders it makes kept written back
-    as they are made (guidang_io/writeback.py)."""
-    with paced([ctx.staging_root, *archive_roots(ctx.repository)]):
-        return _transfer_chunk(ctx, source, numbered)
-
-
-def archive_roots(repository: object) -> list[Path]:
-    """The local folders a repository stores into (a filesystem repository's root, also as the
-    primary or a replica of a replicated one); none for an object store."""
-    roots: list[Path] = []
-    for repo in (repository, getattr(repository, "primary", None), *getattr(repository, "replicas", {}).values()):
-        root = getattr(repo, "root", None)
-        if isinstance(root, Path):
-            roots.append(root)
-    return roots
-
-
-def _transfer_chunk(ctx: RunContext, source: SourceConfig, numbered: list[Staged]) -> TransferOutcome:
     """Build the chunk's packages, make their files durable together (`make_durable`: one sync
     instead of one fsync per file), store every package's files, then every package's completion
     marker, then record them in one ledger transaction and tell the source (归档回传) in one more.

@@ -19,19 +19,21 @@ without it, nothing is settled and every put fsyncs its own file, as it always d
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
+import re
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
-from guidang_io import writeback
-from guidang_io.writeback import syncfs_call, syncfs_fd
 from schemas.digest import iter_file
 
 log = logging.getLogger("connectors.repositories.fs")
@@ -51,20 +53,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _kernel_at_least(release: str, wanted: tuple[int, int]) -> bool:
+    m = re.match(r"(\d+)\.(\d+)", release)
+    return m is not None and (int(m.group(1)), int(m.group(2))) >= wanted
+
+
+@cache
 def _syncfs() -> Callable[[int], int] | None:
     """libc's syncfs where it reports write errors (Linux >= 5.8), else None."""
-    return syncfs_call()
+    if sys.platform != "linux" or not _kernel_at_least(os.uname().release, (5, 8)):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    return fn  # type: ignore[no-any-return]
 
 
 def sync_file_system(syncfs: Callable[[int], int], root: Path) -> None:
-    """One syncfs of the file system `root` lies on; OSError when it reports a write error, or
-    when this process's writeback thread saw one there (guidang_io/writeback.py)."""
+    """One syncfs of the file system `root` lies on; OSError when it reports a write error."""
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        syncfs_fd(syncfs, fd, root)
-        seen = writeback.failure(os.fstat(fd).st_dev)
-        if seen is not None:
-            raise OSError(seen.errno, f"{seen.strerror} (reported to an earlier sync)", str(root))
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs: {os.strerror(err)}", str(root))
     finally:
         os.close(fd)
 
