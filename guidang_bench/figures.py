@@ -37,6 +37,22 @@ class Night:
     summary: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class NewFiles:
+    """What a new file cost on the world's disk just before and just after the local night (CPU us,
+    guidang_bench/yardsticks.new_file_us), and how many files and folders the night made a matter."""
+
+    before_us: float
+    after_us: float
+    per_matter: int | None
+
+    def ms_per_matter(self) -> float | None:
+        """The night's new files and folders of one matter at the mean of the two readings."""
+        if self.per_matter is None:
+            return None
+        return self.per_matter * (self.before_us + self.after_us) / 2 / 1000
+
+
 def _rate(count: float, seconds: float) -> float:
     return round(count / seconds, 3) if seconds > 0 else 0.0
 
@@ -69,6 +85,7 @@ def figures(
     dask: Night | None = None,
     measured_at: str,
     passes: dict[str, list[float]] | None = None,
+    new_files: NewFiles | None = None,
 ) -> dict[str, Any]:
     matters, total = world["matters"], world["bytes"]
     nights = {"local": _night(local, matters, total)}
@@ -114,6 +131,11 @@ def figures(
         "floor_cpu_seconds": {step: round(cpu, 6) for step, cpu in floor.steps.items()},
         "checks_cpu_seconds": {step: round(cpu, 6) for step, cpu in floor.checks.items()},
         "floor_with_checks_matters_per_s": _rate(matters, floor.seconds_with_checks),
+        "new_file_us": {"before_local_night": round(new_files.before_us, 1),
+                        "after_local_night": round(new_files.after_us, 1)} if new_files else None,
+        "night_files_per_matter": new_files.per_matter if new_files else None,
+        "new_files_ms_per_matter": round(ms, 3) if new_files and (ms := new_files.ms_per_matter()) is not None
+        else None,
         "nights": nights,
         "passes": {k: [round(p, 3) for p in v] for k, v in (passes or {}).items()},
         "method": {
@@ -140,6 +162,10 @@ def figures(
                       "it: the whole pypdf inspection (packager/pdf.inspect_pdf) and the PRONOM "
                       "identification (packager/format_id.identify_pronom); floor_with_checks_matters_per_s "
                       "adds them to the floor's CPU seconds",
+            "new_files": "new_file_us: this thread's CPU per empty file, 1,000 made in a new folder of the "
+                         "world just before and just after the local night; night_files_per_matter: a "
+                         "stored package's files and folders plus its folders again in staging; "
+                         "new_files_ms_per_matter: the two multiplied at the readings' mean, not in the floor",
             "page_cache": "not dropped (needs root): every file is read once untimed first, so every "
                           "contender reads from the page cache",
             "units": "MB = 10^6 bytes",
@@ -223,6 +249,17 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _new_files_line(f: dict[str, Any]) -> list[str]:
+    us = f.get("new_file_us")
+    if not us:
+        return []
+    made = f.get("night_files_per_matter")
+    cost = (f"; the night made {made} files and folders a matter: {f['new_files_ms_per_matter']:.2f} ms of CPU a "
+            "matter at their mean, beside the floor and not in it") if made else ""
+    return [f"a new file on this disk: {us['before_local_night']:.0f} us of CPU before the local night, "
+            f"{us['after_local_night']:.0f} us after{cost}"]
+
+
 def bench_text(f: dict[str, Any]) -> str:
     """The table a person reads: the contenders side by side, then the targets."""
     size_mb = f["bytes"] / MB
@@ -269,6 +306,7 @@ def bench_text(f: dict[str, Any]) -> str:
         "guidang's own document checks, beside the floor and not in it: "
         + ", ".join(f"{step} {cpu:.2f}" for step, cpu in f["checks_cpu_seconds"].items())
         + f" CPU s; the floor with them: {f['floor_with_checks_matters_per_s']:.2f} matters/s",
+        *_new_files_line(f),
         "",
         "Night seconds are the run's own (ledger run row, start-up excluded, as for bagit and the hash limit);",
         f"bagit and the hash limit: the best of {len(f['passes'].get('bagit', [])) or 1} passes; the night ran once.",

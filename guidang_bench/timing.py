@@ -42,7 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from guidang_bench.figures import Night, figures
+from guidang_bench.figures import NewFiles, Night, figures
 from guidang_bench.memory import run_measured
 from guidang_bench.yardsticks import (
     ARCHIVE_DIGESTS,
@@ -53,6 +53,8 @@ from guidang_bench.yardsticks import (
     document_files,
     hash_limit_seconds,
     hash_split_seconds,
+    new_file_us,
+    night_files_per_matter,
     settle_disk,
     warm_page_cache,
 )
@@ -278,8 +280,11 @@ def run_bench(
     try:
         say(f"the night, local orchestrator ({world['matters']} matters)")
         settle_disk()
+        file_before = new_file_us(set_aside(world_dir, "new-files"))
         local = run_night(config, orchestrator="local", as_of=as_of, unified_url=url, log_dir=logs)
         check_night(local, world["matters"])
+        new_files = NewFiles(file_before, new_file_us(set_aside(world_dir, "new-files")),
+                             night_files_per_matter(world_dir / "archive"))
         prefect = None
         if orchestrator == "prefect":
             reset_state(world_dir)
@@ -302,5 +307,5 @@ def run_bench(
     passes = {"hash_limit": hash_passes, "hash_split": split_passes, "bagit": bagit_passes, "bagit_sm3": like_passes}
     return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s,
                    bagit_sm3_seconds=like_s, floor=floor,
-                   local=local, prefect=prefect, dask=on_dask, passes=passes,
+                   local=local, prefect=prefect, dask=on_dask, passes=passes, new_files=new_files,
                    prefect_server=server, measured_at=datetime.now().astimezone().isoformat(timespec="seconds"))

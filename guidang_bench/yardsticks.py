@@ -37,6 +37,7 @@ from pypdf import PdfReader
 from packager.format_id import identify_pronom
 from packager.pdf import inspect_pdf
 from schemas.digest import BLOCK_SIZE, digest_chunks, iter_file
+from schemas.layout import COMPLETION_MARKER
 
 HASH_THREADS = 2
 STEPS = ("sm3_sha256", "sha256_readback", "pypdf_pages")  # the floor
@@ -229,3 +230,40 @@ def bagit_seconds(files: list[Path], work_dir: Path, checksums: tuple[str, ...] 
         return time.perf_counter() - start
     finally:
         bagit_log.setLevel(level)
+
+
+INODE_PROBE = 1_000  # empty files `new_file_us` makes
+
+
+def new_file_us(folder: Path, count: int = INODE_PROBE) -> float:
+    """CPU microseconds of this thread to create one empty file in the new folder `folder`.
+
+    Why: every file and folder a night makes costs it this, and on the bench machines' disks it
+    ranged from some 25 to 900 us within one hour, with the code unchanged (docs/benchmark.md, "New
+    files"); a night of eighteen a matter moves by several ms a matter with it. Read before and
+    after the local night, it lets a reader tell a slower night from a slower disk. The files stay
+    for `run_bench` to remove after the last night (timing.set_aside)."""
+    folder.mkdir(parents=True)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        start = time.thread_time()
+        for i in range(count):
+            os.close(os.open(f"f{i}", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o644, dir_fd=fd))
+        return (time.thread_time() - start) / count * 1e6
+    finally:
+        os.close(fd)
+
+
+def night_files_per_matter(archive: Path) -> int | None:
+    """The files and folders a night made for one matter: a stored package's (its folder, material
+    folders, documents, 元数据, manifests, 检测报告, completion marker), and the same folders once
+    more in staging (staged files are linked into the archive, staged folders are not); None when
+    the archive holds no complete package."""
+    for top, _, names in os.walk(archive):
+        if COMPLETION_MARKER in names:
+            files = folders = 0
+            for _, dirs, inside in os.walk(top):
+                folders += len(dirs)
+                files += len(inside)
+            return files + 2 * (folders + 1)
+    return None

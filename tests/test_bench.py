@@ -73,6 +73,14 @@ def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
     reach = figures["targets"]["vs_bagit_sm3"]
     assert reach["reachable"] == (figures["floor_vs_bagit_sm3"] >= 0.5)
     assert reach["at_most"] == figures["floor_vs_bagit_sm3"]
+    # what a new file cost on this disk before and after the night, and the files and folders the
+    # night made a matter: two documents in two material folders give 7 files (the documents, 元数据,
+    # two manifests, 检测报告, the completion marker) and 3 folders, made in staging and in the archive
+    assert figures["night_files_per_matter"] == 7 + 2 * 3
+    us = figures["new_file_us"]
+    assert us["before_local_night"] > 0 and us["after_local_night"] > 0
+    mean_ms = (us["before_local_night"] + us["after_local_night"]) / 2 / 1000
+    assert abs(figures["new_files_ms_per_matter"] - 13 * mean_ms) < 0.01
     assert not world.exists()  # removed without --keep
 
 
@@ -221,6 +229,18 @@ def test_guidang_s_own_checks_are_reported_beside_the_floor_not_counted_in_it() 
     assert f["floor_with_checks_matters_per_s"] == 50.0  # 8 CPU s on 2 cores
     assert f["process_vs_floor"] == round(200 / 12.0 / 100.0, 3)
     assert "pdf_inspection 2.50, pronom 1.50 CPU s; the floor with them: 50.00 matters/s" in bench_text(f)
+
+
+def test_the_disk_s_cost_of_a_new_file_is_printed_beside_the_floor_with_the_night_s_files_a_matter() -> None:
+    from guidang_bench.figures import NewFiles, Night, bench_text
+
+    local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
+    f = _figures(local=local, new_files=NewFiles(100.0, 300.0, 18))
+    assert f["new_files_ms_per_matter"] == 3.6  # 18 at the mean of 100 and 300 us
+    assert f["floor_matters_per_s"] == _figures(local=local)["floor_matters_per_s"]  # not in the floor
+    assert ("a new file on this disk: 100 us of CPU before the local night, 300 us after; the night made 18 "
+            "files and folders a matter: 3.60 ms of CPU a matter") in bench_text(f)
+    assert "a new file on this disk" not in bench_text(_figures(local=local))
 
 
 WORLD = {"matters": 200, "docs": 5, "size": 1_000_000, "documents": 1000, "bytes": 10**9}
