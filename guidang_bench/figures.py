@@ -102,6 +102,7 @@ def figures(
         "documents": world["documents"],
         "bytes": total,
         "orchestrator": "prefect" if prefect is not None else "local",
+        "source": world.get("source", "unified"),
         "prefect_server": prefect_server,
         "measured_at": measured_at,
         "matters_per_s": head["matters_per_s"],
@@ -249,6 +250,10 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+_SOURCES = {"unified": "the unified system's simulator over HTTP",
+            "sql": "a self-built system's SQLite database and files on disk"}
+
+
 def _new_files_line(f: dict[str, Any]) -> list[str]:
     us = f.get("new_file_us")
     if not us:
@@ -265,7 +270,7 @@ def bench_text(f: dict[str, Any]) -> str:
     size_mb = f["bytes"] / MB
     lines = [
         f"guidang bench: {f['matters']} matters x {f['docs']} PDFs of about {f['size']:,} bytes "
-        f"({f['documents']} files, {size_mb:,.1f} MB)",
+        f"({f['documents']} files, {size_mb:,.1f} MB), from {_SOURCES[f.get('source', 'unified')]}",
         "",
         f"{'contender':<38}{'seconds':>10}{'matters/s':>12}{'MB/s':>10}",
     ]

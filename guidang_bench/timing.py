@@ -276,7 +276,9 @@ def run_bench(
     server = prefect_server() if orchestrator == "prefect" or dask else None
     logs = world_dir / "bench-logs"
     logs.mkdir(exist_ok=True)
-    simulator, url = start_simulator(world_dir / "sources" / "unified", logs / "simulator.log")
+    # a self-built system's world is read from its database and files: no server to start
+    simulator, url = (None, "") if world.get("source") == "sql" else start_simulator(
+        world_dir / "sources" / "unified", logs / "simulator.log")
     try:
         say(f"the night, local orchestrator ({world['matters']} matters)")
         settle_disk()
@@ -302,7 +304,8 @@ def run_bench(
                                 log_dir=logs, label="dask")
             check_night(on_dask, world["matters"])
     finally:
-        stop_process(simulator)
+        if simulator is not None:
+            stop_process(simulator)
         shutil.rmtree(world_dir / LATER, ignore_errors=True)
     passes = {"hash_limit": hash_passes, "hash_split": split_passes, "bagit": bagit_passes, "bagit_sm3": like_passes}
     return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s,

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,6 +85,24 @@ def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
     mean_ms = (us["before_local_night"] + us["after_local_night"]) / 2 / 1000
     assert abs(figures["new_files_ms_per_matter"] - 13 * mean_ms) < 0.01
     assert not world.exists()  # removed without --keep
+
+
+def test_bench_reads_the_same_matters_from_a_self_built_system_when_asked(tmp_path: Path) -> None:
+    """--source sql: the world's matters in a self-built system's database, their attachments the
+    same files on disk, read by the SQL connector with no HTTP server started."""
+    world = tmp_path / "world"
+    done = _bench("--matters", "3", "--docs", "2", "--size", "20000", "--json", "--source", "sql", "--keep",
+                  "--dir", str(world), cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["source"] == "sql" and figures["archived"] == 3
+    config = yaml.safe_load((world / "guidang.yaml").read_text(encoding="utf-8"))
+    assert [(s["name"], s["kind"]) for s in config["sources"]] == [("zjxt", "sql")]
+    assert not (world / "bench-logs" / "simulator.log").exists()
+    night = json.loads((world / "bench-logs" / "night-local.json").read_text(encoding="utf-8"))
+    assert set(night["sources"]) == {"zjxt"} and night["sources"]["zjxt"]["archived"] == 3
+    with sqlite3.connect(world / "sources" / "selfbuilt.sqlite") as db:  # 归档回传 reached the system
+        assert db.execute("SELECT count(*) FROM SP_BJ WHERE GDZT = '1' AND GDDH IS NOT NULL").fetchone() == (3,)
 
 
 def test_bench_keeps_the_world_it_archived_when_asked(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,13 @@ import typer
 
 from flows.cli.common import JsonOpt, echo_json, fail
 from flows.cli.run import Orchestrator
+
+
+class Source(StrEnum):
+    """Where the bench world's matters come from."""
+
+    unified = "unified"
+    sql = "sql"
 
 
 def bench(
@@ -44,6 +52,9 @@ def bench(
                                                      "(python -m pstats FILE)")] = None,
     dask: Annotated[bool, typer.Option("--dask", help="also a Prefect night with its chunks on one local Dask "
                                        "cluster of 2 workers (needs the dask extra)")] = False,
+    source: Annotated[Source, typer.Option("--source", help="unified: the documents served over HTTP by the "
+                                           "unified system's simulator; sql: the same matters and files in a "
+                                           "self-built system's database (自建系统), read from disk")] = Source.unified,
     as_json: JsonOpt = False,
 ) -> None:
     """Time the real night over N matters x K PDFs against bagit-python and the two-core hash limit."""
@@ -86,6 +97,10 @@ def bench(
     try:
         typer.echo(f"generating {matters} matters x {docs} PDFs of about {size:,} bytes in {world_dir}", err=True)
         world = build_bench_world(world_dir, matters=matters, docs=docs, size=size) | {"size": size}
+        if source == Source.sql:
+            from guidang_demo.bench_selfbuilt import as_selfbuilt
+
+            world = as_selfbuilt(world_dir, world)
         try:
             result = run_bench(world, world_dir, orchestrator=str(orchestrator), repeat=repeat,
                                prefect_server=prefect_server, dask=dask)
