@@ -239,10 +239,11 @@ def new_file_us(folder: Path, count: int = INODE_PROBE) -> float:
     """CPU microseconds of this thread to create one empty file in the new folder `folder`.
 
     Why: every file and folder a night makes costs it this, and on the bench machines' disks it
-    ranged from some 25 to 900 us within one hour, with the code unchanged (docs/benchmark.md, "New
-    files"); a night of eighteen a matter moves by several ms a matter with it. Read before and
-    after the local night, it lets a reader tell a slower night from a slower disk. The files stay
-    for `run_bench` to remove after the last night (timing.set_aside)."""
+    varied by more than an order of magnitude within one hour with the code unchanged
+    (docs/benchmark.md, "A self-built world, the disk's new files, and the targets again"); a
+    night that makes eighteen a matter moves by several ms a matter with it. Read before and after
+    the local night, it lets a reader tell a slower night from a slower disk. The files stay for
+    `run_bench` to remove after the last night (timing.set_aside)."""
     folder.mkdir(parents=True)
     fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
