@@ -110,7 +110,8 @@ def figures(
         "night_seconds": head["night_seconds"],
         "process_seconds": head["process_seconds"],
         "archived": head["archived"],
-        "peak_rss_mb": max(n["peak_rss_mb"] for n in nights.values()),
+        # the `guidang run` trees the targets time; a Dask night's tree also holds its cluster
+        "peak_rss_mb": max(n["peak_rss_mb"] for name, n in nights.items() if name != "dask"),
         "prefect_share": round(share, 3),
         "prefect_slower": round(prefect.process_seconds / local.process_seconds - 1, 3)
         if prefect and local.process_seconds > 0 else None,
@@ -227,9 +228,10 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "stated_world": world,
         },
         "peak_rss": {
-            "target": f"peak RSS < {RSS_LIMIT_MB:.0f} MB (stated for a 20,000-matter night)",
-            "value": f["peak_rss_mb"], "met": f["peak_rss_mb"] < RSS_LIMIT_MB, "applies": f["matters"] >= 20_000,
-            "stated_world": "a 20,000-matter night",
+            "target": f"peak RSS < {RSS_LIMIT_MB:.0f} MB, the local and Prefect nights' process trees",
+            "value": f["peak_rss_mb"], "met": f["peak_rss_mb"] < RSS_LIMIT_MB,
+            "applies": in_world or f["matters"] >= 20_000,
+            "stated_world": f"{world}, or a 20,000-matter night",
         },
         "prefect_slower": {
             "target": f"Prefect night at most {prefect_slower:.0%} slower than local, whole processes, against "
@@ -296,7 +298,9 @@ def bench_text(f: dict[str, Any]) -> str:
                      "(1 - t_local / t_prefect)")
     if "dask" in f["nights"]:
         lines.append(f"Dask night (Prefect, one LocalCluster of 2 workers) against {f['prefect_server']}: "
-                     f"{f['dask_slower']:+.1%} process wall time against the local night")
+                     f"{f['dask_slower']:+.1%} process wall time against the local night; its tree, the "
+                     f"cluster's scheduler, nannies and workers included, peaked at "
+                     f"{f['nights']['dask']['peak_rss_mb']:.1f} MB (not in the peak RSS target's value)")
     lines += [
         f"night vs bagit {f['vs_bagit']:.2f}x, vs hash limit {f['vs_hash_limit']:.2f}x"
         + (f", vs bagit with the archive's digests {f['vs_bagit_sm3']:.2f}x" if "vs_bagit_sm3" in f else ""),

@@ -252,6 +252,24 @@ def test_guidang_s_own_checks_are_reported_beside_the_floor_not_counted_in_it() 
     assert "pdf_inspection 2.50, pronom 1.50 CPU s; the floor with them: 50.00 matters/s" in bench_text(f)
 
 
+def test_the_peak_rss_target_reads_the_guidang_run_trees_and_prints_the_dask_tree_beside_it() -> None:
+    """The targets time `guidang run` processes; a Dask night's tree also holds the cluster it
+    started (scheduler, nannies, workers): its peak is printed, not taken for the target's value."""
+    from guidang_bench.figures import Night, bench_text
+
+    local = Night("local", 10.0, 12.0, 340.0, SUMMARY)
+    prefect = Night("prefect", 11.0, 13.0, 390.0, SUMMARY)
+    dask = Night("dask", 14.0, 17.0, 680.0, SUMMARY)
+    stated = {**WORLD, "size": 102_400, "matters": 2_000, "documents": 10_000}
+    f = _figures(local=local, prefect=prefect, dask=dask, prefect_server="http://127.0.0.1:4200/api", world=stated)
+    peak = f["targets"]["peak_rss"]
+    assert (peak["value"], peak["met"], peak["applies"]) == (390.0, True, True)
+    assert "its tree, the cluster's scheduler, nannies and workers included, peaked at 680.0 MB" in bench_text(f)
+    over = _figures(local=Night("local", 10.0, 12.0, 520.0, SUMMARY), world=stated)["targets"]["peak_rss"]
+    assert (over["value"], over["met"]) == (520.0, False)
+    assert _figures(local=local)["targets"]["peak_rss"]["applies"] is False  # 200 matters at 1 MB: not stated
+
+
 def test_the_disk_s_cost_of_a_new_file_is_printed_beside_the_floor_with_the_night_s_files_a_matter() -> None:
     from guidang_bench.figures import NewFiles, Night, bench_text
 
