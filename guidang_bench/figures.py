@@ -94,6 +94,7 @@ def figures(
     if dask is not None:
         nights["dask"] = _night(dask, matters, total)
     head = nights["local"]
+    files_ms = new_files.ms_per_matter() if new_files else None
     share = 1 - local.night_seconds / prefect.night_seconds if prefect and prefect.night_seconds > 0 else 0.0
     result: dict[str, Any] = {
         "matters": matters,
@@ -136,8 +137,7 @@ def figures(
         "new_file_us": {"before_local_night": round(new_files.before_us, 1),
                         "after_local_night": round(new_files.after_us, 1)} if new_files else None,
         "night_files_per_matter": new_files.per_matter if new_files else None,
-        "new_files_ms_per_matter": round(ms, 3) if new_files and (ms := new_files.ms_per_matter()) is not None
-        else None,
+        "new_files_ms_per_matter": round(files_ms, 3) if files_ms is not None else None,
         "nights": nights,
         "passes": {k: [round(p, 3) for p in v] for k, v in (passes or {}).items()},
         "method": {

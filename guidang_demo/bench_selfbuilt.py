@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def as_selfbuilt(world_dir: Path, world: dict[str, Any]) -> dict[str, Any]:
     data_dir = Path(world["documents_dir"]).parent
     records = json.loads((data_dir / MATTERS_FILE).read_text(encoding="utf-8"))
     database = world_dir / "sources" / DATABASE
-    with sqlite3.connect(database) as db:
+    with closing(sqlite3.connect(database)) as db, db:  # committed, then closed
         db.executescript(_TABLES)
         for r in records:
             db.execute(
@@ -57,7 +58,6 @@ def as_selfbuilt(world_dir: Path, world: dict[str, Any]) -> dict[str, Any]:
             db.executemany("INSERT INTO SP_HJ VALUES (?,?,?,?,?,?,?,?)", [
                 (r["PROJID"], i, p["NODENAME"], p["HANDLER"], p["DEPTNAME"], p["OPINION"], p["STARTTIME"],
                  p["ENDTIME"]) for i, p in enumerate(r["PROCESS"], start=1)])
-    db.close()
     config = Path(world["config"])
     settings = yaml.safe_load(config.read_text(encoding="utf-8"))
     first = settings["sources"][0]["initial_since"]
