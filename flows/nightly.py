@@ -16,6 +16,7 @@ thread that submits the next chunk, under the GIL the night's numbering needs.
 """
 
 import logging
+import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -58,22 +59,46 @@ log = logging.getLogger("guidang")
 class Chunk:
     """A chunk of matters (Work or Staged) as one task argument that Prefect and Dask leave whole
     (module docstring). `token` names this chunk's task run uniquely: Dask reads it through
-    `__dask_tokenize__` where it would otherwise hash the matters themselves."""
+    `__dask_tokenize__` where it would otherwise hash the matters themselves.
 
-    __slots__ = ("items", "token")
+    It travels as one pickled blob, made once by the C pickler and unpickled only where `items` is
+    read (the task's process). On Dask the scheduler unpickles every task it is handed and pickles it
+    again for the worker, and the client pickles with cloudpickle, whose hook runs for every object:
+    a chunk of matter objects cost the flow's process, which also numbers the night, more CPU than
+    the chunk's own work in a worker; a blob costs it a copy of bytes."""
+
+    __slots__ = ("_blob", "_items", "size", "token")
 
     def __init__(self, items: Sequence[Any], token: str | None = None) -> None:
-        self.items = list(items)
+        self._items: list[Any] | None = list(items)
+        self._blob: bytes | None = None
+        self.size = len(self._items)
         self.token = token or uuid4().hex
+
+    @classmethod
+    def _from_blob(cls, blob: bytes, size: int, token: str) -> "Chunk":
+        chunk = cls.__new__(cls)
+        chunk._items, chunk._blob, chunk.size, chunk.token = None, blob, size, token
+        return chunk
+
+    @property
+    def items(self) -> list[Any]:
+        if self._items is None:
+            self._items = pickle.loads(self._blob or b"")
+            self._blob = None  # the matters are held once, as objects, from here on
+        return self._items
 
     def __dask_tokenize__(self) -> str:
         return self.token
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Chunk, (self.items, self.token))
+        if self._blob is None:
+            self._blob = pickle.dumps(self._items, protocol=pickle.HIGHEST_PROTOCOL)
+            self._items = None  # submitted: the flow's process keeps the bytes, not the matters twice
+        return (Chunk._from_blob, (self._blob, self.size, self.token))
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.size
 
 
 class RunFailed(Exception):

@@ -317,6 +317,43 @@ def test_a_chunk_reaches_its_task_whole_without_prefect_walking_or_dask_hashing_
     assert back.token == chunk.token and back.items == matters and len(back) == 50
 
 
+_UNPICKLED: list[str] = []
+
+
+def _counted(number: str) -> Counted:
+    _UNPICKLED.append(number)
+    return Counted(number)
+
+
+@dataclass
+class Counted:
+    """A matter that counts each time it is unpickled."""
+
+    number: str
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_counted, (self.number,))
+
+
+def test_a_chunk_passes_through_a_process_that_does_not_read_it_without_its_matters_unpickled() -> None:
+    """The Dask scheduler unpickles each task it is handed and pickles it again for a worker: a chunk
+    crossing it (and any other hop) stays bytes; its matters are rebuilt once, where the task reads
+    them, and only the length is known without them."""
+    import pickle
+
+    from flows.nightly import Chunk
+
+    chunk = Chunk([Counted(f"M{i}") for i in range(20)])
+    _UNPICKLED.clear()
+    at_scheduler = pickle.loads(pickle.dumps(chunk))
+    at_worker = pickle.loads(pickle.dumps(at_scheduler))
+    assert _UNPICKLED == [] and len(at_worker) == 20 and at_worker.token == chunk.token
+    assert [m.number for m in at_worker.items] == [f"M{i}" for i in range(20)]
+    assert len(_UNPICKLED) == 20
+    at_worker.items  # noqa: B018  (read again: not unpickled again)
+    assert len(_UNPICKLED) == 20
+
+
 def test_the_night_s_dask_workers_are_forked_from_its_forkserver_with_the_run_s_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
