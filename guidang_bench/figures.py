@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from guidang_bench.bound import bound_figures, checks_allowed
+
 if TYPE_CHECKING:
+    from guidang_bench.bound import Bound
     from guidang_bench.yardsticks import Floor
 
 MB = 1_000_000
@@ -86,6 +89,7 @@ def figures(
     measured_at: str,
     passes: dict[str, list[float]] | None = None,
     new_files: NewFiles | None = None,
+    bound: Bound | None = None,
 ) -> dict[str, Any]:
     matters, total = world["matters"], world["bytes"]
     nights = {"local": _night(local, matters, total)}
@@ -164,6 +168,10 @@ def figures(
                       "it: the whole pypdf inspection (packager/pdf.inspect_pdf) and the PRONOM "
                       "identification (packager/format_id.identify_pronom); floor_with_checks_matters_per_s "
                       "adds them to the floor's CPU seconds",
+            "bound": "guidang_bench/bound.py: the floor and the checks, plus a bare interpreter importing the "
+                     "work's libraries (wall, best of 3) and, shared over the cores, every document written once "
+                     "through the night's O_DIRECT writer and one stored package's files and folders a matter at "
+                     "new_file_us: the most a night with these checks could reach",
             "new_files": "new_file_us: this thread's CPU per empty file, 1,000 made in a new folder of the "
                          "world just before and just after the local night; night_files_per_matter: a "
                          "stored package's files and folders plus its folders again in staging; "
@@ -181,6 +189,12 @@ def figures(
         result["process_vs_bagit_sm3"] = _ratio(head["process_matters_per_s"], result["bagit_sm3_matters_per_s"])
         result["floor_vs_bagit_sm3"] = _ratio(result["floor_matters_per_s"], result["bagit_sm3_matters_per_s"])
     result["process_vs_floor"] = _ratio(head["process_matters_per_s"], result["floor_matters_per_s"])
+    result["bound"] = bound_figures(result, floor, bound)
+    if result["bound"]:
+        rate = result["bound"]["matters_per_s"]
+        result["bound"]["vs_bagit_sm3"] = _ratio(rate, result["bagit_sm3_matters_per_s"]) \
+            if result["bagit_sm3_matters_per_s"] else None
+        result["bound"]["vs_floor"] = _ratio(rate, result["floor_matters_per_s"])
     result["targets"] = targets(result)
     return result
 
@@ -213,19 +227,26 @@ def targets(f: dict[str, Any]) -> dict[str, dict[str, Any]]:
     in_world = sized and f.get("docs") == 5 and abs(f["matters"] - count) <= count // 10
     prefect = f["orchestrator"] == "prefect"
     vs_sm3 = f.get("process_vs_bagit_sm3")
+    b = f.get("bound") or {}
+    sm3_rate = f.get("bagit_sm3_matters_per_s")
+    # the most any night with these checks could reach here (guidang_bench/bound.py), else the floor
+    sm3_most = b.get("vs_bagit_sm3") or f.get("floor_vs_bagit_sm3")
+    floor_most = b.get("vs_floor") or 1.0
     return {
         "vs_bagit_sm3": {
             "target": f">= {bagit_x}x bagit-python with sm3+sha256, whole process ({label} documents)",
             "value": vs_sm3, "met": (vs_sm3 >= bagit_x) if vs_sm3 is not None else None, "applies": in_world,
             "stated_world": world,
-            # the most any night could reach here: the required-work floor's rate against bagit-sm3's
-            "reachable": (f["floor_vs_bagit_sm3"] >= bagit_x) if vs_sm3 is not None else True,
-            "at_most": f.get("floor_vs_bagit_sm3"),
+            "reachable": (sm3_most >= bagit_x) if vs_sm3 is not None and sm3_most is not None else True,
+            "at_most": sm3_most,
+            "checks_allowed_cpu_seconds": checks_allowed(f, bagit_x * sm3_rate if sm3_rate else None),
         },
         "vs_floor": {
             "target": f">= {floor_x}x the required-work floor, whole process ({label} documents)",
             "value": f["process_vs_floor"], "met": f["process_vs_floor"] >= floor_x, "applies": in_world,
             "stated_world": world,
+            "reachable": floor_most >= floor_x, "at_most": floor_most,
+            "checks_allowed_cpu_seconds": checks_allowed(f, floor_x * f["floor_matters_per_s"]),
         },
         "peak_rss": {
             "target": f"peak RSS < {RSS_LIMIT_MB:.0f} MB, the local and Prefect nights' process trees",
@@ -265,6 +286,28 @@ def _new_files_line(f: dict[str, Any]) -> list[str]:
             "matter at their mean, beside the floor and not in it") if made else ""
     return [f"a new file on this disk: {us['before_local_night']:.0f} us of CPU before the local night, "
             f"{us['after_local_night']:.0f} us after{cost}"]
+
+
+def _bound_line(f: dict[str, Any]) -> list[str]:
+    b = f.get("bound")
+    if not b:
+        return []
+    return [f"the most a night with these checks could reach (the floor, the checks, a bare start-up of "
+            f"{b['start_seconds']:.2f} s, the archive's copy {b['write_cpu_seconds']:.2f} CPU s, the packages' files "
+            f"and folders {b['new_files_cpu_seconds']:.2f} CPU s): {b['matters_per_s']:.2f} matters/s"
+            + (f" = {b['vs_bagit_sm3']:.2f}x bagit with sm3+sha256" if b.get("vs_bagit_sm3") else "")
+            + f", {b['vs_floor']:.2f}x the floor"]
+
+
+def _out_of_reach(f: dict[str, Any], t: dict[str, Any]) -> str:
+    if t.get("reachable", True):
+        return ""
+    if not f.get("bound"):
+        return f"  (out of reach here: the floor allows at most {t['at_most']})"
+    allowed = t.get("checks_allowed_cpu_seconds")
+    cheaper = "" if allowed is None else "; out of reach even with no checks at all" if allowed <= 0 else (
+        f"; the checks would have to take at most {allowed:.2f} CPU s, against {f['bound']['checks_cpu_seconds']:.2f}")
+    return f"  (out of reach with these checks: at most {t['at_most']}{cheaper})"
 
 
 def bench_text(f: dict[str, Any]) -> str:
@@ -316,6 +359,7 @@ def bench_text(f: dict[str, Any]) -> str:
         + ", ".join(f"{step} {cpu:.2f}" for step, cpu in f["checks_cpu_seconds"].items())
         + f" CPU s; the floor with them: {f['floor_with_checks_matters_per_s']:.2f} matters/s",
         *_new_files_line(f),
+        *_bound_line(f),
         "",
         "Night seconds are the run's own (ledger run row, start-up excluded, as for bagit and the hash limit);",
         f"bagit and the hash limit: the best of {len(f['passes'].get('bagit', [])) or 1} passes; the night ran once.",
@@ -326,6 +370,5 @@ def bench_text(f: dict[str, Any]) -> str:
     for t in f["targets"].values():
         met = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         scope = "" if t["applies"] else f"  (stated for {t.get('stated_world', 'another world')})"
-        bound = "" if t.get("reachable", True) else f"  (out of reach here: the floor allows at most {t['at_most']})"
-        lines.append(f"  {met:<13}{t['target']}: {t['value']}{scope}{bound}")
+        lines.append(f"  {met:<13}{t['target']}: {t['value']}{scope}{_out_of_reach(f, t)}")
     return "\n".join(lines)

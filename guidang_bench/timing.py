@@ -42,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from guidang_bench.bound import bound_of, package_entries
 from guidang_bench.figures import NewFiles, Night, figures
 from guidang_bench.memory import run_measured
 from guidang_bench.yardsticks import (
@@ -287,6 +288,7 @@ def run_bench(
         check_night(local, world["matters"])
         new_files = NewFiles(file_before, new_file_us(set_aside(world_dir, "new-files")),
                              night_files_per_matter(world_dir / "archive"))
+        entries = package_entries(world_dir / "archive")
         prefect = None
         if orchestrator == "prefect":
             reset_state(world_dir)
@@ -303,6 +305,10 @@ def run_bench(
             on_dask = run_night(dask_config(config), orchestrator="prefect", as_of=as_of, unified_url=url,
                                 log_dir=logs, label="dask")
             check_night(on_dask, world["matters"])
+        say("the bound: a bare start-up, every document written once into the archive's kind of file")
+        bound = bound_of(files, set_aside(world_dir, "archive-copy"), matters=world["matters"],
+                         entries_per_matter=entries, new_file_us=(new_files.before_us + new_files.after_us) / 2,
+                         cores=floor.cores)
     finally:
         if simulator is not None:
             stop_process(simulator)
@@ -310,5 +316,5 @@ def run_bench(
     passes = {"hash_limit": hash_passes, "hash_split": split_passes, "bagit": bagit_passes, "bagit_sm3": like_passes}
     return figures(world, hash_seconds=hash_s, split_seconds=split_s, bagit_seconds=bagit_s,
                    bagit_sm3_seconds=like_s, floor=floor,
-                   local=local, prefect=prefect, dask=on_dask, passes=passes, new_files=new_files,
+                   local=local, prefect=prefect, dask=on_dask, passes=passes, new_files=new_files, bound=bound,
                    prefect_server=server, measured_at=datetime.now().astimezone().isoformat(timespec="seconds"))

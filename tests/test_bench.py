@@ -73,9 +73,15 @@ def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
     assert 0 < figures["floor_seconds"] < figures["night_seconds"]
     assert figures["bagit_sm3_matters_per_s"] > 0 and len(figures["passes"]["bagit_sm3"]) == 3
     assert abs(figures["vs_bagit_sm3"] - figures["matters_per_s"] / figures["bagit_sm3_matters_per_s"]) < 0.01
+    # the bound: the floor and the checks, a bare start-up, the archive's copy and the packages' files
+    bound = figures["bound"]
+    assert bound["start_seconds"] > 0 and bound["new_files_cpu_seconds"] > 0
+    assert bound["write_cpu_seconds"] >= 0  # six documents of 20 KB: under the figure's millisecond at times
+    assert bound["matters_per_s"] < figures["floor_with_checks_matters_per_s"]
+    assert bound["vs_bagit_sm3"] < figures["floor_vs_bagit_sm3"]
     reach = figures["targets"]["vs_bagit_sm3"]
-    assert reach["reachable"] == (figures["floor_vs_bagit_sm3"] >= 0.5)
-    assert reach["at_most"] == figures["floor_vs_bagit_sm3"]
+    assert reach["reachable"] == (bound["vs_bagit_sm3"] >= 0.5)
+    assert reach["at_most"] == bound["vs_bagit_sm3"]
     # what a new file cost on this disk before and after the night, and the files and folders the
     # night made a matter: two documents in two material folders give 7 files (the documents, 元数据,
     # two manifests, 检测报告, the completion marker) and 3 folders, made in staging and in the archive
@@ -84,6 +90,8 @@ def test_bench_reports_every_figure_of_a_small_world(tmp_path: Path) -> None:
     assert us["before_local_night"] > 0 and us["after_local_night"] > 0
     mean_ms = (us["before_local_night"] + us["after_local_night"]) / 2 / 1000
     assert abs(figures["new_files_ms_per_matter"] - 13 * mean_ms) < 0.01
+    # the bound counts the stored package alone: its folder, 2 material folders and 7 files, 3 matters
+    assert abs(bound["new_files_cpu_seconds"] - 3 * 10 * mean_ms / 1000) < 0.001
     assert not world.exists()  # removed without --keep
 
 
@@ -233,6 +241,63 @@ def test_a_floor_slower_than_bagit_sm3_marks_that_target_out_of_reach() -> None:
     assert "(out of reach here: the floor allows at most 0.75)" in bench_text(slow)
     fast = _figures(local=local, bagit_sm3_seconds=3.0, floor=Floor({"sm3_sha256": 1.0, **steps}, 2))
     assert fast["targets"]["vs_bagit_sm3"]["reachable"] is True and "out of reach" not in bench_text(fast)
+
+
+def test_a_target_past_the_bound_says_how_cheap_the_checks_would_have_to_be() -> None:
+    """The bound adds to the floor (2 CPU s) and the checks (4 CPU s), both on 2 cores, a bare start-up
+    of 0.2 s and 0.4 CPU s of copying and new files: 3.4 s for 200 matters, 58.8 matters/s, 0.882x
+    bagit-sm3 (3 s), short of 1.2x. At 1.2x (80 matters/s, 2.5 s) the rest of the bound (1.4 s) leaves
+    the checks 1.1 s on 2 cores: 2.2 CPU s against their 4. Checks of 0.4 CPU s bring it within reach
+    (1.6 s, 1.88x), but not the floor's own target: 0.625x the floor where 0.7x is asked."""
+    from guidang_bench.bound import Bound
+    from guidang_bench.figures import Night, bench_text
+    from guidang_bench.yardsticks import Floor
+
+    local = Night("local", 10.0, 12.0, 300.0, SUMMARY)
+    steps = {"sm3_sha256": 1.0, "sha256_readback": 0.5, "pypdf_pages": 0.5}
+    parts = Bound(start_seconds=0.2, write_cpu_seconds=0.3, new_files_cpu_seconds=0.1, cores=2)
+    heavy = _figures(local=local, bagit_sm3_seconds=3.0, bound=parts,
+                     floor=Floor(steps, 2, checks={"pdf_inspection": 2.5, "pronom": 1.5}))
+    assert heavy["bound"]["seconds"] == 3.4 and heavy["bound"]["matters_per_s"] == 58.824
+    reach = heavy["targets"]["vs_bagit_sm3"]
+    assert (reach["reachable"], reach["at_most"], reach["checks_allowed_cpu_seconds"]) == (False, 0.882, 2.2)
+    text = bench_text(heavy)
+    assert "(out of reach with these checks: at most 0.882; the checks would have to take at most 2.20 CPU s, " \
+           "against 4.00)" in text
+    assert "a bare start-up of 0.20 s, the archive's copy 0.30 CPU s, the packages' files and folders 0.10 CPU s" \
+           "): 58.82 matters/s = 0.88x bagit with sm3+sha256" in text
+    light = _figures(local=local, bagit_sm3_seconds=3.0, bound=parts,
+                     floor=Floor(steps, 2, checks={"pdf_inspection": 0.3, "pronom": 0.1}))
+    assert light["targets"]["vs_bagit_sm3"]["reachable"] is True
+    # the floor's own target (0.7x at 1 MB) is tighter: the bound's 1.6 s against the floor's 1 s is 0.625x
+    floor_line = next(line for line in bench_text(light).splitlines() if "x the required-work floor, whole" in line)
+    assert floor_line.endswith("(out of reach with these checks: at most 0.625; the checks would have to take at "
+                               "most 0.06 CPU s, against 0.40)")
+
+
+def test_the_bound_s_copy_writes_each_document_whole_into_a_new_file(tmp_path: Path) -> None:
+    """The archive's copy in the bound is the night's own O_DIRECT writer over every document (here
+    sizes off the 4 KiB block, and one of several MiB), byte for byte; its CPU is what it reports."""
+    from guidang_bench.bound import archive_write_cpu, package_entries
+
+    sizes = [1, 4095, 4096, 100_001, 3 * 1024 * 1024 + 7]
+    files = []
+    for i, size in enumerate(sizes):
+        files.append(tmp_path / f"doc{i}.pdf")
+        files[-1].write_bytes(os.urandom(size))
+    cpu = archive_write_cpu(files, tmp_path / "copies")
+    assert cpu > 0
+    for i, path in enumerate(files):
+        assert (tmp_path / "copies" / f"d{i}").read_bytes() == path.read_bytes()
+    package = tmp_path / "archive" / "Z109" / "2026" / "Y" / "pkg"
+    (package / "过程材料").mkdir(parents=True)
+    for name in ("元数据.xml", "manifest-sm3.txt", "过程材料/a.pdf", ".complete"):
+        (package / name).write_bytes(b"x")
+    assert package_entries(tmp_path / "archive") is None  # no completion marker of the layout's name
+    from schemas.layout import COMPLETION_MARKER
+
+    (package / ".complete").rename(package / COMPLETION_MARKER)
+    assert package_entries(tmp_path / "archive") == 1 + 1 + 4  # the package's folder, 过程材料, four files
 
 
 def test_guidang_s_own_checks_are_reported_beside_the_floor_not_counted_in_it() -> None:
