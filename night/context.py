@@ -118,6 +118,7 @@ class RunContext:
     deadline: float | None = None  # time.monotonic() by which the night stops (night_deadline_minutes)
     clearing: Callable[[], None] | None = None  # waits for the retired staging's removal (package.clear_retired)
     _spool: Spool | None = None
+    _content: Any = None  # packager.content.ContentOptions, built by content_options()
 
     def check_locks(self) -> None:
         """Before a commit that records work: the run still holds the lock of each source it works on
@@ -163,6 +164,16 @@ class RunContext:
         if self._spool is None:
             self._spool = Spool(self.staging_root / WINDOW_SPOOL)
         return self._spool
+
+    def content_options(self) -> Any:
+        """What the content checks take from the settings (packager.content.content_options), built once:
+        every matter staged here shares the one object, which a chunk handed to another process then
+        carries once instead of once a matter (pickle keeps one copy of one object)."""
+        if self._content is None:
+            from packager.content import content_options  # the packager loads where matters are packaged
+
+            self._content = content_options(self.settings)
+        return self._content
 
     def connector(self, source: SourceConfig) -> SourceConnector:
         if source.name not in self.connectors:

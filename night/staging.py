@@ -20,7 +20,6 @@ from night.quarantine import quarantine_matter, unexpected_failure
 from night.retention_book import NoVersionInForce
 from night.work import Staged, Work, archival_code, matter_record
 from packager import CheckReport, QuarantineError, StagedMatter, discard, finalize_package, stage_matter
-from packager.content import content_options
 from packager.stage import Opener
 from retention import AppraisalError, appraise
 from schemas.config import Fonds
@@ -37,7 +36,7 @@ def stage_documents(ctx: RunContext, m: Matter, appraisal: Appraisal, open_docum
     try:
         return stage_matter(
             m, appraisal, open_document, ctx.staging_root, pdf_parse_limit=ctx.settings.pdf_parse_limit_mb * 2**20,
-            content=content_options(ctx.settings),
+            content=ctx.content_options(),
         )
     except (QuarantineError, SourceUnavailable):
         raise

@@ -23,6 +23,7 @@ from packager.virus import VirusResult, VirusScanner
 from schemas.config import Settings, SignatureRule
 from schemas.findings import Finding, Severity
 from schemas.format_policy import FormatsConfig
+from schemas.pickling import by_fields
 from schemas.signature_info import SignatureRecord, SignatureState
 
 # Every DA/T 70 item the check runs (schemas/codes/dat70.yaml); GD-4-1 is required only with a scanner.
@@ -33,6 +34,7 @@ ALL_ITEMS: tuple[str, ...] = (
 DEFAULT_REQUIRED = frozenset(ALL_ITEMS) - {"GD-4-1"}
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class ContentOptions:
     virus: VirusScanner | None = None
@@ -75,6 +77,7 @@ def content_options(settings: Settings | None) -> ContentOptions:
                           ofd=ofd_options(settings), policy=formats, converter=converter)
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class ContentInspection:
     """One document's content inspection. `signatures` is None when the format carries none that

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packager.rendition_bytes import SettleError, settle
+from schemas.pickling import by_fields
 
 TARGET_FORMAT = "PDF/A-2b"
 TOOL = "LibreOffice"
@@ -60,6 +61,7 @@ class ConverterMissing(ConversionError):
     """No LibreOffice on this machine (or the configured program does not exist)."""
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class ConverterOptions:
     program: str = "soffice"

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from schemas.pickling import by_fields
+
 # DA/T 47 / GB/T 18894 general-purpose (通用) formats for long-term keeping.
 GENERAL_FORMATS: frozenset[str] = frozenset(
     {"PDF", "OFD", "XML", "TXT", "JPEG", "TIFF", "PNG", "JP2", "WAV", "MP3", "MP4"}
@@ -101,6 +103,7 @@ _ZIP_BASED = frozenset({"OFD", "DOCX", "XLSX", "PPTX", "ODT", "ODS", "ODP", "ODG
 HEAD_SIZE = 1024
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class FormatInfo:
     name: str  # e.g. "PDF"; the extension upper-cased (or "UNKNOWN") when not recognised

@@ -33,6 +33,7 @@ from packager.sm2 import Certificate, DerError, load_certificates
 from schemas.config import Settings
 from schemas.findings import GuidangError
 from schemas.ofd_config import DEFAULT_STANDARD_FONTS, OfdConfig
+from schemas.pickling import by_fields
 from schemas.signature_info import SignatureRecord
 
 OFD_FORMAT_NAME = "Open Fixed-layout Document (GB/T 33190-2016)"
@@ -44,6 +45,7 @@ RESOURCE_WARNING = "W-OFD-RESOURCE-MISSING"
 _RESOURCE_GROUPS = ("Fonts", "ColorSpaces", "DrawParams", "MultiMedias", "CompositeGraphicUnits")
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class OfdOptions:
     """What the configuration says about OFD (`ofd:` and `signatures:` in guidang.yaml)."""
@@ -54,6 +56,7 @@ class OfdOptions:
     seals: SealOptions = field(default_factory=SealOptions)
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class OfdWarning:
     code: str  # schemas/codes/ofd.yaml
@@ -61,6 +64,7 @@ class OfdWarning:
     count: int = 1
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class OfdInspection:
     version: str | None = None  # OFD.xml Version

@@ -18,11 +18,14 @@ from pathlib import PurePosixPath
 
 from lxml import etree
 
+from schemas.pickling import by_fields
+
 XML_PART_LIMIT = 16 * 1024 * 1024  # an OFD XML part larger than this is not parsed
 SIGNED_VALUE_LIMIT = 4 * 1024 * 1024  # SignedValue.dat (a seal with its picture) larger than this is refused
 _CHUNK = 1024 * 1024
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class OfdLimits:
     """How much one OFD may make guidang do (configuration `ofd:`)."""

@@ -28,6 +28,7 @@ from lxml import etree
 from packager.ofd_container import XML_PART_LIMIT, Broken, Container, child, children, text
 from packager.ses import Verdict, verify_seal, verify_sign
 from packager.sm2 import Certificate, z_value
+from schemas.pickling import by_fields
 from schemas.signature_info import SignatureRecord, SignatureState
 
 SM3_WITH_Z = "sm3-z"
@@ -48,6 +49,7 @@ _CLOSE = re.compile(rb"\s*</(?:[\w.-]+:)?Signatures\s*>")
 _MAX_ID = re.compile(rb"(<(?:[\w.-]+:)?MaxSignId\s*>)\s*([^<]*?)\s*(</)")
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class SealOptions:
     """Trust roots (the 电子印章 authorities a bureau trusts) and the signer certificates that bare

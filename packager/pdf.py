@@ -28,6 +28,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from schemas.pickling import by_fields
+
 if TYPE_CHECKING:
     from pypdf import PdfReader
 
@@ -91,6 +93,7 @@ logging.getLogger("pypdf").addHandler(_WARNINGS)
 logging.getLogger("pypdf").propagate = False
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class PdfInspection:
     pages: int | None = None

@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from schemas.pickling import by_fields
 from schemas.signature_info import SignatureRecord, SignatureState
 
 # pyHanko logs a full traceback at WARNING for every self-signed or untrusted certificate; the
@@ -33,6 +34,7 @@ for _name in ("pyhanko.sign.validation", "pyhanko.sign.validation.generic_cms", 
 _SM_PREFIX = "1.2.156.10197."
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class PdfSignatureInspection:
     signatures: tuple[SignatureRecord, ...] = ()

@@ -37,11 +37,13 @@ from schemas.findings import Finding, GuidangError, Severity
 from schemas.layout import document_path, is_dangerous_path, stored_names
 from schemas.metadata import ConversionRecord, DocumentEntry
 from schemas.model import Appraisal, Document, Matter, mask_text
+from schemas.pickling import by_fields
 
 Opener = Callable[[Document], Iterator[bytes]]
 log = logging.getLogger("guidang")
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class StagedDocument:
     """A document as it lies in the staging folder, with what staging learned about it."""
@@ -95,6 +97,7 @@ class StagedDocument:
         return f"sha256:{self.sha256}"
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class StagedMatter:
     """A matter whose documents passed staging; `finalize_package` turns it into the package.
