@@ -230,15 +230,17 @@ def matter_with_only_an_application_step(tmp_path: Path) -> set[str]:
 def pdf_larger_than_the_parse_limit(tmp_path: Path) -> set[str]:
     """Through the night's own staging, with `pdf_parse_limit_mb: 1` in the configuration."""
     from night.staging import stage_documents
+    from packager.content import content_options
 
     big = make_pdf(["big scan"], pages=1) + b"%" + b"0" * (2 * 2**20) + b"\n"
     matter, contents = make_matter([doc("结果材料", "扫描件.pdf", big)])
     settings = SimpleNamespace(pdf_parse_limit_mb=1, virus_scan=None, signatures=SignatureConfig(),
                                required_checks=None)
     (tmp_path / "staging").mkdir()
+    run = SimpleNamespace(settings=settings, staging_root=tmp_path / "staging",
+                          content_options=lambda: content_options(settings))  # night.context.RunContext's
     try:
-        stage_documents(SimpleNamespace(settings=settings, staging_root=tmp_path / "staging"), matter, appraisal(),
-                        opener(contents))
+        stage_documents(run, matter, appraisal(), opener(contents))
     except QuarantineError as exc:
         return exc.codes
     return set()

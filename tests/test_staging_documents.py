@@ -215,6 +215,7 @@ def test_the_pdf_parse_limit_comes_from_the_configuration(tmp_path: Path) -> Non
     from types import SimpleNamespace
 
     from night.staging import stage_documents
+    from packager.content import content_options
     from packager.package import finalize_package
     from packager.quarantine_error import QuarantineError as Quarantined
     from schemas.config import SignatureConfig
@@ -228,7 +229,8 @@ def test_the_pdf_parse_limit_comes_from_the_configuration(tmp_path: Path) -> Non
         root.mkdir()
         settings = SimpleNamespace(pdf_parse_limit_mb=limit_mb, virus_scan=None, signatures=SignatureConfig(),
                                    required_checks=None)
-        return SimpleNamespace(settings=settings, staging_root=root)
+        return SimpleNamespace(settings=settings, staging_root=root,  # night.context.RunContext's
+                               content_options=lambda: content_options(settings))
 
     with pytest.raises(Quarantined) as refused:
         stage_documents(ctx(1), matter, appraisal(), opener(contents))
