@@ -23,7 +23,6 @@ printed with it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guidang_bench.yardsticks import best_of
 from guidang_io.direct_io import DirectWriter
 
 if TYPE_CHECKING:
@@ -56,13 +56,13 @@ class Bound:
 
 def bare_start_seconds(repeat: int = 3) -> float:
     """Wall seconds of a child interpreter importing only the work's libraries, the best of `repeat`."""
-    best = float("inf")
-    for _ in range(max(1, repeat)):
+    def once() -> float:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", BARE_IMPORTS], check=True, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        best = min(best, time.perf_counter() - started)
-    return best
+        return time.perf_counter() - started
+
+    return best_of(repeat, once)[0]
 
 
 def archive_write_cpu(files: list[Path], folder: Path) -> float:
@@ -89,16 +89,6 @@ def bound_of(files: list[Path], folder: Path, *, matters: int, entries_per_matte
                  new_files_cpu_seconds=entries * new_file_us / 1e6, cores=max(1, cores))
 
 
-def package_entries(archive: Path) -> int | None:
-    """The files and folders one stored package is made of (its folder included); None without one."""
-    from schemas.layout import COMPLETION_MARKER
-
-    for top, _, names in os.walk(archive):
-        if COMPLETION_MARKER in names:
-            return 1 + sum(len(dirs) + len(inside) for _, dirs, inside in os.walk(top))
-    return None
-
-
 def bound_figures(f: dict[str, Any], floor: Floor, bound: Bound | None) -> dict[str, Any] | None:
     """The bound as figures: its parts and its rate over the world of `f` (guidang_bench/figures.figures,
     which adds its ratios to bagit-sm3 and the floor that the targets are read against)."""
@@ -114,8 +104,8 @@ def bound_figures(f: dict[str, Any], floor: Floor, bound: Bound | None) -> dict[
         "seconds": round(seconds, 3),
         "matters_per_s": rate,
         # the checks' CPU a target leaves, the rest of the bound as it is: (its seconds - the rest) x cores
-        "rest_seconds": round(seconds - sum(floor.checks.values()) / floor.cores, 3),
-        "cores": floor.cores,
+        "rest_seconds": round(seconds - sum(floor.checks.values()) / bound.cores, 3),
+        "cores": bound.cores,
     }
 
 

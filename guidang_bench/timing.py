@@ -42,7 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from guidang_bench.bound import bound_of, package_entries
+from guidang_bench.bound import bound_of
 from guidang_bench.figures import NewFiles, Night, figures
 from guidang_bench.memory import run_measured
 from guidang_bench.yardsticks import (
@@ -56,6 +56,7 @@ from guidang_bench.yardsticks import (
     hash_split_seconds,
     new_file_us,
     night_files_per_matter,
+    package_entries,
     settle_disk,
     warm_page_cache,
 )

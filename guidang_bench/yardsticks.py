@@ -260,11 +260,23 @@ def night_files_per_matter(archive: Path) -> int | None:
     folders, documents, 元数据, manifests, 检测报告, completion marker), and the same folders once
     more in staging (staged files are linked into the archive, staged folders are not); None when
     the archive holds no complete package."""
+    counts = _package_counts(archive)
+    return None if counts is None else counts[0] + 2 * (counts[1] + 1)
+
+
+def package_entries(archive: Path) -> int | None:
+    """The files and folders one stored package is made of (its folder included); None without one."""
+    counts = _package_counts(archive)
+    return None if counts is None else counts[0] + counts[1] + 1
+
+
+def _package_counts(archive: Path) -> tuple[int, int] | None:
+    """(files, folders) inside the first complete package of `archive`, None when it holds none."""
     for top, _, names in os.walk(archive):
         if COMPLETION_MARKER in names:
             files = folders = 0
             for _, dirs, inside in os.walk(top):
                 folders += len(dirs)
                 files += len(inside)
-            return files + 2 * (folders + 1)
+            return files, folders
     return None

@@ -278,7 +278,8 @@ def test_a_target_past_the_bound_says_how_cheap_the_checks_would_have_to_be() ->
 def test_the_bound_s_copy_writes_each_document_whole_into_a_new_file(tmp_path: Path) -> None:
     """The archive's copy in the bound is the night's own O_DIRECT writer over every document (here
     sizes off the 4 KiB block, and one of several MiB), byte for byte; its CPU is what it reports."""
-    from guidang_bench.bound import archive_write_cpu, package_entries
+    from guidang_bench.bound import archive_write_cpu
+    from guidang_bench.yardsticks import package_entries
 
     sizes = [1, 4095, 4096, 100_001, 3 * 1024 * 1024 + 7]
     files = []
